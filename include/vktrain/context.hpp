@@ -1,0 +1,91 @@
+// A vktrain context: one Vulkan instance + device (owned, or adopted through vulkan_interop.hpp), its
+// capabilities, memory allocator and pipeline cache. Several contexts may coexist; nothing is global.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vktrain/error.hpp"
+
+namespace vktrain {
+
+// One entry of vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR.
+struct CoopMatShape {
+    uint32_t m = 0, n = 0, k = 0;
+    std::string a_type, b_type, c_type, result_type; // "f16", "f32", "s8", ...
+    std::string scope;                               // "subgroup", "workgroup", ...
+    bool saturating = false;
+};
+
+struct DeviceInfo {
+    uint32_t index = 0;
+    std::string name;
+    std::string type; // discrete, integrated, virtual, cpu, other
+    std::string driver_name, driver_info;
+    uint32_t vendor_id = 0, device_id = 0, driver_version = 0;
+    std::string api_version; // "1.4.305"
+    bool shader_float16 = false;     // fp16 arithmetic in shaders
+    bool storage_buffer_16bit = false;
+    uint32_t subgroup_size = 0, min_subgroup_size = 0, max_subgroup_size = 0;
+    bool subgroup_size_control = false;
+    uint32_t max_shared_memory = 0;
+    uint32_t max_workgroup_invocations = 0;
+    bool timestamps = false;
+    bool coopmat_extension = false; // VK_KHR_cooperative_matrix listed
+    bool coopmat_feature = false;   // ...and its cooperativeMatrix feature bit set
+    std::vector<CoopMatShape> coopmat_shapes;
+};
+
+// Which GEMM implementation a mixed-precision run may use. auto_select measures the candidates on
+// first use (cached per device and driver) and keeps the fastest.
+enum class GemmPath { auto_select, coopmat, tiled_fp16, fp32 };
+const char* to_string(GemmPath path);
+
+struct ContextOptions {
+    int device_index = -1;      // >= 0: pick this physical device
+    std::string device_name;    // non-empty: first device whose name contains this (case-insensitive)
+    bool validation = false;    // enable VK_LAYER_KHRONOS_validation; its messages go to the log callback
+    bool allow_coopmat = true;  // false forbids VK_KHR_cooperative_matrix even where supported
+    bool allow_fp16 = true;     // false forces every path to fp32
+    std::string cache_dir;      // pipeline cache and GEMM-path choices; "" = $VKTRAIN_CACHE_DIR or
+                                // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
+    LogCallback log;            // nullptr: warnings and errors to stderr
+    LogLevel log_level = LogLevel::warning;
+};
+
+namespace runtime {
+class Device;
+}
+
+class Context {
+public:
+    explicit Context(const ContextOptions& options = {});
+    ~Context();
+    Context(Context&&) noexcept;
+    Context& operator=(Context&&) noexcept;
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    const DeviceInfo& device_info() const;
+    // What this context may use: requested ∧ supported.
+    bool coopmat_available() const;
+    bool fp16_available() const;
+    // Bytes of device memory vktrain holds now / at most since the context was made.
+    uint64_t allocated_bytes() const;
+    uint64_t peak_allocated_bytes() const;
+
+    runtime::Device& device(); // internal
+    const runtime::Device& device() const;
+
+private:
+    friend class ContextBuilder;
+    explicit Context(std::unique_ptr<runtime::Device> device);
+    std::unique_ptr<runtime::Device> m_device;
+};
+
+// Every Vulkan device the loader reports, with capabilities (no device is created).
+std::vector<DeviceInfo> list_devices(const ContextOptions& options = {});
+
+} // namespace vktrain

@@ -1,0 +1,70 @@
+# Shared helpers for the Debian set-up scripts (sourced, not run).
+# Everything slow to make lives in VKTRAIN_CACHE (outside the clone) so a fresh clone reuses it.
+set -euo pipefail
+
+VKTRAIN_CACHE=${VKTRAIN_CACHE:-/var/cache/vktrain}
+export VKTRAIN_CACHE
+mkdir -p "$VKTRAIN_CACHE"
+
+log() { printf '[vktrain-setup] %s\n' "$*" >&2; }
+die() { printf '[vktrain-setup] error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "this step installs packages and must run as root (try: sudo $0)"
+}
+
+# The Debian mirror this machine already uses, read from its own apt sources (no host is written
+# into the repository). Prints a URI such as http://<mirror>/debian.
+debian_mirror() {
+  local uri=""
+  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
+    uri=$(awk '
+      /^[[:space:]]*$/ { if (suites ~ /(^| )bookworm( |$)/ && uris != "") { print uris; exit } uris=""; suites=""; next }
+      /^URIs:/ { uris=$2 }
+      /^Suites:/ { $1=""; suites=$0 " " }
+      END { if (suites ~ /(^| )bookworm( |$)/ && uris != "") print uris }
+    ' /etc/apt/sources.list.d/*.sources | head -n1)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb" && $0 !~ /security/ { for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+      /etc/apt/sources.list | head -n1)
+  fi
+  [ -n "$uri" ] || die "could not find a Debian bookworm mirror in /etc/apt/sources.list*"
+  printf '%s\n' "${uri%/}"
+}
+
+# A keyring that knows Debian's archive keys (bookworm's debian-archive-keyring carries trixie's).
+debian_keyring() {
+  local k=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -f "$k" ] || die "missing $k (apt-get install debian-archive-keyring)"
+  printf '%s\n' "$k"
+}
+
+apt_updated_marker="$VKTRAIN_CACHE/.apt-updated"
+apt_update_once() {
+  # One apt-get update per set-up run is enough; later runs skip it unless a package is missing.
+  if [ ! -f "$apt_updated_marker.$$" ]; then
+    log "apt-get update"
+    apt-get update -qq
+    touch "$apt_updated_marker.$$"
+  fi
+}
+cleanup_apt_marker() { rm -f "$apt_updated_marker.$$"; }
+trap cleanup_apt_marker EXIT
+
+# Installs the named packages that are not installed yet (extra apt-get options before "--").
+apt_install() {
+  local opts=() pkgs=() missing=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--" ]; then shift; pkgs=("$@"); break; fi
+    opts+=("$1"); shift
+  done
+  local p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_update_once
+  log "apt-get install ${opts[*]} ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${opts[@]}" "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build dependencies newer than bookworm ships, into $VKTRAIN_CACHE/deps (idempotent, root not needed
+# once setup-host.sh has run):
+# - Vulkan headers, volk, VulkanMemoryAllocator and SPIRV-Headers from Debian trixie, downloaded with a
+#   private apt configuration and unpacked (no trixie binary is installed on the host);
+# - glslang 15 built from trixie's source package (cooperative matrix support).
+# Prints the prefix to hand to CMake (CMAKE_PREFIX_PATH) on its last line.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+deps="$VKTRAIN_CACHE/deps"
+prefix="$deps/prefix"
+stamp="$deps/.complete-v1"
+if [ -f "$stamp" ]; then
+  printf '%s\n' "$prefix"
+  exit 0
+fi
+
+aptdir="$deps/apt-trixie"
+mkdir -p "$aptdir/lists/partial" "$aptdir/archives/partial" "$deps/download" "$prefix"
+cat >"$aptdir/trixie.sources" <<SRC
+Types: deb deb-src
+URIs: $(debian_mirror)
+Suites: trixie
+Components: main
+Signed-By: $(debian_keyring)
+SRC
+: >"$aptdir/empty.list"
+aptopt=(-o "Dir::Etc::SourceList=$aptdir/empty.list" -o "Dir::Etc::SourceParts=$aptdir/parts"
+        -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir" -o "Dir::Cache::archives=$aptdir/archives"
+        -o "APT::Architecture=$(dpkg --print-architecture)" -o "Debug::NoLocking=1")
+mkdir -p "$aptdir/parts"
+cp "$aptdir/trixie.sources" "$aptdir/parts/trixie.sources"
+
+log "private apt update for trixie headers"
+apt-get "${aptopt[@]}" update -qq
+
+cd "$deps/download"
+log "downloading trixie header packages"
+apt-get "${aptopt[@]}" download libvulkan-dev libvulkan-volk-dev libvulkan-memory-allocator-dev spirv-headers >/dev/null
+for deb in ./*.deb; do dpkg-deb -x "$deb" "$prefix"; done
+
+log "downloading glslang source"
+apt-get "${aptopt[@]}" source --download-only glslang >/dev/null
+orig=$(ls glslang_*.orig.tar.* | head -n1)
+rm -rf "$deps/glslang-src" && mkdir -p "$deps/glslang-src"
+tar -xf "$orig" -C "$deps/glslang-src" --strip-components=1
+
+log "building glslang (about a minute)"
+cmake -S "$deps/glslang-src" -B "$deps/glslang-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DENABLE_OPT=OFF -DGLSLANG_TESTS=OFF -DBUILD_SHARED_LIBS=OFF -DENABLE_GLSLANG_BINARIES=ON \
+  -DCMAKE_INSTALL_PREFIX="$prefix/usr" >/dev/null
+cmake --build "$deps/glslang-build" -j"$(nproc)" >/dev/null
+cmake --install "$deps/glslang-build" >/dev/null
+rm -rf "$deps/glslang-build" "$deps/glslang-src"
+
+"$prefix/usr/bin/glslang" --version | head -n1 >&2
+touch "$stamp"
+printf '%s\n' "$prefix"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Host packages for building and running vktrain on Debian bookworm (idempotent, root).
+# - build tools, zlib, GoogleTest, the Fashion-MNIST data set, the Vulkan loader
+# - Mesa lavapipe from bookworm-backports (fp16, 16-bit storage; no cooperative matrix)
+# Headers new enough for VK_KHR_cooperative_matrix and glslang 15 come from fetch-deps.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+need_root
+
+apt_install -- build-essential cmake ninja-build pkg-config python3 zlib1g-dev libgtest-dev \
+  libvulkan1 vulkan-tools dataset-fashion-mnist debootstrap ca-certificates xz-utils dpkg-dev
+
+# bookworm-backports, on the same mirror and keyring as the machine's own sources.
+bp=/etc/apt/sources.list.d/vktrain-bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  log "adding bookworm-backports ($bp)"
+  cat >"$bp" <<SRC
+Types: deb
+URIs: $(debian_mirror)
+Suites: bookworm-backports
+Components: main
+Signed-By: $(debian_keyring)
+SRC
+  rm -f "$apt_updated_marker.$$"
+fi
+
+mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+if [ -z "$mesa_version" ] || dpkg --compare-versions "$mesa_version" lt 25; then
+  apt_update_once
+  log "installing mesa-vulkan-drivers from bookworm-backports (have: ${mesa_version:-none})"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports mesa-vulkan-drivers >/dev/null
+fi
+log "host packages ready (mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers))"

@@ -1,0 +1,86 @@
+// The logical device: one compute queue, a per-device function table (volk), the VMA allocator, the
+// pipeline cache and the counters tests and reports read (memory peak, dispatches per kernel).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "runtime/caps.hpp"
+#include "runtime/instance.hpp"
+#include "runtime/logger.hpp"
+#include "vktrain/context.hpp"
+
+struct VmaAllocator_T;
+
+namespace vktrain::runtime {
+
+class PipelineCache;
+
+class Device {
+public:
+    Device(const ContextOptions& options);
+    ~Device();
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+
+    const VolkDeviceTable& fn() const { return m_fn; }
+    VkDevice handle() const { return m_device; }
+    VkPhysicalDevice physical() const { return m_physical; }
+    VkQueue queue() const { return m_queue; }
+    VmaAllocator_T* allocator() const { return m_allocator; }
+    const DeviceCaps& caps() const { return m_caps; }
+    const Logger& logger() const { return m_logger; }
+    PipelineCache& pipelines() { return *m_pipelines; }
+    const std::string& cache_dir() const { return m_cache_dir; }
+    bool validation() const { return m_instance->validation(); }
+
+    // Effective capabilities: requested ∧ supported.
+    bool coopmat_enabled() const { return m_coopmat_enabled; }
+    bool fp16_enabled() const { return m_fp16_enabled; }
+
+    // A stable key for per-device caches: vendor, device, driver version and pipeline-cache UUID.
+    std::string cache_key() const;
+
+    // Memory accounting, fed by Buffer.
+    void on_allocate(uint64_t bytes);
+    void on_free(uint64_t bytes);
+    uint64_t allocated_bytes() const { return m_allocated.load(); }
+    uint64_t peak_allocated_bytes() const { return m_peak.load(); }
+    void reset_peak() { m_peak.store(m_allocated.load()); }
+
+    // Executed dispatches per kernel variant name (counted when a sequence finishes on the queue).
+    void count_dispatches(const std::map<std::string, uint64_t>& counts);
+    uint64_t dispatch_count(const std::string& prefix) const; // sum over variants starting with prefix
+
+    // Serialises queue submissions (a VkQueue must be externally synchronised).
+    std::mutex& queue_mutex() { return m_queue_mutex; }
+
+private:
+    Logger m_logger;
+    std::unique_ptr<Instance> m_instance;
+    VkPhysicalDevice m_physical = VK_NULL_HANDLE;
+    DeviceCaps m_caps;
+    VkDevice m_device = VK_NULL_HANDLE;
+    VolkDeviceTable m_fn{};
+    VkQueue m_queue = VK_NULL_HANDLE;
+    VmaAllocator_T* m_allocator = nullptr;
+    std::unique_ptr<PipelineCache> m_pipelines;
+    std::string m_cache_dir;
+    bool m_coopmat_enabled = false;
+    bool m_fp16_enabled = false;
+    std::atomic<uint64_t> m_allocated{0};
+    std::atomic<uint64_t> m_peak{0};
+    mutable std::mutex m_count_mutex;
+    std::map<std::string, uint64_t> m_dispatch_counts;
+    std::mutex m_queue_mutex;
+};
+
+// Picks the physical device: by index, by name substring, else discrete > integrated > virtual > cpu.
+uint32_t choose_physical_device(const std::vector<DeviceCaps>& all, const ContextOptions& options);
+
+std::string resolve_cache_dir(const std::string& requested);
+
+} // namespace vktrain::runtime

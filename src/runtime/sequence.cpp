@@ -1,0 +1,251 @@
+#include "runtime/sequence.hpp"
+
+#include <mutex>
+
+#include "runtime/device.hpp"
+
+namespace vktrain::runtime {
+namespace {
+constexpr uint32_t k_sets_per_pool = 128;
+constexpr uint32_t k_descriptors_per_pool = 1024;
+constexpr VkAccessFlags k_all_access = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                       VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+} // namespace
+
+Sequence::Sequence(Device& device, uint32_t max_timestamps) : m_device(device), m_max_timestamps(max_timestamps) {
+    const auto& fn = m_device.fn();
+    VkCommandPoolCreateInfo pinfo{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    pinfo.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pinfo.queueFamilyIndex = m_device.caps().queue_family;
+    VK_CHECK(fn.vkCreateCommandPool(m_device.handle(), &pinfo, nullptr, &m_pool));
+    VkCommandBufferAllocateInfo ainfo{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ainfo.commandPool = m_pool;
+    ainfo.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ainfo.commandBufferCount = 1;
+    VkFenceCreateInfo finfo{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VkResult r = fn.vkAllocateCommandBuffers(m_device.handle(), &ainfo, &m_cmd);
+    if (r == VK_SUCCESS) r = fn.vkCreateFence(m_device.handle(), &finfo, nullptr, &m_fence);
+    if (r == VK_SUCCESS && m_max_timestamps > 0 && m_device.caps().info.timestamps) {
+        VkQueryPoolCreateInfo qinfo{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+        qinfo.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        qinfo.queryCount = m_max_timestamps;
+        r = fn.vkCreateQueryPool(m_device.handle(), &qinfo, nullptr, &m_queries);
+    }
+    if (r != VK_SUCCESS) {
+        destroy();
+        throw_vk_error(r, "Sequence::Sequence", __FILE__, __LINE__);
+    }
+}
+
+Sequence::~Sequence() { destroy(); }
+
+void Sequence::destroy() noexcept {
+    const auto& fn = m_device.fn();
+    VkDevice dev = m_device.handle();
+    for (VkDescriptorPool p : m_desc_pools) fn.vkDestroyDescriptorPool(dev, p, nullptr);
+    m_desc_pools.clear();
+    if (m_queries) fn.vkDestroyQueryPool(dev, m_queries, nullptr);
+    if (m_fence) fn.vkDestroyFence(dev, m_fence, nullptr);
+    if (m_pool) fn.vkDestroyCommandPool(dev, m_pool, nullptr);
+    m_queries = VK_NULL_HANDLE;
+    m_fence = VK_NULL_HANDLE;
+    m_pool = VK_NULL_HANDLE;
+}
+
+VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
+    const auto& fn = m_device.fn();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (!m_desc_pools.empty() && m_sets_in_pool < k_sets_per_pool) {
+            VkDescriptorSetAllocateInfo ainfo{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+            ainfo.descriptorPool = m_desc_pools.back();
+            ainfo.descriptorSetCount = 1;
+            ainfo.pSetLayouts = &layout;
+            VkDescriptorSet set = VK_NULL_HANDLE;
+            VkResult r = fn.vkAllocateDescriptorSets(m_device.handle(), &ainfo, &set);
+            if (r == VK_SUCCESS) {
+                ++m_sets_in_pool;
+                return set;
+            }
+            if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL) VK_CHECK(r);
+        }
+        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, k_descriptors_per_pool};
+        VkDescriptorPoolCreateInfo pinfo{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+        pinfo.maxSets = k_sets_per_pool;
+        pinfo.poolSizeCount = 1;
+        pinfo.pPoolSizes = &size;
+        VkDescriptorPool pool = VK_NULL_HANDLE;
+        VK_CHECK(fn.vkCreateDescriptorPool(m_device.handle(), &pinfo, nullptr, &pool));
+        m_desc_pools.push_back(pool);
+        m_sets_in_pool = 0;
+    }
+    VKT_FAIL("could not allocate a descriptor set");
+}
+
+void Sequence::begin() {
+    const auto& fn = m_device.fn();
+    VK_CHECK(fn.vkResetCommandBuffer(m_cmd, 0));
+    for (VkDescriptorPool p : m_desc_pools) fn.vkDestroyDescriptorPool(m_device.handle(), p, nullptr);
+    m_desc_pools.clear();
+    m_sets_in_pool = 0;
+    m_pending.clear();
+    m_dispatches = 0;
+    m_kernel_counts.clear();
+    m_timestamps = 0;
+    VkCommandBufferBeginInfo binfo{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VK_CHECK(fn.vkBeginCommandBuffer(m_cmd, &binfo));
+    if (m_queries) fn.vkCmdResetQueryPool(m_cmd, m_queries, 0, m_max_timestamps);
+    // Order this replay after everything the host or an earlier submission wrote.
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = k_all_access | VK_ACCESS_HOST_WRITE_BIT;
+    mb.dstAccessMask = k_all_access;
+    fn.vkCmdPipelineBarrier(m_cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                            VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    m_recording = true;
+    m_recorded = false;
+}
+
+void Sequence::barrier(VkPipelineStageFlags dst_stages) {
+    VkPipelineStageFlags src = 0;
+    for (const auto& [buf, p] : m_pending) src |= p.write_stages | p.read_stages;
+    if (src == 0) src = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT;
+    // One global memory barrier covers every pending hazard; fine-grained buffer barriers buy nothing
+    // on current drivers for this access pattern.
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = k_all_access;
+    m_device.fn().vkCmdPipelineBarrier(m_cmd, src, dst_stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    m_pending.clear();
+}
+
+void Sequence::track(VkBuffer buffer, bool reads, bool writes, VkPipelineStageFlags stage) {
+    Pending& p = m_pending[buffer];
+    if (reads) p.read_stages |= stage;
+    if (writes) p.write_stages |= stage;
+}
+
+void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindings, const void* push,
+                        uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz) {
+    VKT_CHECK(m_recording, "dispatch outside begin()/end()");
+    VKT_CHECK(bindings.size() == kernel.bindings, kernel.variant, " takes ", kernel.bindings, " buffers, got ",
+              bindings.size());
+    VKT_CHECK(push_size == kernel.push_size, kernel.variant, " takes ", kernel.push_size, " bytes of push constants, got ",
+              push_size);
+    if (gx == 0 || gy == 0 || gz == 0) return; // empty problem: nothing to do
+    const auto& fn = m_device.fn();
+
+    // Hazards against what is pending since the last barrier.
+    bool need = false;
+    for (const Binding& b : bindings) {
+        VKT_CHECK(b.buffer && b.buffer->valid(), kernel.variant, ": null buffer binding");
+        auto it = m_pending.find(b.buffer->handle());
+        if (it == m_pending.end()) continue;
+        const bool writes = b.access != Access::read;
+        if (it->second.write_stages) need = true;                // RAW or WAW
+        if (writes && it->second.read_stages) need = true;       // WAR
+    }
+    if (need) barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
+
+    VkDescriptorSet set = allocate_set(kernel.set_layout);
+    std::vector<VkDescriptorBufferInfo> infos(bindings.size());
+    std::vector<VkWriteDescriptorSet> writes(bindings.size());
+    for (size_t i = 0; i < bindings.size(); ++i) {
+        infos[i] = {bindings[i].buffer->handle(), 0, VK_WHOLE_SIZE};
+        writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+        writes[i].dstSet = set;
+        writes[i].dstBinding = uint32_t(i);
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+    }
+    fn.vkUpdateDescriptorSets(m_device.handle(), uint32_t(writes.size()), writes.data(), 0, nullptr);
+    fn.vkCmdBindPipeline(m_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline);
+    fn.vkCmdBindDescriptorSets(m_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nullptr);
+    if (push_size) fn.vkCmdPushConstants(m_cmd, kernel.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
+    fn.vkCmdDispatch(m_cmd, gx, gy, gz);
+    for (const Binding& b : bindings)
+        track(b.buffer->handle(), b.access != Access::write, b.access != Access::read,
+              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
+    ++m_dispatches;
+    ++m_kernel_counts[kernel.variant];
+}
+
+void Sequence::copy(const Buffer& src, const Buffer& dst, uint64_t bytes, uint64_t src_offset, uint64_t dst_offset) {
+    VKT_CHECK(m_recording, "copy outside begin()/end()");
+    VKT_CHECK(src_offset + bytes <= src.size() && dst_offset + bytes <= dst.size(), "copy of ", bytes,
+              " bytes overruns a buffer");
+    if (bytes == 0) return;
+    auto s = m_pending.find(src.handle());
+    auto d = m_pending.find(dst.handle());
+    if ((s != m_pending.end() && s->second.write_stages) ||
+        (d != m_pending.end() && (d->second.write_stages || d->second.read_stages)))
+        barrier(VK_PIPELINE_STAGE_TRANSFER_BIT);
+    VkBufferCopy region{src_offset, dst_offset, bytes};
+    m_device.fn().vkCmdCopyBuffer(m_cmd, src.handle(), dst.handle(), 1, &region);
+    track(src.handle(), true, false, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    track(dst.handle(), false, true, VK_PIPELINE_STAGE_TRANSFER_BIT);
+}
+
+void Sequence::fill(const Buffer& dst, uint32_t value, uint64_t bytes, uint64_t offset) {
+    VKT_CHECK(m_recording, "fill outside begin()/end()");
+    auto d = m_pending.find(dst.handle());
+    if (d != m_pending.end() && (d->second.write_stages || d->second.read_stages))
+        barrier(VK_PIPELINE_STAGE_TRANSFER_BIT);
+    m_device.fn().vkCmdFillBuffer(m_cmd, dst.handle(), offset, bytes, value);
+    track(dst.handle(), false, true, VK_PIPELINE_STAGE_TRANSFER_BIT);
+}
+
+uint32_t Sequence::timestamp() {
+    VKT_CHECK(m_recording, "timestamp outside begin()/end()");
+    VKT_CHECK(m_timestamps < m_max_timestamps, "more timestamps than the ", m_max_timestamps, " reserved");
+    const uint32_t index = m_timestamps++;
+    if (m_queries) {
+        // Everything recorded so far must finish before the timestamp is taken.
+        if (!m_pending.empty()) barrier(VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
+        m_device.fn().vkCmdWriteTimestamp(m_cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, m_queries, index);
+    }
+    return index;
+}
+
+void Sequence::end() {
+    VKT_CHECK(m_recording, "end() without begin()");
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    m_device.fn().vkCmdPipelineBarrier(m_cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb,
+                                       0, nullptr, 0, nullptr);
+    m_pending.clear();
+    VK_CHECK(m_device.fn().vkEndCommandBuffer(m_cmd));
+    m_recording = false;
+    m_recorded = true;
+}
+
+void Sequence::submit_and_wait() {
+    VKT_CHECK(m_recorded, "submit of a sequence that was not recorded (call begin()/end())");
+    const auto& fn = m_device.fn();
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &m_cmd;
+    VK_CHECK(fn.vkResetFences(m_device.handle(), 1, &m_fence));
+    {
+        std::lock_guard<std::mutex> lock(m_device.queue_mutex());
+        VK_CHECK(fn.vkQueueSubmit(m_device.queue(), 1, &si, m_fence));
+    }
+    VK_CHECK(fn.vkWaitForFences(m_device.handle(), 1, &m_fence, VK_TRUE, UINT64_MAX));
+    m_device.count_dispatches(m_kernel_counts);
+    if (m_queries && m_timestamps) {
+        m_timestamp_values.assign(m_timestamps, 0);
+        VK_CHECK(fn.vkGetQueryPoolResults(m_device.handle(), m_queries, 0, m_timestamps,
+                                          m_timestamps * sizeof(uint64_t), m_timestamp_values.data(), sizeof(uint64_t),
+                                          VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+    }
+}
+
+double Sequence::elapsed_ns(uint32_t from, uint32_t to) const {
+    if (!m_queries || to >= m_timestamp_values.size() || from >= m_timestamp_values.size()) return 0.0;
+    const uint32_t bits = m_device.caps().timestamp_valid_bits;
+    const uint64_t mask = bits >= 64 ? ~0ull : ((1ull << bits) - 1);
+    const uint64_t ticks = (m_timestamp_values[to] - m_timestamp_values[from]) & mask;
+    return double(ticks) * double(m_device.caps().timestamp_period_ns);
+}
+
+} // namespace vktrain::runtime

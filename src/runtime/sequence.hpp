@@ -1,0 +1,72 @@
+// A recorded command buffer that can be replayed: dispatches, copies and fills, with the barriers
+// between them derived from the declared buffer accesses (read-after-write, write-after-read and
+// write-after-write hazards), descriptor sets allocated at record time, and optional timestamps.
+#pragma once
+
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/memory.hpp"
+#include "runtime/pipeline.hpp"
+
+namespace vktrain::runtime {
+
+class Device;
+
+enum class Access { read, write, read_write };
+
+struct Binding {
+    const Buffer* buffer;
+    Access access;
+};
+
+class Sequence {
+public:
+    explicit Sequence(Device& device, uint32_t max_timestamps = 0);
+    ~Sequence();
+    Sequence(const Sequence&) = delete;
+    Sequence& operator=(const Sequence&) = delete;
+
+    void begin(); // starts (re-)recording; previous contents are discarded
+    void dispatch(const Kernel& kernel, const std::vector<Binding>& bindings, const void* push, uint32_t push_size,
+                  uint32_t groups_x, uint32_t groups_y = 1, uint32_t groups_z = 1);
+    void copy(const Buffer& src, const Buffer& dst, uint64_t bytes, uint64_t src_offset = 0, uint64_t dst_offset = 0);
+    void fill(const Buffer& dst, uint32_t value, uint64_t bytes = VK_WHOLE_SIZE, uint64_t offset = 0);
+    uint32_t timestamp(); // returns the query index
+    void end();           // makes every write visible to the host
+
+    void submit_and_wait(); // replayable any number of times after end()
+    // Nanoseconds between two timestamps of the last submission (0 when the device has no timestamps).
+    double elapsed_ns(uint32_t from, uint32_t to) const;
+    size_t dispatch_count() const { return m_dispatches; }
+
+private:
+    struct Pending {
+        VkPipelineStageFlags write_stages = 0;
+        VkPipelineStageFlags read_stages = 0;
+    };
+    void track(VkBuffer buffer, bool reads, bool writes, VkPipelineStageFlags stage);
+    void barrier(VkPipelineStageFlags dst_stages);
+    void destroy() noexcept;
+    VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
+
+    Device& m_device;
+    VkCommandPool m_pool = VK_NULL_HANDLE;
+    VkCommandBuffer m_cmd = VK_NULL_HANDLE;
+    VkFence m_fence = VK_NULL_HANDLE;
+    VkQueryPool m_queries = VK_NULL_HANDLE;
+    uint32_t m_max_timestamps = 0;
+    uint32_t m_timestamps = 0;
+    std::vector<uint64_t> m_timestamp_values;
+    std::vector<VkDescriptorPool> m_desc_pools;
+    uint32_t m_sets_in_pool = 0;
+    std::unordered_map<VkBuffer, Pending> m_pending;
+    bool m_recording = false;
+    bool m_recorded = false;
+    size_t m_dispatches = 0;
+    std::map<std::string, uint64_t> m_kernel_counts;
+};
+
+} // namespace vktrain::runtime

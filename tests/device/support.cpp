@@ -1,0 +1,110 @@
+#include "device/support.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace vkt_test {
+namespace {
+
+std::atomic<int> g_validation_messages{0};
+
+bool env_flag(const char* name) {
+    const char* v = std::getenv(name);
+    return v && std::strcmp(v, "0") != 0 && v[0] != '\0';
+}
+
+} // namespace
+
+vktrain::ContextOptions context_options() {
+    vktrain::ContextOptions o;
+    o.validation = env_flag("VKTRAIN_TEST_VALIDATION");
+    if (const char* d = std::getenv("VKTRAIN_TEST_DEVICE")) o.device_name = d;
+    o.cache_dir = "none"; // tests never depend on what an earlier run cached
+    o.log = [](vktrain::LogLevel level, vktrain::LogSource source, const std::string& message) {
+        if (source == vktrain::LogSource::validation) {
+            ++g_validation_messages;
+            ADD_FAILURE() << "Vulkan validation (" << vktrain::to_string(level) << "): " << message;
+        } else if (level >= vktrain::LogLevel::warning) {
+            std::fprintf(stderr, "vktrain %s: %s\n", vktrain::to_string(level), message.c_str());
+        }
+    };
+    return o;
+}
+
+vktrain::Context& context() {
+    static std::unique_ptr<vktrain::Context> ctx = [] {
+        auto c = std::make_unique<vktrain::Context>(context_options());
+        const auto& info = c->device_info();
+        std::fprintf(stderr, "[vktrain tests] device: %s (%s %s), coopmat %s, fp16 %s, validation %s\n",
+                     info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str(),
+                     c->coopmat_available() ? "yes" : "no", c->fp16_available() ? "yes" : "no",
+                     c->device().validation() ? "on" : "off");
+        return c;
+    }();
+    return *ctx;
+}
+
+vktrain::runtime::Device& device() { return context().device(); }
+bool expect_coopmat() { return env_flag("VKTRAIN_TEST_EXPECT_COOPMAT"); }
+int validation_messages() { return g_validation_messages.load(); }
+
+vktrain::runtime::Buffer make_buffer(const std::vector<float>& values, DType dtype) {
+    const size_t n = std::max<size_t>(values.size(), 1);
+    vktrain::runtime::Buffer buf(device(), n * vktrain::kernels::dtype_size(dtype), vktrain::runtime::MemoryKind::readback,
+                                 "test");
+    if (dtype == DType::f16) {
+        std::vector<uint16_t> h(n, 0);
+        vktrain::floats_to_halves(values.data(), h.data(), values.size());
+        buf.write(h.data(), h.size() * 2);
+    } else {
+        std::vector<float> f(n, 0.0f);
+        std::copy(values.begin(), values.end(), f.begin());
+        buf.write(f.data(), f.size() * 4);
+    }
+    return buf;
+}
+
+vktrain::runtime::Buffer make_buffer_u32(const std::vector<uint32_t>& values) {
+    std::vector<uint32_t> v(values);
+    if (v.empty()) v.push_back(0);
+    vktrain::runtime::Buffer buf(device(), v.size() * 4, vktrain::runtime::MemoryKind::readback, "test");
+    buf.write(v.data(), v.size() * 4);
+    return buf;
+}
+
+std::vector<float> read_buffer(const vktrain::runtime::Buffer& buffer, DType dtype, size_t count) {
+    std::vector<float> out(count);
+    if (dtype == DType::f16) {
+        std::vector<uint16_t> h(count);
+        buffer.read(h.data(), count * 2);
+        vktrain::halves_to_floats(h.data(), out.data(), count);
+    } else {
+        buffer.read(out.data(), count * 4);
+    }
+    return out;
+}
+
+std::vector<uint32_t> read_buffer_u32(const vktrain::runtime::Buffer& buffer, size_t count) {
+    std::vector<uint32_t> out(count);
+    buffer.read(out.data(), count * 4);
+    return out;
+}
+
+std::vector<float> random_values(size_t n, uint32_t seed, float lo, float hi) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng);
+    return v;
+}
+
+std::vector<float> round_through(const std::vector<float>& v, DType dtype) {
+    if (dtype == DType::f32) return v;
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = vktrain::round_to_half(v[i]);
+    return out;
+}
+
+} // namespace vkt_test

@@ -1,0 +1,55 @@
+// Shared set-up for device tests: one context per test binary (device chosen by VKTRAIN_TEST_DEVICE),
+// validation on when VKTRAIN_TEST_VALIDATION=1 (every validation message fails the running test),
+// and helpers to move data in and out of host-visible test buffers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/half.hpp"
+#include "kernels/tensor.hpp"
+#include "runtime/device.hpp"
+#include "runtime/memory.hpp"
+#include "runtime/sequence.hpp"
+#include "vktrain/context.hpp"
+
+namespace vkt_test {
+
+using vktrain::kernels::DType;
+
+vktrain::ContextOptions context_options();
+vktrain::Context& context();
+vktrain::runtime::Device& device();
+bool expect_coopmat();     // VKTRAIN_TEST_EXPECT_COOPMAT=1: coopmat tests must run, not skip
+int validation_messages(); // seen so far in this process
+
+// Skips (or, where coopmat is expected, fails) when the device lacks cooperative matrix.
+#define VKT_REQUIRE_COOPMAT()                                                                                \
+    do {                                                                                                     \
+        if (!::vkt_test::context().coopmat_available()) {                                                    \
+            if (::vkt_test::expect_coopmat()) FAIL() << "cooperative matrix expected but unavailable";       \
+            GTEST_SKIP() << "device '" << ::vkt_test::context().device_info().name                           \
+                         << "' has no usable VK_KHR_cooperative_matrix";                                    \
+        }                                                                                                    \
+    } while (0)
+
+#define VKT_REQUIRE_FP16()                                                                                   \
+    do {                                                                                                     \
+        if (!::vkt_test::context().fp16_available())                                                         \
+            GTEST_SKIP() << "device '" << ::vkt_test::context().device_info().name << "' has no 16-bit storage"; \
+    } while (0)
+
+// A host-visible buffer holding `values` in the given precision (fp16 values are rounded first).
+vktrain::runtime::Buffer make_buffer(const std::vector<float>& values, DType dtype);
+vktrain::runtime::Buffer make_buffer_u32(const std::vector<uint32_t>& values);
+std::vector<float> read_buffer(const vktrain::runtime::Buffer& buffer, DType dtype, size_t count);
+std::vector<uint32_t> read_buffer_u32(const vktrain::runtime::Buffer& buffer, size_t count);
+
+std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
+std::vector<float> round_through(const std::vector<float>& v, DType dtype); // what the device sees
+
+} // namespace vkt_test
