@@ -7,7 +7,17 @@ need_root
 
 root="$VKTRAIN_CACHE/trixie-root"
 stamp="$root/.vktrain-complete-v1"
-if [ -f "$stamp" ]; then
+# Mesa and the layer from trixie-backports; python3-safetensors/numpy read our checkpoints in a test.
+packages=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools python3-safetensors python3-numpy)
+in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
+missing_in_root() {
+  local p
+  for p in "${packages[@]}"; do
+    in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || return 0
+  done
+  return 1
+}
+if [ -f "$stamp" ] && ! missing_in_root; then
   printf '%s\n' "$root"
   exit 0
 fi
@@ -31,12 +41,10 @@ SRC
 rm -f "$root/etc/apt/sources.list"
 
 log "installing Mesa lavapipe from trixie-backports and the validation layer in the root"
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-  apt-get update -qq
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -qq --no-install-recommends -t trixie-backports \
-  mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools >/dev/null
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin apt-get clean
+in_root apt-get update -qq
+in_root apt-get install -y -qq --no-install-recommends -t trixie-backports "${packages[@]}" >/dev/null 2>"$VKTRAIN_CACHE/root-apt.log" \
+  || { tail -n 20 "$VKTRAIN_CACHE/root-apt.log" >&2; die "installing into the trixie root failed"; }
+in_root apt-get clean
 
 v=$(chroot "$root" dpkg-query -W -f='${Version}' mesa-vulkan-drivers)
 dpkg --compare-versions "$v" ge 26.1 || die "trixie root has mesa-vulkan-drivers $v; need >= 26.1 for cooperative matrix"

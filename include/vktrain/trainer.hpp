@@ -1,0 +1,96 @@
+// The trainer: compiles a Model for a context, derives the backward pass, allocates activations and
+// gradients once, records the training step's command buffer once and replays it every step. fp32
+// master weights and optimizer state live on the host; the device holds the fp16 (mixed) or fp32 copy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vktrain/context.hpp"
+#include "vktrain/model.hpp"
+#include "vktrain/options.hpp"
+
+namespace vktrain {
+
+struct TrainerOptions {
+    Precision precision = Precision::mixed;
+    uint32_t batch_size = 128;
+    OptimizerOptions optimizer;
+    LossScalerOptions loss_scaler;
+    GemmPath gemm_path = GemmPath::auto_select; // mixed only; fp32 precision always runs the fp32 GEMM
+    uint64_t seed = 0;                          // weight initialisation
+};
+
+struct StepResult {
+    float loss = 0.0f;       // mean cross-entropy of the batch (unscaled)
+    float loss_scale = 1.0f; // the scale used for this step's gradients
+    bool skipped = false;    // a gradient was inf/NaN: no update, scale backed off
+};
+
+struct EvalResult {
+    double loss = 0.0;
+    double accuracy = 0.0;
+    uint64_t count = 0;
+};
+
+struct GemmReport {
+    std::string site;   // e.g. "linear1.forward"
+    std::string shape;  // e.g. "ABt:m=128,n=256,k=784,out=f16"
+    GemmPath path = GemmPath::fp32;
+    std::string reason;
+};
+
+struct Parameter {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> data; // fp32 master values
+};
+
+class Trainer {
+public:
+    Trainer(Context& context, const Model& model, const TrainerOptions& options);
+    ~Trainer();
+    Trainer(const Trainer&) = delete;
+    Trainer& operator=(const Trainer&) = delete;
+
+    // One optimisation step on `count` (1..batch_size) samples: x is count×input_features, labels in
+    // [0, classes). Returns the loss, the loss scale used and whether the step was skipped.
+    StepResult step(const float* x, const int32_t* labels, uint32_t count);
+
+    // Loss and fp32 gradients (unscaled) for a batch without updating anything; grads follow parameters().
+    float compute_gradients(const float* x, const int32_t* labels, uint32_t count,
+                            std::vector<std::vector<float>>& grads);
+
+    // Forward pass only: logits (count×classes, fp32) for up to any number of samples.
+    std::vector<float> predict(const float* x, uint64_t count);
+    EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
+
+    std::vector<Parameter> parameters() const;
+    // The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...), for inspection and tests.
+    std::vector<std::pair<std::string, std::vector<float>>> optimizer_state() const;
+    void set_parameters(const std::vector<Parameter>& params); // names and shapes must match
+
+    // Checkpoints: safetensors with the fp32 master weights under the parameter names.
+    void save(const std::string& path) const;
+    void load(const std::string& path);
+
+    const Model& model() const;
+    const TrainerOptions& options() const;
+    float loss_scale() const;
+    uint64_t steps() const;          // steps taken (including skipped ones)
+    uint64_t skipped_steps() const;
+    // The GEMM path of every GEMM in the step, and a one-word summary ("coopmat", "tiled-fp16",
+    // "fp32", or "mixed" when GEMMs differ).
+    const std::vector<GemmReport>& gemm_paths() const;
+    std::string gemm_path_summary() const;
+    uint64_t device_bytes() const; // device memory held by this trainer
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace vktrain

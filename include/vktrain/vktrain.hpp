@@ -1,0 +1,9 @@
+// vktrain: mixed-precision training on any Vulkan device. The one header an application includes.
+#pragma once
+
+#include "vktrain/context.hpp"
+#include "vktrain/data.hpp"
+#include "vktrain/error.hpp"
+#include "vktrain/model.hpp"
+#include "vktrain/options.hpp"
+#include "vktrain/trainer.hpp"

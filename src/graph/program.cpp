@@ -1,0 +1,262 @@
+#include "graph/program.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/half.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/gemm_autotune.hpp"
+#include "runtime/device.hpp"
+
+namespace vktrain::graph {
+
+using kernels::DType;
+using kernels::MatRef;
+using runtime::Buffer;
+using runtime::MemoryKind;
+
+namespace {
+
+kernels::Activation activation_of(OpKind k) {
+    return k == OpKind::gelu ? kernels::Activation::gelu : kernels::Activation::relu;
+}
+
+// A GEMM site of the step: its label, shape and transposes.
+struct Site {
+    std::string label;
+    kernels::GemmShape shape;
+};
+
+std::vector<Site> gemm_sites(const Model& model, uint32_t batch, DType act) {
+    std::vector<Site> sites;
+    const auto& nodes = model.nodes();
+    for (const Node& n : nodes) {
+        if (n.kind != OpKind::linear) continue;
+        const uint32_t in = nodes[n.input].features, out = n.features;
+        sites.push_back({n.name + ".forward", {false, true, batch, out, in, act}});
+        sites.push_back({n.name + ".weight_grad", {true, false, out, in, batch, DType::f32}});
+        if (n.input != 0) sites.push_back({n.name + ".input_grad", {false, false, batch, in, out, act}});
+    }
+    return sites;
+}
+
+} // namespace
+
+Program::Program(runtime::Device& device, const Model& model, Precision precision, uint32_t batch, GemmPath requested)
+    : m_device(device), m_model(model), m_precision(precision),
+      m_dtype(precision == Precision::mixed ? DType::f16 : DType::f32), m_batch(batch) {
+    VKT_CHECK(batch > 0, "batch size must be positive");
+    VKT_CHECK(model.output() >= 0, "the model has no loss head (call softmax_cross_entropy)");
+    if (precision == Precision::mixed)
+        VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,
+                  "' lacks (or fp16 was disabled); use precision fp32");
+    const uint64_t before = device.allocated_bytes();
+    const auto& nodes = model.nodes();
+
+    // Parameters: one flat array, tensors in declaration order.
+    m_weight_slot.assign(nodes.size(), -1);
+    m_bias_slot.assign(nodes.size(), -1);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        const Node& n = nodes[i];
+        if (n.kind != OpKind::linear) continue;
+        const uint32_t in = nodes[n.input].features;
+        m_weight_slot[i] = int(m_params.size());
+        m_params.push_back({n.name + ".weight", {int64_t(n.features), int64_t(in)}, in, m_param_count,
+                            uint64_t(n.features) * in});
+        m_param_count += uint64_t(n.features) * in;
+        if (n.bias) {
+            m_bias_slot[i] = int(m_params.size());
+            m_params.push_back({n.name + ".bias", {int64_t(n.features)}, in, m_param_count, n.features});
+            m_param_count += n.features;
+        }
+    }
+    VKT_CHECK(m_param_count > 0 && m_param_count < (1ull << 32), "parameter count ", m_param_count,
+              " is outside what one buffer addresses");
+
+    const uint32_t esz = kernels::dtype_size(m_dtype);
+    m_weights = Buffer(device, m_param_count * esz, MemoryKind::device, "weights");
+    m_weights_staging = Buffer(device, m_param_count * esz, MemoryKind::upload, "weights staging");
+    m_grads = Buffer(device, m_param_count * 4, MemoryKind::device, "gradients");
+    m_grads_readback = Buffer(device, m_param_count * 4, MemoryKind::readback, "gradients readback");
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        const uint64_t bytes = uint64_t(batch) * nodes[i].features * esz;
+        m_acts.emplace_back(device, bytes, MemoryKind::device, "activation");
+        // The input needs no gradient; every other value does.
+        m_grads_act.push_back(i == 0 ? Buffer() : Buffer(device, bytes, MemoryKind::device, "activation gradient"));
+    }
+    const uint32_t classes = model.classes();
+    m_x_staging = Buffer(device, uint64_t(batch) * model.input_features() * 4, MemoryKind::upload, "input staging");
+    m_labels = Buffer(device, uint64_t(batch) * 4, MemoryKind::upload, "labels");
+    m_step_params = Buffer(device, sizeof(kernels::StepParams), MemoryKind::upload, "step parameters");
+    m_row_loss = Buffer(device, uint64_t(batch) * 4, MemoryKind::readback, "row losses");
+    m_flag = Buffer(device, 16, MemoryKind::readback, "non-finite flag");
+    m_logits = Buffer(device, uint64_t(batch) * classes * 4, MemoryKind::readback, "logits readback");
+
+    choose_gemm_paths(requested);
+    m_train = std::make_unique<runtime::Sequence>(device);
+    m_forward = std::make_unique<runtime::Sequence>(device);
+    record_train(*m_train);
+    record_forward(*m_forward);
+    m_device_bytes = device.allocated_bytes() - before;
+}
+
+Program::~Program() = default;
+
+void Program::choose_gemm_paths(GemmPath requested) {
+    for (const Site& s : gemm_sites(m_model, m_batch, m_dtype)) {
+        GemmReport r;
+        r.site = s.label;
+        r.shape = s.shape.key();
+        if (m_precision == Precision::fp32) {
+            r.path = GemmPath::fp32;
+            r.reason = "precision fp32";
+        } else {
+            const kernels::GemmChoice c = kernels::choose_gemm_path(m_device, requested, s.shape);
+            r.path = c.path;
+            r.reason = c.reason;
+        }
+        m_gemm_path[s.label] = r.path;
+        m_gemm_reports.push_back(r);
+    }
+}
+
+MatRef Program::act(int node) const {
+    return MatRef{&m_acts[node], m_dtype, m_batch, m_model.nodes()[node].features, 0};
+}
+
+MatRef Program::grad(int node) const {
+    return MatRef{&m_grads_act[node], m_dtype, m_batch, m_model.nodes()[node].features, 0};
+}
+
+MatRef Program::param(const ParamSlot& slot, uint32_t rows, uint32_t cols) const {
+    return MatRef{&m_weights, m_dtype, rows, cols, uint32_t(slot.offset)};
+}
+
+MatRef Program::param_grad(const ParamSlot& slot, uint32_t rows, uint32_t cols) const {
+    return MatRef{&m_grads, DType::f32, rows, cols, uint32_t(slot.offset)};
+}
+
+void Program::gemm(runtime::Sequence& seq, const std::string& site, const MatRef& a, bool trans_a, const MatRef& b,
+                   bool trans_b, const MatRef& c) {
+    kernels::record_gemm(m_device, seq, m_gemm_path.at(site), a, trans_a, b, trans_b, c);
+}
+
+void Program::record_forward(runtime::Sequence& seq) {
+    const bool standalone = &seq == m_forward.get();
+    if (standalone) seq.begin();
+    const auto& nodes = m_model.nodes();
+    seq.copy(m_weights_staging, m_weights, m_weights.size());
+    kernels::record_cast(m_device, seq, MatRef{&m_x_staging, DType::f32, m_batch, nodes[0].features, 0}, act(0));
+    for (size_t i = 1; i < nodes.size(); ++i) {
+        const Node& n = nodes[i];
+        const uint32_t in = nodes[n.input].features;
+        switch (n.kind) {
+        case OpKind::linear: {
+            gemm(seq, n.name + ".forward", act(n.input), false, param(m_params[m_weight_slot[i]], n.features, in), true,
+                 act(int(i)));
+            if (m_bias_slot[i] >= 0)
+                kernels::record_bias_add(m_device, seq, act(int(i)), param(m_params[m_bias_slot[i]], 1, n.features));
+            break;
+        }
+        case OpKind::relu:
+        case OpKind::gelu: kernels::record_activation(m_device, seq, activation_of(n.kind), act(n.input), act(int(i))); break;
+        case OpKind::input: VKT_FAIL("input node inside the graph");
+        }
+    }
+    if (standalone) {
+        const int out = m_model.output();
+        kernels::record_cast(m_device, seq, act(out),
+                             MatRef{&m_logits, DType::f32, m_batch, nodes[out].features, 0});
+        seq.end();
+    }
+}
+
+void Program::record_train(runtime::Sequence& seq) {
+    const auto& nodes = m_model.nodes();
+    seq.begin();
+    seq.fill(m_flag, 0);
+    record_forward(seq);
+    const int out = m_model.output();
+    kernels::record_softmax_xent(m_device, seq, act(out), m_labels, m_step_params, m_row_loss, grad(out));
+    for (size_t i = nodes.size() - 1; i >= 1; --i) {
+        const Node& n = nodes[i];
+        const uint32_t in = nodes[n.input].features;
+        switch (n.kind) {
+        case OpKind::linear: {
+            const ParamSlot& w = m_params[m_weight_slot[i]];
+            // dW = dYᵀ·X (out×in, fp32), db = column sums of dY, dX = dY·W.
+            gemm(seq, n.name + ".weight_grad", grad(int(i)), true, act(n.input), false, param_grad(w, n.features, in));
+            if (m_bias_slot[i] >= 0)
+                kernels::record_bias_grad(m_device, seq, grad(int(i)),
+                                          param_grad(m_params[m_bias_slot[i]], 1, n.features));
+            if (n.input != 0)
+                gemm(seq, n.name + ".input_grad", grad(int(i)), false, param(w, n.features, in), false, grad(n.input));
+            break;
+        }
+        case OpKind::relu:
+        case OpKind::gelu:
+            kernels::record_activation_backward(m_device, seq, activation_of(n.kind), act(n.input), grad(int(i)),
+                                                grad(n.input));
+            break;
+        case OpKind::input: break;
+        }
+    }
+    kernels::record_nonfinite_scan(m_device, seq, MatRef{&m_grads, DType::f32, 1, uint32_t(m_param_count), 0}, m_flag);
+    seq.copy(m_grads, m_grads_readback, m_param_count * 4);
+    seq.end();
+}
+
+void Program::set_weights(const float* master) {
+    if (m_dtype == DType::f16) {
+        auto* dst = static_cast<uint16_t*>(m_weights_staging.mapped());
+        floats_to_halves(master, dst, m_param_count);
+    } else {
+        std::memcpy(m_weights_staging.mapped(), master, m_param_count * 4);
+    }
+    m_weights_staging.flush(0, m_weights_staging.size());
+}
+
+void Program::set_batch(const float* x, const int32_t* labels, uint32_t count, float loss_scale) {
+    VKT_CHECK(count >= 1 && count <= m_batch, "batch of ", count, " samples; this trainer takes 1..", m_batch);
+    const uint64_t features = m_model.input_features();
+    auto* xs = static_cast<float*>(m_x_staging.mapped());
+    std::memcpy(xs, x, uint64_t(count) * features * 4);
+    // Padding rows are zero: they flow through the forward pass harmlessly and get zero gradient.
+    std::fill(xs + uint64_t(count) * features, xs + uint64_t(m_batch) * features, 0.0f);
+    m_x_staging.flush(0, m_x_staging.size());
+    auto* ls = static_cast<int32_t*>(m_labels.mapped());
+    if (labels) std::memcpy(ls, labels, uint64_t(count) * 4);
+    else std::fill(ls, ls + count, 0);
+    std::fill(ls + count, ls + m_batch, 0);
+    m_labels.flush(0, m_labels.size());
+    kernels::StepParams p{count, loss_scale, 0, 0};
+    m_step_params.write(&p, sizeof p);
+}
+
+void Program::run_train() { m_train->submit_and_wait(); }
+void Program::run_forward() { m_forward->submit_and_wait(); }
+
+double Program::loss_sum(uint32_t count) const {
+    std::vector<float> rows(count);
+    m_row_loss.read(rows.data(), uint64_t(count) * 4);
+    double sum = 0;
+    for (float r : rows) sum += r;
+    return sum;
+}
+
+bool Program::nonfinite() const {
+    uint32_t flag = 0;
+    m_flag.read(&flag, 4);
+    return flag != 0;
+}
+
+const float* Program::grads() const {
+    m_grads_readback.invalidate(0, m_grads_readback.size());
+    return static_cast<const float*>(m_grads_readback.mapped());
+}
+
+void Program::read_logits(float* out, uint32_t count) const {
+    m_logits.read(out, uint64_t(count) * m_model.classes() * 4);
+}
+
+} // namespace vktrain::graph

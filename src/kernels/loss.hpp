@@ -1,0 +1,29 @@
+// Softmax cross-entropy, forward and backward in one kernel, computed in fp32.
+#pragma once
+
+#include "kernels/tensor.hpp"
+#include "runtime/sequence.hpp"
+
+namespace vktrain::runtime {
+class Device;
+}
+
+namespace vktrain::kernels {
+
+// The per-step scalars the host writes before each replay (shared with the shader as a storage buffer).
+struct StepParams {
+    uint32_t n_valid;  // rows of the batch that hold real samples (the rest are padding)
+    float loss_scale;  // multiplies the gradient (dynamic loss scaling); 1 in fp32 mode
+    uint32_t pad0, pad1;
+};
+
+// For each row r < n_valid: row_loss[r] = logsumexp(logits[r, :]) - logits[r, labels[r]] and
+// dlogits[r, :] = loss_scale * (softmax(logits[r, :]) - onehot(labels[r])) / n_valid.
+// Rows r >= n_valid get row_loss 0 and dlogits 0. logits and dlogits are rows×classes (fp16 or fp32),
+// labels int32[rows], row_loss fp32[rows], params one StepParams. A label outside [0, classes) gives
+// row_loss NaN (so the step is reported non-finite) and zero gradient for that row.
+void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const MatRef& logits,
+                         const runtime::Buffer& labels, const runtime::Buffer& params, const runtime::Buffer& row_loss,
+                         const MatRef& dlogits);
+
+} // namespace vktrain::kernels

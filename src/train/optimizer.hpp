@@ -1,0 +1,59 @@
+// Host optimizers over fp32 master weights with PyTorch's update rules: SGD (momentum, dampening 0, nesterov,
+// L2 weight decay) and AdamW (decoupled weight decay), fp32 arithmetic with host scalars formed in double.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vktrain/options.hpp"
+
+namespace vktrain::train {
+
+// Named state tensors for checkpoints: "momentum_buffer.<i>" (SGD with momentum), "exp_avg.<i>" and
+// "exp_avg_sq.<i>" (AdamW), where <i> is the parameter's index.
+using NamedTensors = std::vector<std::pair<std::string, std::vector<float>>>;
+
+class Optimizer {
+public:
+    // One entry of param_sizes per parameter tensor (element counts). Throws vktrain::Error unless
+    // learning_rate > 0 and finite and weight_decay >= 0 and finite; for SGD momentum in [0, 1) and nesterov only
+    // with momentum > 0; for AdamW beta1, beta2 in [0, 1) and epsilon > 0 and finite. Fields of the other kind are
+    // ignored.
+    Optimizer(const OptimizerOptions& options, std::vector<size_t> param_sizes);
+
+    // One update. params[i] and grads[i] point at param_sizes[i] floats and must not overlap. Each gradient is
+    // multiplied by grad_multiplier (1 / loss scale) in fp32 before anything else. Throws vktrain::Error on a
+    // tensor count mismatch, a null pointer or a non-finite grad_multiplier.
+    void step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier = 1.0f);
+
+    int64_t step_count() const { return m_step_count; }
+    float learning_rate() const { return m_options.learning_rate; }
+    // For schedules; throws vktrain::Error unless lr > 0 and finite.
+    void set_learning_rate(float lr);
+
+    const OptimizerOptions& options() const { return m_options; }
+    const std::vector<size_t>& param_sizes() const { return m_param_sizes; }
+
+    // Everything besides step_count() needed to continue bit-identically (empty for SGD without momentum).
+    NamedTensors state_tensors() const;
+    // Restores a state exported by state_tensors() and step_count(). Requires exactly the expected names with the
+    // expected sizes; throws vktrain::Error naming the problem and leaves the optimizer unchanged on failure.
+    void load_state(int64_t step_count, const NamedTensors& tensors);
+
+private:
+    void sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier);
+    void adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier);
+    std::vector<std::string> state_names() const;
+
+    OptimizerOptions m_options;
+    std::vector<size_t> m_param_sizes;
+    int64_t m_step_count = 0;
+    std::vector<std::vector<float>> m_momentum_buffers; // SGD with momentum
+    std::vector<std::vector<float>> m_exp_avgs;         // AdamW first moment
+    std::vector<std::vector<float>> m_exp_avg_sqs;      // AdamW second moment
+};
+
+} // namespace vktrain::train

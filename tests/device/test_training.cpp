@@ -1,0 +1,188 @@
+// The trainer end to end on the device: finite-difference gradients through a whole MLP, path invariance
+// (coopmat vs tiled fp16 vs fp32), dynamic loss scaling with an injected overflow, and checkpoints.
+#include <cmath>
+
+#include "device/support.hpp"
+#include "vktrain/trainer.hpp"
+
+namespace {
+
+using vktrain::GemmPath;
+using vktrain::Model;
+using vktrain::Precision;
+using vktrain::Trainer;
+using vktrain::TrainerOptions;
+
+struct Batch {
+    std::vector<float> x;
+    std::vector<int32_t> labels;
+};
+
+Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed) {
+    Batch b;
+    b.x = vkt_test::random_values(size_t(n) * features, seed);
+    std::mt19937 rng(seed);
+    for (uint32_t i = 0; i < n; ++i) b.labels.push_back(int32_t(rng() % classes));
+    return b;
+}
+
+TrainerOptions options(Precision p, GemmPath path = GemmPath::auto_select, uint32_t batch = 8) {
+    TrainerOptions o;
+    o.precision = p;
+    o.gemm_path = path;
+    o.batch_size = batch;
+    o.seed = 42;
+    return o;
+}
+
+// Central differences of the loss (fp32 device arithmetic) against the analytic backward pass, for every
+// parameter of a small GELU MLP (smooth, so differences converge). eps 1e-2 balances truncation
+// (O(eps^2) ~ 1e-4 relative) against fp32 rounding of the loss (~1e-7 / eps).
+TEST(GradientCheck, FiniteDifferencesThroughWholeMlp) {
+    const Model model = Model::mlp(5, {7, 6}, 3, vktrain::OpKind::gelu);
+    Trainer t(vkt_test::context(), model, options(Precision::fp32, GemmPath::auto_select, 4));
+    const Batch b = make_batch(4, 5, 3, 7);
+    std::vector<std::vector<float>> grads;
+    t.compute_gradients(b.x.data(), b.labels.data(), 4, grads);
+    auto params = t.parameters();
+    ASSERT_EQ(grads.size(), params.size());
+    const float eps = 1e-2f;
+    size_t checked = 0;
+    for (size_t p = 0; p < params.size(); ++p)
+        for (size_t i = 0; i < params[p].data.size(); ++i) {
+            auto perturbed = params;
+            std::vector<std::vector<float>> unused;
+            perturbed[p].data[i] = params[p].data[i] + eps;
+            t.set_parameters(perturbed);
+            const double up = t.compute_gradients(b.x.data(), b.labels.data(), 4, unused);
+            perturbed[p].data[i] = params[p].data[i] - eps;
+            t.set_parameters(perturbed);
+            const double down = t.compute_gradients(b.x.data(), b.labels.data(), 4, unused);
+            const double fd = (up - down) / (2 * eps);
+            EXPECT_NEAR(grads[p][i], fd, 2e-3 + 2e-2 * std::fabs(fd)) << params[p].name << "[" << i << "]";
+            ++checked;
+        }
+    EXPECT_EQ(checked, model.parameter_count());
+}
+
+double relative_difference(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+    double diff = 0, norm = 0;
+    for (size_t p = 0; p < a.size(); ++p)
+        for (size_t i = 0; i < a[p].size(); ++i) {
+            diff += (double(a[p][i]) - b[p][i]) * (double(a[p][i]) - b[p][i]);
+            norm += double(b[p][i]) * b[p][i];
+        }
+    return std::sqrt(diff / norm);
+}
+
+std::vector<std::vector<float>> gradients(Precision p, GemmPath path, const Model& model, const Batch& b, uint32_t n) {
+    Trainer t(vkt_test::context(), model, options(p, path, n));
+    std::vector<std::vector<float>> g;
+    t.compute_gradients(b.x.data(), b.labels.data(), n, g);
+    return g;
+}
+
+// The same gradients from every path: fp16 storage costs ~2^-11 relative per rounding, so mixed vs
+// fp32 agree to about 1e-2; coopmat and tiled differ only in fp32 summation order.
+TEST(PathInvariance, CoopmatTiledAndFp32GiveTheSameGradients) {
+    const Model model = Model::mlp(37, {29, 17}, 10);
+    const Batch b = make_batch(19, 37, 10, 3);
+    const auto ref = gradients(Precision::fp32, GemmPath::fp32, model, b, 19);
+    if (!vkt_test::context().fp16_available()) GTEST_SKIP() << "no 16-bit storage";
+    const auto tiled = gradients(Precision::mixed, GemmPath::tiled_fp16, model, b, 19);
+    EXPECT_LT(relative_difference(tiled, ref), 1e-2);
+    VKT_REQUIRE_COOPMAT();
+    const auto coop = gradients(Precision::mixed, GemmPath::coopmat, model, b, 19);
+    EXPECT_LT(relative_difference(coop, ref), 1e-2);
+    EXPECT_LT(relative_difference(coop, tiled), 2e-3);
+}
+
+// Counts what ran: a training step forced onto the coopmat path executes cooperative-matrix GEMMs
+// (3 per hidden linear layer, 2 for the first). On the coopmat test device a skip here is a failure.
+TEST(Coopmat, TrainingStepExecutesCooperativeMatrixKernels) {
+    VKT_REQUIRE_COOPMAT();
+    const Model model = Model::mlp(20, {16}, 4);
+    Trainer t(vkt_test::context(), model, options(Precision::mixed, GemmPath::coopmat, 8));
+    for (const auto& r : t.gemm_paths()) EXPECT_EQ(r.path, GemmPath::coopmat) << r.site;
+    const Batch b = make_batch(8, 20, 4, 5);
+    const uint64_t before = vkt_test::device().dispatch_count("gemm_cm_");
+    t.step(b.x.data(), b.labels.data(), 8);
+    EXPECT_EQ(vkt_test::device().dispatch_count("gemm_cm_") - before, 5u);
+}
+
+TEST(LossScaling, InjectedOverflowSkipsStepAndHalvesScale) {
+    VKT_REQUIRE_FP16();
+    const Model model = Model::mlp(6, {5}, 3);
+    auto o = options(Precision::mixed, GemmPath::tiled_fp16, 4);
+    o.loss_scaler.growth_interval = 3;
+    Trainer t(vkt_test::context(), model, o);
+    Batch b = make_batch(4, 6, 3, 9);
+    auto r = t.step(b.x.data(), b.labels.data(), 4); // one clean step so the optimizer has state
+    EXPECT_FALSE(r.skipped);
+    EXPECT_EQ(r.loss_scale, 65536.0f);
+    const auto params = t.parameters();
+    const auto state = t.optimizer_state();
+    Batch bad = b;
+    bad.x[0] = 1e6f; // beyond fp16 range: the input cast makes it inf, the gradients go non-finite
+    r = t.step(bad.x.data(), bad.labels.data(), 4);
+    EXPECT_TRUE(r.skipped);
+    EXPECT_EQ(r.loss_scale, 65536.0f);
+    EXPECT_EQ(t.loss_scale(), 32768.0f);
+    EXPECT_EQ(t.skipped_steps(), 1u);
+    const auto params_after = t.parameters();
+    const auto state_after = t.optimizer_state();
+    for (size_t p = 0; p < params.size(); ++p)
+        EXPECT_EQ(0, std::memcmp(params[p].data.data(), params_after[p].data.data(), params[p].data.size() * 4))
+            << params[p].name;
+    ASSERT_EQ(state.size(), state_after.size());
+    for (size_t s = 0; s < state.size(); ++s) EXPECT_EQ(state[s].second, state_after[s].second) << state[s].first;
+    // Growth after growth_interval (3) consecutive clean steps.
+    for (int i = 0; i < 3; ++i) EXPECT_FALSE(t.step(b.x.data(), b.labels.data(), 4).skipped);
+    EXPECT_EQ(t.loss_scale(), 65536.0f);
+}
+
+TEST(LossScaling, GradientOverflowAtHugeScaleIsDetected) {
+    VKT_REQUIRE_FP16();
+    const Model model = Model::mlp(6, {5}, 3);
+    auto o = options(Precision::mixed, GemmPath::tiled_fp16, 4);
+    o.loss_scaler.init_scale = 1e30f; // scaled output gradients overflow fp16
+    Trainer t(vkt_test::context(), model, o);
+    const Batch b = make_batch(4, 6, 3, 11);
+    const auto r = t.step(b.x.data(), b.labels.data(), 4);
+    EXPECT_TRUE(r.skipped);
+    EXPECT_EQ(t.loss_scale(), 5e29f);
+}
+
+TEST(Checkpoint, SafetensorsRoundTripGivesIdenticalPredictions) {
+    const Model model = Model::mlp(12, {9}, 4);
+    Trainer a(vkt_test::context(), model, options(Precision::fp32));
+    const Batch b = make_batch(8, 12, 4, 13);
+    for (int i = 0; i < 3; ++i) a.step(b.x.data(), b.labels.data(), 8);
+    const std::string path = testing::TempDir() + "vktrain_roundtrip.safetensors";
+    a.save(path);
+    auto o = options(Precision::fp32);
+    o.seed = 7; // different initial weights, replaced by the load
+    Trainer c(vkt_test::context(), model, o);
+    c.load(path);
+    const auto pa = a.parameters(), pc = c.parameters();
+    for (size_t p = 0; p < pa.size(); ++p) EXPECT_EQ(pa[p].data, pc[p].data) << pa[p].name;
+    EXPECT_EQ(a.predict(b.x.data(), 8), c.predict(b.x.data(), 8));
+    const Model other = Model::mlp(12, {10}, 4);
+    Trainer d(vkt_test::context(), other, options(Precision::fp32));
+    EXPECT_THROW(d.load(path), vktrain::Error);
+    std::remove(path.c_str());
+}
+
+TEST(Trainer, RejectsBadBatches) {
+    const Model model = Model::mlp(3, {4}, 2);
+    Trainer t(vkt_test::context(), model, options(Precision::fp32, GemmPath::auto_select, 4));
+    std::vector<float> x(12, 0.5f);
+    std::vector<int32_t> labels = {0, 1, 2, 0};
+    EXPECT_THROW(t.step(x.data(), labels.data(), 4), vktrain::Error); // label 2 >= 2 classes
+    labels[2] = 1;
+    EXPECT_THROW(t.step(x.data(), labels.data(), 5), vktrain::Error); // more than the batch size
+    EXPECT_THROW(t.step(x.data(), labels.data(), 0), vktrain::Error);
+    EXPECT_NO_THROW(t.step(x.data(), labels.data(), 3)); // a partial batch is fine
+}
+
+} // namespace
