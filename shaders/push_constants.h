@@ -38,6 +38,24 @@ struct EltPush {
     float alpha;
 };
 
+// Element-wise, column-reduction, loss and scan kernels (bias_add, bias_grad, activation, cast,
+// softmax_xent, nonfinite): n elements, a rows × cols view of them, per-kernel flags and the element
+// offsets of up to three buffers (which buffer is which is listed in each shader).
+struct ElementPush {
+    uint n;
+    uint rows;
+    uint cols;
+    uint flags;
+    uint offset0;
+    uint offset1;
+    uint offset2;
+    uint pad0;
+};
+
+// ElementPush::flags of activation.comp.
+#define ACT_FLAG_GELU 1u     // else ReLU
+#define ACT_FLAG_BACKWARD 2u // dx = dy * act'(x), else y = act(x)
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

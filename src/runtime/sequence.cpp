@@ -104,15 +104,31 @@ void Sequence::begin() {
     m_recorded = false;
 }
 
+namespace {
+// The access types a set of stages can perform (the validation layer checks masks against stages).
+VkAccessFlags accesses_of(VkPipelineStageFlags stages, bool writes_only) {
+    if (stages & VK_PIPELINE_STAGE_ALL_COMMANDS_BIT) return writes_only ? VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT : k_all_access;
+    VkAccessFlags a = 0;
+    if (stages & VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT)
+        a |= writes_only ? VK_ACCESS_SHADER_WRITE_BIT : VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    if (stages & VK_PIPELINE_STAGE_TRANSFER_BIT)
+        a |= writes_only ? VK_ACCESS_TRANSFER_WRITE_BIT : VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    return a;
+}
+} // namespace
+
 void Sequence::barrier(VkPipelineStageFlags dst_stages) {
-    VkPipelineStageFlags src = 0;
-    for (const auto& [buf, p] : m_pending) src |= p.write_stages | p.read_stages;
+    VkPipelineStageFlags src = 0, src_writes = 0;
+    for (const auto& [buf, p] : m_pending) {
+        src |= p.write_stages | p.read_stages;
+        src_writes |= p.write_stages;
+    }
     if (src == 0) src = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT;
-    // One global memory barrier covers every pending hazard; fine-grained buffer barriers buy nothing
-    // on current drivers for this access pattern.
+    // One global memory barrier covers every pending hazard (read-after-write needs the writes made
+    // available; write-after-read only needs the execution dependency).
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-    mb.dstAccessMask = k_all_access;
+    mb.srcAccessMask = accesses_of(src_writes, true);
+    mb.dstAccessMask = accesses_of(dst_stages, false);
     m_device.fn().vkCmdPipelineBarrier(m_cmd, src, dst_stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
     m_pending.clear();
 }

@@ -1,0 +1,190 @@
+#include "kernels/elementwise.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "common/check.hpp"
+#include "push_constants.h"
+#include "runtime/device.hpp"
+
+namespace vktrain::kernels {
+
+static_assert(sizeof(ElementPush) == 8 * 4, "ElementPush layout must match shaders/push_constants.h");
+
+namespace {
+
+constexpr uint32_t k_elt_wg = 128;           // ELT_WG of shaders/elementwise.glsl
+constexpr uint32_t k_bias_cols = 16;         // BIAS_COLS of shaders/bias_grad.comp
+constexpr uint32_t k_max_groups = 65535;     // the guaranteed maxComputeWorkGroupCount[0]
+constexpr uint64_t k_max_end = 1ull << 31;   // offset + count bound: the grid-stride index never wraps
+
+uint64_t element_count(const MatRef& m) { return uint64_t(m.rows) * m.cols; }
+
+// `m` must name rows × cols elements that lie inside its buffer, in a precision the device can store.
+void check_operand(const runtime::Device& device, const MatRef& m, const char* op, const char* what) {
+    VKT_CHECK(m.buffer && m.buffer->valid(), op, ": ", what, " has no buffer");
+    const uint64_t end = uint64_t(m.offset) + element_count(m);
+    VKT_CHECK(end <= k_max_end, op, ": ", what, " reaches element ", end, "; at most 2^31 elements are supported");
+    VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), op, ": ", what, " (", m.rows, "x", m.cols, " ",
+              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(),
+              " bytes");
+    VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), op, ": ", what,
+              " is fp16 but 16-bit storage is not enabled on this device");
+}
+
+void check_same_shape(const MatRef& a, const MatRef& b, const char* op, const char* a_name, const char* b_name) {
+    VKT_CHECK(a.rows == b.rows && a.cols == b.cols, op, ": ", b_name, " is ", b.rows, "x", b.cols, " but ", a_name,
+              " is ", a.rows, "x", a.cols);
+}
+
+// Workgroups for `units` work items at `per_group` each; beyond the 65535 limit the shaders loop.
+uint32_t group_count(uint64_t units, uint32_t per_group) {
+    return uint32_t(std::min<uint64_t>((units + per_group - 1) / per_group, k_max_groups));
+}
+
+const runtime::Kernel& element_kernel(runtime::Device& device, const std::string& variant, uint32_t bindings) {
+    runtime::KernelDesc desc;
+    desc.variant = variant;
+    desc.bindings = bindings;
+    desc.push_size = sizeof(ElementPush);
+    return device.pipelines().get(desc);
+}
+
+// "<op>_<in>" when both types agree, else "<op>_<in>_<out>" (see shaders/variants.txt).
+std::string variant_name(const char* op, DType in, DType out) {
+    std::string name = std::string(op) + "_" + dtype_name(in);
+    if (out != in) name += std::string("_") + dtype_name(out);
+    return name;
+}
+
+} // namespace
+
+void record_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& y, const MatRef& bias) {
+    check_operand(device, y, "bias_add", "y");
+    check_operand(device, bias, "bias_add", "bias");
+    VKT_CHECK(bias.rows == 1 && bias.cols == y.cols, "bias_add: bias is ", bias.rows, "x", bias.cols,
+              ", expected 1x", y.cols, " for y of ", y.rows, "x", y.cols);
+    VKT_CHECK(bias.dtype == y.dtype, "bias_add: bias is ", dtype_name(bias.dtype), " but y is ", dtype_name(y.dtype));
+    const uint64_t n = element_count(y);
+    if (n == 0) return;
+
+    const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_add", y.dtype, y.dtype), 2);
+    ElementPush pc{};
+    pc.n = uint32_t(n);
+    pc.rows = y.rows;
+    pc.cols = y.cols;
+    pc.offset0 = y.offset;
+    pc.offset1 = bias.offset;
+    seq.dispatch(kernel, {{y.buffer, runtime::Access::read_write}, {bias.buffer, runtime::Access::read}}, &pc,
+                 sizeof(pc), group_count(n, k_elt_wg));
+}
+
+void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const MatRef& dy, const MatRef& db) {
+    VKT_CHECK(db.dtype == DType::f32, "bias_grad: db must be f32 (it is ", dtype_name(db.dtype), ")");
+    check_operand(device, dy, "bias_grad", "dy");
+    check_operand(device, db, "bias_grad", "db");
+    VKT_CHECK(db.rows == 1 && db.cols == dy.cols, "bias_grad: db is ", db.rows, "x", db.cols, ", expected 1x",
+              dy.cols, " for dy of ", dy.rows, "x", dy.cols);
+    if (dy.cols == 0) return;
+    // rows == 0 still runs: the column sums of an empty matrix are 0 and db is overwritten with them.
+
+    const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_grad", dy.dtype, dy.dtype), 2);
+    ElementPush pc{};
+    pc.n = uint32_t(element_count(dy));
+    pc.rows = dy.rows;
+    pc.cols = dy.cols;
+    pc.offset0 = dy.offset;
+    pc.offset1 = db.offset;
+    seq.dispatch(kernel, {{dy.buffer, runtime::Access::read}, {db.buffer, runtime::Access::write}}, &pc, sizeof(pc),
+                 group_count(dy.cols, k_bias_cols));
+}
+
+void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
+                       const MatRef& y) {
+    check_operand(device, x, "activation", "x");
+    check_operand(device, y, "activation", "y");
+    check_same_shape(x, y, "activation", "x", "y");
+    const uint64_t n = element_count(x);
+    if (n == 0) return;
+
+    const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
+    ElementPush pc{};
+    pc.n = uint32_t(n);
+    pc.rows = x.rows;
+    pc.cols = x.cols;
+    pc.flags = act == Activation::gelu ? ACT_FLAG_GELU : 0u;
+    pc.offset0 = x.offset;
+    pc.offset1 = x.offset; // binding 1 (dy) is unused in the forward pass: x stands in for it
+    pc.offset2 = y.offset;
+    seq.dispatch(kernel,
+                 {{x.buffer, runtime::Access::read}, {x.buffer, runtime::Access::read},
+                  {y.buffer, runtime::Access::write}},
+                 &pc, sizeof(pc), group_count(n, k_elt_wg));
+}
+
+void record_activation_backward(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
+                                const MatRef& dy, const MatRef& dx) {
+    check_operand(device, x, "activation_backward", "x");
+    check_operand(device, dy, "activation_backward", "dy");
+    check_operand(device, dx, "activation_backward", "dx");
+    check_same_shape(x, dy, "activation_backward", "x", "dy");
+    check_same_shape(x, dx, "activation_backward", "x", "dx");
+    VKT_CHECK(dy.dtype == x.dtype, "activation_backward: dy is ", dtype_name(dy.dtype), " but x is ",
+              dtype_name(x.dtype), " (x and dy must share a type; dx may differ)");
+    const uint64_t n = element_count(x);
+    if (n == 0) return;
+
+    const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
+    ElementPush pc{};
+    pc.n = uint32_t(n);
+    pc.rows = x.rows;
+    pc.cols = x.cols;
+    pc.flags = ACT_FLAG_BACKWARD | (act == Activation::gelu ? ACT_FLAG_GELU : 0u);
+    pc.offset0 = x.offset;
+    pc.offset1 = dy.offset;
+    pc.offset2 = dx.offset;
+    seq.dispatch(kernel,
+                 {{x.buffer, runtime::Access::read}, {dy.buffer, runtime::Access::read},
+                  {dx.buffer, runtime::Access::write}},
+                 &pc, sizeof(pc), group_count(n, k_elt_wg));
+}
+
+void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {
+    check_operand(device, src, "cast", "src");
+    check_operand(device, dst, "cast", "dst");
+    const uint64_t n = element_count(src);
+    VKT_CHECK(element_count(dst) == n, "cast: src has ", n, " elements (", src.rows, "x", src.cols, ") but dst has ",
+              element_count(dst), " (", dst.rows, "x", dst.cols, ")");
+    if (n == 0) return;
+
+    const std::string variant = std::string("cast_") + dtype_name(src.dtype) + "_" + dtype_name(dst.dtype);
+    const runtime::Kernel& kernel = element_kernel(device, variant, 2);
+    ElementPush pc{};
+    pc.n = uint32_t(n);
+    pc.rows = src.rows;
+    pc.cols = src.cols;
+    pc.offset0 = src.offset;
+    pc.offset1 = dst.offset;
+    seq.dispatch(kernel, {{src.buffer, runtime::Access::read}, {dst.buffer, runtime::Access::write}}, &pc, sizeof(pc),
+                 group_count(n, k_elt_wg));
+}
+
+void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, const MatRef& x,
+                           const runtime::Buffer& flag) {
+    check_operand(device, x, "nonfinite_scan", "x");
+    VKT_CHECK(flag.valid() && flag.size() >= 4, "nonfinite_scan: the flag buffer must hold at least one uint32");
+    const uint64_t n = element_count(x);
+    if (n == 0) return;
+
+    const runtime::Kernel& kernel = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
+    ElementPush pc{};
+    pc.n = uint32_t(n);
+    pc.rows = x.rows;
+    pc.cols = x.cols;
+    pc.offset0 = x.offset;
+    // read_write: the flag keeps what it held unless something non-finite is found.
+    seq.dispatch(kernel, {{x.buffer, runtime::Access::read}, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc),
+                 group_count(n, k_elt_wg));
+}
+
+} // namespace vktrain::kernels
