@@ -13,12 +13,14 @@ static_assert(sizeof(ElementPush) == 8 * 4, "ElementPush layout must match shade
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128;           // ELT_WG of shaders/elementwise.glsl
-constexpr uint32_t k_bias_cols = 16;         // BIAS_COLS of shaders/bias_grad.comp
-constexpr uint32_t k_max_groups = 65535;     // the guaranteed maxComputeWorkGroupCount[0]
-constexpr uint64_t k_max_end = 1ull << 31;   // offset + count bound: the grid-stride index never wraps
+constexpr uint32_t k_elt_wg = 128;         // ELT_WG of shaders/elementwise.glsl
+constexpr uint32_t k_bias_cols = 16;       // BIAS_COLS of shaders/bias_grad.comp
+constexpr uint32_t k_max_groups = 65535;   // the guaranteed maxComputeWorkGroupCount[0]
+constexpr uint64_t k_max_end = 1ull << 31; // offset + count bound: the grid-stride index never wraps
 
-uint64_t element_count(const MatRef& m) { return uint64_t(m.rows) * m.cols; }
+uint64_t element_count(const MatRef& m) {
+    return uint64_t(m.rows) * m.cols;
+}
 
 // `m` must name rows × cols elements that lie inside its buffer, in a precision the device can store.
 void check_operand(const runtime::Device& device, const MatRef& m, const char* op, const char* what) {
@@ -26,8 +28,7 @@ void check_operand(const runtime::Device& device, const MatRef& m, const char* o
     const uint64_t end = uint64_t(m.offset) + element_count(m);
     VKT_CHECK(end <= k_max_end, op, ": ", what, " reaches element ", end, "; at most 2^31 elements are supported");
     VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), op, ": ", what, " (", m.rows, "x", m.cols, " ",
-              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(),
-              " bytes");
+              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
     VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), op, ": ", what,
               " is fp16 but 16-bit storage is not enabled on this device");
 }
@@ -62,8 +63,8 @@ std::string variant_name(const char* op, DType in, DType out) {
 void record_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& y, const MatRef& bias) {
     check_operand(device, y, "bias_add", "y");
     check_operand(device, bias, "bias_add", "bias");
-    VKT_CHECK(bias.rows == 1 && bias.cols == y.cols, "bias_add: bias is ", bias.rows, "x", bias.cols,
-              ", expected 1x", y.cols, " for y of ", y.rows, "x", y.cols);
+    VKT_CHECK(bias.rows == 1 && bias.cols == y.cols, "bias_add: bias is ", bias.rows, "x", bias.cols, ", expected 1x",
+              y.cols, " for y of ", y.rows, "x", y.cols);
     VKT_CHECK(bias.dtype == y.dtype, "bias_add: bias is ", dtype_name(bias.dtype), " but y is ", dtype_name(y.dtype));
     const uint64_t n = element_count(y);
     if (n == 0) return;
@@ -83,8 +84,8 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
     VKT_CHECK(db.dtype == DType::f32, "bias_grad: db must be f32 (it is ", dtype_name(db.dtype), ")");
     check_operand(device, dy, "bias_grad", "dy");
     check_operand(device, db, "bias_grad", "db");
-    VKT_CHECK(db.rows == 1 && db.cols == dy.cols, "bias_grad: db is ", db.rows, "x", db.cols, ", expected 1x",
-              dy.cols, " for dy of ", dy.rows, "x", dy.cols);
+    VKT_CHECK(db.rows == 1 && db.cols == dy.cols, "bias_grad: db is ", db.rows, "x", db.cols, ", expected 1x", dy.cols,
+              " for dy of ", dy.rows, "x", dy.cols);
     if (dy.cols == 0) return;
     // rows == 0 still runs: the column sums of an empty matrix are 0 and db is overwritten with them.
 
@@ -116,10 +117,10 @@ void record_activation(runtime::Device& device, runtime::Sequence& seq, Activati
     pc.offset0 = x.offset;
     pc.offset1 = x.offset; // binding 1 (dy) is unused in the forward pass: x stands in for it
     pc.offset2 = y.offset;
-    seq.dispatch(kernel,
-                 {{x.buffer, runtime::Access::read}, {x.buffer, runtime::Access::read},
-                  {y.buffer, runtime::Access::write}},
-                 &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(
+        kernel,
+        {{x.buffer, runtime::Access::read}, {x.buffer, runtime::Access::read}, {y.buffer, runtime::Access::write}}, &pc,
+        sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_activation_backward(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -143,10 +144,10 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     pc.offset0 = x.offset;
     pc.offset1 = dy.offset;
     pc.offset2 = dx.offset;
-    seq.dispatch(kernel,
-                 {{x.buffer, runtime::Access::read}, {dy.buffer, runtime::Access::read},
-                  {dx.buffer, runtime::Access::write}},
-                 &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(
+        kernel,
+        {{x.buffer, runtime::Access::read}, {dy.buffer, runtime::Access::read}, {dx.buffer, runtime::Access::write}},
+        &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {

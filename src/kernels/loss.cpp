@@ -24,8 +24,7 @@ void check_matrix(const runtime::Device& device, const MatRef& m, const char* wh
     VKT_CHECK(end <= k_max_end, "softmax_xent: ", what, " reaches element ", end,
               "; at most 2^31 elements are supported");
     VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), "softmax_xent: ", what, " (", m.rows, "x", m.cols, " ",
-              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(),
-              " bytes");
+              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
     VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), "softmax_xent: ", what,
               " is fp16 but 16-bit storage is not enabled on this device");
 }
@@ -44,8 +43,8 @@ void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const 
     check_matrix(device, dlogits, "dlogits");
     VKT_CHECK(dlogits.rows == logits.rows && dlogits.cols == logits.cols, "softmax_xent: dlogits is ", dlogits.rows,
               "x", dlogits.cols, " but logits is ", logits.rows, "x", logits.cols);
-    VKT_CHECK(dlogits.dtype == logits.dtype, "softmax_xent: dlogits is ", dtype_name(dlogits.dtype),
-              " but logits is ", dtype_name(logits.dtype));
+    VKT_CHECK(dlogits.dtype == logits.dtype, "softmax_xent: dlogits is ", dtype_name(dlogits.dtype), " but logits is ",
+              dtype_name(logits.dtype));
     VKT_CHECK(logits.cols >= 1 || logits.rows == 0, "softmax_xent: logits need at least one class");
     check_buffer(labels, uint64_t(logits.rows) * 4, "labels (int32 per row)");
     check_buffer(row_loss, uint64_t(logits.rows) * 4, "row_loss (fp32 per row)");

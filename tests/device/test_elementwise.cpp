@@ -21,14 +21,22 @@ const double k_u32 = std::ldexp(1.0, -24);
 // Unit roundoff of a storage type, and the absolute error of rounding a result into it near zero: half
 // the fp16 subnormal spacing (our conversion is exact round-to-nearest), or the fp32 subnormal range
 // (drivers may flush fp32 denormals).
-double unit(DType d) { return d == DType::f16 ? std::ldexp(1.0, -11) : k_u32; }
-double floor_abs(DType d) { return d == DType::f16 ? std::ldexp(1.0, -25) : std::ldexp(1.0, -126); }
-const char* name(DType d) { return vktrain::kernels::dtype_name(d); }
+double unit(DType d) {
+    return d == DType::f16 ? std::ldexp(1.0, -11) : k_u32;
+}
+double floor_abs(DType d) {
+    return d == DType::f16 ? std::ldexp(1.0, -25) : std::ldexp(1.0, -126);
+}
+const char* name(DType d) {
+    return vktrain::kernels::dtype_name(d);
+}
 
 struct Shape {
     uint32_t rows, cols;
 };
-std::string shape_name(Shape s) { return std::to_string(s.rows) + "x" + std::to_string(s.cols); }
+std::string shape_name(Shape s) {
+    return std::to_string(s.rows) + "x" + std::to_string(s.cols);
+}
 
 // An operand `offset` elements into its buffer, with sentinels before and after it.
 constexpr float k_sentinel = -7.25f; // exact in fp16
@@ -43,7 +51,9 @@ struct Operand {
     std::vector<float> values() const {
         const auto all = vkt_test::read_buffer(buffer, dtype, offset + count + k_tail);
         for (size_t i = 0; i < all.size(); ++i)
-            if (i < offset || i >= offset + count) EXPECT_EQ(all[i], k_sentinel) << "sentinel " << i << " overwritten";
+            if (i < offset || i >= offset + count) {
+                EXPECT_EQ(all[i], k_sentinel) << "sentinel " << i << " overwritten";
+            }
         return std::vector<float>(all.begin() + offset, all.begin() + long(offset + count));
     }
 };
@@ -88,7 +98,9 @@ TEST_P(BiasTest, AddMatchesReference) {
     const auto y = vkt_test::round_through(vkt_test::random_values(size_t(s.rows) * s.cols, 11 + s.cols, -2, 2), dt);
     const auto b = vkt_test::round_through(vkt_test::random_values(s.cols, 12 + s.rows, -2, 2), dt);
     Operand yo = place(y, dt, 3), bo = place(b, dt, 5);
-    run([&](rt::Sequence& seq) { vktrain::kernels::record_bias_add(dev, seq, yo.ref(s.rows, s.cols), bo.ref(1, s.cols)); });
+    run([&](rt::Sequence& seq) {
+        vktrain::kernels::record_bias_add(dev, seq, yo.ref(s.rows, s.cols), bo.ref(1, s.cols));
+    });
     // One fp32 addition, then one rounding to the storage type.
     std::vector<double> ref(y.size()), tol(y.size());
     for (size_t i = 0; i < y.size(); ++i) {
@@ -106,7 +118,9 @@ TEST_P(BiasTest, GradMatchesReference) {
     auto& dev = vkt_test::device();
     const auto dy = vkt_test::round_through(vkt_test::random_values(size_t(s.rows) * s.cols, 13 + s.cols), dt);
     Operand dyo = place(dy, dt, 7), dbo = place(std::vector<float>(s.cols, 99.0f), DType::f32, 2);
-    run([&](rt::Sequence& seq) { vktrain::kernels::record_bias_grad(dev, seq, dyo.ref(s.rows, s.cols), dbo.ref(1, s.cols)); });
+    run([&](rt::Sequence& seq) {
+        vktrain::kernels::record_bias_grad(dev, seq, dyo.ref(s.rows, s.cols), dbo.ref(1, s.cols));
+    });
     // fp32 accumulation of `rows` exact values: at most rows * 2^-24 * sum |dy| (the kernel's split into
     // lanes only shortens the chains).
     std::vector<double> ref(s.cols, 0.0), tol(s.cols, 0.0);
@@ -121,19 +135,23 @@ TEST_P(BiasTest, GradMatchesReference) {
 }
 
 const Shape k_bias_shapes[] = {{1, 1}, {3, 7}, {37, 129}, {1000, 3}, {513, 257}, {2, 1100}};
-INSTANTIATE_TEST_SUITE_P(Shapes, BiasTest, testing::Combine(testing::Values(DType::f32, DType::f16),
-                                                           testing::ValuesIn(k_bias_shapes)),
-                         [](const auto& info) {
-                             return std::string(name(std::get<0>(info.param))) + "_" +
-                                    shape_name(std::get<1>(info.param));
+INSTANTIATE_TEST_SUITE_P(Shapes, BiasTest,
+                         testing::Combine(testing::Values(DType::f32, DType::f16), testing::ValuesIn(k_bias_shapes)),
+                         [](const auto& param_info) {
+                             return std::string(name(std::get<0>(param_info.param))) + "_" +
+                                    shape_name(std::get<1>(param_info.param));
                          });
 
 // ---- activations ----
 
 // GELU (tanh approximation) in double, its derivative, and the size of the kernel's fp32 error.
 constexpr double k_gelu_k0 = 0.79788456080286535588, k_gelu_k1 = 0.044715;
-double two_u(double x) { return 2 * k_gelu_k0 * (x + k_gelu_k1 * x * x * x); }
-double gelu_ref(double x) { return 0.5 * x * (1 + std::tanh(0.5 * two_u(x))); }
+double two_u(double x) {
+    return 2 * k_gelu_k0 * (x + k_gelu_k1 * x * x * x);
+}
+double gelu_ref(double x) {
+    return 0.5 * x * (1 + std::tanh(0.5 * two_u(x)));
+}
 // Returns the derivative; *magnitude gets the sum of its terms' magnitudes (they cancel near x = -0.75).
 double gelu_grad_ref(double x, double* magnitude = nullptr) {
     const double t = std::tanh(0.5 * two_u(x));
@@ -144,8 +162,12 @@ double gelu_grad_ref(double x, double* magnitude = nullptr) {
 // The kernel evaluates x / (1 + exp(-2u)) with 2u clamped to +-80: exp's Vulkan error bound is 3 + 2|arg| ulp,
 // and 2u itself carries a few ulps of relative error that exp amplifies by |2u|; a handful of roundings more.
 // Where 2u is clamped the error is at most |x| e^-80 absolute.
-double gelu_rel_error(double x) { return (12 + 6 * std::min(std::fabs(two_u(x)), 80.0)) * k_u32; }
-double gelu_clamp_error(double x) { return std::fabs(two_u(x)) >= 80 ? std::fabs(x) * 2e-35 : 0.0; }
+double gelu_rel_error(double x) {
+    return (12 + 6 * std::min(std::fabs(two_u(x)), 80.0)) * k_u32;
+}
+double gelu_clamp_error(double x) {
+    return std::fabs(two_u(x)) >= 80 ? std::fabs(x) * 2e-35 : 0.0;
+}
 
 struct ActCase {
     Activation act;
@@ -203,8 +225,8 @@ std::vector<ActCase> activation_cases() {
     return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(All, ActivationTest, testing::ValuesIn(activation_cases()), [](const auto& info) {
-    const ActCase& c = info.param;
+INSTANTIATE_TEST_SUITE_P(All, ActivationTest, testing::ValuesIn(activation_cases()), [](const auto& param_info) {
+    const ActCase& c = param_info.param;
     return std::string(c.act == Activation::relu ? "relu_" : "gelu_") + name(c.in) + "_" + name(c.out) + "_" +
            shape_name(c.shape);
 });
@@ -241,16 +263,21 @@ TEST(GeluBackward, MatchesFiniteDifference) {
 TEST(ActivationSpecial, LargeAndNonFiniteInputs) {
     auto& dev = vkt_test::device();
     const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
-    const std::vector<float> x = {30.0f, -30.0f, 1000.0f, -1000.0f, 1e20f, -1e20f, 65504.0f, -65504.0f, inf, -inf, nan, -0.0f};
+    const std::vector<float> x = {30.0f,    -30.0f,    1000.0f, -1000.0f, 1e20f, -1e20f,
+                                  65504.0f, -65504.0f, inf,     -inf,     nan,   -0.0f};
     const auto n = uint32_t(x.size());
     Operand xo = place(x, DType::f32, 0), ones = place(std::vector<float>(n, 1.0f), DType::f32, 0);
-    Operand gy = place(std::vector<float>(n, 0.0f), DType::f32, 0), gd = place(std::vector<float>(n, 0.0f), DType::f32, 0);
-    Operand ry = place(std::vector<float>(n, 0.0f), DType::f32, 0), rd = place(std::vector<float>(n, 0.0f), DType::f32, 0);
+    Operand gy = place(std::vector<float>(n, 0.0f), DType::f32, 0),
+            gd = place(std::vector<float>(n, 0.0f), DType::f32, 0);
+    Operand ry = place(std::vector<float>(n, 0.0f), DType::f32, 0),
+            rd = place(std::vector<float>(n, 0.0f), DType::f32, 0);
     run([&](rt::Sequence& seq) {
         vktrain::kernels::record_activation(dev, seq, Activation::gelu, xo.ref(1, n), gy.ref(1, n));
-        vktrain::kernels::record_activation_backward(dev, seq, Activation::gelu, xo.ref(1, n), ones.ref(1, n), gd.ref(1, n));
+        vktrain::kernels::record_activation_backward(dev, seq, Activation::gelu, xo.ref(1, n), ones.ref(1, n),
+                                                     gd.ref(1, n));
         vktrain::kernels::record_activation(dev, seq, Activation::relu, xo.ref(1, n), ry.ref(1, n));
-        vktrain::kernels::record_activation_backward(dev, seq, Activation::relu, xo.ref(1, n), ones.ref(1, n), rd.ref(1, n));
+        vktrain::kernels::record_activation_backward(dev, seq, Activation::relu, xo.ref(1, n), ones.ref(1, n),
+                                                     rd.ref(1, n));
     });
     const auto g = gy.values(), dg = gd.values(), r = ry.values(), dr = rd.values();
     // Finite inputs: GELU(x) = max(x, 0) and GELU'(x) = [x > 0] to fp32 precision (up to the clamp's
@@ -280,11 +307,30 @@ TEST(Cast, F32ToF16MatchesHostRoundingBitExactly) {
     VKT_REQUIRE_FP16();
     auto& dev = vkt_test::device();
     const float inf = std::numeric_limits<float>::infinity();
-    std::vector<float> v = {0.0f, -0.0f, 1.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e6f, -3.4e38f, inf, -inf,
-                            std::ldexp(1.0f, -14), std::ldexp(1.0f, -24), std::ldexp(1.0f, -25),
-                            std::ldexp(3.0f, -25), std::ldexp(1.0f, -25) * 1.0001f, std::ldexp(1023.5f, -24),
-                            std::ldexp(2047.5f, -24), 1.0f + std::ldexp(1.0f, -11), 1.0f + std::ldexp(3.0f, -11),
-                            1e-40f, -1e-45f, std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN()};
+    std::vector<float> v = {0.0f,
+                            -0.0f,
+                            1.0f,
+                            65504.0f,
+                            65519.99f,
+                            65520.0f,
+                            -65520.0f,
+                            1e6f,
+                            -3.4e38f,
+                            inf,
+                            -inf,
+                            std::ldexp(1.0f, -14),
+                            std::ldexp(1.0f, -24),
+                            std::ldexp(1.0f, -25),
+                            std::ldexp(3.0f, -25),
+                            std::ldexp(1.0f, -25) * 1.0001f,
+                            std::ldexp(1023.5f, -24),
+                            std::ldexp(2047.5f, -24),
+                            1.0f + std::ldexp(1.0f, -11),
+                            1.0f + std::ldexp(3.0f, -11),
+                            1e-40f,
+                            -1e-45f,
+                            std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN()};
     std::mt19937 rng(5);
     std::uniform_real_distribution<float> exponent(-30.0f, 17.0f);
     for (int i = 0; i < 200000; ++i) v.push_back((i & 1 ? -1.0f : 1.0f) * std::exp2(exponent(rng)));
@@ -397,12 +443,18 @@ TEST(ElementwiseChecks, RejectMismatchedOperands) {
     expect_error([&](rt::Sequence& s) { record_bias_add(dev, s, m, MatRef{&b, DType::f32, 1, 7, 0}); }, "bias is 1x7");
     expect_error([&](rt::Sequence& s) { record_bias_add(dev, s, m, MatRef{&b, DType::f32, 8, 1, 0}); }, "expected 1x8");
     expect_error([&](rt::Sequence& s) { record_bias_grad(dev, s, m, MatRef{&b, DType::f16, 1, 8, 0}); }, "must be f32");
-    expect_error([&](rt::Sequence& s) { record_activation(dev, s, Activation::relu, m, MatRef{&b, DType::f32, 8, 4, 0}); },
-                 "y is 8x4");
+    expect_error(
+        [&](rt::Sequence& s) {
+            record_activation(dev, s, Activation::relu, m, MatRef{&b, DType::f32, 8, 4, 0});
+        },
+        "y is 8x4");
     expect_error([&](rt::Sequence& s) { record_cast(dev, s, m, MatRef{&b, DType::f32, 5, 8, 0}); }, "40");
     expect_error([&](rt::Sequence& s) { record_cast(dev, s, m, MatRef{&b, DType::f32, 4, 8, 40}); }, "overruns");
-    expect_error([&](rt::Sequence& s) { record_bias_add(dev, s, MatRef{nullptr, DType::f32, 4, 8, 0}, row); },
-                 "no buffer");
+    expect_error(
+        [&](rt::Sequence& s) {
+            record_bias_add(dev, s, MatRef{nullptr, DType::f32, 4, 8, 0}, row);
+        },
+        "no buffer");
     if (vkt_test::context().fp16_available()) {
         expect_error([&](rt::Sequence& s) { record_bias_add(dev, s, m, MatRef{&b, DType::f16, 1, 8, 0}); }, "f16");
         expect_error(

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the default recipe (784-256-128-10 MLP, Fashion-MNIST, 5 epochs, AdamW 1e-3, batch 128, seed 1)
+# in fp32 and mixed precision on both test devices of a Debian bookworm machine — the host's lavapipe
+# (Mesa 25, no cooperative matrix) and the trixie root's (Mesa 26.1, cooperative matrix) — and writes
+# one JSON report per run plus summary.md into bench/results/<date>/. Needs scripts/setup.sh --with-test-root.
+#   bench/run_recipe.sh [extra vktrain train arguments]
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${VKTRAIN_BUILD:-$here/build}
+bin="$build/bin/vktrain"
+[ -x "$bin" ] || { echo "run_recipe.sh: build first (scripts/setup.sh --with-test-root)" >&2; exit 1; }
+day=$(date -u +%Y-%m-%d)
+out="$here/bench/results/$day"
+mkdir -p "$out"
+# Reports are written inside the build folder (bind-mounted into the root) and copied out.
+tmp="$build/bench-recipe"
+rm -rf "$tmp" && mkdir -p "$tmp"
+
+run() { # device-label precision [runner...]
+  local label=$1 precision=$2; shift 2
+  echo "== $label $precision" >&2
+  "$@" "$bin" train --precision "$precision" --quiet --report "$tmp/$label-$precision.json" --force "${extra[@]}" \
+    | tee "$tmp/$label-$precision.log"
+  cp "$tmp/$label-$precision.json" "$tmp/$label-$precision.log" "$out/"
+}
+extra=("$@")
+# A fresh GEMM-path cache per run so the auto choice is measured, not remembered.
+export VKTRAIN_CACHE_DIR="$tmp/cache"
+run lavapipe25 fp32
+run lavapipe25 mixed
+run lavapipe26-coopmat fp32 "$here/platforms/debian/run-in-root.sh" "$build"
+run lavapipe26-coopmat mixed "$here/platforms/debian/run-in-root.sh" "$build"
+
+python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+rows = []
+for name in sorted(os.listdir(out)):
+    if not name.endswith(".json") or name == "summary.json":
+        continue
+    r = json.load(open(os.path.join(out, name)))
+    rows.append((name[:-5], r))
+with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write("| run | device | precision | GEMM path | test accuracy | s/epoch | samples/s | peak device MiB | skipped |\n")
+    f.write("|---|---|---|---|---|---|---|---|---|\n")
+    for name, r in rows:
+        f.write(f"| {name} | {r['device']['name']} ({r['device']['driver_info']}) | {r['precision']} | {r['gemm_path']} | "
+                f"{r['test_accuracy']:.4f} | {r['seconds_per_epoch']:.1f} | {r['samples_per_second']:.0f} | "
+                f"{r['peak_device_bytes'] / 2**20:.1f} | {r['skipped_steps']} |\n")
+print(open(os.path.join(out, "summary.md")).read())
+PY
