@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the `vktrain` command: exit codes, one-line errors, outputs never overwritten, the JSON
+report and a train -> eval round trip. Each case is its own ctest test:
+
+    test_cli.py --binary build/bin/vktrain --work DIR --case NAME
+
+Exit status 0 = pass, 1 = fail (the first wrong check is printed), 77 = skipped (no data set / no device).
+"""
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+DATA_DIR = os.environ.get("VKTRAIN_TEST_DATA", "/usr/share/datasets/fashion-mnist")
+SKIP = 77
+
+REQUIRED_REPORT_KEYS = [
+    "precision", "device", "gemm_path", "gemm_paths", "model", "parameters", "optimizer", "learning_rate",
+    "batch_size", "seed", "epochs", "test_accuracy", "test_loss", "final_loss", "loss_scale", "skipped_steps",
+    "steps", "samples_per_second", "seconds_per_epoch", "epoch_seconds", "history", "peak_device_bytes",
+    "trainer_device_bytes", "vktrain_version", "date",
+]
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+class Cli:
+    def __init__(self, binary, work):
+        self.binary = binary
+        self.work = work
+
+    def run(self, *args, timeout=600):
+        cmd = [self.binary] + [str(a) for a in args]
+        print("$ " + " ".join(cmd), flush=True)
+        p = subprocess.run(cmd, cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                           text=True, errors="replace")
+        for line in p.stdout.splitlines():
+            print("  stdout: " + line)
+        for line in p.stderr.splitlines():
+            print("  stderr: " + line)
+        print("  exit %d" % p.returncode, flush=True)
+        return p
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+    print("  ok: " + message, flush=True)
+
+
+def error_lines(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("vktrain: error: ")]
+
+
+def check_one_line_error(p, status, *needles):
+    """The whole of stderr is exactly one 'vktrain: error: ...' line containing every needle."""
+    check(p.returncode == status, "exit status %d (got %d)" % (status, p.returncode))
+    lines = p.stderr.splitlines()
+    check(len(lines) == 1, "exactly one line on stderr (got %d)" % len(lines))
+    check(lines[0].startswith("vktrain: error: "), "stderr starts with 'vktrain: error: '")
+    for n in needles:
+        check(n in lines[0], "error names %r" % n)
+
+
+def check_last_error(p, status, *needles):
+    """For failures after a device was opened: drivers may print their own notices first (lavapipe warns that it
+    is not conformant), so only the final line is ours to check."""
+    check(p.returncode == status, "exit status %d (got %d)" % (status, p.returncode))
+    errors = error_lines(p.stderr)
+    check(len(errors) == 1, "exactly one 'vktrain: error:' line (got %d)" % len(errors))
+    check(p.stderr.splitlines()[-1] == errors[0], "the error is the last stderr line")
+    for n in needles:
+        check(n in errors[0], "error names %r" % n)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def need_data():
+    if not os.path.isfile(os.path.join(DATA_DIR, "t10k-images-idx3-ubyte.gz")):
+        raise Skip("Fashion-MNIST not found in " + DATA_DIR)
+
+
+def case_usage(cli):
+    p = cli.run("train", "--bogus")
+    check_one_line_error(p, 2, "--bogus")
+    p = cli.run("frobnicate")
+    check_one_line_error(p, 2, "frobnicate")
+    p = cli.run()
+    check_one_line_error(p, 2)
+    p = cli.run("eval")
+    check_one_line_error(p, 2, "--weights")
+    p = cli.run("--help")
+    check(p.returncode == 0 and "train" in p.stdout and p.stderr == "", "--help exits 0 with usage on stdout")
+    p = cli.run("train", "--help")
+    check(p.returncode == 0 and "--batch-size" in p.stdout, "train --help lists the options")
+    p = cli.run("--version")
+    check(p.returncode == 0 and p.stdout.strip() == "vktrain 0.1.0", "--version prints 'vktrain 0.1.0'")
+
+
+def case_bad_values(cli):
+    for args, needle in [
+        (["--epochs", "abc"], "--epochs"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size"], "--batch-size"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "0"], "--lr"),
+        (["--precision", "fp8"], "--precision"),
+        (["--optimizer", "adam"], "--optimizer"),
+        (["--gemm-path", "fast"], "--gemm-path"),
+        (["--model", "mlp:256,x"], "--model"),
+        (["--model", "cnn:3"], "--model"),
+        (["--limit", "12k"], "--limit"),
+        (["--quiet=yes"], "--quiet"),
+    ]:
+        p = cli.run("train", *args)
+        check_one_line_error(p, 2, needle)
+
+
+def case_missing_data(cli):
+    missing = os.path.join(cli.work, "no-such-dir")
+    p = cli.run("train", "--data", missing, "--quiet")
+    check_one_line_error(p, 1, missing, "train-images-idx3-ubyte")
+    p = cli.run("eval", "--weights", "w.safetensors")
+    check_one_line_error(p, 1, "w.safetensors")
+
+
+def case_corrupt_data(cli):
+    need_data()
+    data = os.path.join(cli.work, "data")
+    os.makedirs(data)
+    for name in os.listdir(DATA_DIR):
+        shutil.copy(os.path.join(DATA_DIR, name), data)
+    images = os.path.join(data, "train-images-idx3-ubyte.gz")
+    with open(images, "r+b") as f:
+        f.truncate(os.path.getsize(images) // 2)
+    p = cli.run("train", "--data", data, "--epochs", "1", "--quiet")
+    check_one_line_error(p, 1, "train-images-idx3-ubyte.gz")
+    # Not gzip at all: a text file under the image file's name.
+    with open(images, "wb") as f:
+        f.write(b"this is not an IDX file\n" * 10)
+    p = cli.run("train", "--data", data, "--epochs", "1", "--quiet")
+    check_one_line_error(p, 1, "train-images-idx3-ubyte.gz")
+
+
+def case_existing_output(cli):
+    for option in ["--output", "--report"]:
+        path = os.path.join(cli.work, "existing" + ("" if option == "--output" else ".json"))
+        with open(path, "wb") as f:
+            f.write(b"precious contents\n")
+        before = sha256(path)
+        # A missing data directory too: the output check must come first, before any data is read.
+        p = cli.run("train", option, path, "--data", os.path.join(cli.work, "no-such-dir"), "--quiet")
+        check(p.returncode != 0, "exit status is non-zero")
+        check_one_line_error(p, p.returncode, path, "already exists")
+        check(sha256(path) == before, "%s file is unchanged" % option)
+    p = cli.run("train", "--output", os.path.join(cli.work, "no-such-dir", "w.safetensors"), "--quiet")
+    check_one_line_error(p, 1, "no-such-dir")
+
+
+def case_devices(cli):
+    p = cli.run("devices")
+    if p.returncode != 0 and "no Vulkan devices" in p.stderr:
+        raise Skip("no Vulkan device")
+    check(p.returncode == 0, "devices exits 0")
+    check(re.search(r"^device 0: ", p.stdout, re.M) is not None, "lists device 0")
+    check("cooperative matrix" in p.stdout and "subgroup size" in p.stdout, "lists capabilities")
+    check("(default)" in p.stdout, "marks the default device")
+
+
+def case_train_eval(cli):
+    need_data()
+    report, weights = "r.json", "w.safetensors"
+    p = cli.run("train", "--limit", 2000, "--test-limit", 500, "--epochs", 1, "--batch-size", 100, "--precision",
+                "mixed", "--report", report, "--output", weights)
+    check(p.returncode == 0, "train exits 0")
+    check(re.search(r"^epoch 1/1  train_loss [0-9.]+  test_loss [0-9.]+  test_accuracy [0-9.]+  seconds ", p.stdout,
+                    re.M) is not None, "prints the epoch summary line")
+    check(re.search(r"^  gemm linear0\.forward \S+ -> \S+", p.stdout, re.M) is not None, "prints the GEMM paths")
+    with open(os.path.join(cli.work, report)) as f:
+        r = json.load(f)
+    for key in REQUIRED_REPORT_KEYS:
+        check(key in r, "report has %r" % key)
+    check(r["precision"] == "mixed", "report precision is mixed")
+    for key in ["name", "driver_name", "driver_info", "api_version", "type"]:
+        check(key in r["device"], "report device has %r" % key)
+    check(len(r["gemm_paths"]) > 0 and all(set(g) >= {"site", "shape", "path", "reason"} for g in r["gemm_paths"]),
+          "gemm_paths entries have site, shape, path, reason")
+    check(r["steps"] == 20, "20 steps of 100 samples (got %s)" % r["steps"])
+    check(len(r["history"]) == 1 and len(r["epoch_seconds"]) == 1, "one epoch in history and epoch_seconds")
+    check(r["test_accuracy"] > 0.5, "test_accuracy %.4f > 0.5" % r["test_accuracy"])
+    check(r["vktrain_version"] == "0.1.0", "vktrain_version is 0.1.0")
+    check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["date"]) is not None, "date is UTC ISO 8601")
+    check(os.path.getsize(os.path.join(cli.work, weights)) > 0, "weights were written")
+
+    p = cli.run("eval", "--weights", weights, "--test-limit", 500)
+    check(p.returncode == 0, "eval exits 0")
+    m = re.search(r"^test_loss ([0-9.]+)  test_accuracy ([0-9.]+)  samples (\d+)$", p.stdout, re.M)
+    check(m is not None, "eval prints 'test_loss X  test_accuracy Y  samples N'")
+    check(m.group(3) == "500", "eval used 500 samples")
+    check(m.group(2) == "%.4f" % r["test_accuracy"],
+          "eval accuracy %s equals the report's %.4f" % (m.group(2), r["test_accuracy"]))
+
+    # Running again must not replace either file; with --force it may.
+    before = sha256(os.path.join(cli.work, weights))
+    p = cli.run("train", "--limit", 200, "--epochs", 1, "--output", weights, "--quiet")
+    check_one_line_error(p, 1, weights, "already exists")
+    check(sha256(os.path.join(cli.work, weights)) == before, "weights unchanged without --force")
+
+    # Weights that do not fit the requested model.
+    p = cli.run("eval", "--weights", weights, "--model", "mlp:64", "--test-limit", 100)
+    check_last_error(p, 1, weights)
+
+
+def case_corrupt_weights(cli):
+    path = os.path.join(cli.work, "random.safetensors")
+    with open(path, "wb") as f:
+        f.write(os.urandom(10))
+    p = cli.run("eval", "--weights", path)
+    check_one_line_error(p, 1, path)
+    # A valid gzip file is no safetensors file either.
+    with gzip.open(path, "wb") as f:
+        f.write(b"{}")
+    p = cli.run("eval", "--weights", path)
+    check_one_line_error(p, 1, path)
+
+
+CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--work", required=True, help="scratch directory (emptied first)")
+    parser.add_argument("--case", required=True, choices=sorted(CASES))
+    args = parser.parse_args()
+    work = os.path.abspath(os.path.join(args.work, args.case))
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    try:
+        CASES[args.case](Cli(os.path.abspath(args.binary), work))
+    except Skip as e:
+        print("SKIP: " + str(e))
+        return SKIP
+    except Failure as e:
+        print("FAIL: " + str(e))
+        return 1
+    print("PASS: " + args.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+// Command-line parsing for the vktrain tool: one options struct per command, filled by a small reader that
+// accepts "--name value" and "--name=value". Every malformed input throws UsageError, which main() turns into
+// exit status 2 (runtime failures use vktrain::Error and status 1).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "vktrain/context.hpp"
+#include "vktrain/options.hpp"
+
+namespace vktrain::cli {
+
+class UsageError : public std::runtime_error {
+public:
+    explicit UsageError(const std::string& message) : std::runtime_error(message) {}
+};
+
+// Walks over the arguments after the command name. Positional arguments are rejected: every command takes
+// only options, so a stray word is almost always a typo worth reporting.
+class ArgReader {
+public:
+    explicit ArgReader(std::vector<std::string> args) : m_args(std::move(args)) {}
+
+    // Advances to the next option; false when all arguments are consumed.
+    bool next();
+    const std::string& name() const { return m_name; }
+    bool is(const char* option) const { return m_name == option; }
+    // The option's value: the text after '=' or the following argument.
+    std::string value();
+    // For options without a value: rejects "--flag=value".
+    void flag() const;
+    [[noreturn]] void unknown() const;
+
+private:
+    std::vector<std::string> m_args;
+    size_t m_pos = 0;
+    std::string m_name;
+    std::optional<std::string> m_inline;
+};
+
+// Strict number parsing: the whole text must be a number in [min, max]; errors name the option.
+uint64_t parse_uint(const std::string& option, const std::string& text, uint64_t min, uint64_t max);
+// Finite numbers only; positive: > 0, otherwise >= 0.
+double parse_real(const std::string& option, const std::string& text, bool positive);
+
+Precision parse_precision(const std::string& option, const std::string& text);
+GemmPath parse_gemm_path(const std::string& option, const std::string& text);
+const char* precision_name(Precision precision);
+const char* optimizer_name(OptimizerKind kind);
+
+// Device selection shared by the commands that open a device.
+struct DeviceArgs {
+    std::string device; // --device: all digits -> index, otherwise a name substring
+    bool validation = false;
+    bool no_coopmat = false;
+};
+
+struct TrainArgs {
+    bool help = false;
+    std::string data_dir;
+    std::string model_spec = "mlp:256,128";
+    Precision precision = Precision::mixed;
+    OptimizerKind optimizer = OptimizerKind::adamw;
+    std::optional<double> learning_rate; // default depends on the optimizer
+    double momentum = 0.9;
+    double weight_decay = 0.0;
+    uint32_t batch_size = 128;
+    uint32_t epochs = 5;
+    uint64_t seed = 1;
+    DeviceArgs device;
+    GemmPath gemm_path = GemmPath::auto_select;
+    double loss_scale = 65536.0;
+    uint32_t growth_interval = 2000;
+    bool loss_scaling = true;
+    uint64_t limit = 0;      // 0: every training sample
+    uint64_t test_limit = 0; // 0: every test sample
+    std::string output;
+    std::string report;
+    bool force = false;
+    bool quiet = false;
+
+    double effective_learning_rate() const {
+        if (learning_rate) return *learning_rate;
+        return optimizer == OptimizerKind::sgd ? 0.05 : 1e-3;
+    }
+};
+
+struct EvalArgs {
+    bool help = false;
+    std::string weights;
+    std::string data_dir;
+    std::string model_spec;             // empty: from the checkpoint's metadata
+    std::optional<Precision> precision; // unset: the checkpoint's, else mixed
+    DeviceArgs device;
+    GemmPath gemm_path = GemmPath::auto_select;
+    uint64_t test_limit = 0;
+    uint32_t batch_size = 128;
+};
+
+struct DevicesArgs {
+    bool help = false;
+    bool validation = false;
+};
+
+TrainArgs parse_train_args(const std::vector<std::string>& args);
+EvalArgs parse_eval_args(const std::vector<std::string>& args);
+DevicesArgs parse_devices_args(const std::vector<std::string>& args);
+
+} // namespace vktrain::cli

@@ -1,0 +1,21 @@
+// The vktrain subcommands. Each takes the arguments after its name and returns the exit status; usage errors throw
+// UsageError (status 2) and runtime failures vktrain::Error or another std::exception (status 1), which main()
+// reports as one "vktrain: error: ..." line.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vktrain::cli {
+
+int run_train(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
+int run_devices(const std::vector<std::string>& args);
+
+// Help texts (each ends with a newline).
+const char* main_usage();
+const char* train_usage();
+const char* eval_usage();
+const char* devices_usage();
+
+} // namespace vktrain::cli

@@ -1,0 +1,87 @@
+// `vktrain eval`: loads a checkpoint written by `vktrain train --output` (or Trainer::save) and evaluates it on the
+// Fashion-MNIST test split.
+#include <cstdio>
+#include <optional>
+
+#include "args.hpp"
+#include "commands.hpp"
+#include "io/safetensors.hpp"
+#include "model_spec.hpp"
+#include "util.hpp"
+#include "vktrain/vktrain.hpp"
+
+namespace vktrain::cli {
+
+namespace {
+
+const std::string* find_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
+                                 const std::string& key) {
+    for (const auto& [k, v] : metadata)
+        if (k == key) return &v;
+    return nullptr;
+}
+
+} // namespace
+
+int run_eval(const std::vector<std::string>& args) {
+    const EvalArgs a = parse_eval_args(args);
+    if (a.help) {
+        std::fputs(eval_usage(), stdout);
+        return 0;
+    }
+    std::optional<MlpSpec> spec;
+    if (!a.model_spec.empty()) spec = parse_mlp_spec(a.model_spec);
+
+    // Read the checkpoint first: a bad file is reported before the test set is decompressed, and its metadata says
+    // which model and precision it was trained with.
+    std::vector<std::pair<std::string, std::string>> metadata;
+    io::read_safetensors(a.weights, &metadata);
+    std::optional<Model> stored_model;
+    std::string model_source = "--model";
+    if (!spec) {
+        const std::string* description = find_metadata(metadata, "vktrain_model");
+        if (!description)
+            throw Error(a.weights + ": no \"vktrain_model\" metadata to rebuild the model from; pass --model SPEC");
+        try {
+            stored_model = model_from_description(*description);
+        } catch (const Error& e) {
+            throw Error(a.weights + ": " + e.what());
+        }
+        model_source = "metadata of " + a.weights;
+    }
+    Precision precision = Precision::mixed;
+    if (a.precision) {
+        precision = *a.precision;
+    } else if (const std::string* p = find_metadata(metadata, "vktrain_precision"); p && *p == "fp32") {
+        // Evaluating in the precision the weights were trained in reproduces the accuracy `train` reported.
+        precision = Precision::fp32;
+    }
+
+    const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
+    const Model model =
+        spec ? build_mlp(*spec, uint32_t(test.features), uint32_t(test.classes)) : std::move(*stored_model);
+    if (model.input_features() != test.features)
+        throw Error(a.weights + ": model " + model.describe() + " takes " + std::to_string(model.input_features()) +
+                    " inputs but the images in " + a.data_dir + " have " + std::to_string(test.features) + " pixels");
+    if (model.classes() != test.classes)
+        throw Error(a.weights + ": model " + model.describe() + " has " + std::to_string(model.classes()) +
+                    " classes but the data has " + std::to_string(test.classes));
+
+    Context context(context_options(a.device));
+    TrainerOptions options;
+    options.precision = precision;
+    options.batch_size = a.batch_size;
+    options.gemm_path = a.gemm_path;
+    Trainer trainer(context, model, options);
+    trainer.load(a.weights);
+
+    std::printf("device      %s\n", device_summary(context.device_info()).c_str());
+    std::printf("model       %s (from %s)\n", model.describe().c_str(), model_source.c_str());
+    std::printf("precision   %s, gemm path %s\n", precision_name(precision), trainer.gemm_path_summary().c_str());
+    const EvalResult r = trainer.evaluate(test.x.data(), test.labels.data(), test.count);
+    std::printf("test_loss %s  test_accuracy %s  samples %llu\n", fixed(r.loss, 4).c_str(),
+                fixed(r.accuracy, 4).c_str(), static_cast<unsigned long long>(r.count));
+    return 0;
+}
+
+} // namespace vktrain::cli

@@ -1,0 +1,106 @@
+#include "model_spec.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "args.hpp"
+#include "vktrain/error.hpp"
+
+namespace vktrain::cli {
+
+namespace {
+
+// Layer widths beyond this are certainly a typo (and would overflow the 32-bit sizes the library uses).
+constexpr unsigned long max_features = 1u << 20;
+
+// Parses a positive layer width; returns 0 when the text is not one.
+uint32_t parse_width(const std::string& text) {
+    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
+    const unsigned long v = std::strtoul(text.c_str(), nullptr, 10);
+    return v >= 1 && v <= max_features ? uint32_t(v) : 0;
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        const size_t pos = text.find(sep, start);
+        parts.push_back(text.substr(start, pos == std::string::npos ? std::string::npos : pos - start));
+        if (pos == std::string::npos) return parts;
+        start = pos + 1;
+    }
+}
+
+} // namespace
+
+MlpSpec parse_mlp_spec(const std::string& spec) {
+    const auto fail = [&](const std::string& why) -> UsageError {
+        return UsageError("--model '" + spec + "': " + why + " (expected mlp:H1,H2,...[:relu|:gelu])");
+    };
+    const std::vector<std::string> parts = split(spec, ':');
+    if (parts[0] != "mlp") throw fail("unknown model type '" + parts[0] + "'");
+    if (parts.size() > 3) throw fail("too many ':' sections");
+    MlpSpec out;
+    // "mlp" alone (or an empty size list) has no hidden layers: a linear classifier.
+    if (parts.size() >= 2 && !parts[1].empty()) {
+        for (const std::string& h : split(parts[1], ',')) {
+            const uint32_t w = parse_width(h);
+            if (w == 0)
+                throw fail("hidden size '" + h + "' is not an integer in [1, " + std::to_string(max_features) + "]");
+            out.hidden.push_back(w);
+        }
+    }
+    if (parts.size() == 3) {
+        if (parts[2] == "relu")
+            out.activation = OpKind::relu;
+        else if (parts[2] == "gelu")
+            out.activation = OpKind::gelu;
+        else
+            throw fail("unknown activation '" + parts[2] + "'");
+    }
+    return out;
+}
+
+Model build_mlp(const MlpSpec& spec, uint32_t input_features, uint32_t classes) {
+    return Model::mlp(input_features, spec.hidden, classes, spec.activation);
+}
+
+Model model_from_description(const std::string& description) {
+    const auto fail = [&](const std::string& why) -> Error {
+        return Error("model description '" + description + "': " + why);
+    };
+    // Each '-' separated part is a width followed by zero or more "(act)" suffixes; the first part is the input
+    // and every later one a linear layer with bias (the only form describe() produces for linear layers).
+    const std::vector<std::string> parts = split(description, '-');
+    if (parts.size() < 2) throw fail("needs at least an input and an output width");
+    const uint32_t input = parse_width(parts[0]);
+    if (input == 0) throw fail("bad input width '" + parts[0] + "'");
+    Model model(input);
+    int x = model.input();
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const std::string& p = parts[i];
+        const size_t paren = p.find('(');
+        const uint32_t width = parse_width(p.substr(0, paren));
+        if (width == 0) throw fail("bad layer width in '" + p + "'");
+        x = model.linear(x, width);
+        size_t pos = paren;
+        while (pos != std::string::npos && pos < p.size()) {
+            const size_t close = p.find(')', pos);
+            if (p[pos] != '(' || close == std::string::npos) throw fail("malformed activation in '" + p + "'");
+            const std::string act = p.substr(pos + 1, close - pos - 1);
+            if (act == "relu")
+                x = model.relu(x);
+            else if (act == "gelu")
+                x = model.gelu(x);
+            else
+                throw fail("unknown activation '" + act + "'");
+            pos = close + 1;
+        }
+    }
+    if (model.nodes().back().kind != OpKind::linear) throw fail("the output layer must be linear");
+    if (model.nodes().back().features < 2) throw fail("the output needs at least 2 classes");
+    model.softmax_cross_entropy(x);
+    return model;
+}
+
+} // namespace vktrain::cli

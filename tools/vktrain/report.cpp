@@ -1,0 +1,126 @@
+#include "report.hpp"
+
+#include "util.hpp"
+
+namespace vktrain::cli {
+
+namespace {
+
+double samples_per_second(uint64_t samples, double seconds) {
+    return seconds > 0 ? double(samples) / seconds : 0.0;
+}
+
+io::Json gemm_json(const GemmReport& g) {
+    io::Json j = io::Json::object();
+    j["site"] = g.site;
+    j["shape"] = g.shape;
+    j["path"] = to_string(g.path);
+    j["reason"] = g.reason;
+    return j;
+}
+
+io::Json epoch_json(const EpochStats& e) {
+    io::Json j = io::Json::object();
+    j["epoch"] = e.epoch;
+    j["train_loss"] = e.train_loss;
+    j["test_loss"] = e.test_loss;
+    j["test_accuracy"] = e.test_accuracy;
+    j["seconds"] = e.train_seconds;
+    j["eval_seconds"] = e.eval_seconds;
+    j["samples_per_second"] = samples_per_second(e.samples, e.train_seconds);
+    j["loss_scale"] = e.loss_scale;
+    j["skipped_steps"] = e.skipped_steps;
+    return j;
+}
+
+} // namespace
+
+std::string epoch_line(const EpochStats& e, uint32_t epochs) {
+    return "epoch " + std::to_string(e.epoch) + "/" + std::to_string(epochs) + "  train_loss " +
+           fixed(e.train_loss, 4) + "  test_loss " + fixed(e.test_loss, 4) + "  test_accuracy " +
+           fixed(e.test_accuracy, 4) + "  seconds " + fixed(e.train_seconds, 1) + "  samples/s " +
+           fixed(samples_per_second(e.samples, e.train_seconds), 0) + "  loss_scale " + number(e.loss_scale) +
+           "  skipped " + std::to_string(e.skipped_steps);
+}
+
+std::string train_header(const TrainArgs& args, const Context& context, const Trainer& trainer, uint64_t train_count,
+                         uint64_t test_count) {
+    const Model& model = trainer.model();
+    std::string s = "vktrain " + std::string(tool_version) + "\n";
+    s += "device      " + device_summary(context.device_info()) + "\n";
+    s += "precision   " + std::string(precision_name(args.precision));
+    if (args.precision == Precision::mixed)
+        s += args.loss_scaling ? " (loss scale " + number(args.loss_scale) + ", growth interval " +
+                                     std::to_string(args.growth_interval) + ")"
+                               : " (no loss scaling)";
+    s += "\n";
+    s += "model       " + model.describe() + " (" + std::to_string(model.parameter_count()) + " parameters)\n";
+    s += "optimizer   " + std::string(optimizer_name(args.optimizer)) + " lr " + number(args.effective_learning_rate());
+    if (args.optimizer == OptimizerKind::sgd) s += " momentum " + number(args.momentum);
+    s += " weight_decay " + number(args.weight_decay) + "\n";
+    s += "data        " + std::to_string(train_count) + " train / " + std::to_string(test_count) +
+         " test samples, batch size " + std::to_string(args.batch_size) + ", " + std::to_string(args.epochs) +
+         (args.epochs == 1 ? " epoch" : " epochs") + ", seed " + std::to_string(args.seed) + "\n";
+    s += "gemm path   " + trainer.gemm_path_summary() + "\n";
+    for (const GemmReport& g : trainer.gemm_paths()) {
+        s += "  gemm " + g.site + " " + g.shape + " -> " + to_string(g.path);
+        if (!g.reason.empty()) s += " (" + g.reason + ")";
+        s += "\n";
+    }
+    return s;
+}
+
+io::Json train_report(const RunInfo& run) {
+    const TrainArgs& a = *run.args;
+    const Trainer& t = *run.trainer;
+    io::Json r = io::Json::object();
+    r["vktrain_version"] = tool_version;
+    r["date"] = utc_now_iso8601();
+    r["precision"] = precision_name(a.precision);
+    r["device"] = device_json(run.context->device_info());
+    r["gemm_path"] = t.gemm_path_summary();
+    io::Json paths = io::Json::array();
+    for (const GemmReport& g : t.gemm_paths()) paths.push_back(gemm_json(g));
+    r["gemm_paths"] = std::move(paths);
+    r["model"] = t.model().describe();
+    r["parameters"] = t.model().parameter_count();
+    r["optimizer"] = optimizer_name(a.optimizer);
+    r["learning_rate"] = a.effective_learning_rate();
+    if (a.optimizer == OptimizerKind::sgd) r["momentum"] = a.momentum;
+    r["weight_decay"] = a.weight_decay;
+    r["batch_size"] = a.batch_size;
+    r["seed"] = a.seed;
+    r["epochs"] = a.epochs;
+    r["train_samples"] = run.train_samples;
+    r["test_samples"] = run.test_samples;
+    r["loss_scaling"] = a.precision == Precision::mixed && a.loss_scaling;
+    r["initial_loss_scale"] = a.loss_scale;
+    r["growth_interval"] = a.growth_interval;
+
+    double train_seconds = 0;
+    uint64_t samples = 0;
+    io::Json epoch_seconds = io::Json::array();
+    io::Json history = io::Json::array();
+    for (const EpochStats& e : run.history) {
+        train_seconds += e.train_seconds;
+        samples += e.samples;
+        epoch_seconds.push_back(e.train_seconds);
+        history.push_back(epoch_json(e));
+    }
+    const EpochStats last = run.history.empty() ? EpochStats{} : run.history.back();
+    r["test_accuracy"] = last.test_accuracy;
+    r["test_loss"] = last.test_loss;
+    r["final_loss"] = last.train_loss;
+    r["loss_scale"] = t.loss_scale();
+    r["skipped_steps"] = t.skipped_steps();
+    r["steps"] = t.steps();
+    r["samples_per_second"] = samples_per_second(samples, train_seconds);
+    r["seconds_per_epoch"] = run.history.empty() ? 0.0 : train_seconds / double(run.history.size());
+    r["epoch_seconds"] = std::move(epoch_seconds);
+    r["history"] = std::move(history);
+    r["peak_device_bytes"] = run.context->peak_allocated_bytes();
+    r["trainer_device_bytes"] = t.device_bytes();
+    return r;
+}
+
+} // namespace vktrain::cli

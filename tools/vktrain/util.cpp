@@ -1,0 +1,108 @@
+#include "util.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "vktrain/error.hpp"
+
+namespace vktrain::cli {
+
+ContextOptions context_options(const DeviceArgs& args) {
+    ContextOptions o;
+    if (!args.device.empty()) {
+        // parse_*_args already checked that an all-digit value fits an int.
+        if (args.device.find_first_not_of("0123456789") == std::string::npos)
+            o.device_index = int(std::stol(args.device));
+        else
+            o.device_name = args.device;
+    }
+    o.validation = args.validation;
+    o.allow_coopmat = !args.no_coopmat;
+    o.log = [](LogLevel level, LogSource source, const std::string& message) {
+        std::fprintf(stderr, "vktrain: %s%s: %s\n", source == LogSource::validation ? "validation " : "",
+                     to_string(level), message.c_str());
+    };
+    o.log_level = LogLevel::warning;
+    return o;
+}
+
+void check_output_path(const std::string& path, const std::string& option, bool force) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path p(path);
+    // symlink_status so that a dangling symlink also counts as existing: replacing it would still destroy it.
+    const fs::file_status link = fs::symlink_status(p, ec);
+    if (fs::exists(link)) {
+        if (fs::is_directory(fs::status(p, ec))) throw Error(option + " " + path + ": is a directory");
+        if (!force) throw Error(option + " " + path + ": already exists (pass --force to overwrite it)");
+    }
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, ec))
+        throw Error(option + " " + path + ": directory '" + dir.string() + "' does not exist");
+    // The library writes "<path>.tmp-<pid>" and renames it, so the directory itself must be writable.
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+        throw Error(option + " " + path + ": directory '" + dir.string() +
+                    "' is not writable: " + std::strerror(errno));
+}
+
+std::string utc_now_iso8601() {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string fixed(double value, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
+    return buf;
+}
+
+std::string number(double value) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.7g", value);
+    return buf;
+}
+
+std::string one_line(const std::string& text) {
+    std::string out = text;
+    for (char& c : out)
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
+std::string device_summary(const DeviceInfo& info) {
+    std::string s = info.name + " [" + info.type + "], driver " + info.driver_name;
+    if (!info.driver_info.empty()) s += " " + info.driver_info;
+    s += ", Vulkan " + info.api_version;
+    return s;
+}
+
+io::Json device_json(const DeviceInfo& info) {
+    io::Json d = io::Json::object();
+    d["index"] = info.index;
+    d["name"] = info.name;
+    d["type"] = info.type;
+    d["driver_name"] = info.driver_name;
+    d["driver_info"] = info.driver_info;
+    d["api_version"] = info.api_version;
+    d["vendor_id"] = info.vendor_id;
+    d["device_id"] = info.device_id;
+    d["driver_version"] = info.driver_version;
+    d["cooperative_matrix"] = info.coopmat_extension && info.coopmat_feature;
+    return d;
+}
+
+bool stderr_is_terminal() {
+    return ::isatty(STDERR_FILENO) == 1;
+}
+
+} // namespace vktrain::cli
