@@ -22,12 +22,16 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool has_value = i + 1 < argc;
-        if (a == "--out" && has_value) out = argv[++i];
-        else if (a == "--device" && has_value) device = argv[++i];
-        else if (a == "--repeats" && has_value) repeats = std::max(1, std::atoi(argv[++i]));
+        if (a == "--out" && has_value)
+            out = argv[++i];
+        else if (a == "--device" && has_value)
+            device = argv[++i];
+        else if (a == "--repeats" && has_value)
+            repeats = std::max(1, std::atoi(argv[++i]));
         else if (a == "--sizes" && has_value) {
             sizes.clear();
-            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) sizes.push_back(uint32_t(std::atoi(t)));
+            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ","))
+                sizes.push_back(uint32_t(std::atoi(t)));
         } else {
             std::fprintf(stderr, "vktrain_bench_gemm: error: unknown argument '%s'\n", a.c_str());
             return 2;
@@ -73,8 +77,8 @@ int main(int argc, char** argv) {
             doc["coopmat_shapes"] = vktrain::io::Json::array();
             for (const auto& c : info.coopmat_shapes)
                 doc["coopmat_shapes"].push_back(std::to_string(c.m) + "x" + std::to_string(c.n) + "x" +
-                                                std::to_string(c.k) + " " + c.a_type + "*" + c.b_type + "+" +
-                                                c.c_type + "->" + c.result_type + " " + c.scope);
+                                                std::to_string(c.k) + " " + c.a_type + "*" + c.b_type + "+" + c.c_type +
+                                                "->" + c.result_type + " " + c.scope);
             doc["repeats"] = repeats;
             doc["results"] = results;
             vktrain::io::write_json_file(out, doc);

@@ -25,8 +25,8 @@ struct DeviceInfo {
     std::string type; // discrete, integrated, virtual, cpu, other
     std::string driver_name, driver_info;
     uint32_t vendor_id = 0, device_id = 0, driver_version = 0;
-    std::string api_version; // "1.4.305"
-    bool shader_float16 = false;     // fp16 arithmetic in shaders
+    std::string api_version;     // "1.4.305"
+    bool shader_float16 = false; // fp16 arithmetic in shaders
     bool storage_buffer_16bit = false;
     uint32_t subgroup_size = 0, min_subgroup_size = 0, max_subgroup_size = 0;
     bool subgroup_size_control = false;
@@ -44,14 +44,14 @@ enum class GemmPath { auto_select, coopmat, tiled_fp16, fp32 };
 const char* to_string(GemmPath path);
 
 struct ContextOptions {
-    int device_index = -1;      // >= 0: pick this physical device
-    std::string device_name;    // non-empty: first device whose name contains this (case-insensitive)
-    bool validation = false;    // enable VK_LAYER_KHRONOS_validation; its messages go to the log callback
-    bool allow_coopmat = true;  // false forbids VK_KHR_cooperative_matrix even where supported
-    bool allow_fp16 = true;     // false forces every path to fp32
-    std::string cache_dir;      // pipeline cache and GEMM-path choices; "" = $VKTRAIN_CACHE_DIR or
-                                // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
-    LogCallback log;            // nullptr: warnings and errors to stderr
+    int device_index = -1;     // >= 0: pick this physical device
+    std::string device_name;   // non-empty: first device whose name contains this (case-insensitive)
+    bool validation = false;   // enable VK_LAYER_KHRONOS_validation; its messages go to the log callback
+    bool allow_coopmat = true; // false forbids VK_KHR_cooperative_matrix even where supported
+    bool allow_fp16 = true;    // false forces every path to fp32
+    std::string cache_dir;     // pipeline cache and GEMM-path choices; "" = $VKTRAIN_CACHE_DIR or
+                               // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
+    LogCallback log;           // nullptr: warnings and errors to stderr
     LogLevel log_level = LogLevel::warning;
 };
 

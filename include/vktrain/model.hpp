@@ -13,15 +13,15 @@ enum class OpKind { input, linear, relu, gelu };
 
 struct Node {
     OpKind kind = OpKind::input;
-    int input = -1;          // the producing node (-1 for the input)
-    uint32_t features = 0;   // output features
-    bool bias = false;       // linear
-    std::string name;        // linear: parameter prefix ("linear0")
+    int input = -1;        // the producing node (-1 for the input)
+    uint32_t features = 0; // output features
+    bool bias = false;     // linear
+    std::string name;      // linear: parameter prefix ("linear0")
 };
 
 struct ParameterInfo {
-    std::string name;            // e.g. "linear0.weight" (stable across runs: checkpoints use it)
-    std::vector<int64_t> shape;  // weight: {out, in} (PyTorch nn.Linear layout); bias: {out}
+    std::string name;           // e.g. "linear0.weight" (stable across runs: checkpoints use it)
+    std::vector<int64_t> shape; // weight: {out, in} (PyTorch nn.Linear layout); bias: {out}
     uint32_t fan_in = 0;
 };
 

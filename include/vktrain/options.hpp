@@ -26,10 +26,10 @@ struct OptimizerOptions {
 
 // Dynamic loss scaling with torch.amp.GradScaler semantics and defaults.
 struct LossScalerOptions {
-    bool enabled = true;          // only used in mixed precision; fp32 runs with scale 1
-    float init_scale = 65536.0f;  // 2^16
-    float growth_factor = 2.0f;   // after growth_interval consecutive finite steps
-    float backoff_factor = 0.5f;  // on a step with a non-finite gradient (that step is skipped)
+    bool enabled = true;         // only used in mixed precision; fp32 runs with scale 1
+    float init_scale = 65536.0f; // 2^16
+    float growth_factor = 2.0f;  // after growth_interval consecutive finite steps
+    float backoff_factor = 0.5f; // on a step with a non-finite gradient (that step is skipped)
     int32_t growth_interval = 2000;
 };
 

@@ -36,8 +36,8 @@ struct EvalResult {
 };
 
 struct GemmReport {
-    std::string site;   // e.g. "linear1.forward"
-    std::string shape;  // e.g. "ABt:m=128,n=256,k=784,out=f16"
+    std::string site;  // e.g. "linear1.forward"
+    std::string shape; // e.g. "ABt:m=128,n=256,k=784,out=f16"
     GemmPath path = GemmPath::fp32;
     std::string reason;
 };
@@ -79,7 +79,7 @@ public:
     const Model& model() const;
     const TrainerOptions& options() const;
     float loss_scale() const;
-    uint64_t steps() const;          // steps taken (including skipped ones)
+    uint64_t steps() const; // steps taken (including skipped ones)
     uint64_t skipped_steps() const;
     // The GEMM path of every GEMM in the step, and a one-word summary ("coopmat", "tiled-fp16",
     // "fp32", or "mixed" when GEMMs differ).

@@ -20,9 +20,9 @@ std::string concat(const Args&... args) {
 } // namespace vktrain::detail
 
 // Throws vktrain::Error("<message> (file:line)") when cond is false.
-#define VKT_CHECK(cond, ...)                                                                                 \
-    do {                                                                                                     \
-        if (!(cond)) ::vktrain::detail::throw_error(__FILE__, __LINE__, ::vktrain::detail::concat(__VA_ARGS__)); \
+#define VKT_CHECK(cond, ...)                                                                                           \
+    do {                                                                                                               \
+        if (!(cond)) ::vktrain::detail::throw_error(__FILE__, __LINE__, ::vktrain::detail::concat(__VA_ARGS__));       \
     } while (0)
 
 #define VKT_FAIL(...) ::vktrain::detail::throw_error(__FILE__, __LINE__, ::vktrain::detail::concat(__VA_ARGS__))

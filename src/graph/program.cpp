@@ -61,8 +61,8 @@ Program::Program(runtime::Device& device, const Model& model, Precision precisio
         if (n.kind != OpKind::linear) continue;
         const uint32_t in = nodes[n.input].features;
         m_weight_slot[i] = int(m_params.size());
-        m_params.push_back({n.name + ".weight", {int64_t(n.features), int64_t(in)}, in, m_param_count,
-                            uint64_t(n.features) * in});
+        m_params.push_back(
+            {n.name + ".weight", {int64_t(n.features), int64_t(in)}, in, m_param_count, uint64_t(n.features) * in});
         m_param_count += uint64_t(n.features) * in;
         if (n.bias) {
             m_bias_slot[i] = int(m_params.size());
@@ -159,14 +159,15 @@ void Program::record_forward(runtime::Sequence& seq) {
             break;
         }
         case OpKind::relu:
-        case OpKind::gelu: kernels::record_activation(m_device, seq, activation_of(n.kind), act(n.input), act(int(i))); break;
+        case OpKind::gelu:
+            kernels::record_activation(m_device, seq, activation_of(n.kind), act(n.input), act(int(i)));
+            break;
         case OpKind::input: VKT_FAIL("input node inside the graph");
         }
     }
     if (standalone) {
         const int out = m_model.output();
-        kernels::record_cast(m_device, seq, act(out),
-                             MatRef{&m_logits, DType::f32, m_batch, nodes[out].features, 0});
+        kernels::record_cast(m_device, seq, act(out), MatRef{&m_logits, DType::f32, m_batch, nodes[out].features, 0});
         seq.end();
     }
 }
@@ -225,16 +226,22 @@ void Program::set_batch(const float* x, const int32_t* labels, uint32_t count, f
     std::fill(xs + uint64_t(count) * features, xs + uint64_t(m_batch) * features, 0.0f);
     m_x_staging.flush(0, m_x_staging.size());
     auto* ls = static_cast<int32_t*>(m_labels.mapped());
-    if (labels) std::memcpy(ls, labels, uint64_t(count) * 4);
-    else std::fill(ls, ls + count, 0);
+    if (labels)
+        std::memcpy(ls, labels, uint64_t(count) * 4);
+    else
+        std::fill(ls, ls + count, 0);
     std::fill(ls + count, ls + m_batch, 0);
     m_labels.flush(0, m_labels.size());
     kernels::StepParams p{count, loss_scale, 0, 0};
     m_step_params.write(&p, sizeof p);
 }
 
-void Program::run_train() { m_train->submit_and_wait(); }
-void Program::run_forward() { m_forward->submit_and_wait(); }
+void Program::run_train() {
+    m_train->submit_and_wait();
+}
+void Program::run_forward() {
+    m_forward->submit_and_wait();
+}
 
 double Program::loss_sum(uint32_t count) const {
     std::vector<float> rows(count);

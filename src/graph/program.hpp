@@ -46,9 +46,9 @@ public:
     void run_train();   // forward, loss, backward, gradient scan, gradients to the host
     void run_forward(); // forward only, logits to the host
 
-    double loss_sum(uint32_t count) const; // sum of the per-row losses of the last training replay
-    bool nonfinite() const;                // any inf/NaN in the last step's gradients
-    const float* grads() const;            // fp32, param_count() elements (valid after run_train)
+    double loss_sum(uint32_t count) const;              // sum of the per-row losses of the last training replay
+    bool nonfinite() const;                             // any inf/NaN in the last step's gradients
+    const float* grads() const;                         // fp32, param_count() elements (valid after run_train)
     void read_logits(float* out, uint32_t count) const; // count×classes fp32 (after run_forward)
 
 private:

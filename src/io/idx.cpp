@@ -208,6 +208,8 @@ Dataset load_fashion_mnist(const std::string& dir, bool train, size_t limit) {
     return load_idx(images, labels, limit, 10);
 }
 
-const char* default_fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
+const char* default_fashion_mnist_dir() {
+    return "/usr/share/datasets/fashion-mnist";
+}
 
 } // namespace vktrain

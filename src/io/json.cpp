@@ -377,9 +377,13 @@ std::string with_article(Json::Type type) {
     return std::string(vowel ? "an " : "a ") + to_string(type);
 }
 
-bool is_scalar(const Json& value) { return !value.is_array() && !value.is_object(); }
+bool is_scalar(const Json& value) {
+    return !value.is_array() && !value.is_object();
+}
 
-void write_indent(std::string& out, int level) { out.append(static_cast<size_t>(level) * 2, ' '); }
+void write_indent(std::string& out, int level) {
+    out.append(static_cast<size_t>(level) * 2, ' ');
+}
 
 void write_value(std::string& out, const Json& value, bool pretty, int level) {
     switch (value.type()) {
@@ -447,7 +451,7 @@ const char* to_string(Json::Type type) {
     return "?";
 }
 
-#define VKT_JSON_EXPECT_TYPE(expected)                                                                        \
+#define VKT_JSON_EXPECT_TYPE(expected)                                                                                 \
     VKT_CHECK(m_type == (expected), "JSON value is ", with_article(m_type), ", expected ", with_article(expected))
 
 bool Json::as_bool() const {
@@ -462,8 +466,8 @@ double Json::as_number() const {
 
 int64_t Json::as_int64() const {
     VKT_JSON_EXPECT_TYPE(Type::number);
-    VKT_CHECK(m_number == std::trunc(m_number) && std::fabs(m_number) <= max_exact_integer,
-              "JSON number ", m_number, " is not an integer in [-2^53, 2^53]");
+    VKT_CHECK(m_number == std::trunc(m_number) && std::fabs(m_number) <= max_exact_integer, "JSON number ", m_number,
+              " is not an integer in [-2^53, 2^53]");
     return static_cast<int64_t>(m_number);
 }
 

@@ -53,7 +53,9 @@ float half_to_float(uint16_t half) {
 
 enum class DType { f32, f16, bf16 };
 
-size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
+size_t dtype_size(DType dtype) {
+    return dtype == DType::f32 ? 4 : 2;
+}
 
 // Product of the dimensions, or false when a dimension is negative or the product overflows.
 bool element_count(const std::vector<int64_t>& shape, uint64_t& count) {
@@ -197,8 +199,8 @@ void read_tensor_data(std::FILE* file, const std::string& path, uint64_t data_st
                       std::vector<float>& out) {
     out.resize(entry.count);
     if (entry.count == 0) return;
-    VKT_CHECK(::fseeko(file, static_cast<off_t>(data_start + entry.begin), SEEK_SET) == 0, path, ": seek failed: ",
-              std::strerror(errno));
+    VKT_CHECK(::fseeko(file, static_cast<off_t>(data_start + entry.begin), SEEK_SET) == 0, path,
+              ": seek failed: ", std::strerror(errno));
     const size_t element_size = dtype_size(entry.dtype);
     std::vector<unsigned char> buffer(chunk_elements * 4);
     for (size_t done = 0; done < entry.count;) {
@@ -209,8 +211,8 @@ void read_tensor_data(std::FILE* file, const std::string& path, uint64_t data_st
         const unsigned char* b = buffer.data();
         for (size_t i = 0; i < n; ++i, b += element_size) {
             if (entry.dtype == DType::f32) {
-                out[done + i] = float_from_bits(uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 |
-                                                uint32_t{b[3]} << 24);
+                out[done + i] =
+                    float_from_bits(uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 | uint32_t{b[3]} << 24);
             } else {
                 const auto half = static_cast<uint16_t>(b[0] | b[1] << 8);
                 out[done + i] = entry.dtype == DType::f16 ? half_to_float(half) : float_from_bits(uint32_t{half} << 16);
@@ -330,9 +332,8 @@ std::vector<NamedTensor> read_safetensors(const std::string& path,
     for (const TensorEntry& entry : entries) {
         if (entry.begin != entry.end) sorted.push_back(&entry);
     }
-    std::sort(sorted.begin(), sorted.end(), [](const TensorEntry* a, const TensorEntry* b) {
-        return a->begin < b->begin;
-    });
+    std::sort(sorted.begin(), sorted.end(),
+              [](const TensorEntry* a, const TensorEntry* b) { return a->begin < b->begin; });
     for (size_t i = 1; i < sorted.size(); ++i) {
         VKT_CHECK(sorted[i]->begin >= sorted[i - 1]->end, path, ": tensors \"", sorted[i - 1]->name, "\" and \"",
                   sorted[i]->name, "\" have overlapping data_offsets");

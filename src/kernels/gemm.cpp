@@ -125,7 +125,8 @@ void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
     pc.c_stride_m = c.cols;
     pc.accumulate = accumulate ? 1 : 0;
     seq.dispatch(kernel,
-                 {{a.buffer, runtime::Access::read}, {b.buffer, runtime::Access::read},
+                 {{a.buffer, runtime::Access::read},
+                  {b.buffer, runtime::Access::read},
                   {c.buffer, accumulate ? runtime::Access::read_write : runtime::Access::write}},
                  &pc, sizeof(pc), (n + cfg.bn - 1) / cfg.bn, (m + cfg.bm - 1) / cfg.bm);
 }

@@ -94,8 +94,8 @@ GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const G
             choice.coopmat_us = hit->at("coopmat_us").as_number();
             choice.tiled_us = hit->at("tiled_us").as_number();
             choice.cached = true;
-            choice.reason = "auto (cached measurement): coopmat " + us(choice.coopmat_us) + " vs tiled-fp16 " +
-                            us(choice.tiled_us);
+            choice.reason =
+                "auto (cached measurement): coopmat " + us(choice.coopmat_us) + " vs tiled-fp16 " + us(choice.tiled_us);
             return choice;
         }
     }

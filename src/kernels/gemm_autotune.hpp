@@ -24,10 +24,10 @@ struct GemmShape {
 
 struct GemmChoice {
     GemmPath path = GemmPath::fp32;
-    std::string reason;        // one line: why this path
-    double coopmat_us = -1.0;  // measured time per GEMM (-1: not measured)
+    std::string reason;       // one line: why this path
+    double coopmat_us = -1.0; // measured time per GEMM (-1: not measured)
     double tiled_us = -1.0;
-    bool cached = false;       // came from the cache file
+    bool cached = false; // came from the cache file
 };
 
 // For mixed precision: resolves `requested` (auto, coopmat or tiled_fp16) for one GEMM shape.

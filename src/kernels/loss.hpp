@@ -12,8 +12,8 @@ namespace vktrain::kernels {
 
 // The per-step scalars the host writes before each replay (shared with the shader as a storage buffer).
 struct StepParams {
-    uint32_t n_valid;  // rows of the batch that hold real samples (the rest are padding)
-    float loss_scale;  // multiplies the gradient (dynamic loss scaling); 1 in fp32 mode
+    uint32_t n_valid; // rows of the batch that hold real samples (the rest are padding)
+    float loss_scale; // multiplies the gradient (dynamic loss scaling); 1 in fp32 mode
     uint32_t pad0, pad1;
 };
 

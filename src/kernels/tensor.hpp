@@ -9,8 +9,12 @@ namespace vktrain::kernels {
 
 enum class DType { f32, f16 };
 
-inline uint32_t dtype_size(DType t) { return t == DType::f16 ? 2u : 4u; }
-inline const char* dtype_name(DType t) { return t == DType::f16 ? "f16" : "f32"; }
+inline uint32_t dtype_size(DType t) {
+    return t == DType::f16 ? 2u : 4u;
+}
+inline const char* dtype_name(DType t) {
+    return t == DType::f16 ? "f16" : "f32";
+}
 
 struct MatRef {
     const runtime::Buffer* buffer = nullptr;

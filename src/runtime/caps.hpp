@@ -11,8 +11,8 @@
 namespace vktrain::runtime {
 
 struct DeviceCaps {
-    DeviceInfo info;                 // what the public API reports
-    uint32_t api_version = 0;        // VkPhysicalDeviceProperties::apiVersion
+    DeviceInfo info;                    // what the public API reports
+    uint32_t api_version = 0;           // VkPhysicalDeviceProperties::apiVersion
     uint32_t queue_family = UINT32_MAX; // first family with compute
     uint32_t timestamp_valid_bits = 0;
     float timestamp_period_ns = 0.0f;

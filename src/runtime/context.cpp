@@ -20,13 +20,27 @@ Context::~Context() = default;
 Context::Context(Context&&) noexcept = default;
 Context& Context::operator=(Context&&) noexcept = default;
 
-const DeviceInfo& Context::device_info() const { return m_device->caps().info; }
-bool Context::coopmat_available() const { return m_device->coopmat_enabled(); }
-bool Context::fp16_available() const { return m_device->fp16_enabled(); }
-uint64_t Context::allocated_bytes() const { return m_device->allocated_bytes(); }
-uint64_t Context::peak_allocated_bytes() const { return m_device->peak_allocated_bytes(); }
-runtime::Device& Context::device() { return *m_device; }
-const runtime::Device& Context::device() const { return *m_device; }
+const DeviceInfo& Context::device_info() const {
+    return m_device->caps().info;
+}
+bool Context::coopmat_available() const {
+    return m_device->coopmat_enabled();
+}
+bool Context::fp16_available() const {
+    return m_device->fp16_enabled();
+}
+uint64_t Context::allocated_bytes() const {
+    return m_device->allocated_bytes();
+}
+uint64_t Context::peak_allocated_bytes() const {
+    return m_device->peak_allocated_bytes();
+}
+runtime::Device& Context::device() {
+    return *m_device;
+}
+const runtime::Device& Context::device() const {
+    return *m_device;
+}
 
 std::vector<DeviceInfo> list_devices(const ContextOptions& options) {
     runtime::Logger logger(options.log, options.log_level);

@@ -52,8 +52,7 @@ std::string resolve_cache_dir(const std::string& requested) {
 }
 
 Device::Device(const ContextOptions& options)
-    : m_logger(options.log, options.log_level),
-      m_instance(std::make_unique<Instance>(options.validation, &m_logger)) {
+    : m_logger(options.log, options.log_level), m_instance(std::make_unique<Instance>(options.validation, &m_logger)) {
     const auto physicals = m_instance->physical_devices();
     std::vector<DeviceCaps> all;
     for (uint32_t i = 0; i < physicals.size(); ++i) all.push_back(query_caps(*m_instance, physicals[i], i));
@@ -116,9 +115,8 @@ Device::Device(const ContextOptions& options)
     m_allocator = create_allocator(*this, *m_instance);
     m_cache_dir = resolve_cache_dir(options.cache_dir);
     m_pipelines = std::make_unique<PipelineCache>(*this);
-    m_logger.info(detail::concat("device: ", info.name, " (", info.driver_name, " ", info.driver_info,
-                                 "), coopmat ", m_coopmat_enabled ? "on" : "off", ", fp16 ",
-                                 m_fp16_enabled ? "on" : "off"));
+    m_logger.info(detail::concat("device: ", info.name, " (", info.driver_name, " ", info.driver_info, "), coopmat ",
+                                 m_coopmat_enabled ? "on" : "off", ", fp16 ", m_fp16_enabled ? "on" : "off"));
 }
 
 Device::~Device() {
@@ -126,7 +124,8 @@ Device::~Device() {
     m_pipelines.reset();
     if (m_allocator) destroy_allocator(m_allocator);
     if (m_allocated.load() != 0)
-        m_logger.warning(detail::concat(m_allocated.load(), " bytes of device memory still allocated at device destruction"));
+        m_logger.warning(
+            detail::concat(m_allocated.load(), " bytes of device memory still allocated at device destruction"));
     if (m_device != VK_NULL_HANDLE) m_fn.vkDestroyDevice(m_device, nullptr);
 }
 
@@ -148,7 +147,9 @@ void Device::on_allocate(uint64_t bytes) {
     }
 }
 
-void Device::on_free(uint64_t bytes) { m_allocated.fetch_sub(bytes); }
+void Device::on_free(uint64_t bytes) {
+    m_allocated.fetch_sub(bytes);
+}
 
 void Device::count_dispatches(const std::map<std::string, uint64_t>& counts) {
     std::lock_guard<std::mutex> lock(m_count_mutex);

@@ -19,9 +19,9 @@ VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBit
                                               VkDebugUtilsMessageTypeFlagsEXT,
                                               const VkDebugUtilsMessengerCallbackDataEXT* data, void* user) {
     const auto* logger = static_cast<const Logger*>(user);
-    const LogLevel level = (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? LogLevel::error
+    const LogLevel level = (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)     ? LogLevel::error
                            : (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) ? LogLevel::warning
-                                                                                           : LogLevel::info;
+                                                                                          : LogLevel::info;
     logger->log(level, LogSource::validation, data && data->pMessage ? data->pMessage : "(no message)");
     return VK_FALSE;
 }
@@ -53,8 +53,9 @@ Instance::Instance(bool validation, const Logger* logger) : m_logger(logger) {
               "no Vulkan loader found (libvulkan.so.1); install a Vulkan driver, e.g. mesa-vulkan-drivers");
     m_get_proc = vkGetInstanceProcAddr;
     const uint32_t loader_version = volkGetInstanceVersion();
-    VKT_CHECK(loader_version >= VK_API_VERSION_1_2, "the Vulkan loader is version ", VK_API_VERSION_MAJOR(loader_version),
-              ".", VK_API_VERSION_MINOR(loader_version), "; vktrain needs 1.2 or newer");
+    VKT_CHECK(loader_version >= VK_API_VERSION_1_2, "the Vulkan loader is version ",
+              VK_API_VERSION_MAJOR(loader_version), ".", VK_API_VERSION_MINOR(loader_version),
+              "; vktrain needs 1.2 or newer");
 
     std::vector<const char*> layers, extensions;
     if (validation) {
@@ -112,16 +113,16 @@ Instance::Instance(VkInstance instance, PFN_vkGetInstanceProcAddr get_proc, cons
 }
 
 void Instance::load_functions() {
-#define VKT_LOAD(name)                                                                                       \
-    m_fn.name = reinterpret_cast<PFN_##name>(m_get_proc(m_instance, #name));                                 \
+#define VKT_LOAD(name)                                                                                                 \
+    m_fn.name = reinterpret_cast<PFN_##name>(m_get_proc(m_instance, #name));                                           \
     VKT_CHECK(m_fn.name != nullptr, "the Vulkan loader has no " #name);
     VKT_INSTANCE_FUNCTIONS(VKT_LOAD)
 #undef VKT_LOAD
     m_fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR =
         reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR>(
             m_get_proc(m_instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
-    m_fn.vkCreateDebugUtilsMessengerEXT = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
-        m_get_proc(m_instance, "vkCreateDebugUtilsMessengerEXT"));
+    m_fn.vkCreateDebugUtilsMessengerEXT =
+        reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(m_get_proc(m_instance, "vkCreateDebugUtilsMessengerEXT"));
     m_fn.vkDestroyDebugUtilsMessengerEXT = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
         m_get_proc(m_instance, "vkDestroyDebugUtilsMessengerEXT"));
 }

@@ -10,16 +10,16 @@
 
 namespace vktrain::runtime {
 
-#define VKT_INSTANCE_FUNCTIONS(X)                                                                            \
-    X(vkDestroyInstance)                                                                                     \
-    X(vkEnumeratePhysicalDevices)                                                                            \
-    X(vkGetPhysicalDeviceProperties)                                                                         \
-    X(vkGetPhysicalDeviceProperties2)                                                                        \
-    X(vkGetPhysicalDeviceFeatures2)                                                                          \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                              \
-    X(vkGetPhysicalDeviceMemoryProperties)                                                                   \
-    X(vkEnumerateDeviceExtensionProperties)                                                                  \
-    X(vkCreateDevice)                                                                                        \
+#define VKT_INSTANCE_FUNCTIONS(X)                                                                                      \
+    X(vkDestroyInstance)                                                                                               \
+    X(vkEnumeratePhysicalDevices)                                                                                      \
+    X(vkGetPhysicalDeviceProperties)                                                                                   \
+    X(vkGetPhysicalDeviceProperties2)                                                                                  \
+    X(vkGetPhysicalDeviceFeatures2)                                                                                    \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                                                        \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                                             \
+    X(vkEnumerateDeviceExtensionProperties)                                                                            \
+    X(vkCreateDevice)                                                                                                  \
     X(vkGetDeviceProcAddr)
 
 struct InstanceFunctions {

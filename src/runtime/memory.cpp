@@ -41,14 +41,17 @@ VmaAllocator_T* create_allocator(Device& device, const Instance& instance) {
     return allocator;
 }
 
-void destroy_allocator(VmaAllocator_T* allocator) { vmaDestroyAllocator(allocator); }
+void destroy_allocator(VmaAllocator_T* allocator) {
+    vmaDestroyAllocator(allocator);
+}
 
 Buffer::Buffer(Device& device, uint64_t bytes, MemoryKind kind, const char* name)
     : m_device(&device), m_size(bytes), m_kind(kind) {
     VKT_CHECK(bytes > 0, "zero-sized buffer '", name, "'");
     VkBufferCreateInfo binfo{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
     binfo.size = bytes;
-    binfo.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    binfo.usage =
+        VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     binfo.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
     VmaAllocationCreateInfo ainfo{};
     ainfo.usage = VMA_MEMORY_USAGE_AUTO;
@@ -58,14 +61,15 @@ Buffer::Buffer(Device& device, uint64_t bytes, MemoryKind kind, const char* name
         ainfo.flags = VMA_ALLOCATION_CREATE_HOST_ACCESS_RANDOM_BIT | VMA_ALLOCATION_CREATE_MAPPED_BIT;
     VmaAllocationInfo out{};
     const VkResult r = vmaCreateBuffer(device.allocator(), &binfo, &ainfo, &m_buffer, &m_allocation, &out);
-    if (r != VK_SUCCESS)
-        VKT_FAIL("allocating ", bytes, " bytes for buffer '", name, "' failed: ", vk_result_name(r));
+    if (r != VK_SUCCESS) VKT_FAIL("allocating ", bytes, " bytes for buffer '", name, "' failed: ", vk_result_name(r));
     m_mapped = out.pMappedData;
     m_allocated = out.size;
     m_device->on_allocate(m_allocated);
 }
 
-Buffer::~Buffer() { release(); }
+Buffer::~Buffer() {
+    release();
+}
 
 void Buffer::release() noexcept {
     if (m_buffer != VK_NULL_HANDLE) {
@@ -77,7 +81,9 @@ void Buffer::release() noexcept {
     m_mapped = nullptr;
 }
 
-Buffer::Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+Buffer::Buffer(Buffer&& o) noexcept {
+    *this = std::move(o);
+}
 
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
     if (this != &o) {
@@ -95,14 +101,16 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 
 void Buffer::write(const void* src, uint64_t bytes, uint64_t offset) {
     VKT_CHECK(m_mapped, "buffer is not host-visible");
-    VKT_CHECK(offset + bytes <= m_size, "write of ", bytes, " bytes at ", offset, " overruns a ", m_size, "-byte buffer");
+    VKT_CHECK(offset + bytes <= m_size, "write of ", bytes, " bytes at ", offset, " overruns a ", m_size,
+              "-byte buffer");
     std::memcpy(static_cast<char*>(m_mapped) + offset, src, bytes);
     flush(offset, bytes);
 }
 
 void Buffer::read(void* dst, uint64_t bytes, uint64_t offset) const {
     VKT_CHECK(m_mapped, "buffer is not host-visible");
-    VKT_CHECK(offset + bytes <= m_size, "read of ", bytes, " bytes at ", offset, " overruns a ", m_size, "-byte buffer");
+    VKT_CHECK(offset + bytes <= m_size, "read of ", bytes, " bytes at ", offset, " overruns a ", m_size,
+              "-byte buffer");
     invalidate(offset, bytes);
     std::memcpy(dst, static_cast<const char*>(m_mapped) + offset, bytes);
 }

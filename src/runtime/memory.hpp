@@ -43,7 +43,7 @@ public:
     // Host access for upload/readback buffers (flushes/invalidates non-coherent memory).
     void write(const void* src, uint64_t bytes, uint64_t offset = 0);
     void read(void* dst, uint64_t bytes, uint64_t offset = 0) const;
-    void flush(uint64_t offset, uint64_t bytes);      // after writing through mapped()
+    void flush(uint64_t offset, uint64_t bytes);            // after writing through mapped()
     void invalidate(uint64_t offset, uint64_t bytes) const; // before reading through mapped()
 
 private:

@@ -15,10 +15,10 @@ namespace vktrain::runtime {
 class Device;
 
 struct KernelDesc {
-    std::string variant;          // a row name of shaders/variants.txt
-    uint32_t bindings = 0;        // storage buffers at bindings 0..n-1
-    uint32_t push_size = 0;       // bytes of push constants
-    std::vector<uint32_t> spec;   // specialization constants with ids 0..n-1
+    std::string variant;                 // a row name of shaders/variants.txt
+    uint32_t bindings = 0;               // storage buffers at bindings 0..n-1
+    uint32_t push_size = 0;              // bytes of push constants
+    std::vector<uint32_t> spec;          // specialization constants with ids 0..n-1
     uint32_t required_subgroup_size = 0; // 0: the driver's choice
 };
 

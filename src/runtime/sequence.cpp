@@ -8,8 +8,8 @@ namespace vktrain::runtime {
 namespace {
 constexpr uint32_t k_sets_per_pool = 128;
 constexpr uint32_t k_descriptors_per_pool = 1024;
-constexpr VkAccessFlags k_all_access = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                                       VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+constexpr VkAccessFlags k_all_access =
+    VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
 } // namespace
 
 Sequence::Sequence(Device& device, uint32_t max_timestamps) : m_device(device), m_max_timestamps(max_timestamps) {
@@ -37,7 +37,9 @@ Sequence::Sequence(Device& device, uint32_t max_timestamps) : m_device(device), 
     }
 }
 
-Sequence::~Sequence() { destroy(); }
+Sequence::~Sequence() {
+    destroy();
+}
 
 void Sequence::destroy() noexcept {
     const auto& fn = m_device.fn();
@@ -107,7 +109,8 @@ void Sequence::begin() {
 namespace {
 // The access types a set of stages can perform (the validation layer checks masks against stages).
 VkAccessFlags accesses_of(VkPipelineStageFlags stages, bool writes_only) {
-    if (stages & VK_PIPELINE_STAGE_ALL_COMMANDS_BIT) return writes_only ? VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT : k_all_access;
+    if (stages & VK_PIPELINE_STAGE_ALL_COMMANDS_BIT)
+        return writes_only ? VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT : k_all_access;
     VkAccessFlags a = 0;
     if (stages & VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT)
         a |= writes_only ? VK_ACCESS_SHADER_WRITE_BIT : VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
@@ -144,8 +147,8 @@ void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindin
     VKT_CHECK(m_recording, "dispatch outside begin()/end()");
     VKT_CHECK(bindings.size() == kernel.bindings, kernel.variant, " takes ", kernel.bindings, " buffers, got ",
               bindings.size());
-    VKT_CHECK(push_size == kernel.push_size, kernel.variant, " takes ", kernel.push_size, " bytes of push constants, got ",
-              push_size);
+    VKT_CHECK(push_size == kernel.push_size, kernel.variant, " takes ", kernel.push_size,
+              " bytes of push constants, got ", push_size);
     if (gx == 0 || gy == 0 || gz == 0) return; // empty problem: nothing to do
     const auto& fn = m_device.fn();
 
@@ -156,8 +159,8 @@ void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindin
         auto it = m_pending.find(b.buffer->handle());
         if (it == m_pending.end()) continue;
         const bool writes = b.access != Access::read;
-        if (it->second.write_stages) need = true;                // RAW or WAW
-        if (writes && it->second.read_stages) need = true;       // WAR
+        if (it->second.write_stages) need = true;          // RAW or WAW
+        if (writes && it->second.read_stages) need = true; // WAR
     }
     if (need) barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
 

@@ -7,7 +7,7 @@ namespace vktrain::runtime {
 
 const char* vk_result_name(VkResult result) {
     switch (result) {
-#define VKT_CASE(x)                                                                                          \
+#define VKT_CASE(x)                                                                                                    \
     case x: return #x;
         VKT_CASE(VK_SUCCESS)
         VKT_CASE(VK_NOT_READY)

@@ -16,8 +16,8 @@ const char* vk_result_name(VkResult result);
 } // namespace vktrain::runtime
 
 // Every VkResult is checked: a failure throws vktrain::Error("vkFoo failed: VK_ERROR_... (file:line)").
-#define VK_CHECK(call)                                                                                       \
-    do {                                                                                                     \
-        VkResult vkt_result_ = (call);                                                                       \
-        if (vkt_result_ != VK_SUCCESS) ::vktrain::runtime::throw_vk_error(vkt_result_, #call, __FILE__, __LINE__); \
+#define VK_CHECK(call)                                                                                                 \
+    do {                                                                                                               \
+        VkResult vkt_result_ = (call);                                                                                 \
+        if (vkt_result_ != VK_SUCCESS) ::vktrain::runtime::throw_vk_error(vkt_result_, #call, __FILE__, __LINE__);     \
     } while (0)

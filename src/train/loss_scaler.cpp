@@ -15,8 +15,7 @@ LossScaler::LossScaler(const LossScalerOptions& options) : m_options(options), m
               "loss scaler: growth_factor must be finite and > 1, got ", options.growth_factor);
     VKT_CHECK(options.backoff_factor > 0.0f && options.backoff_factor < 1.0f,
               "loss scaler: backoff_factor must be in (0, 1), got ", options.backoff_factor);
-    VKT_CHECK(options.growth_interval >= 1, "loss scaler: growth_interval must be >= 1, got ",
-              options.growth_interval);
+    VKT_CHECK(options.growth_interval >= 1, "loss scaler: growth_interval must be >= 1, got ", options.growth_interval);
 }
 
 float LossScaler::inv_scale() const {
@@ -49,8 +48,8 @@ void LossScaler::set_state(const LossScalerState& state) {
     VKT_CHECK(std::isfinite(state.scale) && state.scale > 0.0f,
               "loss scaler state: scale must be positive and finite, got ", state.scale);
     VKT_CHECK(state.growth_tracker >= 0 && state.growth_tracker < m_options.growth_interval,
-              "loss scaler state: growth_tracker ", state.growth_tracker, " is outside [0, growth_interval = ",
-              m_options.growth_interval, ")");
+              "loss scaler state: growth_tracker ", state.growth_tracker,
+              " is outside [0, growth_interval = ", m_options.growth_interval, ")");
     m_scale = state.scale;
     m_growth_tracker = state.growth_tracker;
 }

@@ -84,13 +84,13 @@ SgdKernel pick_sgd_kernel(bool nesterov, bool first) {
 
 struct AdamScalars {
     float multiplier;
-    float decay;        // 1 - lr * weight_decay
+    float decay; // 1 - lr * weight_decay
     float beta1;
     float one_minus_beta1;
     float beta2;
     float one_minus_beta2;
-    float step_size;    // lr / (1 - beta1^t)
-    float bias2_sqrt;   // sqrt(1 - beta2^t)
+    float step_size;  // lr / (1 - beta1^t)
+    float bias2_sqrt; // sqrt(1 - beta2^t)
     float epsilon;
 };
 
@@ -135,8 +135,7 @@ void Optimizer::set_learning_rate(float lr) {
     m_options.learning_rate = lr;
 }
 
-void Optimizer::step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                     float grad_multiplier) {
+void Optimizer::step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier) {
     VKT_CHECK(params.size() == m_param_sizes.size(), "optimizer step: got ", params.size(),
               " parameter tensors, expected ", m_param_sizes.size());
     VKT_CHECK(grads.size() == m_param_sizes.size(), "optimizer step: got ", grads.size(),

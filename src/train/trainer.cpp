@@ -13,8 +13,7 @@ namespace vktrain {
 
 struct Trainer::Impl {
     Impl(Context& ctx, const Model& m, const TrainerOptions& o)
-        : context(ctx), model(m), options(o),
-          program(ctx.device(), m, o.precision, o.batch_size, o.gemm_path),
+        : context(ctx), model(m), options(o), program(ctx.device(), m, o.precision, o.batch_size, o.gemm_path),
           scaler(o.loss_scaler), optimizer(o.optimizer, sizes(program)) {
         master.resize(program.param_count());
         init_weights();
@@ -52,8 +51,8 @@ struct Trainer::Impl {
                   count);
         const int32_t classes = int32_t(model.classes());
         for (uint32_t i = 0; i < count; ++i)
-            VKT_CHECK(labels[i] >= 0 && labels[i] < classes, "label ", labels[i], " of sample ", i,
-                      " is outside [0, ", classes, ")");
+            VKT_CHECK(labels[i] >= 0 && labels[i] < classes, "label ", labels[i], " of sample ", i, " is outside [0, ",
+                      classes, ")");
     }
 
     // Runs the step on the device; returns the mean loss.
@@ -185,7 +184,8 @@ void Trainer::set_parameters(const std::vector<Parameter>& params) {
     }
     for (size_t i = 0; i < slots.size(); ++i)
         for (const auto& q : params)
-            if (q.name == slots[i].name) std::copy(q.data.begin(), q.data.end(), m.master.begin() + long(slots[i].offset));
+            if (q.name == slots[i].name)
+                std::copy(q.data.begin(), q.data.end(), m.master.begin() + long(slots[i].offset));
     m.program.set_weights(m.master.data());
 }
 
@@ -219,13 +219,27 @@ void Trainer::load(const std::string& path) {
     set_parameters(params);
 }
 
-const Model& Trainer::model() const { return m_impl->model; }
-const TrainerOptions& Trainer::options() const { return m_impl->options; }
-float Trainer::loss_scale() const { return m_impl->scale(); }
-uint64_t Trainer::steps() const { return m_impl->steps; }
-uint64_t Trainer::skipped_steps() const { return m_impl->skipped; }
-const std::vector<GemmReport>& Trainer::gemm_paths() const { return m_impl->program.gemm_reports(); }
-uint64_t Trainer::device_bytes() const { return m_impl->program.device_bytes(); }
+const Model& Trainer::model() const {
+    return m_impl->model;
+}
+const TrainerOptions& Trainer::options() const {
+    return m_impl->options;
+}
+float Trainer::loss_scale() const {
+    return m_impl->scale();
+}
+uint64_t Trainer::steps() const {
+    return m_impl->steps;
+}
+uint64_t Trainer::skipped_steps() const {
+    return m_impl->skipped;
+}
+const std::vector<GemmReport>& Trainer::gemm_paths() const {
+    return m_impl->program.gemm_reports();
+}
+uint64_t Trainer::device_bytes() const {
+    return m_impl->program.device_bytes();
+}
 
 std::string Trainer::gemm_path_summary() const {
     const auto& r = gemm_paths();

@@ -46,14 +46,20 @@ vktrain::Context& context() {
     return *ctx;
 }
 
-vktrain::runtime::Device& device() { return context().device(); }
-bool expect_coopmat() { return env_flag("VKTRAIN_TEST_EXPECT_COOPMAT"); }
-int validation_messages() { return g_validation_messages.load(); }
+vktrain::runtime::Device& device() {
+    return context().device();
+}
+bool expect_coopmat() {
+    return env_flag("VKTRAIN_TEST_EXPECT_COOPMAT");
+}
+int validation_messages() {
+    return g_validation_messages.load();
+}
 
 vktrain::runtime::Buffer make_buffer(const std::vector<float>& values, DType dtype) {
     const size_t n = std::max<size_t>(values.size(), 1);
-    vktrain::runtime::Buffer buf(device(), n * vktrain::kernels::dtype_size(dtype), vktrain::runtime::MemoryKind::readback,
-                                 "test");
+    vktrain::runtime::Buffer buf(device(), n * vktrain::kernels::dtype_size(dtype),
+                                 vktrain::runtime::MemoryKind::readback, "test");
     if (dtype == DType::f16) {
         std::vector<uint16_t> h(n, 0);
         vktrain::floats_to_halves(values.data(), h.data(), values.size());

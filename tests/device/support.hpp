@@ -28,19 +28,19 @@ bool expect_coopmat();     // VKTRAIN_TEST_EXPECT_COOPMAT=1: coopmat tests must 
 int validation_messages(); // seen so far in this process
 
 // Skips (or, where coopmat is expected, fails) when the device lacks cooperative matrix.
-#define VKT_REQUIRE_COOPMAT()                                                                                \
-    do {                                                                                                     \
-        if (!::vkt_test::context().coopmat_available()) {                                                    \
-            if (::vkt_test::expect_coopmat()) FAIL() << "cooperative matrix expected but unavailable";       \
-            GTEST_SKIP() << "device '" << ::vkt_test::context().device_info().name                           \
-                         << "' has no usable VK_KHR_cooperative_matrix";                                    \
-        }                                                                                                    \
+#define VKT_REQUIRE_COOPMAT()                                                                                          \
+    do {                                                                                                               \
+        if (!::vkt_test::context().coopmat_available()) {                                                              \
+            if (::vkt_test::expect_coopmat()) FAIL() << "cooperative matrix expected but unavailable";                 \
+            GTEST_SKIP() << "device '" << ::vkt_test::context().device_info().name                                     \
+                         << "' has no usable VK_KHR_cooperative_matrix";                                               \
+        }                                                                                                              \
     } while (0)
 
-#define VKT_REQUIRE_FP16()                                                                                   \
-    do {                                                                                                     \
-        if (!::vkt_test::context().fp16_available())                                                         \
-            GTEST_SKIP() << "device '" << ::vkt_test::context().device_info().name << "' has no 16-bit storage"; \
+#define VKT_REQUIRE_FP16()                                                                                             \
+    do {                                                                                                               \
+        if (!::vkt_test::context().fp16_available())                                                                   \
+            GTEST_SKIP() << "device '" << ::vkt_test::context().device_info().name << "' has no 16-bit storage";       \
     } while (0)
 
 // A host-visible buffer holding `values` in the given precision (fp16 values are rounded first).

@@ -36,7 +36,9 @@ double train_subset(Precision precision, GemmPath path, size_t train_count, int 
     return eval.accuracy;
 }
 
-bool have_data() { return std::filesystem::exists(std::string(vktrain::default_fashion_mnist_dir())); }
+bool have_data() {
+    return std::filesystem::exists(std::string(vktrain::default_fashion_mnist_dir()));
+}
 
 TEST(FashionMnist, MixedPrecisionSubsetReachesAccuracy) {
     if (!have_data()) GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";

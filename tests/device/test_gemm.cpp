@@ -13,7 +13,9 @@ using vktrain::kernels::DType;
 using vktrain::kernels::MatRef;
 
 enum class Form { ab, abt, atb };
-const char* form_name(Form f) { return f == Form::ab ? "AB" : f == Form::abt ? "ABt" : "AtB"; }
+const char* form_name(Form f) {
+    return f == Form::ab ? "AB" : f == Form::abt ? "ABt" : "AtB";
+}
 
 struct Case {
     GemmPath path;
@@ -79,8 +81,8 @@ TEST_P(GemmTest, MatchesDoubleReference) {
 }
 
 std::vector<Case> all_cases() {
-    const std::tuple<uint32_t, uint32_t, uint32_t> shapes[] = {
-        {1, 1, 1}, {3, 5, 7}, {17, 10, 33}, {64, 64, 64}, {65, 31, 129}, {130, 70, 20}};
+    const std::tuple<uint32_t, uint32_t, uint32_t> shapes[] = {{1, 1, 1},    {3, 5, 7},     {17, 10, 33},
+                                                               {64, 64, 64}, {65, 31, 129}, {130, 70, 20}};
     std::vector<Case> out;
     for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat})
         for (DType d : {DType::f32, DType::f16}) {

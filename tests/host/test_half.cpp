@@ -123,16 +123,16 @@ TEST(Half, MatchesNearestValueReferenceAcrossFloatRange) {
 }
 
 TEST(Half, TiesToEvenAtChosenPoints) {
-    EXPECT_EQ(float_to_half(1.0f + 0x1p-11f), 0x3c00);       // halfway 1 .. 1+2^-10 -> 1 (even)
-    EXPECT_EQ(float_to_half(1.0f + 3 * 0x1p-11f), 0x3c02);   // halfway 1+2^-10 .. 1+2^-9 -> 1+2^-9 (even)
+    EXPECT_EQ(float_to_half(1.0f + 0x1p-11f), 0x3c00);     // halfway 1 .. 1+2^-10 -> 1 (even)
+    EXPECT_EQ(float_to_half(1.0f + 3 * 0x1p-11f), 0x3c02); // halfway 1+2^-10 .. 1+2^-9 -> 1+2^-9 (even)
     EXPECT_EQ(float_to_half(1.0f + 0x1p-11f + 0x1p-23f), 0x3c01);
-    EXPECT_EQ(float_to_half(2049.0f), 0x6800);               // spacing 2 in [2048, 4096): 2049 -> 2048
-    EXPECT_EQ(float_to_half(2051.0f), 0x6802);               // 2051 -> 2052
+    EXPECT_EQ(float_to_half(2049.0f), 0x6800); // spacing 2 in [2048, 4096): 2049 -> 2048
+    EXPECT_EQ(float_to_half(2051.0f), 0x6802); // 2051 -> 2052
     EXPECT_EQ(float_to_half(-2049.0f), 0xe800);
-    EXPECT_EQ(float_to_half(2047.5f), 0x6800);               // spacing 1 below 2048: 2047.5 -> 2048 (carry)
-    EXPECT_EQ(float_to_half(3 * 0x1p-25f), 0x0002);          // subnormal tie 1.5 * 2^-24 -> 2 * 2^-24
-    EXPECT_EQ(float_to_half(5 * 0x1p-25f), 0x0002);          // 2.5 * 2^-24 -> 2 * 2^-24
-    EXPECT_EQ(float_to_half(0x1p-14f - 0x1p-25f), 0x0400);   // halfway largest subnormal .. 2^-14 -> 2^-14
+    EXPECT_EQ(float_to_half(2047.5f), 0x6800);             // spacing 1 below 2048: 2047.5 -> 2048 (carry)
+    EXPECT_EQ(float_to_half(3 * 0x1p-25f), 0x0002);        // subnormal tie 1.5 * 2^-24 -> 2 * 2^-24
+    EXPECT_EQ(float_to_half(5 * 0x1p-25f), 0x0002);        // 2.5 * 2^-24 -> 2 * 2^-24
+    EXPECT_EQ(float_to_half(0x1p-14f - 0x1p-25f), 0x0400); // halfway largest subnormal .. 2^-14 -> 2^-14
 }
 
 TEST(Half, OverflowAndLimits) {
@@ -155,7 +155,7 @@ TEST(Half, SubnormalsAndUnderflow) {
     EXPECT_EQ(half_to_float(0x03ff), 1023 * 0x1p-24f);
     EXPECT_EQ(float_to_half(1023 * 0x1p-24f), 0x03ff);
     EXPECT_EQ(float_to_half(0x1p-14f), 0x0400);
-    EXPECT_EQ(float_to_half(0x1p-25f), 0x0000);                           // the tie goes to even (zero)
+    EXPECT_EQ(float_to_half(0x1p-25f), 0x0000); // the tie goes to even (zero)
     EXPECT_EQ(float_to_half(std::nextafter(0x1p-25f, 1.0f)), 0x0001);
     EXPECT_EQ(float_to_half(std::nextafter(0x1p-25f, 0.0f)), 0x0000);
     EXPECT_EQ(float_to_half(0x1p-26f), 0x0000);
@@ -175,8 +175,7 @@ TEST(Half, NegativeZero) {
 }
 
 TEST(Half, NaNsStayNaN) {
-    const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7f801fffu, 0x7fa00000u, 0xff800001u,
-                             0x7fffffffu};
+    const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7f801fffu, 0x7fa00000u, 0xff800001u, 0x7fffffffu};
     for (uint32_t bits : nans) {
         const uint16_t h = float_to_half(float_of(bits));
         EXPECT_TRUE(is_half_nan(h)) << std::hex << bits << " -> " << h;

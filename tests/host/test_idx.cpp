@@ -55,8 +55,8 @@ protected:
 
     std::string write_raw(const std::string& name, const Bytes& bytes) {
         const std::string path = (m_dir / name).string();
-        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                                    static_cast<std::streamsize>(bytes.size()));
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
         return path;
     }
 
@@ -88,7 +88,7 @@ protected:
     std::filesystem::path m_dir;
 };
 
-#define EXPECT_CONTAINS(haystack, needle) \
+#define EXPECT_CONTAINS(haystack, needle)                                                                              \
     EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
 TEST_F(Idx, ReadsGzipAndRawFiles) {

@@ -62,7 +62,7 @@ TEST(Json, BuildAndAccess) {
 TEST(Json, TypeMismatchThrows) {
     const Json number(1.5);
     EXPECT_THROW(number.as_string(), vktrain::Error);
-    EXPECT_THROW(number.as_int64(), vktrain::Error); // has a fraction
+    EXPECT_THROW(number.as_int64(), vktrain::Error);     // has a fraction
     EXPECT_THROW(Json(1e17).as_int64(), vktrain::Error); // beyond 2^53
     EXPECT_THROW(Json("x").as_number(), vktrain::Error);
     EXPECT_THROW(Json::object().at("missing"), vktrain::Error);
@@ -101,9 +101,23 @@ TEST(Json, CompactAndPrettyOutput) {
 }
 
 TEST(Json, NumbersRoundTripExactly) {
-    const double values[] = {0.0,     -0.0,    1.0,      -1.0,   0.1,    1.0 / 3.0, 1e6,       123456789012345.0,
-                             1e300,   1e-300,  5e-324,   2.2250738585072014e-308,  9007199254740993.0,
-                             1.7976931348623157e308, -2.5e-7, 3.4028234663852886e38, 65504.0};
+    const double values[] = {0.0,
+                             -0.0,
+                             1.0,
+                             -1.0,
+                             0.1,
+                             1.0 / 3.0,
+                             1e6,
+                             123456789012345.0,
+                             1e300,
+                             1e-300,
+                             5e-324,
+                             2.2250738585072014e-308,
+                             9007199254740993.0,
+                             1.7976931348623157e308,
+                             -2.5e-7,
+                             3.4028234663852886e38,
+                             65504.0};
     for (const double value : values) {
         const std::string text = Json(value).dump();
         const Json back = Json::parse(text);
@@ -132,7 +146,10 @@ TEST(Json, StringEscaping) {
     // Escapes decode to UTF-8, including surrogate pairs.
     EXPECT_EQ(Json::parse(R"("\u00e9\u20AC\ud83d\ude00\/")").as_string(), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80/");
     // Invalid UTF-8 is replaced when writing so the output stays valid JSON.
-    EXPECT_EQ(Json(std::string("a\xff" "b\xc3")).dump(), "\"a\\ufffdb\\ufffd\"");
+    EXPECT_EQ(Json(std::string("a\xff"
+                               "b\xc3"))
+                  .dump(),
+              "\"a\\ufffdb\\ufffd\"");
 }
 
 TEST(Json, RoundTripDocument) {
@@ -181,8 +198,8 @@ TEST(Json, ParseErrorsNameOffsetAndProblem) {
         {"\"\\ud800\"", "at byte 1: unpaired high surrogate"},
         {"\"\\udc00\"", "at byte 1: unpaired low surrogate"},
         {"\"\xff\"", "at byte 1: invalid UTF-8 in string"},
-        {"\"\xc0\x80\"", "at byte 1: invalid UTF-8 in string"},       // overlong NUL
-        {"\"\xed\xa0\x80\"", "at byte 1: invalid UTF-8 in string"},   // encoded surrogate
+        {"\"\xc0\x80\"", "at byte 1: invalid UTF-8 in string"},     // overlong NUL
+        {"\"\xed\xa0\x80\"", "at byte 1: invalid UTF-8 in string"}, // encoded surrogate
         {"{} x", "at byte 3: unexpected character 'x' after the JSON value"},
         {"[1]]", "at byte 3: unexpected character ']' after the JSON value"},
         {"// comment\n1", "at byte 0: unexpected character '/'"},
@@ -201,8 +218,7 @@ TEST(Json, NestingLimit) {
 }
 
 TEST(Json, Files) {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("vktrain-test-json-" + std::to_string(::getpid()));
+    const auto dir = std::filesystem::temp_directory_path() / ("vktrain-test-json-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     const std::string path = (dir / "cache.json").string();

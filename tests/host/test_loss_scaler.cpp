@@ -85,8 +85,8 @@ TEST(LossScaler, MixedSequenceMatchesModel) {
     // Model written from GradScaler's documented rule.
     double scale = 1024.0;
     int tracker = 0;
-    const std::vector<bool> infs = {false, false, true, true, false, false, false, false, false, true, false,
-                                    false, false, false, false, false, false, false, false, true, true, false};
+    const std::vector<bool> infs = {false, false, true,  true,  false, false, false, false, false, true, false,
+                                    false, false, false, false, false, false, false, false, true,  true, false};
     for (size_t i = 0; i < infs.size(); ++i) {
         bool skip = false;
         if (infs[i]) {

@@ -171,16 +171,15 @@ struct SgdCase {
 };
 
 TEST(Optimizer, SgdMatchesDoubleReference) {
-    const SgdCase cases[] = {{0.0f, 0.0f, false}, {0.0f, 0.01f, false}, {0.9f, 0.0f, false},
-                             {0.9f, 0.05f, false}, {0.9f, 0.0f, true},  {0.5f, 0.05f, true}};
+    const SgdCase cases[] = {{0.0f, 0.0f, false},  {0.0f, 0.01f, false}, {0.9f, 0.0f, false},
+                             {0.9f, 0.05f, false}, {0.9f, 0.0f, true},   {0.5f, 0.05f, true}};
     for (const SgdCase& c : cases) {
         const float lr = 0.01f;
         const OptimizerOptions options = sgd_options(lr, c.momentum, c.weight_decay, c.nesterov);
         ReferenceSgd reference(lr, c.momentum, c.weight_decay, c.nesterov);
         const double error = max_error_against_reference(options, reference, 12);
         // A few fp32 roundings per step on values of order 1.
-        EXPECT_LT(error, 2e-6) << "momentum " << c.momentum << " wd " << c.weight_decay << " nesterov "
-                               << c.nesterov;
+        EXPECT_LT(error, 2e-6) << "momentum " << c.momentum << " wd " << c.weight_decay << " nesterov " << c.nesterov;
     }
 }
 
@@ -347,9 +346,7 @@ TEST(Optimizer, LoadStateValidatesAndLeavesStateOnFailure) {
 }
 
 TEST(Optimizer, InvalidOptionsThrow) {
-    const auto expect_throw = [](OptimizerOptions options) {
-        EXPECT_THROW(Optimizer(options, {4}), vktrain::Error);
-    };
+    const auto expect_throw = [](OptimizerOptions options) { EXPECT_THROW(Optimizer(options, {4}), vktrain::Error); };
     for (OptimizerKind kind : {OptimizerKind::sgd, OptimizerKind::adamw}) {
         OptimizerOptions base;
         base.kind = kind;

@@ -59,8 +59,8 @@ protected:
 
     std::string write_raw(const std::string& name, const Bytes& bytes) const {
         const std::string p = path(name);
-        std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                                 static_cast<std::streamsize>(bytes.size()));
+        std::ofstream(p, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
         return p;
     }
 
@@ -83,7 +83,7 @@ protected:
     std::filesystem::path m_dir;
 };
 
-#define EXPECT_CONTAINS(haystack, needle) \
+#define EXPECT_CONTAINS(haystack, needle)                                                                              \
     EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
 std::vector<NamedTensor> sample_tensors() {
@@ -92,7 +92,8 @@ std::vector<NamedTensor> sample_tensors() {
     tensors.push_back({"scale", {}, {0.125f}}); // 0-d scalar
     tensors.push_back({"layers.0.bias", {1}, {std::numeric_limits<float>::infinity()}});
     tensors.push_back({"empty", {0, 4}, {}});
-    tensors.push_back({"special", {4},
+    tensors.push_back({"special",
+                       {4},
                        {-std::numeric_limits<float>::infinity(), float_of(0x7FC01234u), float_of(0xFF800001u),
                         std::numeric_limits<float>::max()}});
     std::vector<float> big(100000);
@@ -242,8 +243,10 @@ TEST_F(Safetensors, CorruptFiles) {
     Bytes too_long = bytes;
     for (size_t i = 0; i < 8; ++i) too_long[i] = static_cast<unsigned char>(uint64_t{1000000000000} >> (8 * i));
     const std::string long_path = write_raw("long.safetensors", too_long);
-    EXPECT_CONTAINS(read_error(long_path), long_path + ": not a safetensors file: header length 1000000000000 exceeds "
-                                                       "file size " + std::to_string(bytes.size()));
+    EXPECT_CONTAINS(read_error(long_path), long_path +
+                                               ": not a safetensors file: header length 1000000000000 exceeds "
+                                               "file size " +
+                                               std::to_string(bytes.size()));
 
     const std::string bad_json = write_raw("json.safetensors", make_file(R"({"w": {"dtype": "F32",})", {}));
     EXPECT_CONTAINS(read_error(bad_json), bad_json + ": safetensors header: JSON parse error at byte 22");
@@ -252,47 +255,47 @@ TEST_F(Safetensors, CorruptFiles) {
     EXPECT_CONTAINS(read_error(not_object), not_object + ": safetensors header is a JSON array, expected an object");
 
     const Bytes data(16);
-    const std::string out_of_range = write_raw(
-        "range.safetensors", make_file(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", data));
+    const std::string out_of_range =
+        write_raw("range.safetensors", make_file(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", data));
     EXPECT_CONTAINS(read_error(out_of_range),
                     out_of_range + ": tensor \"w\": data_offsets [8, 24] out of range of the 16-byte data section");
 
-    const std::string overlap = write_raw(
-        "overlap.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                         R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                                         data));
+    const std::string overlap =
+        write_raw("overlap.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                                   data));
     EXPECT_CONTAINS(read_error(overlap), overlap + ": tensors \"a\" and \"b\" have overlapping data_offsets");
 
-    const std::string size_mismatch = write_raw(
-        "size.safetensors", make_file(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", data));
+    const std::string size_mismatch =
+        write_raw("size.safetensors", make_file(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", data));
     EXPECT_CONTAINS(read_error(size_mismatch),
                     size_mismatch + ": tensor \"a\": 8 bytes of data do not match shape [3] of F16");
 
-    const std::string duplicate = write_raw(
-        "dup.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                                     R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                                     data));
+    const std::string duplicate =
+        write_raw("dup.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                               R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                               data));
     EXPECT_CONTAINS(read_error(duplicate), duplicate + ": safetensors header: JSON parse error at byte 54: "
                                                        "duplicate key \"a\"");
 
-    const std::string dtype = write_raw(
-        "dtype.safetensors", make_file(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", data));
+    const std::string dtype =
+        write_raw("dtype.safetensors", make_file(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", data));
     EXPECT_CONTAINS(read_error(dtype), dtype + ": tensor \"a\": unsupported dtype \"I64\" (supported: F32, F16, BF16)");
 
     const std::string negative = write_raw(
         "negative.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", data));
     EXPECT_CONTAINS(read_error(negative), negative + ": tensor \"a\" shape dimension is -1, expected a non-negative");
 
-    const std::string reversed = write_raw(
-        "reversed.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", data));
+    const std::string reversed =
+        write_raw("reversed.safetensors", make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", data));
     EXPECT_CONTAINS(read_error(reversed), reversed + ": tensor \"a\": data_offsets [8, 4] are reversed");
 
-    const std::string missing_field = write_raw(
-        "missing.safetensors", make_file(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", data));
+    const std::string missing_field =
+        write_raw("missing.safetensors", make_file(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", data));
     EXPECT_CONTAINS(read_error(missing_field), missing_field + ": tensor \"a\": missing or non-array \"shape\"");
 
-    const std::string bad_metadata = write_raw(
-        "metadata.safetensors", make_file(R"({"__metadata__":{"epoch":3}})", {}));
+    const std::string bad_metadata =
+        write_raw("metadata.safetensors", make_file(R"({"__metadata__":{"epoch":3}})", {}));
     EXPECT_CONTAINS(read_error(bad_metadata),
                     bad_metadata + ": metadata \"epoch\" is a JSON number, expected a string");
 
