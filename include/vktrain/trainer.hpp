@@ -67,6 +67,9 @@ public:
     std::vector<float> predict(const float* x, uint64_t count);
     EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
 
+    // Changes the optimizer's learning rate from the next step on (schedules live with the caller).
+    void set_learning_rate(float learning_rate);
+
     std::vector<Parameter> parameters() const;
     // The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...), for inspection and tests.
     std::vector<std::pair<std::string, std::vector<float>>> optimizer_state() const;

@@ -50,6 +50,9 @@ Program::Program(runtime::Device& device, const Model& model, Precision precisio
     if (precision == Precision::mixed)
         VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,
                   "' lacks (or fp16 was disabled); use precision fp32");
+    // Paths first: auto-selection times GEMMs on scratch buffers, freed before ours are allocated, so the
+    // device's peak is the larger of the two rather than their sum.
+    choose_gemm_paths(requested);
     const uint64_t before = device.allocated_bytes();
     const auto& nodes = model.nodes();
 
@@ -92,7 +95,6 @@ Program::Program(runtime::Device& device, const Model& model, Precision precisio
     m_flag = Buffer(device, 16, MemoryKind::readback, "non-finite flag");
     m_logits = Buffer(device, uint64_t(batch) * classes * 4, MemoryKind::readback, "logits readback");
 
-    choose_gemm_paths(requested);
     m_train = std::make_unique<runtime::Sequence>(device);
     m_forward = std::make_unique<runtime::Sequence>(device);
     record_train(*m_train);

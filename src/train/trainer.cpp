@@ -166,6 +166,10 @@ std::vector<Parameter> Trainer::parameters() const {
     return out;
 }
 
+void Trainer::set_learning_rate(float learning_rate) {
+    m_impl->optimizer.set_learning_rate(learning_rate);
+}
+
 std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state() const {
     return m_impl->optimizer.state_tensors();
 }

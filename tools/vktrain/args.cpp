@@ -159,6 +159,14 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
         } else if (r.is("--momentum")) {
             a.momentum = parse_real(n, r.value(), false);
             momentum_set = true;
+        } else if (r.is("--lr-schedule")) {
+            const std::string v = r.value();
+            if (v == "cosine")
+                a.cosine_schedule = true;
+            else if (v == "constant")
+                a.cosine_schedule = false;
+            else
+                throw UsageError(n + " expects cosine or constant, got '" + v + "'");
         } else if (r.is("--weight-decay")) {
             a.weight_decay = parse_real(n, r.value(), false);
         } else if (r.is("--batch-size")) {

@@ -68,6 +68,7 @@ struct TrainArgs {
     std::optional<double> learning_rate; // default depends on the optimizer
     double momentum = 0.9;
     double weight_decay = 0.0;
+    bool cosine_schedule = true; // --lr-schedule cosine (default) or constant
     uint32_t batch_size = 128;
     uint32_t epochs = 5;
     uint64_t seed = 1;

@@ -35,6 +35,7 @@ training:
   --precision P           mixed or fp32 (default mixed)
   --optimizer O           adamw or sgd (default adamw)
   --lr X                  learning rate (default 1e-3 for adamw, 0.05 for sgd)
+  --lr-schedule S         cosine (decay to 0 over the run, per step; default) or constant
   --momentum X            sgd momentum (default 0.9)
   --weight-decay X        weight decay (default 0)
   --batch-size N          samples per step (default 128)

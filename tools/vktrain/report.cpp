@@ -57,7 +57,7 @@ std::string train_header(const TrainArgs& args, const Context& context, const Tr
     s += "model       " + model.describe() + " (" + std::to_string(model.parameter_count()) + " parameters)\n";
     s += "optimizer   " + std::string(optimizer_name(args.optimizer)) + " lr " + number(args.effective_learning_rate());
     if (args.optimizer == OptimizerKind::sgd) s += " momentum " + number(args.momentum);
-    s += " weight_decay " + number(args.weight_decay) + "\n";
+    s += " weight_decay " + number(args.weight_decay) + (args.cosine_schedule ? " cosine schedule" : "") + "\n";
     s += "data        " + std::to_string(train_count) + " train / " + std::to_string(test_count) +
          " test samples, batch size " + std::to_string(args.batch_size) + ", " + std::to_string(args.epochs) +
          (args.epochs == 1 ? " epoch" : " epochs") + ", seed " + std::to_string(args.seed) + "\n";
@@ -88,6 +88,7 @@ io::Json train_report(const RunInfo& run) {
     r["learning_rate"] = a.effective_learning_rate();
     if (a.optimizer == OptimizerKind::sgd) r["momentum"] = a.momentum;
     r["weight_decay"] = a.weight_decay;
+    r["lr_schedule"] = a.cosine_schedule ? "cosine" : "constant";
     r["batch_size"] = a.batch_size;
     r["seed"] = a.seed;
     r["epochs"] = a.epochs;

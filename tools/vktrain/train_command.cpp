@@ -1,5 +1,6 @@
 // `vktrain train`: an MLP on Fashion-MNIST, with a progress bar, per-epoch evaluation, and optional weights and
 // JSON report written at the end.
+#include <cmath>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -85,6 +86,14 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
             const size_t s = order[done + i];
             std::copy_n(train.x.data() + s * features, features, x.data() + size_t(i) * features);
             labels[i] = train.labels[s];
+        }
+        if (a.cosine_schedule) {
+            // Cosine decay from the base rate to 0 over all steps of the run (per step, not per epoch).
+            const uint64_t steps_per_epoch = (n + a.batch_size - 1) / a.batch_size;
+            const double t =
+                double((epoch - 1) * steps_per_epoch + done / a.batch_size) / double(steps_per_epoch * a.epochs);
+            trainer.set_learning_rate(
+                float(a.effective_learning_rate() * 0.5 * (1.0 + std::cos(3.14159265358979323846 * t))));
         }
         const StepResult r = trainer.step(x.data(), labels.data(), count);
         loss_sum += double(r.loss) * count;
