@@ -33,17 +33,26 @@ vktrain::ContextOptions context_options() {
     return o;
 }
 
+std::unique_ptr<vktrain::Context> g_context;
+
+// The shared context is destroyed when the tests end, not during static destruction at exit: by then
+// the driver (lavapipe's LLVM) may already have torn down state that device destruction still needs.
+class ContextEnvironment : public testing::Environment {
+public:
+    void TearDown() override { g_context.reset(); }
+};
+testing::Environment* const g_environment = testing::AddGlobalTestEnvironment(new ContextEnvironment);
+
 vktrain::Context& context() {
-    static std::unique_ptr<vktrain::Context> ctx = [] {
-        auto c = std::make_unique<vktrain::Context>(context_options());
-        const auto& info = c->device_info();
+    if (!g_context) {
+        g_context = std::make_unique<vktrain::Context>(context_options());
+        const auto& info = g_context->device_info();
         std::fprintf(stderr, "[vktrain tests] device: %s (%s %s), coopmat %s, fp16 %s, validation %s\n",
                      info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str(),
-                     c->coopmat_available() ? "yes" : "no", c->fp16_available() ? "yes" : "no",
-                     c->device().validation() ? "on" : "off");
-        return c;
-    }();
-    return *ctx;
+                     g_context->coopmat_available() ? "yes" : "no", g_context->fp16_available() ? "yes" : "no",
+                     g_context->device().validation() ? "on" : "off");
+    }
+    return *g_context;
 }
 
 vktrain::runtime::Device& device() {
