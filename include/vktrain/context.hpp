@@ -58,6 +58,7 @@ struct ContextOptions {
 namespace runtime {
 class Device;
 }
+struct VulkanHandles; // vktrain/vulkan_interop.hpp
 
 class Context {
 public:
@@ -80,7 +81,7 @@ public:
     const runtime::Device& device() const;
 
 private:
-    friend class ContextBuilder;
+    friend Context adopt_vulkan(const VulkanHandles& handles, const ContextOptions& options);
     explicit Context(std::unique_ptr<runtime::Device> device);
     std::unique_ptr<runtime::Device> m_device;
 };

@@ -8,6 +8,7 @@
 
 #include "runtime/memory.hpp"
 #include "runtime/pipeline.hpp"
+#include "vktrain/vulkan_interop.hpp"
 
 namespace vktrain::runtime {
 namespace {
@@ -17,8 +18,8 @@ std::string lower(std::string s) {
     return s;
 }
 
-// volk fills a device table through the loader's vkGetDeviceProcAddr, which it keeps in a process-wide
-// pointer; setting it is idempotent (every instance of one loader yields the same trampoline).
+// volk fills a device table through its process-wide vkGetDeviceProcAddr pointer; it is pointed at the
+// device's instance's own vkGetDeviceProcAddr for the duration of the load, under this lock.
 std::mutex g_volk_mutex;
 
 } // namespace
@@ -63,9 +64,7 @@ Device::Device(const ContextOptions& options)
     VKT_CHECK(m_caps.queue_family != UINT32_MAX, "device '", info.name, "' has no compute queue");
     VKT_CHECK(m_caps.api_version >= VK_API_VERSION_1_2, "device '", info.name, "' supports Vulkan ", info.api_version,
               "; vktrain needs 1.2 or newer");
-
-    m_fp16_enabled = options.allow_fp16 && info.storage_buffer_16bit;
-    m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
+    choose_paths(options);
 
     // Features: enable what a path needs and the device has.
     VkPhysicalDeviceFeatures2 feats{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
@@ -106,27 +105,135 @@ Device::Device(const ContextOptions& options)
     dinfo.enabledExtensionCount = uint32_t(extensions.size());
     dinfo.ppEnabledExtensionNames = extensions.data();
     VK_CHECK(m_instance->fn().vkCreateDevice(m_physical, &dinfo, nullptr, &m_device));
-    {
-        std::lock_guard<std::mutex> lock(g_volk_mutex);
-        volkLoadInstanceOnly(m_instance->handle());
-        volkLoadDeviceTable(&m_fn, m_device);
-    }
-    m_fn.vkGetDeviceQueue(m_device, m_caps.queue_family, 0, &m_queue);
-    m_allocator = create_allocator(*this, *m_instance);
-    m_cache_dir = resolve_cache_dir(options.cache_dir);
-    m_pipelines = std::make_unique<PipelineCache>(*this);
-    m_logger.info(detail::concat("device: ", info.name, " (", info.driver_name, " ", info.driver_info, "), coopmat ",
-                                 m_coopmat_enabled ? "on" : "off", ", fp16 ", m_fp16_enabled ? "on" : "off"));
+    finish_setup(options, 0);
 }
 
-Device::~Device() {
-    if (m_device != VK_NULL_HANDLE) m_fn.vkDeviceWaitIdle(m_device);
+Device::Device(const VulkanHandles& h, const ContextOptions& options)
+    : m_logger(options.log, options.log_level), m_owns_device(false) {
+    VKT_CHECK(h.instance != VK_NULL_HANDLE, "adopt_vulkan: VulkanHandles::instance is VK_NULL_HANDLE");
+    VKT_CHECK(h.get_instance_proc_addr != nullptr, "adopt_vulkan: VulkanHandles::get_instance_proc_addr is null");
+    VKT_CHECK(h.physical_device != VK_NULL_HANDLE, "adopt_vulkan: VulkanHandles::physical_device is VK_NULL_HANDLE");
+    VKT_CHECK(h.device != VK_NULL_HANDLE, "adopt_vulkan: VulkanHandles::device is VK_NULL_HANDLE");
+    VKT_CHECK(h.instance_api_version >= VK_API_VERSION_1_2, "adopt_vulkan: the instance was created for Vulkan ",
+              VK_API_VERSION_MAJOR(h.instance_api_version), ".", VK_API_VERSION_MINOR(h.instance_api_version),
+              " (VulkanHandles::instance_api_version); vktrain needs 1.2 or newer");
+    m_instance = std::make_unique<Instance>(h.instance, h.get_instance_proc_addr, &m_logger);
+    const InstanceFunctions& ifn = m_instance->fn();
+
+    const auto physicals = m_instance->physical_devices();
+    const auto found = std::find(physicals.begin(), physicals.end(), h.physical_device);
+    VKT_CHECK(found != physicals.end(), "adopt_vulkan: VulkanHandles::physical_device is not one of the ",
+              physicals.size(), " physical device(s) of VulkanHandles::instance");
+    m_physical = h.physical_device;
+    m_caps = query_caps(*m_instance, m_physical, uint32_t(found - physicals.begin()));
+    DeviceInfo& info = m_caps.info;
+    VKT_CHECK(m_caps.api_version >= VK_API_VERSION_1_2, "adopt_vulkan: device '", info.name, "' supports Vulkan ",
+              info.api_version, "; vktrain needs 1.2 or newer");
+
+    uint32_t family_count = 0;
+    ifn.vkGetPhysicalDeviceQueueFamilyProperties(m_physical, &family_count, nullptr);
+    std::vector<VkQueueFamilyProperties> families(family_count);
+    ifn.vkGetPhysicalDeviceQueueFamilyProperties(m_physical, &family_count, families.data());
+    VKT_CHECK(h.queue_family_index < family_count, "adopt_vulkan: queue family ", h.queue_family_index,
+              " is out of range: device '", info.name, "' has ", family_count, " queue famil",
+              family_count == 1 ? "y" : "ies");
+    const VkQueueFamilyProperties& family = families[h.queue_family_index];
+    VKT_CHECK(family.queueFlags & VK_QUEUE_COMPUTE_BIT, "adopt_vulkan: queue family ", h.queue_family_index,
+              " of device '", info.name, "' has no compute support (VK_QUEUE_COMPUTE_BIT)");
+    VKT_CHECK(h.queue_index < family.queueCount, "adopt_vulkan: queue index ", h.queue_index,
+              " is out of range: queue family ", h.queue_family_index, " has ", family.queueCount, " queue(s)");
+
+    // What vktrain may use: enabled by the application ∧ supported, at the lower of the two API versions.
+    m_caps.api_version = std::min(m_caps.api_version, h.instance_api_version);
+    const bool v13 = m_caps.api_version >= VK_API_VERSION_1_3;
+    info.storage_buffer_16bit = info.storage_buffer_16bit && h.storage_buffer_16bit_access;
+    info.shader_float16 = info.shader_float16 && h.shader_float16;
+    info.coopmat_feature = info.coopmat_feature && h.cooperative_matrix;
+    info.subgroup_size_control = v13 && info.subgroup_size_control && h.subgroup_size_control;
+    if (!info.subgroup_size_control) info.min_subgroup_size = info.max_subgroup_size = info.subgroup_size;
+    m_caps.vulkan_memory_model = m_caps.vulkan_memory_model && h.vulkan_memory_model;
+    m_caps.maintenance4 = v13 && m_caps.maintenance4 && h.maintenance4;
+    m_caps.compute_full_subgroups = false; // not reported by the application; nothing relies on it
+    m_caps.queue_family = h.queue_family_index;
+    m_caps.timestamp_valid_bits = family.timestampValidBits;
+    VkPhysicalDeviceProperties props{};
+    ifn.vkGetPhysicalDeviceProperties(m_physical, &props);
+    info.timestamps = family.timestampValidBits > 0 && props.limits.timestampComputeAndGraphics;
+    choose_paths(options);
+    if (options.device_index >= 0 || !options.device_name.empty() || options.validation)
+        m_logger.info("adopt_vulkan: ContextOptions::device_index, device_name and validation are ignored (the "
+                      "application chose the device and created the instance)");
+
+    m_device = h.device;
+    finish_setup(options, h.queue_index);
+}
+
+void Device::choose_paths(const ContextOptions& options) {
+    m_fp16_enabled = options.allow_fp16 && m_caps.info.storage_buffer_16bit;
+    m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
+}
+
+// Shared by both constructors once m_device exists: function table, queue, allocator, pipeline cache.
+// Owned: on failure the device is destroyed again (the destructor does not run for a throwing constructor).
+void Device::finish_setup(const ContextOptions& options, uint32_t queue_index) {
+    try {
+        {
+            // Through the instance's own vkGetDeviceProcAddr (the application's, when adopted), not
+            // whatever volk's process-wide pointer holds.
+            std::lock_guard<std::mutex> lock(g_volk_mutex);
+            const PFN_vkGetDeviceProcAddr saved = vkGetDeviceProcAddr;
+            vkGetDeviceProcAddr = m_instance->fn().vkGetDeviceProcAddr;
+            volkLoadDeviceTable(&m_fn, m_device);
+            vkGetDeviceProcAddr = saved;
+        }
+        VKT_CHECK(m_fn.vkGetDeviceQueue && m_fn.vkQueueSubmit && m_fn.vkDestroyDevice,
+                  "vkGetDeviceProcAddr returned no core device functions");
+        m_fn.vkGetDeviceQueue(m_device, m_caps.queue_family, queue_index, &m_queue);
+        VKT_CHECK(m_queue != VK_NULL_HANDLE, "vkGetDeviceQueue returned no queue (family ", m_caps.queue_family,
+                  ", index ", queue_index, ")");
+        m_allocator = create_allocator(*this, *m_instance);
+        m_cache_dir = resolve_cache_dir(options.cache_dir);
+        m_pipelines = std::make_unique<PipelineCache>(*this);
+    } catch (...) {
+        release();
+        throw;
+    }
+    const DeviceInfo& info = m_caps.info;
+    m_logger.info(detail::concat("device: ", info.name, " (", info.driver_name, " ", info.driver_info, "), ",
+                                 m_owns_device ? "" : "adopted, ", "coopmat ", m_coopmat_enabled ? "on" : "off",
+                                 ", fp16 ", m_fp16_enabled ? "on" : "off"));
+}
+
+// Waits for vktrain's work, then destroys what vktrain created; an adopted VkDevice is left alone, and
+// only vktrain's queue is waited on (vkDeviceWaitIdle would race with the application's other queues).
+void Device::release() noexcept {
+    if (m_device != VK_NULL_HANDLE) {
+        if (m_owns_device && m_fn.vkDeviceWaitIdle) {
+            m_fn.vkDeviceWaitIdle(m_device);
+        } else if (!m_owns_device && m_queue != VK_NULL_HANDLE && m_fn.vkQueueWaitIdle) {
+            std::lock_guard<std::mutex> lock(m_queue_mutex);
+            m_fn.vkQueueWaitIdle(m_queue);
+        }
+    }
     m_pipelines.reset();
     if (m_allocator) destroy_allocator(m_allocator);
+    m_allocator = nullptr;
     if (m_allocated.load() != 0)
         m_logger.warning(
             detail::concat(m_allocated.load(), " bytes of device memory still allocated at device destruction"));
-    if (m_device != VK_NULL_HANDLE) m_fn.vkDestroyDevice(m_device, nullptr);
+    if (m_owns_device && m_device != VK_NULL_HANDLE) {
+        if (m_fn.vkDestroyDevice) {
+            m_fn.vkDestroyDevice(m_device, nullptr);
+        } else if (auto destroy = reinterpret_cast<PFN_vkDestroyDevice>(
+                       m_instance->fn().vkGetDeviceProcAddr(m_device, "vkDestroyDevice"))) {
+            destroy(m_device, nullptr);
+        }
+    }
+    m_device = VK_NULL_HANDLE;
+}
+
+Device::~Device() {
+    release();
 }
 
 std::string Device::cache_key() const {

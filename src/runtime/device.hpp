@@ -1,5 +1,6 @@
 // The logical device: one compute queue, a per-device function table (volk), the VMA allocator, the
-// pipeline cache and the counters tests and reports read (memory peak, dispatches per kernel).
+// pipeline cache and the counters tests and reports read (memory peak, dispatches per kernel). Either
+// created here (with its own instance) or adopted from the application (vktrain/vulkan_interop.hpp).
 #pragma once
 
 #include <atomic>
@@ -21,7 +22,9 @@ class PipelineCache;
 
 class Device {
 public:
-    Device(const ContextOptions& options);
+    explicit Device(const ContextOptions& options);
+    // Adopts the application's instance, device and queue; they are not destroyed here.
+    Device(const VulkanHandles& handles, const ContextOptions& options);
     ~Device();
     Device(const Device&) = delete;
     Device& operator=(const Device&) = delete;
@@ -58,12 +61,19 @@ public:
     // Serialises queue submissions (a VkQueue must be externally synchronised).
     std::mutex& queue_mutex() { return m_queue_mutex; }
 
+    bool adopted() const { return !m_owns_device; }
+
 private:
+    void choose_paths(const ContextOptions& options);
+    void finish_setup(const ContextOptions& options, uint32_t queue_index);
+    void release() noexcept;
+
     Logger m_logger;
     std::unique_ptr<Instance> m_instance;
     VkPhysicalDevice m_physical = VK_NULL_HANDLE;
     DeviceCaps m_caps;
     VkDevice m_device = VK_NULL_HANDLE;
+    bool m_owns_device = true; // false: adopted, the application destroys it
     VolkDeviceTable m_fn{};
     VkQueue m_queue = VK_NULL_HANDLE;
     VmaAllocator_T* m_allocator = nullptr;
