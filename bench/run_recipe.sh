@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the default recipe (784-256-128-10 MLP, Fashion-MNIST, 5 epochs, AdamW 1e-3, batch 128, seed 1)
-# in fp32 and mixed precision on both test devices of a Debian bookworm machine — the host's lavapipe
+# in fp32 and mixed precision (auto GEMM path) on both test devices, and forced onto the coopmat path on the second, of a Debian bookworm machine — the host's lavapipe
 # (Mesa 25, no cooperative matrix) and the trixie root's (Mesa 26.1, cooperative matrix) — and writes
 # one JSON report per run plus summary.md into bench/results/<date>/. Needs scripts/setup.sh --with-test-root.
 #   bench/run_recipe.sh [extra vktrain train arguments]
@@ -16,20 +16,23 @@ mkdir -p "$out"
 tmp="$build/bench-recipe"
 rm -rf "$tmp" && mkdir -p "$tmp"
 
-run() { # device-label precision [runner...]
-  local label=$1 precision=$2; shift 2
-  echo "== $label $precision" >&2
-  "$@" "$bin" train --precision "$precision" --quiet --report "$tmp/$label-$precision.json" --force "${extra[@]}" \
-    | tee "$tmp/$label-$precision.log"
-  cp "$tmp/$label-$precision.json" "$tmp/$label-$precision.log" "$out/"
+run() { # name precision gemm-path [runner...]
+  local name=$1 precision=$2 path=$3; shift 3
+  echo "== $name" >&2
+  "$@" "$bin" train --precision "$precision" --gemm-path "$path" --quiet --report "$tmp/$name.json" --force \
+    "${extra[@]}" | tee "$tmp/$name.log"
+  cp "$tmp/$name.json" "$tmp/$name.log" "$out/"
 }
 extra=("$@")
 # A fresh GEMM-path cache per run so the auto choice is measured, not remembered.
 export VKTRAIN_CACHE_DIR="$tmp/cache"
-run lavapipe25 fp32
-run lavapipe25 mixed
-run lavapipe26-coopmat fp32 "$here/platforms/debian/run-in-root.sh" "$build"
-run lavapipe26-coopmat mixed "$here/platforms/debian/run-in-root.sh" "$build"
+root=("$here/platforms/debian/run-in-root.sh" "$build")
+run lavapipe25-fp32 fp32 auto
+run lavapipe25-mixed mixed auto
+run lavapipe26-fp32 fp32 auto "${root[@]}"
+run lavapipe26-mixed mixed auto "${root[@]}"
+# The cooperative-matrix path through the whole recipe (auto prefers tiled on emulated coopmat).
+run lavapipe26-mixed-coopmat mixed coopmat "${root[@]}"
 
 python3 - "$out" <<'PY'
 import json, os, sys

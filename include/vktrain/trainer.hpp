@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vktrain/context.hpp"
@@ -42,6 +43,9 @@ struct GemmReport {
     std::string reason;
 };
 
+// String entries a caller stores in a checkpoint's metadata and gets back when loading it.
+using CheckpointMetadata = std::vector<std::pair<std::string, std::string>>;
+
 struct Parameter {
     std::string name;
     std::vector<int64_t> shape;
@@ -69,15 +73,31 @@ public:
 
     // Changes the optimizer's learning rate from the next step on (schedules live with the caller).
     void set_learning_rate(float learning_rate);
+    float learning_rate() const;
 
     std::vector<Parameter> parameters() const;
     // The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...), for inspection and tests.
     std::vector<std::pair<std::string, std::vector<float>>> optimizer_state() const;
     void set_parameters(const std::vector<Parameter>& params); // names and shapes must match
 
-    // Checkpoints: safetensors with the fp32 master weights under the parameter names.
+    // Weights only: safetensors with the fp32 master weights under the parameter names. load() also reads the
+    // weights of a full checkpoint (its "optimizer.*" tensors are ignored) and changes nothing else.
     void save(const std::string& path) const;
     void load(const std::string& path);
+
+    // Full training checkpoints, for resuming bit-identically: one safetensors file with the weights (under the
+    // parameter names, so load() and other safetensors readers still see plain weights), the optimizer state under
+    // "optimizer.<name>" ("optimizer.exp_avg.0", ...) and, in the metadata, the model, precision, optimizer kind and
+    // step count, learning rate, exact loss scale and growth tracker, and the step and skipped-step counters.
+    // `extra` entries (e.g. a caller's epoch counter) are stored alongside; their keys must not be the format's own
+    // ("vktrain_checkpoint", "vktrain_model", ...). Written to a temporary file and renamed over `path`.
+    void save_checkpoint(const std::string& path, const CheckpointMetadata& extra = {}) const;
+    // Restores everything save_checkpoint stored (device weights included) and returns its `extra` entries. Throws
+    // vktrain::Error with a one-line message naming the file and the problem (not a checkpoint, e.g. a weights-only
+    // file; another model or optimizer kind; a missing, unexpected or wrongly shaped tensor; a malformed or
+    // inconsistent number) and then leaves this trainer unchanged. The precision may differ from the checkpoint's
+    // (continuing is then not bit-identical, but the state carries over); the learning rate is the checkpoint's.
+    CheckpointMetadata load_checkpoint(const std::string& path);
 
     const Model& model() const;
     const TrainerOptions& options() const;

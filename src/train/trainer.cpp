@@ -6,6 +6,7 @@
 #include "common/check.hpp"
 #include "graph/program.hpp"
 #include "io/safetensors.hpp"
+#include "train/checkpoint.hpp"
 #include "train/loss_scaler.hpp"
 #include "train/optimizer.hpp"
 
@@ -170,6 +171,10 @@ void Trainer::set_learning_rate(float learning_rate) {
     m_impl->optimizer.set_learning_rate(learning_rate);
 }
 
+float Trainer::learning_rate() const {
+    return m_impl->optimizer.learning_rate();
+}
+
 std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state() const {
     return m_impl->optimizer.state_tensors();
 }
@@ -207,6 +212,7 @@ void Trainer::load(const std::string& path) {
     const auto& slots = m_impl->program.params();
     std::vector<Parameter> params;
     for (const auto& t : tensors) {
+        if (train::is_optimizer_tensor(t.name)) continue; // a full checkpoint's optimizer state
         bool known = false;
         for (const auto& s : slots) known = known || s.name == t.name;
         VKT_CHECK(known, path, ": tensor '", t.name, "' is not a parameter of model ", m_impl->model.describe());
@@ -221,6 +227,84 @@ void Trainer::load(const std::string& path) {
                   m_impl->model.describe());
     }
     set_parameters(params);
+}
+
+void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra) const {
+    const Impl& m = *m_impl;
+    train::Checkpoint c;
+    c.model = m.model.describe();
+    c.precision = m.options.precision;
+    c.optimizer = m.options.optimizer.kind;
+    c.optimizer_steps = m.optimizer.step_count();
+    c.learning_rate = m.optimizer.learning_rate();
+    c.scaler = m.scaler.get_state();
+    c.steps = m.steps;
+    c.skipped = m.skipped;
+    for (auto& p : parameters()) c.parameters.push_back({p.name, p.shape, std::move(p.data)});
+    const auto& slots = m.program.params();
+    for (auto& [name, data] : m.optimizer.state_tensors()) {
+        // "<kind>.<i>": shaped like parameter i, as PyTorch's state_dict would hold it.
+        const size_t index = std::stoul(name.substr(name.rfind('.') + 1));
+        c.optimizer_state.push_back({name, slots.at(index).shape, std::move(data)});
+    }
+    c.extra = extra;
+    train::write_checkpoint(path, c);
+}
+
+CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
+    Impl& m = *m_impl;
+    const train::Checkpoint c = train::read_checkpoint(path);
+    const std::string model = m.model.describe();
+    VKT_CHECK(c.model == model, path, ": checkpoint is for model ", c.model, ", this trainer has ", model);
+    const auto kind = [](OptimizerKind k) { return k == OptimizerKind::sgd ? "sgd" : "adamw"; };
+    VKT_CHECK(c.optimizer == m.options.optimizer.kind, path, ": checkpoint holds ", kind(c.optimizer),
+              " optimizer state, this trainer uses ", kind(m.options.optimizer.kind));
+
+    // Everything is validated into copies first, so a bad file leaves the trainer as it was.
+    const auto& slots = m.program.params();
+    std::vector<float> master = m.master;
+    std::vector<bool> seen(slots.size(), false);
+    for (const io::NamedTensor& t : c.parameters) {
+        size_t i = 0;
+        while (i < slots.size() && slots[i].name != t.name) ++i;
+        VKT_CHECK(i < slots.size(), path, ": tensor '", t.name, "' is not a parameter of model ", model);
+        VKT_CHECK(t.shape == slots[i].shape && t.data.size() == slots[i].count, path, ": tensor '", t.name,
+                  "' has the wrong shape for model ", model);
+        seen[i] = true;
+        std::copy(t.data.begin(), t.data.end(), master.begin() + long(slots[i].offset));
+    }
+    for (size_t i = 0; i < slots.size(); ++i)
+        VKT_CHECK(seen[i], path, ": tensor '", slots[i].name, "' is missing (model ", model, ")");
+
+    train::NamedTensors state;
+    for (const io::NamedTensor& t : c.optimizer_state) {
+        const size_t dot = t.name.rfind('.');
+        const std::string index = dot == std::string::npos ? std::string() : t.name.substr(dot + 1);
+        const bool numeric =
+            !index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos;
+        VKT_CHECK(numeric && std::stoul(index) < slots.size(), path, ": unexpected tensor '",
+                  train::optimizer_tensor_prefix, t.name, "' for a model with ", slots.size(), " parameter tensors");
+        VKT_CHECK(t.shape == slots[std::stoul(index)].shape, path, ": tensor '", train::optimizer_tensor_prefix, t.name,
+                  "' has the wrong shape for model ", model);
+        state.emplace_back(t.name, t.data);
+    }
+    train::Optimizer optimizer = m.optimizer;
+    train::LossScaler scaler = m.scaler;
+    try {
+        optimizer.load_state(c.optimizer_steps, state);
+        optimizer.set_learning_rate(c.learning_rate);
+        scaler.set_state(c.scaler);
+    } catch (const Error& e) {
+        throw Error(path + ": " + e.what());
+    }
+
+    std::copy(master.begin(), master.end(), m.master.begin()); // m.params point into m.master
+    m.optimizer = std::move(optimizer);
+    m.scaler = scaler;
+    m.steps = c.steps;
+    m.skipped = c.skipped;
+    m.program.set_weights(m.master.data());
+    return c.extra;
 }
 
 const Model& Trainer::model() const {

@@ -24,7 +24,7 @@ REQUIRED_REPORT_KEYS = [
     "precision", "device", "gemm_path", "gemm_paths", "model", "parameters", "optimizer", "learning_rate",
     "batch_size", "seed", "epochs", "test_accuracy", "test_loss", "final_loss", "loss_scale", "skipped_steps",
     "steps", "samples_per_second", "seconds_per_epoch", "epoch_seconds", "history", "peak_device_bytes",
-    "trainer_device_bytes", "vktrain_version", "date",
+    "trainer_device_bytes", "vktrain_version", "date", "resumed_from", "checkpoint",
 ]
 
 
@@ -108,6 +108,7 @@ def case_usage(cli):
     check(p.returncode == 0 and "train" in p.stdout and p.stderr == "", "--help exits 0 with usage on stdout")
     p = cli.run("train", "--help")
     check(p.returncode == 0 and "--batch-size" in p.stdout, "train --help lists the options")
+    check("--checkpoint FILE" in p.stdout and "--resume FILE" in p.stdout, "train --help lists --checkpoint, --resume")
     p = cli.run("--version")
     check(p.returncode == 0 and p.stdout.strip() == "vktrain 0.1.0", "--version prints 'vktrain 0.1.0'")
 
@@ -127,6 +128,11 @@ def case_bad_values(cli):
         (["--model", "cnn:3"], "--model"),
         (["--limit", "12k"], "--limit"),
         (["--quiet=yes"], "--quiet"),
+        (["--checkpoint"], "--checkpoint"),
+        (["--resume"], "--resume"),
+        (["--checkpoint", "x.safetensors", "--output", "x.safetensors"], "--checkpoint"),
+        (["--stop-after", "1"], "--stop-after"),
+        (["--stop-after", "0", "--checkpoint", "x.safetensors"], "--stop-after"),
     ]:
         p = cli.run("train", *args)
         check_one_line_error(p, 2, needle)
@@ -225,6 +231,109 @@ def case_train_eval(cli):
     # Weights that do not fit the requested model.
     p = cli.run("eval", "--weights", weights, "--model", "mlp:64", "--test-limit", 100)
     check_last_error(p, 1, weights)
+
+
+def safetensors_header(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n))
+
+
+def read_report(cli, name):
+    with open(os.path.join(cli.work, name)) as f:
+        return json.load(f)
+
+
+def check_same_results(a, b):
+    for key in ["test_accuracy", "test_loss", "final_loss", "loss_scale", "steps", "skipped_steps"]:
+        check(a[key] == b[key], "resumed %s %r equals the uninterrupted run's %r" % (key, b[key], a[key]))
+
+
+def case_checkpoint_resume(cli):
+    need_data()
+    common = ["--limit", 2000, "--test-limit", 500, "--batch-size", 100, "--precision", "mixed",
+              "--growth-interval", 7, "--quiet"]
+    # Constant learning rate: 1 epoch with --checkpoint, then --resume to 2 epochs, equals 2 epochs straight. With a
+    # growth interval of 7 the scaler is 6 steps into its interval at the checkpoint, so its state matters too.
+    constant = common + ["--lr-schedule", "constant"]
+    p = cli.run("train", *constant, "--epochs", 2, "--report", "a.json")
+    check(p.returncode == 0, "uninterrupted run exits 0")
+    p = cli.run("train", *constant, "--epochs", 1, "--checkpoint", "c.safetensors")
+    check(p.returncode == 0, "run with --checkpoint exits 0")
+    check(re.search(r"^checkpoint  c\.safetensors \(epoch 1\)$", p.stdout, re.M) is not None,
+          "reports the checkpoint")
+    header = safetensors_header(os.path.join(cli.work, "c.safetensors"))
+    meta = header["__metadata__"]
+    check(meta.get("vktrain_checkpoint") == "1" and meta.get("vktrain_train_epoch") == "1",
+          "checkpoint metadata marks a checkpoint after epoch 1")
+    check("optimizer.exp_avg.0" in header and "linear0.weight" in header, "holds weights and optimizer state")
+    epoch1_accuracy = re.search(r"^epoch 1/1 .* test_accuracy ([0-9.]+)", p.stdout, re.M).group(1)
+    p = cli.run("train", *constant, "--epochs", 2, "--resume", "c.safetensors", "--report", "b.json")
+    check(p.returncode == 0, "resumed run exits 0")
+    check(re.search(r"^resumed     c\.safetensors: 1 of 2 epochs done, 20 steps", p.stdout, re.M) is not None,
+          "prints the resume line")
+    check(re.search(r"^epoch 1/", p.stdout, re.M) is None and re.search(r"^epoch 2/2 ", p.stdout, re.M) is not None,
+          "continues with epoch 2")
+    a, b = read_report(cli, "a.json"), read_report(cli, "b.json")
+    check_same_results(a, b)
+    check(b["resumed_from"] == "c.safetensors" and a["resumed_from"] is None, "report has resumed_from")
+    check([h["epoch"] for h in b["history"]] == [2], "resumed history holds epoch 2")
+
+    # The checkpoint is also a weights file for eval.
+    p = cli.run("eval", "--weights", "c.safetensors", "--test-limit", 500)
+    check(p.returncode == 0 and ("test_accuracy %s " % epoch1_accuracy) in p.stdout,
+          "eval of the checkpoint reproduces epoch 1's accuracy %s" % epoch1_accuracy)
+
+    # Cosine schedule (the default): a run stopped after its first epoch, resumed into its own checkpoint file,
+    # ends exactly like the uninterrupted run; the schedule continues where it stopped.
+    p = cli.run("train", *common, "--epochs", 2, "--report", "cos-a.json", "--checkpoint", "cos-a.safetensors")
+    check(p.returncode == 0, "uninterrupted cosine run exits 0")
+    p = cli.run("train", *common, "--epochs", 2, "--stop-after", 1, "--checkpoint", "cos.safetensors")
+    check(p.returncode == 0 and re.search(r"^stopped     after epoch 1 of 2", p.stdout, re.M) is not None,
+          "--stop-after 1 stops after the first epoch")
+    check(re.search(r"^epoch 2/", p.stdout, re.M) is None, "the stopped run did not train epoch 2")
+    p = cli.run("train", *common, "--epochs", 2, "--resume", "cos.safetensors", "--checkpoint", "cos.safetensors",
+                "--force", "--report", "cos-b.json")
+    check(p.returncode == 0, "resumed cosine run exits 0")
+    check_same_results(read_report(cli, "cos-a.json"), read_report(cli, "cos-b.json"))
+    with open(os.path.join(cli.work, "cos-a.safetensors"), "rb") as fa, \
+            open(os.path.join(cli.work, "cos.safetensors"), "rb") as fb:
+        check(fa.read() == fb.read(), "the final checkpoints are byte-identical")
+
+    # An existing --checkpoint file is refused up front without --force.
+    before = sha256(os.path.join(cli.work, "c.safetensors"))
+    p = cli.run("train", *constant, "--epochs", 1, "--checkpoint", "c.safetensors", "--data", "no-such-dir")
+    check_one_line_error(p, 1, "c.safetensors", "already exists")
+    check(sha256(os.path.join(cli.work, "c.safetensors")) == before, "checkpoint unchanged without --force")
+
+    # Files that cannot be resumed from, and runs that do not match the checkpoint: one line naming the file.
+    with open(os.path.join(cli.work, "corrupt.safetensors"), "wb") as f:
+        f.write(os.urandom(64))
+    with open(os.path.join(cli.work, "c.safetensors"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(cli.work, "truncated.safetensors"), "wb") as f:
+        f.write(data[:len(data) // 2])
+    p = cli.run("train", *constant, "--epochs", 1, "--output", "w.safetensors")
+    check(p.returncode == 0, "weights-only run exits 0")
+    for args, needles in [
+        (["--resume", "corrupt.safetensors"], ["corrupt.safetensors"]),
+        (["--resume", "truncated.safetensors"], ["truncated.safetensors"]),
+        (["--resume", "missing.safetensors"], ["missing.safetensors"]),
+        (["--resume", "w.safetensors"], ["w.safetensors", "not a training checkpoint"]),
+        (["--resume", "c.safetensors", "--epochs", 1], ["c.safetensors", "--epochs"]),
+    ]:
+        p = cli.run("train", *constant, "--epochs", 2, *args)
+        check_one_line_error(p, 1, *needles)
+    for option, value in [("--batch-size", 50), ("--precision", "fp32"), ("--optimizer", "sgd"),
+                          ("--lr-schedule", "cosine"), ("--model", "mlp:64"), ("--seed", 5)]:
+        args = [str(a) for a in constant]
+        if option in args:
+            i = args.index(option)
+            args[i + 1] = str(value)
+        else:
+            args += [option, str(value)]
+        p = cli.run("train", *args, "--epochs", 2, "--resume", "c.safetensors")
+        check_one_line_error(p, 1, "c.safetensors", "model" if option == "--model" else option)
 
 
 def case_corrupt_weights(cli):

@@ -175,6 +175,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             a.epochs = uint32_t(parse_uint(n, r.value(), 1, 1000000));
         } else if (r.is("--seed")) {
             a.seed = parse_uint(n, r.value(), 0, max_u64);
+            a.seed_given = true;
         } else if (r.is("--gemm-path")) {
             a.gemm_path = parse_gemm_path(n, r.value());
         } else if (r.is("--loss-scale")) {
@@ -192,6 +193,12 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             a.output = r.value();
         } else if (r.is("--report")) {
             a.report = r.value();
+        } else if (r.is("--checkpoint")) {
+            a.checkpoint = r.value();
+        } else if (r.is("--resume")) {
+            a.resume = r.value();
+        } else if (r.is("--stop-after")) {
+            a.stop_after = uint32_t(parse_uint(n, r.value(), 1, 1000000));
         } else if (r.is("--force")) {
             r.flag();
             a.force = true;
@@ -210,6 +217,12 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     if (a.device.no_coopmat && a.gemm_path == GemmPath::coopmat)
         throw UsageError("--gemm-path coopmat contradicts --no-coopmat");
     if (!a.output.empty() && a.output == a.report) throw UsageError("--output and --report name the same file");
+    if (!a.checkpoint.empty() && a.checkpoint == a.output)
+        throw UsageError("--checkpoint and --output name the same file");
+    if (!a.checkpoint.empty() && a.checkpoint == a.report)
+        throw UsageError("--checkpoint and --report name the same file");
+    if (a.stop_after && a.checkpoint.empty())
+        throw UsageError("--stop-after needs --checkpoint (otherwise the stopped run's state is lost)");
     return a;
 }
 

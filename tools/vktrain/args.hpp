@@ -72,6 +72,7 @@ struct TrainArgs {
     uint32_t batch_size = 128;
     uint32_t epochs = 5;
     uint64_t seed = 1;
+    bool seed_given = false; // --seed was passed (a resumed run otherwise takes the checkpoint's)
     DeviceArgs device;
     GemmPath gemm_path = GemmPath::auto_select;
     double loss_scale = 65536.0;
@@ -81,6 +82,9 @@ struct TrainArgs {
     uint64_t test_limit = 0; // 0: every test sample
     std::string output;
     std::string report;
+    std::string checkpoint;  // written after every epoch
+    std::string resume;      // a --checkpoint file to continue from
+    uint32_t stop_after = 0; // 0: run to --epochs; else stop after this many epochs of this invocation
     bool force = false;
     bool quiet = false;
 

@@ -53,10 +53,19 @@ device:
   --no-coopmat            never use VK_KHR_cooperative_matrix
   --validation            enable the Vulkan validation layer
 
+checkpoints:
+  --checkpoint FILE       write a full training checkpoint (weights, optimizer and loss-scaler state, counters;
+                          safetensors) at the end of every epoch
+  --resume FILE           continue a run from a --checkpoint file with the epoch after the one it was saved at
+                          (bit-identical to an uninterrupted run); --epochs is the new total. Model, precision,
+                          optimizer, batch size and --lr-schedule must match; seed and --lr default to its own
+  --stop-after N          stop after N epochs of this invocation (the schedule still spans --epochs); continue
+                          later with --resume: training in slices, e.g. while a phone is charging
+
 output:
   --output FILE           save the fp32 master weights (safetensors) at the end
   --report FILE           write a JSON report at the end
-  --force                 allow --output/--report to replace existing files
+  --force                 allow --output/--report/--checkpoint to replace existing files
   --quiet                 no progress display
   --help                  this text
 )";

@@ -97,6 +97,8 @@ io::Json train_report(const RunInfo& run) {
     r["loss_scaling"] = a.precision == Precision::mixed && a.loss_scaling;
     r["initial_loss_scale"] = a.loss_scale;
     r["growth_interval"] = a.growth_interval;
+    r["resumed_from"] = a.resume.empty() ? io::Json() : io::Json(a.resume);
+    r["checkpoint"] = a.checkpoint.empty() ? io::Json() : io::Json(a.checkpoint);
 
     double train_seconds = 0;
     uint64_t samples = 0;

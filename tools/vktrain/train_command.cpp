@@ -1,7 +1,9 @@
-// `vktrain train`: an MLP on Fashion-MNIST, with a progress bar, per-epoch evaluation, and optional weights and
-// JSON report written at the end.
-#include <cmath>
+// `vktrain train`: an MLP on Fashion-MNIST, with a progress bar, per-epoch evaluation, optional full checkpoints
+// after every epoch (and resuming from one), and optional weights and JSON report written at the end.
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <limits>
@@ -10,6 +12,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "io/json.hpp"
+#include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -62,6 +65,99 @@ void check_outputs(const TrainArgs& a) {
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
 }
 
+// What `train` adds to a checkpoint's metadata, so a resumed run continues the same epoch sequence.
+constexpr const char* key_epoch = "vktrain_train_epoch"; // completed epochs
+constexpr const char* key_epochs = "vktrain_train_epochs";
+constexpr const char* key_seed = "vktrain_train_seed"; // the shuffle seed
+constexpr const char* key_batch_size = "vktrain_train_batch_size";
+constexpr const char* key_lr_schedule = "vktrain_train_lr_schedule";
+constexpr const char* key_base_lr = "vktrain_train_base_lr"; // %.17g: the double round-trips exactly
+constexpr const char* key_train_samples = "vktrain_train_samples";
+
+const char* schedule_name(const TrainArgs& a) {
+    return a.cosine_schedule ? "cosine" : "constant";
+}
+
+CheckpointMetadata checkpoint_metadata(const TrainArgs& a, uint32_t epoch, uint64_t train_samples) {
+    char lr[64];
+    std::snprintf(lr, sizeof lr, "%.17g", a.effective_learning_rate());
+    return {{key_epoch, std::to_string(epoch)},
+            {key_epochs, std::to_string(a.epochs)},
+            {key_seed, std::to_string(a.seed)},
+            {key_batch_size, std::to_string(a.batch_size)},
+            {key_lr_schedule, schedule_name(a)},
+            {key_base_lr, lr},
+            {key_train_samples, std::to_string(train_samples)}};
+}
+
+const std::string* find_metadata(const CheckpointMetadata& metadata, const char* key) {
+    for (const auto& [k, v] : metadata)
+        if (k == key) return &v;
+    return nullptr;
+}
+
+// Reads the --resume file's metadata and checks that this run can continue it, before any data is loaded or a
+// device opened. Adopts the checkpoint's shuffle seed and (unless --lr was given) its base learning rate. Returns
+// the number of completed epochs. The model is checked once the data fixes its input size, the rest of the state
+// by Trainer::load_checkpoint.
+uint32_t check_resume(TrainArgs& a, std::string& stored_model) {
+    const std::string& path = a.resume;
+    CheckpointMetadata metadata;
+    io::read_safetensors(path, &metadata);
+    if (!find_metadata(metadata, "vktrain_checkpoint"))
+        throw Error(path + ": not a training checkpoint (a weights-only file has no optimizer or loss-scaler state; "
+                           "write checkpoints with --checkpoint)");
+    const auto need = [&](const char* key) -> const std::string& {
+        const std::string* v = find_metadata(metadata, key);
+        if (!v) throw Error(path + ": not written by `vktrain train --checkpoint` (no \"" + key + "\" metadata)");
+        return *v;
+    };
+    const auto number = [&](const char* key, uint64_t max) {
+        const std::string& text = need(key);
+        uint64_t v = 0;
+        bool ok = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+        if (ok) {
+            errno = 0;
+            v = std::strtoull(text.c_str(), nullptr, 10);
+            ok = errno != ERANGE && v <= max;
+        }
+        if (!ok) throw Error(path + ": checkpoint metadata \"" + key + "\" is not a valid number: \"" + text + "\"");
+        return v;
+    };
+    const auto mismatch = [&](const std::string& what, const std::string& stored, const std::string& now) {
+        return Error(path + ": checkpoint was trained with " + what + " " + stored + ", this run has " + now);
+    };
+    stored_model = need("vktrain_model");
+    const std::string& precision = need("vktrain_precision");
+    if (precision != precision_name(a.precision)) throw mismatch("--precision", precision, precision_name(a.precision));
+    const std::string& optimizer = need("vktrain_optimizer");
+    if (optimizer != optimizer_name(a.optimizer)) throw mismatch("--optimizer", optimizer, optimizer_name(a.optimizer));
+    const uint64_t batch_size = number(key_batch_size, std::numeric_limits<uint32_t>::max());
+    if (batch_size != a.batch_size)
+        throw mismatch("--batch-size", std::to_string(batch_size), std::to_string(a.batch_size));
+    const std::string& schedule = need(key_lr_schedule);
+    if (schedule != schedule_name(a)) throw mismatch("--lr-schedule", schedule, schedule_name(a));
+    const uint64_t seed = number(key_seed, std::numeric_limits<uint64_t>::max());
+    if (a.seed_given && a.seed != seed)
+        throw mismatch("--seed", std::to_string(seed),
+                       std::to_string(a.seed) + " (a resumed run keeps the checkpoint's shuffle seed; omit --seed)");
+    a.seed = seed;
+    if (!a.learning_rate) {
+        const std::string& text = need(key_base_lr);
+        char* end = nullptr;
+        const double lr = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(lr) || !(lr > 0))
+            throw Error(path + ": checkpoint metadata \"" + key_base_lr + "\" is not a valid learning rate: \"" + text +
+                        "\"");
+        a.learning_rate = lr;
+    }
+    const uint64_t epoch = number(key_epoch, std::numeric_limits<uint32_t>::max());
+    if (epoch >= a.epochs)
+        throw Error(path + ": checkpoint was saved after epoch " + std::to_string(epoch) + "; --epochs " +
+                    std::to_string(a.epochs) + " leaves nothing to train (--epochs counts every epoch of the run)");
+    return uint32_t(epoch);
+}
+
 void print(const std::string& text) {
     std::fputs(text.c_str(), stdout);
     // Flushed per line so a piped log shows each epoch as it ends rather than all at exit.
@@ -88,10 +184,10 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
             labels[i] = train.labels[s];
         }
         if (a.cosine_schedule) {
-            // Cosine decay from the base rate to 0 over all steps of the run (per step, not per epoch).
+            // Cosine decay from the base rate to 0 over all steps of the run (per step, not per epoch). The
+            // position is the trainer's step count, which a resumed run takes over from its checkpoint.
             const uint64_t steps_per_epoch = (n + a.batch_size - 1) / a.batch_size;
-            const double t =
-                double((epoch - 1) * steps_per_epoch + done / a.batch_size) / double(steps_per_epoch * a.epochs);
+            const double t = std::min(1.0, double(trainer.steps()) / double(steps_per_epoch * a.epochs));
             trainer.set_learning_rate(
                 float(a.effective_learning_rate() * 0.5 * (1.0 + std::cos(3.14159265358979323846 * t))));
         }
@@ -114,7 +210,7 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
 } // namespace
 
 int run_train(const std::vector<std::string>& args) {
-    const TrainArgs a = parse_train_args(args);
+    TrainArgs a = parse_train_args(args);
     if (a.help) {
         std::fputs(train_usage(), stdout);
         return 0;
@@ -122,6 +218,9 @@ int run_train(const std::vector<std::string>& args) {
     const MlpSpec spec = parse_mlp_spec(a.model_spec);
     // Everything that can be checked cheaply is checked before minutes of loading and training.
     check_outputs(a);
+    if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "--checkpoint", a.force);
+    std::string resume_model;
+    const uint32_t first_epoch = a.resume.empty() ? 1 : check_resume(a, resume_model) + 1;
 
     const Dataset train = load_fashion_mnist(a.data_dir, true, size_t(a.limit));
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
@@ -131,13 +230,25 @@ int run_train(const std::vector<std::string>& args) {
     if (train.count > std::numeric_limits<uint32_t>::max())
         throw Error(a.data_dir + ": more than 2^32 training samples");
 
-    Context context(context_options(a.device));
     const Model model = build_mlp(spec, uint32_t(train.features), uint32_t(train.classes));
+    if (!a.resume.empty() && resume_model != model.describe())
+        throw Error(a.resume + ": checkpoint is for model " + resume_model + ", this run has " + model.describe());
+    Context context(context_options(a.device));
     Trainer trainer(context, model, trainer_options(a));
     print(train_header(a, context, trainer, train.count, test.count));
+    if (!a.resume.empty()) {
+        trainer.load_checkpoint(a.resume);
+        // The checkpoint restored its last learning rate; a constant schedule runs at this run's rate.
+        if (!a.cosine_schedule) trainer.set_learning_rate(float(a.effective_learning_rate()));
+        print("resumed     " + a.resume + ": " + std::to_string(first_epoch - 1) + " of " + std::to_string(a.epochs) +
+              " epochs done, " + std::to_string(trainer.steps()) + " steps (" +
+              std::to_string(trainer.skipped_steps()) + " skipped), loss scale " + number(trainer.loss_scale()) + "\n");
+    }
 
     std::vector<uint32_t> order(train.count);
     for (size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+    // Each epoch shuffles the previous epoch's order: a resumed run replays the shuffles of the completed epochs.
+    for (uint32_t epoch = 1; epoch < first_epoch; ++epoch) shuffle(order, a.seed + epoch);
     std::vector<float> x(size_t(a.batch_size) * train.features);
     std::vector<int32_t> labels(a.batch_size);
 
@@ -147,7 +258,7 @@ int run_train(const std::vector<std::string>& args) {
     run.trainer = &trainer;
     run.train_samples = train.count;
     run.test_samples = test.count;
-    for (uint32_t epoch = 1; epoch <= a.epochs; ++epoch) {
+    for (uint32_t epoch = first_epoch; epoch <= a.epochs; ++epoch) {
         EpochStats stats = train_epoch(trainer, train, a, epoch, order, x, labels);
         const Clock::time_point eval_start = Clock::now();
         const EvalResult eval = trainer.evaluate(test.x.data(), test.labels.data(), test.count);
@@ -156,6 +267,17 @@ int run_train(const std::vector<std::string>& args) {
         stats.test_accuracy = eval.accuracy;
         print(epoch_line(stats, a.epochs) + "\n");
         run.history.push_back(stats);
+        if (!a.checkpoint.empty()) {
+            // Before the first write, checked again (a file may have appeared meanwhile); later writes replace ours.
+            if (epoch == first_epoch) check_output_path(a.checkpoint, "--checkpoint", a.force);
+            trainer.save_checkpoint(a.checkpoint, checkpoint_metadata(a, epoch, train.count));
+            print("checkpoint  " + a.checkpoint + " (epoch " + std::to_string(epoch) + ")\n");
+        }
+        if (a.stop_after && epoch + 1 - first_epoch >= a.stop_after && epoch < a.epochs) {
+            print("stopped     after epoch " + std::to_string(epoch) + " of " + std::to_string(a.epochs) +
+                  "; continue with --resume " + a.checkpoint + "\n");
+            break;
+        }
     }
 
     // Checked again: a file that appeared while we trained must not be replaced either.

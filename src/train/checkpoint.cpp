@@ -1,0 +1,165 @@
+#include "train/checkpoint.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+#include "common/check.hpp"
+
+namespace vktrain::train {
+
+namespace {
+
+constexpr const char* key_checkpoint = "vktrain_checkpoint";
+constexpr const char* key_model = "vktrain_model";
+constexpr const char* key_precision = "vktrain_precision";
+constexpr const char* key_optimizer = "vktrain_optimizer";
+constexpr const char* key_optimizer_steps = "vktrain_optimizer_steps";
+constexpr const char* key_learning_rate = "vktrain_learning_rate";
+constexpr const char* key_loss_scale = "vktrain_loss_scale";
+constexpr const char* key_growth_tracker = "vktrain_growth_tracker";
+constexpr const char* key_steps = "vktrain_steps";
+constexpr const char* key_skipped = "vktrain_skipped_steps";
+
+constexpr const char* reserved_keys[] = {key_checkpoint,      key_model,         key_precision,  key_optimizer,
+                                         key_optimizer_steps, key_learning_rate, key_loss_scale, key_growth_tracker,
+                                         key_steps,           key_skipped};
+
+const std::string* find(const Metadata& metadata, const char* key) {
+    for (const auto& [k, v] : metadata)
+        if (k == key) return &v;
+    return nullptr;
+}
+
+// The entry, or an error naming the file and the missing key.
+const std::string& require(const std::string& path, const Metadata& metadata, const char* key) {
+    const std::string* value = find(metadata, key);
+    VKT_CHECK(value, path, ": checkpoint metadata has no \"", key, "\"");
+    return *value;
+}
+
+uint64_t parse_uint(const std::string& path, const char* key, const std::string& text, uint64_t max) {
+    bool ok = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+    unsigned long long v = 0;
+    if (ok) {
+        errno = 0;
+        char* end = nullptr;
+        v = std::strtoull(text.c_str(), &end, 10);
+        ok = errno != ERANGE && *end == '\0' && v <= max;
+    }
+    VKT_CHECK(ok, path, ": checkpoint metadata \"", key, "\" must be an integer in [0, ", max, "], got \"", text, "\"");
+    return uint64_t(v);
+}
+
+// Hex float text (what float_to_text writes) or any strtod syntax, as long as it is a finite float exactly.
+float parse_float(const std::string& path, const char* key, const std::string& text) {
+    errno = 0;
+    char* end = nullptr;
+    const double v = text.empty() || text.front() == ' ' ? NAN : std::strtod(text.c_str(), &end);
+    const bool ok = end == text.c_str() + text.size() && errno != ERANGE && std::isfinite(v) &&
+                    std::fabs(v) <= double(std::numeric_limits<float>::max()) && double(float(v)) == v;
+    VKT_CHECK(ok, path, ": checkpoint metadata \"", key, "\" must be a finite float, got \"", text, "\"");
+    return float(v);
+}
+
+const char* precision_text(Precision p) {
+    return p == Precision::mixed ? "mixed" : "fp32";
+}
+const char* optimizer_text(OptimizerKind k) {
+    return k == OptimizerKind::sgd ? "sgd" : "adamw";
+}
+
+} // namespace
+
+bool is_optimizer_tensor(const std::string& name) {
+    return name.compare(0, std::char_traits<char>::length(optimizer_tensor_prefix), optimizer_tensor_prefix) == 0;
+}
+
+bool is_reserved_metadata_key(const std::string& key) {
+    for (const char* k : reserved_keys)
+        if (key == k) return true;
+    return false;
+}
+
+std::string float_to_text(float value) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%a", double(value));
+    return buf;
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& c) {
+    Metadata metadata = {
+        {key_checkpoint, checkpoint_format_version},
+        {key_model, c.model},
+        {key_precision, precision_text(c.precision)},
+        {key_optimizer, optimizer_text(c.optimizer)},
+        {key_optimizer_steps, std::to_string(c.optimizer_steps)},
+        {key_learning_rate, float_to_text(c.learning_rate)},
+        {key_loss_scale, float_to_text(c.scaler.scale)},
+        {key_growth_tracker, std::to_string(c.scaler.growth_tracker)},
+        {key_steps, std::to_string(c.steps)},
+        {key_skipped, std::to_string(c.skipped)},
+    };
+    for (const auto& [key, value] : c.extra) {
+        VKT_CHECK(!is_reserved_metadata_key(key), path, ": metadata key \"", key,
+                  "\" is reserved for the checkpoint format");
+        metadata.emplace_back(key, value);
+    }
+    std::vector<io::NamedTensor> tensors = c.parameters;
+    tensors.reserve(c.parameters.size() + c.optimizer_state.size());
+    for (const io::NamedTensor& t : c.optimizer_state)
+        tensors.push_back({optimizer_tensor_prefix + t.name, t.shape, t.data});
+    io::write_safetensors(path, tensors, metadata);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+    Metadata metadata;
+    std::vector<io::NamedTensor> tensors = io::read_safetensors(path, &metadata);
+    const std::string* version = find(metadata, key_checkpoint);
+    VKT_CHECK(version, path, ": not a vktrain checkpoint (no \"", key_checkpoint,
+              "\" metadata; a weights-only file holds no optimizer or loss-scaler state)");
+    VKT_CHECK(*version == checkpoint_format_version, path, ": unsupported checkpoint format version \"", *version,
+              "\" (this build reads version ", checkpoint_format_version, ")");
+
+    Checkpoint c;
+    c.model = require(path, metadata, key_model);
+    const std::string& precision = require(path, metadata, key_precision);
+    VKT_CHECK(precision == "mixed" || precision == "fp32", path, ": checkpoint metadata \"", key_precision,
+              "\" must be mixed or fp32, got \"", precision, "\"");
+    c.precision = precision == "mixed" ? Precision::mixed : Precision::fp32;
+    const std::string& optimizer = require(path, metadata, key_optimizer);
+    VKT_CHECK(optimizer == "adamw" || optimizer == "sgd", path, ": checkpoint metadata \"", key_optimizer,
+              "\" must be adamw or sgd, got \"", optimizer, "\"");
+    c.optimizer = optimizer == "sgd" ? OptimizerKind::sgd : OptimizerKind::adamw;
+    constexpr uint64_t max_i64 = uint64_t(std::numeric_limits<int64_t>::max());
+    c.optimizer_steps =
+        int64_t(parse_uint(path, key_optimizer_steps, require(path, metadata, key_optimizer_steps), max_i64));
+    c.learning_rate = parse_float(path, key_learning_rate, require(path, metadata, key_learning_rate));
+    c.scaler.scale = parse_float(path, key_loss_scale, require(path, metadata, key_loss_scale));
+    c.scaler.growth_tracker = int32_t(parse_uint(path, key_growth_tracker, require(path, metadata, key_growth_tracker),
+                                                 uint64_t(std::numeric_limits<int32_t>::max())));
+    c.steps = parse_uint(path, key_steps, require(path, metadata, key_steps), max_i64);
+    c.skipped = parse_uint(path, key_skipped, require(path, metadata, key_skipped), max_i64);
+    VKT_CHECK(c.skipped <= c.steps, path, ": checkpoint has ", c.skipped, " skipped steps but only ", c.steps,
+              " steps");
+    VKT_CHECK(uint64_t(c.optimizer_steps) <= c.steps - c.skipped, path, ": checkpoint has ", c.optimizer_steps,
+              " optimizer steps but only ", c.steps - c.skipped, " steps that were not skipped");
+    VKT_CHECK(c.learning_rate > 0.0f, path, ": checkpoint learning rate must be positive, got ", c.learning_rate);
+    VKT_CHECK(c.scaler.scale > 0.0f, path, ": checkpoint loss scale must be positive, got ", c.scaler.scale);
+
+    for (auto& [key, value] : metadata)
+        if (!is_reserved_metadata_key(key)) c.extra.emplace_back(key, value);
+    for (io::NamedTensor& t : tensors) {
+        if (is_optimizer_tensor(t.name)) {
+            t.name.erase(0, std::char_traits<char>::length(optimizer_tensor_prefix));
+            c.optimizer_state.push_back(std::move(t));
+        } else {
+            c.parameters.push_back(std::move(t));
+        }
+    }
+    return c;
+}
+
+} // namespace vktrain::train
