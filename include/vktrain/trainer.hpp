@@ -43,6 +43,21 @@ struct GemmReport {
     std::string reason;
 };
 
+// One op of a profiled training step, in step order: "upload" (weights to the device), "input.cast",
+// "linear0.forward (gemm tiled-fp16)", "linear0.bias_add", "relu0.forward", "softmax_xent",
+// "linear1.weight_grad (gemm fp32)", "linear1.bias_grad", "linear1.input_grad (gemm coopmat)", "relu0.backward",
+// "gradient_scan", "readback" (gradients to the host). GEMMs carry " (gemm <path>)".
+struct OpTiming {
+    std::string name;
+    double microseconds = 0.0; // GPU time (0 when the device has no timestamps)
+};
+
+struct StepProfile {
+    std::vector<OpTiming> ops;
+    double total_microseconds = 0.0; // GPU time of the whole step (the sum of ops), else host wall-clock time
+    bool gpu_timestamps = false;     // false: the device has no timestamps; only the total (host clock) is filled
+};
+
 // String entries a caller stores in a checkpoint's metadata and gets back when loading it.
 using CheckpointMetadata = std::vector<std::pair<std::string, std::string>>;
 
@@ -66,6 +81,13 @@ public:
     // Loss and fp32 gradients (unscaled) for a batch without updating anything; grads follow parameters().
     float compute_gradients(const float* x, const int32_t* labels, uint32_t count,
                             std::vector<std::vector<float>>& grads);
+
+    // Times every op of one training step on this batch with GPU timestamps. Measurement only: no optimizer
+    // update, and the master weights, optimizer state, loss scale and step counters are left exactly as they
+    // were. A timestamp waits for everything before it, so ops never overlap here and the times are slightly
+    // pessimistic compared with step(). The first call records the profiling command buffer and replays it
+    // once untimed (first-use driver work) before the measured replay.
+    StepProfile profile_step(const float* x, const int32_t* labels, uint32_t count);
 
     // Forward pass only: logits (count×classes, fp32) for up to any number of samples.
     std::vector<float> predict(const float* x, uint64_t count);

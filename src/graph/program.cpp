@@ -1,6 +1,7 @@
 #include "graph/program.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "common/half.hpp"
@@ -55,6 +56,17 @@ Program::Program(runtime::Device& device, const Model& model, Precision precisio
     choose_gemm_paths(requested);
     const uint64_t before = device.allocated_bytes();
     const auto& nodes = model.nodes();
+
+    // Op labels: a node's own name, else its kind and a per-kind counter ("relu0", "relu1", "gelu0", ...).
+    std::map<std::string, int> unnamed;
+    for (const Node& n : nodes) {
+        if (!n.name.empty()) {
+            m_node_labels.push_back(n.name);
+            continue;
+        }
+        const std::string kind = n.kind == OpKind::relu ? "relu" : n.kind == OpKind::gelu ? "gelu" : "op";
+        m_node_labels.push_back(kind + std::to_string(unnamed[kind]++));
+    }
 
     // Parameters: one flat array, tensors in declaration order.
     m_weight_slot.assign(nodes.size(), -1);
@@ -143,70 +155,146 @@ void Program::gemm(runtime::Sequence& seq, const std::string& site, const MatRef
     kernels::record_gemm(m_device, seq, m_gemm_path.at(site), a, trans_a, b, trans_b, c);
 }
 
+std::string Program::gemm_label(const std::string& site) const {
+    return site + " (gemm " + to_string(m_gemm_path.at(site)) + ")";
+}
+
+std::string Program::node_label(size_t node) const {
+    return m_node_labels.at(node);
+}
+
 void Program::record_forward(runtime::Sequence& seq) {
-    const bool standalone = &seq == m_forward.get();
-    if (standalone) seq.begin();
+    const auto& nodes = m_model.nodes();
+    seq.begin();
+    record_forward_ops(seq, {});
+    const int out = m_model.output();
+    kernels::record_cast(m_device, seq, act(out), MatRef{&m_logits, DType::f32, m_batch, nodes[out].features, 0});
+    seq.end();
+}
+
+// The forward ops shared by the forward-only and the training sequences: weights in, input cast, every node.
+void Program::record_forward_ops(runtime::Sequence& seq, const RecordHooks& hooks) {
+    const auto done = [&](const std::string& op) {
+        if (hooks.after_op) hooks.after_op(op);
+    };
     const auto& nodes = m_model.nodes();
     seq.copy(m_weights_staging, m_weights, m_weights.size());
+    done("upload");
     kernels::record_cast(m_device, seq, MatRef{&m_x_staging, DType::f32, m_batch, nodes[0].features, 0}, act(0));
+    done(node_label(0) + ".cast");
     for (size_t i = 1; i < nodes.size(); ++i) {
         const Node& n = nodes[i];
         const uint32_t in = nodes[n.input].features;
+        const std::string label = node_label(i);
         switch (n.kind) {
         case OpKind::linear: {
             gemm(seq, n.name + ".forward", act(n.input), false, param(m_params[m_weight_slot[i]], n.features, in), true,
                  act(int(i)));
-            if (m_bias_slot[i] >= 0)
+            done(gemm_label(n.name + ".forward"));
+            if (m_bias_slot[i] >= 0) {
                 kernels::record_bias_add(m_device, seq, act(int(i)), param(m_params[m_bias_slot[i]], 1, n.features));
+                done(label + ".bias_add");
+            }
             break;
         }
         case OpKind::relu:
         case OpKind::gelu:
             kernels::record_activation(m_device, seq, activation_of(n.kind), act(n.input), act(int(i)));
+            done(label + ".forward");
             break;
         case OpKind::input: VKT_FAIL("input node inside the graph");
         }
     }
-    if (standalone) {
-        const int out = m_model.output();
-        kernels::record_cast(m_device, seq, act(out), MatRef{&m_logits, DType::f32, m_batch, nodes[out].features, 0});
-        seq.end();
-    }
 }
 
-void Program::record_train(runtime::Sequence& seq) {
+// The one recording of the training step: the replayed sequence (no hooks) and the profiling one (a timestamp
+// at the start and after every op) both come from here, so they always run the same ops.
+void Program::record_train(runtime::Sequence& seq, const RecordHooks& hooks) {
+    const auto done = [&](const std::string& op) {
+        if (hooks.after_op) hooks.after_op(op);
+    };
     const auto& nodes = m_model.nodes();
     seq.begin();
-    seq.fill(m_flag, 0);
-    record_forward(seq);
+    if (hooks.start) hooks.start();
+    seq.fill(m_flag, 0); // timed with the weight upload: both are transfers before the forward pass
+    record_forward_ops(seq, hooks);
     const int out = m_model.output();
     kernels::record_softmax_xent(m_device, seq, act(out), m_labels, m_step_params, m_row_loss, grad(out));
+    done("softmax_xent");
     for (size_t i = nodes.size() - 1; i >= 1; --i) {
         const Node& n = nodes[i];
         const uint32_t in = nodes[n.input].features;
+        const std::string label = node_label(i);
         switch (n.kind) {
         case OpKind::linear: {
             const ParamSlot& w = m_params[m_weight_slot[i]];
             // dW = dYᵀ·X (out×in, fp32), db = column sums of dY, dX = dY·W.
             gemm(seq, n.name + ".weight_grad", grad(int(i)), true, act(n.input), false, param_grad(w, n.features, in));
-            if (m_bias_slot[i] >= 0)
+            done(gemm_label(n.name + ".weight_grad"));
+            if (m_bias_slot[i] >= 0) {
                 kernels::record_bias_grad(m_device, seq, grad(int(i)),
                                           param_grad(m_params[m_bias_slot[i]], 1, n.features));
-            if (n.input != 0)
+                done(label + ".bias_grad");
+            }
+            if (n.input != 0) {
                 gemm(seq, n.name + ".input_grad", grad(int(i)), false, param(w, n.features, in), false, grad(n.input));
+                done(gemm_label(n.name + ".input_grad"));
+            }
             break;
         }
         case OpKind::relu:
         case OpKind::gelu:
             kernels::record_activation_backward(m_device, seq, activation_of(n.kind), act(n.input), grad(int(i)),
                                                 grad(n.input));
+            done(label + ".backward");
             break;
         case OpKind::input: break;
         }
     }
     kernels::record_nonfinite_scan(m_device, seq, MatRef{&m_grads, DType::f32, 1, uint32_t(m_param_count), 0}, m_flag);
+    done("gradient_scan");
     seq.copy(m_grads, m_grads_readback, m_param_count * 4);
+    done("readback");
     seq.end();
+}
+
+// Sequence::timestamp() puts a full barrier before each timestamp, so in the profiling replay every op waits
+// for the one before it to finish and ops never overlap. The per-op times (and their sum, the total) are
+// therefore slightly pessimistic compared with run_train(), where independent ops may overlap and barriers
+// only separate real hazards.
+StepProfile Program::profile_train() {
+    const bool gpu = m_device.caps().info.timestamps;
+    const bool fresh = !m_profile;
+    if (fresh) {
+        // A linear layer records at most 5 ops (forward GEMM, bias add, weight-grad GEMM, bias grad, input-grad
+        // GEMM), other nodes fewer; the rest of the step has 4 (upload, softmax_xent, gradient_scan, readback).
+        const auto max_timestamps = uint32_t(5 * m_model.nodes().size() + 8);
+        auto seq = std::make_unique<runtime::Sequence>(m_device, max_timestamps);
+        // Timestamp indices are consecutive from 0: the start is 0, op i ends at i + 1.
+        std::vector<std::string> ops;
+        RecordHooks hooks;
+        hooks.start = [&] { seq->timestamp(); };
+        hooks.after_op = [&](const std::string& op) {
+            seq->timestamp();
+            ops.push_back(op);
+        };
+        record_train(*seq, hooks);
+        m_profile = std::move(seq);
+        m_profile_ops = std::move(ops);
+    }
+    // The first replay of a new command buffer may pay lazy driver work; it is not what a step costs.
+    if (fresh) m_profile->submit_and_wait();
+    const auto start = std::chrono::steady_clock::now();
+    m_profile->submit_and_wait();
+    const double host_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+
+    StepProfile p;
+    p.gpu_timestamps = gpu;
+    const auto n = uint32_t(m_profile_ops.size());
+    for (uint32_t i = 0; i < n; ++i)
+        p.ops.push_back({m_profile_ops[i], gpu ? m_profile->elapsed_ns(i, i + 1) / 1000.0 : 0.0});
+    p.total_microseconds = gpu ? m_profile->elapsed_ns(0, n) / 1000.0 : host_us;
+    return p;
 }
 
 void Program::set_weights(const float* master) {

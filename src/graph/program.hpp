@@ -1,9 +1,11 @@
 // A Model compiled for one device, precision and batch size: every buffer allocated once, the backward
 // pass derived from the forward graph, and two command buffers recorded once (the training step and a
 // forward-only pass) that are replayed with new inputs. Host-visible staging carries the batch in, and
-// only the scalars, the fp32 gradients and (for inference) the logits come back.
+// only the scalars, the fp32 gradients and (for inference) the logits come back. A third command buffer,
+// recorded on first use, replays the training step with a timestamp after every op (profiling).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +47,9 @@ public:
 
     void run_train();   // forward, loss, backward, gradient scan, gradients to the host
     void run_forward(); // forward only, logits to the host
+    // The training step's device work once more, timed per op (see profile_train in program.cpp). Leaves the
+    // same results behind as run_train().
+    StepProfile profile_train();
 
     double loss_sum(uint32_t count) const;              // sum of the per-row losses of the last training replay
     bool nonfinite() const;                             // any inf/NaN in the last step's gradients
@@ -52,11 +57,21 @@ public:
     void read_logits(float* out, uint32_t count) const; // count×classes fp32 (after run_forward)
 
 private:
+    // Called while the training step is recorded: `start` right after begin(), `after_op` after every op with
+    // its name ("linear0.forward (gemm fp32)", "relu0.backward", ...). Profiling puts a timestamp in both.
+    struct RecordHooks {
+        std::function<void()> start;
+        std::function<void(const std::string& op)> after_op;
+    };
+
     void choose_gemm_paths(GemmPath requested);
     void gemm(runtime::Sequence& seq, const std::string& site, const kernels::MatRef& a, bool trans_a,
               const kernels::MatRef& b, bool trans_b, const kernels::MatRef& c);
-    void record_forward(runtime::Sequence& seq);
-    void record_train(runtime::Sequence& seq);
+    std::string gemm_label(const std::string& site) const; // "linear0.forward (gemm tiled-fp16)"
+    std::string node_label(size_t node) const;             // the node's name, else "relu0", "gelu1", ...
+    void record_forward(runtime::Sequence& seq);           // the forward-only sequence
+    void record_forward_ops(runtime::Sequence& seq, const RecordHooks& hooks);
+    void record_train(runtime::Sequence& seq, const RecordHooks& hooks = {});
     kernels::MatRef act(int node) const;
     kernels::MatRef grad(int node) const;
     kernels::MatRef param(const ParamSlot& slot, uint32_t rows, uint32_t cols) const;
@@ -77,7 +92,10 @@ private:
     std::vector<runtime::Buffer> m_acts, m_grads_act; // per node
     runtime::Buffer m_weights, m_weights_staging, m_grads, m_grads_readback;
     runtime::Buffer m_x_staging, m_labels, m_step_params, m_row_loss, m_flag, m_logits;
+    std::vector<std::string> m_node_labels;
     std::unique_ptr<runtime::Sequence> m_train, m_forward;
+    std::unique_ptr<runtime::Sequence> m_profile; // recorded by the first profile_train()
+    std::vector<std::string> m_profile_ops;       // op i ran between timestamps i and i + 1
 };
 
 } // namespace vktrain::graph

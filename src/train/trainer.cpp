@@ -118,6 +118,14 @@ float Trainer::compute_gradients(const float* x, const int32_t* labels, uint32_t
     return loss;
 }
 
+StepProfile Trainer::profile_step(const float* x, const int32_t* labels, uint32_t count) {
+    Impl& m = *m_impl;
+    m.check_batch(x, labels, count);
+    // The current loss scale, read only: the scaler sees no step, so nothing but device scratch changes.
+    m.program.set_batch(x, labels, count, m.scale());
+    return m.program.profile_train();
+}
+
 std::vector<float> Trainer::predict(const float* x, uint64_t count) {
     Impl& m = *m_impl;
     VKT_CHECK(x != nullptr || count == 0, "null input");

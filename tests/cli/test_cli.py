@@ -109,6 +109,7 @@ def case_usage(cli):
     p = cli.run("train", "--help")
     check(p.returncode == 0 and "--batch-size" in p.stdout, "train --help lists the options")
     check("--checkpoint FILE" in p.stdout and "--resume FILE" in p.stdout, "train --help lists --checkpoint, --resume")
+    check("--profile" in p.stdout, "train --help lists --profile")
     p = cli.run("--version")
     check(p.returncode == 0 and p.stdout.strip() == "vktrain 0.1.0", "--version prints 'vktrain 0.1.0'")
 
@@ -128,6 +129,7 @@ def case_bad_values(cli):
         (["--model", "cnn:3"], "--model"),
         (["--limit", "12k"], "--limit"),
         (["--quiet=yes"], "--quiet"),
+        (["--profile=yes"], "--profile"),
         (["--checkpoint"], "--checkpoint"),
         (["--resume"], "--resume"),
         (["--checkpoint", "x.safetensors", "--output", "x.safetensors"], "--checkpoint"),
@@ -231,6 +233,43 @@ def case_train_eval(cli):
     # Weights that do not fit the requested model.
     p = cli.run("eval", "--weights", weights, "--model", "mlp:64", "--test-limit", 100)
     check_last_error(p, 1, weights)
+
+
+def case_profile(cli):
+    need_data()
+    common = ["--limit", 300, "--test-limit", 100, "--epochs", 1, "--quiet"]
+    p = cli.run("train", *common, "--profile", "--report", "p.json")
+    check(p.returncode == 0, "train --profile exits 0")
+    header = r"^profile     one training step on the first batch \(128 samples\)"
+    check(re.search(header, p.stdout, re.M) is not None, "prints the profile header")
+    timestamps = "GPU timestamps" in p.stdout
+    if timestamps:
+        check("pessimistic" in p.stdout, "the header says the times are pessimistic")
+        # The unit is "µs"; matched loosely so that the test does not depend on the locale's encoding.
+        check(re.search(r"^  op +\S+ +%$", p.stdout, re.M) is not None, "prints the table heading")
+        for op in ["upload", r"input\.cast", r"linear0\.forward \(gemm \S+\)", "softmax_xent",
+                   r"linear0\.weight_grad \(gemm \S+\)", "gradient_scan", "readback"]:
+            check(re.search(r"^  %s +[0-9.]+ +[0-9.]+$" % op, p.stdout, re.M) is not None, "table row %s" % op)
+        check(re.search(r"^  total +[0-9.]+ +100\.0   gemm [0-9.]+ \S+ \([0-9.]+%\), other -?[0-9.]+ \S+ \(", p.stdout,
+                        re.M) is not None, "prints the total with GEMM vs other")
+    check(p.stdout.index("profile     ") < p.stdout.index("epoch 1/1"), "the profile comes before training")
+    r = read_report(cli, "p.json")
+    check(isinstance(r.get("profile"), list) and len(r["profile"]) > 0, "report has a non-empty 'profile'")
+    check(all(set(e) == {"op", "microseconds"} and e["microseconds"] >= 0 for e in r["profile"]),
+          "profile entries are {op, microseconds >= 0}")
+    check(len(set(e["op"] for e in r["profile"])) == len(r["profile"]), "profile ops are unique")
+    check(r["profile_total_us"] > 0, "report has profile_total_us > 0")
+    if timestamps:
+        total = sum(e["microseconds"] for e in r["profile"])
+        check(abs(total - r["profile_total_us"]) <= 1e-3 * r["profile_total_us"] + 0.01,
+              "the ops add up to profile_total_us")
+    # Measurement only: the run trains exactly as it does without --profile.
+    p = cli.run("train", *common, "--report", "q.json")
+    check(p.returncode == 0 and "profile     " not in p.stdout, "a run without --profile prints no profile")
+    q = read_report(cli, "q.json")
+    check("profile" not in q and "profile_total_us" not in q, "a report without --profile has no profile")
+    for key in ["test_accuracy", "test_loss", "final_loss", "loss_scale", "steps", "skipped_steps"]:
+        check(q[key] == r[key], "%s %r equals the --profile run's %r" % (key, q[key], r[key]))
 
 
 def safetensors_header(path):

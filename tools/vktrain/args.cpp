@@ -205,6 +205,9 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
         } else if (r.is("--quiet")) {
             r.flag();
             a.quiet = true;
+        } else if (r.is("--profile")) {
+            r.flag();
+            a.profile = true;
         } else {
             r.unknown();
         }

@@ -87,6 +87,7 @@ struct TrainArgs {
     uint32_t stop_after = 0; // 0: run to --epochs; else stop after this many epochs of this invocation
     bool force = false;
     bool quiet = false;
+    bool profile = false; // time every op of one step on the first batch before training
 
     double effective_learning_rate() const {
         if (learning_rate) return *learning_rate;

@@ -67,6 +67,9 @@ output:
   --report FILE           write a JSON report at the end
   --force                 allow --output/--report/--checkpoint to replace existing files
   --quiet                 no progress display
+  --profile               before training, time every op of one step on the first batch (GPU timestamps)
+                          and print a table (op, µs, % of the step; GEMMs vs the rest); with --report it
+                          also goes into the JSON ("profile", "profile_total_us")
   --help                  this text
 )";
 }

@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include <algorithm>
+
 #include "util.hpp"
 
 namespace vktrain::cli {
@@ -33,7 +35,49 @@ io::Json epoch_json(const EpochStats& e) {
     return j;
 }
 
+// GEMM ops are named "<site> (gemm <path>)".
+bool is_gemm(const OpTiming& op) {
+    return op.name.find(" (gemm ") != std::string::npos;
+}
+
+std::string pad_right(const std::string& s, size_t width) {
+    return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
+}
+
+std::string pad_left(const std::string& s, size_t width) {
+    return s.size() >= width ? s : std::string(width - s.size(), ' ') + s;
+}
+
+std::string percent(double part, double total) {
+    return fixed(total > 0 ? 100.0 * part / total : 0.0, 1);
+}
+
 } // namespace
+
+std::string profile_table(const StepProfile& p, uint32_t samples) {
+    const std::string step = "one training step on the first batch (" + std::to_string(samples) + " samples)";
+    if (!p.gpu_timestamps)
+        return "profile     " + step + ": " + fixed(p.total_microseconds, 1) +
+               " µs (host clock); the device has no timestamp queries, so there are no per-op times\n";
+    std::string s = "profile     " + step +
+                    ", GPU timestamps; each timestamp waits for the op\n"
+                    "            before it, so ops never overlap and the times are slightly pessimistic\n";
+    size_t width = 5;
+    for (const OpTiming& op : p.ops) width = std::max(width, op.name.size());
+    // "µs" is two bytes but one column wide.
+    s += "  " + pad_right("op", width) + pad_left("", 10) + "µs" + pad_left("%", 8) + "\n";
+    double gemm = 0;
+    for (const OpTiming& op : p.ops) {
+        if (is_gemm(op)) gemm += op.microseconds;
+        s += "  " + pad_right(op.name, width) + pad_left(fixed(op.microseconds, 1), 12) +
+             pad_left(percent(op.microseconds, p.total_microseconds), 8) + "\n";
+    }
+    const double other = p.total_microseconds - gemm;
+    s += "  " + pad_right("total", width) + pad_left(fixed(p.total_microseconds, 1), 12) + pad_left("100.0", 8) +
+         "   gemm " + fixed(gemm, 1) + " µs (" + percent(gemm, p.total_microseconds) + "%), other " + fixed(other, 1) +
+         " µs (" + percent(other, p.total_microseconds) + "%)\n";
+    return s;
+}
 
 std::string epoch_line(const EpochStats& e, uint32_t epochs) {
     return "epoch " + std::to_string(e.epoch) + "/" + std::to_string(epochs) + "  train_loss " +
@@ -123,6 +167,18 @@ io::Json train_report(const RunInfo& run) {
     r["history"] = std::move(history);
     r["peak_device_bytes"] = run.context->peak_allocated_bytes();
     r["trainer_device_bytes"] = t.device_bytes();
+    if (run.profile) {
+        io::Json ops = io::Json::array();
+        for (const OpTiming& op : run.profile->ops) {
+            io::Json j = io::Json::object();
+            j["op"] = op.name;
+            j["microseconds"] = op.microseconds;
+            ops.push_back(std::move(j));
+        }
+        r["profile"] = std::move(ops);
+        r["profile_total_us"] = run.profile->total_microseconds;
+        r["profile_gpu_timestamps"] = run.profile->gpu_timestamps;
+    }
     return r;
 }
 

@@ -32,6 +32,10 @@ std::string epoch_line(const EpochStats& stats, uint32_t epochs);
 std::string train_header(const TrainArgs& args, const Context& context, const Trainer& trainer, uint64_t train_count,
                          uint64_t test_count);
 
+// The --profile table for one profiled step of `samples` samples: a header naming the method and its bias, one
+// line per op in step order (name, µs, % of the step) and a total line splitting GEMM time from the rest.
+std::string profile_table(const StepProfile& profile, uint32_t samples);
+
 struct RunInfo {
     const TrainArgs* args = nullptr;
     const Context* context = nullptr;
@@ -39,6 +43,7 @@ struct RunInfo {
     uint64_t train_samples = 0;
     uint64_t test_samples = 0;
     std::vector<EpochStats> history;
+    const StepProfile* profile = nullptr; // --profile: adds "profile" and "profile_total_us" to the report
 };
 
 io::Json train_report(const RunInfo& run);

@@ -1,5 +1,6 @@
 // `vktrain train`: an MLP on Fashion-MNIST, with a progress bar, per-epoch evaluation, optional full checkpoints
-// after every epoch (and resuming from one), and optional weights and JSON report written at the end.
+// after every epoch (and resuming from one), an optional per-op profile of one step before training, and optional
+// weights and JSON report written at the end.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -245,6 +246,14 @@ int run_train(const std::vector<std::string>& args) {
               std::to_string(trainer.skipped_steps()) + " skipped), loss scale " + number(trainer.loss_scale()) + "\n");
     }
 
+    StepProfile profile;
+    if (a.profile) {
+        // Measurement only: the first samples (unshuffled) as one batch; no update, no state changes.
+        const auto count = uint32_t(std::min<uint64_t>(a.batch_size, train.count));
+        profile = trainer.profile_step(train.x.data(), train.labels.data(), count);
+        print(profile_table(profile, count));
+    }
+
     std::vector<uint32_t> order(train.count);
     for (size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
     // Each epoch shuffles the previous epoch's order: a resumed run replays the shuffles of the completed epochs.
@@ -258,6 +267,7 @@ int run_train(const std::vector<std::string>& args) {
     run.trainer = &trainer;
     run.train_samples = train.count;
     run.test_samples = test.count;
+    if (a.profile) run.profile = &profile;
     for (uint32_t epoch = first_epoch; epoch <= a.epochs; ++epoch) {
         EpochStats stats = train_epoch(trainer, train, a, epoch, order, x, labels);
         const Clock::time_point eval_start = Clock::now();

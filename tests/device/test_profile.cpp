@@ -1,0 +1,188 @@
+// Trainer::profile_step: one entry per op of the training step, in step order, with sane times, and no effect on
+// the training state (weights, optimizer state, loss scale, counters) or on the steps that follow.
+#include <cstring>
+#include <set>
+
+#include "device/support.hpp"
+#include "vktrain/trainer.hpp"
+
+namespace {
+
+using vktrain::GemmPath;
+using vktrain::Model;
+using vktrain::Precision;
+using vktrain::StepProfile;
+using vktrain::Trainer;
+using vktrain::TrainerOptions;
+
+struct Batch {
+    std::vector<float> x;
+    std::vector<int32_t> labels;
+};
+
+Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed) {
+    Batch b;
+    b.x = vkt_test::random_values(size_t(n) * features, seed);
+    std::mt19937 rng(seed);
+    for (uint32_t i = 0; i < n; ++i) b.labels.push_back(int32_t(rng() % classes));
+    return b;
+}
+
+TrainerOptions options(Precision p) {
+    TrainerOptions o;
+    o.precision = p;
+    o.batch_size = 8;
+    o.seed = 42;
+    return o;
+}
+
+// The ops of a step of `model`: per linear layer a forward GEMM, a bias add, a weight-grad GEMM, a bias grad and
+// (except after the input) an input-grad GEMM; per activation a forward and a backward op; plus the weight upload,
+// the input cast, softmax_xent, the gradient scan and the gradient readback.
+size_t expected_ops(const Model& model) {
+    size_t n = 5;
+    for (const vktrain::Node& node : model.nodes()) {
+        if (node.kind == vktrain::OpKind::linear) n += 4 + (node.input != 0 ? 1 : 0);
+        if (node.kind == vktrain::OpKind::relu || node.kind == vktrain::OpKind::gelu) n += 2;
+    }
+    return n;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+
+void bitwise_equal(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << what;
+}
+
+void check_profile(Precision precision) {
+    const Model model = Model::mlp(20, {16, 12}, 4);
+    const uint32_t batch = 8;
+    Trainer t(vkt_test::context(), model, options(precision));
+    const Batch b = make_batch(batch, 20, 4, 3);
+    t.step(b.x.data(), b.labels.data(), batch); // optimizer state exists and the counters are non-zero
+
+    const auto params = t.parameters();
+    const auto state = t.optimizer_state();
+    const float scale = t.loss_scale();
+    const uint64_t steps = t.steps(), skipped = t.skipped_steps();
+    const float lr = t.learning_rate();
+
+    const StepProfile p = t.profile_step(b.x.data(), b.labels.data(), batch);
+    const StepProfile again = t.profile_step(b.x.data(), b.labels.data(), 5); // replayed, partial batch
+
+    EXPECT_EQ(p.gpu_timestamps, vkt_test::context().device_info().timestamps);
+    ASSERT_EQ(p.ops.size(), expected_ops(model));
+    // 3 linear layers: 6 forward ops + 3·2 + 2 backward ops; 2 activations: 4; 5 others.
+    EXPECT_EQ(p.ops.size(), 23u);
+    std::set<std::string> names;
+    double sum = 0, gemm = 0;
+    size_t gemms = 0;
+    for (const auto& op : p.ops) {
+        EXPECT_TRUE(names.insert(op.name).second) << "duplicate op " << op.name;
+        EXPECT_GE(op.microseconds, 0.0) << op.name;
+        if (!p.gpu_timestamps) {
+            EXPECT_EQ(op.microseconds, 0.0) << op.name;
+        }
+        sum += op.microseconds;
+        if (contains(op.name, " (gemm ")) {
+            gemm += op.microseconds;
+            ++gemms;
+        }
+    }
+    EXPECT_EQ(gemms, 8u);
+    EXPECT_GT(p.total_microseconds, 0.0);
+    if (p.gpu_timestamps) {
+        EXPECT_NEAR(sum, p.total_microseconds, 1e-6 * p.total_microseconds + 1e-3);
+    }
+    EXPECT_LE(gemm, sum);
+
+    // Step order, with the layer names in the op names.
+    EXPECT_EQ(p.ops.front().name, "upload");
+    EXPECT_EQ(p.ops[1].name, "input.cast");
+    EXPECT_TRUE(contains(p.ops[2].name, "linear0.forward (gemm ")) << p.ops[2].name;
+    EXPECT_EQ(p.ops[3].name, "linear0.bias_add");
+    EXPECT_EQ(p.ops[4].name, "relu0.forward");
+    EXPECT_EQ(p.ops[10].name, "softmax_xent");
+    EXPECT_TRUE(contains(p.ops[11].name, "linear2.weight_grad (gemm ")) << p.ops[11].name;
+    EXPECT_EQ(p.ops[12].name, "linear2.bias_grad");
+    EXPECT_TRUE(contains(p.ops[13].name, "linear2.input_grad (gemm ")) << p.ops[13].name;
+    EXPECT_EQ(p.ops[14].name, "relu1.backward");
+    EXPECT_EQ(p.ops[p.ops.size() - 3].name, "linear0.bias_grad");
+    EXPECT_EQ(p.ops[p.ops.size() - 2].name, "gradient_scan");
+    EXPECT_EQ(p.ops.back().name, "readback");
+    for (const auto& op : p.ops) EXPECT_FALSE(contains(op.name, "linear0.input_grad")) << "the input needs no gradient";
+    for (const char* layer : {"linear0", "linear1", "linear2", "relu0", "relu1"}) {
+        size_t n = 0;
+        for (const auto& op : p.ops) n += contains(op.name, std::string(layer) + ".");
+        EXPECT_EQ(n, contains(layer, "relu") ? 2u : std::string(layer) == "linear0" ? 4u : 5u) << layer;
+    }
+    if (precision == Precision::fp32) {
+        for (const auto& op : p.ops) {
+            if (contains(op.name, "(gemm ")) {
+                EXPECT_TRUE(contains(op.name, "(gemm fp32)")) << op.name;
+            }
+        }
+    }
+
+    ASSERT_EQ(again.ops.size(), p.ops.size());
+    for (size_t i = 0; i < p.ops.size(); ++i) EXPECT_EQ(again.ops[i].name, p.ops[i].name);
+
+    // Measurement only: nothing of the training state changed, bit for bit.
+    const auto params_after = t.parameters();
+    ASSERT_EQ(params.size(), params_after.size());
+    for (size_t i = 0; i < params.size(); ++i) bitwise_equal(params[i].data, params_after[i].data, params[i].name);
+    const auto state_after = t.optimizer_state();
+    ASSERT_EQ(state.size(), state_after.size());
+    for (size_t i = 0; i < state.size(); ++i) {
+        EXPECT_EQ(state[i].first, state_after[i].first);
+        bitwise_equal(state[i].second, state_after[i].second, state[i].first);
+    }
+    const float scale_after = t.loss_scale();
+    EXPECT_EQ(0, std::memcmp(&scale, &scale_after, sizeof scale));
+    EXPECT_EQ(t.steps(), steps);
+    EXPECT_EQ(t.skipped_steps(), skipped);
+    EXPECT_EQ(t.learning_rate(), lr);
+
+    // ...and the next step is exactly the step an unprofiled twin takes.
+    Trainer twin(vkt_test::context(), model, options(precision));
+    twin.step(b.x.data(), b.labels.data(), batch);
+    const Batch next = make_batch(batch, 20, 4, 4);
+    const auto r = t.step(next.x.data(), next.labels.data(), batch);
+    const auto r_twin = twin.step(next.x.data(), next.labels.data(), batch);
+    EXPECT_EQ(r.loss, r_twin.loss);
+    EXPECT_EQ(r.loss_scale, r_twin.loss_scale);
+    const auto pt = t.parameters(), pw = twin.parameters();
+    for (size_t i = 0; i < pt.size(); ++i) bitwise_equal(pt[i].data, pw[i].data, pt[i].name);
+}
+
+TEST(Profile, Fp32StepHasOneTimingPerOpAndChangesNothing) {
+    check_profile(Precision::fp32);
+}
+
+TEST(Profile, MixedStepHasOneTimingPerOpAndChangesNothing) {
+    VKT_REQUIRE_FP16();
+    check_profile(Precision::mixed);
+}
+
+TEST(Profile, GeluNamesAndBadBatches) {
+    const Model model = Model::mlp(6, {5}, 3, vktrain::OpKind::gelu);
+    Trainer t(vkt_test::context(), model, options(Precision::fp32));
+    const Batch b = make_batch(8, 6, 3, 9);
+    const StepProfile p = t.profile_step(b.x.data(), b.labels.data(), 8);
+    ASSERT_EQ(p.ops.size(), expected_ops(model));
+    EXPECT_EQ(p.ops.size(), 16u); // linear0: 4, gelu0: 2, linear1: 5, and 5 others
+    std::set<std::string> names;
+    for (const auto& op : p.ops) names.insert(op.name);
+    EXPECT_EQ(names.count("gelu0.forward"), 1u);
+    EXPECT_EQ(names.count("gelu0.backward"), 1u);
+    EXPECT_THROW(t.profile_step(b.x.data(), b.labels.data(), 9), vktrain::Error);
+    Batch bad = b;
+    bad.labels[0] = 3;
+    EXPECT_THROW(t.profile_step(bad.x.data(), bad.labels.data(), 8), vktrain::Error);
+    EXPECT_EQ(t.steps(), 0u);
+}
+
+} // namespace
