@@ -115,6 +115,14 @@ std::vector<float> random_values(size_t n, uint32_t seed, float lo, float hi) {
     return v;
 }
 
+Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed) {
+    Batch b;
+    b.x = random_values(size_t(n) * features, seed);
+    std::mt19937 rng(seed);
+    for (uint32_t i = 0; i < n; ++i) b.labels.push_back(int32_t(rng() % classes));
+    return b;
+}
+
 std::vector<float> round_through(const std::vector<float>& v, DType dtype) {
     if (dtype == DType::f32) return v;
     std::vector<float> out(v.size());

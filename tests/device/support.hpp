@@ -50,6 +50,13 @@ std::vector<float> read_buffer(const vktrain::runtime::Buffer& buffer, DType dty
 std::vector<uint32_t> read_buffer_u32(const vktrain::runtime::Buffer& buffer, size_t count);
 
 std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
+
+// A training batch of n random samples in [-1, 1) with random labels in [0, classes).
+struct Batch {
+    std::vector<float> x;
+    std::vector<int32_t> labels;
+};
+Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed);
 std::vector<float> round_through(const std::vector<float>& v, DType dtype); // what the device sees
 
 } // namespace vkt_test

@@ -21,10 +21,7 @@ using vktrain::Precision;
 using vktrain::Trainer;
 using vktrain::TrainerOptions;
 
-struct Batch {
-    std::vector<float> x;
-    std::vector<int32_t> labels;
-};
+using vkt_test::Batch;
 
 constexpr uint32_t features = 12, classes = 4, batch_size = 8;
 
@@ -33,11 +30,7 @@ Model model() {
 }
 
 Batch make_batch(uint32_t seed) {
-    Batch b;
-    b.x = vkt_test::random_values(size_t(batch_size) * features, seed);
-    std::mt19937 rng(seed);
-    for (uint32_t i = 0; i < batch_size; ++i) b.labels.push_back(int32_t(rng() % classes));
-    return b;
+    return vkt_test::make_batch(batch_size, features, classes, seed);
 }
 
 TrainerOptions options(Precision precision, OptimizerKind kind, uint64_t seed) {

@@ -15,18 +15,8 @@ using vktrain::StepProfile;
 using vktrain::Trainer;
 using vktrain::TrainerOptions;
 
-struct Batch {
-    std::vector<float> x;
-    std::vector<int32_t> labels;
-};
-
-Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed) {
-    Batch b;
-    b.x = vkt_test::random_values(size_t(n) * features, seed);
-    std::mt19937 rng(seed);
-    for (uint32_t i = 0; i < n; ++i) b.labels.push_back(int32_t(rng() % classes));
-    return b;
-}
+using vkt_test::Batch;
+using vkt_test::make_batch;
 
 TrainerOptions options(Precision p) {
     TrainerOptions o;
