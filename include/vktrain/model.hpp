@@ -50,6 +50,7 @@ public:
 
 private:
     int add(Node node);
+    int elementwise(int x, OpKind kind, const char* op); // a same-shape op such as an activation
     void check_node(int x, const char* op) const;
 
     std::vector<Node> m_nodes;

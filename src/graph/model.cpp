@@ -35,22 +35,20 @@ int Model::linear(int x, uint32_t out_features, bool bias) {
     return add(n);
 }
 
-int Model::relu(int x) {
-    check_node(x, "relu");
+int Model::elementwise(int x, OpKind kind, const char* op) {
+    check_node(x, op);
     Node n;
-    n.kind = OpKind::relu;
+    n.kind = kind;
     n.input = x;
     n.features = m_nodes[x].features;
     return add(n);
 }
 
+int Model::relu(int x) {
+    return elementwise(x, OpKind::relu, "relu");
+}
 int Model::gelu(int x) {
-    check_node(x, "gelu");
-    Node n;
-    n.kind = OpKind::gelu;
-    n.input = x;
-    n.features = m_nodes[x].features;
-    return add(n);
+    return elementwise(x, OpKind::gelu, "gelu");
 }
 
 void Model::softmax_cross_entropy(int logits) {

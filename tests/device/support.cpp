@@ -1,6 +1,7 @@
 #include "device/support.hpp"
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -121,6 +122,13 @@ Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed)
     std::mt19937 rng(seed);
     for (uint32_t i = 0; i < n; ++i) b.labels.push_back(int32_t(rng() % classes));
     return b;
+}
+
+double unit(DType d) {
+    return d == DType::f16 ? std::ldexp(1.0, -11) : std::ldexp(1.0, -24);
+}
+double floor_abs(DType d) {
+    return d == DType::f16 ? std::ldexp(1.0, -25) : std::ldexp(1.0, -126);
 }
 
 std::vector<float> round_through(const std::vector<float>& v, DType dtype) {

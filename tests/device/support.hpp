@@ -59,4 +59,10 @@ struct Batch {
 Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed);
 std::vector<float> round_through(const std::vector<float>& v, DType dtype); // what the device sees
 
+// Unit roundoff of a storage type, and the absolute error of rounding a result into it near zero: half
+// the fp16 subnormal spacing (the conversion is exact round-to-nearest), or the fp32 subnormal range
+// (drivers may flush fp32 denormals).
+double unit(DType d);
+double floor_abs(DType d);
+
 } // namespace vkt_test

@@ -18,15 +18,8 @@ using vktrain::kernels::MatRef;
 namespace rt = vktrain::runtime;
 
 const double k_u32 = std::ldexp(1.0, -24);
-// Unit roundoff of a storage type, and the absolute error of rounding a result into it near zero: half
-// the fp16 subnormal spacing (our conversion is exact round-to-nearest), or the fp32 subnormal range
-// (drivers may flush fp32 denormals).
-double unit(DType d) {
-    return d == DType::f16 ? std::ldexp(1.0, -11) : k_u32;
-}
-double floor_abs(DType d) {
-    return d == DType::f16 ? std::ldexp(1.0, -25) : std::ldexp(1.0, -126);
-}
+using vkt_test::floor_abs;
+using vkt_test::unit;
 const char* name(DType d) {
     return vktrain::kernels::dtype_name(d);
 }

@@ -18,12 +18,8 @@ using vktrain::kernels::StepParams;
 namespace rt = vktrain::runtime;
 
 const double k_u32 = std::ldexp(1.0, -24);
-double unit(DType d) {
-    return d == DType::f16 ? std::ldexp(1.0, -11) : k_u32;
-}
-double floor_abs(DType d) {
-    return d == DType::f16 ? std::ldexp(1.0, -25) : std::ldexp(1.0, -126);
-}
+using vkt_test::floor_abs;
+using vkt_test::unit;
 
 struct Reference {
     std::vector<double> loss, loss_tol, grad, grad_tol;
