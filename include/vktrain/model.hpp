@@ -1,6 +1,7 @@
 // A model is a static graph of ops on [batch, features] tensors, built through this API and compiled
 // by the Trainer into one recorded command buffer. Ops so far: linear, relu, gelu, and a softmax
-// cross-entropy head; conv, norms and attention are meant to slot in as further ops.
+// cross-entropy head; conv, norms and attention are meant to slot in as further ops. For now the graph
+// must be a chain: every value but the input feeds exactly one op (the Trainer refuses anything else).
 #pragma once
 
 #include <cstdint>

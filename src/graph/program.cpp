@@ -41,6 +41,22 @@ std::vector<Site> gemm_sites(const Model& model, uint32_t batch, DType act) {
     return sites;
 }
 
+// The backward pass writes each value's gradient once, so every value but the input must feed exactly one
+// op (the output feeds the loss). Branches would need gradient accumulation, and a value that feeds
+// nothing would get no gradient at all: both are refused rather than trained wrongly.
+void check_chain(const Model& model) {
+    const auto& nodes = model.nodes();
+    std::vector<int> uses(nodes.size(), 0);
+    for (const Node& n : nodes)
+        if (n.input >= 0) ++uses[n.input];
+    uses[model.output()] += 1;
+    for (size_t i = 1; i < nodes.size(); ++i) {
+        const std::string what = nodes[i].name.empty() ? "node " + std::to_string(i) : nodes[i].name;
+        VKT_CHECK(uses[i] == 1, what, " feeds ", uses[i], " ops; vktrain trains chains of ops for now (every value ",
+                  "but the input used exactly once)");
+    }
+}
+
 } // namespace
 
 Program::Program(runtime::Device& device, const Model& model, Precision precision, uint32_t batch, GemmPath requested)
@@ -48,6 +64,7 @@ Program::Program(runtime::Device& device, const Model& model, Precision precisio
       m_dtype(precision == Precision::mixed ? DType::f16 : DType::f32), m_batch(batch) {
     VKT_CHECK(batch > 0, "batch size must be positive");
     VKT_CHECK(model.output() >= 0, "the model has no loss head (call softmax_cross_entropy)");
+    check_chain(model);
     if (precision == Precision::mixed)
         VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,
                   "' lacks (or fp16 was disabled); use precision fp32");

@@ -163,6 +163,20 @@ TEST(Checkpoint, SafetensorsRoundTripGivesIdenticalPredictions) {
     std::remove(path.c_str());
 }
 
+TEST(Trainer, RejectsGraphsItCannotDifferentiate) {
+    Model branching(4);
+    const int h = branching.linear(branching.input(), 6);
+    const int a = branching.relu(h);
+    branching.linear(h, 3); // h feeds two ops: its gradient would need accumulating
+    branching.softmax_cross_entropy(branching.linear(a, 3));
+    try {
+        Trainer t(vkt_test::context(), branching, options(Precision::fp32));
+        FAIL() << "a branching graph was accepted";
+    } catch (const vktrain::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("linear0 feeds 2 ops"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Trainer, RejectsBadBatches) {
     const Model model = Model::mlp(3, {4}, 2);
     Trainer t(vkt_test::context(), model, options(Precision::fp32, GemmPath::auto_select, 4));
