@@ -1,5 +1,6 @@
 #include "vktrain/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -62,6 +63,35 @@ struct Trainer::Impl {
         program.set_batch(x, labels, count, loss_scale);
         program.run_train();
         return float(program.loss_sum(count) / count);
+    }
+
+    // The master weights with `tensors` copied in, after checking that they are exactly this model's
+    // parameters (names and shapes); `where` (a file, or empty) starts every message. Nothing changes on error.
+    template <typename Tensor>
+    std::vector<float> master_from(const std::vector<Tensor>& tensors, const std::string& where) const {
+        const std::string prefix = where.empty() ? std::string() : where + ": ";
+        const std::string name = model.describe();
+        const auto& slots = program.params();
+        std::vector<float> out = master;
+        std::vector<bool> seen(slots.size(), false);
+        for (const Tensor& t : tensors) {
+            size_t i = 0;
+            while (i < slots.size() && slots[i].name != t.name) ++i;
+            VKT_CHECK(i < slots.size(), prefix, "tensor '", t.name, "' is not a parameter of model ", name);
+            VKT_CHECK(!seen[i], prefix, "tensor '", t.name, "' appears twice");
+            VKT_CHECK(t.shape == slots[i].shape && t.data.size() == slots[i].count, prefix, "tensor '", t.name,
+                      "' has the wrong shape for model ", name);
+            seen[i] = true;
+            std::copy(t.data.begin(), t.data.end(), out.begin() + long(slots[i].offset));
+        }
+        for (size_t i = 0; i < slots.size(); ++i)
+            VKT_CHECK(seen[i], prefix, "tensor '", slots[i].name, "' is missing (model ", name, ")");
+        return out;
+    }
+
+    void set_master(const std::vector<float>& values) {
+        std::copy(values.begin(), values.end(), master.begin()); // params point into master: keep its storage
+        program.set_weights(master.data());
     }
 
     Context& context;
@@ -188,22 +218,7 @@ std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state
 }
 
 void Trainer::set_parameters(const std::vector<Parameter>& params) {
-    Impl& m = *m_impl;
-    const auto& slots = m.program.params();
-    VKT_CHECK(params.size() == slots.size(), "expected ", slots.size(), " parameter tensors, got ", params.size());
-    for (size_t i = 0; i < slots.size(); ++i) {
-        const Parameter* p = nullptr;
-        for (const auto& q : params)
-            if (q.name == slots[i].name) p = &q;
-        VKT_CHECK(p, "parameter '", slots[i].name, "' is missing");
-        VKT_CHECK(p->shape == slots[i].shape && p->data.size() == slots[i].count, "parameter '", slots[i].name,
-                  "' has the wrong shape");
-    }
-    for (size_t i = 0; i < slots.size(); ++i)
-        for (const auto& q : params)
-            if (q.name == slots[i].name)
-                std::copy(q.data.begin(), q.data.end(), m.master.begin() + long(slots[i].offset));
-    m.program.set_weights(m.master.data());
+    m_impl->set_master(m_impl->master_from(params, ""));
 }
 
 void Trainer::save(const std::string& path) const {
@@ -216,25 +231,12 @@ void Trainer::save(const std::string& path) const {
 }
 
 void Trainer::load(const std::string& path) {
-    const auto tensors = io::read_safetensors(path);
-    const auto& slots = m_impl->program.params();
-    std::vector<Parameter> params;
-    for (const auto& t : tensors) {
-        if (train::is_optimizer_tensor(t.name)) continue; // a full checkpoint's optimizer state
-        bool known = false;
-        for (const auto& s : slots) known = known || s.name == t.name;
-        VKT_CHECK(known, path, ": tensor '", t.name, "' is not a parameter of model ", m_impl->model.describe());
-        params.push_back({t.name, t.shape, t.data});
-    }
-    for (const auto& s : slots) {
-        const Parameter* p = nullptr;
-        for (const auto& q : params)
-            if (q.name == s.name) p = &q;
-        VKT_CHECK(p, path, ": tensor '", s.name, "' is missing (model ", m_impl->model.describe(), ")");
-        VKT_CHECK(p->shape == s.shape, path, ": tensor '", s.name, "' has the wrong shape for model ",
-                  m_impl->model.describe());
-    }
-    set_parameters(params);
+    std::vector<io::NamedTensor> weights = io::read_safetensors(path);
+    // A full checkpoint's optimizer state is not weights.
+    weights.erase(std::remove_if(weights.begin(), weights.end(),
+                                 [](const io::NamedTensor& t) { return train::is_optimizer_tensor(t.name); }),
+                  weights.end());
+    m_impl->set_master(m_impl->master_from(weights, path));
 }
 
 void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra) const {
@@ -270,19 +272,7 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
 
     // Everything is validated into copies first, so a bad file leaves the trainer as it was.
     const auto& slots = m.program.params();
-    std::vector<float> master = m.master;
-    std::vector<bool> seen(slots.size(), false);
-    for (const io::NamedTensor& t : c.parameters) {
-        size_t i = 0;
-        while (i < slots.size() && slots[i].name != t.name) ++i;
-        VKT_CHECK(i < slots.size(), path, ": tensor '", t.name, "' is not a parameter of model ", model);
-        VKT_CHECK(t.shape == slots[i].shape && t.data.size() == slots[i].count, path, ": tensor '", t.name,
-                  "' has the wrong shape for model ", model);
-        seen[i] = true;
-        std::copy(t.data.begin(), t.data.end(), master.begin() + long(slots[i].offset));
-    }
-    for (size_t i = 0; i < slots.size(); ++i)
-        VKT_CHECK(seen[i], path, ": tensor '", slots[i].name, "' is missing (model ", model, ")");
+    const std::vector<float> master = m.master_from(c.parameters, path);
 
     train::NamedTensors state;
     for (const io::NamedTensor& t : c.optimizer_state) {
@@ -306,12 +296,11 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
         throw Error(path + ": " + e.what());
     }
 
-    std::copy(master.begin(), master.end(), m.master.begin()); // m.params point into m.master
+    m.set_master(master);
     m.optimizer = std::move(optimizer);
     m.scaler = scaler;
     m.steps = c.steps;
     m.skipped = c.skipped;
-    m.program.set_weights(m.master.data());
     return c.extra;
 }
 
