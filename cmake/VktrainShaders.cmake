@@ -10,7 +10,6 @@ function(vktrain_embed_shaders out_sources table)
   set(_headers)
   set(_includes "")
   set(_entries "")
-  set(_count 0)
   foreach(_row IN LISTS _rows)
     string(STRIP "${_row}" _row)
     if(_row STREQUAL "" OR _row MATCHES "^#")
@@ -43,7 +42,6 @@ function(vktrain_embed_shaders out_sources table)
     list(APPEND _headers ${_out})
     string(APPEND _includes "#include \"spirv/${_name}.h\"\n")
     string(APPEND _entries "    {\"${_name}\", vktrain_spv_${_name}, sizeof(vktrain_spv_${_name}) / sizeof(uint32_t)},\n")
-    math(EXPR _count "${_count} + 1")
   endforeach()
   set(_index ${_gen}/spirv_index.cpp)
   file(CONFIGURE OUTPUT ${_index} CONTENT [=[
@@ -62,7 +60,6 @@ const SpirvBlob* find_spirv(std::string_view name) {
         if (name == b.name) return &b;
     return nullptr;
 }
-size_t spirv_count() { return @_count@; }
 } // namespace vktrain::kernels
 ]=] @ONLY)
   set(${out_sources} ${_index} ${_headers} PARENT_SCOPE)

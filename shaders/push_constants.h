@@ -30,14 +30,6 @@ struct GemmPush {
 #define GEMM_SPEC_SG_N 7     // coopmat: subgroups along N (the rest along M)
 #define GEMM_SPEC_COUNT 8
 
-// Elementwise and row-wise kernels: n = element count (or rows), c = columns, flags per kernel.
-struct EltPush {
-    uint n;
-    uint cols;
-    uint flags;
-    float alpha;
-};
-
 // Element-wise, column-reduction, loss and scan kernels (bias_add, bias_grad, activation, cast,
 // softmax_xent, nonfinite): n elements, a rows × cols view of them, per-kernel flags and the element
 // offsets of up to three buffers (which buffer is which is listed in each shader).

@@ -43,6 +43,20 @@ uint32_t group_count(uint64_t units, uint32_t per_group) {
     return uint32_t(std::min<uint64_t>((units + per_group - 1) / per_group, k_max_groups));
 }
 
+// Push constants for an op over `shape` (rows × cols elements, first operand at shape.offset); the
+// other operands start at offset1 / offset2.
+ElementPush element_push(const MatRef& shape, uint32_t offset1 = 0, uint32_t offset2 = 0, uint32_t flags = 0) {
+    ElementPush pc{};
+    pc.n = uint32_t(element_count(shape));
+    pc.rows = shape.rows;
+    pc.cols = shape.cols;
+    pc.flags = flags;
+    pc.offset0 = shape.offset;
+    pc.offset1 = offset1;
+    pc.offset2 = offset2;
+    return pc;
+}
+
 const runtime::Kernel& element_kernel(runtime::Device& device, const std::string& variant, uint32_t bindings) {
     runtime::KernelDesc desc;
     desc.variant = variant;
@@ -70,12 +84,7 @@ void record_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatR
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_add", y.dtype, y.dtype), 2);
-    ElementPush pc{};
-    pc.n = uint32_t(n);
-    pc.rows = y.rows;
-    pc.cols = y.cols;
-    pc.offset0 = y.offset;
-    pc.offset1 = bias.offset;
+    const ElementPush pc = element_push(y, bias.offset);
     seq.dispatch(kernel, {{y.buffer, runtime::Access::read_write}, {bias.buffer, runtime::Access::read}}, &pc,
                  sizeof(pc), group_count(n, k_elt_wg));
 }
@@ -90,12 +99,7 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
     // rows == 0 still runs: the column sums of an empty matrix are 0 and db is overwritten with them.
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_grad", dy.dtype, dy.dtype), 2);
-    ElementPush pc{};
-    pc.n = uint32_t(element_count(dy));
-    pc.rows = dy.rows;
-    pc.cols = dy.cols;
-    pc.offset0 = dy.offset;
-    pc.offset1 = db.offset;
+    const ElementPush pc = element_push(dy, db.offset);
     seq.dispatch(kernel, {{dy.buffer, runtime::Access::read}, {db.buffer, runtime::Access::write}}, &pc, sizeof(pc),
                  group_count(dy.cols, k_bias_cols));
 }
@@ -109,14 +113,8 @@ void record_activation(runtime::Device& device, runtime::Sequence& seq, Activati
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
-    ElementPush pc{};
-    pc.n = uint32_t(n);
-    pc.rows = x.rows;
-    pc.cols = x.cols;
-    pc.flags = act == Activation::gelu ? ACT_FLAG_GELU : 0u;
-    pc.offset0 = x.offset;
-    pc.offset1 = x.offset; // binding 1 (dy) is unused in the forward pass: x stands in for it
-    pc.offset2 = y.offset;
+    // Binding 1 (dy) is unused in the forward pass: x stands in for it.
+    const ElementPush pc = element_push(x, x.offset, y.offset, act == Activation::gelu ? ACT_FLAG_GELU : 0u);
     seq.dispatch(
         kernel,
         {{x.buffer, runtime::Access::read}, {x.buffer, runtime::Access::read}, {y.buffer, runtime::Access::write}}, &pc,
@@ -136,14 +134,8 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
-    ElementPush pc{};
-    pc.n = uint32_t(n);
-    pc.rows = x.rows;
-    pc.cols = x.cols;
-    pc.flags = ACT_FLAG_BACKWARD | (act == Activation::gelu ? ACT_FLAG_GELU : 0u);
-    pc.offset0 = x.offset;
-    pc.offset1 = dy.offset;
-    pc.offset2 = dx.offset;
+    const ElementPush pc =
+        element_push(x, dy.offset, dx.offset, ACT_FLAG_BACKWARD | (act == Activation::gelu ? ACT_FLAG_GELU : 0u));
     seq.dispatch(
         kernel,
         {{x.buffer, runtime::Access::read}, {dy.buffer, runtime::Access::read}, {dx.buffer, runtime::Access::write}},
@@ -160,12 +152,7 @@ void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& 
 
     const std::string variant = std::string("cast_") + dtype_name(src.dtype) + "_" + dtype_name(dst.dtype);
     const runtime::Kernel& kernel = element_kernel(device, variant, 2);
-    ElementPush pc{};
-    pc.n = uint32_t(n);
-    pc.rows = src.rows;
-    pc.cols = src.cols;
-    pc.offset0 = src.offset;
-    pc.offset1 = dst.offset;
+    const ElementPush pc = element_push(src, dst.offset);
     seq.dispatch(kernel, {{src.buffer, runtime::Access::read}, {dst.buffer, runtime::Access::write}}, &pc, sizeof(pc),
                  group_count(n, k_elt_wg));
 }
@@ -178,11 +165,7 @@ void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, cons
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
-    ElementPush pc{};
-    pc.n = uint32_t(n);
-    pc.rows = x.rows;
-    pc.cols = x.cols;
-    pc.offset0 = x.offset;
+    const ElementPush pc = element_push(x);
     // read_write: the flag keeps what it held unless something non-finite is found.
     seq.dispatch(kernel, {{x.buffer, runtime::Access::read}, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc),
                  group_count(n, k_elt_wg));

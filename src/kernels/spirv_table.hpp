@@ -14,6 +14,5 @@ struct SpirvBlob {
 };
 
 const SpirvBlob* find_spirv(std::string_view name); // nullptr when no such variant was built
-size_t spirv_count();
 
 } // namespace vktrain::kernels

@@ -52,7 +52,6 @@ public:
     void on_free(uint64_t bytes);
     uint64_t allocated_bytes() const { return m_allocated.load(); }
     uint64_t peak_allocated_bytes() const { return m_peak.load(); }
-    void reset_peak() { m_peak.store(m_allocated.load()); }
 
     // Executed dispatches per kernel variant name (counted when a sequence finishes on the queue).
     void count_dispatches(const std::map<std::string, uint64_t>& counts);
