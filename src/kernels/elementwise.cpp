@@ -25,8 +25,8 @@ uint64_t element_count(const MatRef& m) {
 // `m` must name rows × cols elements that lie inside its buffer, in a precision the device can store.
 void check_operand(const runtime::Device& device, const MatRef& m, const char* op, const char* what) {
     VKT_CHECK(m.buffer && m.buffer->valid(), op, ": ", what, " has no buffer");
-    const uint64_t end = uint64_t(m.offset) + element_count(m);
-    VKT_CHECK(end <= k_max_end, op, ": ", what, " reaches element ", end, "; at most 2^31 elements are supported");
+    const uint64_t end = element_count(m) + 4096; // + the element offset inside the bound range
+    VKT_CHECK(end <= k_max_end, op, ": ", what, " has ", end - 4096, " elements", "; at most 2^31 elements are supported");
     VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), op, ": ", what, " (", m.rows, "x", m.cols, " ",
               dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
     VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), op, ": ", what,
@@ -43,15 +43,16 @@ uint32_t group_count(uint64_t units, uint32_t per_group) {
     return uint32_t(std::min<uint64_t>((units + per_group - 1) / per_group, k_max_groups));
 }
 
-// Push constants for an op over `shape` (rows × cols elements, first operand at shape.offset); the
-// other operands start at offset1 / offset2.
-ElementPush element_push(const MatRef& shape, uint32_t offset1 = 0, uint32_t offset2 = 0, uint32_t flags = 0) {
+// Push constants for an op over `shape` (rows × cols elements); the operands start at offset0..2 of their
+// bound ranges (Operand::offset).
+ElementPush element_push(const MatRef& shape, uint32_t offset0, uint32_t offset1 = 0, uint32_t offset2 = 0,
+                         uint32_t flags = 0) {
     ElementPush pc{};
     pc.n = uint32_t(element_count(shape));
     pc.rows = shape.rows;
     pc.cols = shape.cols;
     pc.flags = flags;
-    pc.offset0 = shape.offset;
+    pc.offset0 = offset0;
     pc.offset1 = offset1;
     pc.offset2 = offset2;
     return pc;
@@ -84,9 +85,10 @@ void record_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatR
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_add", y.dtype, y.dtype), 2);
-    const ElementPush pc = element_push(y, bias.offset);
-    seq.dispatch(kernel, {{y.buffer, runtime::Access::read_write}, {bias.buffer, runtime::Access::read}}, &pc,
-                 sizeof(pc), group_count(n, k_elt_wg));
+    const Operand oy = operand(device, y, runtime::Access::read_write);
+    const Operand ob = operand(device, bias, runtime::Access::read);
+    const ElementPush pc = element_push(y, oy.offset, ob.offset);
+    seq.dispatch(kernel, {oy.binding, ob.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const MatRef& dy, const MatRef& db) {
@@ -99,9 +101,10 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
     // rows == 0 still runs: the column sums of an empty matrix are 0 and db is overwritten with them.
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_grad", dy.dtype, dy.dtype), 2);
-    const ElementPush pc = element_push(dy, db.offset);
-    seq.dispatch(kernel, {{dy.buffer, runtime::Access::read}, {db.buffer, runtime::Access::write}}, &pc, sizeof(pc),
-                 group_count(dy.cols, k_bias_cols));
+    const Operand ody = operand(device, dy, runtime::Access::read);
+    const Operand odb = operand(device, db, runtime::Access::write);
+    const ElementPush pc = element_push(dy, ody.offset, odb.offset);
+    seq.dispatch(kernel, {ody.binding, odb.binding}, &pc, sizeof(pc), group_count(dy.cols, k_bias_cols));
 }
 
 void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -114,11 +117,11 @@ void record_activation(runtime::Device& device, runtime::Sequence& seq, Activati
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
     // Binding 1 (dy) is unused in the forward pass: x stands in for it.
-    const ElementPush pc = element_push(x, x.offset, y.offset, act == Activation::gelu ? ACT_FLAG_GELU : 0u);
-    seq.dispatch(
-        kernel,
-        {{x.buffer, runtime::Access::read}, {x.buffer, runtime::Access::read}, {y.buffer, runtime::Access::write}}, &pc,
-        sizeof(pc), group_count(n, k_elt_wg));
+    const Operand ox = operand(device, x, runtime::Access::read);
+    const Operand oy = operand(device, y, runtime::Access::write);
+    const ElementPush pc =
+        element_push(x, ox.offset, ox.offset, oy.offset, act == Activation::gelu ? ACT_FLAG_GELU : 0u);
+    seq.dispatch(kernel, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_activation_backward(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -134,12 +137,12 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
-    const ElementPush pc =
-        element_push(x, dy.offset, dx.offset, ACT_FLAG_BACKWARD | (act == Activation::gelu ? ACT_FLAG_GELU : 0u));
-    seq.dispatch(
-        kernel,
-        {{x.buffer, runtime::Access::read}, {dy.buffer, runtime::Access::read}, {dx.buffer, runtime::Access::write}},
-        &pc, sizeof(pc), group_count(n, k_elt_wg));
+    const Operand ox = operand(device, x, runtime::Access::read);
+    const Operand ody = operand(device, dy, runtime::Access::read);
+    const Operand odx = operand(device, dx, runtime::Access::write);
+    const ElementPush pc = element_push(x, ox.offset, ody.offset, odx.offset,
+                                        ACT_FLAG_BACKWARD | (act == Activation::gelu ? ACT_FLAG_GELU : 0u));
+    seq.dispatch(kernel, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {
@@ -152,9 +155,10 @@ void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& 
 
     const std::string variant = std::string("cast_") + dtype_name(src.dtype) + "_" + dtype_name(dst.dtype);
     const runtime::Kernel& kernel = element_kernel(device, variant, 2);
-    const ElementPush pc = element_push(src, dst.offset);
-    seq.dispatch(kernel, {{src.buffer, runtime::Access::read}, {dst.buffer, runtime::Access::write}}, &pc, sizeof(pc),
-                 group_count(n, k_elt_wg));
+    const Operand os = operand(device, src, runtime::Access::read);
+    const Operand od = operand(device, dst, runtime::Access::write);
+    const ElementPush pc = element_push(src, os.offset, od.offset);
+    seq.dispatch(kernel, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, const MatRef& x,
@@ -165,10 +169,10 @@ void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, cons
     if (n == 0) return;
 
     const runtime::Kernel& kernel = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
-    const ElementPush pc = element_push(x);
+    const Operand ox = operand(device, x, runtime::Access::read);
+    const ElementPush pc = element_push(x, ox.offset);
     // read_write: the flag keeps what it held unless something non-finite is found.
-    seq.dispatch(kernel, {{x.buffer, runtime::Access::read}, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc),
-                 group_count(n, k_elt_wg));
+    seq.dispatch(kernel, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 } // namespace vktrain::kernels

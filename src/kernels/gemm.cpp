@@ -111,24 +111,23 @@ void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
     desc.required_subgroup_size = cfg.required_subgroup_size;
     const runtime::Kernel& kernel = device.pipelines().get(desc);
 
+    const Operand oa = operand(device, a, runtime::Access::read);
+    const Operand ob = operand(device, b, runtime::Access::read);
+    const Operand oc = operand(device, c, accumulate ? runtime::Access::read_write : runtime::Access::write);
     GemmPush pc{};
     pc.m = m;
     pc.n = n;
     pc.k = k;
-    pc.a_offset = a.offset;
+    pc.a_offset = oa.offset;
     pc.a_stride_m = trans_a ? 1 : a.cols;
     pc.a_stride_k = trans_a ? a.cols : 1;
-    pc.b_offset = b.offset;
+    pc.b_offset = ob.offset;
     pc.b_stride_k = trans_b ? 1 : b.cols;
     pc.b_stride_n = trans_b ? b.cols : 1;
-    pc.c_offset = c.offset;
+    pc.c_offset = oc.offset;
     pc.c_stride_m = c.cols;
     pc.accumulate = accumulate ? 1 : 0;
-    seq.dispatch(kernel,
-                 {{a.buffer, runtime::Access::read},
-                  {b.buffer, runtime::Access::read},
-                  {c.buffer, accumulate ? runtime::Access::read_write : runtime::Access::write}},
-                 &pc, sizeof(pc), (n + cfg.bn - 1) / cfg.bn, (m + cfg.bm - 1) / cfg.bm);
+    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), (n + cfg.bn - 1) / cfg.bn, (m + cfg.bm - 1) / cfg.bm);
 }
 
 } // namespace vktrain::kernels

@@ -20,8 +20,8 @@ constexpr uint64_t k_max_end = 1ull << 31; // offset + count bound of every elem
 
 void check_matrix(const runtime::Device& device, const MatRef& m, const char* what) {
     VKT_CHECK(m.buffer && m.buffer->valid(), "softmax_xent: ", what, " has no buffer");
-    const uint64_t end = uint64_t(m.offset) + uint64_t(m.rows) * m.cols;
-    VKT_CHECK(end <= k_max_end, "softmax_xent: ", what, " reaches element ", end,
+    const uint64_t end = m.count() + 4096; // + the element offset inside the bound range
+    VKT_CHECK(end <= k_max_end, "softmax_xent: ", what, " has ", end - 4096, " elements",
               "; at most 2^31 elements are supported");
     VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), "softmax_xent: ", what, " (", m.rows, "x", m.cols, " ",
               dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
@@ -61,15 +61,17 @@ void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const 
     pc.n = logits.rows * logits.cols;
     pc.rows = logits.rows;
     pc.cols = logits.cols;
-    pc.offset0 = logits.offset;
-    pc.offset1 = dlogits.offset;
+    const Operand ol = operand(device, logits, runtime::Access::read);
+    const Operand od = operand(device, dlogits, runtime::Access::write);
+    pc.offset0 = ol.offset;
+    pc.offset1 = od.offset;
     const uint32_t groups = std::min((logits.rows + k_rows_per_group - 1) / k_rows_per_group, k_max_groups);
     seq.dispatch(kernel,
-                 {{logits.buffer, runtime::Access::read},
+                 {ol.binding,
                   {&labels, runtime::Access::read},
                   {&params, runtime::Access::read},
                   {&row_loss, runtime::Access::write},
-                  {dlogits.buffer, runtime::Access::write}},
+                  od.binding},
                  &pc, sizeof(pc), groups);
 }
 

@@ -134,6 +134,8 @@ DeviceCaps query_caps(const Instance& instance, VkPhysicalDevice physical, uint3
     caps.compute_full_subgroups = v13 && f13.computeFullSubgroups == VK_TRUE;
     caps.min_storage_buffer_offset_alignment = base.limits.minStorageBufferOffsetAlignment;
     caps.max_push_constants_size = base.limits.maxPushConstantsSize;
+    caps.max_storage_buffer_range = base.limits.maxStorageBufferRange;
+    for (int i = 0; i < 3; ++i) caps.max_workgroup_count[i] = base.limits.maxComputeWorkGroupCount[i];
     caps.timestamp_period_ns = base.limits.timestampPeriod;
     std::memcpy(caps.pipeline_cache_uuid, base.pipelineCacheUUID, VK_UUID_SIZE);
 

@@ -122,10 +122,11 @@ VkAccessFlags accesses_of(VkPipelineStageFlags stages, bool writes_only) {
 
 void Sequence::barrier(VkPipelineStageFlags dst_stages) {
     VkPipelineStageFlags src = 0, src_writes = 0;
-    for (const auto& [buf, p] : m_pending) {
-        src |= p.write_stages | p.read_stages;
-        src_writes |= p.write_stages;
-    }
+    for (const auto& [buf, list] : m_pending)
+        for (const Pending& p : list) {
+            src |= p.write_stages | p.read_stages;
+            src_writes |= p.write_stages;
+        }
     if (src == 0) src = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT;
     // One global memory barrier covers every pending hazard (read-after-write needs the writes made
     // available; write-after-read only needs the execution dependency).
@@ -136,11 +137,42 @@ void Sequence::barrier(VkPipelineStageFlags dst_stages) {
     m_pending.clear();
 }
 
-void Sequence::track(VkBuffer buffer, bool reads, bool writes, VkPipelineStageFlags stage) {
-    Pending& p = m_pending[buffer];
-    if (reads) p.read_stages |= stage;
-    if (writes) p.write_stages |= stage;
+// A new access to [lo, hi) conflicts with a pending one that overlaps it when either writes.
+bool Sequence::hazard(VkBuffer buffer, uint64_t lo, uint64_t hi, bool writes) const {
+    auto it = m_pending.find(buffer);
+    if (it == m_pending.end()) return false;
+    for (const Pending& p : it->second) {
+        if (p.hi <= lo || hi <= p.lo) continue;
+        if (p.write_stages) return true;          // RAW or WAW
+        if (writes && p.read_stages) return true; // WAR
+    }
+    return false;
 }
+
+void Sequence::track(VkBuffer buffer, uint64_t lo, uint64_t hi, bool reads, bool writes, VkPipelineStageFlags stage) {
+    std::vector<Pending>& list = m_pending[buffer];
+    for (Pending& p : list)
+        if (p.lo == lo && p.hi == hi) { // the same range again (e.g. read by two ops): merge
+            if (reads) p.read_stages |= stage;
+            if (writes) p.write_stages |= stage;
+            return;
+        }
+    Pending p;
+    p.lo = lo;
+    p.hi = hi;
+    if (reads) p.read_stages = stage;
+    if (writes) p.write_stages = stage;
+    list.push_back(p);
+}
+
+namespace {
+// The bytes [lo, hi) a binding covers.
+std::pair<uint64_t, uint64_t> byte_range(const Binding& b) {
+    const uint64_t size = b.buffer->size();
+    const uint64_t hi = b.range == VK_WHOLE_SIZE ? size : b.offset + b.range;
+    return {b.offset, hi};
+}
+} // namespace
 
 void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindings, const void* push,
                         uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz) {
@@ -154,13 +186,15 @@ void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindin
 
     // Hazards against what is pending since the last barrier.
     bool need = false;
+    const uint64_t max_range = m_device.caps().max_storage_buffer_range;
     for (const Binding& b : bindings) {
         VKT_CHECK(b.buffer && b.buffer->valid(), kernel.variant, ": null buffer binding");
-        auto it = m_pending.find(b.buffer->handle());
-        if (it == m_pending.end()) continue;
-        const bool writes = b.access != Access::read;
-        if (it->second.write_stages) need = true;          // RAW or WAW
-        if (writes && it->second.read_stages) need = true; // WAR
+        const auto [lo, hi] = byte_range(b);
+        VKT_CHECK(lo < hi && hi <= b.buffer->size(), kernel.variant, ": binding [", lo, ", ", hi,
+                  ") lies outside its buffer of ", b.buffer->size(), " bytes");
+        VKT_CHECK(max_range == 0 || hi - lo <= max_range, kernel.variant, ": a binding of ", hi - lo,
+                  " bytes exceeds the device's maxStorageBufferRange (", max_range, " bytes)");
+        need = need || hazard(b.buffer->handle(), lo, hi, b.access != Access::read);
     }
     if (need) barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
 
@@ -168,7 +202,8 @@ void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindin
     std::vector<VkDescriptorBufferInfo> infos(bindings.size());
     std::vector<VkWriteDescriptorSet> writes(bindings.size());
     for (size_t i = 0; i < bindings.size(); ++i) {
-        infos[i] = {bindings[i].buffer->handle(), 0, VK_WHOLE_SIZE};
+        const auto [lo, hi] = byte_range(bindings[i]);
+        infos[i] = {bindings[i].buffer->handle(), lo, hi - lo};
         writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
         writes[i].dstSet = set;
         writes[i].dstBinding = uint32_t(i);
@@ -181,9 +216,11 @@ void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindin
     fn.vkCmdBindDescriptorSets(m_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nullptr);
     if (push_size) fn.vkCmdPushConstants(m_cmd, kernel.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     fn.vkCmdDispatch(m_cmd, gx, gy, gz);
-    for (const Binding& b : bindings)
-        track(b.buffer->handle(), b.access != Access::write, b.access != Access::read,
+    for (const Binding& b : bindings) {
+        const auto [lo, hi] = byte_range(b);
+        track(b.buffer->handle(), lo, hi, b.access != Access::write, b.access != Access::read,
               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
+    }
     ++m_dispatches;
     ++m_kernel_counts[kernel.variant];
 }
@@ -193,24 +230,22 @@ void Sequence::copy(const Buffer& src, const Buffer& dst, uint64_t bytes, uint64
     VKT_CHECK(src_offset + bytes <= src.size() && dst_offset + bytes <= dst.size(), "copy of ", bytes,
               " bytes overruns a buffer");
     if (bytes == 0) return;
-    auto s = m_pending.find(src.handle());
-    auto d = m_pending.find(dst.handle());
-    if ((s != m_pending.end() && s->second.write_stages) ||
-        (d != m_pending.end() && (d->second.write_stages || d->second.read_stages)))
+    if (hazard(src.handle(), src_offset, src_offset + bytes, false) ||
+        hazard(dst.handle(), dst_offset, dst_offset + bytes, true))
         barrier(VK_PIPELINE_STAGE_TRANSFER_BIT);
     VkBufferCopy region{src_offset, dst_offset, bytes};
     m_device.fn().vkCmdCopyBuffer(m_cmd, src.handle(), dst.handle(), 1, &region);
-    track(src.handle(), true, false, VK_PIPELINE_STAGE_TRANSFER_BIT);
-    track(dst.handle(), false, true, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    track(src.handle(), src_offset, src_offset + bytes, true, false, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    track(dst.handle(), dst_offset, dst_offset + bytes, false, true, VK_PIPELINE_STAGE_TRANSFER_BIT);
 }
 
 void Sequence::fill(const Buffer& dst, uint32_t value, uint64_t bytes, uint64_t offset) {
     VKT_CHECK(m_recording, "fill outside begin()/end()");
-    auto d = m_pending.find(dst.handle());
-    if (d != m_pending.end() && (d->second.write_stages || d->second.read_stages))
-        barrier(VK_PIPELINE_STAGE_TRANSFER_BIT);
+    VKT_CHECK(offset <= dst.size(), "fill from byte ", offset, " of a buffer of ", dst.size());
+    const uint64_t hi = bytes == VK_WHOLE_SIZE ? dst.size() : offset + bytes;
+    if (hazard(dst.handle(), offset, hi, true)) barrier(VK_PIPELINE_STAGE_TRANSFER_BIT);
     m_device.fn().vkCmdFillBuffer(m_cmd, dst.handle(), offset, bytes, value);
-    track(dst.handle(), false, true, VK_PIPELINE_STAGE_TRANSFER_BIT);
+    track(dst.handle(), offset, hi, false, true, VK_PIPELINE_STAGE_TRANSFER_BIT);
 }
 
 uint32_t Sequence::timestamp() {

@@ -1,6 +1,7 @@
 // A recorded command buffer that can be replayed: dispatches, copies and fills, with the barriers
-// between them derived from the declared buffer accesses (read-after-write, write-after-read and
-// write-after-write hazards), descriptor sets allocated at record time, and optional timestamps.
+// between them derived from the declared accesses to byte ranges of buffers (read-after-write,
+// write-after-read and write-after-write hazards, per range: two ops on disjoint parts of one arena do not
+// wait for each other), descriptor sets allocated at record time, and optional timestamps.
 #pragma once
 
 #include <map>
@@ -17,9 +18,13 @@ class Device;
 
 enum class Access { read, write, read_write };
 
+// A storage-buffer binding: `range` bytes of `buffer` from `offset` (VK_WHOLE_SIZE: to the end). The offset
+// must be a multiple of the device's minStorageBufferOffsetAlignment (kernels::operand() takes care of it).
 struct Binding {
-    const Buffer* buffer;
-    Access access;
+    const Buffer* buffer = nullptr;
+    Access access = Access::read;
+    uint64_t offset = 0;
+    uint64_t range = VK_WHOLE_SIZE;
 };
 
 class Sequence {
@@ -43,11 +48,14 @@ public:
     size_t dispatch_count() const { return m_dispatches; }
 
 private:
+    // An access since the last barrier: bytes [lo, hi) of one buffer.
     struct Pending {
+        uint64_t lo = 0, hi = 0;
         VkPipelineStageFlags write_stages = 0;
         VkPipelineStageFlags read_stages = 0;
     };
-    void track(VkBuffer buffer, bool reads, bool writes, VkPipelineStageFlags stage);
+    bool hazard(VkBuffer buffer, uint64_t lo, uint64_t hi, bool writes) const;
+    void track(VkBuffer buffer, uint64_t lo, uint64_t hi, bool reads, bool writes, VkPipelineStageFlags stage);
     void barrier(VkPipelineStageFlags dst_stages);
     void destroy() noexcept;
     VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
@@ -62,7 +70,7 @@ private:
     std::vector<uint64_t> m_timestamp_values;
     std::vector<VkDescriptorPool> m_desc_pools;
     uint32_t m_sets_in_pool = 0;
-    std::unordered_map<VkBuffer, Pending> m_pending;
+    std::unordered_map<VkBuffer, std::vector<Pending>> m_pending;
     bool m_recording = false;
     bool m_recorded = false;
     size_t m_dispatches = 0;
