@@ -25,9 +25,10 @@ uint64_t element_count(const MatRef& m) {
 // `m` must name rows × cols elements that lie inside its buffer, in a precision the device can store.
 void check_operand(const runtime::Device& device, const MatRef& m, const char* op, const char* what) {
     VKT_CHECK(m.buffer && m.buffer->valid(), op, ": ", what, " has no buffer");
-    const uint64_t end = element_count(m) + 4096; // + the element offset inside the bound range
-    VKT_CHECK(end <= k_max_end, op, ": ", what, " has ", end - 4096, " elements", "; at most 2^31 elements are supported");
-    VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), op, ": ", what, " (", m.rows, "x", m.cols, " ",
+    // Shader indices are 32-bit: the element count plus the operand's offset inside its bound range.
+    VKT_CHECK(element_count(m) + 4096 <= k_max_end, op, ": ", what, " has ", element_count(m),
+              " elements; at most 2^31 - 4096 are supported");
+    VKT_CHECK(m.byte_offset() + m.byte_size() <= m.buffer->size(), op, ": ", what, " (", m.rows, "x", m.cols, " ",
               dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
     VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), op, ": ", what,
               " is fp16 but 16-bit storage is not enabled on this device");

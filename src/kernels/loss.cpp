@@ -20,11 +20,11 @@ constexpr uint64_t k_max_end = 1ull << 31; // offset + count bound of every elem
 
 void check_matrix(const runtime::Device& device, const MatRef& m, const char* what) {
     VKT_CHECK(m.buffer && m.buffer->valid(), "softmax_xent: ", what, " has no buffer");
-    const uint64_t end = m.count() + 4096; // + the element offset inside the bound range
-    VKT_CHECK(end <= k_max_end, "softmax_xent: ", what, " has ", end - 4096, " elements",
-              "; at most 2^31 elements are supported");
-    VKT_CHECK(end * dtype_size(m.dtype) <= m.buffer->size(), "softmax_xent: ", what, " (", m.rows, "x", m.cols, " ",
-              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
+    VKT_CHECK(m.count() + 4096 <= k_max_end, "softmax_xent: ", what, " has ", m.count(),
+              " elements; at most 2^31 - 4096 are supported");
+    VKT_CHECK(m.byte_offset() + m.byte_size() <= m.buffer->size(), "softmax_xent: ", what, " (", m.rows, "x", m.cols,
+              " ", dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(),
+              " bytes");
     VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), "softmax_xent: ", what,
               " is fp16 but 16-bit storage is not enabled on this device");
 }
