@@ -127,7 +127,8 @@ void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
     pc.c_offset = oc.offset;
     pc.c_stride_m = c.cols;
     pc.accumulate = accumulate ? 1 : 0;
-    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), (n + cfg.bn - 1) / cfg.bn, (m + cfg.bm - 1) / cfg.bm);
+    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), (n + cfg.bn - 1) / cfg.bn,
+                 (m + cfg.bm - 1) / cfg.bm);
 }
 
 } // namespace vktrain::kernels

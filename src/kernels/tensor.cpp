@@ -13,8 +13,8 @@ namespace vktrain::kernels {
 Operand operand(const runtime::Device& device, const MatRef& m, runtime::Access access) {
     VKT_CHECK(m.buffer && m.buffer->valid(), "kernel operand has no buffer");
     const uint64_t lo = m.byte_offset(), size = m.byte_size();
-    VKT_CHECK(lo + size <= m.buffer->size(), "a ", m.rows, "x", m.cols, " ", dtype_name(m.dtype),
-              " view from element ", m.offset, " overruns its buffer of ", m.buffer->size(), " bytes");
+    VKT_CHECK(lo + size <= m.buffer->size(), "a ", m.rows, "x", m.cols, " ", dtype_name(m.dtype), " view from element ",
+              m.offset, " overruns its buffer of ", m.buffer->size(), " bytes");
     Operand op;
     op.binding.buffer = m.buffer;
     op.binding.access = access;

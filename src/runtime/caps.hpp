@@ -19,7 +19,7 @@ struct DeviceCaps {
     uint8_t pipeline_cache_uuid[VK_UUID_SIZE] = {};
     uint64_t min_storage_buffer_offset_alignment = 0;
     uint32_t max_push_constants_size = 0;
-    uint64_t max_storage_buffer_range = 0;      // bytes one storage-buffer descriptor may cover
+    uint64_t max_storage_buffer_range = 0; // bytes one storage-buffer descriptor may cover
     uint32_t max_workgroup_count[3] = {0, 0, 0};
     // Features we may enable.
     bool vulkan_memory_model = false;
