@@ -54,11 +54,10 @@ void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
 
 struct Trainer::Impl {
     Impl(Context& ctx, const Model& m, const TrainerOptions& o)
-        : context(ctx), model(m), options(o), layout(graph::make_layout(m)), res(ctx.device(), layout, o.precision),
-          scaler(o.loss_scaler) {
+        : context(ctx), start_bytes(ctx.device().allocated_bytes()), model(m), options(o),
+          layout(graph::make_layout(m)), res(ctx.device(), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
         runtime::Device& dev = ctx.device();
-        const uint64_t before = dev.allocated_bytes();
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
             train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path);
@@ -73,7 +72,7 @@ struct Trainer::Impl {
         res.ensure_arena(std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes));
         if (train) train->record(res);
         eval->record(res);
-        device_bytes = dev.allocated_bytes() - before;
+        device_bytes = dev.allocated_bytes() - start_bytes;
 
         master.resize(layout.master_count);
         std::vector<float> state(layout.state_count);
@@ -195,6 +194,7 @@ struct Trainer::Impl {
     }
 
     Context& context;
+    uint64_t start_bytes; // device memory before this trainer allocated anything
     Model model;
     TrainerOptions options;
     graph::Layout layout;
