@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "graph/ir.hpp"
+#include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_autotune.hpp"
 #include "kernels/tensor.hpp"
@@ -16,6 +17,14 @@
 #include "vktrain/trainer.hpp"
 
 namespace vktrain::graph {
+
+// A GEMM-like site whose path is chosen by measurement: a GEMM or a convolution.
+struct Site {
+    bool is_conv = false;
+    kernels::GemmShape gemm;
+    kernels::ConvProblem conv;
+    std::string key() const { return is_conv ? conv.key() : gemm.key(); }
+};
 
 struct Location {
     const runtime::Buffer* buffer = nullptr;
@@ -43,9 +52,14 @@ public:
 
     // GEMM sites: declared while collecting, then recorded on the chosen path.
     void declare_gemm(const std::string& site, const kernels::GemmShape& shape);
+    void declare_conv(const std::string& site, const kernels::ConvProblem& problem);
     GemmPath path(const std::string& site) const;
     void gemm(const std::string& site, const kernels::MatRef& a, bool trans_a, const kernels::MatRef& b, bool trans_b,
               const kernels::MatRef& c, bool accumulate);
+    // The convolution of `direction` on the site's path: forward (x, w -> y), backward_data (dy, w -> dx),
+    // backward_weight (dy, x -> dw).
+    void conv(const std::string& site, kernels::ConvDirection direction, const kernels::Conv2dShape& shape,
+              const kernels::MatRef& in0, const kernels::MatRef& in1, const kernels::MatRef& out, bool accumulate);
 
     // Program's side.
     void bind(std::vector<Location> locations, const runtime::Buffer* step_params) {
@@ -53,7 +67,7 @@ public:
         m_step_params = step_params;
     }
     void set_sequence(runtime::Sequence* seq) { m_seq = seq; }
-    std::map<std::string, kernels::GemmShape>& sites() { return m_sites; }
+    std::map<std::string, Site>& sites() { return m_sites; }
     std::map<std::string, GemmPath>& paths() { return m_paths; }
 
 private:
@@ -63,7 +77,7 @@ private:
     runtime::Sequence* m_seq = nullptr;
     std::vector<Location> m_loc;
     const runtime::Buffer* m_step_params = nullptr;
-    std::map<std::string, kernels::GemmShape> m_sites;
+    std::map<std::string, Site> m_sites;
     std::map<std::string, GemmPath> m_paths;
 };
 

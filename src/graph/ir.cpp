@@ -39,12 +39,13 @@ int Ir::add_value(IrValue v) {
     return int(values.size() - 1);
 }
 
-Ir build_ir(const Model& model, uint32_t batch, bool training) {
+Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
     VKT_CHECK(batch > 0, "batch size must be positive");
     VKT_CHECK(model.loss() >= 0, "the model has no loss (call cross_entropy or mse_loss)");
     Ir ir;
     ir.training = training;
     ir.batch = batch;
+    ir.seed = seed;
     const auto& nodes = model.nodes();
     const std::vector<ParameterInfo> infos = model.parameters();
     size_t next_param = 0;

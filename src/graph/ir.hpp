@@ -67,6 +67,7 @@ struct IrNode {
 struct Ir {
     bool training = false;
     uint32_t batch = 0;
+    uint64_t seed = 0; // dropout masks
     std::vector<IrValue> values;
     std::vector<IrNode> nodes;   // schedule order
     std::vector<IrParam> params; // model parameters and buffers, in Model::parameters() order
@@ -82,6 +83,6 @@ struct Ir {
 
 // Lowers `model` for `batch` samples. training: batch statistics, dropout on, and the backward pass derived
 // (see autodiff.cpp); otherwise the forward pass in evaluation mode.
-Ir build_ir(const Model& model, uint32_t batch, bool training);
+Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed = 0);
 
 } // namespace vktrain::graph

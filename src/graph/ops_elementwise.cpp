@@ -1,10 +1,14 @@
 // Element-wise ops: activations (forward and backward), the residual add (also how gradients accumulate when an
 // op cannot accumulate itself), and dropout.
+#include <cstddef>
+
 #include "common/check.hpp"
 #include "graph/autodiff.hpp"
 #include "graph/exec.hpp"
 #include "graph/registry.hpp"
+#include "kernels/dropout.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/loss.hpp"
 
 namespace vktrain::graph {
 
@@ -47,12 +51,98 @@ OpDef activation_backward() {
     return d;
 }
 
+// out = a + b (same shapes). Also how a gradient accumulates when the op producing a contribution cannot: then
+// in = {target, part}, out = {target}.
+OpDef add() {
+    OpDef d;
+    d.name = "add";
+    d.infer = [](const Node& n, const std::vector<const Node*>& in) {
+        expect_inputs(n, in, 2);
+        expect_real(n, *in[0]);
+        expect_real(n, *in[1]);
+        VKT_CHECK(in[0]->shape == in[1]->shape, "add '", n.name, "': shapes ", shape_text(in[0]->shape), " and ",
+                  shape_text(in[1]->shape), " differ");
+        return in[0]->shape;
+    };
+    d.inplace_input = 0;
+    d.record = [](Exec& e, const IrNode& n) {
+        kernels::record_add(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.in[1]), e.batch(n.out[0]));
+    };
+    d.backward = [](Autodiff& ad, const IrNode& n) {
+        // Both inputs receive the output's gradient: copies through an add with a zero-free form would cost a
+        // kernel each, so the first input gets it by accumulation into its gradient and the second likewise.
+        const int g = ad.grad_output(n);
+        for (size_t i = 0; i < 2; ++i) ad.emit("copy", n, i == 0 ? "grad_a" : "grad_b", {g}, ad.grad_input(n, i));
+    };
+    return d;
+}
+
+// out (+)= in: how add passes its gradient on (accumulating where the target already holds a contribution).
+OpDef copy() {
+    OpDef d;
+    d.name = "copy";
+    d.backward_only = true;
+    d.can_accumulate = true;
+    d.record = [](Exec& e, const IrNode& n) {
+        if (n.accumulate)
+            kernels::record_add(e.device(), e.seq(), e.batch(n.out[0]), e.batch(n.in[0]), e.batch(n.out[0]));
+        else
+            kernels::record_cast(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.out[0]));
+    };
+    return d;
+}
+
+// The step counter the dropout masks depend on: StepParams::step, a uint32 at this byte offset.
+constexpr uint32_t k_step_offset = offsetof(kernels::StepParams, step);
+
+uint32_t dropout_seed(const IrNode& n) {
+    uint32_t h = 2166136261u; // FNV-1a of the node name: each dropout layer draws its own masks
+    for (char c : n.name) h = (h ^ uint8_t(c)) * 16777619u;
+    return h;
+}
+
+OpDef dropout() {
+    OpDef d;
+    d.name = "dropout";
+    d.infer = same_shape;
+    d.record = [](Exec& e, const IrNode& n) {
+        // Evaluation: the identity (a copy, which the planner may turn in-place in later versions).
+        const float p = e.ir().training ? float(n.attr("p")) : 0.0f;
+        kernels::record_dropout(e.device(), e.seq(), p, dropout_seed(n) ^ uint32_t(n.attr("seed")), e.step_params(),
+                                k_step_offset, e.batch(n.in[0]), e.batch(n.out[0]));
+    };
+    d.lower = [](Ir& ir, IrNode& n) { n.attrs["seed"] = double(ir.seed & 0xffffffffu); };
+    d.backward = [](Autodiff& ad, const IrNode& n) {
+        ad.emit("dropout_backward", n, "backward", {ad.grad_output(n)}, ad.grad_input(n, 0));
+    };
+    return d;
+}
+
+OpDef dropout_backward() {
+    OpDef d;
+    d.name = "dropout_backward";
+    d.backward_only = true;
+    d.can_accumulate = true;
+    d.record = [](Exec& e, const IrNode& n) {
+        kernels::record_dropout_backward(e.device(), e.seq(), float(n.attr("p")),
+                                         dropout_seed(n) ^ uint32_t(n.attr("seed")), e.step_params(), k_step_offset,
+                                         e.batch(n.in[0]), e.batch(n.out[0]), n.accumulate);
+    };
+    return d;
+}
+
 } // namespace
 
 void register_elementwise_ops(std::vector<OpDef>& t) {
     t.push_back(activation("relu", kernels::Activation::relu));
+    t.push_back(activation("gelu", kernels::Activation::gelu_erf));
     t.push_back(activation("gelu_tanh", kernels::Activation::gelu));
+    t.push_back(activation("silu", kernels::Activation::silu));
     t.push_back(activation_backward());
+    t.push_back(add());
+    t.push_back(copy());
+    t.push_back(dropout());
+    t.push_back(dropout_backward());
 }
 
 } // namespace vktrain::graph

@@ -39,10 +39,44 @@ OpDef cross_entropy() {
     return d;
 }
 
+// Mean squared error over all elements (PyTorch MSELoss(reduction='mean')): pred and a real target of one shape.
+OpDef mse_loss() {
+    OpDef d;
+    d.name = "mse_loss";
+    d.loss = true;
+    d.infer = [](const Node& n, const std::vector<const Node*>& in) {
+        expect_inputs(n, in, 2);
+        expect_real(n, *in[0]);
+        VKT_CHECK(in[1]->type == DataType::f32 && in[1]->op == "input", "mse_loss '", n.name, "': the target '",
+                  in[1]->name, "' must be a real-valued input");
+        VKT_CHECK(in[0]->shape == in[1]->shape, "mse_loss '", n.name, "': prediction ", shape_text(in[0]->shape),
+                  " and target ", shape_text(in[1]->shape), " differ");
+        return Shape{};
+    };
+    d.record = [](Exec& e, const IrNode& n) {
+        // The target is read from its fp32 upload (the f32 input value before its cast).
+        const kernels::MatRef pred = e.batch(n.in[0]);
+        kernels::record_mse(e.device(), e.seq(), pred, e.batch(int(n.attr("target_staged"))), e.step_params(),
+                            *e.batch(n.out[0]).buffer, e.mat(n.out[1], pred.rows, pred.cols));
+    };
+    d.lower = [](Ir& ir, IrNode& n) {
+        // The target's fp32 upload: the cast node that produced in[1] reads it.
+        for (const IrNode& c : ir.nodes)
+            if (!c.out.empty() && c.out[0] == n.in[1] && c.op->name == "cast") n.attrs["target_staged"] = c.in[0];
+        VKT_CHECK(n.attrs.count("target_staged"), "internal: mse_loss target is not an input");
+        n.in.push_back(int(n.attrs["target_staged"]));
+    };
+    d.backward = [](Autodiff& ad, const IrNode& n) {
+        if (ad.needs_grad(n.in[0])) ad.set_grad(n.in[0], n.out[1]);
+    };
+    return d;
+}
+
 } // namespace
 
 void register_loss_ops(std::vector<OpDef>& t) {
     t.push_back(cross_entropy());
+    t.push_back(mse_loss());
 }
 
 } // namespace vktrain::graph

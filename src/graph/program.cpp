@@ -55,7 +55,21 @@ MatRef Exec::batch(int v) const {
 }
 
 void Exec::declare_gemm(const std::string& site, const kernels::GemmShape& shape) {
-    m_sites[site] = shape;
+    Site s;
+    s.gemm = shape;
+    m_sites[site] = s;
+}
+
+void Exec::declare_conv(const std::string& site, const kernels::ConvProblem& problem) {
+    Site s;
+    s.is_conv = true;
+    s.conv = problem;
+    m_sites[site] = s;
+}
+
+void Exec::conv(const std::string& site, kernels::ConvDirection direction, const kernels::Conv2dShape& shape,
+                const MatRef& in0, const MatRef& in1, const MatRef& out, bool accumulate) {
+    kernels::record_conv2d(m_device, seq(), path(site), direction, shape, in0, in1, out, accumulate);
 }
 
 GemmPath Exec::path(const std::string& site) const {
@@ -98,7 +112,9 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
             r.path = GemmPath::fp32;
             r.reason = "precision fp32";
         } else {
-            const kernels::GemmChoice c = kernels::choose_gemm_path(m_device, requested, shape);
+            const kernels::GemmChoice c = shape.is_conv
+                                              ? kernels::choose_conv_path(m_device, requested, shape.conv)
+                                              : kernels::choose_gemm_path(m_device, requested, shape.gemm);
             r.path = c.path;
             r.reason = c.reason;
         }

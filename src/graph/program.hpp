@@ -22,7 +22,7 @@ class Program {
 public:
     // Lowers, chooses GEMM paths and plans memory; allocates nothing yet (see record()).
     Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
-            bool training, GemmPath requested);
+            bool training, GemmPath requested, uint64_t seed = 0);
     ~Program();
     Program(const Program&) = delete;
     Program& operator=(const Program&) = delete;

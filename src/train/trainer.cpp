@@ -60,7 +60,7 @@ struct Trainer::Impl {
         runtime::Device& dev = ctx.device();
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
-            train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path);
+            train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path, o.seed);
             optimizer = std::make_unique<train::Optimizer>(o.optimizer, trainable_sizes(layout));
             std::vector<float> decays;
             for (const auto& s : layout.slots)
@@ -68,7 +68,7 @@ struct Trainer::Impl {
                     decays.push_back(s.info.weight_decay >= 0 ? s.info.weight_decay : o.optimizer.weight_decay);
             optimizer->set_weight_decays(decays);
         }
-        eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path);
+        eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path, o.seed);
         res.ensure_arena(std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes));
         if (train) train->record(res);
         eval->record(res);
