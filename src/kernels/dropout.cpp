@@ -22,19 +22,6 @@ uint32_t keep_threshold(float p) {
     return uint32_t(std::floor(double(p) * 4294967296.0));
 }
 
-// Philox4x32-10 as in shaders/dropout.comp (Random123's philox4x32_10).
-std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> ctr, uint32_t k0, uint32_t k1) {
-    for (int r = 0; r < 10; ++r) {
-        if (r > 0) {
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
-        }
-        const uint64_t p0 = uint64_t(0xD2511F53u) * ctr[0], p1 = uint64_t(0xCD9E8D57u) * ctr[2];
-        ctr = {uint32_t(p1 >> 32) ^ ctr[1] ^ k0, uint32_t(p1), uint32_t(p0 >> 32) ^ ctr[3] ^ k1, uint32_t(p0)};
-    }
-    return ctr;
-}
-
 void record(runtime::Device& device, runtime::Sequence& seq, const char* op, float p, uint32_t seed,
             const runtime::Buffer& step_buffer, uint32_t step_offset, const MatRef& in, const MatRef& out,
             bool accumulate, const char* in_name, const char* out_name) {
@@ -83,9 +70,22 @@ void record_dropout_backward(runtime::Device& device, runtime::Sequence& seq, fl
     record(device, seq, "dropout_backward", p, seed, step_buffer, step_offset, dy, dx, accumulate, "dy", "dx");
 }
 
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
+    for (int r = 0; r < 10; ++r) {
+        if (r > 0) {
+            key[0] += 0x9E3779B9u;
+            key[1] += 0xBB67AE85u;
+        }
+        const uint64_t p0 = uint64_t(0xD2511F53u) * counter[0], p1 = uint64_t(0xCD9E8D57u) * counter[2];
+        counter = {uint32_t(p1 >> 32) ^ counter[1] ^ key[0], uint32_t(p1), uint32_t(p0 >> 32) ^ counter[3] ^ key[1],
+                   uint32_t(p0)};
+    }
+    return counter;
+}
+
 bool dropout_keep(float p, uint32_t seed, uint32_t step, uint64_t index) {
     const uint64_t block = index / 4;
-    const auto bits = philox4x32_10({uint32_t(block), uint32_t(block >> 32), 0, 0}, seed, step);
+    const auto bits = philox4x32_10({uint32_t(block), uint32_t(block >> 32), 0, 0}, {seed, step});
     return bits[index % 4] >= keep_threshold(p);
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/dropout_mask.hpp" // dropout_keep, the host twin of the mask
 #include "kernels/tensor.hpp"
 #include "runtime/sequence.hpp"
 
@@ -25,8 +26,5 @@ void record_dropout(runtime::Device& device, runtime::Sequence& seq, float p, ui
 void record_dropout_backward(runtime::Device& device, runtime::Sequence& seq, float p, uint32_t seed,
                              const runtime::Buffer& step_buffer, uint32_t step_offset, const MatRef& dy,
                              const MatRef& dx, bool accumulate = false);
-
-// The host twin of the mask, bit for bit: true when element `index` is kept for (p, seed, step).
-bool dropout_keep(float p, uint32_t seed, uint32_t step, uint64_t index);
 
 } // namespace vktrain::kernels

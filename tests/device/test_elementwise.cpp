@@ -1,6 +1,7 @@
-// Element-wise kernels (bias add and gradient, ReLU/GELU forward and backward, casts, the non-finite scan)
-// against double-precision CPU references fed the same (fp16-rounded) inputs, in fp32 and fp16, on odd
-// shapes, with every operand at a non-zero offset between sentinels that must survive untouched.
+// Element-wise kernels (per-channel bias add and gradient, the element-wise sum, ReLU / GELU (tanh and exact)
+// / SiLU forward and backward, casts, the non-finite scan) against double-precision CPU references fed the same
+// (fp16-rounded) inputs, in fp32 and fp16, on odd shapes, with every operand at a non-zero offset between sentinels
+// that must survive untouched.
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -678,8 +679,18 @@ TEST(ElementwiseChecks, RejectMismatchedOperands) {
             record_bias_add(dev, s, MatRef{nullptr, DType::f32, 4, 8, 0}, row);
         },
         "no buffer");
+    expect_error(
+        [&](rt::Sequence& s) {
+            record_channel_bias_add(dev, s, m, MatRef{&b, DType::f32, 1, 7, 0}, 4, 8, 1);
+        },
+        "bias has 7 elements");
+    expect_error([&](rt::Sequence& s) { record_channel_bias_grad(dev, s, m, row, 2, 8, 3); }, "dy has 32 elements");
+    expect_error(
+        [&](rt::Sequence& s) {
+            record_channel_bias_add(dev, s, m, MatRef{&a, DType::f32, 1, 8, 8}, 4, 8, 1);
+        },
+        "bias overlaps y");
     if (vkt_test::context().fp16_available()) {
-        expect_error([&](rt::Sequence& s) { record_bias_add(dev, s, m, MatRef{&b, DType::f16, 1, 8, 0}); }, "f16");
         expect_error(
             [&](rt::Sequence& s) {
                 record_activation_backward(dev, s, Activation::gelu, m, MatRef{&b, DType::f16, 4, 8, 0}, m);
