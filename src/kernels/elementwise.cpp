@@ -161,12 +161,12 @@ void record_activation(runtime::Device& device, runtime::Sequence& seq, Activati
     const uint64_t n = element_count(x);
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
+    const runtime::Kernel& k = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
     // Binding 1 (dy) is unused in the forward pass: x stands in for it.
     const Operand ox = operand(device, x, runtime::Access::read);
     const Operand oy = operand(device, y, runtime::Access::write);
     const ElementPush pc = element_push(x, ox.offset, ox.offset, oy.offset, activation_flags(act));
-    seq.dispatch(kernel, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_activation_backward(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -181,13 +181,13 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     const uint64_t n = element_count(x);
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
+    const runtime::Kernel& k = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
     const Operand ox = operand(device, x, runtime::Access::read);
     const Operand ody = operand(device, dy, runtime::Access::read);
     const Operand odx = operand(device, dx, runtime::Access::write);
     const ElementPush pc =
         element_push(x, ox.offset, ody.offset, odx.offset, ACT_FLAG_BACKWARD | activation_flags(act));
-    seq.dispatch(kernel, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {
@@ -199,11 +199,11 @@ void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& 
     if (n == 0) return;
 
     const std::string variant = std::string("cast_") + dtype_name(src.dtype) + "_" + dtype_name(dst.dtype);
-    const runtime::Kernel& kernel = element_kernel(device, variant, 2);
+    const runtime::Kernel& k = element_kernel(device, variant, 2);
     const Operand os = operand(device, src, runtime::Access::read);
     const Operand od = operand(device, dst, runtime::Access::write);
     const ElementPush pc = element_push(src, os.offset, od.offset);
-    seq.dispatch(kernel, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, const MatRef& x,
@@ -213,11 +213,11 @@ void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, cons
     const uint64_t n = element_count(x);
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
+    const runtime::Kernel& k = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
     const Operand ox = operand(device, x, runtime::Access::read);
     const ElementPush pc = element_push(x, ox.offset);
     // read_write: the flag keeps what it held unless something non-finite is found.
-    seq.dispatch(kernel, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 } // namespace vktrain::kernels

@@ -270,6 +270,27 @@ TEST(ChannelBiasGrad, Deterministic) {
     }
 }
 
+// More channels than the 65535 workgroups one dispatch may have: the per-channel kernel and the column kernel
+// loop over the rest.
+TEST(ChannelBiasGrad, ChannelsBeyondTheWorkgroupLimit) {
+    auto& dev = vkt_test::device();
+    struct Case {
+        uint32_t outer, channels, inner;
+    };
+    for (Case c : {Case{2, 70001, 2}}) {
+        const size_t n = size_t(c.outer) * c.channels * c.inner;
+        std::vector<float> dy(n);
+        for (size_t i = 0; i < n; ++i) dy[i] = float(i % 7) - 3.0f + float(i / c.inner % c.channels % 5); // exact sums
+        Operand dyo = place(dy, DType::f32, 1), dbo = place(std::vector<float>(c.channels, 5.0f), DType::f32, 2);
+        run([&](rt::Sequence& seq) {
+            vktrain::kernels::record_channel_bias_grad(dev, seq, dyo.ref(), dbo.ref(), c.outer, c.channels, c.inner);
+        });
+        std::vector<double> ref(c.channels, 0.0);
+        for (size_t i = 0; i < n; ++i) ref[i / c.inner % c.channels] += dy[i];
+        expect_close(dbo.values(), ref, std::vector<double>(c.channels, 0.0), "db " + std::to_string(c.channels));
+    }
+}
+
 // ---- activations ----
 
 // GELU (tanh approximation) in double, its derivative, and the size of the kernel's fp32 error.
