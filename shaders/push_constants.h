@@ -48,6 +48,54 @@ struct ElementPush {
 #define ACT_FLAG_GELU 1u     // else ReLU
 #define ACT_FLAG_BACKWARD 2u // dx = dy * act'(x), else y = act(x)
 
+// ElementPush::flags of activation.comp (beside ACT_FLAG_GELU / ACT_FLAG_BACKWARD; no flag: ReLU).
+#define ACT_FLAG_GELU_ERF 4u // exact GELU x * Phi(x)
+#define ACT_FLAG_SILU 8u     // x * sigmoid(x)
+
+// Shared flag of the kernels that write a gradient: add to what the output holds instead of overwriting.
+#define FLAG_ACCUMULATE 16u
+
+// Kernels over a tensor seen as [outer, channels, inner] (per-channel bias, channel sums, batch norm):
+// element (o, c, i) is at o * channels * inner + c * inner + i of each full-size operand; per-channel operands
+// hold `channels` elements. offsets[k] is the first element of binding k inside its bound range.
+struct ChannelPush {
+    uint outer;
+    uint channels;
+    uint inner;
+    uint flags;     // FLAG_ACCUMULATE, BN_FLAG_*
+    float eps;      // batch norm: added to the variance
+    float momentum; // batch norm: running = (1 - momentum) * running + momentum * batch statistic
+    uint pad0, pad1;
+    uint offsets[8];
+};
+
+// ChannelPush::flags of batch_norm_apply.comp.
+#define BN_FLAG_EVAL 1u // normalise with running_mean / running_var (+ eps) instead of the batch statistics
+
+// 2-D pooling over planes = N * C images of h × w; output oh × ow. Bindings 0 x, 1 dy, 2 out (see pool2d.comp).
+struct PoolPush {
+    uint planes;
+    uint h, w, oh, ow;
+    uint kh, kw, stride_h, stride_w, pad_h, pad_w;
+    uint flags; // POOL_FLAG_*, FLAG_ACCUMULATE
+    uint offset0, offset1, offset2;
+    uint pad0;
+};
+
+#define POOL_FLAG_MAX 1u      // else average (count_include_pad)
+#define POOL_FLAG_BACKWARD 2u // out = dx, gathered per input element; else out = y
+
+// Dropout: keep element i when philox(seed, step, i) >= threshold, then scale by 1 / (1 - p). The step is
+// read from a buffer at offset2 so a recorded command buffer draws new masks on every replay.
+struct DropoutPush {
+    uint n;
+    uint threshold; // p * 2^32, rounded down
+    uint seed;
+    uint flags; // FLAG_ACCUMULATE
+    float scale;
+    uint offset0, offset1, offset2; // in, out, step
+};
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

@@ -4,44 +4,27 @@
 #include <string>
 
 #include "common/check.hpp"
+#include "kernels/launch.hpp"
 #include "push_constants.h"
 #include "runtime/device.hpp"
 
 namespace vktrain::kernels {
 
 static_assert(sizeof(ElementPush) == 8 * 4, "ElementPush layout must match shaders/push_constants.h");
+static_assert(sizeof(ChannelPush) == 16 * 4, "ChannelPush layout must match shaders/push_constants.h");
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128;         // ELT_WG of shaders/elementwise.glsl
-constexpr uint32_t k_bias_cols = 16;       // BIAS_COLS of shaders/bias_grad.comp
-constexpr uint32_t k_max_groups = 65535;   // the guaranteed maxComputeWorkGroupCount[0]
-constexpr uint64_t k_max_end = 1ull << 31; // offset + count bound: the grid-stride index never wraps
+constexpr uint32_t k_elt_wg = 128;   // ELT_WG of shaders/elementwise.glsl
+constexpr uint32_t k_bias_cols = 16; // BIAS_COLS of shaders/bias_grad.comp
 
 uint64_t element_count(const MatRef& m) {
-    return uint64_t(m.rows) * m.cols;
-}
-
-// `m` must name rows × cols elements that lie inside its buffer, in a precision the device can store.
-void check_operand(const runtime::Device& device, const MatRef& m, const char* op, const char* what) {
-    VKT_CHECK(m.buffer && m.buffer->valid(), op, ": ", what, " has no buffer");
-    // Shader indices are 32-bit: the element count plus the operand's offset inside its bound range.
-    VKT_CHECK(element_count(m) + 4096 <= k_max_end, op, ": ", what, " has ", element_count(m),
-              " elements; at most 2^31 - 4096 are supported");
-    VKT_CHECK(m.byte_offset() + m.byte_size() <= m.buffer->size(), op, ": ", what, " (", m.rows, "x", m.cols, " ",
-              dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(), " bytes");
-    VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), op, ": ", what,
-              " is fp16 but 16-bit storage is not enabled on this device");
+    return m.count();
 }
 
 void check_same_shape(const MatRef& a, const MatRef& b, const char* op, const char* a_name, const char* b_name) {
     VKT_CHECK(a.rows == b.rows && a.cols == b.cols, op, ": ", b_name, " is ", b.rows, "x", b.cols, " but ", a_name,
               " is ", a.rows, "x", a.cols);
-}
-
-// Workgroups for `units` work items at `per_group` each; beyond the 65535 limit the shaders loop.
-uint32_t group_count(uint64_t units, uint32_t per_group) {
-    return uint32_t(std::min<uint64_t>((units + per_group - 1) / per_group, k_max_groups));
 }
 
 // Push constants for an op over `shape` (rows × cols elements); the operands start at offset0..2 of their
@@ -60,52 +43,114 @@ ElementPush element_push(const MatRef& shape, uint32_t offset0, uint32_t offset1
 }
 
 const runtime::Kernel& element_kernel(runtime::Device& device, const std::string& variant, uint32_t bindings) {
-    runtime::KernelDesc desc;
-    desc.variant = variant;
-    desc.bindings = bindings;
-    desc.push_size = sizeof(ElementPush);
-    return device.pipelines().get(desc);
+    return kernel(device, variant, bindings, sizeof(ElementPush));
 }
 
-// "<op>_<in>" when both types agree, else "<op>_<in>_<out>" (see shaders/variants.txt).
-std::string variant_name(const char* op, DType in, DType out) {
-    std::string name = std::string(op) + "_" + dtype_name(in);
-    if (out != in) name += std::string("_") + dtype_name(out);
-    return name;
+uint32_t activation_flags(Activation act) {
+    switch (act) {
+    case Activation::relu: return 0u;
+    case Activation::gelu: return ACT_FLAG_GELU;
+    case Activation::gelu_erf: return ACT_FLAG_GELU_ERF;
+    case Activation::silu: return ACT_FLAG_SILU;
+    }
+    VKT_FAIL("activation: unknown activation ", int(act));
+}
+
+// outer·channels·inner as a checked element count.
+uint64_t channel_count(uint32_t outer, uint32_t channels, uint32_t inner) {
+    return uint64_t(outer) * channels * inner;
 }
 
 } // namespace
 
-void record_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& y, const MatRef& bias) {
-    check_operand(device, y, "bias_add", "y");
-    check_operand(device, bias, "bias_add", "bias");
-    VKT_CHECK(bias.rows == 1 && bias.cols == y.cols, "bias_add: bias is ", bias.rows, "x", bias.cols, ", expected 1x",
-              y.cols, " for y of ", y.rows, "x", y.cols);
-    VKT_CHECK(bias.dtype == y.dtype, "bias_add: bias is ", dtype_name(bias.dtype), " but y is ", dtype_name(y.dtype));
-    const uint64_t n = element_count(y);
+void record_channel_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& y, const MatRef& bias,
+                             uint32_t outer, uint32_t channels, uint32_t inner) {
+    const uint64_t n = channel_count(outer, channels, inner);
+    check_operand(device, y, n, "channel_bias_add", "y");
+    check_operand(device, bias, channels, "channel_bias_add", "bias");
+    VKT_CHECK(!overlaps(y, bias), "channel_bias_add: bias overlaps y");
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_add", y.dtype, y.dtype), 2);
+    const runtime::Kernel& k = kernel(device, variant_name("bias_add", bias.dtype, y.dtype), 2, sizeof(ChannelPush));
     const Operand oy = operand(device, y, runtime::Access::read_write);
     const Operand ob = operand(device, bias, runtime::Access::read);
-    const ElementPush pc = element_push(y, oy.offset, ob.offset);
-    seq.dispatch(kernel, {oy.binding, ob.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    ChannelPush pc{};
+    pc.outer = outer;
+    pc.channels = channels;
+    pc.inner = inner;
+    pc.offsets[0] = oy.offset;
+    pc.offsets[1] = ob.offset;
+    seq.dispatch(k, {oy.binding, ob.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+}
+
+void record_channel_bias_grad(runtime::Device& device, runtime::Sequence& seq, const MatRef& dy, const MatRef& db,
+                              uint32_t outer, uint32_t channels, uint32_t inner, bool accumulate) {
+    VKT_CHECK(db.dtype == DType::f32, "channel_bias_grad: db must be f32 (it is ", dtype_name(db.dtype), ")");
+    check_operand(device, dy, channel_count(outer, channels, inner), "channel_bias_grad", "dy");
+    check_operand(device, db, channels, "channel_bias_grad", "db");
+    VKT_CHECK(!overlaps(dy, db), "channel_bias_grad: db overlaps dy");
+    if (channels == 0) return;
+    // outer·inner == 0 still runs: the sums over no elements are 0 and db is overwritten with them.
+    const runtime::Access db_access = accumulate ? runtime::Access::read_write : runtime::Access::write;
+    const Operand ody = operand(device, dy, runtime::Access::read);
+    const Operand odb = operand(device, db, db_access);
+    const uint32_t flags = accumulate ? FLAG_ACCUMULATE : 0u;
+
+    if (inner == 1 && channels >= k_bias_cols) {
+        // A matrix with enough columns: the column kernel reads whole rows, BIAS_COLS columns at a time.
+        const runtime::Kernel& k = element_kernel(device, variant_name("bias_grad", dy.dtype, dy.dtype), 2);
+        ElementPush pc{};
+        pc.rows = outer;
+        pc.cols = channels;
+        pc.flags = flags;
+        pc.offset0 = ody.offset;
+        pc.offset1 = odb.offset;
+        seq.dispatch(k, {ody.binding, odb.binding}, &pc, sizeof(pc), group_count(channels, k_bias_cols));
+        return;
+    }
+    // Convolution-shaped (or few columns): one workgroup per channel reduces its outer·inner elements.
+    const runtime::Kernel& k = kernel(device, variant_name("channel_sum", dy.dtype, dy.dtype), 2, sizeof(ChannelPush));
+    ChannelPush pc{};
+    pc.outer = outer;
+    pc.channels = channels;
+    pc.inner = inner;
+    pc.flags = flags;
+    pc.offsets[0] = ody.offset;
+    pc.offsets[1] = odb.offset;
+    seq.dispatch(k, {ody.binding, odb.binding}, &pc, sizeof(pc), group_count(channels, 1));
+}
+
+void record_bias_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& y, const MatRef& bias) {
+    VKT_CHECK(bias.rows == 1 && bias.cols == y.cols, "bias_add: bias is ", bias.rows, "x", bias.cols, ", expected 1x",
+              y.cols, " for y of ", y.rows, "x", y.cols);
+    record_channel_bias_add(device, seq, y, bias, y.rows, y.cols, 1);
 }
 
 void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const MatRef& dy, const MatRef& db) {
-    VKT_CHECK(db.dtype == DType::f32, "bias_grad: db must be f32 (it is ", dtype_name(db.dtype), ")");
-    check_operand(device, dy, "bias_grad", "dy");
-    check_operand(device, db, "bias_grad", "db");
     VKT_CHECK(db.rows == 1 && db.cols == dy.cols, "bias_grad: db is ", db.rows, "x", db.cols, ", expected 1x", dy.cols,
               " for dy of ", dy.rows, "x", dy.cols);
-    if (dy.cols == 0) return;
-    // rows == 0 still runs: the column sums of an empty matrix are 0 and db is overwritten with them.
+    record_channel_bias_grad(device, seq, dy, db, dy.rows, dy.cols, 1);
+}
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("bias_grad", dy.dtype, dy.dtype), 2);
-    const Operand ody = operand(device, dy, runtime::Access::read);
-    const Operand odb = operand(device, db, runtime::Access::write);
-    const ElementPush pc = element_push(dy, ody.offset, odb.offset);
-    seq.dispatch(kernel, {ody.binding, odb.binding}, &pc, sizeof(pc), group_count(dy.cols, k_bias_cols));
+void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out) {
+    check_operand(device, a, "add", "a");
+    check_operand(device, b, "add", "b");
+    check_operand(device, out, a.count(), "add", "out");
+    VKT_CHECK(b.count() == a.count(), "add: b has ", b.count(), " elements (", b.rows, "x", b.cols, ") but a has ",
+              a.count(), " (", a.rows, "x", a.cols, ")");
+    VKT_CHECK(same_view(out, a) || !overlaps(out, a), "add: out overlaps a without being the same view");
+    VKT_CHECK(same_view(out, b) || !overlaps(out, b), "add: out overlaps b without being the same view");
+    const uint64_t n = a.count();
+    if (n == 0) return;
+
+    const std::string variant =
+        std::string("add_") + dtype_name(a.dtype) + "_" + dtype_name(b.dtype) + "_" + dtype_name(out.dtype);
+    const runtime::Kernel& k = element_kernel(device, variant, 3);
+    const Operand oa = operand(device, a, runtime::Access::read);
+    const Operand ob = operand(device, b, runtime::Access::read);
+    const Operand oo = operand(device, out, runtime::Access::write);
+    const ElementPush pc = element_push(a, oa.offset, ob.offset, oo.offset);
+    seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -116,13 +161,12 @@ void record_activation(runtime::Device& device, runtime::Sequence& seq, Activati
     const uint64_t n = element_count(x);
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
+    const runtime::Kernel& k = element_kernel(device, variant_name("activation", x.dtype, y.dtype), 3);
     // Binding 1 (dy) is unused in the forward pass: x stands in for it.
     const Operand ox = operand(device, x, runtime::Access::read);
     const Operand oy = operand(device, y, runtime::Access::write);
-    const ElementPush pc =
-        element_push(x, ox.offset, ox.offset, oy.offset, act == Activation::gelu ? ACT_FLAG_GELU : 0u);
-    seq.dispatch(kernel, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    const ElementPush pc = element_push(x, ox.offset, ox.offset, oy.offset, activation_flags(act));
+    seq.dispatch(k, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_activation_backward(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -137,13 +181,13 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     const uint64_t n = element_count(x);
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
+    const runtime::Kernel& k = element_kernel(device, variant_name("activation", x.dtype, dx.dtype), 3);
     const Operand ox = operand(device, x, runtime::Access::read);
     const Operand ody = operand(device, dy, runtime::Access::read);
     const Operand odx = operand(device, dx, runtime::Access::write);
-    const ElementPush pc = element_push(x, ox.offset, ody.offset, odx.offset,
-                                        ACT_FLAG_BACKWARD | (act == Activation::gelu ? ACT_FLAG_GELU : 0u));
-    seq.dispatch(kernel, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    const ElementPush pc =
+        element_push(x, ox.offset, ody.offset, odx.offset, ACT_FLAG_BACKWARD | activation_flags(act));
+    seq.dispatch(k, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {
@@ -155,11 +199,11 @@ void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& 
     if (n == 0) return;
 
     const std::string variant = std::string("cast_") + dtype_name(src.dtype) + "_" + dtype_name(dst.dtype);
-    const runtime::Kernel& kernel = element_kernel(device, variant, 2);
+    const runtime::Kernel& k = element_kernel(device, variant, 2);
     const Operand os = operand(device, src, runtime::Access::read);
     const Operand od = operand(device, dst, runtime::Access::write);
     const ElementPush pc = element_push(src, os.offset, od.offset);
-    seq.dispatch(kernel, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, const MatRef& x,
@@ -169,11 +213,11 @@ void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, cons
     const uint64_t n = element_count(x);
     if (n == 0) return;
 
-    const runtime::Kernel& kernel = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
+    const runtime::Kernel& k = element_kernel(device, variant_name("nonfinite", x.dtype, x.dtype), 2);
     const Operand ox = operand(device, x, runtime::Access::read);
     const ElementPush pc = element_push(x, ox.offset);
     // read_write: the flag keeps what it held unless something non-finite is found.
-    seq.dispatch(kernel, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), group_count(n, k_elt_wg));
 }
 
 } // namespace vktrain::kernels

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/check.hpp"
+#include "kernels/launch.hpp"
 #include "push_constants.h"
 #include "runtime/device.hpp"
 
@@ -14,24 +15,15 @@ static_assert(sizeof(ElementPush) == 8 * 4, "ElementPush layout must match shade
 
 namespace {
 
-constexpr uint32_t k_rows_per_group = 64;  // local_size_x of shaders/softmax_xent.comp
-constexpr uint32_t k_max_groups = 65535;   // the guaranteed maxComputeWorkGroupCount[0]
-constexpr uint64_t k_max_end = 1ull << 31; // offset + count bound of every element index
+constexpr uint32_t k_rows_per_group = 64; // local_size_x of shaders/softmax_xent.comp
 
-void check_matrix(const runtime::Device& device, const MatRef& m, const char* what) {
-    VKT_CHECK(m.buffer && m.buffer->valid(), "softmax_xent: ", what, " has no buffer");
-    VKT_CHECK(m.count() + 4096 <= k_max_end, "softmax_xent: ", what, " has ", m.count(),
-              " elements; at most 2^31 - 4096 are supported");
-    VKT_CHECK(m.byte_offset() + m.byte_size() <= m.buffer->size(), "softmax_xent: ", what, " (", m.rows, "x", m.cols,
-              " ", dtype_name(m.dtype), " from element ", m.offset, ") overruns its buffer of ", m.buffer->size(),
-              " bytes");
-    VKT_CHECK(m.dtype != DType::f16 || device.fp16_enabled(), "softmax_xent: ", what,
-              " is fp16 but 16-bit storage is not enabled on this device");
+void check_matrix(const runtime::Device& device, const MatRef& m, const char* op, const char* what) {
+    check_operand(device, m, op, what);
 }
 
-void check_buffer(const runtime::Buffer& b, uint64_t bytes, const char* what) {
-    VKT_CHECK(b.valid(), "softmax_xent: ", what, " has no buffer");
-    VKT_CHECK(b.size() >= bytes, "softmax_xent: ", what, " holds ", b.size(), " bytes, needs ", bytes);
+void check_buffer(const runtime::Buffer& b, uint64_t bytes, const char* op, const char* what) {
+    VKT_CHECK(b.valid(), op, ": ", what, " has no buffer");
+    VKT_CHECK(b.size() >= bytes, op, ": ", what, " holds ", b.size(), " bytes, needs ", bytes);
 }
 
 } // namespace
@@ -39,23 +31,20 @@ void check_buffer(const runtime::Buffer& b, uint64_t bytes, const char* what) {
 void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const MatRef& logits,
                          const runtime::Buffer& labels, const runtime::Buffer& params, const runtime::Buffer& row_loss,
                          const MatRef& dlogits, uint32_t rows_per_sample) {
-    check_matrix(device, logits, "logits");
-    check_matrix(device, dlogits, "dlogits");
+    check_matrix(device, logits, "softmax_xent", "logits");
+    check_matrix(device, dlogits, "softmax_xent", "dlogits");
     VKT_CHECK(dlogits.rows == logits.rows && dlogits.cols == logits.cols, "softmax_xent: dlogits is ", dlogits.rows,
               "x", dlogits.cols, " but logits is ", logits.rows, "x", logits.cols);
     VKT_CHECK(dlogits.dtype == logits.dtype, "softmax_xent: dlogits is ", dtype_name(dlogits.dtype), " but logits is ",
               dtype_name(logits.dtype));
     VKT_CHECK(logits.cols >= 1 || logits.rows == 0, "softmax_xent: logits need at least one class");
-    check_buffer(labels, uint64_t(logits.rows) * 4, "labels (int32 per row)");
-    check_buffer(row_loss, uint64_t(logits.rows) * 4, "row_loss (fp32 per row)");
-    check_buffer(params, sizeof(StepParams), "params (StepParams)");
+    check_buffer(labels, uint64_t(logits.rows) * 4, "softmax_xent", "labels (int32 per row)");
+    check_buffer(row_loss, uint64_t(logits.rows) * 4, "softmax_xent", "row_loss (fp32 per row)");
+    check_buffer(params, sizeof(StepParams), "softmax_xent", "params (StepParams)");
     if (logits.rows == 0) return;
 
-    runtime::KernelDesc desc;
-    desc.variant = std::string("softmax_xent_") + dtype_name(logits.dtype);
-    desc.bindings = 5;
-    desc.push_size = sizeof(ElementPush);
-    const runtime::Kernel& kernel = device.pipelines().get(desc);
+    const runtime::Kernel& k =
+        kernel(device, variant_name("softmax_xent", logits.dtype, logits.dtype), 5, sizeof(ElementPush));
 
     ElementPush pc{};
     pc.n = logits.rows * logits.cols;
@@ -67,13 +56,46 @@ void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const 
     pc.offset0 = ol.offset;
     pc.offset1 = od.offset;
     const uint32_t groups = std::min((logits.rows + k_rows_per_group - 1) / k_rows_per_group, k_max_groups);
-    seq.dispatch(kernel,
+    seq.dispatch(k,
                  {ol.binding,
                   {&labels, runtime::Access::read},
                   {&params, runtime::Access::read},
                   {&row_loss, runtime::Access::write},
                   od.binding},
                  &pc, sizeof(pc), groups);
+}
+
+void record_mse(runtime::Device& device, runtime::Sequence& seq, const MatRef& pred, const MatRef& target,
+                const runtime::Buffer& params, const runtime::Buffer& row_loss, const MatRef& dpred) {
+    check_matrix(device, pred, "mse", "pred");
+    check_matrix(device, target, "mse", "target");
+    check_matrix(device, dpred, "mse", "dpred");
+    VKT_CHECK(target.dtype == DType::f32, "mse: target must be f32 (it is ", dtype_name(target.dtype), ")");
+    VKT_CHECK(target.count() == pred.count(), "mse: target has ", target.count(), " elements (", target.rows, "x",
+              target.cols, ") but pred is ", pred.rows, "x", pred.cols);
+    VKT_CHECK(dpred.rows == pred.rows && dpred.cols == pred.cols, "mse: dpred is ", dpred.rows, "x", dpred.cols,
+              " but pred is ", pred.rows, "x", pred.cols);
+    VKT_CHECK(dpred.dtype == pred.dtype, "mse: dpred is ", dtype_name(dpred.dtype), " but pred is ",
+              dtype_name(pred.dtype));
+    VKT_CHECK(!overlaps(dpred, pred) && !overlaps(dpred, target), "mse: dpred overlaps pred or target");
+    check_buffer(row_loss, uint64_t(pred.rows) * 4, "mse", "row_loss (fp32 per row)");
+    check_buffer(params, sizeof(StepParams), "mse", "params (StepParams)");
+    if (pred.rows == 0) return;
+
+    const runtime::Kernel& k = kernel(device, variant_name("mse", pred.dtype, pred.dtype), 5, sizeof(ElementPush));
+    const Operand op = operand(device, pred, runtime::Access::read);
+    const Operand ot = operand(device, target, runtime::Access::read);
+    const Operand od = operand(device, dpred, runtime::Access::write);
+    ElementPush pc{};
+    pc.n = uint32_t(pred.count());
+    pc.rows = pred.rows;
+    pc.cols = pred.cols;
+    pc.offset0 = op.offset;
+    pc.offset1 = ot.offset;
+    pc.offset2 = od.offset;
+    seq.dispatch(
+        k, {op.binding, ot.binding, {&params, runtime::Access::read}, {&row_loss, runtime::Access::write}, od.binding},
+        &pc, sizeof(pc), group_count(pred.rows, 1));
 }
 
 } // namespace vktrain::kernels

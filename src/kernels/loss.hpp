@@ -1,4 +1,5 @@
-// Softmax cross-entropy, forward and backward in one kernel, computed in fp32.
+// Losses, each forward and backward in one kernel computed in fp32: softmax cross-entropy and mean squared
+// error. Both read the per-step scalars (StepParams) from a buffer the host rewrites before each replay.
 #pragma once
 
 #include "kernels/tensor.hpp"
@@ -28,5 +29,13 @@ struct StepParams {
 void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const MatRef& logits,
                          const runtime::Buffer& labels, const runtime::Buffer& params, const runtime::Buffer& row_loss,
                          const MatRef& dlogits, uint32_t rows_per_sample = 1);
+
+// Mean squared error, PyTorch MSELoss(reduction='mean') over the rows r < n_valid of a rows×cols prediction:
+// row_loss[r] = sum_c (pred[r, c] - target[r, c])^2 (fp32; the host divides the total by n_valid·cols) and
+// dpred = loss_scale·2·(pred - target)/(n_valid·cols). Rows r >= n_valid (padding) get row_loss 0 and dpred 0.
+// pred and dpred are rows×cols of one type (fp16 or fp32), target fp32 with rows·cols elements, row_loss
+// fp32[rows], params one StepParams (the buffer softmax_xent reads).
+void record_mse(runtime::Device& device, runtime::Sequence& seq, const MatRef& pred, const MatRef& target,
+                const runtime::Buffer& params, const runtime::Buffer& row_loss, const MatRef& dpred);
 
 } // namespace vktrain::kernels

@@ -153,4 +153,49 @@ double accuracy(vktrain::Trainer& trainer, const float* x, const int32_t* labels
     return count ? double(correct) / double(count) : 0.0;
 }
 
+vktrain::kernels::MatRef Placed::ref(uint32_t rows, uint32_t cols) const {
+    return vktrain::kernels::MatRef{&buffer, dtype, rows, cols, offset};
+}
+
+vktrain::kernels::MatRef Placed::ref() const {
+    return ref(1, uint32_t(count));
+}
+
+std::vector<float> Placed::values() const {
+    const auto all = read_buffer(buffer, dtype, offset + count + k_sentinel_tail);
+    size_t bad = 0;
+    for (size_t i = 0; i < all.size(); ++i)
+        if ((i < offset || i >= offset + count) && !(all[i] == k_sentinel) && bad++ < 5)
+            ADD_FAILURE() << "sentinel " << i << " overwritten: " << all[i];
+    return std::vector<float>(all.begin() + offset, all.begin() + long(offset + count));
+}
+
+Placed place(const std::vector<float>& v, DType dtype, uint32_t offset) {
+    std::vector<float> all(offset, k_sentinel);
+    all.insert(all.end(), v.begin(), v.end());
+    all.insert(all.end(), k_sentinel_tail, k_sentinel);
+    return Placed{make_buffer(all, dtype), dtype, offset, v.size()};
+}
+
+void run(const std::function<void(vktrain::runtime::Sequence&)>& record) {
+    vktrain::runtime::Sequence seq(device());
+    seq.begin();
+    record(seq);
+    seq.end();
+    seq.submit_and_wait();
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& tol,
+                  const std::string& what) {
+    ASSERT_EQ(got.size(), ref.size()) << what;
+    size_t bad = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        const double err = std::fabs(double(got[i]) - ref[i]);
+        if (!(err <= tol[i]) && bad++ < 5)
+            ADD_FAILURE() << what << "[" << i << "] = " << got[i] << ", reference " << ref[i] << ", error " << err
+                          << " > tolerance " << tol[i];
+    }
+    EXPECT_EQ(bad, 0u) << what;
+}
+
 } // namespace vkt_test

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -68,5 +69,28 @@ double accuracy(vktrain::Trainer& trainer, const float* x, const int32_t* labels
 
 double unit(DType d);
 double floor_abs(DType d);
+
+// An operand `offset` elements into its buffer, between sentinels that kernels must leave untouched.
+constexpr float k_sentinel = -7.25f; // exact in fp16
+constexpr uint32_t k_sentinel_tail = 5;
+struct Placed {
+    vktrain::runtime::Buffer buffer;
+    DType dtype;
+    uint32_t offset;
+    size_t count;
+
+    vktrain::kernels::MatRef ref(uint32_t rows, uint32_t cols) const;
+    vktrain::kernels::MatRef ref() const; // 1 × count
+    // The operand's values; fails the test if a sentinel before or after it changed.
+    std::vector<float> values() const;
+};
+Placed place(const std::vector<float>& v, DType dtype, uint32_t offset);
+
+// Records with `record` into a fresh sequence, submits it and waits.
+void run(const std::function<void(vktrain::runtime::Sequence&)>& record);
+
+// Compares got[i] with ref[i] within tol[i]; reports the first few misses.
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& tol,
+                  const std::string& what);
 
 } // namespace vkt_test

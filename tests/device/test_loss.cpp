@@ -1,6 +1,7 @@
 // Softmax cross-entropy (loss and gradient) against a double-precision CPU reference fed the same
 // (fp16-rounded) logits: fp32 and fp16, odd shapes, padding rows, loss scales 1 and 1024, fp16 overflow of
-// a huge loss scale to inf (which the non-finite scan must flag), and labels outside the class range.
+// a huge loss scale to inf (which the non-finite scan must flag), and labels outside the class range. Mean
+// squared error (row losses and gradient) likewise, with padding rows and loss scales.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -285,6 +286,105 @@ TEST(SoftmaxXentChecks, RejectMismatchedOperands) {
     expect_error(z, labels, MatRef{&b, DType::f32, 4, 8, 40}, "overruns");
     if (vkt_test::context().fp16_available())
         expect_error(z, labels, MatRef{&b, DType::f16, 4, 8, 0}, "dlogits is f16");
+}
+
+// ---- mean squared error ----
+
+struct MseCase {
+    DType dtype;
+    uint32_t rows, cols;
+    float loss_scale;
+    uint32_t n_valid;
+};
+
+class MseTest : public testing::TestWithParam<MseCase> {};
+
+TEST_P(MseTest, MatchesDoubleReference) {
+    const MseCase c = GetParam();
+    const DType dt = c.dtype;
+    if (dt == DType::f16) VKT_REQUIRE_FP16();
+    auto& dev = vkt_test::device();
+    const size_t n = size_t(c.rows) * c.cols;
+    const auto pred = vkt_test::round_through(vkt_test::random_values(n, 501 + c.cols, -2, 2), dt);
+    const auto target = vkt_test::random_values(n, 502 + c.rows, -2, 2); // fp32 targets
+    vkt_test::Placed po = vkt_test::place(pred, dt, 3), to = vkt_test::place(target, DType::f32, 2);
+    vkt_test::Placed dpo = vkt_test::place(std::vector<float>(n, 5.0f), dt, 5);
+    uint32_t scale_bits;
+    std::memcpy(&scale_bits, &c.loss_scale, 4);
+    rt::Buffer params = vkt_test::make_buffer_u32({c.n_valid, scale_bits, 0, 0});
+    rt::Buffer loss = vkt_test::make_buffer(std::vector<float>(c.rows, 123.0f), DType::f32);
+    vkt_test::run([&](rt::Sequence& seq) {
+        vktrain::kernels::record_mse(dev, seq, po.ref(c.rows, c.cols), to.ref(), params, loss, dpo.ref(c.rows, c.cols));
+    });
+    const auto got_loss = vkt_test::read_buffer(loss, DType::f32, c.rows);
+    const auto got_grad = dpo.values();
+    // The scale 2·loss_scale/(n_valid·cols) is formed in fp32 (three roundings), each difference is rounded
+    // once; the row sum is a fixed-order fp32 reduction of cols squares (reduce.glsl).
+    const double chain = double((c.cols + 255) / 256 + 8 + 1);
+    std::vector<double> loss_ref(c.rows, 0.0), loss_tol(c.rows, 0.0), grad_ref(n, 0.0), grad_tol(n, 0.0);
+    for (uint32_t r = 0; r < c.rows; ++r) {
+        if (r >= c.n_valid) continue; // padding: exactly zero
+        for (uint32_t j = 0; j < c.cols; ++j) {
+            const size_t k = size_t(r) * c.cols + j;
+            const double d = double(pred[k]) - target[k];
+            loss_ref[r] += d * d;
+            grad_ref[k] = d * 2.0 * c.loss_scale / (double(c.n_valid) * c.cols);
+            grad_tol[k] = 5 * k_u32 * std::fabs(grad_ref[k]) + unit(dt) * std::fabs(grad_ref[k]) + floor_abs(dt);
+        }
+        loss_tol[r] = (chain + 3) * k_u32 * loss_ref[r];
+    }
+    vkt_test::expect_close(got_loss, loss_ref, loss_tol, "row_loss");
+    vkt_test::expect_close(got_grad, grad_ref, grad_tol, "dpred");
+    EXPECT_EQ(po.values(), pred);
+    EXPECT_EQ(to.values(), target);
+}
+
+std::vector<MseCase> mse_cases() {
+    std::vector<MseCase> out;
+    for (DType d : {DType::f32, DType::f16}) {
+        out.push_back({d, 1, 1, 1.0f, 1});
+        out.push_back({d, 7, 3, 1.0f, 7});
+        out.push_back({d, 7, 3, 1024.0f, 5}); // two padding rows
+        out.push_back({d, 37, 129, 1.0f, 30});
+        out.push_back({d, 3, 1000, 256.0f, 3}); // rows longer than a workgroup
+        out.push_back({d, 4, 5, 1.0f, 0});      // all padding: zeros, no division by zero
+    }
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, MseTest, testing::ValuesIn(mse_cases()), [](const auto& param_info) {
+    const MseCase& c = param_info.param;
+    return std::string(vktrain::kernels::dtype_name(c.dtype)) + "_" + std::to_string(c.rows) + "x" +
+           std::to_string(c.cols) + "_scale" + std::to_string(int(c.loss_scale)) + "_valid" + std::to_string(c.n_valid);
+});
+
+TEST(MseChecks, RejectMismatchedOperands) {
+    auto& dev = vkt_test::device();
+    rt::Buffer a = vkt_test::make_buffer(std::vector<float>(64, 0.0f), DType::f32);
+    rt::Buffer b = vkt_test::make_buffer(std::vector<float>(64, 0.0f), DType::f32);
+    rt::Buffer t = vkt_test::make_buffer(std::vector<float>(64, 0.0f), DType::f32);
+    rt::Buffer params = vkt_test::make_buffer_u32({4, 0x3f800000u, 0, 0});
+    rt::Buffer loss = vkt_test::make_buffer(std::vector<float>(4, 0.0f), DType::f32);
+    const MatRef pred{&a, DType::f32, 4, 8, 0}, target{&t, DType::f32, 4, 8, 0}, dpred{&b, DType::f32, 4, 8, 0};
+    const auto expect_error = [&](const MatRef& p, const MatRef& tt, const MatRef& d, const rt::Buffer& l,
+                                  const char* what) {
+        rt::Sequence seq(dev);
+        seq.begin();
+        try {
+            vktrain::kernels::record_mse(dev, seq, p, tt, params, l, d);
+            ADD_FAILURE() << "no error; expected one mentioning '" << what << "'";
+        } catch (const vktrain::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+        seq.end();
+    };
+    expect_error(pred, MatRef{&t, DType::f32, 4, 7, 0}, dpred, loss, "target has 28 elements");
+    expect_error(pred, target, MatRef{&b, DType::f32, 8, 4, 0}, loss, "dpred is 8x4");
+    expect_error(MatRef{&a, DType::f32, 8, 8, 0}, MatRef{&t, DType::f32, 8, 8, 0}, MatRef{&b, DType::f32, 8, 8, 0},
+                 loss, "row_loss");
+    expect_error(pred, target, MatRef{&a, DType::f32, 4, 8, 16}, loss, "dpred overlaps");
+    if (vkt_test::context().fp16_available())
+        expect_error(pred, MatRef{&t, DType::f16, 4, 8, 0}, dpred, loss, "target must be f32");
 }
 
 } // namespace
