@@ -9,17 +9,21 @@ namespace vktrain::kernels {
 using uint = uint32_t;
 #endif
 
-// C[m, n] (+)= sum_k A(m, k) * B(k, n) with A(m, k) = a[a_offset + m * a_stride_m + k * a_stride_k] and
-// B(k, n) = b[b_offset + k * b_stride_k + n * b_stride_n]: the strides express A·B, A·Bᵀ and Aᵀ·B.
+// For each batch item z < batch: C_z[m, n] (+)= sum_k A_z(m, k) * B_z(k, n) with
+// A_z(m, k) = a[a_offset + z * a_batch + m * a_stride_m + k * a_stride_k] and
+// B_z(k, n) = b[b_offset + z * b_batch + k * b_stride_k + n * b_stride_n]: the strides express A·B, A·Bᵀ
+// and Aᵀ·B; a batch stride of 0 broadcasts that operand.
 struct GemmPush {
     uint m, n, k;
     uint a_offset, a_stride_m, a_stride_k;
     uint b_offset, b_stride_k, b_stride_n;
     uint c_offset, c_stride_m;
     uint accumulate; // 1: C += result
+    uint batch;
+    uint a_batch, b_batch, c_batch;
 };
 
-// Specialization constant ids of gemm.comp.
+// Specialization constant ids of gemm_core.glsl (gemm.comp, conv.comp).
 #define GEMM_SPEC_BM 0       // rows of C per workgroup
 #define GEMM_SPEC_BN 1       // columns of C per workgroup
 #define GEMM_SPEC_BK 2       // depth of one shared-memory tile
@@ -28,7 +32,30 @@ struct GemmPush {
 #define GEMM_SPEC_TN 5       // tiled: columns per invocation; coopmat: cooperative-matrix N
 #define GEMM_SPEC_TK 6       // coopmat: cooperative-matrix K
 #define GEMM_SPEC_SG_N 7     // coopmat: subgroups along N (the rest along M)
-#define GEMM_SPEC_COUNT 8
+#define GEMM_SPEC_REGS 8     // tiled: 1 = register blocks without shared memory (CPU devices)
+#define GEMM_SPEC_COUNT 9
+
+// Convolution as implicit GEMM (conv.comp), per group g < groups; which GEMM is chosen by the
+// CONV_SPEC_DIR specialization constant:
+//   forward          C = y  (c_out/g × n·oh·ow)   A = w   (c_out/g × c_in/g·kh·kw)  B = im2col(x)
+//   backward data    C = dx (c_in/g × n·h·w)      A = wᵀ  (c_in/g × c_out/g·kh·kw)  B = gather(dy)
+//   backward weight  C = dw (c_out/g × c_in/g·kh·kw)  A = dy (c_out/g × n·oh·ow)  B = im2col(x)ᵀ
+// a/b/c_offset are the element offsets of A's, B's and C's tensors in their bound ranges.
+struct ConvPush {
+    uint m, n, k;
+    uint a_offset, b_offset, c_offset;
+    uint c_in_g, c_out_g, groups;
+    uint h, w, oh, ow;
+    uint kh, kw;
+    uint stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+    uint accumulate; // 1: C += result
+    uint pad0, pad1;
+};
+#define CONV_SPEC_DIR GEMM_SPEC_COUNT // 0 forward, 1 backward data, 2 backward weight
+#define CONV_SPEC_COUNT (GEMM_SPEC_COUNT + 1)
+#define CONV_DIR_FORWARD 0
+#define CONV_DIR_BACKWARD_DATA 1
+#define CONV_DIR_BACKWARD_WEIGHT 2
 
 // Element-wise, column-reduction, loss and scan kernels (bias_add, bias_grad, activation, cast,
 // softmax_xent, nonfinite): n elements, a rows × cols view of them, per-kernel flags and the element

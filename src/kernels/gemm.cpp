@@ -7,7 +7,7 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(GemmPush) == 12 * 4, "GemmPush layout must match shaders/push_constants.h");
+static_assert(sizeof(GemmPush) == 16 * 4, "GemmPush layout must match shaders/push_constants.h");
 
 namespace {
 
@@ -21,7 +21,39 @@ const CoopMatShape& pick_coopmat_shape(const runtime::DeviceCaps& caps) {
     });
 }
 
+// The bound range of `count` items of `item`'s size, `stride` elements apart from item's offset, as one
+// row: what operand() binds for a batched operand.
+MatRef batch_span(const MatRef& item, uint32_t count, uint64_t stride, const char* what) {
+    const uint64_t span = uint64_t(count - 1) * stride + item.count();
+    VKT_CHECK(span < k_max_kernel_elements, "batched GEMM: ", what, " spans ", span, " elements (", count, " items of ",
+              item.rows, "x", item.cols, ", stride ", stride, "); at most 2^31 are supported");
+    MatRef m = item;
+    m.rows = 1;
+    m.cols = uint32_t(span);
+    return m;
+}
+
 } // namespace
+
+runtime::KernelDesc GemmConfig::kernel_desc(const std::string& variant_name, uint32_t push_size,
+                                            uint32_t spec_count) const {
+    runtime::KernelDesc desc;
+    desc.variant = variant_name;
+    desc.bindings = 3;
+    desc.push_size = push_size;
+    desc.spec.assign(std::max<uint32_t>(spec_count, GEMM_SPEC_COUNT), 0);
+    desc.spec[GEMM_SPEC_BM] = bm;
+    desc.spec[GEMM_SPEC_BN] = bn;
+    desc.spec[GEMM_SPEC_BK] = bk;
+    desc.spec[GEMM_SPEC_WG] = wg;
+    desc.spec[GEMM_SPEC_TM] = tm;
+    desc.spec[GEMM_SPEC_TN] = tn;
+    desc.spec[GEMM_SPEC_TK] = std::max(tk, 1u);
+    desc.spec[GEMM_SPEC_SG_N] = std::max(sg_n, 1u);
+    desc.spec[GEMM_SPEC_REGS] = regs;
+    desc.required_subgroup_size = required_subgroup_size;
+    return desc;
+}
 
 GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t, uint32_t n, uint32_t) {
     const runtime::DeviceCaps& caps = device.caps();
@@ -50,8 +82,8 @@ GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_typ
         }
         if (caps.info.subgroup_size_control && caps.info.min_subgroup_size != caps.info.max_subgroup_size)
             cfg.required_subgroup_size = sg; // the shader assumes wg / subgroup_size subgroups
-        cfg.variant = c_type == DType::f16 ? "gemm_cm_f16_f16" : "gemm_cm_f16_f32";
-        return cfg;
+        cfg.suffix = c_type == DType::f16 ? "cm_f16_f16" : "cm_f16_f32";
+        break;
     }
     case GemmPath::tiled_fp16:
     case GemmPath::fp32: {
@@ -71,18 +103,37 @@ GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_typ
         }
         cfg.wg = (cfg.bm / cfg.tm) * (cfg.bn / cfg.tn);
         if (path == GemmPath::fp32)
-            cfg.variant = "gemm_f32";
+            cfg.suffix = "f32";
         else
-            cfg.variant = c_type == DType::f16 ? "gemm_tiled_f16_f16" : "gemm_tiled_f16_f32";
-        return cfg;
+            cfg.suffix = c_type == DType::f16 ? "tiled_f16_f16" : "tiled_f16_f32";
+        break;
     }
-    case GemmPath::auto_select: break;
+    case GemmPath::auto_select: VKT_FAIL("gemm_config needs a concrete path, not auto");
     }
-    VKT_FAIL("gemm_config needs a concrete path, not auto");
+    cfg.variant = "gemm_" + cfg.suffix;
+    return cfg;
+}
+
+GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_t m, uint32_t n, uint32_t items,
+                   const char* op) {
+    const uint32_t* limit = device.caps().max_workgroup_count;
+    GemmGrid g;
+    g.x = uint32_t((uint64_t(n) + cfg.bn - 1) / cfg.bn);
+    g.y = uint32_t((uint64_t(m) + cfg.bm - 1) / cfg.bm);
+    g.z = std::max(1u, std::min(items, limit[2]));
+    VKT_CHECK(g.x <= limit[0] && g.y <= limit[1], op, ": a ", m, "x", n, " output needs ", g.x, "x", g.y,
+              " workgroups of ", cfg.bm, "x", cfg.bn, " but the device allows at most ", limit[0], "x", limit[1]);
+    return g;
 }
 
 void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const MatRef& a, bool trans_a,
                  const MatRef& b, bool trans_b, const MatRef& c, bool accumulate) {
+    record_gemm_batched(device, seq, path, GemmBatch{}, a, trans_a, b, trans_b, c, accumulate);
+}
+
+void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmBatch& batch,
+                         const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
+                         bool accumulate) {
     const uint32_t m = trans_a ? a.cols : a.rows;
     const uint32_t k = trans_a ? a.rows : a.cols;
     const uint32_t kb = trans_b ? b.cols : b.rows;
@@ -92,28 +143,20 @@ void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
     const DType in_type = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     VKT_CHECK(a.dtype == in_type && b.dtype == in_type, "GEMM path ", to_string(path), " takes ", dtype_name(in_type),
               " inputs");
-    if (m == 0 || n == 0) return;
+    VKT_CHECK(batch.count <= 1 || batch.c_stride >= c.count(), "batched GEMM: C items overlap (stride ", batch.c_stride,
+              " < ", c.rows, "x", c.cols, "); each output item needs its own elements");
+    if (m == 0 || n == 0 || batch.count == 0) return;
 
     const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k);
-    runtime::KernelDesc desc;
-    desc.variant = cfg.variant;
-    desc.bindings = 3;
-    desc.push_size = sizeof(GemmPush);
-    desc.spec.assign(GEMM_SPEC_COUNT, 0);
-    desc.spec[GEMM_SPEC_BM] = cfg.bm;
-    desc.spec[GEMM_SPEC_BN] = cfg.bn;
-    desc.spec[GEMM_SPEC_BK] = cfg.bk;
-    desc.spec[GEMM_SPEC_WG] = cfg.wg;
-    desc.spec[GEMM_SPEC_TM] = cfg.tm;
-    desc.spec[GEMM_SPEC_TN] = cfg.tn;
-    desc.spec[GEMM_SPEC_TK] = std::max(cfg.tk, 1u);
-    desc.spec[GEMM_SPEC_SG_N] = std::max(cfg.sg_n, 1u);
-    desc.required_subgroup_size = cfg.required_subgroup_size;
-    const runtime::Kernel& kernel = device.pipelines().get(desc);
-
-    const Operand oa = operand(device, a, runtime::Access::read);
-    const Operand ob = operand(device, b, runtime::Access::read);
-    const Operand oc = operand(device, c, accumulate ? runtime::Access::read_write : runtime::Access::write);
+    const runtime::Kernel& kernel =
+        device.pipelines().get(cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT));
+    const uint32_t count = batch.count;
+    const Operand oa = operand(device, batch_span(a, count, batch.a_stride, "A"), runtime::Access::read);
+    const Operand ob = operand(device, batch_span(b, count, batch.b_stride, "B"), runtime::Access::read);
+    const Operand oc = operand(device, batch_span(c, count, batch.c_stride, "C"),
+                               accumulate ? runtime::Access::read_write : runtime::Access::write);
+    // Spans are below 2^31 elements and bound-range offsets below the descriptor alignment, so every
+    // index the shader forms fits in 32 bits.
     GemmPush pc{};
     pc.m = m;
     pc.n = n;
@@ -127,8 +170,13 @@ void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
     pc.c_offset = oc.offset;
     pc.c_stride_m = c.cols;
     pc.accumulate = accumulate ? 1 : 0;
-    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), (n + cfg.bn - 1) / cfg.bn,
-                 (m + cfg.bm - 1) / cfg.bm);
+    pc.batch = count;
+    // With one item the strides are never used (and may be anything).
+    pc.a_batch = count > 1 ? uint32_t(batch.a_stride) : 0;
+    pc.b_batch = count > 1 ? uint32_t(batch.b_stride) : 0;
+    pc.c_batch = count > 1 ? uint32_t(batch.c_stride) : 0;
+    const GemmGrid g = gemm_grid(device, cfg, m, n, count, "GEMM");
+    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), g.x, g.y, g.z);
 }
 
 } // namespace vktrain::kernels

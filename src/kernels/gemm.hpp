@@ -1,10 +1,12 @@
-// GEMM in the three forms training needs — A·B, A·Bᵀ, Aᵀ·B — on three paths: cooperative matrix
-// (fp16 in, fp32 accumulate), tiled fp16 storage with fp32 arithmetic, and fp32.
+// GEMM in the three forms training needs — A·B, A·Bᵀ, Aᵀ·B — batched or not, on three paths: cooperative
+// matrix (fp16 in, fp32 accumulate), tiled fp16 storage with fp32 arithmetic, and fp32. fp16 results are
+// rounded to nearest even with overflow to inf (bit-exact, whatever the driver's own conversion does).
 #pragma once
 
 #include <string>
 
 #include "kernels/tensor.hpp"
+#include "runtime/pipeline.hpp"
 #include "runtime/sequence.hpp"
 #include "vktrain/context.hpp"
 
@@ -14,12 +16,18 @@ class Device;
 
 namespace vktrain::kernels {
 
-// A concrete path (never auto_select here).
+// A concrete path (never auto_select here) and its tiles (the specialization constants of gemm_core.glsl).
 struct GemmConfig {
     GemmPath path = GemmPath::fp32;
     uint32_t bm = 0, bn = 0, bk = 0, wg = 0, tm = 0, tn = 0, tk = 0, sg_n = 0;
+    uint32_t regs = 0; // 1: register blocks without shared memory (tiled paths on CPU devices)
     uint32_t required_subgroup_size = 0;
-    std::string variant;
+    std::string variant; // the gemm.comp row of shaders/variants.txt
+    std::string suffix;  // what follows "gemm_" in it ("f32", "tiled_f16_f32", ...), shared by conv.comp rows
+
+    // The pipeline description for `variant_name` (gemm_* or conv_*) with these tiles; spec_count >=
+    // GEMM_SPEC_COUNT leaves room for the including shader's own constants (zero-filled).
+    runtime::KernelDesc kernel_desc(const std::string& variant_name, uint32_t push_size, uint32_t spec_count) const;
 };
 
 // The tile configuration for a path on this device and problem (throws if the path is unavailable).
@@ -28,5 +36,30 @@ GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_typ
 // C[m×n] (+)= op(A)·op(B). A is stored row-major as m×k (or k×m when trans_a), B as k×n (or n×k when trans_b).
 void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const MatRef& a, bool trans_a,
                  const MatRef& b, bool trans_b, const MatRef& c, bool accumulate = false);
+
+// `count` GEMMs whose operands lie at fixed element strides from the first (0 broadcasts one A or B to
+// every item; C items must not overlap).
+struct GemmBatch {
+    uint32_t count = 1;
+    uint64_t a_stride = 0, b_stride = 0, c_stride = 0;
+};
+
+// For z < batch.count: C_z (+)= op(A_z)·op(B_z), where the MatRefs give one item's rows and columns and the
+// first item's offset, and item z starts `z · stride` elements after it.
+void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmBatch& batch,
+                         const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
+                         bool accumulate = false);
+
+// Shared by the GEMM-shaped kernels (GEMM, implicit-GEMM convolution): workgroups for an m × n output in
+// `cfg`'s blocks, checked against the device's maxComputeWorkGroupCount, and z = min(items, its limit)
+// (the shaders loop over the remaining items).
+struct GemmGrid {
+    uint32_t x = 1, y = 1, z = 1;
+};
+GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_t m, uint32_t n, uint32_t items,
+                   const char* op);
+
+// Shaders index with 32-bit unsigned arithmetic: every operand's bound range must hold fewer elements.
+inline constexpr uint64_t k_max_kernel_elements = 1ull << 31;
 
 } // namespace vktrain::kernels

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 
 #include "io/json.hpp"
@@ -25,31 +26,22 @@ std::string us(double v) {
     return buf;
 }
 
-} // namespace
-
-std::string GemmShape::key() const {
-    const char* form = trans_a ? "AtB" : trans_b ? "ABt" : "AB";
-    return detail::concat(form, ":m=", m, ",n=", n, ",k=", k, ",out=", dtype_name(out));
+runtime::Buffer scratch(runtime::Device& device, uint64_t elements, DType t, const char* name) {
+    return runtime::Buffer(device, elements * dtype_size(t) + 4, runtime::MemoryKind::device, name);
 }
 
-double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats) {
-    const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
-    const uint32_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
-    const uint32_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
-    runtime::Buffer a(device, uint64_t(a_rows) * a_cols * dtype_size(in) + 4, runtime::MemoryKind::device, "tune A");
-    runtime::Buffer b(device, uint64_t(b_rows) * b_cols * dtype_size(in) + 4, runtime::MemoryKind::device, "tune B");
-    runtime::Buffer c(device, uint64_t(s.m) * s.n * dtype_size(s.out) + 4, runtime::MemoryKind::device, "tune C");
+// Microseconds per repetition of what `record` records (after a warm-up submission, which pays lazy
+// driver work); device timestamps when the device has them, else host time.
+double time_recorded(runtime::Device& device, const std::vector<const runtime::Buffer*>& zero, int repeats,
+                     const std::function<void(runtime::Sequence&)>& record) {
     runtime::Sequence seq(device, 2);
     seq.begin();
-    seq.fill(a, 0);
-    seq.fill(b, 0);
+    for (const runtime::Buffer* b : zero) seq.fill(*b, 0);
     const uint32_t t0 = seq.timestamp();
-    for (int i = 0; i < repeats; ++i)
-        record_gemm(device, seq, path, MatRef{&a, in, a_rows, a_cols}, s.trans_a, MatRef{&b, in, b_rows, b_cols},
-                    s.trans_b, MatRef{&c, s.out, s.m, s.n});
+    for (int i = 0; i < repeats; ++i) record(seq);
     const uint32_t t1 = seq.timestamp();
     seq.end();
-    seq.submit_and_wait(); // warm-up: first execution pays lazy driver work
+    seq.submit_and_wait();
     const auto start = std::chrono::steady_clock::now();
     seq.submit_and_wait();
     const double host_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
@@ -57,7 +49,9 @@ double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int
     return (gpu_ns > 0 ? gpu_ns / 1000.0 : host_us) / repeats;
 }
 
-GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const GemmShape& shape) {
+// requested ∧ supported ∧ worthwhile for one problem named `key`; `time` measures a path in microseconds.
+GemmChoice choose_path(runtime::Device& device, GemmPath requested, const std::string& key,
+                       const std::function<double(GemmPath)>& time) {
     GemmChoice choice;
     if (requested == GemmPath::coopmat || requested == GemmPath::tiled_fp16 || requested == GemmPath::fp32) {
         if (requested == GemmPath::coopmat)
@@ -86,7 +80,6 @@ GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const G
             cache = io::Json::object();
         }
     }
-    const std::string key = shape.key();
     if (const io::Json* hit = cache.find(key); hit && hit->is_object() && hit->contains("path")) {
         const std::string p = hit->at("path").as_string();
         if (p == "coopmat" || p == "tiled-fp16") {
@@ -99,8 +92,8 @@ GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const G
             return choice;
         }
     }
-    choice.coopmat_us = time_gemm(device, GemmPath::coopmat, shape);
-    choice.tiled_us = time_gemm(device, GemmPath::tiled_fp16, shape);
+    choice.coopmat_us = time(GemmPath::coopmat);
+    choice.tiled_us = time(GemmPath::tiled_fp16);
     choice.path = choice.coopmat_us <= choice.tiled_us ? GemmPath::coopmat : GemmPath::tiled_fp16;
     choice.reason = "auto (measured): coopmat " + us(choice.coopmat_us) + " vs tiled-fp16 " + us(choice.tiled_us);
     if (!path.empty()) {
@@ -118,6 +111,74 @@ GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const G
         }
     }
     return choice;
+}
+
+} // namespace
+
+std::string GemmShape::key() const {
+    const char* form = trans_a ? "AtB" : trans_b ? "ABt" : "AB";
+    return detail::concat(form, ":m=", m, ",n=", n, ",k=", k, ",out=", dtype_name(out));
+}
+
+double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats) {
+    const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
+    const uint32_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
+    const uint32_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
+    runtime::Buffer a = scratch(device, uint64_t(a_rows) * a_cols, in, "tune A");
+    runtime::Buffer b = scratch(device, uint64_t(b_rows) * b_cols, in, "tune B");
+    runtime::Buffer c = scratch(device, uint64_t(s.m) * s.n, s.out, "tune C");
+    return time_recorded(device, {&a, &b}, repeats, [&](runtime::Sequence& seq) {
+        record_gemm(device, seq, path, MatRef{&a, in, a_rows, a_cols}, s.trans_a, MatRef{&b, in, b_rows, b_cols},
+                    s.trans_b, MatRef{&c, s.out, s.m, s.n});
+    });
+}
+
+GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const GemmShape& shape) {
+    return choose_path(device, requested, shape.key(), [&](GemmPath path) { return time_gemm(device, path, shape); });
+}
+
+std::string ConvProblem::key() const {
+    const Conv2dShape& s = shape;
+    return detail::concat(to_string(direction), ":n=", s.n, ",c=", s.c_in, ",h=", s.h, ",w=", s.w, ",oc=", s.c_out,
+                          ",k=", s.kh, "x", s.kw, ",s=", s.stride_h, "x", s.stride_w, ",p=", s.pad_h, "x", s.pad_w,
+                          ",d=", s.dil_h, "x", s.dil_w, ",g=", s.groups, ",out=", dtype_name(out));
+}
+
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats) {
+    const Conv2dShape& s = problem.shape;
+    s.validate();
+    const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
+    const DType out = path == GemmPath::fp32 ? DType::f32 : problem.out;
+    const uint32_t x_cols = s.c_in * s.h * s.w, y_cols = s.c_out * s.out_h() * s.out_w();
+    const uint32_t w_cols = s.c_in / s.groups * s.kh * s.kw;
+    const MatRef x_shape{nullptr, in, s.n, x_cols}, y_shape{nullptr, in, s.n, y_cols},
+        w_shape{nullptr, in, s.c_out, w_cols};
+    // The operands of this direction (see record_conv2d): in0, in1 -> out.
+    MatRef refs[3] = {x_shape, w_shape, y_shape};
+    if (problem.direction == ConvDirection::backward_data) {
+        refs[0] = y_shape;
+        refs[2] = x_shape;
+    } else if (problem.direction == ConvDirection::backward_weight) {
+        refs[0] = y_shape;
+        refs[1] = x_shape;
+        refs[2] = w_shape;
+    }
+    refs[2].dtype = out;
+    runtime::Buffer in0 = scratch(device, refs[0].count(), in, "tune conv in0");
+    runtime::Buffer in1 = scratch(device, refs[1].count(), in, "tune conv in1");
+    runtime::Buffer res = scratch(device, refs[2].count(), out, "tune conv out");
+    refs[0].buffer = &in0;
+    refs[1].buffer = &in1;
+    refs[2].buffer = &res;
+    return time_recorded(device, {&in0, &in1}, repeats, [&](runtime::Sequence& seq) {
+        record_conv2d(device, seq, path, problem.direction, s, refs[0], refs[1], refs[2]);
+    });
+}
+
+GemmChoice choose_conv_path(runtime::Device& device, GemmPath requested, const ConvProblem& problem) {
+    problem.shape.validate();
+    return choose_path(device, requested, problem.key(),
+                       [&](GemmPath path) { return time_conv(device, path, problem); });
 }
 
 } // namespace vktrain::kernels

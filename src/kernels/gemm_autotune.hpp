@@ -1,11 +1,13 @@
 // Effective GEMM path = requested ∧ supported ∧ worthwhile. "Supported" is not enough: lavapipe emulates
 // cooperative matrix and is slower with it than with the tiled fp16 loop, so in auto mode each GEMM
-// shape is timed on both fp16 paths the first time it is seen, and the choice is cached per device
-// and driver (cache_dir/gemm-paths-<device key>.json).
+// shape (or convolution problem, which runs on the same paths as an implicit GEMM) is timed on both fp16
+// paths the first time it is seen, and the choice is cached per device and driver
+// (cache_dir/gemm-paths-<device key>.json, keyed by GemmShape::key() / ConvProblem::key()).
 #pragma once
 
 #include <string>
 
+#include "kernels/conv.hpp"
 #include "kernels/tensor.hpp"
 #include "vktrain/context.hpp"
 
@@ -35,5 +37,19 @@ GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const G
 
 // Microseconds per GEMM of `shape` on `path` (a few timed repetitions after a warm-up).
 double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& shape, int repeats = 3);
+
+// One convolution of a model: its direction, shape and output precision.
+struct ConvProblem {
+    ConvDirection direction = ConvDirection::forward;
+    Conv2dShape shape;
+    DType out = DType::f16;
+    std::string key() const; // "conv_fwd:n=2,c=3,h=7,w=9,oc=5,k=3x2,s=2x1,p=1x2,d=1x2,g=1,out=f32"
+};
+
+// As choose_gemm_path, for a convolution (timed and cached like a GEMM shape).
+GemmChoice choose_conv_path(runtime::Device& device, GemmPath requested, const ConvProblem& problem);
+
+// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output).
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3);
 
 } // namespace vktrain::kernels

@@ -1,6 +1,8 @@
-// GEMM in its three forms (A·B, A·Bᵀ, Aᵀ·B) on every path the device offers, against a double-precision
-// CPU reference fed the same (fp16-rounded) inputs, on shapes that are not tile multiples.
+// GEMM in its three forms (A·B, A·Bᵀ, Aᵀ·B), single and batched, on every path the device offers, against a
+// double-precision CPU reference fed the same (fp16-rounded) inputs, on shapes that are not tile multiples;
+// and the exact fp16 rounding of results (overflow gives inf).
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "device/support.hpp"
@@ -17,6 +19,17 @@ const char* form_name(Form f) {
     return f == Form::ab ? "AB" : f == Form::abt ? "ABt" : "AtB";
 }
 
+std::string path_name(GemmPath p) {
+    return p == GemmPath::coopmat ? "coopmat" : p == GemmPath::tiled_fp16 ? "tiled" : "fp32";
+}
+
+// Skips the test (a macro: GTEST_SKIP returns from the test body) when the device lacks the path.
+#define REQUIRE_PATH(p)                                                                                                \
+    do {                                                                                                               \
+        if ((p) == GemmPath::coopmat) VKT_REQUIRE_COOPMAT();                                                           \
+        if ((p) != GemmPath::fp32) VKT_REQUIRE_FP16();                                                                 \
+    } while (0)
+
 struct Case {
     GemmPath path;
     DType out;
@@ -26,9 +39,8 @@ struct Case {
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
     const Case& c = info.param;
-    std::string p = c.path == GemmPath::coopmat ? "coopmat" : c.path == GemmPath::tiled_fp16 ? "tiled" : "fp32";
-    return p + "_" + vktrain::kernels::dtype_name(c.out) + "_" + form_name(c.form) + "_" + std::to_string(c.m) + "x" +
-           std::to_string(c.n) + "x" + std::to_string(c.k);
+    return path_name(c.path) + "_" + vktrain::kernels::dtype_name(c.out) + "_" + form_name(c.form) + "_" +
+           std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k);
 }
 
 class GemmTest : public testing::TestWithParam<Case> {};
@@ -93,7 +105,7 @@ std::vector<Case> all_cases() {
     return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllPaths, GemmTest, testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Gemm, GemmTest, testing::ValuesIn(all_cases()), case_name);
 
 // Accumulate mode adds to what C holds (used for gradient accumulation).
 TEST(GemmAccumulate, AddsToExistingOutput) {
@@ -115,5 +127,166 @@ TEST(GemmAccumulate, AddsToExistingOutput) {
             EXPECT_NEAR(got[i * 5 + j], ref, 1e-5);
         }
 }
+
+// Batched GEMM: items at strides larger than their size (gaps must stay untouched), the first at a
+// non-zero offset, B optionally broadcast (stride 0).
+struct BatchCase {
+    GemmPath path;
+    DType out;
+    Form form;
+    uint32_t m, n, k, count;
+    bool broadcast_b;
+};
+
+std::string batch_case_name(const testing::TestParamInfo<BatchCase>& info) {
+    const BatchCase& c = info.param;
+    return path_name(c.path) + "_" + vktrain::kernels::dtype_name(c.out) + "_" + form_name(c.form) + "_" +
+           std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) + "_b" +
+           std::to_string(c.count) + (c.broadcast_b ? "_bcastB" : "");
+}
+
+class GemmBatchedTest : public testing::TestWithParam<BatchCase> {};
+
+TEST_P(GemmBatchedTest, MatchesDoubleReference) {
+    const BatchCase& c = GetParam();
+    REQUIRE_PATH(c.path);
+    auto& dev = vkt_test::device();
+    const DType in = c.path == GemmPath::fp32 ? DType::f32 : DType::f16;
+    const bool ta = c.form == Form::atb, tb = c.form == Form::abt;
+    const uint32_t a_rows = ta ? c.k : c.m, a_cols = ta ? c.m : c.k;
+    const uint32_t b_rows = tb ? c.n : c.k, b_cols = tb ? c.k : c.n;
+    const size_t a_size = size_t(a_rows) * a_cols, b_size = size_t(b_rows) * b_cols, c_size = size_t(c.m) * c.n;
+    vktrain::kernels::GemmBatch batch;
+    batch.count = c.count;
+    batch.a_stride = a_size + 3;
+    batch.b_stride = c.broadcast_b ? 0 : b_size + 5;
+    batch.c_stride = c_size + 2;
+    const size_t a_off = 7, b_off = 1, c_off = 5;
+    const size_t a_total = a_off + (c.count - 1) * batch.a_stride + a_size;
+    const size_t b_total = b_off + (c.count - 1) * batch.b_stride + b_size;
+    const size_t c_total = c_off + (c.count - 1) * batch.c_stride + c_size + 4;
+    const auto a = vkt_test::round_through(vkt_test::random_values(a_total, 11 + c.m), in);
+    const auto b = vkt_test::round_through(vkt_test::random_values(b_total, 12 + c.n), in);
+    auto abuf = vkt_test::make_buffer(a, in);
+    auto bbuf = vkt_test::make_buffer(b, in);
+    const float sentinel = 123.0f;
+    auto cbuf = vkt_test::make_buffer(std::vector<float>(c_total, sentinel), c.out);
+
+    vktrain::runtime::Sequence seq(dev);
+    seq.begin();
+    vktrain::kernels::record_gemm_batched(dev, seq, c.path, batch, MatRef{&abuf, in, a_rows, a_cols, a_off}, ta,
+                                          MatRef{&bbuf, in, b_rows, b_cols, b_off}, tb,
+                                          MatRef{&cbuf, c.out, c.m, c.n, c_off});
+    seq.end();
+    seq.submit_and_wait();
+    const auto got = vkt_test::read_buffer(cbuf, c.out, c_total);
+
+    std::vector<bool> written(c_total, false);
+    const double u32 = vkt_test::unit(DType::f32), u_out = vkt_test::unit(c.out);
+    const double gamma = (c.k * u32) / (1 - c.k * u32);
+    size_t bad = 0;
+    for (uint32_t z = 0; z < c.count; ++z) {
+        const size_t ab = a_off + z * batch.a_stride, bb = b_off + z * batch.b_stride, cb = c_off + z * batch.c_stride;
+        for (uint32_t i = 0; i < c.m; ++i)
+            for (uint32_t j = 0; j < c.n; ++j) {
+                double ref = 0, mag = 0;
+                for (uint32_t l = 0; l < c.k; ++l) {
+                    const double av = ta ? a[ab + size_t(l) * a_cols + i] : a[ab + size_t(i) * a_cols + l];
+                    const double bv = tb ? b[bb + size_t(j) * b_cols + l] : b[bb + size_t(l) * b_cols + j];
+                    ref += av * bv;
+                    mag += std::fabs(av * bv);
+                }
+                const size_t idx = cb + size_t(i) * c.n + j;
+                written[idx] = true;
+                const double tol = 2 * gamma * mag + u_out * std::fabs(ref) + vkt_test::floor_abs(c.out);
+                const double err = std::fabs(got[idx] - ref);
+                if (!(err <= tol) && bad++ < 5)
+                    ADD_FAILURE() << "C_" << z << "[" << i << "," << j << "] = " << got[idx] << ", reference " << ref
+                                  << ", error " << err << " > tolerance " << tol;
+            }
+    }
+    for (size_t i = 0; i < c_total; ++i)
+        if (!written[i] && got[i] != sentinel && bad++ < 5)
+            ADD_FAILURE() << "element " << i << " outside every C item changed to " << got[i];
+    EXPECT_EQ(bad, 0u);
+}
+
+std::vector<BatchCase> batch_cases() {
+    std::vector<BatchCase> out;
+    for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat})
+        for (DType d : {DType::f32, DType::f16}) {
+            if (path == GemmPath::fp32 && d == DType::f16) continue;
+            for (Form f : {Form::ab, Form::abt, Form::atb}) {
+                out.push_back({path, d, f, 3, 5, 7, 4, false});
+                out.push_back({path, d, f, 17, 10, 33, 3, true});
+                out.push_back({path, d, f, 65, 31, 20, 2, false});
+            }
+        }
+    // More items than the guaranteed maxComputeWorkGroupCount[2] (65535): the shader loops over the rest.
+    out.push_back({GemmPath::fp32, DType::f32, Form::ab, 1, 2, 3, 70000, false});
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Gemm, GemmBatchedTest, testing::ValuesIn(batch_cases()), batch_case_name);
+
+TEST(GemmBatched, RefusesOverlappingOutputs) {
+    auto& dev = vkt_test::device();
+    auto abuf = vkt_test::make_buffer(std::vector<float>(64, 1.0f), DType::f32);
+    vktrain::runtime::Sequence seq(dev);
+    seq.begin();
+    vktrain::kernels::GemmBatch batch{2, 0, 0, 3}; // C items are 2x2 = 4 elements, 3 apart
+    EXPECT_THROW(vktrain::kernels::record_gemm_batched(dev, seq, GemmPath::fp32, batch, MatRef{&abuf, DType::f32, 2, 2},
+                                                       false, MatRef{&abuf, DType::f32, 2, 2}, false,
+                                                       MatRef{&abuf, DType::f32, 2, 2, 16}),
+                 vktrain::Error);
+}
+
+// fp16 results are rounded to nearest even with overflow to inf, whatever the driver's own float16_t
+// conversion does (round toward zero would saturate at 65504 and hide overflow from the loss scaler).
+// A is 2x2 ([1 1; -1 -1]), B is 2x6 holding pairs whose exact sums straddle the fp16 limits.
+class GemmFp16Overflow : public testing::TestWithParam<GemmPath> {};
+
+TEST_P(GemmFp16Overflow, RoundsToNearestWithInf) {
+    const GemmPath path = GetParam();
+    REQUIRE_PATH(path);
+    auto& dev = vkt_test::device();
+    const float inf = std::numeric_limits<float>::infinity();
+    // Column sums: 70000 -> inf, 65520 (the tie) -> inf, 65519 -> 65504, 65504 -> 65504, 65512 (tie to
+    // even 65504) -> 65504, 2 -> 2.
+    const std::vector<float> sums_top = {65504, 65504, 65504, 65504, 65504, 1};
+    const std::vector<float> sums_bottom = {4496, 16, 15, 0, 8, 1};
+    const std::vector<float> expect = {inf, inf, 65504, 65504, 65504, 2};
+    const uint32_t n = uint32_t(expect.size());
+    std::vector<float> b(sums_top);
+    b.insert(b.end(), sums_bottom.begin(), sums_bottom.end());
+    auto abuf = vkt_test::make_buffer({1, 1, -1, -1}, DType::f16);
+    auto bbuf = vkt_test::make_buffer(b, DType::f16);
+    auto cbuf = vkt_test::make_buffer(std::vector<float>(2 * n, 0.0f), DType::f16);
+    // Accumulate: 65504 + 16 = 65520 -> inf; 65504 + 8 -> 65504; -65504 - 16 -> -inf.
+    auto acc_a = vkt_test::make_buffer({1, 1}, DType::f16);
+    auto acc_b = vkt_test::make_buffer({16, 8, -16}, DType::f16);
+    auto acc_c = vkt_test::make_buffer({65504, 65504, -65504}, DType::f16);
+
+    vktrain::runtime::Sequence seq(dev);
+    seq.begin();
+    vktrain::kernels::record_gemm(dev, seq, path, MatRef{&abuf, DType::f16, 2, 2}, false,
+                                  MatRef{&bbuf, DType::f16, 2, n}, false, MatRef{&cbuf, DType::f16, 2, n});
+    vktrain::kernels::record_gemm(dev, seq, path, MatRef{&acc_a, DType::f16, 1, 1}, false,
+                                  MatRef{&acc_b, DType::f16, 1, 3}, false, MatRef{&acc_c, DType::f16, 1, 3}, true);
+    seq.end();
+    seq.submit_and_wait();
+    const auto got = vkt_test::read_buffer(cbuf, DType::f16, 2 * n);
+    for (uint32_t j = 0; j < n; ++j) {
+        EXPECT_EQ(got[j], expect[j]) << "column " << j;
+        EXPECT_EQ(got[n + j], -expect[j]) << "negated column " << j;
+    }
+    const auto acc = vkt_test::read_buffer(acc_c, DType::f16, 3);
+    EXPECT_EQ(acc[0], inf);
+    EXPECT_EQ(acc[1], 65504.0f);
+    EXPECT_EQ(acc[2], -inf);
+}
+
+INSTANTIATE_TEST_SUITE_P(Gemm, GemmFp16Overflow, testing::Values(GemmPath::tiled_fp16, GemmPath::coopmat),
+                         [](const testing::TestParamInfo<GemmPath>& p) { return path_name(p.param); });
 
 } // namespace

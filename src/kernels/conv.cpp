@@ -1,0 +1,184 @@
+#include "kernels/conv.hpp"
+
+#include "kernels/gemm.hpp"
+#include "push_constants.h"
+#include "runtime/device.hpp"
+
+namespace vktrain::kernels {
+
+static_assert(sizeof(ConvPush) == 24 * 4, "ConvPush layout must match shaders/push_constants.h");
+
+namespace {
+
+int64_t out_extent(uint32_t in, uint32_t pad, uint32_t dil, uint32_t k, uint32_t stride) {
+    const int64_t span = int64_t(in) + 2 * int64_t(pad) - int64_t(dil) * (int64_t(k) - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
+void check_tensor(const MatRef& t, DType dtype, uint64_t rows, uint64_t cols, const char* op, const char* what,
+                  const char* layout) {
+    VKT_CHECK(t.buffer && t.buffer->valid(), op, ": ", what, " has no buffer");
+    VKT_CHECK(t.rows == rows && t.cols == cols, op, ": ", what, " is ", t.rows, "x", t.cols, ", expected ", rows, "x",
+              cols, " (", layout, ")");
+    VKT_CHECK(t.dtype == dtype, op, ": ", what, " is ", dtype_name(t.dtype), " but this path takes ",
+              dtype_name(dtype));
+}
+
+} // namespace
+
+uint32_t Conv2dShape::out_h() const {
+    return uint32_t(out_extent(h, pad_h, dil_h, kh, stride_h));
+}
+uint32_t Conv2dShape::out_w() const {
+    return uint32_t(out_extent(w, pad_w, dil_w, kw, stride_w));
+}
+
+void Conv2dShape::validate() const {
+    const struct {
+        const char* name;
+        uint32_t value;
+    } positive[] = {{"n", n},         {"c_in", c_in},         {"h", h},
+                    {"w", w},         {"c_out", c_out},       {"kh", kh},
+                    {"kw", kw},       {"stride_h", stride_h}, {"stride_w", stride_w},
+                    {"dil_h", dil_h}, {"dil_w", dil_w},       {"groups", groups}};
+    for (const auto& p : positive) VKT_CHECK(p.value > 0, "conv2d: ", p.name, " must be positive, got 0");
+    VKT_CHECK(c_in % groups == 0 && c_out % groups == 0, "conv2d: groups (", groups, ") must divide c_in (", c_in,
+              ") and c_out (", c_out, ")");
+    constexpr int64_t limit = int64_t(1) << 30; // int arithmetic on padded coordinates in the shader
+    VKT_CHECK(int64_t(h) + 2 * int64_t(pad_h) < limit && int64_t(w) + 2 * int64_t(pad_w) < limit &&
+                  int64_t(dil_h) * kh < limit && int64_t(dil_w) * kw < limit && int64_t(stride_h) < limit &&
+                  int64_t(stride_w) < limit,
+              "conv2d: spatial sizes, padding, dilation and strides must stay below 2^30");
+    VKT_CHECK(out_extent(h, pad_h, dil_h, kh, stride_h) > 0 && out_extent(w, pad_w, dil_w, kw, stride_w) > 0,
+              "conv2d: the ", kh, "x", kw, " kernel with dilation ", dil_h, "x", dil_w, " spans ",
+              int64_t(dil_h) * (kh - 1) + 1, "x", int64_t(dil_w) * (kw - 1) + 1, " pixels, more than the ",
+              int64_t(h) + 2 * pad_h, "x", int64_t(w) + 2 * pad_w, " padded input");
+    const uint64_t oh = out_h(), ow = out_w();
+    const struct {
+        const char* name;
+        uint64_t count;
+    } tensors[] = {{"x", uint64_t(n) * c_in * h * w},
+                   {"y", uint64_t(n) * c_out * oh * ow},
+                   {"w", uint64_t(c_out) * (c_in / groups) * kh * kw}};
+    for (const auto& t : tensors)
+        VKT_CHECK(t.count < k_max_kernel_elements, "conv2d: ", t.name, " would have ", t.count,
+                  " elements; at most 2^31 - 1 are supported (32-bit shader indexing)");
+}
+
+const char* to_string(ConvDirection d) {
+    switch (d) {
+    case ConvDirection::forward: return "conv_fwd";
+    case ConvDirection::backward_data: return "conv_bwd_data";
+    case ConvDirection::backward_weight: return "conv_bwd_weight";
+    }
+    return "conv";
+}
+
+void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath path, ConvDirection direction,
+                   const Conv2dShape& s, const MatRef& in0, const MatRef& in1, const MatRef& out, bool accumulate) {
+    const char* op = to_string(direction);
+    s.validate();
+    VKT_CHECK(path != GemmPath::auto_select, op, ": needs a concrete path, not auto (see choose_conv_path)");
+    const DType in_type = path == GemmPath::fp32 ? DType::f32 : DType::f16;
+    VKT_CHECK(path != GemmPath::fp32 || out.dtype == DType::f32, op, ": the fp32 path writes fp32 only");
+    const uint32_t oh = s.out_h(), ow = s.out_w(), g = s.groups;
+    const uint32_t cin_g = s.c_in / g, cout_g = s.c_out / g;
+    const uint64_t x_cols = uint64_t(s.c_in) * s.h * s.w, y_cols = uint64_t(s.c_out) * oh * ow;
+    const uint64_t w_cols = uint64_t(cin_g) * s.kh * s.kw;
+    const char* x_layout = "n x c_in*h*w";
+    const char* y_layout = "n x c_out*oh*ow";
+    const char* w_layout = "c_out x (c_in/groups)*kh*kw";
+
+    // GEMM per group, and which tensor is A, B and C (binding 0, 1, 2); see ConvPush.
+    const MatRef *a = nullptr, *b = nullptr;
+    uint32_t m = 0, n = 0, k = 0, dir = 0;
+    switch (direction) {
+    case ConvDirection::forward: // in0 = x, in1 = w, out = y
+        check_tensor(in0, in_type, s.n, x_cols, op, "x", x_layout);
+        check_tensor(in1, in_type, s.c_out, w_cols, op, "w", w_layout);
+        check_tensor(out, out.dtype, s.n, y_cols, op, "y", y_layout);
+        a = &in1;
+        b = &in0;
+        m = cout_g;
+        n = s.n * oh * ow;
+        k = cin_g * s.kh * s.kw;
+        dir = CONV_DIR_FORWARD;
+        break;
+    case ConvDirection::backward_data: // in0 = dy, in1 = w, out = dx
+        check_tensor(in0, in_type, s.n, y_cols, op, "dy", y_layout);
+        check_tensor(in1, in_type, s.c_out, w_cols, op, "w", w_layout);
+        check_tensor(out, out.dtype, s.n, x_cols, op, "dx", x_layout);
+        a = &in1;
+        b = &in0;
+        m = cin_g;
+        n = s.n * s.h * s.w;
+        k = cout_g * s.kh * s.kw;
+        dir = CONV_DIR_BACKWARD_DATA;
+        break;
+    case ConvDirection::backward_weight: // in0 = dy, in1 = x, out = dw
+        check_tensor(in0, in_type, s.n, y_cols, op, "dy", y_layout);
+        check_tensor(in1, in_type, s.n, x_cols, op, "x", x_layout);
+        check_tensor(out, out.dtype, s.c_out, w_cols, op, "dw", w_layout);
+        a = &in0;
+        b = &in1;
+        m = cout_g;
+        n = cin_g * s.kh * s.kw;
+        k = s.n * oh * ow;
+        dir = CONV_DIR_BACKWARD_WEIGHT;
+        break;
+    }
+
+    const GemmConfig cfg = gemm_config(device, path, out.dtype, m, n, k);
+    runtime::KernelDesc desc = cfg.kernel_desc("conv_" + cfg.suffix, sizeof(ConvPush), CONV_SPEC_COUNT);
+    desc.spec[CONV_SPEC_DIR] = dir;
+    const runtime::Kernel& kernel = device.pipelines().get(desc);
+    const Operand oa = operand(device, *a, runtime::Access::read);
+    const Operand ob = operand(device, *b, runtime::Access::read);
+    const Operand oc = operand(device, out, accumulate ? runtime::Access::read_write : runtime::Access::write);
+    // validate() bounded every tensor below 2^31 elements and bound-range offsets are below the descriptor
+    // alignment, so the shader's 32-bit indices cannot wrap.
+    ConvPush pc{};
+    pc.m = m;
+    pc.n = n;
+    pc.k = k;
+    pc.a_offset = oa.offset;
+    pc.b_offset = ob.offset;
+    pc.c_offset = oc.offset;
+    pc.c_in_g = cin_g;
+    pc.c_out_g = cout_g;
+    pc.groups = g;
+    pc.h = s.h;
+    pc.w = s.w;
+    pc.oh = oh;
+    pc.ow = ow;
+    pc.kh = s.kh;
+    pc.kw = s.kw;
+    pc.stride_h = s.stride_h;
+    pc.stride_w = s.stride_w;
+    pc.pad_h = s.pad_h;
+    pc.pad_w = s.pad_w;
+    pc.dil_h = s.dil_h;
+    pc.dil_w = s.dil_w;
+    pc.accumulate = accumulate ? 1 : 0;
+    const GemmGrid grid = gemm_grid(device, cfg, m, n, g, op);
+    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), grid.x, grid.y, grid.z);
+}
+
+void record_conv2d_forward(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const Conv2dShape& shape,
+                           const MatRef& x, const MatRef& w, const MatRef& y, bool accumulate) {
+    record_conv2d(device, seq, path, ConvDirection::forward, shape, x, w, y, accumulate);
+}
+
+void record_conv2d_backward_data(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
+                                 const Conv2dShape& shape, const MatRef& dy, const MatRef& w, const MatRef& dx,
+                                 bool accumulate) {
+    record_conv2d(device, seq, path, ConvDirection::backward_data, shape, dy, w, dx, accumulate);
+}
+
+void record_conv2d_backward_weight(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
+                                   const Conv2dShape& shape, const MatRef& dy, const MatRef& x, const MatRef& dw,
+                                   bool accumulate) {
+    record_conv2d(device, seq, path, ConvDirection::backward_weight, shape, dy, x, dw, accumulate);
+}
+
+} // namespace vktrain::kernels

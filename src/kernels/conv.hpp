@@ -1,0 +1,52 @@
+// 2D convolution (PyTorch semantics, NCHW activations, weight [c_out, c_in/groups, kh, kw]) as implicit
+// GEMM on the GEMM paths: forward, data gradient and weight gradient, with stride, padding, dilation and
+// groups (depthwise included). No im2col copy is made; the shaders gather operands on the fly. Bias is a
+// separate kernel (bias_add / bias_grad over the NCHW planes).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/tensor.hpp"
+#include "runtime/sequence.hpp"
+#include "vktrain/context.hpp"
+
+namespace vktrain::runtime {
+class Device;
+}
+
+namespace vktrain::kernels {
+
+struct Conv2dShape {
+    uint32_t n = 1, c_in = 1, h = 1, w = 1, c_out = 1, kh = 1, kw = 1;
+    uint32_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+    uint32_t out_h() const; // floor((h + 2·pad_h − dil_h·(kh − 1) − 1) / stride_h) + 1
+    uint32_t out_w() const;
+    void validate() const; // throws vktrain::Error with a one-line message on a bad shape
+};
+
+enum class ConvDirection { forward, backward_data, backward_weight };
+const char* to_string(ConvDirection d); // "conv_fwd", "conv_bwd_data", "conv_bwd_weight"
+
+// Path rules as for GEMM: fp32 = fp32 everywhere; tiled_fp16 and coopmat take fp16 x, w and dy and write
+// fp16 or fp32 with fp32 accumulation.
+
+// y (+)= conv(x, w). x: n × c_in·h·w; w: c_out × (c_in/groups)·kh·kw; y: n × c_out·oh·ow.
+void record_conv2d_forward(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const Conv2dShape& shape,
+                           const MatRef& x, const MatRef& w, const MatRef& y, bool accumulate = false);
+// dx (+)= conv2d input gradient from dy and w (a gather over output positions: deterministic, no atomics).
+void record_conv2d_backward_data(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
+                                 const Conv2dShape& shape, const MatRef& dy, const MatRef& w, const MatRef& dx,
+                                 bool accumulate = false);
+// dw (+)= weight gradient from dy and x (reduction over the batch and output positions); dw may be fp32
+// (usual) or fp16.
+void record_conv2d_backward_weight(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
+                                   const Conv2dShape& shape, const MatRef& dy, const MatRef& x, const MatRef& dw,
+                                   bool accumulate = false);
+
+// The three above by direction, with operands named by their role in it: forward (x, w → y),
+// backward_data (dy, w → dx), backward_weight (dy, x → dw).
+void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath path, ConvDirection direction,
+                   const Conv2dShape& shape, const MatRef& in0, const MatRef& in1, const MatRef& out,
+                   bool accumulate = false);
+
+} // namespace vktrain::kernels
