@@ -124,6 +124,8 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
             for (size_t d = 0; d + 1 < pred.shape.size(); ++d) rows *= uint64_t(pred.shape[d]);
             if (mn.op == "mse_loss") rows = batch;
             ir.loss_rows_per_sample = uint32_t(rows / batch);
+            ir.loss_terms_per_sample =
+                mn.op == "mse_loss" ? uint32_t(pred.elements() / batch) : ir.loss_rows_per_sample;
             out.shape = {int64_t(rows)};
             out.storage = Storage::f32;
             out.role = Role::host_out;

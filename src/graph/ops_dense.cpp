@@ -108,14 +108,16 @@ OpDef linear_input_grad() {
     return d;
 }
 
-// db = column sums of dY over all leading dimensions: in = {dY}, out = {db} (fp32).
+// db (+)= column sums of dY over all leading dimensions: in = {dY}, out = {db} (fp32).
 OpDef bias_grad() {
     OpDef d;
     d.name = "bias_grad";
     d.backward_only = true;
+    d.can_accumulate = true;
     d.record = [](Exec& e, const IrNode& n) {
         const kernels::MatRef dy = e.rows(n.in[0]);
-        kernels::record_bias_grad(e.device(), e.seq(), dy, e.mat(n.out[0], 1, dy.cols));
+        kernels::record_channel_bias_grad(e.device(), e.seq(), dy, e.mat(n.out[0], 1, dy.cols), dy.rows, dy.cols, 1,
+                                          n.accumulate);
     };
     return d;
 }

@@ -86,8 +86,9 @@ void Exec::gemm(const std::string& site, const MatRef& a, bool trans_a, const Ma
 // ---- Program ----
 
 Program::Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
-                 bool training, GemmPath requested)
-    : m_device(device), m_layout(layout), m_ir(build_ir(model, batch, training)), m_fp16(precision == Precision::mixed),
+                 bool training, GemmPath requested, uint64_t seed)
+    : m_device(device), m_layout(layout), m_ir(build_ir(model, batch, training, seed)),
+      m_fp16(precision == Precision::mixed),
       m_exec(device, m_ir, m_fp16 ? DType::f16 : DType::f32) {
     if (m_fp16)
         VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,

@@ -42,7 +42,7 @@ public:
     StepProfile profile();
 
     double loss_sum(uint32_t count) const; // sum of the per-row losses of the first `count` samples
-    uint32_t loss_rows_per_sample() const { return m_ir.loss_rows_per_sample; }
+    uint32_t loss_terms_per_sample() const { return m_ir.loss_terms_per_sample; } // the mean's divisor per sample
     bool nonfinite() const;     // training: any inf/NaN in the gradients
     const float* grads() const; // training: fp32, Layout::grad_count elements
     uint64_t prediction_elements_per_sample() const;

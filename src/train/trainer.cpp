@@ -131,7 +131,7 @@ struct Trainer::Impl {
         p.set_inputs(inputs, count);
         res.set_step(count, loss_scale, uint32_t(steps));
         p.run();
-        return float(p.loss_sum(count) / (double(count) * p.loss_rows_per_sample()));
+        return float(p.loss_sum(count) / (double(count) * p.loss_terms_per_sample()));
     }
 
     // Chunks of up to batch_size samples through the evaluation program; `each` sees every chunk's size.
@@ -302,7 +302,7 @@ EvalResult Trainer::evaluate(const std::vector<const void*>& inputs, uint64_t co
     r.count = count;
     double sum = 0;
     m.forward_chunks(inputs, count, [&](uint64_t, uint32_t n) { sum += m.eval->loss_sum(n); });
-    r.loss = count ? sum / (double(count) * m.eval->loss_rows_per_sample()) : 0.0;
+    r.loss = count ? sum / (double(count) * m.eval->loss_terms_per_sample()) : 0.0;
     return r;
 }
 
