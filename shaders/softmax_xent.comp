@@ -10,7 +10,8 @@
 //   r >= n_valid (padding): row_loss 0, dlogits 0.
 //   label outside [0, cols): row_loss NaN (the step is reported non-finite), dlogits 0.
 // Bindings: 0 logits (IN type), 1 labels (int32), 2 StepParams, 3 row_loss (fp32), 4 dlogits (OUT type).
-// Push: rows, cols, offset0 = logits' first element, offset1 = dlogits' first element.
+// Push: rows, cols, flags = rows per sample (0 = 1: n_valid counts samples, each owning that many rows),
+// offset0 = logits' first element, offset1 = dlogits' first element.
 #include "elementwise.glsl"
 
 layout(local_size_x = 64) in;
@@ -19,7 +20,7 @@ layout(binding = 1) readonly buffer BufLabels { int labels[]; };
 layout(binding = 2) readonly buffer BufParams {
     uint n_valid;
     float loss_scale;
-    uint pad0, pad1;
+    uint step, pad1;
 } params;
 layout(binding = 3) writeonly buffer BufLoss { float row_loss[]; };
 layout(binding = 4) writeonly buffer BufDlogits { OUT_S dlogits[]; };
@@ -31,8 +32,9 @@ void main() {
         const uint in_row = p.offset0 + r * p.cols;
         const uint out_row = p.offset1 + r * p.cols;
         const int label = labels[r];
-        if (r >= params.n_valid || label < 0 || uint(label) >= p.cols) {
-            row_loss[r] = r >= params.n_valid ? 0.0 : uintBitsToFloat(0x7fc00000u); // quiet NaN
+        const uint valid = params.n_valid * max(p.flags, 1u);
+        if (r >= valid || label < 0 || uint(label) >= p.cols) {
+            row_loss[r] = r >= valid ? 0.0 : uintBitsToFloat(0x7fc00000u); // quiet NaN
             for (uint j = 0; j < p.cols; ++j) dlogits[out_row + j] = STORE_OUT(0.0);
             continue;
         }
@@ -44,7 +46,7 @@ void main() {
 
         // One reciprocal per row, one product per element; the scale is folded in once, in fp32.
         const float inv_sum = 1.0 / sum;
-        const float scale = params.loss_scale / float(params.n_valid);
+        const float scale = params.loss_scale / float(valid);
         for (uint j = 0; j < p.cols; ++j) {
             const float prob = exp(LOAD_IN(logits[in_row + j]) - m) * inv_sum;
             dlogits[out_row + j] = STORE_OUT((prob - (j == uint(label) ? 1.0 : 0.0)) * scale);

@@ -1,62 +1,156 @@
-// A model is a static graph of ops on [batch, features] tensors, built through this API and compiled
-// by the Trainer into one recorded command buffer. Ops so far: linear, relu, gelu, and a softmax
-// cross-entropy head; conv, norms and attention are meant to slot in as further ops. For now the graph
-// must be a chain: every value but the input feeds exactly one op (the Trainer refuses anything else).
+// A model is a graph of ops on N-D tensors, built through this API and compiled by a Trainer for a device,
+// a precision and a batch size. Shapes given here are per sample: the batch dimension is implicit and comes
+// first at run time. A value may feed several ops (residual connections); gradients of such values
+// accumulate. Every builder method checks its arguments and throws vktrain::Error with a one-line message.
+//
+//   vktrain::Model m;
+//   int x = m.input("x", {1, 28, 28});
+//   x = m.relu(m.conv2d(x, 32, vktrain::Conv2dOptions::square(5, 1, 2)));
+//   x = m.max_pool2d(x, vktrain::Pool2dOptions::square(2));
+//   x = m.linear(m.flatten(x), 10);
+//   m.cross_entropy(x, m.input("labels", {}, vktrain::DataType::i32));
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace vktrain {
 
-enum class OpKind { input, linear, relu, gelu };
+enum class DataType { f32, i32 }; // what an input holds: real values, or integers (class labels, token ids)
 
-struct Node {
-    OpKind kind = OpKind::input;
-    int input = -1;        // the producing node (-1 for the input)
-    uint32_t features = 0; // output features
-    bool bias = false;     // linear
-    std::string name;      // linear: parameter prefix ("linear0")
+struct Conv2dOptions {
+    uint32_t kernel_h = 3, kernel_w = 3;
+    uint32_t stride_h = 1, stride_w = 1;
+    uint32_t pad_h = 0, pad_w = 0;
+    uint32_t dilation_h = 1, dilation_w = 1;
+    uint32_t groups = 1;
+    bool bias = true;
+    static Conv2dOptions square(uint32_t kernel, uint32_t stride = 1, uint32_t padding = 0);
+};
+
+struct Pool2dOptions {
+    uint32_t kernel_h = 2, kernel_w = 2;
+    uint32_t stride_h = 0, stride_w = 0; // 0: the kernel size (PyTorch's default)
+    uint32_t pad_h = 0, pad_w = 0;
+    static Pool2dOptions square(uint32_t kernel, uint32_t stride = 0, uint32_t padding = 0);
+};
+
+// How a parameter starts. default_init: the owning op's PyTorch default (Linear and Conv2d: kaiming_uniform
+// with a = sqrt(5) for weights, i.e. U(+-1/sqrt(fan_in)), and U(+-1/sqrt(fan_in)) for biases; BatchNorm:
+// weight 1, bias 0).
+enum class InitKind { default_init, zeros, ones, constant, normal, uniform };
+struct Init {
+    InitKind kind = InitKind::default_init;
+    float a = 0.0f, b = 0.0f; // constant: a; normal: mean a, std b; uniform: [a, b)
 };
 
 struct ParameterInfo {
-    std::string name;           // e.g. "linear0.weight" (stable across runs: checkpoints use it)
-    std::vector<int64_t> shape; // weight: {out, in} (PyTorch nn.Linear layout); bias: {out}
+    std::string name;           // PyTorch state_dict style: "conv0.weight", "bn0.running_mean", ...
+    std::vector<int64_t> shape; // PyTorch layout: Linear weight [out, in], Conv2d weight [out, in/groups, kh, kw]
     uint32_t fan_in = 0;
+    bool trainable = true;     // false: frozen (uploaded once, no gradient, never read back)
+    bool buffer = false;       // true: state such as BatchNorm running statistics (saved, never trained)
+    float weight_decay = -1.0; // < 0: the optimizer's default
+    Init init;
 };
+
+// One op of the graph. Node i produces value i; op "input" nodes are the model's inputs.
+struct Node {
+    std::string op;             // registry name: "input", "linear", "conv2d", "relu", "add", ...
+    std::string name;           // unique; parameter prefix and profile label ("conv0", "relu3", "x")
+    std::vector<int> inputs;    // producing nodes
+    std::vector<int64_t> shape; // per-sample output shape (inferred)
+    DataType type = DataType::f32;
+    std::map<std::string, double> attrs; // op settings ("out", "kernel_h", "p", ...)
+    std::vector<int64_t> shape_attr;     // reshape's target shape
+};
+
+// Kept for source compatibility with the MLP-only API.
+enum class OpKind { relu, gelu };
 
 class Model {
 public:
+    Model() = default;
+    // An input "x" of `input_features` values per sample (the MLP API of earlier versions).
     explicit Model(uint32_t input_features);
 
-    int input() const { return 0; }
+    int input(const std::string& name, const std::vector<int64_t>& shape, DataType type = DataType::f32);
+    int input() const; // the first input
+
+    // Applies to the last dimension: [..., in] -> [..., out].
     int linear(int x, uint32_t out_features, bool bias = true);
+    // [C, H, W] -> [out_channels, OH, OW]
+    int conv2d(int x, uint32_t out_channels, const Conv2dOptions& options);
+    int max_pool2d(int x, const Pool2dOptions& options);
+    int avg_pool2d(int x, const Pool2dOptions& options);
+    // Per-channel normalisation of [C, H, W] with batch statistics in training and running ones in evaluation.
+    int batch_norm2d(int x, float eps = 1e-5f, float momentum = 0.1f);
     int relu(int x);
-    int gelu(int x);
-    // Marks `logits` as the output, trained with softmax cross-entropy against integer labels.
+    int gelu(int x);      // exact: x * Phi(x) (PyTorch nn.GELU())
+    int gelu_tanh(int x); // tanh approximation (nn.GELU(approximate="tanh"))
+    int silu(int x);
+    int add(int a, int b); // same shapes (residual connections)
+    int dropout(int x, float p);
+    int flatten(int x);                                    // [d0, d1, ...] -> [d0 * d1 * ...]
+    int reshape(int x, const std::vector<int64_t>& shape); // same element count; one -1 is inferred
+
+    // Losses (one per model): mean over all samples and positions.
+    // logits [..., classes] against integer labels shaped like logits without the last dimension.
+    int cross_entropy(int logits, int labels);
+    // pred against a real-valued target of the same shape.
+    int mse_loss(int pred, int target);
+    // The earlier API: adds an i32 input "labels" and a cross-entropy loss on `logits`.
     void softmax_cross_entropy(int logits);
 
-    // input -> [linear -> act] * hidden -> linear(classes) -> softmax cross-entropy
+    // Parameter groups, by exact name or by prefix ending in '.' ("conv0." = every parameter of conv0).
+    void set_trainable(const std::string& name_or_prefix, bool trainable);
+    void set_weight_decay(const std::string& name_or_prefix, float weight_decay);
+    void set_init(const std::string& name_or_prefix, const Init& init);
+
+    // input -> [linear -> act] * hidden -> linear(classes) -> cross-entropy (inputs "x" and "labels").
     static Model mlp(uint32_t input_features, const std::vector<uint32_t>& hidden, uint32_t classes,
                      OpKind activation = OpKind::relu);
+    // The CNN recipe on 1x28x28 images: conv(1,32,5,p2)+ReLU+maxpool2, conv(32,64,5,p2)+ReLU+maxpool2, flatten,
+    // linear(3136,1024)+ReLU, linear(1024,classes), cross-entropy.
+    static Model cnn(uint32_t classes = 10);
 
     const std::vector<Node>& nodes() const { return m_nodes; }
-    int output() const { return m_output; }
-    uint32_t input_features() const { return m_nodes[0].features; }
-    uint32_t classes() const;
+    std::vector<int> inputs() const; // input nodes in declaration order
+    int loss() const { return m_loss; }
+    int output() const; // what predict() returns: the loss's prediction operand (logits)
+    uint64_t input_elements(int input) const;
+    uint32_t input_features() const; // elements per sample of the first input
+    uint32_t classes() const;        // cross-entropy models: the logits' last dimension
+    // Trainable and frozen parameters, then buffers, in declaration order.
     std::vector<ParameterInfo> parameters() const;
-    uint64_t parameter_count() const;
-    std::string describe() const; // "784-256(relu)-128(relu)-10"
+    uint64_t parameter_count() const; // elements of all parameters (not buffers)
+    // One line: MLPs as before ("784-256(relu)-128(relu)-10"), other graphs op by op.
+    std::string describe() const;
+
+    // The whole architecture (nodes, attributes, parameter groups) as JSON, and back: a weights file records
+    // it so an application can load a trained model without rebuilding it in code.
+    std::string to_json() const;
+    static Model from_json(const std::string& json); // throws vktrain::Error naming the problem
 
 private:
-    int add(Node node);
-    int elementwise(int x, OpKind kind, const char* op); // a same-shape op such as an activation
-    void check_node(int x, const char* op) const;
+    int add_node(Node node, const char* what);
+    void check_value(int x, const char* op) const;
+    std::string next_name(const std::string& kind);
+    struct Override {
+        std::string pattern;
+        int what; // 0 trainable, 1 weight decay, 2 init
+        bool trainable = true;
+        float weight_decay = 0.0f;
+        Init init;
+    };
+    bool matches(const std::string& pattern, const std::string& name) const;
 
     std::vector<Node> m_nodes;
-    int m_output = -1;
-    int m_linear_count = 0;
+    std::map<std::string, int> m_counters;
+    std::vector<Override> m_overrides;
+    int m_loss = -1;
 };
 
 } // namespace vktrain

@@ -1,6 +1,10 @@
-// The trainer: compiles a Model for a context, derives the backward pass, allocates activations and
-// gradients once, records the training step's command buffer once and replays it every step. fp32
-// master weights and optimizer state live on the host; the device holds the fp16 (mixed) or fp32 copy.
+// The trainer: compiles a Model for a context (the backward pass derived from the graph, activations and
+// gradients placed by a memory planner in one arena), records the training step's command buffer once and
+// replays it every step. fp32 master weights and optimizer state live on the host; the device holds the fp16
+// (mixed) or fp32 copy, refreshed only when the weights changed.
+//
+// Threads: a Trainer is used from one thread at a time (calls from several threads must be serialised by the
+// caller); several Trainers, on one Context or several, may run on different threads.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +25,8 @@ struct TrainerOptions {
     OptimizerOptions optimizer;
     LossScalerOptions loss_scaler;
     GemmPath gemm_path = GemmPath::auto_select; // mixed only; fp32 precision always runs the fp32 GEMM
-    uint64_t seed = 0;                          // weight initialisation
+    uint64_t seed = 0;                          // weight initialisation and dropout masks
+    bool inference_only = false;                // predict/evaluate only: no gradient or optimizer buffers
 };
 
 struct StepResult {
@@ -31,9 +36,18 @@ struct StepResult {
 };
 
 struct EvalResult {
-    double loss = 0.0;
-    double accuracy = 0.0;
+    double loss = 0.0; // mean loss over all samples (and positions), evaluation mode
     uint64_t count = 0;
+};
+
+// Device memory of a compiled model: the planned activation arena (the larger of the training and evaluation
+// plans), what one buffer per value would have taken, and every buffer the trainer holds.
+struct MemoryReport {
+    uint64_t arena_bytes = 0;
+    uint64_t train_plan_bytes = 0, eval_plan_bytes = 0;
+    uint64_t unplanned_bytes = 0; // the training graph with one buffer per value
+    uint32_t in_place = 0;        // values that reuse their input's bytes
+    uint64_t total_bytes = 0;     // everything this trainer allocated (== device_bytes())
 };
 
 struct GemmReport {
@@ -74,11 +88,17 @@ public:
     Trainer(const Trainer&) = delete;
     Trainer& operator=(const Trainer&) = delete;
 
-    // One optimisation step on `count` (1..batch_size) samples: x is count×input_features, labels in
-    // [0, classes). Returns the loss, the loss scale used and whether the step was skipped.
+    // One optimisation step on `count` (1..batch_size) samples. inputs[i] holds count samples of the model's
+    // input i (Model::inputs() order), fp32 or int32 as declared. Returns the loss, the loss scale used and
+    // whether the step was skipped.
+    StepResult step(const std::vector<const void*>& inputs, uint32_t count);
+    // Models with inputs (x: fp32, labels: int32), such as Model::mlp and Model::cnn; labels in [0, classes).
     StepResult step(const float* x, const int32_t* labels, uint32_t count);
 
-    // Loss and fp32 gradients (unscaled) for a batch without updating anything; grads follow parameters().
+    // Loss and fp32 gradients (unscaled) for a batch without updating anything; one vector per trainable
+    // parameter, in parameters() order.
+    float compute_gradients(const std::vector<const void*>& inputs, uint32_t count,
+                            std::vector<std::vector<float>>& grads);
     float compute_gradients(const float* x, const int32_t* labels, uint32_t count,
                             std::vector<std::vector<float>>& grads);
 
@@ -87,22 +107,29 @@ public:
     // were. A timestamp waits for everything before it, so ops never overlap here and the times are slightly
     // pessimistic compared with step(). The first call records the profiling command buffer and replays it
     // once untimed (first-use driver work) before the measured replay.
+    StepProfile profile_step(const std::vector<const void*>& inputs, uint32_t count);
     StepProfile profile_step(const float* x, const int32_t* labels, uint32_t count);
 
-    // Forward pass only: logits (count×classes, fp32) for up to any number of samples.
+    // Forward pass in evaluation mode: the loss's prediction operand (e.g. logits, count × classes) as fp32, for
+    // any number of samples. Inputs the prediction does not depend on (labels) may be null.
+    std::vector<float> predict(const std::vector<const void*>& inputs, uint64_t count);
     std::vector<float> predict(const float* x, uint64_t count);
+    EvalResult evaluate(const std::vector<const void*>& inputs, uint64_t count);
     EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
 
     // Changes the optimizer's learning rate from the next step on (schedules live with the caller).
     void set_learning_rate(float learning_rate);
     float learning_rate() const;
 
+    // Every parameter and buffer (BatchNorm running statistics, read from the device), in Model::parameters()
+    // order.
     std::vector<Parameter> parameters() const;
     // The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...), for inspection and tests.
     std::vector<std::pair<std::string, std::vector<float>>> optimizer_state() const;
     void set_parameters(const std::vector<Parameter>& params); // names and shapes must match
 
-    // Weights only: safetensors with the fp32 master weights under the parameter names. load() also reads the
+    // Weights only: safetensors with the fp32 master weights and buffers under the parameter names, and the
+    // architecture (Model::to_json) in the metadata, so load_model() rebuilds the model. load() also reads the
     // weights of a full checkpoint (its "optimizer.*" tensors are ignored) and changes nothing else.
     void save(const std::string& path) const;
     void load(const std::string& path);
@@ -131,11 +158,16 @@ public:
     const std::vector<GemmReport>& gemm_paths() const;
     std::string gemm_path_summary() const;
     uint64_t device_bytes() const; // device memory held by this trainer
+    MemoryReport memory() const;
+    uint64_t weight_uploads() const; // times the weights were copied to the device (they go up only when changed)
 
     struct Impl;
 
 private:
     std::unique_ptr<Impl> m_impl;
 };
+
+// The architecture recorded in a weights file or checkpoint written by Trainer::save / save_checkpoint.
+Model load_model(const std::string& path);
 
 } // namespace vktrain

@@ -1,109 +1,376 @@
 #include "vktrain/model.hpp"
 
+#include <cmath>
+
 #include "common/check.hpp"
+#include "graph/registry.hpp"
 
 namespace vktrain {
 
+using graph::op_def;
+using graph::Shape;
+
+Conv2dOptions Conv2dOptions::square(uint32_t kernel, uint32_t stride, uint32_t padding) {
+    Conv2dOptions o;
+    o.kernel_h = o.kernel_w = kernel;
+    o.stride_h = o.stride_w = stride;
+    o.pad_h = o.pad_w = padding;
+    return o;
+}
+
+Pool2dOptions Pool2dOptions::square(uint32_t kernel, uint32_t stride, uint32_t padding) {
+    Pool2dOptions o;
+    o.kernel_h = o.kernel_w = kernel;
+    o.stride_h = o.stride_w = stride;
+    o.pad_h = o.pad_w = padding;
+    return o;
+}
+
 Model::Model(uint32_t input_features) {
     VKT_CHECK(input_features > 0, "a model needs at least one input feature");
-    Node in;
-    in.kind = OpKind::input;
-    in.features = input_features;
-    in.name = "input";
-    m_nodes.push_back(in);
+    input("x", {int64_t(input_features)});
 }
 
-void Model::check_node(int x, const char* op) const {
-    VKT_CHECK(x >= 0 && size_t(x) < m_nodes.size(), op, ": node ", x, " does not exist");
-    VKT_CHECK(m_output < 0, op, ": the model's output is already set; add ops before softmax_cross_entropy");
+std::string Model::next_name(const std::string& kind) {
+    return kind + std::to_string(m_counters[kind]++);
 }
 
-int Model::add(Node node) {
+void Model::check_value(int x, const char* op) const {
+    VKT_CHECK(x >= 0 && size_t(x) < m_nodes.size(), op, ": value ", x, " does not exist");
+}
+
+int Model::add_node(Node node, const char* what) {
+    VKT_CHECK(m_loss < 0, what, ": the model's loss is already set; add ops before the loss");
+    for (int x : node.inputs) check_value(x, what);
+    for (const Node& n : m_nodes)
+        VKT_CHECK(n.name != node.name, what, ": a node named '", node.name, "' exists already");
+    std::vector<const Node*> ins;
+    for (int x : node.inputs) ins.push_back(&m_nodes[size_t(x)]);
+    const graph::OpDef& def = op_def(node.op);
+    node.shape = def.infer(node, ins);
+    for (int64_t d : node.shape)
+        VKT_CHECK(d > 0, what, " '", node.name, "': output shape ", graph::shape_text(node.shape), " is empty");
+    if (def.loss)
+        node.type = DataType::f32;
+    else if (!node.inputs.empty() && node.op != "input")
+        node.type = DataType::f32;
     m_nodes.push_back(std::move(node));
-    return int(m_nodes.size() - 1);
+    const int id = int(m_nodes.size() - 1);
+    if (def.loss) m_loss = id;
+    return id;
+}
+
+int Model::input(const std::string& name, const std::vector<int64_t>& shape, DataType type) {
+    VKT_CHECK(!name.empty(), "input: a name is required");
+    VKT_CHECK(shape.size() <= 5, "input '", name, "': at most 5 dimensions per sample (6 with the batch)");
+    for (int64_t d : shape) VKT_CHECK(d > 0, "input '", name, "': dimension ", d, " in ", graph::shape_text(shape));
+    Node n;
+    n.op = "input";
+    n.name = name;
+    n.shape = shape;
+    n.type = type;
+    const int id = add_node(n, "input");
+    m_nodes[size_t(id)].type = type;
+    return id;
+}
+
+std::vector<int> Model::inputs() const {
+    std::vector<int> out;
+    for (size_t i = 0; i < m_nodes.size(); ++i)
+        if (m_nodes[i].op == "input") out.push_back(int(i));
+    return out;
+}
+
+int Model::input() const {
+    const auto in = inputs();
+    VKT_CHECK(!in.empty(), "the model has no input");
+    return in.front();
 }
 
 int Model::linear(int x, uint32_t out_features, bool bias) {
-    check_node(x, "linear");
     VKT_CHECK(out_features > 0, "linear: out_features must be positive");
     Node n;
-    n.kind = OpKind::linear;
-    n.input = x;
-    n.features = out_features;
-    n.bias = bias;
-    n.name = "linear" + std::to_string(m_linear_count++);
-    return add(n);
+    n.op = "linear";
+    n.name = next_name("linear");
+    n.inputs = {x};
+    n.attrs = {{"out", out_features}, {"bias", bias ? 1 : 0}};
+    return add_node(n, "linear");
 }
 
-int Model::elementwise(int x, OpKind kind, const char* op) {
-    check_node(x, op);
+int Model::conv2d(int x, uint32_t out_channels, const Conv2dOptions& o) {
     Node n;
-    n.kind = kind;
-    n.input = x;
-    n.features = m_nodes[x].features;
-    return add(n);
+    n.op = "conv2d";
+    n.name = next_name("conv");
+    n.inputs = {x};
+    n.attrs = {{"out", out_channels},    {"kernel_h", o.kernel_h}, {"kernel_w", o.kernel_w}, {"stride_h", o.stride_h},
+               {"stride_w", o.stride_w}, {"pad_h", o.pad_h},       {"pad_w", o.pad_w},       {"dil_h", o.dilation_h},
+               {"dil_w", o.dilation_w},  {"groups", o.groups},     {"bias", o.bias ? 1 : 0}};
+    return add_node(n, "conv2d");
 }
+
+namespace {
+std::map<std::string, double> pool_attrs(const Pool2dOptions& o) {
+    return {{"kernel_h", o.kernel_h},
+            {"kernel_w", o.kernel_w},
+            {"stride_h", o.stride_h ? o.stride_h : o.kernel_h},
+            {"stride_w", o.stride_w ? o.stride_w : o.kernel_w},
+            {"pad_h", o.pad_h},
+            {"pad_w", o.pad_w}};
+}
+} // namespace
+
+int Model::max_pool2d(int x, const Pool2dOptions& o) {
+    Node n;
+    n.op = "max_pool2d";
+    n.name = next_name("maxpool");
+    n.inputs = {x};
+    n.attrs = pool_attrs(o);
+    return add_node(n, "max_pool2d");
+}
+
+int Model::avg_pool2d(int x, const Pool2dOptions& o) {
+    Node n;
+    n.op = "avg_pool2d";
+    n.name = next_name("avgpool");
+    n.inputs = {x};
+    n.attrs = pool_attrs(o);
+    return add_node(n, "avg_pool2d");
+}
+
+int Model::batch_norm2d(int x, float eps, float momentum) {
+    VKT_CHECK(eps > 0 && std::isfinite(eps), "batch_norm2d: eps must be positive");
+    VKT_CHECK(momentum >= 0 && momentum <= 1, "batch_norm2d: momentum must be in [0, 1]");
+    Node n;
+    n.op = "batch_norm2d";
+    n.name = next_name("bn");
+    n.inputs = {x};
+    n.attrs = {{"eps", eps}, {"momentum", momentum}};
+    return add_node(n, "batch_norm2d");
+}
+
+namespace {
+Node unary(const std::string& op, const std::string& name, int x) {
+    Node n;
+    n.op = op;
+    n.name = name;
+    n.inputs = {x};
+    return n;
+}
+} // namespace
 
 int Model::relu(int x) {
-    return elementwise(x, OpKind::relu, "relu");
+    return add_node(unary("relu", next_name("relu"), x), "relu");
 }
 int Model::gelu(int x) {
-    return elementwise(x, OpKind::gelu, "gelu");
+    return add_node(unary("gelu", next_name("gelu"), x), "gelu");
+}
+int Model::gelu_tanh(int x) {
+    return add_node(unary("gelu_tanh", next_name("gelu"), x), "gelu_tanh");
+}
+int Model::silu(int x) {
+    return add_node(unary("silu", next_name("silu"), x), "silu");
+}
+int Model::flatten(int x) {
+    return add_node(unary("flatten", next_name("flatten"), x), "flatten");
+}
+
+int Model::add(int a, int b) {
+    Node n;
+    n.op = "add";
+    n.name = next_name("add");
+    n.inputs = {a, b};
+    return add_node(n, "add");
+}
+
+int Model::dropout(int x, float p) {
+    VKT_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
+    Node n = unary("dropout", next_name("dropout"), x);
+    n.attrs = {{"p", p}};
+    return add_node(n, "dropout");
+}
+
+int Model::reshape(int x, const std::vector<int64_t>& shape) {
+    VKT_CHECK(!shape.empty() && shape.size() <= 5, "reshape: 1 to 5 dimensions per sample");
+    Node n = unary("reshape", next_name("reshape"), x);
+    n.shape_attr = shape;
+    return add_node(n, "reshape");
+}
+
+int Model::cross_entropy(int logits, int labels) {
+    Node n;
+    n.op = "cross_entropy";
+    n.name = "loss";
+    n.inputs = {logits, labels};
+    return add_node(n, "cross_entropy");
+}
+
+int Model::mse_loss(int pred, int target) {
+    Node n;
+    n.op = "mse_loss";
+    n.name = "loss";
+    n.inputs = {pred, target};
+    return add_node(n, "mse_loss");
 }
 
 void Model::softmax_cross_entropy(int logits) {
-    check_node(logits, "softmax_cross_entropy");
-    VKT_CHECK(m_nodes[logits].features >= 2, "softmax_cross_entropy needs at least 2 classes");
-    VKT_CHECK(logits == int(m_nodes.size()) - 1, "softmax_cross_entropy must take the last node");
-    m_output = logits;
+    check_value(logits, "softmax_cross_entropy");
+    Shape labels(m_nodes[size_t(logits)].shape.begin(), m_nodes[size_t(logits)].shape.end() - 1);
+    const int l = input("labels", labels, DataType::i32);
+    cross_entropy(logits, l);
 }
 
-uint32_t Model::classes() const {
-    VKT_CHECK(m_output >= 0, "the model has no output (call softmax_cross_entropy)");
-    return m_nodes[m_output].features;
+bool Model::matches(const std::string& pattern, const std::string& name) const {
+    if (!pattern.empty() && pattern.back() == '.') return name.compare(0, pattern.size(), pattern) == 0;
+    return name == pattern;
 }
 
-Model Model::mlp(uint32_t input_features, const std::vector<uint32_t>& hidden, uint32_t classes, OpKind activation) {
-    VKT_CHECK(activation == OpKind::relu || activation == OpKind::gelu, "mlp activation must be relu or gelu");
-    Model m(input_features);
-    int x = m.input();
-    for (uint32_t h : hidden) {
-        x = m.linear(x, h);
-        x = activation == OpKind::relu ? m.relu(x) : m.gelu(x);
-    }
-    x = m.linear(x, classes);
-    m.softmax_cross_entropy(x);
-    return m;
+namespace {
+void check_pattern(const std::vector<ParameterInfo>& params, const std::string& pattern, const char* what) {
+    bool any = false;
+    for (const auto& p : params)
+        any = any || (pattern.back() == '.' ? p.name.compare(0, pattern.size(), pattern) == 0 : p.name == pattern);
+    VKT_CHECK(!pattern.empty() && any, what, ": no parameter is named '", pattern, "'",
+              pattern.empty() || pattern.back() == '.' ? "" : " (a prefix ends with '.')");
+}
+} // namespace
+
+void Model::set_trainable(const std::string& pattern, bool trainable) {
+    check_pattern(parameters(), pattern, "set_trainable");
+    Override o;
+    o.pattern = pattern;
+    o.what = 0;
+    o.trainable = trainable;
+    m_overrides.push_back(o);
+}
+
+void Model::set_weight_decay(const std::string& pattern, float wd) {
+    VKT_CHECK(wd >= 0 && std::isfinite(wd), "set_weight_decay: weight decay must be >= 0 and finite");
+    check_pattern(parameters(), pattern, "set_weight_decay");
+    Override o;
+    o.pattern = pattern;
+    o.what = 1;
+    o.weight_decay = wd;
+    m_overrides.push_back(o);
+}
+
+void Model::set_init(const std::string& pattern, const Init& init) {
+    check_pattern(parameters(), pattern, "set_init");
+    VKT_CHECK(std::isfinite(init.a) && std::isfinite(init.b), "set_init: values must be finite");
+    VKT_CHECK(init.kind != InitKind::normal || init.b >= 0, "set_init: a normal's std must be >= 0");
+    VKT_CHECK(init.kind != InitKind::uniform || init.a <= init.b, "set_init: uniform needs a <= b");
+    Override o;
+    o.pattern = pattern;
+    o.what = 2;
+    o.init = init;
+    m_overrides.push_back(o);
 }
 
 std::vector<ParameterInfo> Model::parameters() const {
     std::vector<ParameterInfo> out;
     for (const Node& n : m_nodes) {
-        if (n.kind != OpKind::linear) continue;
-        const uint32_t in = m_nodes[n.input].features;
-        out.push_back({n.name + ".weight", {int64_t(n.features), int64_t(in)}, in});
-        if (n.bias) out.push_back({n.name + ".bias", {int64_t(n.features)}, in});
+        const graph::OpDef& def = op_def(n.op);
+        if (!def.params) continue;
+        std::vector<const Node*> ins;
+        for (int x : n.inputs) ins.push_back(&m_nodes[size_t(x)]);
+        for (const graph::ParamDecl& d : def.params(n, ins)) {
+            ParameterInfo p;
+            p.name = n.name + "." + d.suffix;
+            p.shape = d.shape;
+            p.fan_in = d.fan_in;
+            p.buffer = d.buffer;
+            p.trainable = !d.buffer;
+            p.init.kind = d.init;
+            for (const Override& o : m_overrides) {
+                if (!matches(o.pattern, p.name)) continue;
+                if (o.what == 0 && !p.buffer) p.trainable = o.trainable;
+                if (o.what == 1) p.weight_decay = o.weight_decay;
+                if (o.what == 2 && !p.buffer) p.init = o.init;
+            }
+            out.push_back(std::move(p));
+        }
     }
     return out;
 }
 
 uint64_t Model::parameter_count() const {
     uint64_t total = 0;
-    for (const auto& p : parameters()) {
-        uint64_t e = 1;
-        for (int64_t d : p.shape) e *= uint64_t(d);
-        total += e;
-    }
+    for (const auto& p : parameters())
+        if (!p.buffer) total += graph::element_count(p.shape);
     return total;
 }
 
+uint64_t Model::input_elements(int x) const {
+    check_value(x, "input_elements");
+    return graph::element_count(m_nodes[size_t(x)].shape);
+}
+
+uint32_t Model::input_features() const {
+    return uint32_t(input_elements(input()));
+}
+
+int Model::output() const {
+    VKT_CHECK(m_loss >= 0, "the model has no loss (call cross_entropy or mse_loss)");
+    return m_nodes[size_t(m_loss)].inputs[0];
+}
+
+uint32_t Model::classes() const {
+    VKT_CHECK(m_loss >= 0 && m_nodes[size_t(m_loss)].op == "cross_entropy",
+              "the model has no cross-entropy loss (call cross_entropy or softmax_cross_entropy)");
+    return uint32_t(m_nodes[size_t(output())].shape.back());
+}
+
+Model Model::mlp(uint32_t input_features, const std::vector<uint32_t>& hidden, uint32_t classes, OpKind activation) {
+    Model m(input_features);
+    int x = m.input();
+    for (uint32_t h : hidden) {
+        x = m.linear(x, h);
+        x = activation == OpKind::relu ? m.relu(x) : m.gelu_tanh(x);
+    }
+    x = m.linear(x, classes);
+    m.softmax_cross_entropy(x);
+    return m;
+}
+
+Model Model::cnn(uint32_t classes) {
+    Model m;
+    int x = m.input("x", {1, 28, 28});
+    x = m.relu(m.conv2d(x, 32, Conv2dOptions::square(5, 1, 2)));
+    x = m.max_pool2d(x, Pool2dOptions::square(2));
+    x = m.relu(m.conv2d(x, 64, Conv2dOptions::square(5, 1, 2)));
+    x = m.max_pool2d(x, Pool2dOptions::square(2));
+    x = m.flatten(x);
+    x = m.relu(m.linear(x, 1024));
+    x = m.linear(x, classes);
+    m.softmax_cross_entropy(x);
+    return m;
+}
+
+namespace {
+bool is_mlp(const std::vector<Node>& nodes) {
+    for (const Node& n : nodes)
+        if (n.op != "input" && n.op != "linear" && n.op != "relu" && n.op != "gelu_tanh" && n.op != "cross_entropy")
+            return false;
+    return true;
+}
+} // namespace
+
 std::string Model::describe() const {
-    std::string s = std::to_string(m_nodes[0].features);
-    for (size_t i = 1; i < m_nodes.size(); ++i) {
-        const Node& n = m_nodes[i];
-        if (n.kind == OpKind::linear) s += "-" + std::to_string(n.features);
-        if (n.kind == OpKind::relu) s += "(relu)";
-        if (n.kind == OpKind::gelu) s += "(gelu)";
+    if (m_nodes.empty()) return "empty";
+    if (is_mlp(m_nodes) && m_nodes[0].op == "input" && m_nodes[0].shape.size() == 1) {
+        std::string s = std::to_string(m_nodes[0].shape[0]);
+        for (const Node& n : m_nodes) {
+            if (n.op == "linear") s += "-" + std::to_string(n.shape.back());
+            if (n.op == "relu") s += "(relu)";
+            if (n.op == "gelu_tanh") s += "(gelu)";
+        }
+        return s;
+    }
+    std::string s;
+    for (const Node& n : m_nodes) {
+        if (n.op == "input" && n.type == DataType::i32) continue;
+        if (!s.empty()) s += " ";
+        s += n.op == "input" ? graph::shape_text(n.shape) : n.op;
+        if (n.op == "linear" || n.op == "conv2d") s += std::to_string(int64_t(n.attrs.at("out")));
     }
     return s;
 }

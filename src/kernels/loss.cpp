@@ -30,7 +30,7 @@ void check_buffer(const runtime::Buffer& b, uint64_t bytes, const char* op, cons
 
 void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const MatRef& logits,
                          const runtime::Buffer& labels, const runtime::Buffer& params, const runtime::Buffer& row_loss,
-                         const MatRef& dlogits) {
+                         const MatRef& dlogits, uint32_t rows_per_sample) {
     check_matrix(device, logits, "softmax_xent", "logits");
     check_matrix(device, dlogits, "softmax_xent", "dlogits");
     VKT_CHECK(dlogits.rows == logits.rows && dlogits.cols == logits.cols, "softmax_xent: dlogits is ", dlogits.rows,
@@ -50,6 +50,7 @@ void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const 
     pc.n = logits.rows * logits.cols;
     pc.rows = logits.rows;
     pc.cols = logits.cols;
+    pc.flags = rows_per_sample;
     const Operand ol = operand(device, logits, runtime::Access::read);
     const Operand od = operand(device, dlogits, runtime::Access::write);
     pc.offset0 = ol.offset;

@@ -13,9 +13,10 @@ namespace vktrain::kernels {
 
 // The per-step scalars the host writes before each replay (shared with the shader as a storage buffer).
 struct StepParams {
-    uint32_t n_valid; // rows of the batch that hold real samples (the rest are padding)
+    uint32_t n_valid; // samples of the batch that are real (the rest are padding)
     float loss_scale; // multiplies the gradient (dynamic loss scaling); 1 in fp32 mode
-    uint32_t pad0, pad1;
+    uint32_t step;    // the step counter (dropout masks are a function of seed, step and element)
+    uint32_t pad1;
 };
 
 // For each row r < n_valid: row_loss[r] = logsumexp(logits[r, :]) - logits[r, labels[r]] and
@@ -23,9 +24,11 @@ struct StepParams {
 // Rows r >= n_valid get row_loss 0 and dlogits 0. logits and dlogits are rows×classes (fp16 or fp32),
 // labels int32[rows], row_loss fp32[rows], params one StepParams. A label outside [0, classes) gives
 // row_loss NaN (so the step is reported non-finite) and zero gradient for that row.
+// rows_per_sample > 1 (per-token losses): each sample owns that many consecutive rows; rows below
+// n_valid · rows_per_sample count and the gradient is divided by that number instead.
 void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const MatRef& logits,
                          const runtime::Buffer& labels, const runtime::Buffer& params, const runtime::Buffer& row_loss,
-                         const MatRef& dlogits);
+                         const MatRef& dlogits, uint32_t rows_per_sample = 1);
 
 // Mean squared error, PyTorch MSELoss(reduction='mean') over the rows r < n_valid of a rows×cols prediction:
 // row_loss[r] = sum_c (pred[r, c] - target[r, c])^2 (fp32; the host divides the total by n_valid·cols) and

@@ -91,6 +91,7 @@ void Sequence::begin() {
     m_sets_in_pool = 0;
     m_pending.clear();
     m_dispatches = 0;
+    m_barriers = 0;
     m_kernel_counts.clear();
     m_timestamps = 0;
     VkCommandBufferBeginInfo binfo{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
@@ -135,6 +136,7 @@ void Sequence::barrier(VkPipelineStageFlags dst_stages) {
     mb.dstAccessMask = accesses_of(dst_stages, false);
     m_device.fn().vkCmdPipelineBarrier(m_cmd, src, dst_stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
     m_pending.clear();
+    ++m_barriers;
 }
 
 // A new access to [lo, hi) conflicts with a pending one that overlaps it when either writes.

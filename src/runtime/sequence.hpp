@@ -46,6 +46,7 @@ public:
     // Nanoseconds between two timestamps of the last submission (0 when the device has no timestamps).
     double elapsed_ns(uint32_t from, uint32_t to) const;
     size_t dispatch_count() const { return m_dispatches; }
+    uint64_t barrier_count() const { return m_barriers; } // pipeline barriers recorded since begin()
 
 private:
     // An access since the last barrier: bytes [lo, hi) of one buffer.
@@ -74,6 +75,7 @@ private:
     bool m_recording = false;
     bool m_recorded = false;
     size_t m_dispatches = 0;
+    uint64_t m_barriers = 0;
     std::map<std::string, uint64_t> m_kernel_counts;
 };
 

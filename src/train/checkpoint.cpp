@@ -14,6 +14,7 @@ namespace {
 
 constexpr const char* key_checkpoint = "vktrain_checkpoint";
 constexpr const char* key_model = "vktrain_model";
+constexpr const char* key_graph = "vktrain_graph";
 constexpr const char* key_precision = "vktrain_precision";
 constexpr const char* key_optimizer = "vktrain_optimizer";
 constexpr const char* key_optimizer_steps = "vktrain_optimizer_steps";
@@ -25,7 +26,7 @@ constexpr const char* key_skipped = "vktrain_skipped_steps";
 
 constexpr const char* reserved_keys[] = {key_checkpoint,      key_model,         key_precision,  key_optimizer,
                                          key_optimizer_steps, key_learning_rate, key_loss_scale, key_growth_tracker,
-                                         key_steps,           key_skipped};
+                                         key_steps,           key_skipped,       key_graph};
 
 const std::string* find(const Metadata& metadata, const char* key) {
     for (const auto& [k, v] : metadata)
@@ -102,6 +103,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
         {key_steps, std::to_string(c.steps)},
         {key_skipped, std::to_string(c.skipped)},
     };
+    if (!c.graph.empty()) metadata.emplace_back(key_graph, c.graph);
     for (const auto& [key, value] : c.extra) {
         VKT_CHECK(!is_reserved_metadata_key(key), path, ": metadata key \"", key,
                   "\" is reserved for the checkpoint format");
@@ -125,6 +127,7 @@ Checkpoint read_checkpoint(const std::string& path) {
 
     Checkpoint c;
     c.model = require(path, metadata, key_model);
+    if (const std::string* graph = find(metadata, key_graph)) c.graph = *graph;
     const std::string& precision = require(path, metadata, key_precision);
     VKT_CHECK(precision == "mixed" || precision == "fp32", path, ": checkpoint metadata \"", key_precision,
               "\" must be mixed or fp32, got \"", precision, "\"");

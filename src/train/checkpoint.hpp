@@ -23,6 +23,7 @@ constexpr const char* optimizer_tensor_prefix = "optimizer.";
 
 struct Checkpoint {
     std::string model; // Model::describe()
+    std::string graph; // Model::to_json() (empty in files of earlier versions)
     Precision precision = Precision::mixed;
     OptimizerKind optimizer = OptimizerKind::adamw;
     int64_t optimizer_steps = 0;

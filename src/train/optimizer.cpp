@@ -152,24 +152,32 @@ void Optimizer::step(const std::vector<float*>& params, const std::vector<const 
     }
 }
 
+void Optimizer::set_weight_decays(std::vector<float> weight_decays) {
+    VKT_CHECK(weight_decays.empty() || weight_decays.size() == m_param_sizes.size(),
+              "optimizer: ", weight_decays.size(), " weight decays for ", m_param_sizes.size(), " tensors");
+    for (float w : weight_decays)
+        VKT_CHECK(std::isfinite(w) && w >= 0.0f, "optimizer: weight_decay must be finite and >= 0, got ", w);
+    m_weight_decays = std::move(weight_decays);
+}
+
 void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
                          float grad_multiplier) {
-    const bool weight_decay = m_options.weight_decay != 0.0f;
     const bool momentum = m_options.momentum != 0.0f;
     // PyTorch creates the momentum buffer from the first gradient; restored state (step_count > 0) already has one.
     const bool first = m_step_count == 0;
-    SgdKernel kernel;
-    if (weight_decay) {
-        kernel = momentum ? pick_sgd_kernel<true, true>(m_options.nesterov, first)
-                          : pick_sgd_kernel<true, false>(m_options.nesterov, first);
-    } else {
-        kernel = momentum ? pick_sgd_kernel<false, true>(m_options.nesterov, first)
-                          : pick_sgd_kernel<false, false>(m_options.nesterov, first);
-    }
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
+        const float wd = weight_decay(i);
+        SgdKernel kernel;
+        if (wd != 0.0f) {
+            kernel = momentum ? pick_sgd_kernel<true, true>(m_options.nesterov, first)
+                              : pick_sgd_kernel<true, false>(m_options.nesterov, first);
+        } else {
+            kernel = momentum ? pick_sgd_kernel<false, true>(m_options.nesterov, first)
+                              : pick_sgd_kernel<false, false>(m_options.nesterov, first);
+        }
         float* buffer = momentum ? m_momentum_buffers[i].data() : nullptr;
-        kernel(params[i], grads[i], buffer, m_param_sizes[i], grad_multiplier, m_options.learning_rate,
-               m_options.weight_decay, m_options.momentum);
+        kernel(params[i], grads[i], buffer, m_param_sizes[i], grad_multiplier, m_options.learning_rate, wd,
+               m_options.momentum);
     }
     ++m_step_count;
 }
@@ -186,7 +194,7 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
     const double bias2 = 1.0 - std::pow(beta2, static_cast<double>(t));
     AdamScalars s{};
     s.multiplier = grad_multiplier;
-    s.decay = static_cast<float>(1.0 - lr * static_cast<double>(m_options.weight_decay));
+    s.decay = 1.0f;
     s.beta1 = m_options.beta1;
     s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
     s.beta2 = m_options.beta2;
@@ -195,8 +203,10 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
     s.bias2_sqrt = static_cast<float>(std::sqrt(bias2));
     s.epsilon = m_options.epsilon;
 
-    const auto kernel = m_options.weight_decay != 0.0f ? adamw_kernel<true> : adamw_kernel<false>;
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
+        const float wd = weight_decay(i);
+        s.decay = static_cast<float>(1.0 - lr * static_cast<double>(wd));
+        const auto kernel = wd != 0.0f ? adamw_kernel<true> : adamw_kernel<false>;
         kernel(params[i], grads[i], m_exp_avgs[i].data(), m_exp_avg_sqs[i].data(), m_param_sizes[i], s);
     }
     m_step_count = t;

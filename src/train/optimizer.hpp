@@ -29,6 +29,12 @@ public:
     // tensor count mismatch, a null pointer or a non-finite grad_multiplier.
     void step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier = 1.0f);
 
+    // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
+    void set_weight_decays(std::vector<float> weight_decays);
+    float weight_decay(size_t tensor) const {
+        return m_weight_decays.empty() ? m_options.weight_decay : m_weight_decays[tensor];
+    }
+
     int64_t step_count() const { return m_step_count; }
     float learning_rate() const { return m_options.learning_rate; }
     // For schedules; throws vktrain::Error unless lr > 0 and finite.
@@ -50,6 +56,7 @@ private:
 
     OptimizerOptions m_options;
     std::vector<size_t> m_param_sizes;
+    std::vector<float> m_weight_decays;
     int64_t m_step_count = 0;
     std::vector<std::vector<float>> m_momentum_buffers; // SGD with momentum
     std::vector<std::vector<float>> m_exp_avgs;         // AdamW first moment

@@ -6,104 +6,207 @@
 
 #include "common/check.hpp"
 #include "graph/program.hpp"
+#include "graph/resources.hpp"
 #include "io/safetensors.hpp"
+#include "runtime/device.hpp"
 #include "train/checkpoint.hpp"
 #include "train/loss_scaler.hpp"
 #include "train/optimizer.hpp"
 
 namespace vktrain {
 
+namespace {
+
+std::vector<size_t> trainable_sizes(const graph::Layout& l) {
+    std::vector<size_t> out;
+    for (const auto& s : l.slots)
+        if (s.grad_offset >= 0) out.push_back(size_t(s.count));
+    return out;
+}
+
+// The initial value of one parameter or buffer. A fixed generator and our own float mapping keep it identical on
+// every platform; default_init is PyTorch's Linear/Conv2d default U(+-1/sqrt(fan_in)).
+void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
+    const auto uniform01 = [&] { return double(rng() >> 11) * 0x1.0p-53; }; // [0, 1)
+    const Init& init = s.info.init;
+    switch (init.kind) {
+    case InitKind::default_init: {
+        const double bound = 1.0 / std::sqrt(double(std::max<uint32_t>(s.info.fan_in, 1)));
+        for (uint64_t i = 0; i < s.count; ++i) out[i] = float((2.0 * uniform01() - 1.0) * bound);
+        return;
+    }
+    case InitKind::zeros: std::fill(out, out + s.count, 0.0f); return;
+    case InitKind::ones: std::fill(out, out + s.count, 1.0f); return;
+    case InitKind::constant: std::fill(out, out + s.count, init.a); return;
+    case InitKind::uniform:
+        for (uint64_t i = 0; i < s.count; ++i) out[i] = float(init.a + (double(init.b) - init.a) * uniform01());
+        return;
+    case InitKind::normal:
+        for (uint64_t i = 0; i < s.count; ++i) { // Box-Muller, one value per pair of draws
+            const double u1 = 1.0 - uniform01(), u2 = uniform01();
+            out[i] = float(init.a + init.b * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+        }
+        return;
+    }
+}
+
+} // namespace
+
 struct Trainer::Impl {
     Impl(Context& ctx, const Model& m, const TrainerOptions& o)
-        : context(ctx), model(m), options(o), program(ctx.device(), m, o.precision, o.batch_size, o.gemm_path),
-          scaler(o.loss_scaler), optimizer(o.optimizer, sizes(program)) {
-        master.resize(program.param_count());
-        init_weights();
-        program.set_weights(master.data());
-        for (const auto& s : program.params()) {
-            params.push_back(master.data() + s.offset);
-            grad_ptrs.push_back(nullptr);
+        : context(ctx), start_bytes(ctx.device().allocated_bytes()), model(m), options(o),
+          layout(graph::make_layout(m)), res(ctx.device(), layout, o.precision), scaler(o.loss_scaler) {
+        VKT_CHECK(o.batch_size > 0, "batch size must be positive");
+        runtime::Device& dev = ctx.device();
+        if (!o.inference_only) {
+            VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
+            train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path);
+            optimizer = std::make_unique<train::Optimizer>(o.optimizer, trainable_sizes(layout));
+            std::vector<float> decays;
+            for (const auto& s : layout.slots)
+                if (s.grad_offset >= 0)
+                    decays.push_back(s.info.weight_decay >= 0 ? s.info.weight_decay : o.optimizer.weight_decay);
+            optimizer->set_weight_decays(decays);
         }
-    }
+        eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path);
+        res.ensure_arena(std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes));
+        if (train) train->record(res);
+        eval->record(res);
+        device_bytes = dev.allocated_bytes() - start_bytes;
 
-    static std::vector<size_t> sizes(const graph::Program& p) {
-        std::vector<size_t> out;
-        for (const auto& s : p.params()) out.push_back(s.count);
-        return out;
-    }
-
-    // PyTorch's nn.Linear default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)); a fixed
-    // generator and our own float mapping keep it identical on every platform.
-    void init_weights() {
-        std::mt19937_64 rng(options.seed);
-        for (const auto& s : program.params()) {
-            const double bound = 1.0 / std::sqrt(double(s.fan_in));
-            for (uint64_t i = 0; i < s.count; ++i) {
-                const double u = double(rng() >> 11) * 0x1.0p-53; // [0, 1)
-                master[s.offset + i] = float((2.0 * u - 1.0) * bound);
+        master.resize(layout.master_count);
+        std::vector<float> state(layout.state_count);
+        std::mt19937_64 rng(o.seed);
+        for (const auto& s : layout.slots) {
+            if (s.info.buffer) {
+                init_values(state.data() + s.device_offset, s, rng);
+                continue;
             }
+            init_values(master.data() + s.master_offset, s, rng);
+            if (s.grad_offset >= 0) params.push_back(master.data() + s.master_offset);
         }
+        grad_ptrs.assign(params.size(), nullptr);
+        res.set_weights(master.data());
+        res.write_state(state);
     }
 
     float scale() const { return options.precision == Precision::mixed ? scaler.scale() : 1.0f; }
 
-    void check_batch(const float* x, const int32_t* labels, uint32_t count) const {
-        VKT_CHECK(x != nullptr && labels != nullptr, "null input or labels");
+    // Integer labels of a cross-entropy loss must name a class: checked here so a bad label is a clear error rather
+    // than a NaN loss.
+    void check_inputs(const std::vector<const void*>& inputs, uint64_t count, bool allow_null) const {
+        const auto ins = model.inputs();
+        VKT_CHECK(inputs.size() == ins.size(), "the model takes ", ins.size(), " inputs, got ", inputs.size());
+        for (size_t i = 0; i < ins.size(); ++i)
+            VKT_CHECK(inputs[i] != nullptr || allow_null, "input '", model.nodes()[size_t(ins[i])].name, "' is null");
+        const Node& loss = model.nodes()[size_t(model.loss())];
+        if (loss.op != "cross_entropy") return;
+        const int labels = loss.inputs[1];
+        for (size_t i = 0; i < ins.size(); ++i) {
+            if (ins[i] != labels || inputs[i] == nullptr) continue;
+            const auto* l = static_cast<const int32_t*>(inputs[i]);
+            const int32_t classes = int32_t(model.classes());
+            const uint64_t n = count * model.input_elements(labels);
+            for (uint64_t k = 0; k < n; ++k)
+                VKT_CHECK(l[k] >= 0 && l[k] < classes, "label ", l[k], " at index ", k, " is outside [0, ", classes,
+                          ")");
+        }
+    }
+
+    void check_count(uint64_t count) const {
         VKT_CHECK(count >= 1 && count <= options.batch_size, "a step takes 1..", options.batch_size, " samples, got ",
                   count);
-        const int32_t classes = int32_t(model.classes());
-        for (uint32_t i = 0; i < count; ++i)
-            VKT_CHECK(labels[i] >= 0 && labels[i] < classes, "label ", labels[i], " of sample ", i, " is outside [0, ",
-                      classes, ")");
     }
 
-    // Runs the step on the device; returns the mean loss.
-    float run(const float* x, const int32_t* labels, uint32_t count, float loss_scale) {
-        check_batch(x, labels, count);
-        program.set_batch(x, labels, count, loss_scale);
-        program.run_train();
-        return float(program.loss_sum(count) / count);
+    graph::Program& training() {
+        VKT_CHECK(train != nullptr, "this trainer was made inference_only: it cannot train");
+        return *train;
     }
 
-    // The master weights with `tensors` copied in, after checking that they are exactly this model's
-    // parameters (names and shapes); `where` (a file, or empty) starts every message. Nothing changes on error.
+    // Runs the training program on one batch; returns the mean loss.
+    float run(const std::vector<const void*>& inputs, uint32_t count, float loss_scale) {
+        check_count(count);
+        check_inputs(inputs, count, false);
+        graph::Program& p = training();
+        p.set_inputs(inputs, count);
+        res.set_step(count, loss_scale, uint32_t(steps));
+        p.run();
+        return float(p.loss_sum(count) / (double(count) * p.loss_rows_per_sample()));
+    }
+
+    // Chunks of up to batch_size samples through the evaluation program; `each` sees every chunk's size.
+    template <typename F>
+    void forward_chunks(const std::vector<const void*>& inputs, uint64_t count, F each) {
+        check_inputs(inputs, count, true);
+        const auto ins = model.inputs();
+        std::vector<std::vector<uint8_t>> zeros(ins.size());
+        for (uint64_t start = 0; start < count; start += options.batch_size) {
+            const uint32_t n = uint32_t(std::min<uint64_t>(options.batch_size, count - start));
+            std::vector<const void*> chunk;
+            for (size_t i = 0; i < ins.size(); ++i) {
+                const uint64_t bytes = model.input_elements(ins[i]) * 4;
+                if (inputs[i] == nullptr) {
+                    zeros[i].assign(bytes * n, 0);
+                    chunk.push_back(zeros[i].data());
+                } else {
+                    chunk.push_back(static_cast<const uint8_t*>(inputs[i]) + start * bytes);
+                }
+            }
+            eval->set_inputs(chunk, n);
+            res.set_step(n, 1.0f, uint32_t(steps));
+            eval->run();
+            each(start, n);
+        }
+    }
+
+    // The master weights and buffers with `tensors` copied in, after checking they are exactly this model's
+    // parameters and buffers (names and shapes); `where` (a file, or empty) starts every message. Nothing changes
+    // on error.
     template <typename Tensor>
-    std::vector<float> master_from(const std::vector<Tensor>& tensors, const std::string& where) const {
+    std::pair<std::vector<float>, std::vector<float>> values_from(const std::vector<Tensor>& tensors,
+                                                                  const std::string& where) const {
         const std::string prefix = where.empty() ? std::string() : where + ": ";
         const std::string name = model.describe();
-        const auto& slots = program.params();
-        std::vector<float> out = master;
-        std::vector<bool> seen(slots.size(), false);
+        std::vector<float> out = master, state;
+        res.read_state(state);
+        std::vector<bool> seen(layout.slots.size(), false);
         for (const Tensor& t : tensors) {
             size_t i = 0;
-            while (i < slots.size() && slots[i].name != t.name) ++i;
-            VKT_CHECK(i < slots.size(), prefix, "tensor '", t.name, "' is not a parameter of model ", name);
+            while (i < layout.slots.size() && layout.slots[i].info.name != t.name) ++i;
+            VKT_CHECK(i < layout.slots.size(), prefix, "tensor '", t.name, "' is not a parameter of model ", name);
+            const graph::ParamSlot& s = layout.slots[i];
             VKT_CHECK(!seen[i], prefix, "tensor '", t.name, "' appears twice");
-            VKT_CHECK(t.shape == slots[i].shape && t.data.size() == slots[i].count, prefix, "tensor '", t.name,
+            VKT_CHECK(t.shape == s.info.shape && t.data.size() == s.count, prefix, "tensor '", t.name,
                       "' has the wrong shape for model ", name);
             seen[i] = true;
-            std::copy(t.data.begin(), t.data.end(), out.begin() + long(slots[i].offset));
+            float* dst = s.info.buffer ? state.data() + s.device_offset : out.data() + s.master_offset;
+            std::copy(t.data.begin(), t.data.end(), dst);
         }
-        for (size_t i = 0; i < slots.size(); ++i)
-            VKT_CHECK(seen[i], prefix, "tensor '", slots[i].name, "' is missing (model ", name, ")");
-        return out;
+        for (size_t i = 0; i < layout.slots.size(); ++i)
+            VKT_CHECK(seen[i], prefix, "tensor '", layout.slots[i].info.name, "' is missing (model ", name, ")");
+        return {out, state};
     }
 
-    void set_master(const std::vector<float>& values) {
-        std::copy(values.begin(), values.end(), master.begin()); // params point into master: keep its storage
-        program.set_weights(master.data());
+    void set_values(const std::pair<std::vector<float>, std::vector<float>>& v) {
+        std::copy(v.first.begin(), v.first.end(), master.begin()); // params point into master: keep its storage
+        res.set_weights(master.data());
+        res.write_state(v.second);
     }
 
     Context& context;
+    uint64_t start_bytes; // device memory before this trainer allocated anything
     Model model;
     TrainerOptions options;
-    graph::Program program;
+    graph::Layout layout;
+    graph::Resources res;
+    std::unique_ptr<graph::Program> train, eval;
     train::LossScaler scaler;
-    train::Optimizer optimizer;
+    std::unique_ptr<train::Optimizer> optimizer;
     std::vector<float> master;
     std::vector<float*> params;
     std::vector<const float*> grad_ptrs;
     uint64_t steps = 0, skipped = 0;
+    uint64_t device_bytes = 0;
 };
 
 Trainer::Trainer(Context& context, const Model& model, const TrainerOptions& options)
@@ -111,114 +214,129 @@ Trainer::Trainer(Context& context, const Model& model, const TrainerOptions& opt
 
 Trainer::~Trainer() = default;
 
-StepResult Trainer::step(const float* x, const int32_t* labels, uint32_t count) {
+StepResult Trainer::step(const std::vector<const void*>& inputs, uint32_t count) {
     Impl& m = *m_impl;
     StepResult r;
     r.loss_scale = m.scale();
-    r.loss = m.run(x, labels, count, r.loss_scale);
-    const bool found_inf = m.program.nonfinite();
-    // Mixed precision follows GradScaler: skip and back off on inf/NaN. In fp32 (no scaler) a non-finite
-    // gradient is skipped too rather than written into the master weights.
+    r.loss = m.run(inputs, count, r.loss_scale);
+    const bool found_inf = m.train->nonfinite();
+    // Mixed precision follows GradScaler: skip and back off on inf/NaN. In fp32 (no scaler) a non-finite gradient is
+    // skipped too rather than written into the master weights.
     r.skipped = m.options.precision == Precision::mixed && m.scaler.enabled() ? m.scaler.update(found_inf) : found_inf;
     ++m.steps;
     if (r.skipped) {
         ++m.skipped;
         return r;
     }
-    const float* g = m.program.grads();
-    for (size_t i = 0; i < m.program.params().size(); ++i) m.grad_ptrs[i] = g + m.program.params()[i].offset;
+    const float* g = m.train->grads();
+    size_t k = 0;
+    for (const auto& s : m.layout.slots)
+        if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
     const float inv = m.options.precision == Precision::mixed ? m.scaler.inv_scale() : 1.0f;
-    m.optimizer.step(m.params, m.grad_ptrs, r.loss_scale == 1.0f ? 1.0f : inv);
-    m.program.set_weights(m.master.data());
+    m.optimizer->step(m.params, m.grad_ptrs, r.loss_scale == 1.0f ? 1.0f : inv);
+    m.res.set_weights(m.master.data());
     return r;
 }
 
-float Trainer::compute_gradients(const float* x, const int32_t* labels, uint32_t count,
+StepResult Trainer::step(const float* x, const int32_t* labels, uint32_t count) {
+    return step(std::vector<const void*>{x, labels}, count);
+}
+
+float Trainer::compute_gradients(const std::vector<const void*>& inputs, uint32_t count,
                                  std::vector<std::vector<float>>& grads) {
     Impl& m = *m_impl;
     const float scale = m.scale();
-    const float loss = m.run(x, labels, count, scale);
-    const float* g = m.program.grads();
+    const float loss = m.run(inputs, count, scale);
+    const float* g = m.train->grads();
     grads.clear();
-    for (const auto& s : m.program.params()) {
-        std::vector<float> v(g + s.offset, g + s.offset + s.count);
+    for (const auto& s : m.layout.slots) {
+        if (s.grad_offset < 0) continue;
+        std::vector<float> v(g + s.grad_offset, g + s.grad_offset + s.count);
         for (float& e : v) e /= scale;
         grads.push_back(std::move(v));
     }
     return loss;
 }
 
-StepProfile Trainer::profile_step(const float* x, const int32_t* labels, uint32_t count) {
+float Trainer::compute_gradients(const float* x, const int32_t* labels, uint32_t count,
+                                 std::vector<std::vector<float>>& grads) {
+    return compute_gradients(std::vector<const void*>{x, labels}, count, grads);
+}
+
+StepProfile Trainer::profile_step(const std::vector<const void*>& inputs, uint32_t count) {
     Impl& m = *m_impl;
-    m.check_batch(x, labels, count);
-    // The current loss scale, read only: the scaler sees no step, so nothing but device scratch changes.
-    m.program.set_batch(x, labels, count, m.scale());
-    return m.program.profile_train();
+    m.check_count(count);
+    m.check_inputs(inputs, count, false);
+    graph::Program& p = m.training();
+    // The current loss scale, read only: the scaler sees no step, so nothing but device scratch changes (BatchNorm
+    // running statistics do move, as in any training-mode forward pass).
+    p.set_inputs(inputs, count);
+    m.res.set_step(count, m.scale(), uint32_t(m.steps));
+    return p.profile();
+}
+
+StepProfile Trainer::profile_step(const float* x, const int32_t* labels, uint32_t count) {
+    return profile_step(std::vector<const void*>{x, labels}, count);
+}
+
+std::vector<float> Trainer::predict(const std::vector<const void*>& inputs, uint64_t count) {
+    Impl& m = *m_impl;
+    const uint64_t per = m.eval->prediction_elements_per_sample();
+    std::vector<float> out(count * per);
+    m.forward_chunks(inputs, count,
+                     [&](uint64_t start, uint32_t n) { m.eval->read_prediction(out.data() + start * per, n); });
+    return out;
 }
 
 std::vector<float> Trainer::predict(const float* x, uint64_t count) {
-    Impl& m = *m_impl;
     VKT_CHECK(x != nullptr || count == 0, "null input");
-    const uint32_t classes = m.model.classes(), features = m.model.input_features();
-    std::vector<float> logits(count * classes);
-    for (uint64_t start = 0; start < count; start += m.options.batch_size) {
-        const uint32_t n = uint32_t(std::min<uint64_t>(m.options.batch_size, count - start));
-        m.program.set_batch(x + start * features, nullptr, n, 1.0f);
-        m.program.run_forward();
-        m.program.read_logits(logits.data() + start * classes, n);
-    }
-    return logits;
+    std::vector<const void*> inputs(m_impl->model.inputs().size(), nullptr);
+    inputs.at(0) = x;
+    return predict(inputs, count);
 }
 
-EvalResult Trainer::evaluate(const float* x, const int32_t* labels, uint64_t count) {
-    const uint32_t classes = m_impl->model.classes();
-    const std::vector<float> logits = predict(x, count);
+EvalResult Trainer::evaluate(const std::vector<const void*>& inputs, uint64_t count) {
+    Impl& m = *m_impl;
+    for (const void* p : inputs) VKT_CHECK(p != nullptr || count == 0, "evaluate: null input");
     EvalResult r;
     r.count = count;
-    uint64_t correct = 0;
-    double loss = 0;
-    for (uint64_t i = 0; i < count; ++i) {
-        const float* row = logits.data() + i * classes;
-        VKT_CHECK(labels[i] >= 0 && uint32_t(labels[i]) < classes, "label ", labels[i], " of sample ", i,
-                  " is outside [0, ", classes, ")");
-        uint32_t best = 0;
-        double mx = row[0];
-        for (uint32_t c = 1; c < classes; ++c)
-            if (row[c] > row[best]) best = c;
-        for (uint32_t c = 1; c < classes; ++c) mx = std::max(mx, double(row[c]));
-        double sum = 0;
-        for (uint32_t c = 0; c < classes; ++c) sum += std::exp(double(row[c]) - mx);
-        loss += std::log(sum) + mx - row[labels[i]];
-        correct += best == uint32_t(labels[i]);
-    }
-    r.accuracy = count ? double(correct) / double(count) : 0.0;
-    r.loss = count ? loss / double(count) : 0.0;
+    double sum = 0;
+    m.forward_chunks(inputs, count, [&](uint64_t, uint32_t n) { sum += m.eval->loss_sum(n); });
+    r.loss = count ? sum / (double(count) * m.eval->loss_rows_per_sample()) : 0.0;
     return r;
 }
 
+EvalResult Trainer::evaluate(const float* x, const int32_t* labels, uint64_t count) {
+    return evaluate(std::vector<const void*>{x, labels}, count);
+}
+
 std::vector<Parameter> Trainer::parameters() const {
+    const Impl& m = *m_impl;
+    std::vector<float> state;
+    m.res.read_state(state);
     std::vector<Parameter> out;
-    for (const auto& s : m_impl->program.params())
-        out.push_back({s.name, s.shape,
-                       std::vector<float>(m_impl->master.begin() + long(s.offset),
-                                          m_impl->master.begin() + long(s.offset + s.count))});
+    for (const auto& s : m.layout.slots) {
+        const float* src = s.info.buffer ? state.data() + s.device_offset : m.master.data() + s.master_offset;
+        out.push_back({s.info.name, s.info.shape, std::vector<float>(src, src + s.count)});
+    }
     return out;
 }
 
 void Trainer::set_learning_rate(float learning_rate) {
-    m_impl->optimizer.set_learning_rate(learning_rate);
+    m_impl->training();
+    m_impl->optimizer->set_learning_rate(learning_rate);
 }
 
 float Trainer::learning_rate() const {
-    return m_impl->optimizer.learning_rate();
+    return m_impl->optimizer ? m_impl->optimizer->learning_rate() : 0.0f;
 }
 
 std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state() const {
-    return m_impl->optimizer.state_tensors();
+    return m_impl->optimizer ? m_impl->optimizer->state_tensors() : decltype(optimizer_state()){};
 }
 
 void Trainer::set_parameters(const std::vector<Parameter>& params) {
-    m_impl->set_master(m_impl->master_from(params, ""));
+    m_impl->set_values(m_impl->values_from(params, ""));
 }
 
 void Trainer::save(const std::string& path) const {
@@ -226,6 +344,7 @@ void Trainer::save(const std::string& path) const {
     for (auto& p : parameters()) tensors.push_back({p.name, p.shape, std::move(p.data)});
     io::write_safetensors(path, tensors,
                           {{"vktrain_model", m_impl->model.describe()},
+                           {"vktrain_graph", m_impl->model.to_json()},
                            {"vktrain_precision", m_impl->options.precision == Precision::mixed ? "mixed" : "fp32"},
                            {"vktrain_steps", std::to_string(m_impl->steps)}});
 }
@@ -236,26 +355,37 @@ void Trainer::load(const std::string& path) {
     weights.erase(std::remove_if(weights.begin(), weights.end(),
                                  [](const io::NamedTensor& t) { return train::is_optimizer_tensor(t.name); }),
                   weights.end());
-    m_impl->set_master(m_impl->master_from(weights, path));
+    m_impl->set_values(m_impl->values_from(weights, path));
 }
+
+namespace {
+// Shapes of the optimizer state tensors: "<kind>.<i>" is shaped like trainable parameter i.
+std::vector<const graph::ParamSlot*> trainable_slots(const graph::Layout& l) {
+    std::vector<const graph::ParamSlot*> out;
+    for (const auto& s : l.slots)
+        if (s.grad_offset >= 0) out.push_back(&s);
+    return out;
+}
+} // namespace
 
 void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra) const {
     const Impl& m = *m_impl;
+    VKT_CHECK(m.optimizer != nullptr, "this trainer was made inference_only: it has no training state to save");
     train::Checkpoint c;
     c.model = m.model.describe();
+    c.graph = m.model.to_json();
     c.precision = m.options.precision;
     c.optimizer = m.options.optimizer.kind;
-    c.optimizer_steps = m.optimizer.step_count();
-    c.learning_rate = m.optimizer.learning_rate();
+    c.optimizer_steps = m.optimizer->step_count();
+    c.learning_rate = m.optimizer->learning_rate();
     c.scaler = m.scaler.get_state();
     c.steps = m.steps;
     c.skipped = m.skipped;
     for (auto& p : parameters()) c.parameters.push_back({p.name, p.shape, std::move(p.data)});
-    const auto& slots = m.program.params();
-    for (auto& [name, data] : m.optimizer.state_tensors()) {
-        // "<kind>.<i>": shaped like parameter i, as PyTorch's state_dict would hold it.
+    const auto slots = trainable_slots(m.layout);
+    for (auto& [name, data] : m.optimizer->state_tensors()) {
         const size_t index = std::stoul(name.substr(name.rfind('.') + 1));
-        c.optimizer_state.push_back({name, slots.at(index).shape, std::move(data)});
+        c.optimizer_state.push_back({name, slots.at(index)->info.shape, std::move(data)});
     }
     c.extra = extra;
     train::write_checkpoint(path, c);
@@ -263,6 +393,7 @@ void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata&
 
 CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
     Impl& m = *m_impl;
+    VKT_CHECK(m.optimizer != nullptr, "this trainer was made inference_only: use load() for weights");
     const train::Checkpoint c = train::read_checkpoint(path);
     const std::string model = m.model.describe();
     VKT_CHECK(c.model == model, path, ": checkpoint is for model ", c.model, ", this trainer has ", model);
@@ -271,9 +402,8 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
               " optimizer state, this trainer uses ", kind(m.options.optimizer.kind));
 
     // Everything is validated into copies first, so a bad file leaves the trainer as it was.
-    const auto& slots = m.program.params();
-    const std::vector<float> master = m.master_from(c.parameters, path);
-
+    const auto slots = trainable_slots(m.layout);
+    const auto values = m.values_from(c.parameters, path);
     train::NamedTensors state;
     for (const io::NamedTensor& t : c.optimizer_state) {
         const size_t dot = t.name.rfind('.');
@@ -281,12 +411,13 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
         const bool numeric =
             !index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos;
         VKT_CHECK(numeric && std::stoul(index) < slots.size(), path, ": unexpected tensor '",
-                  train::optimizer_tensor_prefix, t.name, "' for a model with ", slots.size(), " parameter tensors");
-        VKT_CHECK(t.shape == slots[std::stoul(index)].shape, path, ": tensor '", train::optimizer_tensor_prefix, t.name,
-                  "' has the wrong shape for model ", model);
+                  train::optimizer_tensor_prefix, t.name, "' for a model with ", slots.size(),
+                  " trainable parameter tensors");
+        VKT_CHECK(t.shape == slots[std::stoul(index)]->info.shape, path, ": tensor '", train::optimizer_tensor_prefix,
+                  t.name, "' has the wrong shape for model ", model);
         state.emplace_back(t.name, t.data);
     }
-    train::Optimizer optimizer = m.optimizer;
+    train::Optimizer optimizer = *m.optimizer;
     train::LossScaler scaler = m.scaler;
     try {
         optimizer.load_state(c.optimizer_steps, state);
@@ -296,8 +427,8 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
         throw Error(path + ": " + e.what());
     }
 
-    m.set_master(master);
-    m.optimizer = std::move(optimizer);
+    m.set_values(values);
+    *m.optimizer = std::move(optimizer);
     m.scaler = scaler;
     m.steps = c.steps;
     m.skipped = c.skipped;
@@ -320,10 +451,30 @@ uint64_t Trainer::skipped_steps() const {
     return m_impl->skipped;
 }
 const std::vector<GemmReport>& Trainer::gemm_paths() const {
-    return m_impl->program.gemm_reports();
+    return m_impl->train ? m_impl->train->gemm_reports() : m_impl->eval->gemm_reports();
 }
 uint64_t Trainer::device_bytes() const {
-    return m_impl->program.device_bytes();
+    return m_impl->device_bytes;
+}
+uint64_t Trainer::weight_uploads() const {
+    return m_impl->res.uploads();
+}
+
+MemoryReport Trainer::memory() const {
+    const Impl& m = *m_impl;
+    MemoryReport r;
+    r.arena_bytes = m.res.arena().size();
+    r.eval_plan_bytes = m.eval->plan().arena_bytes;
+    if (m.train) {
+        r.train_plan_bytes = m.train->plan().arena_bytes;
+        r.unplanned_bytes = m.train->plan().unplanned_bytes;
+        r.in_place = m.train->plan().in_place;
+    } else {
+        r.unplanned_bytes = m.eval->plan().unplanned_bytes;
+        r.in_place = m.eval->plan().in_place;
+    }
+    r.total_bytes = m.device_bytes;
+    return r;
 }
 
 std::string Trainer::gemm_path_summary() const {
@@ -332,6 +483,20 @@ std::string Trainer::gemm_path_summary() const {
     for (const auto& g : r)
         if (g.path != r.front().path) return "mixed";
     return to_string(r.front().path);
+}
+
+Model load_model(const std::string& path) {
+    std::vector<std::pair<std::string, std::string>> metadata;
+    io::read_safetensors(path, &metadata);
+    for (const auto& [k, v] : metadata)
+        if (k == "vktrain_graph") {
+            try {
+                return Model::from_json(v);
+            } catch (const Error& e) {
+                throw Error(path + ": " + e.what());
+            }
+        }
+    VKT_FAIL(path, ": the file records no model architecture (written by an earlier vktrain, or not by vktrain)");
 }
 
 } // namespace vktrain

@@ -247,7 +247,7 @@ def case_profile(cli):
         check("pessimistic" in p.stdout, "the header says the times are pessimistic")
         # The unit is "µs"; matched loosely so that the test does not depend on the locale's encoding.
         check(re.search(r"^  op +\S+ +%$", p.stdout, re.M) is not None, "prints the table heading")
-        for op in ["upload", r"input\.cast", r"linear0\.forward \(gemm \S+\)", "softmax_xent",
+        for op in [r"x\.cast", r"linear0\.forward \(gemm \S+\)", "loss",
                    r"linear0\.weight_grad \(gemm \S+\)", "gradient_scan", "readback"]:
             check(re.search(r"^  %s +[0-9.]+ +[0-9.]+$" % op, p.stdout, re.M) is not None, "table row %s" % op)
         check(re.search(r"^  total +[0-9.]+ +100\.0   gemm [0-9.]+ \S+ \([0-9.]+%\), other -?[0-9.]+ \S+ \(", p.stdout,

@@ -1,5 +1,6 @@
 #include "device/support.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -136,6 +137,20 @@ std::vector<float> round_through(const std::vector<float>& v, DType dtype) {
     std::vector<float> out(v.size());
     for (size_t i = 0; i < v.size(); ++i) out[i] = vktrain::round_to_half(v[i]);
     return out;
+}
+
+double accuracy(vktrain::Trainer& trainer, const float* x, const int32_t* labels, size_t count) {
+    const std::vector<float> logits = trainer.predict(x, count);
+    const size_t classes = logits.size() / std::max<size_t>(count, 1);
+    size_t correct = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const float* row = logits.data() + i * classes;
+        size_t best = 0;
+        for (size_t c = 1; c < classes; ++c)
+            if (row[c] > row[best]) best = c;
+        correct += best == size_t(labels[i]);
+    }
+    return count ? double(correct) / double(count) : 0.0;
 }
 
 vktrain::kernels::MatRef Placed::ref(uint32_t rows, uint32_t cols) const {

@@ -17,6 +17,7 @@
 #include "runtime/memory.hpp"
 #include "runtime/sequence.hpp"
 #include "vktrain/context.hpp"
+#include "vktrain/trainer.hpp"
 
 namespace vkt_test {
 
@@ -63,6 +64,9 @@ std::vector<float> round_through(const std::vector<float>& v, DType dtype); // w
 // Unit roundoff of a storage type, and the absolute error of rounding a result into it near zero: half
 // the fp16 subnormal spacing (the conversion is exact round-to-nearest), or the fp32 subnormal range
 // (drivers may flush fp32 denormals).
+// Share of samples whose largest predicted logit is the label (evaluation mode).
+double accuracy(vktrain::Trainer& trainer, const float* x, const int32_t* labels, size_t count);
+
 double unit(DType d);
 double floor_abs(DType d);
 

@@ -160,6 +160,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             a.momentum = parse_real(n, r.value(), false);
             momentum_set = true;
         } else if (r.is("--lr-schedule")) {
+            a.schedule_given = true;
             const std::string v = r.value();
             if (v == "cosine")
                 a.cosine_schedule = true;
@@ -169,6 +170,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
                 throw UsageError(n + " expects cosine or constant, got '" + v + "'");
         } else if (r.is("--weight-decay")) {
             a.weight_decay = parse_real(n, r.value(), false);
+            a.weight_decay_given = true;
         } else if (r.is("--batch-size")) {
             a.batch_size = uint32_t(parse_uint(n, r.value(), 1, max_batch));
         } else if (r.is("--epochs")) {

@@ -67,8 +67,9 @@ struct TrainArgs {
     OptimizerKind optimizer = OptimizerKind::adamw;
     std::optional<double> learning_rate; // default depends on the optimizer
     double momentum = 0.9;
-    double weight_decay = 0.0;
-    bool cosine_schedule = true; // --lr-schedule cosine (default) or constant
+    double weight_decay = 0.0;   // the recipe's default: 0 for MLPs, 0.01 for the CNN
+    bool cosine_schedule = true; // --lr-schedule cosine (MLP default) or constant (CNN default)
+    bool weight_decay_given = false, schedule_given = false;
     uint32_t batch_size = 128;
     uint32_t epochs = 5;
     uint64_t seed = 1;

@@ -29,8 +29,8 @@ int run_eval(const std::vector<std::string>& args) {
         std::fputs(eval_usage(), stdout);
         return 0;
     }
-    std::optional<MlpSpec> spec;
-    if (!a.model_spec.empty()) spec = parse_mlp_spec(a.model_spec);
+    std::optional<ModelSpec> spec;
+    if (!a.model_spec.empty()) spec = parse_model_spec(a.model_spec);
 
     // Read the checkpoint first: a bad file is reported before the test set is decompressed, and its metadata says
     // which model and precision it was trained with.
@@ -38,7 +38,10 @@ int run_eval(const std::vector<std::string>& args) {
     io::read_safetensors(a.weights, &metadata);
     std::optional<Model> stored_model;
     std::string model_source = "--model";
-    if (!spec) {
+    if (!spec && find_metadata(metadata, "vktrain_graph")) {
+        stored_model = load_model(a.weights);
+        model_source = "architecture in " + a.weights;
+    } else if (!spec) {
         const std::string* description = find_metadata(metadata, "vktrain_model");
         if (!description)
             throw Error(a.weights + ": no \"vktrain_model\" metadata to rebuild the model from; pass --model SPEC");
@@ -59,7 +62,7 @@ int run_eval(const std::vector<std::string>& args) {
 
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
     const Model model =
-        spec ? build_mlp(*spec, uint32_t(test.features), uint32_t(test.classes)) : std::move(*stored_model);
+        spec ? build_model(*spec, uint32_t(test.features), uint32_t(test.classes)) : std::move(*stored_model);
     if (model.input_features() != test.features)
         throw Error(a.weights + ": model " + model.describe() + " takes " + std::to_string(model.input_features()) +
                     " inputs but the images in " + a.data_dir + " have " + std::to_string(test.features) + " pixels");
@@ -78,9 +81,9 @@ int run_eval(const std::vector<std::string>& args) {
     std::printf("device      %s\n", device_summary(context.device_info()).c_str());
     std::printf("model       %s (from %s)\n", model.describe().c_str(), model_source.c_str());
     std::printf("precision   %s, gemm path %s\n", precision_name(precision), trainer.gemm_path_summary().c_str());
-    const EvalResult r = trainer.evaluate(test.x.data(), test.labels.data(), test.count);
+    const Accuracy r = classification_accuracy(trainer, test);
     std::printf("test_loss %s  test_accuracy %s  samples %llu\n", fixed(r.loss, 4).c_str(),
-                fixed(r.accuracy, 4).c_str(), static_cast<unsigned long long>(r.count));
+                fixed(r.accuracy, 4).c_str(), static_cast<unsigned long long>(test.count));
     return 0;
 }
 

@@ -61,8 +61,29 @@ MlpSpec parse_mlp_spec(const std::string& spec) {
     return out;
 }
 
+ModelSpec parse_model_spec(const std::string& spec) {
+    ModelSpec out;
+    if (spec == "cnn") {
+        out.kind = "cnn";
+        return out;
+    }
+    if (spec.rfind("mlp", 0) != 0 || (spec.size() > 3 && spec[3] != ':'))
+        throw UsageError("--model '" + spec + "': unknown model (expected mlp:H1,H2,...[:relu|:gelu] or cnn)");
+    out.kind = "mlp";
+    out.mlp = parse_mlp_spec(spec);
+    return out;
+}
+
 Model build_mlp(const MlpSpec& spec, uint32_t input_features, uint32_t classes) {
     return Model::mlp(input_features, spec.hidden, classes, spec.activation);
+}
+
+Model build_model(const ModelSpec& spec, uint32_t input_features, uint32_t classes) {
+    if (spec.kind == "mlp") return build_mlp(spec.mlp, input_features, classes);
+    if (input_features != 28 * 28)
+        throw Error("the cnn model takes 28x28 images; the data has " + std::to_string(input_features) +
+                    " pixels per image");
+    return Model::cnn(classes);
 }
 
 Model model_from_description(const std::string& description) {
@@ -91,14 +112,14 @@ Model model_from_description(const std::string& description) {
             if (act == "relu")
                 x = model.relu(x);
             else if (act == "gelu")
-                x = model.gelu(x);
+                x = model.gelu_tanh(x);
             else
                 throw fail("unknown activation '" + act + "'");
             pos = close + 1;
         }
     }
-    if (model.nodes().back().kind != OpKind::linear) throw fail("the output layer must be linear");
-    if (model.nodes().back().features < 2) throw fail("the output needs at least 2 classes");
+    if (model.nodes().back().op != "linear") throw fail("the output layer must be linear");
+    if (model.nodes().back().shape.back() < 2) throw fail("the output needs at least 2 classes");
     model.softmax_cross_entropy(x);
     return model;
 }

@@ -1,6 +1,7 @@
-// The two textual model formats the tool understands: the --model option ("mlp:256,128[:relu|:gelu]", sizes of
-// the hidden layers; input and class counts come from the data) and Model::describe() as stored in checkpoints
-// ("784-256(relu)-128(relu)-10"), so `vktrain eval` can rebuild the network a file was trained with.
+// The built-in models the --model option names: "mlp:256,128[:relu|:gelu]" (sizes of the hidden layers; input and
+// class counts come from the data) and "cnn" (the CNN recipe on 28x28 images, Model::cnn). Files record their
+// architecture (Model::to_json, read by vktrain::load_model); files of earlier versions only have
+// Model::describe() of an MLP ("784-256(relu)-128(relu)-10"), which model_from_description still reads.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +17,18 @@ struct MlpSpec {
     OpKind activation = OpKind::relu;
 };
 
+struct ModelSpec {
+    std::string kind; // "mlp" or "cnn"
+    MlpSpec mlp;
+};
+
 // Throws UsageError naming the problem (the text comes from the command line).
 MlpSpec parse_mlp_spec(const std::string& spec);
+ModelSpec parse_model_spec(const std::string& spec);
 
 Model build_mlp(const MlpSpec& spec, uint32_t input_features, uint32_t classes);
+// Throws vktrain::Error when the data does not fit the model (the CNN takes 28x28 images).
+Model build_model(const ModelSpec& spec, uint32_t input_features, uint32_t classes);
 
 // Parses Model::describe() output back into a model. Throws vktrain::Error (the text comes from a file).
 Model model_from_description(const std::string& description);

@@ -216,7 +216,11 @@ int run_train(const std::vector<std::string>& args) {
         std::fputs(train_usage(), stdout);
         return 0;
     }
-    const MlpSpec spec = parse_mlp_spec(a.model_spec);
+    const ModelSpec spec = parse_model_spec(a.model_spec);
+    if (spec.kind == "cnn") { // the CNN recipe: AdamW with weight decay 0.01 at a constant learning rate
+        if (!a.weight_decay_given) a.weight_decay = 0.01;
+        if (!a.schedule_given) a.cosine_schedule = false;
+    }
     // Everything that can be checked cheaply is checked before minutes of loading and training.
     check_outputs(a);
     if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "--checkpoint", a.force);
@@ -231,7 +235,7 @@ int run_train(const std::vector<std::string>& args) {
     if (train.count > std::numeric_limits<uint32_t>::max())
         throw Error(a.data_dir + ": more than 2^32 training samples");
 
-    const Model model = build_mlp(spec, uint32_t(train.features), uint32_t(train.classes));
+    const Model model = build_model(spec, uint32_t(train.features), uint32_t(train.classes));
     if (!a.resume.empty() && resume_model != model.describe())
         throw Error(a.resume + ": checkpoint is for model " + resume_model + ", this run has " + model.describe());
     Context context(context_options(a.device));
@@ -271,7 +275,7 @@ int run_train(const std::vector<std::string>& args) {
     for (uint32_t epoch = first_epoch; epoch <= a.epochs; ++epoch) {
         EpochStats stats = train_epoch(trainer, train, a, epoch, order, x, labels);
         const Clock::time_point eval_start = Clock::now();
-        const EvalResult eval = trainer.evaluate(test.x.data(), test.labels.data(), test.count);
+        const Accuracy eval = classification_accuracy(trainer, test);
         stats.eval_seconds = seconds_since(eval_start);
         stats.test_loss = eval.loss;
         stats.test_accuracy = eval.accuracy;

@@ -1,5 +1,7 @@
 #include "util.hpp"
 
+#include <cmath>
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -103,6 +105,28 @@ io::Json device_json(const DeviceInfo& info) {
 
 bool stderr_is_terminal() {
     return ::isatty(STDERR_FILENO) == 1;
+}
+
+Accuracy classification_accuracy(Trainer& trainer, const Dataset& data) {
+    Accuracy a;
+    if (data.count == 0) return a;
+    const std::vector<float> logits = trainer.predict(data.x.data(), data.count);
+    const size_t classes = logits.size() / data.count;
+    uint64_t correct = 0;
+    double loss = 0.0;
+    for (size_t i = 0; i < data.count; ++i) {
+        const float* row = logits.data() + i * classes;
+        size_t best = 0;
+        for (size_t c = 1; c < classes; ++c)
+            if (row[c] > row[best]) best = c;
+        correct += best == size_t(data.labels[i]);
+        double sum = 0.0; // cross-entropy in double from the logits: log-sum-exp minus the label's logit
+        for (size_t c = 0; c < classes; ++c) sum += std::exp(double(row[c]) - double(row[best]));
+        loss += std::log(sum) + double(row[best]) - double(row[size_t(data.labels[i])]);
+    }
+    a.accuracy = double(correct) / double(data.count);
+    a.loss = loss / double(data.count);
+    return a;
 }
 
 } // namespace vktrain::cli

@@ -8,6 +8,8 @@
 #include "args.hpp"
 #include "io/json.hpp"
 #include "vktrain/context.hpp"
+#include "vktrain/data.hpp"
+#include "vktrain/trainer.hpp"
 
 namespace vktrain::cli {
 
@@ -36,5 +38,12 @@ std::string device_summary(const DeviceInfo& info);
 io::Json device_json(const DeviceInfo& info);
 
 bool stderr_is_terminal();
+
+// The recipes' classification metric (not the library's): loss and the share of samples whose largest logit is
+// the label, from the trainer's evaluation-mode predictions.
+struct Accuracy {
+    double loss = 0.0, accuracy = 0.0;
+};
+Accuracy classification_accuracy(Trainer& trainer, const Dataset& data);
 
 } // namespace vktrain::cli

@@ -1,0 +1,87 @@
+// The graph as compiled for one batch size and mode: every value with its full shape (batch first), its
+// storage class and its role, and the schedule of nodes (forward, then the backward derived by autodiff).
+// Model (the public builder) is lowered into this form by build_ir(); Program plans memory for it and
+// records it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vktrain/model.hpp"
+
+namespace vktrain::graph {
+
+using Shape = std::vector<int64_t>;
+uint64_t element_count(const Shape& shape);
+std::string shape_text(const Shape& shape); // "[128, 32, 28, 28]"
+
+struct OpDef;
+
+// act: the precision's activation type (fp16 in mixed, fp32 otherwise); f32 and i32 are fixed.
+enum class Storage { act, f32, i32 };
+
+enum class Role {
+    input,      // a model input: i32 ones are read from their upload buffer, real ones cast into the arena
+    value,      // an activation (arena)
+    gradient,   // an activation gradient (arena)
+    scratch,    // a temporary or saved statistic (arena)
+    param,      // a parameter's device copy (weights buffer)
+    param_grad, // a trainable parameter's fp32 gradient (gradients buffer, read back)
+    state,      // a buffer such as BatchNorm running statistics (state buffer, fp32, kept on the device)
+    host_out,   // written by the device and read by the host (per-row losses, predictions)
+};
+
+struct IrValue {
+    Shape shape;
+    Storage storage = Storage::act;
+    Role role = Role::value;
+    int param = -1;    // param / param_grad / state: index into Ir::params
+    int view_of = -1;  // a reshape of another value: same storage, no kernel
+    std::string label; // for messages and plans: "conv0", "conv0.grad", "conv0.weight"
+    uint64_t elements() const { return element_count(shape); }
+};
+
+struct IrParam {
+    ParameterInfo info;
+    int value = -1; // its Role::param or Role::state value
+    int grad = -1;  // its Role::param_grad value (trainable parameters of the training graph)
+};
+
+struct IrNode {
+    const OpDef* op = nullptr;
+    std::string name;    // the model node's name ("conv0"); backward nodes keep their forward node's name
+    std::string label;   // profile label: "conv0.forward", "conv0.weight_grad", ...
+    std::vector<int> in; // values read
+    std::vector<int> out;
+    std::map<std::string, double> attrs;
+    Shape shape_attr;
+    bool accumulate = false; // out[0] += result (a gradient reached twice), else out[0] = result
+    bool backward = false;   // part of the derived backward pass
+
+    double attr(const std::string& key) const; // throws when missing
+    uint32_t attr_u32(const std::string& key) const;
+};
+
+struct Ir {
+    bool training = false;
+    uint32_t batch = 0;
+    std::vector<IrValue> values;
+    std::vector<IrNode> nodes;   // schedule order
+    std::vector<IrParam> params; // model parameters and buffers, in Model::parameters() order
+    std::vector<int> inputs;     // per model input (declaration order): its value
+    int loss_node = -1;          // index into nodes
+    int row_loss = -1;           // the loss's per-row values (host_out)
+    uint32_t loss_rows_per_sample = 1;
+    int prediction = -1;      // the loss's prediction operand
+    size_t forward_nodes = 0; // nodes [0, forward_nodes) are the forward pass (and the loss)
+
+    int add_value(IrValue v);
+};
+
+// Lowers `model` for `batch` samples. training: batch statistics, dropout on, and the backward pass derived
+// (see autodiff.cpp); otherwise the forward pass in evaluation mode.
+Ir build_ir(const Model& model, uint32_t batch, bool training);
+
+} // namespace vktrain::graph

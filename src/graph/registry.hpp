@@ -1,0 +1,61 @@
+// The op registry: one entry per op with everything the graph needs to know about it. Adding an op means its
+// shader(s) and variant rows, its kernel function, one entry here (in the family file ops_<family>.cpp), and
+// its tests (tests/device/test_graph_ops.cpp fails for a registered op without forward, backward and
+// finite-difference coverage).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "graph/ir.hpp"
+
+namespace vktrain::graph {
+
+class Exec;
+class Autodiff;
+
+// A parameter an op owns, named "<node name>.<suffix>" (PyTorch's state_dict names).
+struct ParamDecl {
+    std::string suffix;
+    Shape shape;
+    uint32_t fan_in = 0;
+    InitKind init = InitKind::default_init; // default_init: U(+-1/sqrt(fan_in)) (PyTorch Linear/Conv2d)
+    bool buffer = false;                    // state (running statistics), not trained
+};
+
+struct OpDef {
+    std::string name;
+    // Model level: the per-sample output shape from the inputs' (throws vktrain::Error on bad input).
+    std::function<Shape(const Node& node, const std::vector<const Node*>& inputs)> infer;
+    std::function<std::vector<ParamDecl>(const Node& node, const std::vector<const Node*>& inputs)> params;
+    // Lowering: extra values the op writes besides its output (e.g. saved statistics), appended to out.
+    std::function<void(Ir& ir, IrNode& node)> lower;
+    // Recording. `sites` only declares the GEMM sites (so paths are chosen before memory is allocated).
+    std::function<void(Exec& e, const IrNode& node)> record;
+    std::function<void(Exec& e, const IrNode& node)> sites;
+    // The backward pass as further nodes (see Autodiff); empty for ops without one (backward-only ops).
+    std::function<void(Autodiff& ad, const IrNode& node)> backward;
+    bool can_accumulate = false; // record honours IrNode::accumulate
+    bool view = false;           // out[0] is a reshape of in[0]: no kernel
+    int inplace_input = -1;      // out[0] may reuse in[inplace_input]'s storage when that input dies here
+    bool loss = false;
+    bool backward_only = false; // emitted by autodiff only
+};
+
+// Throws vktrain::Error for an unknown name.
+const OpDef& op_def(const std::string& name);
+std::vector<const OpDef*> registered_ops();
+
+// Helpers for op entries.
+void register_ops(std::vector<OpDef>& table); // every family, in one place (registry.cpp)
+void register_dense_ops(std::vector<OpDef>& table);
+void register_elementwise_ops(std::vector<OpDef>& table);
+void register_loss_ops(std::vector<OpDef>& table);
+void register_vision_ops(std::vector<OpDef>& table);
+
+// Checks for shape inference.
+void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);
+void expect_real(const Node& node, const Node& input);
+
+} // namespace vktrain::graph

@@ -1,0 +1,110 @@
+#include "graph/resources.hpp"
+
+#include <cstring>
+
+#include "common/check.hpp"
+#include "common/half.hpp"
+#include "kernels/loss.hpp"
+#include "runtime/device.hpp"
+
+namespace vktrain::graph {
+
+using runtime::Buffer;
+using runtime::MemoryKind;
+
+Layout make_layout(const Model& model) {
+    Layout l;
+    for (const ParameterInfo& p : model.parameters()) {
+        ParamSlot s;
+        s.info = p;
+        s.count = element_count(p.shape);
+        if (p.buffer) {
+            s.device_offset = l.state_count;
+            l.state_count += s.count;
+        } else {
+            s.master_offset = l.master_count;
+            s.device_offset = l.master_count;
+            l.master_count += s.count;
+            if (p.trainable) {
+                s.grad_offset = int64_t(l.grad_count);
+                l.grad_count += s.count;
+                ++l.trainable_tensors;
+            }
+        }
+        l.slots.push_back(std::move(s));
+    }
+    return l;
+}
+
+Resources::Resources(runtime::Device& device, const Layout& layout, Precision precision)
+    : m_device(device), m_layout(layout), m_fp16(precision == Precision::mixed) {
+    const uint64_t esz = m_fp16 ? 2 : 4;
+    const uint64_t n = std::max<uint64_t>(layout.master_count, 1);
+    m_weights = Buffer(device, n * esz, MemoryKind::device, "weights");
+    m_weights_staging = Buffer(device, n * esz, MemoryKind::upload, "weights staging");
+    const uint64_t s = std::max<uint64_t>(layout.state_count, 1);
+    m_state = Buffer(device, s * 4, MemoryKind::device, "state");
+    m_state_io = Buffer(device, s * 4, MemoryKind::readback, "state transfer");
+    m_step_params = Buffer(device, sizeof(kernels::StepParams), MemoryKind::upload, "step parameters");
+    m_upload = std::make_unique<runtime::Sequence>(device);
+    m_upload->begin();
+    m_upload->copy(m_weights_staging, m_weights, m_weights.size());
+    m_upload->end();
+}
+
+void Resources::set_weights(const float* master) {
+    if (m_fp16)
+        floats_to_halves(master, static_cast<uint16_t*>(m_weights_staging.mapped()), m_layout.master_count);
+    else
+        std::memcpy(m_weights_staging.mapped(), master, m_layout.master_count * 4);
+    m_weights_staging.flush(0, m_weights_staging.size());
+    m_dirty = true;
+}
+
+void Resources::upload_if_changed() {
+    if (!m_dirty) return;
+    m_upload->submit_and_wait();
+    m_dirty = false;
+    ++m_uploads;
+}
+
+void Resources::read_state(std::vector<float>& out) const {
+    out.assign(m_layout.state_count, 0.0f);
+    if (m_layout.state_count == 0) return;
+    runtime::Sequence seq(m_device);
+    seq.begin();
+    seq.copy(m_state, m_state_io, m_layout.state_count * 4);
+    seq.end();
+    seq.submit_and_wait();
+    m_state_io.read(out.data(), m_layout.state_count * 4);
+}
+
+void Resources::write_state(const std::vector<float>& values) {
+    VKT_CHECK(values.size() == m_layout.state_count, "internal: state of ", values.size(), " values, expected ",
+              m_layout.state_count);
+    if (values.empty()) return;
+    m_state_io.write(values.data(), values.size() * 4);
+    runtime::Sequence seq(m_device);
+    seq.begin();
+    seq.copy(m_state_io, m_state, values.size() * 4);
+    seq.end();
+    seq.submit_and_wait();
+}
+
+void Resources::set_step(uint32_t n_valid, float loss_scale, uint32_t step) {
+    kernels::StepParams p{n_valid, loss_scale, step, 0};
+    m_step_params.write(&p, sizeof p);
+}
+
+void Resources::ensure_arena(uint64_t bytes) {
+    bytes = std::max<uint64_t>(bytes, 16);
+    if (m_arena.valid() && m_arena.size() >= bytes) return;
+    m_arena = Buffer(m_device, bytes, MemoryKind::device, "activation arena");
+}
+
+uint64_t Resources::device_bytes() const {
+    return m_weights.size() + m_weights_staging.size() + m_state.size() + m_state_io.size() + m_step_params.size() +
+           (m_arena.valid() ? m_arena.size() : 0);
+}
+
+} // namespace vktrain::graph

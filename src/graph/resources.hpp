@@ -1,0 +1,71 @@
+// What the training and evaluation programs of one model share on the device: the parameters' device copy
+// (fp16 in mixed precision, fp32 otherwise) with its upload staging, the fp32 state buffers (BatchNorm running
+// statistics), the per-step scalars, and the activation arena (sized for the larger of the two plans).
+// Weights are uploaded only when the host changed them; frozen parameters therefore go up once.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/ir.hpp"
+#include "runtime/memory.hpp"
+#include "runtime/sequence.hpp"
+#include "vktrain/options.hpp"
+
+namespace vktrain::runtime {
+class Device;
+}
+
+namespace vktrain::graph {
+
+struct ParamSlot {
+    ParameterInfo info;
+    uint64_t count = 0;
+    uint64_t master_offset = 0; // elements into the host's flat fp32 master array (parameters, not buffers)
+    uint64_t device_offset = 0; // elements into the weights buffer (parameters) or the state buffer (buffers)
+    int64_t grad_offset = -1;   // elements into the gradients buffer (trainable parameters), else -1
+};
+
+struct Layout {
+    std::vector<ParamSlot> slots; // Model::parameters() order
+    uint64_t master_count = 0, state_count = 0, grad_count = 0;
+    uint32_t trainable_tensors = 0;
+};
+
+Layout make_layout(const Model& model);
+
+class Resources {
+public:
+    Resources(runtime::Device& device, const Layout& layout, Precision precision);
+
+    runtime::Device& device() const { return m_device; }
+    const Layout& layout() const { return m_layout; }
+    bool fp16() const { return m_fp16; }
+
+    // Host master weights -> staging; the device copy is refreshed before the next replay that reads it.
+    void set_weights(const float* master);
+    void upload_if_changed(); // submits the copy when set_weights was called since the last upload
+    void read_state(std::vector<float>& out) const;
+    void write_state(const std::vector<float>& values);
+    void set_step(uint32_t n_valid, float loss_scale, uint32_t step);
+    void ensure_arena(uint64_t bytes);
+
+    const runtime::Buffer& weights() const { return m_weights; }
+    const runtime::Buffer& state() const { return m_state; }
+    const runtime::Buffer& arena() const { return m_arena; }
+    const runtime::Buffer& step_params() const { return m_step_params; }
+    uint64_t device_bytes() const;
+    uint64_t uploads() const { return m_uploads; } // weight uploads so far (tests)
+
+private:
+    runtime::Device& m_device;
+    Layout m_layout;
+    bool m_fp16;
+    runtime::Buffer m_weights, m_weights_staging, m_state, m_state_io, m_step_params, m_arena;
+    std::unique_ptr<runtime::Sequence> m_upload;
+    bool m_dirty = false;
+    uint64_t m_uploads = 0;
+};
+
+} // namespace vktrain::graph

@@ -1,0 +1,166 @@
+// Every registered op, through the whole graph machinery: a small model that uses it is trained one step, and the
+// analytic gradient of every trainable parameter (reached through the op's backward pass) is checked against
+// central finite differences of the loss. The test fails for a registered op without such a model, so an op
+// cannot be added without forward, backward and finite-difference coverage.
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "device/support.hpp"
+#include "graph/ir.hpp"
+#include "graph/registry.hpp"
+#include "vktrain/trainer.hpp"
+
+namespace {
+
+using vktrain::Model;
+using vktrain::Precision;
+using vktrain::Trainer;
+using vktrain::TrainerOptions;
+
+// A model exercising one op, with an upstream linear layer so the op's input gradient matters, and data for it.
+struct Example {
+    Model model;
+    std::vector<std::vector<float>> float_inputs; // per f32 input
+    std::vector<std::vector<int32_t>> int_inputs; // per i32 input
+    uint32_t batch = 3;
+};
+
+std::vector<float> values(size_t n, uint32_t seed) {
+    return vkt_test::random_values(n, seed, -1.0f, 1.0f);
+}
+
+std::vector<int32_t> labels(size_t n, int32_t classes, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<int32_t> out(n);
+    for (auto& l : out) l = int32_t(rng() % uint32_t(classes));
+    return out;
+}
+
+// x [features] -> linear(features) -> [reshape to `shape`] -> op(s) -> flatten -> linear(classes) -> cross-entropy.
+Example classifier(uint32_t features, const std::vector<int64_t>& shape, const std::function<int(Model&, int)>& body,
+                   uint32_t classes = 3) {
+    Example e;
+    int x = e.model.input("x", {int64_t(features)});
+    x = e.model.linear(x, features);
+    if (!shape.empty()) x = e.model.reshape(x, shape);
+    x = body(e.model, x);
+    x = e.model.linear(e.model.flatten(x), classes);
+    e.model.softmax_cross_entropy(x);
+    e.float_inputs = {values(size_t(e.batch) * features, 11)};
+    e.int_inputs = {labels(e.batch, int32_t(classes), 12)};
+    return e;
+}
+
+std::map<std::string, std::function<Example()>> examples() {
+    std::map<std::string, std::function<Example()>> m;
+    m["linear"] = [] { return classifier(5, {}, [](Model& g, int x) { return g.linear(x, 4); }); };
+    m["relu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.relu(x); }); };
+    m["gelu_tanh"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.gelu_tanh(x); }); };
+    m["flatten"] = [] { return classifier(12, {3, 4}, [](Model& g, int x) { return g.flatten(x); }); };
+    m["reshape"] = [] { return classifier(12, {2, 6}, [](Model& g, int x) { return g.reshape(x, {3, -1}); }); };
+    // Per-position cross-entropy: logits [positions, classes] against labels [positions].
+    m["cross_entropy"] = [] {
+        Example e;
+        int x = e.model.input("x", {4, 5});
+        x = e.model.linear(x, 3); // [4, 3]
+        const int l = e.model.input("labels", {4}, vktrain::DataType::i32);
+        e.model.cross_entropy(x, l);
+        e.float_inputs = {values(size_t(e.batch) * 20, 21)};
+        e.int_inputs = {labels(size_t(e.batch) * 4, 3, 22)};
+        return e;
+    };
+    return m;
+}
+
+std::vector<const void*> feed(const Example& e) {
+    std::vector<const void*> in;
+    size_t f = 0, i = 0;
+    for (int id : e.model.inputs()) {
+        if (e.model.nodes()[size_t(id)].type == vktrain::DataType::i32)
+            in.push_back(e.int_inputs.at(i++).data());
+        else
+            in.push_back(e.float_inputs.at(f++).data());
+    }
+    return in;
+}
+
+TEST(GraphOps, EveryRegisteredOpHasAFiniteDifferenceExample) {
+    const auto ex = examples();
+    for (const auto* op : vktrain::graph::registered_ops()) {
+        if (op->backward_only || op->name == "input") continue;
+        EXPECT_TRUE(ex.count(op->name)) << "op '" << op->name << "' has no finite-difference example in "
+                                        << "tests/device/test_graph_ops.cpp";
+    }
+    // Every backward-only op is reached by some example's training graph.
+    std::set<std::string> used;
+    for (const auto& [name, make] : ex) {
+        const Example e = make();
+        const auto ir = vktrain::graph::build_ir(e.model, e.batch, true);
+        for (const auto& n : ir.nodes) used.insert(n.op->name);
+    }
+    for (const auto* op : vktrain::graph::registered_ops()) {
+        if (op->backward_only) {
+            EXPECT_TRUE(used.count(op->name)) << "backward op '" << op->name << "' is never used";
+        }
+    }
+}
+
+class GraphOpGradient : public testing::TestWithParam<std::string> {};
+
+// Central differences in fp32 device arithmetic. Near a kink (ReLU at 0, a max-pool tie) a difference is not a
+// derivative: elements whose differences at eps and eps/2 disagree are skipped, and only a few may be.
+TEST_P(GraphOpGradient, MatchesFiniteDifferences) {
+    const Example e = examples().at(GetParam())();
+    TrainerOptions o;
+    o.precision = Precision::fp32;
+    o.batch_size = e.batch;
+    o.seed = 3;
+    Trainer t(vkt_test::context(), e.model, o);
+    const auto in = feed(e);
+    std::vector<std::vector<float>> grads, unused;
+    t.compute_gradients(in, e.batch, grads);
+    const auto all = t.parameters();
+    std::vector<size_t> trainable;
+    for (size_t p = 0; p < all.size(); ++p) {
+        const auto info = e.model.parameters()[p];
+        if (info.trainable && !info.buffer) trainable.push_back(p);
+    }
+    ASSERT_EQ(grads.size(), trainable.size());
+    const auto loss_at = [&](size_t p, size_t i, float delta) {
+        auto perturbed = all;
+        perturbed[p].data[i] += delta;
+        t.set_parameters(perturbed);
+        return double(t.compute_gradients(in, e.batch, unused));
+    };
+    size_t checked = 0, skipped = 0;
+    for (size_t k = 0; k < trainable.size(); ++k) {
+        const size_t p = trainable[k];
+        for (size_t i = 0; i < all[p].data.size(); ++i) {
+            const float eps = 1e-2f;
+            const double fd = (loss_at(p, i, eps) - loss_at(p, i, -eps)) / (2.0 * eps);
+            const double fd2 = (loss_at(p, i, eps / 2) - loss_at(p, i, -eps / 2)) / double(eps);
+            if (std::fabs(fd - fd2) > 1e-3 + 0.05 * std::fabs(fd2)) {
+                ++skipped;
+                continue;
+            }
+            EXPECT_NEAR(grads[k][i], fd2, 2e-3 + 2e-2 * std::fabs(fd2)) << all[p].name << "[" << i << "]";
+            ++checked;
+        }
+    }
+    t.set_parameters(all);
+    EXPECT_LE(skipped * 20, checked + skipped) << skipped << " of " << checked + skipped << " elements skipped";
+    EXPECT_GT(checked, 0u);
+}
+
+std::vector<std::string> example_names() {
+    std::vector<std::string> out;
+    for (const auto& [name, make] : examples()) out.push_back(name);
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, GraphOpGradient, testing::ValuesIn(example_names()),
+                         [](const testing::TestParamInfo<std::string>& i) { return i.param; });
+
+} // namespace
