@@ -18,7 +18,7 @@ layout(binding = 1) readonly buffer BufTarget { float target[]; };
 layout(binding = 2) readonly buffer BufParams {
     uint n_valid;
     float loss_scale;
-    uint pad0, pad1;
+    uint step, pad1;
 } params;
 layout(binding = 3) writeonly buffer BufLoss { float row_loss[]; };
 layout(binding = 4) writeonly buffer BufDpred { OUT_S dpred[]; };

@@ -17,7 +17,8 @@ class Device;
 namespace vktrain::kernels {
 
 // y = x·mask/(1-p) with mask ~ Bernoulli(1-p) (p in [0, 1); p == 0 copies x). `step_buffer` holds the step as
-// one uint32 at byte `step_offset` (a multiple of 4). x and y have the same element count and the same type
+// one uint32 at byte `step_offset` (a multiple of 4), e.g. the StepParams buffer of kernels/loss.hpp with
+// step_offset = offsetof(StepParams, step). x and y have the same element count and the same type
 // (fp16 or fp32); the product is formed in fp32 and rounded once.
 void record_dropout(runtime::Device& device, runtime::Sequence& seq, float p, uint32_t seed,
                     const runtime::Buffer& step_buffer, uint32_t step_offset, const MatRef& x, const MatRef& y);
