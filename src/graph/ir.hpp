@@ -69,15 +69,15 @@ struct Ir {
     uint32_t batch = 0;
     uint64_t seed = 0; // dropout masks
     std::vector<IrValue> values;
-    std::vector<IrNode> nodes;   // schedule order
-    std::vector<IrParam> params; // model parameters and buffers, in Model::parameters() order
-    std::vector<int> inputs;     // per model input (declaration order): its value
-    int loss_node = -1;          // index into nodes
-    int row_loss = -1;           // the loss's per-row values (host_out)
-    uint32_t loss_rows_per_sample = 1; // per-row losses per sample (positions of a per-token loss)
+    std::vector<IrNode> nodes;          // schedule order
+    std::vector<IrParam> params;        // model parameters and buffers, in Model::parameters() order
+    std::vector<int> inputs;            // per model input (declaration order): its value
+    int loss_node = -1;                 // index into nodes
+    int row_loss = -1;                  // the loss's per-row values (host_out)
+    uint32_t loss_rows_per_sample = 1;  // per-row losses per sample (positions of a per-token loss)
     uint32_t loss_terms_per_sample = 1; // what the mean divides by per sample (MSE: every element)
-    int prediction = -1;      // the loss's prediction operand
-    size_t forward_nodes = 0; // nodes [0, forward_nodes) are the forward pass (and the loss)
+    int prediction = -1;                // the loss's prediction operand
+    size_t forward_nodes = 0;           // nodes [0, forward_nodes) are the forward pass (and the loss)
 
     int add_value(IrValue v);
 };

@@ -279,7 +279,8 @@ OpDef batch_norm2d() {
         if (!db.valid()) db = {ad.scratch(c, Storage::f32, n.name + ".dbias"), false};
         VKT_CHECK(!dg.accumulate && !db.accumulate, "batch_norm2d '", n.name, "': shared parameters");
         Autodiff::Target out = dx;
-        if (!out.valid()) out = {ad.scratch(ad.ir().values[size_t(n.in[0])].shape, Storage::act, n.name + ".dx"), false};
+        if (!out.valid())
+            out = {ad.scratch(ad.ir().values[size_t(n.in[0])].shape, Storage::act, n.name + ".dx"), false};
         ad.emit("batch_norm2d_backward", n, "backward", {n.in[0], ad.grad_output(n), n.in[1], n.out[1], n.out[2]}, out,
                 {dg.value, db.value});
     };
@@ -296,8 +297,8 @@ OpDef batch_norm2d_backward() {
         const BnDims k = bn_dims(e.value(n.in[0]).shape);
         const auto vec = [&](int v) { return e.mat(v, 1, k.c); };
         kernels::record_batch_norm_backward(e.device(), e.seq(), k.n, k.c, k.hw, e.batch(n.in[0]), e.batch(n.in[1]),
-                                            vec(n.in[2]), vec(n.in[3]), vec(n.in[4]), e.batch(n.out[0]),
-                                            vec(n.out[1]), vec(n.out[2]), n.accumulate);
+                                            vec(n.in[2]), vec(n.in[3]), vec(n.in[4]), e.batch(n.out[0]), vec(n.out[1]),
+                                            vec(n.out[2]), n.accumulate);
     };
     return d;
 }

@@ -88,8 +88,7 @@ void Exec::gemm(const std::string& site, const MatRef& a, bool trans_a, const Ma
 Program::Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
                  bool training, GemmPath requested, uint64_t seed)
     : m_device(device), m_layout(layout), m_ir(build_ir(model, batch, training, seed)),
-      m_fp16(precision == Precision::mixed),
-      m_exec(device, m_ir, m_fp16 ? DType::f16 : DType::f32) {
+      m_fp16(precision == Precision::mixed), m_exec(device, m_ir, m_fp16 ? DType::f16 : DType::f32) {
     if (m_fp16)
         VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,
                   "' lacks (or fp16 was disabled); use precision fp32");
@@ -113,9 +112,8 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
             r.path = GemmPath::fp32;
             r.reason = "precision fp32";
         } else {
-            const kernels::GemmChoice c = shape.is_conv
-                                              ? kernels::choose_conv_path(m_device, requested, shape.conv)
-                                              : kernels::choose_gemm_path(m_device, requested, shape.gemm);
+            const kernels::GemmChoice c = shape.is_conv ? kernels::choose_conv_path(m_device, requested, shape.conv)
+                                                        : kernels::choose_gemm_path(m_device, requested, shape.gemm);
             r.path = c.path;
             r.reason = c.reason;
         }

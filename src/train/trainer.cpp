@@ -60,7 +60,8 @@ struct Trainer::Impl {
         runtime::Device& dev = ctx.device();
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
-            train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path, o.seed);
+            train =
+                std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path, o.seed);
             optimizer = std::make_unique<train::Optimizer>(o.optimizer, trainable_sizes(layout));
             std::vector<float> decays;
             for (const auto& s : layout.slots)

@@ -63,9 +63,7 @@ std::map<std::string, std::function<Example()>> examples() {
     m["gelu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.gelu(x); }); };
     m["silu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.silu(x); }); };
     // A residual connection: x feeds the add and the branch, so its gradient accumulates.
-    m["add"] = [] {
-        return classifier(6, {}, [](Model& g, int x) { return g.add(x, g.linear(g.gelu_tanh(x), 6)); });
-    };
+    m["add"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.add(x, g.linear(g.gelu_tanh(x), 6)); }); };
     m["dropout"] = [] { return classifier(8, {}, [](Model& g, int x) { return g.dropout(x, 0.25f); }); };
     // Odd shapes: 2 channels of 5x7, a 3x2 kernel with stride (2, 1), padding (1, 1), dilation (1, 2), groups 2.
     m["conv2d"] = [] {
@@ -81,18 +79,14 @@ std::map<std::string, std::function<Example()>> examples() {
         });
     };
     m["max_pool2d"] = [] {
-        return classifier(70, {2, 5, 7}, [](Model& g, int x) {
-            return g.max_pool2d(x, vktrain::Pool2dOptions::square(3, 2, 1));
-        });
+        return classifier(70, {2, 5, 7},
+                          [](Model& g, int x) { return g.max_pool2d(x, vktrain::Pool2dOptions::square(3, 2, 1)); });
     };
     m["avg_pool2d"] = [] {
-        return classifier(70, {2, 5, 7}, [](Model& g, int x) {
-            return g.avg_pool2d(x, vktrain::Pool2dOptions::square(2));
-        });
+        return classifier(70, {2, 5, 7},
+                          [](Model& g, int x) { return g.avg_pool2d(x, vktrain::Pool2dOptions::square(2)); });
     };
-    m["batch_norm2d"] = [] {
-        return classifier(30, {3, 2, 5}, [](Model& g, int x) { return g.batch_norm2d(x); });
-    };
+    m["batch_norm2d"] = [] { return classifier(30, {3, 2, 5}, [](Model& g, int x) { return g.batch_norm2d(x); }); };
     // A regression head: MSE against a real-valued target of the prediction's shape.
     m["mse_loss"] = [] {
         Example e;
