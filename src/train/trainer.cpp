@@ -127,6 +127,11 @@ struct Trainer::Impl {
     // Runs the training program on one batch; returns the mean loss.
     float run(const std::vector<const void*>& inputs, uint32_t count, float loss_scale) {
         check_count(count);
+        // Batch statistics over zero padding would be wrong statistics; refused rather than trained wrongly.
+        for (const Node& n : model.nodes())
+            VKT_CHECK(count == options.batch_size || n.op != "batch_norm2d", "batch_norm2d '", n.name,
+                      "' needs full batches of ", options.batch_size, " samples in training, got ", count,
+                      " (drop the last partial batch, or use a batch size that divides the data)");
         check_inputs(inputs, count, false);
         graph::Program& p = training();
         p.set_inputs(inputs, count);

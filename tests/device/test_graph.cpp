@@ -216,3 +216,37 @@ TEST(Sequence, HazardsAreTrackedPerByteRange) {
 }
 
 } // namespace
+
+namespace {
+
+// BatchNorm's running statistics are state: updated on the device by training steps, saved under PyTorch's names,
+// used by evaluation; partial batches are refused in training (their padding would enter the statistics).
+TEST(Graph, BatchNormRunningStatisticsAreSavedState) {
+    Model m;
+    int x = m.input("x", {2, 3, 3});
+    x = m.batch_norm2d(m.conv2d(x, 4, vktrain::Conv2dOptions::square(3, 1, 1)));
+    m.softmax_cross_entropy(m.linear(m.flatten(m.relu(x)), 3));
+    Trainer t(vkt_test::context(), m, options(Precision::fp32, 4));
+    const Batch b = make_batch(4, 18, 3, 8);
+    for (auto& v : const_cast<std::vector<float>&>(b.x)) v = v * 2.0f + 3.0f; // mean 3, far from the initial 0
+    const auto before = t.parameters();
+    t.step(b.x.data(), b.labels.data(), 4);
+    const auto after = t.parameters();
+    std::vector<std::string> names;
+    for (const auto& p : after) names.push_back(p.name);
+    EXPECT_EQ(names,
+              (std::vector<std::string>{"conv0.weight", "conv0.bias", "bn0.weight", "bn0.bias", "bn0.running_mean",
+                                        "bn0.running_var", "linear0.weight", "linear0.bias"}));
+    EXPECT_NE(after[4].data, before[4].data); // running_mean moved towards the batch mean
+    EXPECT_EQ(before[4].data, std::vector<float>(4, 0.0f));
+    EXPECT_EQ(before[5].data, std::vector<float>(4, 1.0f));
+    EXPECT_THROW(t.step(b.x.data(), b.labels.data(), 3), vktrain::Error);
+    // Evaluation reads the running statistics: changing them changes the predictions.
+    const auto p1 = t.predict(b.x.data(), 4);
+    auto edited = t.parameters();
+    for (float& v : edited[4].data) v += 1.0f;
+    t.set_parameters(edited);
+    EXPECT_NE(t.predict(b.x.data(), 4), p1);
+}
+
+} // namespace

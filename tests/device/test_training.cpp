@@ -131,6 +131,40 @@ TEST(LossScaling, InjectedOverflowSkipsStepAndHalvesScale) {
     EXPECT_EQ(t.loss_scale(), 65536.0f);
 }
 
+// A GEMM whose fp16 result exceeds 65504 must store inf (not a saturated 65504, which a driver's native
+// conversion may give), so the step is seen as non-finite and skipped, on every fp16 GEMM path.
+void gemm_overflow_is_skipped(GemmPath path) {
+    Model model(4);
+    model.softmax_cross_entropy(model.linear(model.relu(model.linear(model.input(), 3)), 2));
+    Trainer t(vkt_test::context(), model, options(Precision::mixed, path, 4));
+    auto params = t.parameters();
+    for (float& w : params[0].data) w = 1.0f;
+    for (float& w : params[1].data) w = 0.0f;
+    t.set_parameters(params);
+    std::vector<float> x(16, 10000.0f); // every hidden unit: 4 · 10000 = 40000 in fp16 range...
+    std::vector<int32_t> labels(4, 1);
+    EXPECT_FALSE(t.step(x.data(), labels.data(), 4).skipped);
+    params = t.parameters();
+    for (float& w : params[0].data) w = 1.75f; // ...and 70000 beyond it: the forward GEMM overflows
+    t.set_parameters(params);
+    const float scale = t.loss_scale();
+    const auto r = t.step(x.data(), labels.data(), 4);
+    EXPECT_TRUE(r.skipped);
+    EXPECT_EQ(t.loss_scale(), scale / 2);
+    EXPECT_EQ(t.parameters()[0].data, params[0].data); // nothing updated
+    EXPECT_TRUE(std::isinf(t.predict(x.data(), 1)[0]) || std::isnan(t.predict(x.data(), 1)[0]));
+}
+
+TEST(LossScaling, GemmOverflowBecomesInfAndSkipsTheStepTiled) {
+    VKT_REQUIRE_FP16();
+    gemm_overflow_is_skipped(GemmPath::tiled_fp16);
+}
+
+TEST(LossScaling, GemmOverflowBecomesInfAndSkipsTheStepCoopmat) {
+    VKT_REQUIRE_COOPMAT();
+    gemm_overflow_is_skipped(GemmPath::coopmat);
+}
+
 TEST(LossScaling, GradientOverflowAtHugeScaleIsDetected) {
     VKT_REQUIRE_FP16();
     const Model model = Model::mlp(6, {5}, 3);

@@ -87,6 +87,12 @@ std::string epoch_line(const EpochStats& e, uint32_t epochs) {
            "  skipped " + std::to_string(e.skipped_steps);
 }
 
+namespace {
+std::string mib(uint64_t bytes) {
+    return fixed(double(bytes) / (1024.0 * 1024.0), 2) + " MiB";
+}
+} // namespace
+
 std::string train_header(const TrainArgs& args, const Context& context, const Trainer& trainer, uint64_t train_count,
                          uint64_t test_count) {
     const Model& model = trainer.model();
@@ -105,6 +111,11 @@ std::string train_header(const TrainArgs& args, const Context& context, const Tr
     s += "data        " + std::to_string(train_count) + " train / " + std::to_string(test_count) +
          " test samples, batch size " + std::to_string(args.batch_size) + ", " + std::to_string(args.epochs) +
          (args.epochs == 1 ? " epoch" : " epochs") + ", seed " + std::to_string(args.seed) + "\n";
+    const MemoryReport m = trainer.memory();
+    s += "memory      planned activation arena " + mib(m.arena_bytes) + " (training " + mib(m.train_plan_bytes) +
+         ", evaluation " + mib(m.eval_plan_bytes) + "; one buffer per value: " + mib(m.unplanned_bytes) +
+         "), trainer total " + mib(m.total_bytes) + ", device peak so far " + mib(context.peak_allocated_bytes()) +
+         "\n";
     s += "gemm path   " + trainer.gemm_path_summary() + "\n";
     for (const GemmReport& g : trainer.gemm_paths()) {
         s += "  gemm " + g.site + " " + g.shape + " -> " + to_string(g.path);
@@ -167,6 +178,16 @@ io::Json train_report(const RunInfo& run) {
     r["history"] = std::move(history);
     r["peak_device_bytes"] = run.context->peak_allocated_bytes();
     r["trainer_device_bytes"] = t.device_bytes();
+    const MemoryReport m = t.memory();
+    io::Json mem = io::Json::object();
+    mem["planned_arena_bytes"] = m.arena_bytes;
+    mem["planned_training_bytes"] = m.train_plan_bytes;
+    mem["planned_evaluation_bytes"] = m.eval_plan_bytes;
+    mem["unplanned_bytes"] = m.unplanned_bytes;
+    mem["in_place_values"] = m.in_place;
+    mem["trainer_bytes"] = m.total_bytes;
+    mem["observed_peak_bytes"] = run.context->peak_allocated_bytes();
+    r["memory"] = std::move(mem);
     if (run.profile) {
         io::Json ops = io::Json::array();
         for (const OpTiming& op : run.profile->ops) {
