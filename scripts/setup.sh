@@ -18,6 +18,7 @@ bash "$here/platforms/debian/setup-host.sh"
 prefix=$(bash "$here/platforms/debian/fetch-deps.sh" | tail -n1)
 root_opt=()
 if [ $with_root = 1 ]; then
+  bash "$here/platforms/debian/setup-test-tools.sh"
   bash "$here/platforms/debian/make-trixie-root.sh" >/dev/null
   root_opt=(-DVKTRAIN_TEST_TRIXIE_ROOT=ON)
 fi
