@@ -1,9 +1,11 @@
 // GEMM throughput per path (fp32, tiled fp16, cooperative matrix) for the three training forms on
-// square and MLP-shaped problems. Writes JSON (machine-readable) to --out and a table to stdout.
-//   vktrain_bench_gemm [--out FILE] [--device NAME] [--sizes 256,512] [--repeats N]
+// square and MLP-shaped problems, and the CNN recipe's convolutions (implicit GEMM) in their three
+// directions. Writes JSON (machine-readable) to --out and a table to stdout.
+//   vktrain_bench_gemm [--out FILE] [--device NAME] [--sizes 256,512] [--repeats N] [--conv-batch N]
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "io/json.hpp"
@@ -12,6 +14,8 @@
 #include "vktrain/context.hpp"
 
 using vktrain::GemmPath;
+using vktrain::kernels::ConvDirection;
+using vktrain::kernels::ConvProblem;
 using vktrain::kernels::DType;
 using vktrain::kernels::GemmShape;
 
@@ -19,6 +23,7 @@ int main(int argc, char** argv) {
     std::string out, device;
     std::vector<uint32_t> sizes = {256, 512, 1024};
     int repeats = 5;
+    uint32_t conv_batch = 32; // 0: no convolutions
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool has_value = i + 1 < argc;
@@ -26,6 +31,8 @@ int main(int argc, char** argv) {
             out = argv[++i];
         else if (a == "--device" && has_value)
             device = argv[++i];
+        else if (a == "--conv-batch" && has_value)
+            conv_batch = uint32_t(std::atoi(argv[++i]));
         else if (a == "--repeats" && has_value)
             repeats = std::max(1, std::atoi(argv[++i]));
         else if (a == "--sizes" && has_value) {
@@ -65,6 +72,42 @@ int main(int argc, char** argv) {
                 std::printf("%-36s %-11s %10.1f %10.2f\n", s.key().c_str(), vktrain::to_string(path), us, gflops);
                 vktrain::io::Json r = vktrain::io::Json::object();
                 r["shape"] = s.key();
+                r["path"] = vktrain::to_string(path);
+                r["microseconds"] = us;
+                r["gflops"] = gflops;
+                results.push_back(r);
+            }
+        // The CNN recipe's convolutions: 1->32 on 28x28 and 32->64 on 14x14, 5x5 with padding 2.
+        std::vector<ConvProblem> convs;
+        for (const auto& [c_in, hw, c_out] : {std::tuple{1u, 28u, 32u}, std::tuple{32u, 14u, 64u}})
+            for (ConvDirection dir :
+                 {ConvDirection::forward, ConvDirection::backward_data, ConvDirection::backward_weight}) {
+                if (conv_batch == 0 || (dir == ConvDirection::backward_data && c_in == 1))
+                    continue; // no dx of the input
+                ConvProblem p;
+                p.direction = dir;
+                p.shape.n = conv_batch;
+                p.shape.c_in = c_in;
+                p.shape.h = p.shape.w = hw;
+                p.shape.c_out = c_out;
+                p.shape.kh = p.shape.kw = 5;
+                p.shape.pad_h = p.shape.pad_w = 2;
+                p.out = dir == ConvDirection::backward_weight ? DType::f32 : DType::f16;
+                convs.push_back(p);
+            }
+        for (const ConvProblem& base : convs)
+            for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat}) {
+                if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
+                if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
+                ConvProblem p = base;
+                if (path == GemmPath::fp32) p.out = DType::f32;
+                const auto& s = p.shape;
+                const double us = vktrain::kernels::time_conv(dev, path, p, repeats);
+                const double flops = 2.0 * s.n * s.c_out * s.out_h() * s.out_w() * (s.c_in / s.groups) * s.kh * s.kw;
+                const double gflops = flops / (us * 1e3);
+                std::printf("%-36s %-11s %10.1f %10.2f\n", p.key().c_str(), vktrain::to_string(path), us, gflops);
+                vktrain::io::Json r = vktrain::io::Json::object();
+                r["shape"] = p.key();
                 r["path"] = vktrain::to_string(path);
                 r["microseconds"] = us;
                 r["gflops"] = gflops;

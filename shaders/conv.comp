@@ -19,35 +19,49 @@ layout(push_constant) uniform Push { ConvPush p; };
 
 uint g_group;
 
+// floor(x / d) for x < 2^31 as a multiply-high and a shift: SIMD CPUs (lavapipe) have no vector integer
+// division, and these divisions run once per gathered element. Exact for every x < 2^31 (the host keeps
+// every index below that): magic = ceil(2^(31 + l) / d), l = ceil(log2 d), overshoots 2^(31 + l) / d by
+// less than 2^l / d per unit of x, too little to reach the next multiple of d. magic = 0 means d = 1.
+uint div_by(uint x, uint d, uint magic) {
+    if (magic == 0u) return x;
+    uint hi, lo;
+    umulExtended(x, magic, hi, lo);
+    return hi >> uint(findMSB(d - 1u));
+}
+
 // im2col(x)(r, col) of group g_group: r = (ic, ky, kx) within the group, col = (image, oy, ox).
 float load_im2col(uint r, uint col) {
     const uint khw = p.kh * p.kw, ohw = p.oh * p.ow;
-    const uint ic = r / khw, rk = r - ic * khw;
-    const uint ky = rk / p.kw, kx = rk - ky * p.kw;
-    const uint img = col / ohw, o = col - img * ohw;
-    const uint oy = o / p.ow, ox = o - oy * p.ow;
+    const uint ic = div_by(r, khw, p.div_khw), rk = r - ic * khw;
+    const uint ky = div_by(rk, p.kw, p.div_kw), kx = rk - ky * p.kw;
+    const uint img = div_by(col, ohw, p.div_ohw), o = col - img * ohw;
+    const uint oy = div_by(o, p.ow, p.div_ow), ox = o - oy * p.ow;
     const int iy = int(oy * p.stride_h + ky * p.dil_h) - int(p.pad_h);
     const int ix = int(ox * p.stride_w + kx * p.dil_w) - int(p.pad_w);
-    if (iy < 0 || ix < 0 || uint(iy) >= p.h || uint(ix) >= p.w) return 0.0;
+    // Padding reads a valid element and discards it: a select rather than a branch around the load.
+    const bool inside = iy >= 0 && ix >= 0 && uint(iy) < p.h && uint(ix) < p.w;
     const uint channel = img * (p.c_in_g * p.groups) + g_group * p.c_in_g + ic;
-    return float(b[p.b_offset + (channel * p.h + uint(iy)) * p.w + uint(ix)]);
+    const float v = float(b[inside ? p.b_offset + (channel * p.h + uint(iy)) * p.w + uint(ix) : p.b_offset]);
+    return inside ? v : 0.0;
 }
 
 // dy(k, col) gathered for the data gradient of group g_group: k = (oc, ky, kx) within the group,
 // col = (image, iy, ix); zero where no output position reads input (iy, ix) through tap (ky, kx).
 float load_dy_gather(uint k, uint col) {
     const uint khw = p.kh * p.kw, hw = p.h * p.w;
-    const uint oc = k / khw, rk = k - oc * khw;
-    const uint ky = rk / p.kw, kx = rk - ky * p.kw;
-    const uint img = col / hw, i = col - img * hw;
-    const uint iy = i / p.w, ix = i - iy * p.w;
+    const uint oc = div_by(k, khw, p.div_khw), rk = k - oc * khw;
+    const uint ky = div_by(rk, p.kw, p.div_kw), kx = rk - ky * p.kw;
+    const uint img = div_by(col, hw, p.div_hw), i = col - img * hw;
+    const uint iy = div_by(i, p.w, p.div_w), ix = i - iy * p.w;
     const int ty = int(iy + p.pad_h) - int(ky * p.dil_h);
     const int tx = int(ix + p.pad_w) - int(kx * p.dil_w);
-    if (ty < 0 || tx < 0) return 0.0;
-    const uint oy = uint(ty) / p.stride_h, ox = uint(tx) / p.stride_w;
-    if (oy * p.stride_h != uint(ty) || ox * p.stride_w != uint(tx) || oy >= p.oh || ox >= p.ow) return 0.0;
+    const uint uy = uint(max(ty, 0)), ux = uint(max(tx, 0));
+    const uint oy = div_by(uy, p.stride_h, p.div_stride_h), ox = div_by(ux, p.stride_w, p.div_stride_w);
+    const bool hit = ty >= 0 && tx >= 0 && oy * p.stride_h == uy && ox * p.stride_w == ux && oy < p.oh && ox < p.ow;
     const uint channel = img * (p.c_out_g * p.groups) + g_group * p.c_out_g + oc;
-    return float(b[p.b_offset + (channel * p.oh + oy) * p.ow + ox]);
+    const float v = float(b[hit ? p.b_offset + (channel * p.oh + oy) * p.ow + ox : p.b_offset]);
+    return hit ? v : 0.0;
 }
 
 float load_a(uint m, uint k) {
@@ -55,12 +69,12 @@ float load_a(uint m, uint k) {
         return float(a[p.a_offset + (g_group * p.c_out_g + m) * p.k + k]);
     if (DIR == CONV_DIR_BACKWARD_DATA) { // w[g·c_out_g + oc][m][ky][kx] with k = (oc, ky, kx)
         const uint khw = p.kh * p.kw;
-        const uint oc = k / khw, rk = k - oc * khw;
+        const uint oc = div_by(k, khw, p.div_khw), rk = k - oc * khw;
         return float(a[p.a_offset + ((g_group * p.c_out_g + oc) * p.c_in_g + m) * khw + rk]);
     }
     // backward weight: dy[image][g·c_out_g + m][oy][ox] with k = (image, oy, ox)
     const uint ohw = p.oh * p.ow;
-    const uint img = k / ohw, o = k - img * ohw;
+    const uint img = div_by(k, ohw, p.div_ohw), o = k - img * ohw;
     return float(a[p.a_offset + (img * (p.c_out_g * p.groups) + g_group * p.c_out_g + m) * ohw + o]);
 }
 
@@ -77,7 +91,7 @@ void store_c(uint m, uint n, float v) {
     } else { // y or dx in NCHW: n = (image, spatial position)
         const uint channels_g = DIR == CONV_DIR_FORWARD ? p.c_out_g : p.c_in_g;
         const uint plane = DIR == CONV_DIR_FORWARD ? p.oh * p.ow : p.h * p.w;
-        const uint img = n / plane, s = n - img * plane;
+        const uint img = div_by(n, plane, DIR == CONV_DIR_FORWARD ? p.div_ohw : p.div_hw), s = n - img * plane;
         idx = p.c_offset + (img * (channels_g * p.groups) + g_group * channels_g + m) * plane + s;
     }
     if (p.accumulate != 0) v += LOAD_OUT(c[idx]);
@@ -88,6 +102,5 @@ void main() {
     g_m = p.m;
     g_n = p.n;
     g_k = p.k;
-    for (g_group = gl_WorkGroupID.z; g_group < p.groups; g_group += gl_NumWorkGroups.z)
-        gemm_block(gl_WorkGroupID.y * BM, gl_WorkGroupID.x * BN);
+    for (g_group = gl_WorkGroupID.z; g_group < p.groups; g_group += gl_NumWorkGroups.z) gemm_all_blocks();
 }

@@ -35,11 +35,11 @@ void main() {
     g_m = p.m;
     g_n = p.n;
     g_k = p.k;
-    // Batches beyond maxComputeWorkGroupCount[2] loop; z is uniform in the workgroup, so barriers are fine.
+    // Batches beyond maxComputeWorkGroupCount[2] loop, as blocks do in gemm_all_blocks.
     for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
         g_a_base = p.a_offset + z * p.a_batch;
         g_b_base = p.b_offset + z * p.b_batch;
         g_c_base = p.c_offset + z * p.c_batch;
-        gemm_block(gl_WorkGroupID.y * BM, gl_WorkGroupID.x * BN);
+        gemm_all_blocks();
     }
 }

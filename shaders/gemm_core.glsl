@@ -122,20 +122,13 @@ void gemm_block_registers(uint m0, uint n0) {
     [[unroll]] for (uint i = 0; i < TM * TN; ++i) acc[i] = 0.0;
     float av[TM];
     float bv[TN];
-    if (m0 + TM <= g_m && nb + TN <= g_n) { // interior block: no bounds checks in the loop
-        for (uint k = 0; k < g_k; ++k) {
-            [[unroll]] for (uint i = 0; i < TM; ++i) av[i] = load_a(m0 + i, k);
-            [[unroll]] for (uint j = 0; j < TN; ++j) bv[j] = load_b(k, nb + j);
-            [[unroll]] for (uint i = 0; i < TM; ++i)
-                [[unroll]] for (uint j = 0; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
-        }
-    } else {
-        for (uint k = 0; k < g_k; ++k) {
-            [[unroll]] for (uint i = 0; i < TM; ++i) av[i] = m0 + i < g_m ? load_a(m0 + i, k) : 0.0;
-            [[unroll]] for (uint j = 0; j < TN; ++j) bv[j] = nb + j < g_n ? load_b(k, nb + j) : 0.0;
-            [[unroll]] for (uint i = 0; i < TM; ++i)
-                [[unroll]] for (uint j = 0; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
-        }
+    // Rows and columns past the edge read the last valid one (straight-line code, no per-load branch);
+    // their sums are never stored.
+    for (uint k = 0; k < g_k; ++k) {
+        [[unroll]] for (uint i = 0; i < TM; ++i) av[i] = load_a(min(m0 + i, g_m - 1), k);
+        [[unroll]] for (uint j = 0; j < TN; ++j) bv[j] = load_b(k, min(nb + j, g_n - 1));
+        [[unroll]] for (uint i = 0; i < TM; ++i)
+            [[unroll]] for (uint j = 0; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
     }
     [[unroll]] for (uint i = 0; i < TM; ++i)
         [[unroll]] for (uint j = 0; j < TN; ++j) store_checked(m0 + i, nb + j, acc[i * TN + j]);
@@ -148,3 +141,12 @@ void gemm_block(uint m0, uint n0) {
         gemm_block_shared(m0, n0);
 }
 #endif
+
+// Every block of the current problem: a grid-stride loop over the x (N) and y (M) workgroup grid, so
+// outputs with more blocks than maxComputeWorkGroupCount allows still work. The bounds are uniform in
+// the workgroup, so the barriers inside gemm_block are reached by all its invocations.
+void gemm_all_blocks() {
+    const uint blocks_m = (g_m + BM - 1) / BM, blocks_n = (g_n + BN - 1) / BN;
+    for (uint by = gl_WorkGroupID.y; by < blocks_m; by += gl_NumWorkGroups.y)
+        for (uint bx = gl_WorkGroupID.x; bx < blocks_n; bx += gl_NumWorkGroups.x) gemm_block(by * BM, bx * BN);
+}

@@ -40,7 +40,9 @@ struct GemmPush {
 //   forward          C = y  (c_out/g × n·oh·ow)   A = w   (c_out/g × c_in/g·kh·kw)  B = im2col(x)
 //   backward data    C = dx (c_in/g × n·h·w)      A = wᵀ  (c_in/g × c_out/g·kh·kw)  B = gather(dy)
 //   backward weight  C = dw (c_out/g × c_in/g·kh·kw)  A = dy (c_out/g × n·oh·ow)  B = im2col(x)ᵀ
-// a/b/c_offset are the element offsets of A's, B's and C's tensors in their bound ranges.
+// a/b/c_offset are the element offsets of A's, B's and C's tensors in their bound ranges. The shader
+// divides by kh·kw, kw, oh·ow, ow, h·w, w, stride_h and stride_w through the div_* multipliers:
+// ceil(2^(31 + l) / d) with l = ceil(log2 d), 0 for d = 1 (see conv_division_magic in conv.cpp).
 struct ConvPush {
     uint m, n, k;
     uint a_offset, b_offset, c_offset;
@@ -49,7 +51,7 @@ struct ConvPush {
     uint kh, kw;
     uint stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
     uint accumulate; // 1: C += result
-    uint pad0, pad1;
+    uint div_khw, div_kw, div_ohw, div_ow, div_hw, div_w, div_stride_h, div_stride_w;
 };
 #define CONV_SPEC_DIR GEMM_SPEC_COUNT // 0 forward, 1 backward data, 2 backward weight
 #define CONV_SPEC_COUNT (GEMM_SPEC_COUNT + 1)

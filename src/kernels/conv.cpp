@@ -6,7 +6,7 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(ConvPush) == 24 * 4, "ConvPush layout must match shaders/push_constants.h");
+static_assert(sizeof(ConvPush) == 30 * 4, "ConvPush layout must match shaders/push_constants.h");
 
 namespace {
 
@@ -22,6 +22,16 @@ void check_tensor(const MatRef& t, DType dtype, uint64_t rows, uint64_t cols, co
               cols, " (", layout, ")");
     VKT_CHECK(t.dtype == dtype, op, ": ", what, " is ", dtype_name(t.dtype), " but this path takes ",
               dtype_name(dtype));
+}
+
+// The multiplier with which conv.comp's div_by divides x < 2^31 by d exactly: ceil(2^(31 + l) / d) with
+// l = ceil(log2 d), below 2^32 for every d >= 2; 0 stands for d = 1.
+uint32_t conv_division_magic(uint64_t d) {
+    VKT_CHECK(d >= 1 && d < k_max_kernel_elements, "conv2d: divisor ", d, " out of range");
+    if (d == 1) return 0;
+    uint32_t l = 0;
+    while ((uint64_t(1) << l) < d) ++l;
+    return uint32_t(((uint64_t(1) << (31 + l)) + d - 1) / d);
 }
 
 } // namespace
@@ -160,7 +170,15 @@ void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath pat
     pc.dil_h = s.dil_h;
     pc.dil_w = s.dil_w;
     pc.accumulate = accumulate ? 1 : 0;
-    const GemmGrid grid = gemm_grid(device, cfg, m, n, g, op);
+    pc.div_khw = conv_division_magic(uint64_t(s.kh) * s.kw);
+    pc.div_kw = conv_division_magic(s.kw);
+    pc.div_ohw = conv_division_magic(uint64_t(oh) * ow);
+    pc.div_ow = conv_division_magic(ow);
+    pc.div_hw = conv_division_magic(uint64_t(s.h) * s.w);
+    pc.div_w = conv_division_magic(s.w);
+    pc.div_stride_h = conv_division_magic(s.stride_h);
+    pc.div_stride_w = conv_division_magic(s.stride_w);
+    const GemmGrid grid = gemm_grid(device, cfg, m, n, g);
     seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), grid.x, grid.y, grid.z);
 }
 

@@ -20,7 +20,7 @@ namespace vktrain::kernels {
 struct GemmConfig {
     GemmPath path = GemmPath::fp32;
     uint32_t bm = 0, bn = 0, bk = 0, wg = 0, tm = 0, tn = 0, tk = 0, sg_n = 0;
-    uint32_t regs = 0; // 1: register blocks without shared memory (tiled paths on CPU devices)
+    uint32_t regs = 0; // 1: register blocks without shared memory (tiled and fp32 paths on CPU devices)
     uint32_t required_subgroup_size = 0;
     std::string variant; // the gemm.comp row of shaders/variants.txt
     std::string suffix;  // what follows "gemm_" in it ("f32", "tiled_f16_f32", ...), shared by conv.comp rows
@@ -29,6 +29,12 @@ struct GemmConfig {
     // GEMM_SPEC_COUNT leaves room for the including shader's own constants (zero-filled).
     runtime::KernelDesc kernel_desc(const std::string& variant_name, uint32_t push_size, uint32_t spec_count) const;
 };
+
+// The loop of the tiled fp16 and fp32 paths: register blocks on CPU devices, shared-memory tiles elsewhere,
+// unless forced (process-wide) so that tests and benchmarks can cover both on one device.
+enum class TiledLoop { automatic, shared_memory, registers };
+void force_tiled_loop(TiledLoop loop);
+TiledLoop forced_tiled_loop();
 
 // The tile configuration for a path on this device and problem (throws if the path is unavailable).
 GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n, uint32_t k);
@@ -50,14 +56,13 @@ void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPa
                          const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                          bool accumulate = false);
 
-// Shared by the GEMM-shaped kernels (GEMM, implicit-GEMM convolution): workgroups for an m × n output in
-// `cfg`'s blocks, checked against the device's maxComputeWorkGroupCount, and z = min(items, its limit)
-// (the shaders loop over the remaining items).
+// Shared by the GEMM-shaped kernels (GEMM, implicit-GEMM convolution): workgroups for `items` m × n
+// outputs in `cfg`'s blocks, each count clamped to the device's maxComputeWorkGroupCount (the shaders
+// loop over the blocks and items beyond it).
 struct GemmGrid {
     uint32_t x = 1, y = 1, z = 1;
 };
-GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_t m, uint32_t n, uint32_t items,
-                   const char* op);
+GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_t m, uint32_t n, uint32_t items);
 
 // Shaders index with 32-bit unsigned arithmetic: every operand's bound range must hold fewer elements.
 inline constexpr uint64_t k_max_kernel_elements = 1ull << 31;

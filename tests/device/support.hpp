@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/half.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/tensor.hpp"
 #include "runtime/device.hpp"
 #include "runtime/memory.hpp"
@@ -60,6 +61,20 @@ struct Batch {
 };
 Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed);
 std::vector<float> round_through(const std::vector<float>& v, DType dtype); // what the device sees
+
+// Forces the loop of the tiled GEMM paths (register blocks or shared-memory tiles) for one scope.
+class ForceTiledLoop {
+public:
+    explicit ForceTiledLoop(vktrain::kernels::TiledLoop loop) : m_saved(vktrain::kernels::forced_tiled_loop()) {
+        vktrain::kernels::force_tiled_loop(loop);
+    }
+    ~ForceTiledLoop() { vktrain::kernels::force_tiled_loop(m_saved); }
+    ForceTiledLoop(const ForceTiledLoop&) = delete;
+    ForceTiledLoop& operator=(const ForceTiledLoop&) = delete;
+
+private:
+    vktrain::kernels::TiledLoop m_saved;
+};
 
 // Unit roundoff of a storage type, and the absolute error of rounding a result into it near zero: half
 // the fp16 subnormal spacing (the conversion is exact round-to-nearest), or the fp32 subnormal range

@@ -16,6 +16,7 @@ using vktrain::kernels::Conv2dShape;
 using vktrain::kernels::ConvDirection;
 using vktrain::kernels::DType;
 using vktrain::kernels::MatRef;
+using vktrain::kernels::TiledLoop;
 
 struct NamedShape {
     const char* name;
@@ -71,6 +72,7 @@ struct Case {
     ConvDirection dir;
     size_t shape;
     bool accumulate;
+    TiledLoop loop;
 };
 
 std::string path_name(GemmPath p) {
@@ -83,7 +85,7 @@ std::string case_name(const testing::TestParamInfo<Case>& info) {
                       : c.dir == ConvDirection::backward_data ? "bwd_data"
                                                               : "bwd_weight";
     return path_name(c.path) + "_" + vktrain::kernels::dtype_name(c.out) + "_" + dir + "_" + k_shapes[c.shape].name +
-           (c.accumulate ? "_acc" : "");
+           (c.accumulate ? "_acc" : "") + (c.loop == TiledLoop::shared_memory ? "_smem" : "");
 }
 
 class ConvTest : public testing::TestWithParam<Case> {};
@@ -133,6 +135,7 @@ TEST_P(ConvTest, MatchesDoubleReference) {
     refs[0].buffer = &b0, refs[1].buffer = &b1, refs[2].buffer = &b2;
     for (int i = 0; i < 3; ++i) refs[i].offset = offsets[i];
 
+    vkt_test::ForceTiledLoop force(c.loop);
     vktrain::runtime::Sequence seq(dev);
     seq.begin();
     vktrain::kernels::record_conv2d(dev, seq, c.path, c.dir, s, refs[0], refs[1], refs[2], c.accumulate);
@@ -197,8 +200,11 @@ std::vector<Case> all_cases() {
     for (auto [path, d] : paths)
         for (ConvDirection dir : {ConvDirection::forward, ConvDirection::backward_data, ConvDirection::backward_weight})
             for (size_t shape = 0; shape < std::size(k_shapes); ++shape) {
-                out.push_back({path, d, dir, shape, false});
-                if (shape < 2) out.push_back({path, d, dir, shape, true});
+                out.push_back({path, d, dir, shape, false, TiledLoop::automatic});
+                if (shape < 2) out.push_back({path, d, dir, shape, true, TiledLoop::automatic});
+                // The other loop of the tiled paths (CPU devices choose register blocks, GPUs shared memory).
+                if (path != GemmPath::coopmat && (shape == 0 || shape == 2))
+                    out.push_back({path, d, dir, shape, false, TiledLoop::shared_memory});
             }
     return out;
 }

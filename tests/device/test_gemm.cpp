@@ -13,6 +13,7 @@ namespace {
 using vktrain::GemmPath;
 using vktrain::kernels::DType;
 using vktrain::kernels::MatRef;
+using vktrain::kernels::TiledLoop;
 
 enum class Form { ab, abt, atb };
 const char* form_name(Form f) {
@@ -35,12 +36,17 @@ struct Case {
     DType out;
     Form form;
     uint32_t m, n, k;
+    TiledLoop loop;
 };
+
+const char* loop_name(TiledLoop l) {
+    return l == TiledLoop::shared_memory ? "_smem" : l == TiledLoop::registers ? "_regs" : "";
+}
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
     const Case& c = info.param;
     return path_name(c.path) + "_" + vktrain::kernels::dtype_name(c.out) + "_" + form_name(c.form) + "_" +
-           std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k);
+           std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) + loop_name(c.loop);
 }
 
 class GemmTest : public testing::TestWithParam<Case> {};
@@ -61,6 +67,7 @@ TEST_P(GemmTest, MatchesDoubleReference) {
     auto bbuf = vkt_test::make_buffer(b, in);
     auto cbuf = vkt_test::make_buffer(std::vector<float>(size_t(c.m) * c.n, 123.0f), c.out);
 
+    vkt_test::ForceTiledLoop force(c.loop);
     vktrain::runtime::Sequence seq(dev);
     seq.begin();
     vktrain::kernels::record_gemm(dev, seq, c.path, MatRef{&abuf, in, a_rows, a_cols}, ta,
@@ -100,7 +107,15 @@ std::vector<Case> all_cases() {
         for (DType d : {DType::f32, DType::f16}) {
             if (path == GemmPath::fp32 && d == DType::f16) continue;
             for (Form f : {Form::ab, Form::abt, Form::atb})
-                for (auto [m, n, k] : shapes) out.push_back({path, d, f, m, n, k});
+                for (auto [m, n, k] : shapes) {
+                    if (path == GemmPath::coopmat) {
+                        out.push_back({path, d, f, m, n, k, TiledLoop::automatic});
+                        continue;
+                    }
+                    // Both loops of the tiled paths, whatever this device would choose.
+                    out.push_back({path, d, f, m, n, k, TiledLoop::shared_memory});
+                    out.push_back({path, d, f, m, n, k, TiledLoop::registers});
+                }
         }
     return out;
 }
