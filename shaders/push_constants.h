@@ -125,6 +125,19 @@ struct DropoutPush {
     uint offset0, offset1, offset2; // in, out, step
 };
 
+// strided_copy.comp: dst[dst_offset + sum_d i_d * dst_stride[d]] (+)= src[src_offset + sum_d i_d * src_stride[d]]
+// over every index (i_0 .. i_5) of a shape of up to COPY_DIMS dimensions (unused leading ones are 1); n elements.
+#define COPY_DIMS 6
+struct CopyPush {
+    uint n;
+    uint src_offset;
+    uint dst_offset;
+    uint accumulate;
+    uint size[COPY_DIMS];
+    uint src_stride[COPY_DIMS];
+    uint dst_stride[COPY_DIMS];
+};
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

@@ -95,6 +95,9 @@ public:
     int dropout(int x, float p);
     int flatten(int x);                                    // [d0, d1, ...] -> [d0 * d1 * ...]
     int reshape(int x, const std::vector<int64_t>& shape); // same element count; one -1 is inferred
+    // Per-sample dimensions (the batch dimension not counted): swap two, or keep [start, end) of one.
+    int transpose(int x, uint32_t dim0, uint32_t dim1);
+    int slice(int x, uint32_t dim, int64_t start, int64_t end);
 
     // Losses (one per model): mean over all samples and positions.
     // logits [..., classes] against integer labels shaped like logits without the last dimension.

@@ -196,6 +196,18 @@ int Model::reshape(int x, const std::vector<int64_t>& shape) {
     return add_node(n, "reshape");
 }
 
+int Model::transpose(int x, uint32_t dim0, uint32_t dim1) {
+    Node n = unary("transpose", next_name("transpose"), x);
+    n.attrs = {{"dim0", dim0}, {"dim1", dim1}};
+    return add_node(n, "transpose");
+}
+
+int Model::slice(int x, uint32_t dim, int64_t start, int64_t end) {
+    Node n = unary("slice", next_name("slice"), x);
+    n.attrs = {{"dim", dim}, {"start", double(start)}, {"end", double(end)}};
+    return add_node(n, "slice");
+}
+
 int Model::cross_entropy(int logits, int labels) {
     Node n;
     n.op = "cross_entropy";

@@ -1,4 +1,4 @@
-// Dense ops: linear (GEMM + bias) and its backward nodes, the input cast, and the views (flatten, reshape).
+// Dense ops: linear (GEMM + bias) and its backward nodes, and the input cast.
 #include "common/check.hpp"
 #include "graph/autodiff.hpp"
 #include "graph/exec.hpp"
@@ -133,39 +133,6 @@ OpDef cast() {
     return d;
 }
 
-OpDef view(const char* name) {
-    OpDef d;
-    d.name = name;
-    d.view = true;
-    d.infer = [](const Node& n, const std::vector<const Node*>& in) {
-        expect_inputs(n, in, 1);
-        const uint64_t count = element_count(in[0]->shape);
-        if (n.op == "flatten") return Shape{int64_t(count)};
-        Shape s = n.shape_attr;
-        int unknown = -1;
-        uint64_t known = 1;
-        for (size_t i = 0; i < s.size(); ++i) {
-            if (s[i] == -1) {
-                VKT_CHECK(unknown < 0, "reshape '", n.name, "': more than one -1 in ", shape_text(s));
-                unknown = int(i);
-                continue;
-            }
-            VKT_CHECK(s[i] > 0, "reshape '", n.name, "': dimension ", s[i], " in ", shape_text(s));
-            known *= uint64_t(s[i]);
-        }
-        if (unknown >= 0) {
-            VKT_CHECK(known > 0 && count % known == 0, "reshape '", n.name, "': ", shape_text(in[0]->shape),
-                      " cannot become ", shape_text(s));
-            s[size_t(unknown)] = int64_t(count / known);
-            known = count;
-        }
-        VKT_CHECK(known == count, "reshape '", n.name, "': ", shape_text(in[0]->shape), " has ", count,
-                  " elements per sample, ", shape_text(s), " has ", known);
-        return s;
-    };
-    return d;
-}
-
 } // namespace
 
 void register_dense_ops(std::vector<OpDef>& t) {
@@ -174,8 +141,6 @@ void register_dense_ops(std::vector<OpDef>& t) {
     t.push_back(linear_input_grad());
     t.push_back(bias_grad());
     t.push_back(cast());
-    t.push_back(view("flatten"));
-    t.push_back(view("reshape"));
 }
 
 } // namespace vktrain::graph

@@ -29,6 +29,7 @@ void register_ops(std::vector<OpDef>& t) {
     register_elementwise_ops(t);
     register_loss_ops(t);
     register_vision_ops(t);
+    register_shape_ops(t);
 }
 
 const OpDef& op_def(const std::string& name) {

@@ -60,6 +60,26 @@ std::map<std::string, std::function<Example()>> examples() {
     m["gelu_tanh"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.gelu_tanh(x); }); };
     m["flatten"] = [] { return classifier(12, {3, 4}, [](Model& g, int x) { return g.flatten(x); }); };
     m["reshape"] = [] { return classifier(12, {2, 6}, [](Model& g, int x) { return g.reshape(x, {3, -1}); }); };
+    m["transpose"] = [] { return classifier(24, {2, 3, 4}, [](Model& g, int x) { return g.transpose(x, 0, 2); }); };
+    // The slice's input also feeds the head, so its gradient accumulates into the slice's.
+    m["slice"] = [] {
+        return classifier(12, {3, 4},
+                          [](Model& g, int x) { return g.add(g.slice(x, 1, 1, 3), g.slice(g.gelu_tanh(x), 1, 0, 2)); });
+    };
+    // A small CNN (conv, batch norm, ReLU, max pool) and a residual block, end to end.
+    m["cnn_block"] = [] {
+        return classifier(48, {3, 4, 4}, [](Model& g, int x) {
+            x = g.relu(g.batch_norm2d(g.conv2d(x, 4, vktrain::Conv2dOptions::square(3, 1, 1))));
+            return g.max_pool2d(x, vktrain::Pool2dOptions::square(2));
+        });
+    };
+    m["residual_block"] = [] {
+        return classifier(48, {3, 4, 4}, [](Model& g, int x) {
+            // Smooth activations: a bias moves every position at once, and ReLU kinks would blur the differences.
+            const int h = g.gelu_tanh(g.conv2d(x, 3, vktrain::Conv2dOptions::square(3, 1, 1)));
+            return g.gelu_tanh(g.add(x, g.conv2d(h, 3, vktrain::Conv2dOptions::square(3, 1, 1))));
+        });
+    };
     m["gelu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.gelu(x); }); };
     m["silu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.silu(x); }); };
     // A residual connection: x feeds the add and the branch, so its gradient accumulates.
