@@ -159,7 +159,8 @@ public:
     std::string gemm_path_summary() const;
     uint64_t device_bytes() const; // device memory held by this trainer
     MemoryReport memory() const;
-    uint64_t weight_uploads() const; // times the weights were copied to the device (they go up only when changed)
+    uint64_t weight_uploads() const;      // times the weights were copied to the device (they go up only when changed)
+    uint64_t weight_upload_bytes() const; // bytes copied by those uploads (after a step: trainable parameters only)
 
     struct Impl;
 

@@ -50,6 +50,29 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
     m_upload->begin();
     m_upload->copy(m_weights_staging, m_weights, m_weights.size());
     m_upload->end();
+    m_upload_trainable = std::make_unique<runtime::Sequence>(device);
+    m_upload_trainable->begin();
+    for (const ParamSlot& p : layout.slots)
+        if (p.grad_offset >= 0) {
+            m_upload_trainable->copy(m_weights_staging, m_weights, p.count * esz, p.device_offset * esz,
+                                     p.device_offset * esz);
+            m_trainable_bytes += p.count * esz;
+        }
+    m_upload_trainable->end();
+}
+
+void Resources::set_trainable_weights(const float* master) {
+    if (m_dirty == Dirty::all) return set_weights(master);
+    for (const ParamSlot& p : m_layout.slots) {
+        if (p.grad_offset < 0) continue;
+        const float* src = master + p.master_offset;
+        if (m_fp16)
+            floats_to_halves(src, static_cast<uint16_t*>(m_weights_staging.mapped()) + p.device_offset, p.count);
+        else
+            std::memcpy(static_cast<float*>(m_weights_staging.mapped()) + p.device_offset, src, p.count * 4);
+    }
+    m_weights_staging.flush(0, m_weights_staging.size());
+    m_dirty = Dirty::trainable;
 }
 
 void Resources::set_weights(const float* master) {
@@ -58,13 +81,14 @@ void Resources::set_weights(const float* master) {
     else
         std::memcpy(m_weights_staging.mapped(), master, m_layout.master_count * 4);
     m_weights_staging.flush(0, m_weights_staging.size());
-    m_dirty = true;
+    m_dirty = Dirty::all;
 }
 
 void Resources::upload_if_changed() {
-    if (!m_dirty) return;
-    m_upload->submit_and_wait();
-    m_dirty = false;
+    if (m_dirty == Dirty::none) return;
+    (m_dirty == Dirty::all ? m_upload : m_upload_trainable)->submit_and_wait();
+    m_uploaded_bytes += m_dirty == Dirty::all ? m_weights.size() : m_trainable_bytes;
+    m_dirty = Dirty::none;
     ++m_uploads;
 }
 

@@ -45,7 +45,9 @@ public:
 
     // Host master weights -> staging; the device copy is refreshed before the next replay that reads it.
     void set_weights(const float* master);
-    void upload_if_changed(); // submits the copy when set_weights was called since the last upload
+    // Only the trainable parameters changed (an optimizer step): frozen ones are neither converted nor uploaded.
+    void set_trainable_weights(const float* master);
+    void upload_if_changed(); // submits the copy when weights were set since the last upload
     void read_state(std::vector<float>& out) const;
     void write_state(const std::vector<float>& values);
     void set_step(uint32_t n_valid, float loss_scale, uint32_t step);
@@ -56,16 +58,18 @@ public:
     const runtime::Buffer& arena() const { return m_arena; }
     const runtime::Buffer& step_params() const { return m_step_params; }
     uint64_t device_bytes() const;
-    uint64_t uploads() const { return m_uploads; } // weight uploads so far (tests)
+    uint64_t uploads() const { return m_uploads; }               // weight uploads so far (tests)
+    uint64_t uploaded_bytes() const { return m_uploaded_bytes; } // their bytes
 
 private:
     runtime::Device& m_device;
     Layout m_layout;
     bool m_fp16;
     runtime::Buffer m_weights, m_weights_staging, m_state, m_state_io, m_step_params, m_arena;
-    std::unique_ptr<runtime::Sequence> m_upload;
-    bool m_dirty = false;
-    uint64_t m_uploads = 0;
+    std::unique_ptr<runtime::Sequence> m_upload, m_upload_trainable;
+    uint64_t m_trainable_bytes = 0;
+    enum class Dirty { none, trainable, all } m_dirty = Dirty::none;
+    uint64_t m_uploads = 0, m_uploaded_bytes = 0;
 };
 
 } // namespace vktrain::graph

@@ -240,7 +240,7 @@ StepResult Trainer::step(const std::vector<const void*>& inputs, uint32_t count)
         if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
     const float inv = m.options.precision == Precision::mixed ? m.scaler.inv_scale() : 1.0f;
     m.optimizer->step(m.params, m.grad_ptrs, r.loss_scale == 1.0f ? 1.0f : inv);
-    m.res.set_weights(m.master.data());
+    m.res.set_trainable_weights(m.master.data());
     return r;
 }
 
@@ -464,6 +464,9 @@ uint64_t Trainer::device_bytes() const {
 }
 uint64_t Trainer::weight_uploads() const {
     return m_impl->res.uploads();
+}
+uint64_t Trainer::weight_upload_bytes() const {
+    return m_impl->res.uploaded_bytes();
 }
 
 MemoryReport Trainer::memory() const {

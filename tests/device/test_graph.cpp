@@ -118,6 +118,12 @@ TEST(Graph, FrozenParametersStayAndGetNoGradient) {
     EXPECT_EQ(before[1].data, after[1].data);
     EXPECT_NE(before[2].data, after[2].data);
     EXPECT_EQ(t.optimizer_state().size(), 4u); // exp_avg and exp_avg_sq of the two trainable tensors
+    // Frozen weights went up once, with the initial upload; after a step only the trainable ones (3·5 + 3 floats):
+    // the step uploads what the previous step changed, the prediction what this one changed.
+    const uint64_t bytes = t.weight_upload_bytes();
+    t.step(b.x.data(), b.labels.data(), 8);
+    t.predict(b.x.data(), 1);
+    EXPECT_EQ(t.weight_upload_bytes() - bytes, 2u * (3u * 5u + 3u) * 4u);
     EXPECT_THROW(model.set_trainable("nope.", false), vktrain::Error);
 }
 
