@@ -108,8 +108,10 @@ void gemm_block_shared(uint m0, uint n0) {
         }
         barrier();
     }
-    [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j) store_checked(m0 + ty + i * RY, n0 + tx + j * RX, acc[i * TN + j]);
+    float result[TM * TN]; // stored in a loop, as in gemm_block_registers
+    [[unroll]] for (uint i = 0; i < TM * TN; ++i) result[i] = acc[i];
+    [[dont_unroll]] for (uint i = 0; i < TM * TN; ++i)
+        store_checked(m0 + ty + (i / TN) * RY, n0 + tx + (i % TN) * RX, result[i]);
 }
 
 // Register blocks without shared memory or barriers (REGS != 0), for CPU devices such as lavapipe: a
@@ -130,8 +132,11 @@ void gemm_block_registers(uint m0, uint n0) {
         [[unroll]] for (uint i = 0; i < TM; ++i)
             [[unroll]] for (uint j = 0; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
     }
-    [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j) store_checked(m0 + i, nb + j, acc[i * TN + j]);
+    // One store sequence in a loop rather than TM × TN inlined copies of store_c (the fp16 conversion is
+    // long): pipelines compile several times faster and the loop runs once per block.
+    float result[TM * TN];
+    [[unroll]] for (uint i = 0; i < TM * TN; ++i) result[i] = acc[i];
+    [[dont_unroll]] for (uint i = 0; i < TM * TN; ++i) store_checked(m0 + i / TN, nb + i % TN, result[i]);
 }
 
 void gemm_block(uint m0, uint n0) {
