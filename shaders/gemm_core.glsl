@@ -5,8 +5,9 @@
 //   float load_a(uint m, uint k);          A(m, k), called only for m < g_m, k < g_k
 //   float load_b(uint k, uint n);          B(k, n), called only for k < g_k, n < g_n
 //   void store_c(uint m, uint n, float v); C(m, n) = v (or += v), called only for m < g_m, n < g_n
-// Include after dtypes.glsl and push_constants.h. Edges (sizes that are not tile multiples) are
-// zero-padded in shared memory, so any M, N, K works.
+// Include after dtypes.glsl and push_constants.h. Any M, N, K works: edges (sizes that are not tile
+// multiples) are zero-padded in shared memory, or, with register blocks, computed from clamped indices
+// and not stored.
 
 layout(constant_id = GEMM_SPEC_BM) const uint BM = 64;
 layout(constant_id = GEMM_SPEC_BN) const uint BN = 64;
@@ -117,7 +118,7 @@ void gemm_block_shared(uint m0, uint n0) {
 // Register blocks without shared memory or barriers (REGS != 0), for CPU devices such as lavapipe: a
 // workgroup runs on one thread with its invocations as SIMD lanes, so barriers and shared-memory traffic
 // cost more than reloading operands. The WG invocations lie along N; each accumulates a TM × TN block
-// (BM = TM, BN = WG · TN), its columns contiguous so the B loads of one k are one short vector.
+// of adjacent columns (BM = TM, BN = WG · TN) and reloads A and B from the buffers for every k.
 void gemm_block_registers(uint m0, uint n0) {
     const uint nb = n0 + gl_LocalInvocationID.x * TN;
     float acc[TM * TN];
