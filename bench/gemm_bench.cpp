@@ -2,6 +2,7 @@
 // square and MLP-shaped problems, and the CNN recipe's convolutions (implicit GEMM) in their three
 // directions. Writes JSON (machine-readable) to --out and a table to stdout.
 //   vktrain_bench_gemm [--out FILE] [--device NAME] [--sizes 256,512] [--repeats N] [--conv-batch N]
+//                      [--tiled-loop auto|shared|registers]   (the loop of the tiled and fp32 paths)
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "io/json.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/gemm_autotune.hpp"
 #include "runtime/device.hpp"
 #include "vktrain/context.hpp"
@@ -31,7 +33,17 @@ int main(int argc, char** argv) {
             out = argv[++i];
         else if (a == "--device" && has_value)
             device = argv[++i];
-        else if (a == "--conv-batch" && has_value)
+        else if (a == "--tiled-loop" && has_value) {
+            const std::string v = argv[++i];
+            using vktrain::kernels::TiledLoop;
+            if (v != "auto" && v != "shared" && v != "registers") {
+                std::fprintf(stderr, "vktrain_bench_gemm: error: --tiled-loop takes auto, shared or registers\n");
+                return 2;
+            }
+            vktrain::kernels::force_tiled_loop(v == "shared"      ? TiledLoop::shared_memory
+                                               : v == "registers" ? TiledLoop::registers
+                                                                  : TiledLoop::automatic);
+        } else if (a == "--conv-batch" && has_value)
             conv_batch = uint32_t(std::atoi(argv[++i]));
         else if (a == "--repeats" && has_value)
             repeats = std::max(1, std::atoi(argv[++i]));

@@ -5,8 +5,9 @@
 //   float load_a(uint m, uint k);          A(m, k), called only for m < g_m, k < g_k
 //   float load_b(uint k, uint n);          B(k, n), called only for k < g_k, n < g_n
 //   void store_c(uint m, uint n, float v); C(m, n) = v (or += v), called only for m < g_m, n < g_n
-// Include after dtypes.glsl and push_constants.h. Edges (sizes that are not tile multiples) are
-// zero-padded in shared memory, so any M, N, K works.
+// Include after dtypes.glsl and push_constants.h. Any M, N, K works: edges (sizes that are not tile
+// multiples) are zero-padded in shared memory, or, with register blocks, computed from clamped indices
+// and not stored.
 
 layout(constant_id = GEMM_SPEC_BM) const uint BM = 64;
 layout(constant_id = GEMM_SPEC_BN) const uint BN = 64;
@@ -108,14 +109,16 @@ void gemm_block_shared(uint m0, uint n0) {
         }
         barrier();
     }
-    [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j) store_checked(m0 + ty + i * RY, n0 + tx + j * RX, acc[i * TN + j]);
+    float result[TM * TN]; // stored in a loop, as in gemm_block_registers
+    [[unroll]] for (uint i = 0; i < TM * TN; ++i) result[i] = acc[i];
+    [[dont_unroll]] for (uint i = 0; i < TM * TN; ++i)
+        store_checked(m0 + ty + (i / TN) * RY, n0 + tx + (i % TN) * RX, result[i]);
 }
 
 // Register blocks without shared memory or barriers (REGS != 0), for CPU devices such as lavapipe: a
 // workgroup runs on one thread with its invocations as SIMD lanes, so barriers and shared-memory traffic
 // cost more than reloading operands. The WG invocations lie along N; each accumulates a TM × TN block
-// (BM = TM, BN = WG · TN), its columns contiguous so the B loads of one k are one short vector.
+// of adjacent columns (BM = TM, BN = WG · TN) and reloads A and B from the buffers for every k.
 void gemm_block_registers(uint m0, uint n0) {
     const uint nb = n0 + gl_LocalInvocationID.x * TN;
     float acc[TM * TN];
@@ -130,8 +133,11 @@ void gemm_block_registers(uint m0, uint n0) {
         [[unroll]] for (uint i = 0; i < TM; ++i)
             [[unroll]] for (uint j = 0; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
     }
-    [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j) store_checked(m0 + i, nb + j, acc[i * TN + j]);
+    // One store sequence in a loop rather than TM × TN inlined copies of store_c (the fp16 conversion is
+    // long): pipelines compile several times faster and the loop runs once per block.
+    float result[TM * TN];
+    [[unroll]] for (uint i = 0; i < TM * TN; ++i) result[i] = acc[i];
+    [[dont_unroll]] for (uint i = 0; i < TM * TN; ++i) store_checked(m0 + i / TN, nb + i % TN, result[i]);
 }
 
 void gemm_block(uint m0, uint n0) {

@@ -28,7 +28,8 @@ enum class ConvDirection { forward, backward_data, backward_weight };
 const char* to_string(ConvDirection d); // "conv_fwd", "conv_bwd_data", "conv_bwd_weight"
 
 // Path rules as for GEMM: fp32 = fp32 everywhere; tiled_fp16 and coopmat take fp16 x, w and dy and write
-// fp16 or fp32 with fp32 accumulation.
+// fp16 or fp32 with fp32 accumulation (fp16 rounded to nearest even, overflow to inf). Each of x, w and y
+// must hold fewer than 2^31 elements (32-bit shader indexing; validate() says so otherwise).
 
 // y (+)= conv(x, w). x: n × c_in·h·w; w: c_out × (c_in/groups)·kh·kw; y: n × c_out·oh·ow.
 void record_conv2d_forward(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const Conv2dShape& shape,

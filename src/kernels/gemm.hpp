@@ -51,7 +51,8 @@ struct GemmBatch {
 };
 
 // For z < batch.count: C_z (+)= op(A_z)·op(B_z), where the MatRefs give one item's rows and columns and the
-// first item's offset, and item z starts `z · stride` elements after it.
+// first item's offset, and item z starts `z · stride` elements after it. Each operand's span (from its
+// first item to the end of its last) must be below 2^31 elements (32-bit shader indexing).
 void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmBatch& batch,
                          const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                          bool accumulate = false);

@@ -304,4 +304,28 @@ TEST_P(GemmFp16Overflow, RoundsToNearestWithInf) {
 INSTANTIATE_TEST_SUITE_P(Gemm, GemmFp16Overflow, testing::Values(GemmPath::tiled_fp16, GemmPath::coopmat),
                          [](const testing::TestParamInfo<GemmPath>& p) { return path_name(p.param); });
 
+// More row blocks than maxComputeWorkGroupCount[1] (65535 on lavapipe): the shader's grid-stride loop
+// covers the rest. Register blocks are 8 rows high, so 600000 rows need 75000.
+TEST(GemmGrid, OutputLargerThanTheWorkgroupGrid) {
+    auto& dev = vkt_test::device();
+    const uint32_t m = 600000;
+    vkt_test::ForceTiledLoop force(TiledLoop::registers);
+    std::vector<float> a(size_t(m) * 2);
+    for (uint32_t i = 0; i < m; ++i) a[2 * i] = float(i % 1000), a[2 * i + 1] = 1.0f;
+    auto abuf = vkt_test::make_buffer(a, DType::f32);
+    auto bbuf = vkt_test::make_buffer({2.0f, 0.5f}, DType::f32);
+    auto cbuf = vkt_test::make_buffer(std::vector<float>(m, -1.0f), DType::f32);
+    vktrain::runtime::Sequence seq(dev);
+    seq.begin();
+    vktrain::kernels::record_gemm(dev, seq, GemmPath::fp32, MatRef{&abuf, DType::f32, m, 2}, false,
+                                  MatRef{&bbuf, DType::f32, 2, 1}, false, MatRef{&cbuf, DType::f32, m, 1});
+    seq.end();
+    seq.submit_and_wait();
+    const auto got = vkt_test::read_buffer(cbuf, DType::f32, m);
+    size_t bad = 0;
+    for (uint32_t i = 0; i < m; ++i)
+        if (got[i] != 2.0f * float(i % 1000) + 0.5f && bad++ < 5) ADD_FAILURE() << "C[" << i << "] = " << got[i];
+    EXPECT_EQ(bad, 0u);
+}
+
 } // namespace
