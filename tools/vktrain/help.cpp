@@ -23,11 +23,13 @@ exit status: 0 success, 1 runtime error, 2 usage error
 const char* train_usage() {
     return R"(usage: vktrain train [options]
 
-Trains an MLP on Fashion-MNIST (gzipped IDX files), evaluating on the test set after every epoch.
+Trains a built-in model on Fashion-MNIST (gzipped IDX files), evaluating on the test set after every epoch.
 
 data and model:
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
-  --model SPEC            mlp:H1,H2,...[:relu|:gelu] hidden layer sizes (default mlp:256,128)
+  --model SPEC            mlp:H1,H2,...[:relu|:gelu] hidden layer sizes (default mlp:256,128), or cnn:
+                          conv(1,32,5,p2)+relu+maxpool2, conv(32,64,5,p2)+relu+maxpool2, linear(3136,1024)+relu,
+                          linear(1024,10); its recipe defaults are weight decay 0.01 and a constant learning rate
   --limit N               use the first N training samples
   --test-limit N          use the first N test samples
 
@@ -35,9 +37,9 @@ training:
   --precision P           mixed or fp32 (default mixed)
   --optimizer O           adamw or sgd (default adamw)
   --lr X                  learning rate (default 1e-3 for adamw, 0.05 for sgd)
-  --lr-schedule S         cosine (decay to 0 over the run, per step; default) or constant
+  --lr-schedule S         cosine (decay to 0 over the run, per step; MLP default) or constant (CNN default)
   --momentum X            sgd momentum (default 0.9)
-  --weight-decay X        weight decay (default 0)
+  --weight-decay X        weight decay (default 0 for mlp, 0.01 for cnn)
   --batch-size N          samples per step (default 128)
   --epochs N              passes over the training set (default 5)
   --seed N                weight initialisation and shuffle seed (default 1)
@@ -81,7 +83,7 @@ Evaluates saved weights on the Fashion-MNIST test set and prints test_loss, test
 
   --weights FILE          safetensors file written by `vktrain train --output`
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
-  --model SPEC            mlp:H1,H2,...[:relu|:gelu]; default: the model stored in the file's metadata
+  --model SPEC            mlp:H1,H2,...[:relu|:gelu] or cnn; default: the architecture stored in the file
   --precision P           mixed or fp32 (default: the precision stored in the file, else mixed)
   --batch-size N          samples per forward pass (default 128)
   --test-limit N          use the first N test samples
