@@ -52,6 +52,8 @@ struct ParameterInfo {
     uint32_t fan_in = 0;
     bool trainable = true;     // false: frozen (uploaded once, no gradient, never read back)
     bool buffer = false;       // true: state such as BatchNorm running statistics (saved, never trained)
+    bool counter = false;      // a buffer counting training forward passes (BatchNorm's num_batches_tracked; a 0-d
+                               // tensor, stored as F32: exact below 2^24)
     float weight_decay = -1.0; // < 0: the optimizer's default
     Init init;
 };

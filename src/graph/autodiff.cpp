@@ -8,7 +8,7 @@ namespace vktrain::graph {
 Autodiff::Autodiff(Ir& ir) : m_ir(ir), m_needs(ir.values.size(), false), m_grad(ir.values.size(), -1) {
     // A value needs a gradient when it is a trainable parameter or depends on one.
     for (const IrParam& p : ir.params)
-        if (p.info.trainable && !p.info.buffer) m_needs[size_t(p.value)] = true;
+        if (p.info.trainable && !p.info.buffer && p.value >= 0) m_needs[size_t(p.value)] = true;
     for (size_t i = 0; i < ir.forward_nodes; ++i) {
         const IrNode& n = ir.nodes[i];
         bool any = false;

@@ -100,6 +100,10 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
                           "internal: parameter order of '", mn.name, "'");
                 IrParam p;
                 p.info = infos[next_param++];
+                if (d.counter) { // counted on the host; no device value
+                    ir.params.push_back(p);
+                    continue;
+                }
                 IrValue pv;
                 pv.shape = d.shape;
                 pv.role = d.buffer ? Role::state : Role::param;

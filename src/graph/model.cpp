@@ -289,7 +289,8 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.name = n.name + "." + d.suffix;
             p.shape = d.shape;
             p.fan_in = d.fan_in;
-            p.buffer = d.buffer;
+            p.buffer = d.buffer || d.counter;
+            p.counter = d.counter;
             p.trainable = !d.buffer;
             p.init.kind = d.init;
             for (const Override& o : m_overrides) {

@@ -244,7 +244,8 @@ OpDef batch_norm2d() {
         return std::vector<ParamDecl>{{"weight", {c}, 0, InitKind::ones},
                                       {"bias", {c}, 0, InitKind::zeros},
                                       {"running_mean", {c}, 0, InitKind::zeros, true},
-                                      {"running_var", {c}, 0, InitKind::ones, true}};
+                                      {"running_var", {c}, 0, InitKind::ones, true},
+                                      {"num_batches_tracked", {}, 0, InitKind::zeros, false, true}};
     };
     d.lower = [](Ir& ir, IrNode& n) {
         if (!ir.training) return;

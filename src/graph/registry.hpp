@@ -22,6 +22,7 @@ struct ParamDecl {
     uint32_t fan_in = 0;
     InitKind init = InitKind::default_init; // default_init: U(+-1/sqrt(fan_in)) (PyTorch Linear/Conv2d)
     bool buffer = false;                    // state (running statistics), not trained
+    bool counter = false;                   // a host-side buffer counting training forward passes
 };
 
 struct OpDef {

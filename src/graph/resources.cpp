@@ -18,7 +18,9 @@ Layout make_layout(const Model& model) {
         ParamSlot s;
         s.info = p;
         s.count = element_count(p.shape);
-        if (p.buffer) {
+        if (p.counter) {
+            s.counter = int64_t(l.counter_count++);
+        } else if (p.buffer) {
             s.device_offset = l.state_count;
             l.state_count += s.count;
         } else {

@@ -25,11 +25,12 @@ struct ParamSlot {
     uint64_t master_offset = 0; // elements into the host's flat fp32 master array (parameters, not buffers)
     uint64_t device_offset = 0; // elements into the weights buffer (parameters) or the state buffer (buffers)
     int64_t grad_offset = -1;   // elements into the gradients buffer (trainable parameters), else -1
+    int64_t counter = -1;       // index into the host's counters (ParameterInfo::counter), else -1
 };
 
 struct Layout {
     std::vector<ParamSlot> slots; // Model::parameters() order
-    uint64_t master_count = 0, state_count = 0, grad_count = 0;
+    uint64_t master_count = 0, state_count = 0, grad_count = 0, counter_count = 0;
     uint32_t trainable_tensors = 0;
 };
 

@@ -78,7 +78,9 @@ struct Trainer::Impl {
         master.resize(layout.master_count);
         std::vector<float> state(layout.state_count);
         std::mt19937_64 rng(o.seed);
+        counters.assign(layout.counter_count, 0.0f);
         for (const auto& s : layout.slots) {
+            if (s.counter >= 0) continue;
             if (s.info.buffer) {
                 init_values(state.data() + s.device_offset, s, rng);
                 continue;
@@ -137,6 +139,7 @@ struct Trainer::Impl {
         p.set_inputs(inputs, count);
         res.set_step(count, loss_scale, uint32_t(steps));
         p.run();
+        for (float& c : counters) c += 1.0f; // a training forward pass (BatchNorm's num_batches_tracked)
         return float(p.loss_sum(count) / (double(count) * p.loss_terms_per_sample()));
     }
 
@@ -168,12 +171,14 @@ struct Trainer::Impl {
     // The master weights and buffers with `tensors` copied in, after checking they are exactly this model's
     // parameters and buffers (names and shapes); `where` (a file, or empty) starts every message. Nothing changes
     // on error.
+    struct Values {
+        std::vector<float> master, state, counters;
+    };
     template <typename Tensor>
-    std::pair<std::vector<float>, std::vector<float>> values_from(const std::vector<Tensor>& tensors,
-                                                                  const std::string& where) const {
+    Values values_from(const std::vector<Tensor>& tensors, const std::string& where) const {
         const std::string prefix = where.empty() ? std::string() : where + ": ";
         const std::string name = model.describe();
-        std::vector<float> out = master, state;
+        std::vector<float> out = master, state, counts = counters;
         res.read_state(state);
         std::vector<bool> seen(layout.slots.size(), false);
         for (const Tensor& t : tensors) {
@@ -185,18 +190,21 @@ struct Trainer::Impl {
             VKT_CHECK(t.shape == s.info.shape && t.data.size() == s.count, prefix, "tensor '", t.name,
                       "' has the wrong shape for model ", name);
             seen[i] = true;
-            float* dst = s.info.buffer ? state.data() + s.device_offset : out.data() + s.master_offset;
+            float* dst = s.counter >= 0  ? counts.data() + s.counter
+                         : s.info.buffer ? state.data() + s.device_offset
+                                         : out.data() + s.master_offset;
             std::copy(t.data.begin(), t.data.end(), dst);
         }
         for (size_t i = 0; i < layout.slots.size(); ++i)
             VKT_CHECK(seen[i], prefix, "tensor '", layout.slots[i].info.name, "' is missing (model ", name, ")");
-        return {out, state};
+        return {out, state, counts};
     }
 
-    void set_values(const std::pair<std::vector<float>, std::vector<float>>& v) {
-        std::copy(v.first.begin(), v.first.end(), master.begin()); // params point into master: keep its storage
+    void set_values(const Values& v) {
+        std::copy(v.master.begin(), v.master.end(), master.begin()); // params point into master: keep its storage
         res.set_weights(master.data());
-        res.write_state(v.second);
+        res.write_state(v.state);
+        counters = v.counters;
     }
 
     Context& context;
@@ -209,6 +217,7 @@ struct Trainer::Impl {
     train::LossScaler scaler;
     std::unique_ptr<train::Optimizer> optimizer;
     std::vector<float> master;
+    std::vector<float> counters; // ParameterInfo::counter buffers, counted on the host
     std::vector<float*> params;
     std::vector<const float*> grad_ptrs;
     uint64_t steps = 0, skipped = 0;
@@ -278,6 +287,7 @@ StepProfile Trainer::profile_step(const std::vector<const void*>& inputs, uint32
     // running statistics do move, as in any training-mode forward pass).
     p.set_inputs(inputs, count);
     m.res.set_step(count, m.scale(), uint32_t(m.steps));
+    for (float& c : m.counters) c += 1.0f; // a training forward pass, as in PyTorch
     return p.profile();
 }
 
@@ -322,7 +332,9 @@ std::vector<Parameter> Trainer::parameters() const {
     m.res.read_state(state);
     std::vector<Parameter> out;
     for (const auto& s : m.layout.slots) {
-        const float* src = s.info.buffer ? state.data() + s.device_offset : m.master.data() + s.master_offset;
+        const float* src = s.counter >= 0  ? m.counters.data() + s.counter
+                           : s.info.buffer ? state.data() + s.device_offset
+                                           : m.master.data() + s.master_offset;
         out.push_back({s.info.name, s.info.shape, std::vector<float>(src, src + s.count)});
     }
     return out;

@@ -240,9 +240,11 @@ TEST(Graph, BatchNormRunningStatisticsAreSavedState) {
     const auto after = t.parameters();
     std::vector<std::string> names;
     for (const auto& p : after) names.push_back(p.name);
-    EXPECT_EQ(names,
-              (std::vector<std::string>{"conv0.weight", "conv0.bias", "bn0.weight", "bn0.bias", "bn0.running_mean",
-                                        "bn0.running_var", "linear0.weight", "linear0.bias"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"conv0.weight", "conv0.bias", "bn0.weight", "bn0.bias",
+                                               "bn0.running_mean", "bn0.running_var", "bn0.num_batches_tracked",
+                                               "linear0.weight", "linear0.bias"}));
+    EXPECT_EQ(after[6].data, std::vector<float>{1.0f}); // one training step
+    EXPECT_TRUE(after[6].shape.empty());
     EXPECT_NE(after[4].data, before[4].data); // running_mean moved towards the batch mean
     EXPECT_EQ(before[4].data, std::vector<float>(4, 0.0f));
     EXPECT_EQ(before[5].data, std::vector<float>(4, 1.0f));
@@ -251,8 +253,10 @@ TEST(Graph, BatchNormRunningStatisticsAreSavedState) {
     const auto p1 = t.predict(b.x.data(), 4);
     auto edited = t.parameters();
     for (float& v : edited[4].data) v += 1.0f;
+    edited[6].data[0] = 41.0f;
     t.set_parameters(edited);
     EXPECT_NE(t.predict(b.x.data(), 4), p1);
+    EXPECT_EQ(t.parameters()[6].data[0], 41.0f);
 }
 
 } // namespace
