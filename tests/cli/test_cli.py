@@ -24,7 +24,7 @@ REQUIRED_REPORT_KEYS = [
     "precision", "device", "gemm_path", "gemm_paths", "model", "parameters", "optimizer", "learning_rate",
     "batch_size", "seed", "epochs", "test_accuracy", "test_loss", "final_loss", "loss_scale", "skipped_steps",
     "steps", "samples_per_second", "seconds_per_epoch", "epoch_seconds", "history", "peak_device_bytes",
-    "trainer_device_bytes", "vktrain_version", "date", "resumed_from", "checkpoint",
+    "trainer_device_bytes", "vktrain_version", "date", "resumed_from", "checkpoint", "memory",
 ]
 
 
@@ -127,6 +127,8 @@ def case_bad_values(cli):
         (["--gemm-path", "fast"], "--gemm-path"),
         (["--model", "mlp:256,x"], "--model"),
         (["--model", "cnn:3"], "--model"),
+        (["--model", "cnnx"], "--model"),
+        (["--model", "resnet"], "--model"),
         (["--limit", "12k"], "--limit"),
         (["--quiet=yes"], "--quiet"),
         (["--profile=yes"], "--profile"),
@@ -215,6 +217,14 @@ def case_train_eval(cli):
     check(r["vktrain_version"] == "0.1.0", "vktrain_version is 0.1.0")
     check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["date"]) is not None, "date is UTC ISO 8601")
     check(os.path.getsize(os.path.join(cli.work, weights)) > 0, "weights were written")
+    mem = r["memory"]
+    check(0 < mem["planned_arena_bytes"] < mem["unplanned_bytes"], "the planned arena is below one buffer per value")
+    check(mem["planned_arena_bytes"] == max(mem["planned_training_bytes"], mem["planned_evaluation_bytes"]),
+          "the arena holds the larger plan")
+    check(mem["planned_arena_bytes"] < mem["trainer_bytes"] <= mem["observed_peak_bytes"],
+          "the trainer's bytes include the arena and are within the observed peak")
+    check(re.search(r"^memory      planned activation arena [0-9.]+ MiB", p.stdout, re.M) is not None,
+          "the header gives the planned memory")
 
     p = cli.run("eval", "--weights", weights, "--test-limit", 500)
     check(p.returncode == 0, "eval exits 0")
