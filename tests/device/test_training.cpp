@@ -87,6 +87,60 @@ TEST(PathInvariance, CoopmatTiledAndFp32GiveTheSameGradients) {
     EXPECT_LT(relative_difference(coop, tiled), 2e-3);
 }
 
+// The same for a small CNN with batch norm, dropout and a residual connection: convolutions in every direction,
+// pooling and batch statistics agree across precisions and GEMM paths.
+Model small_cnn() {
+    Model m;
+    int x = m.input("x", {2, 9, 7});
+    x = m.relu(m.batch_norm2d(m.conv2d(x, 6, vktrain::Conv2dOptions::square(3, 1, 1))));
+    x = m.add(x, m.conv2d(m.gelu(x), 6, vktrain::Conv2dOptions::square(3, 1, 1)));
+    x = m.max_pool2d(x, vktrain::Pool2dOptions::square(2));
+    x = m.linear(m.dropout(m.flatten(x), 0.2f), 5);
+    m.softmax_cross_entropy(x);
+    return m;
+}
+
+TEST(PathInvariance, SmallCnnGradientsAgreeAcrossPaths) {
+    const Model model = small_cnn();
+    const Batch b = make_batch(6, 2 * 9 * 7, 5, 4);
+    const auto ref = gradients(Precision::fp32, GemmPath::fp32, model, b, 6);
+    if (!vkt_test::context().fp16_available()) GTEST_SKIP() << "no 16-bit storage";
+    const auto tiled = gradients(Precision::mixed, GemmPath::tiled_fp16, model, b, 6);
+    EXPECT_LT(relative_difference(tiled, ref), 2e-2);
+    VKT_REQUIRE_COOPMAT();
+    const auto coop = gradients(Precision::mixed, GemmPath::coopmat, model, b, 6);
+    EXPECT_LT(relative_difference(coop, ref), 2e-2);
+    EXPECT_LT(relative_difference(coop, tiled), 5e-3);
+}
+
+// Dropout masks come from the seed and the step: two trainers with one seed take identical steps; another seed
+// gives other masks.
+TEST(Dropout, TrainingIsReproducibleFromTheSeed) {
+    const Model model = small_cnn();
+    const Batch b = make_batch(6, 2 * 9 * 7, 5, 6);
+    auto run = [&](uint64_t seed) {
+        auto o = options(Precision::fp32, GemmPath::fp32, 6);
+        o.seed = seed;
+        Trainer t(vkt_test::context(), model, o);
+        for (int i = 0; i < 3; ++i) t.step(b.x.data(), b.labels.data(), 6);
+        std::vector<float> all;
+        for (const auto& p : t.parameters()) all.insert(all.end(), p.data.begin(), p.data.end());
+        return all;
+    };
+    EXPECT_EQ(run(9), run(9));
+    auto o = options(Precision::fp32, GemmPath::fp32, 6);
+    o.seed = 9;
+    Trainer a(vkt_test::context(), model, o);
+    auto p = a.parameters();
+    o.seed = 10;
+    Trainer c(vkt_test::context(), model, o);
+    c.set_parameters(p); // same weights, another dropout seed
+    std::vector<std::vector<float>> ga, gc;
+    a.compute_gradients(b.x.data(), b.labels.data(), 6, ga);
+    c.compute_gradients(b.x.data(), b.labels.data(), 6, gc);
+    EXPECT_NE(ga, gc);
+}
+
 // Counts what ran: a training step forced onto the coopmat path executes cooperative-matrix GEMMs
 // (3 per hidden linear layer, 2 for the first). On the coopmat test device a skip here is a failure.
 TEST(Coopmat, TrainingStepExecutesCooperativeMatrixKernels) {
