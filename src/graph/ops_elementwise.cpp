@@ -69,10 +69,19 @@ OpDef add() {
         kernels::record_add(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.in[1]), e.batch(n.out[0]));
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
-        // Both inputs receive the output's gradient: copies through an add with a zero-free form would cost a
-        // kernel each, so the first input gets it by accumulation into its gradient and the second likewise.
+        // Both inputs receive the output's gradient. The first one's gradient, when this is its first contribution,
+        // is the output's gradient itself (an alias: no kernel, no memory); otherwise a copy or an accumulation.
         const int g = ad.grad_output(n);
-        for (size_t i = 0; i < 2; ++i) ad.emit("copy", n, i == 0 ? "grad_a" : "grad_b", {g}, ad.grad_input(n, i));
+        for (size_t i = 0; i < 2; ++i) {
+            const Autodiff::Target t = ad.grad_input(n, i);
+            if (!t.valid()) continue;
+            if (i == 0 && !t.accumulate &&
+                ad.ir().values[size_t(t.value)].storage == ad.ir().values[size_t(g)].storage) {
+                ad.ir().values[size_t(t.value)].view_of = g;
+                continue;
+            }
+            ad.emit("copy", n, i == 0 ? "grad_a" : "grad_b", {g}, t);
+        }
     };
     return d;
 }
