@@ -33,3 +33,4 @@ if [ "$which" = all ] || [ "$which" = lavapipe25 ]; then
   run cnn-lavapipe25-mixed mixed
   run cnn-lavapipe25-fp32 fp32
 fi
+python3 "$here/bench/summarize_cnn.py" "$out"/cnn-*.json | tee "$out/cnn-summary.md"
