@@ -132,15 +132,13 @@ void Program::record(Resources& res) {
     m_res = &res;
     VKT_CHECK(res.arena().valid() && res.arena().size() >= m_plan.arena_bytes, "internal: arena too small");
     std::vector<Location> loc(m_ir.values.size());
-    m_input_staging.reserve(m_ir.inputs.size()); // locations point at these buffers: no reallocation
     for (size_t i = 0; i < m_ir.inputs.size(); ++i) {
         const IrValue& v = m_ir.values[size_t(m_ir.inputs[i])];
-        m_input_staging.emplace_back(m_device, std::max<uint64_t>(v.elements() * 4, 4), MemoryKind::upload,
-                                     "input staging");
-        loc[size_t(m_ir.inputs[i])] = {&m_input_staging.back(), 0};
+        VKT_CHECK(res.input(i).size() >= v.elements() * 4, "internal: input staging too small");
+        loc[size_t(m_ir.inputs[i])] = {&res.input(i), 0};
     }
-    m_row_loss = Buffer(m_device, std::max<uint64_t>(m_ir.values[size_t(m_ir.row_loss)].elements() * 4, 4),
-                        MemoryKind::readback, "row losses");
+    VKT_CHECK(res.row_loss().size() >= m_ir.values[size_t(m_ir.row_loss)].elements() * 4,
+              "internal: row-loss buffer too small");
     if (m_ir.training) {
         m_flag = Buffer(m_device, 16, MemoryKind::readback, "non-finite flag");
         const uint64_t g = std::max<uint64_t>(m_layout.grad_count, 1);
@@ -165,7 +163,7 @@ void Program::record(Resources& res) {
         case Role::param: loc[i] = {&res.weights(), m_layout.slots.at(size_t(v.param)).device_offset}; break;
         case Role::state: loc[i] = {&res.state(), m_layout.slots.at(size_t(v.param)).device_offset}; break;
         case Role::param_grad: loc[i] = {&m_grads, uint64_t(m_layout.slots.at(size_t(v.param)).grad_offset)}; break;
-        case Role::host_out: loc[i] = {&m_row_loss, 0}; break;
+        case Role::host_out: loc[i] = {&res.row_loss(), 0}; break;
         default:
             if (root != int(i)) loc[i] = loc[size_t(root)];
             break;
@@ -186,10 +184,19 @@ void Program::record(Resources& res) {
     record_into(*m_seq, {});
 }
 
+std::vector<uint64_t> Program::input_bytes() const {
+    std::vector<uint64_t> out;
+    for (int v : m_ir.inputs) out.push_back(m_ir.values[size_t(v)].elements() * 4);
+    return out;
+}
+
+uint64_t Program::row_loss_bytes() const {
+    return m_ir.values[size_t(m_ir.row_loss)].elements() * 4;
+}
+
 uint64_t Program::own_device_bytes() const {
     uint64_t total = 0;
-    for (const Buffer& b : m_input_staging) total += b.size();
-    for (const Buffer* b : {&m_row_loss, &m_flag, &m_grads, &m_grads_readback, &m_prediction})
+    for (const Buffer* b : {&m_flag, &m_grads, &m_grads_readback, &m_prediction})
         if (b->valid()) total += b->size();
     return total;
 }
@@ -233,11 +240,12 @@ void Program::set_inputs(const std::vector<const void*>& inputs, uint32_t count)
         const IrValue& v = m_ir.values[size_t(m_ir.inputs[i])];
         VKT_CHECK(inputs[i] != nullptr, "input '", v.label, "' is null");
         const uint64_t per = v.elements() / m_ir.batch;
-        auto* dst = static_cast<uint8_t*>(m_input_staging[i].mapped());
+        runtime::Buffer& staging = m_res->input(i);
+        auto* dst = static_cast<uint8_t*>(staging.mapped());
         std::memcpy(dst, inputs[i], uint64_t(count) * per * 4);
         // Padding samples are zero: they flow through harmlessly and the losses ignore them.
         std::memset(dst + uint64_t(count) * per * 4, 0, uint64_t(m_ir.batch - count) * per * 4);
-        m_input_staging[i].flush(0, m_input_staging[i].size());
+        staging.flush(0, staging.size());
     }
 }
 
@@ -281,7 +289,7 @@ StepProfile Program::profile() {
 double Program::loss_sum(uint32_t count) const {
     const uint64_t rows = uint64_t(count) * m_ir.loss_rows_per_sample;
     std::vector<float> r(rows);
-    m_row_loss.read(r.data(), rows * 4);
+    m_res->row_loss().read(r.data(), rows * 4);
     double sum = 0;
     for (float x : r) sum += x;
     return sum;

@@ -35,6 +35,9 @@ public:
     // Allocates this program's own buffers (the arena must already hold plan().arena_bytes) and records.
     void record(Resources& resources);
     uint64_t own_device_bytes() const;
+    // What this program needs of the shared host-visible buffers (Resources::make_io).
+    std::vector<uint64_t> input_bytes() const;
+    uint64_t row_loss_bytes() const;
 
     // inputs[i]: count samples of model input i (fp32 or int32 as declared); the rest of the batch is zeroed.
     void set_inputs(const std::vector<const void*>& inputs, uint32_t count);
@@ -64,8 +67,7 @@ private:
     Exec m_exec;
     std::vector<GemmReport> m_reports;
     Resources* m_res = nullptr;
-    std::vector<runtime::Buffer> m_input_staging; // per model input
-    runtime::Buffer m_row_loss, m_flag, m_grads, m_grads_readback, m_prediction;
+    runtime::Buffer m_flag, m_grads, m_grads_readback, m_prediction;
     std::unique_ptr<runtime::Sequence> m_seq, m_profile;
     std::vector<std::string> m_profile_ops;
 };

@@ -122,6 +122,13 @@ void Resources::set_step(uint32_t n_valid, float loss_scale, uint32_t step) {
     m_step_params.write(&p, sizeof p);
 }
 
+void Resources::make_io(const std::vector<uint64_t>& input_bytes, uint64_t row_loss_bytes) {
+    VKT_CHECK(m_inputs.empty(), "internal: program inputs made twice");
+    for (uint64_t b : input_bytes)
+        m_inputs.emplace_back(m_device, std::max<uint64_t>(b, 4), runtime::MemoryKind::upload, "input staging");
+    m_row_loss = Buffer(m_device, std::max<uint64_t>(row_loss_bytes, 4), MemoryKind::readback, "row losses");
+}
+
 void Resources::ensure_arena(uint64_t bytes) {
     bytes = std::max<uint64_t>(bytes, 16);
     if (m_arena.valid() && m_arena.size() >= bytes) return;
@@ -129,8 +136,11 @@ void Resources::ensure_arena(uint64_t bytes) {
 }
 
 uint64_t Resources::device_bytes() const {
-    return m_weights.size() + m_weights_staging.size() + m_state.size() + m_state_io.size() + m_step_params.size() +
-           (m_arena.valid() ? m_arena.size() : 0);
+    uint64_t total = m_weights.size() + m_weights_staging.size() + m_state.size() + m_state_io.size() +
+                     m_step_params.size() + (m_arena.valid() ? m_arena.size() : 0) +
+                     (m_row_loss.valid() ? m_row_loss.size() : 0);
+    for (const Buffer& b : m_inputs) total += b.size();
+    return total;
 }
 
 } // namespace vktrain::graph

@@ -53,6 +53,11 @@ public:
     void write_state(const std::vector<float>& values);
     void set_step(uint32_t n_valid, float loss_scale, uint32_t step);
     void ensure_arena(uint64_t bytes);
+    // Host-visible buffers both programs share (they never run at once): one upload buffer per model input and
+    // the per-row losses. Made once, before any program records, at the larger program's sizes.
+    void make_io(const std::vector<uint64_t>& input_bytes, uint64_t row_loss_bytes);
+    runtime::Buffer& input(size_t i) { return m_inputs.at(i); }
+    const runtime::Buffer& row_loss() const { return m_row_loss; }
 
     const runtime::Buffer& weights() const { return m_weights; }
     const runtime::Buffer& state() const { return m_state; }
@@ -66,7 +71,8 @@ private:
     runtime::Device& m_device;
     Layout m_layout;
     bool m_fp16;
-    runtime::Buffer m_weights, m_weights_staging, m_state, m_state_io, m_step_params, m_arena;
+    runtime::Buffer m_weights, m_weights_staging, m_state, m_state_io, m_step_params, m_arena, m_row_loss;
+    std::vector<runtime::Buffer> m_inputs;
     std::unique_ptr<runtime::Sequence> m_upload, m_upload_trainable;
     uint64_t m_trainable_bytes = 0;
     enum class Dirty { none, trainable, all } m_dirty = Dirty::none;

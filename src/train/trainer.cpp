@@ -71,6 +71,14 @@ struct Trainer::Impl {
         }
         eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path, o.seed);
         res.ensure_arena(std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes));
+        std::vector<uint64_t> inputs = eval->input_bytes();
+        uint64_t rows = eval->row_loss_bytes();
+        if (train) {
+            const auto t = train->input_bytes();
+            for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = std::max(inputs[i], t[i]);
+            rows = std::max(rows, train->row_loss_bytes());
+        }
+        res.make_io(inputs, rows);
         if (train) train->record(res);
         eval->record(res);
         device_bytes = dev.allocated_bytes() - start_bytes;
