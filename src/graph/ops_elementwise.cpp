@@ -33,8 +33,11 @@ OpDef activation(const char* name, kernels::Activation act) {
     d.record = [](Exec& e, const IrNode& n) {
         kernels::record_activation(e.device(), e.seq(), activation_of(n), e.batch(n.in[0]), e.batch(n.out[0]));
     };
-    d.backward = [](Autodiff& ad, const IrNode& n) {
-        ad.emit("activation_backward", n, "backward", {n.in[0], ad.grad_output(n)}, ad.grad_input(n, 0));
+    d.backward = [act](Autodiff& ad, const IrNode& n) {
+        // ReLU's derivative is [y > 0] = [x > 0]: reading the output lets the input die at the forward op, which
+        // then runs in place (the planner reuses the input's bytes).
+        const int from = act == kernels::Activation::relu ? n.out[0] : n.in[0];
+        ad.emit("activation_backward", n, "backward", {from, ad.grad_output(n)}, ad.grad_input(n, 0));
     };
     return d;
 }
