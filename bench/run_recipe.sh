@@ -39,7 +39,8 @@ import json, os, sys
 out = sys.argv[1]
 rows = []
 for name in sorted(os.listdir(out)):
-    if not name.endswith(".json") or name == "summary.json":
+    # Only this script's runs (the folder also holds the CNN recipe's and memory reports).
+    if not name.endswith(".json") or not name.startswith(("lavapipe25-", "lavapipe26-")):
         continue
     r = json.load(open(os.path.join(out, name)))
     rows.append((name[:-5], r))
