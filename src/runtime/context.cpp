@@ -21,24 +21,27 @@ Context::Context(Context&&) noexcept = default;
 Context& Context::operator=(Context&&) noexcept = default;
 
 const DeviceInfo& Context::device_info() const {
-    return m_device->caps().info;
+    return device().caps().info;
 }
 bool Context::coopmat_available() const {
-    return m_device->coopmat_enabled();
+    return device().coopmat_enabled();
 }
 bool Context::fp16_available() const {
-    return m_device->fp16_enabled();
+    return device().fp16_enabled();
 }
 uint64_t Context::allocated_bytes() const {
-    return m_device->allocated_bytes();
+    return device().allocated_bytes();
 }
 uint64_t Context::peak_allocated_bytes() const {
-    return m_device->peak_allocated_bytes();
+    return device().peak_allocated_bytes();
 }
+// A moved-from Context has no device: using it is an error the caller can catch, not a crash.
 runtime::Device& Context::device() {
+    VKT_CHECK(m_device != nullptr, "this vktrain::Context was moved from and has no device");
     return *m_device;
 }
 const runtime::Device& Context::device() const {
+    VKT_CHECK(m_device != nullptr, "this vktrain::Context was moved from and has no device");
     return *m_device;
 }
 

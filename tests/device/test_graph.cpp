@@ -260,3 +260,26 @@ TEST(Graph, BatchNormRunningStatisticsAreSavedState) {
 }
 
 } // namespace
+
+namespace {
+
+// Misuse the library reports instead of crashing: null inputs, and a Context that was moved from.
+TEST(Graph, NullInputsAndMovedFromContextsThrow) {
+    const Model model = Model::mlp(4, {3}, 2);
+    Trainer t(vkt_test::context(), model, options(Precision::fp32, 4));
+    std::vector<float> x(16, 0.5f);
+    std::vector<int32_t> labels(4, 1);
+    EXPECT_THROW(t.evaluate(x.data(), nullptr, 4), vktrain::Error);
+    EXPECT_THROW(t.step(x.data(), nullptr, 4), vktrain::Error);
+    EXPECT_THROW(t.step(nullptr, labels.data(), 4), vktrain::Error);
+    EXPECT_THROW(t.predict(nullptr, 4), vktrain::Error);
+    EXPECT_EQ(t.evaluate(x.data(), labels.data(), 0).count, 0u);
+
+    vktrain::Context a(vkt_test::context_options());
+    vktrain::Context b(std::move(a));
+    EXPECT_THROW(Trainer(a, model, options(Precision::fp32, 4)), vktrain::Error); // NOLINT(bugprone-use-after-move)
+    EXPECT_THROW(a.device_info(), vktrain::Error);
+    EXPECT_NO_THROW(Trainer(b, model, options(Precision::fp32, 4)));
+}
+
+} // namespace
