@@ -80,16 +80,23 @@ GemmChoice choose_path(runtime::Device& device, GemmPath requested, const std::s
             cache = io::Json::object();
         }
     }
-    if (const io::Json* hit = cache.find(key); hit && hit->is_object() && hit->contains("path")) {
-        const std::string p = hit->at("path").as_string();
-        if (p == "coopmat" || p == "tiled-fp16") {
+    // A cache never stops a run: an entry of the wrong shape (valid JSON, wrong types) is measured again and
+    // replaced, with a warning naming the file.
+    if (const io::Json* hit = cache.find(key)) {
+        try {
+            const std::string p = hit->at("path").as_string();
+            VKT_CHECK(p == "coopmat" || p == "tiled-fp16", "unknown path '", p, "'");
+            const double c = hit->at("coopmat_us").as_number(), t = hit->at("tiled_us").as_number();
             choice.path = p == "coopmat" ? GemmPath::coopmat : GemmPath::tiled_fp16;
-            choice.coopmat_us = hit->at("coopmat_us").as_number();
-            choice.tiled_us = hit->at("tiled_us").as_number();
+            choice.coopmat_us = c;
+            choice.tiled_us = t;
             choice.cached = true;
             choice.reason =
                 "auto (cached measurement): coopmat " + us(choice.coopmat_us) + " vs tiled-fp16 " + us(choice.tiled_us);
             return choice;
+        } catch (const std::exception& e) {
+            device.logger().warning("ignoring malformed entry '" + key + "' of the GEMM path cache " + path + ": " +
+                                    e.what());
         }
     }
     choice.coopmat_us = time(GemmPath::coopmat);

@@ -1,6 +1,8 @@
 // The runtime around the kernels: device listing and choice, capability switches (forbid coopmat, force
 // fp32), several contexts at once, memory accounting, and the per-device caches.
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "device/support.hpp"
 #include "kernels/gemm.hpp"
@@ -169,6 +171,40 @@ TEST(Runtime, AutoGemmChoiceIsMeasuredOnceThenCached) {
     EXPECT_TRUE(second.cached);
     EXPECT_EQ(second.path, first.path);
     EXPECT_NE(second.reason.find("cached"), std::string::npos);
+    fs::remove_all(dir);
+}
+
+// A cache file of valid JSON with the wrong types is a warning naming the file, never a failed run: the shape is
+// measured again and the entry replaced.
+TEST(Runtime, MalformedGemmPathCacheIsMeasuredAgain) {
+    VKT_REQUIRE_COOPMAT();
+    const std::string dir = temp_dir("badcache");
+    auto o = vkt_test::context_options();
+    o.cache_dir = dir;
+    std::vector<std::string> warnings;
+    o.log = [&](vktrain::LogLevel level, vktrain::LogSource, const std::string& m) {
+        if (level == vktrain::LogLevel::warning) warnings.push_back(m);
+    };
+    o.log_level = vktrain::LogLevel::warning;
+    vktrain::Context ctx(o);
+    const vktrain::kernels::GemmShape shape{false, true, 16, 8, 24, DType::f16};
+    const auto measured = vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape);
+    ASSERT_FALSE(measured.cached);
+    const std::string file = dir + "/gemm-paths-" + ctx.device().cache_key() + ".json";
+    ASSERT_TRUE(fs::exists(file));
+    for (const char* bad : {"{\"%s\": {\"path\": 7, \"coopmat_us\": \"x\", \"tiled_us\": null}}", "{\"%s\": [1, 2]}",
+                            "{\"%s\": {\"path\": \"warp\"}}"}) {
+        char text[512];
+        std::snprintf(text, sizeof text, bad, shape.key().c_str());
+        std::ofstream(file) << text;
+        warnings.clear();
+        const auto again = vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape);
+        EXPECT_FALSE(again.cached) << text;
+        ASSERT_EQ(warnings.size(), 1u) << text;
+        EXPECT_NE(warnings[0].find(file), std::string::npos) << warnings[0];
+        // ...and the entry was replaced by a good one.
+        EXPECT_TRUE(vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape).cached) << text;
+    }
     fs::remove_all(dir);
 }
 
