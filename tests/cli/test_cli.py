@@ -135,6 +135,8 @@ def case_bad_values(cli):
         (["--checkpoint"], "--checkpoint"),
         (["--resume"], "--resume"),
         (["--checkpoint", "x.safetensors", "--output", "x.safetensors"], "--checkpoint"),
+        (["--output", "x.json", "--report", "./x.json"], "--output"),
+        (["--checkpoint", "sub/../c.st", "--output", "c.st"], "--checkpoint"),
         (["--stop-after", "1"], "--stop-after"),
         (["--stop-after", "0", "--checkpoint", "x.safetensors"], "--stop-after"),
     ]:
@@ -181,6 +183,18 @@ def case_existing_output(cli):
         check(sha256(path) == before, "%s file is unchanged" % option)
     p = cli.run("train", "--output", os.path.join(cli.work, "no-such-dir", "w.safetensors"), "--quiet")
     check_one_line_error(p, 1, "no-such-dir")
+    # --force replaces regular files only: a symlink (such as /dev/stdout) or a device node is never renamed over.
+    target = os.path.join(cli.work, "link-target.json")
+    with open(target, "wb") as f:
+        f.write(b"precious contents\n")
+    link = os.path.join(cli.work, "link.json")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(target, link)
+    for path in [link, "/dev/null"]:
+        p = cli.run("train", "--report", path, "--force", "--data", os.path.join(cli.work, "no-such-dir"), "--quiet")
+        check_one_line_error(p, 1, path, "not a regular file")
+    check(os.path.islink(link) and sha256(target) == sha256(target), "the symlink is still there")
 
 
 def case_devices(cli):

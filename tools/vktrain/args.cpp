@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 
 #include "vktrain/data.hpp"
@@ -128,6 +129,17 @@ bool read_device_option(ArgReader& r, DeviceArgs& d) {
 
 } // namespace
 
+namespace {
+// Two output options naming one file (empty names never match).
+bool same_file(const std::string& a, const std::string& b) {
+    if (a.empty() || b.empty()) return false;
+    std::error_code ea, eb;
+    namespace fs = std::filesystem;
+    const auto ca = fs::weakly_canonical(fs::absolute(a, ea), ea), cb = fs::weakly_canonical(fs::absolute(b, eb), eb);
+    return ea || eb ? a == b : ca.lexically_normal() == cb.lexically_normal();
+}
+} // namespace
+
 TrainArgs parse_train_args(const std::vector<std::string>& args) {
     TrainArgs a;
     a.data_dir = default_fashion_mnist_dir();
@@ -221,11 +233,10 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
         throw UsageError("--loss-scale is too large for a float");
     if (a.device.no_coopmat && a.gemm_path == GemmPath::coopmat)
         throw UsageError("--gemm-path coopmat contradicts --no-coopmat");
-    if (!a.output.empty() && a.output == a.report) throw UsageError("--output and --report name the same file");
-    if (!a.checkpoint.empty() && a.checkpoint == a.output)
-        throw UsageError("--checkpoint and --output name the same file");
-    if (!a.checkpoint.empty() && a.checkpoint == a.report)
-        throw UsageError("--checkpoint and --report name the same file");
+    // Compared as files, not as strings: "X", "./X", "dir/../X" and a symlink to X are one file.
+    if (same_file(a.output, a.report)) throw UsageError("--output and --report name the same file");
+    if (same_file(a.checkpoint, a.output)) throw UsageError("--checkpoint and --output name the same file");
+    if (same_file(a.checkpoint, a.report)) throw UsageError("--checkpoint and --report name the same file");
     if (a.stop_after && a.checkpoint.empty())
         throw UsageError("--stop-after needs --checkpoint (otherwise the stopped run's state is lost)");
     return a;

@@ -42,6 +42,10 @@ void check_output_path(const std::string& path, const std::string& option, bool 
     if (fs::exists(link)) {
         if (fs::is_directory(fs::status(p, ec))) throw Error(option + " " + path + ": is a directory");
         if (!force) throw Error(option + " " + path + ": already exists (pass --force to overwrite it)");
+        // --force replaces files, nothing else: renaming over a symlink or a device node would destroy it.
+        if (!fs::is_regular_file(link))
+            throw Error(option + " " + path + ": is not a regular file (a symlink, device or pipe); refusing to " +
+                        "replace it even with --force");
     }
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec))
