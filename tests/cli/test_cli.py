@@ -388,7 +388,7 @@ def case_checkpoint_resume(cli):
         p = cli.run("train", *constant, "--epochs", 2, *args)
         check_one_line_error(p, 1, *needles)
     for option, value in [("--batch-size", 50), ("--precision", "fp32"), ("--optimizer", "sgd"),
-                          ("--lr-schedule", "cosine"), ("--model", "mlp:64"), ("--seed", 5)]:
+                          ("--lr-schedule", "cosine"), ("--model", "mlp:64"), ("--seed", 5), ("--limit", 1000)]:
         args = [str(a) for a in constant]
         if option in args:
             i = args.index(option)
@@ -396,7 +396,7 @@ def case_checkpoint_resume(cli):
         else:
             args += [option, str(value)]
         p = cli.run("train", *args, "--epochs", 2, "--resume", "c.safetensors")
-        check_one_line_error(p, 1, "c.safetensors", "model" if option == "--model" else option)
+        check_one_line_error(p, 1, "c.safetensors", {"--model": "model", "--limit": "samples per epoch"}.get(option, option))
 
 
 def case_corrupt_weights(cli):

@@ -101,7 +101,7 @@ const std::string* find_metadata(const CheckpointMetadata& metadata, const char*
 // device opened. Adopts the checkpoint's shuffle seed and (unless --lr was given) its base learning rate. Returns
 // the number of completed epochs. The model is checked once the data fixes its input size, the rest of the state
 // by Trainer::load_checkpoint.
-uint32_t check_resume(TrainArgs& a, std::string& stored_model) {
+uint32_t check_resume(TrainArgs& a, std::string& stored_model, uint64_t& stored_samples) {
     const std::string& path = a.resume;
     CheckpointMetadata metadata;
     io::read_safetensors(path, &metadata);
@@ -129,6 +129,7 @@ uint32_t check_resume(TrainArgs& a, std::string& stored_model) {
         return Error(path + ": checkpoint was trained with " + what + " " + stored + ", this run has " + now);
     };
     stored_model = need("vktrain_model");
+    stored_samples = number(key_train_samples, std::numeric_limits<uint64_t>::max());
     const std::string& precision = need("vktrain_precision");
     if (precision != precision_name(a.precision)) throw mismatch("--precision", precision, precision_name(a.precision));
     const std::string& optimizer = need("vktrain_optimizer");
@@ -225,7 +226,8 @@ int run_train(const std::vector<std::string>& args) {
     check_outputs(a);
     if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "--checkpoint", a.force);
     std::string resume_model;
-    const uint32_t first_epoch = a.resume.empty() ? 1 : check_resume(a, resume_model) + 1;
+    uint64_t resume_samples = 0;
+    const uint32_t first_epoch = a.resume.empty() ? 1 : check_resume(a, resume_model, resume_samples) + 1;
 
     const Dataset train = load_fashion_mnist(a.data_dir, true, size_t(a.limit));
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
@@ -234,6 +236,10 @@ int run_train(const std::vector<std::string>& args) {
                     " pixels but training images " + std::to_string(train.features));
     if (train.count > std::numeric_limits<uint32_t>::max())
         throw Error(a.data_dir + ": more than 2^32 training samples");
+    // The shuffles, the schedule's length and the epoch boundaries all depend on the sample count.
+    if (!a.resume.empty() && resume_samples != train.count)
+        throw Error(a.resume + ": checkpoint was trained on " + std::to_string(resume_samples) +
+                    " samples per epoch, this run has " + std::to_string(train.count) + " (--limit must match)");
 
     const Model model = build_model(spec, uint32_t(train.features), uint32_t(train.classes));
     if (!a.resume.empty() && resume_model != model.describe())
