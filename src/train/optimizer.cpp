@@ -266,6 +266,12 @@ void Optimizer::load_state(int64_t step_count, const NamedTensors& tensors) {
         VKT_CHECK(!it->second.seen, "optimizer state: tensor '", name, "' appears twice");
         VKT_CHECK(values.size() == it->second.size, "optimizer state: tensor '", name, "' has ", values.size(),
                   " elements, expected ", it->second.size);
+        // A state that could only come from a corrupted file would turn the run to NaN silently.
+        const bool second_moment = name.rfind("exp_avg_sq.", 0) == 0;
+        for (size_t k = 0; k < values.size(); ++k)
+            VKT_CHECK(std::isfinite(values[k]) && (!second_moment || values[k] >= 0.0f), "optimizer state: tensor '",
+                      name, "' holds ", values[k], " at element ", k,
+                      second_moment ? " (must be finite and >= 0)" : " (must be finite)");
         it->second.seen = true;
     }
     for (const std::string& name : state_names()) {

@@ -197,6 +197,9 @@ struct Trainer::Impl {
             VKT_CHECK(!seen[i], prefix, "tensor '", t.name, "' appears twice");
             VKT_CHECK(t.shape == s.info.shape && t.data.size() == s.count, prefix, "tensor '", t.name,
                       "' has the wrong shape for model ", name);
+            for (size_t k = 0; k < t.data.size(); ++k)
+                VKT_CHECK(std::isfinite(t.data[k]) && (s.counter < 0 || t.data[k] >= 0.0f), prefix, "tensor '", t.name,
+                          "' holds ", t.data[k], " at element ", k, " (weights and buffers must be finite)");
             seen[i] = true;
             float* dst = s.counter >= 0  ? counts.data() + s.counter
                          : s.info.buffer ? state.data() + s.device_offset

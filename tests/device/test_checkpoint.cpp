@@ -2,6 +2,7 @@
 // (weights, optimizer state, loss scale, counters), in mixed precision with a skipped overflow step and in fp32, for
 // AdamW and SGD with momentum; bad or mismatched files throw one-line errors and change nothing; load() reads the
 // weights of a checkpoint.
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -318,6 +319,24 @@ TEST(Checkpoint, BadFilesThrowAndLeaveTheTrainerUnchanged) {
                  if (ts[i].name == last_param) ts.erase(ts.begin() + long(i));
          }),
          {last_param, "missing"}},
+        {"NaN weight",
+         edit([last_param](Tensors& ts, Metadata&) {
+             for (auto& x : ts)
+                 if (x.name == last_param) x.data[0] = std::nanf("");
+         }),
+         {last_param, "finite"}},
+        {"negative second moment",
+         edit([](Tensors& ts, Metadata&) {
+             for (auto& x : ts)
+                 if (x.name == "optimizer.exp_avg_sq.0") x.data[1] = -1.0f;
+         }),
+         {"exp_avg_sq.0", ">= 0"}},
+        {"infinite first moment",
+         edit([](Tensors& ts, Metadata&) {
+             for (auto& x : ts)
+                 if (x.name == "optimizer.exp_avg.1") x.data[0] = INFINITY;
+         }),
+         {"exp_avg.1", "finite"}},
         {"unknown tensor",
          edit([](Tensors& ts, Metadata&) {
              ts.push_back({"bogus", {1}, {0.0f}});
