@@ -79,6 +79,11 @@ double parse_real(const std::string& option, const std::string& text, bool posit
     const bool syntax_ok = !text.empty() && end == text.c_str() + text.size() && text.front() != ' ';
     if (!syntax_ok || errno == ERANGE || !std::isfinite(v) || (positive ? !(v > 0.0) : !(v >= 0.0)))
         throw UsageError(option + " expects " + what + ", got '" + text + "'");
+    // These options are used as floats: a value that overflows to inf or (if it must be positive) underflows to 0
+    // there is a usage error here, not a failure deep inside a run.
+    const auto f = static_cast<float>(v);
+    if (!std::isfinite(f) || (positive && !(f > 0.0f)))
+        throw UsageError(option + " expects " + what + " within the float range, got '" + text + "'");
     return v;
 }
 
@@ -169,7 +174,10 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
         } else if (r.is("--lr")) {
             a.learning_rate = parse_real(n, r.value(), true);
         } else if (r.is("--momentum")) {
-            a.momentum = parse_real(n, r.value(), false);
+            const std::string text = r.value();
+            a.momentum = parse_real(n, text, false);
+            if (!(a.momentum < 1.0)) throw UsageError(n + " expects a number in [0, 1), got '" + text + "'");
+            throw UsageError(n + " expects a number in [0, 1), got '" + std::to_string(a.momentum) + "'");
             momentum_set = true;
         } else if (r.is("--lr-schedule")) {
             a.schedule_given = true;
