@@ -1,4 +1,5 @@
 #include "io/json.hpp"
+#include "io/temp_files.hpp"
 
 #include <unistd.h>
 
@@ -581,6 +582,7 @@ Json read_json_file(const std::string& path) {
 
 void write_json_file(const std::string& path, const Json& value, bool pretty) {
     const std::string text = value.dump(pretty) + "\n";
+    remove_stale_temporaries(path);
     const std::string temp_path = detail::concat(path, ".tmp-", ::getpid());
     std::FILE* file = std::fopen(temp_path.c_str(), "wb");
     VKT_CHECK(file != nullptr, temp_path, ": cannot create: ", std::strerror(errno));

@@ -1,4 +1,5 @@
 #include "io/safetensors.hpp"
+#include "io/temp_files.hpp"
 
 #include <sys/types.h>
 #include <unistd.h>
@@ -99,7 +100,8 @@ private:
 class TempFile {
 public:
     explicit TempFile(const std::string& path)
-        : m_target(path), m_path(detail::concat(path, ".tmp-", ::getpid())), m_file(m_path, "wb") {
+        : m_target(path), m_path((remove_stale_temporaries(path), detail::concat(path, ".tmp-", ::getpid()))),
+          m_file(m_path, "wb") {
         VKT_CHECK(m_file.get() != nullptr, m_path, ": cannot create: ", std::strerror(errno));
     }
     ~TempFile() {

@@ -155,6 +155,23 @@ TEST_F(Safetensors, WriteReplacesExistingFileAtomically) {
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(m_dir), std::filesystem::directory_iterator()), 1);
 }
 
+// A writer killed mid-write leaves "<path>.tmp-<pid>"; the next write of that path removes the leftovers of
+// processes that no longer exist and keeps those of live ones (pid 1 is always alive).
+TEST_F(Safetensors, WriteRemovesStaleTemporaries) {
+    const std::string p = path("s.safetensors");
+    const std::string dead = p + ".tmp-999999999", alive = p + ".tmp-1",
+                      other = path("other.safetensors.tmp-999999999");
+    for (const std::string& f : {dead, alive, other}) std::ofstream(f) << "partial";
+    vktrain::io::write_safetensors(p, {{"x", {1}, {1.0f}}});
+    EXPECT_FALSE(std::filesystem::exists(dead));
+    EXPECT_TRUE(std::filesystem::exists(alive));
+    EXPECT_TRUE(std::filesystem::exists(other)); // another file's temporaries are not ours to remove
+    const std::string report = path("r.json"), dead_json = report + ".tmp-999999998";
+    std::ofstream(dead_json) << "{";
+    vktrain::io::write_json_file(report, vktrain::io::Json::object());
+    EXPECT_FALSE(std::filesystem::exists(dead_json));
+}
+
 TEST_F(Safetensors, WriteErrors) {
     const std::string p = path("bad.safetensors");
     auto write_error = [&](const std::vector<NamedTensor>& tensors, const Metadata& metadata = {}) -> std::string {
