@@ -283,3 +283,22 @@ TEST(Graph, NullInputsAndMovedFromContextsThrow) {
 }
 
 } // namespace
+
+namespace {
+
+// A model whose buffers exceed what one storage-buffer descriptor may cover (maxStorageBufferRange, 128 MiB on
+// lavapipe and many mobile GPUs) is refused when it is compiled, with the limit named, never bound in violation.
+TEST(Graph, BindingsBeyondMaxStorageBufferRangeAreRefused) {
+    const uint64_t range = vkt_test::device().caps().max_storage_buffer_range;
+    if (range == 0 || range >= (1ull << 31)) GTEST_SKIP() << "maxStorageBufferRange is " << range;
+    const uint32_t features = 1024;
+    const auto batch = uint32_t(range / (features * 4) + 1); // the fp32 input alone exceeds the range
+    try {
+        Trainer t(vkt_test::context(), Model::mlp(features, {}, 2), options(Precision::fp32, batch));
+        FAIL() << "a batch of " << batch << " was accepted";
+    } catch (const vktrain::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("maxStorageBufferRange"), std::string::npos) << e.what();
+    }
+}
+
+} // namespace
