@@ -79,11 +79,12 @@ public:
 
     runtime::Device& device(); // internal
     const runtime::Device& device() const;
+    std::shared_ptr<runtime::Device> shared_device() const; // internal: keeps the device alive
 
 private:
     friend Context adopt_vulkan(const VulkanHandles& handles, const ContextOptions& options);
     explicit Context(std::unique_ptr<runtime::Device> device);
-    std::unique_ptr<runtime::Device> m_device;
+    std::shared_ptr<runtime::Device> m_device; // shared with the trainers made on it (they may outlive the Context)
 };
 
 // Every Vulkan device the loader reports, with capabilities (no device is created).

@@ -14,7 +14,7 @@ const char* to_string(GemmPath path) {
     return "?";
 }
 
-Context::Context(const ContextOptions& options) : m_device(std::make_unique<runtime::Device>(options)) {}
+Context::Context(const ContextOptions& options) : m_device(std::make_shared<runtime::Device>(options)) {}
 Context::Context(std::unique_ptr<runtime::Device> device) : m_device(std::move(device)) {}
 Context::~Context() = default;
 Context::Context(Context&&) noexcept = default;
@@ -40,6 +40,11 @@ runtime::Device& Context::device() {
     VKT_CHECK(m_device != nullptr, "this vktrain::Context was moved from and has no device");
     return *m_device;
 }
+std::shared_ptr<runtime::Device> Context::shared_device() const {
+    VKT_CHECK(m_device != nullptr, "this vktrain::Context was moved from and has no device");
+    return m_device;
+}
+
 const runtime::Device& Context::device() const {
     VKT_CHECK(m_device != nullptr, "this vktrain::Context was moved from and has no device");
     return *m_device;

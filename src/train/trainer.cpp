@@ -54,7 +54,7 @@ void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
 
 struct Trainer::Impl {
     Impl(Context& ctx, const Model& m, const TrainerOptions& o)
-        : context(ctx), start_bytes(ctx.device().allocated_bytes()), model(m), options(o),
+        : device(ctx.shared_device()), start_bytes(ctx.device().allocated_bytes()), model(m), options(o),
           layout(graph::make_layout(m)), res(ctx.device(), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
         runtime::Device& dev = ctx.device();
@@ -218,7 +218,9 @@ struct Trainer::Impl {
         counters = v.counters;
     }
 
-    Context& context;
+    // Declared first, destroyed last: the device outlives every buffer of this trainer even when the Context that
+    // made it is destroyed first (the trainer keeps working).
+    std::shared_ptr<runtime::Device> device;
     uint64_t start_bytes; // device memory before this trainer allocated anything
     Model model;
     TrainerOptions options;

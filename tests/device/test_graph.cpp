@@ -3,6 +3,7 @@
 // loaded from a weights file, inference-only sessions, and per-range hazards in recorded sequences.
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "device/support.hpp"
 #include "graph/ir.hpp"
@@ -299,6 +300,33 @@ TEST(Graph, BindingsBeyondMaxStorageBufferRangeAreRefused) {
     } catch (const vktrain::Error& e) {
         EXPECT_NE(std::string(e.what()).find("maxStorageBufferRange"), std::string::npos) << e.what();
     }
+}
+
+} // namespace
+
+namespace {
+
+// A Trainer may outlive the Context it was made on: it keeps the device alive, goes on working, and releases
+// everything when it goes, without a "device memory still allocated" warning.
+TEST(Graph, TrainerOutlivesItsContext) {
+    std::vector<std::string> warnings;
+    auto o = vkt_test::context_options();
+    auto inner = o.log;
+    o.log = [&](vktrain::LogLevel level, vktrain::LogSource source, const std::string& m) {
+        if (level >= vktrain::LogLevel::warning) warnings.push_back(m);
+        if (inner) inner(level, source, m);
+    };
+    const Model model = Model::mlp(6, {5}, 3);
+    std::unique_ptr<Trainer> t;
+    {
+        vktrain::Context ctx(o);
+        t = std::make_unique<Trainer>(ctx, model, options(Precision::fp32));
+    }
+    const Batch b = make_batch(8, 6, 3, 12);
+    EXPECT_TRUE(std::isfinite(t->step(b.x.data(), b.labels.data(), 8).loss));
+    EXPECT_EQ(t->predict(b.x.data(), 8).size(), 24u);
+    t.reset();
+    EXPECT_TRUE(warnings.empty()) << warnings.front();
 }
 
 } // namespace
