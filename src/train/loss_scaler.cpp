@@ -9,8 +9,8 @@
 namespace vktrain::train {
 
 LossScaler::LossScaler(const LossScalerOptions& options) : m_options(options), m_scale(options.init_scale) {
-    VKT_CHECK(std::isfinite(options.init_scale) && options.init_scale > 0.0f,
-              "loss scaler: init_scale must be positive and finite, got ", options.init_scale);
+    VKT_CHECK(std::isfinite(options.init_scale) && options.init_scale >= k_min_loss_scale,
+              "loss scaler: init_scale must be finite and at least 2^-24, got ", options.init_scale);
     VKT_CHECK(std::isfinite(options.growth_factor) && options.growth_factor > 1.0f,
               "loss scaler: growth_factor must be finite and > 1, got ", options.growth_factor);
     VKT_CHECK(options.backoff_factor > 0.0f && options.backoff_factor < 1.0f,
@@ -29,6 +29,10 @@ bool LossScaler::update(bool found_inf) {
     // and rounded once to fp32 (identical to fp32 for the default power-of-two factors).
     if (found_inf) {
         m_scale = static_cast<float>(static_cast<double>(m_scale) * static_cast<double>(m_options.backoff_factor));
+        // A floor (GradScaler has none): below it a run of overflowing steps would reach subnormal scales or 0,
+        // whose reciprocal is inf, and every later step would fail. At the floor the run has diverged; the caller
+        // sees steps skipped at the minimum scale.
+        m_scale = std::max(m_scale, k_min_loss_scale);
         m_growth_tracker = 0;
         return true;
     }
@@ -45,8 +49,8 @@ bool LossScaler::update(bool found_inf) {
 }
 
 void LossScaler::set_state(const LossScalerState& state) {
-    VKT_CHECK(std::isfinite(state.scale) && state.scale > 0.0f,
-              "loss scaler state: scale must be positive and finite, got ", state.scale);
+    VKT_CHECK(std::isfinite(state.scale) && state.scale >= k_min_loss_scale,
+              "loss scaler state: scale must be finite and at least 2^-24, got ", state.scale);
     VKT_CHECK(state.growth_tracker >= 0 && state.growth_tracker < m_options.growth_interval,
               "loss scaler state: growth_tracker ", state.growth_tracker,
               " is outside [0, growth_interval = ", m_options.growth_interval, ")");

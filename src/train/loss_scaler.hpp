@@ -9,6 +9,10 @@
 
 namespace vktrain::train {
 
+// The smallest loss scale: fp16's smallest subnormal. A scale below it underflows every fp16 gradient anyway, and
+// its reciprocal stays finite.
+constexpr float k_min_loss_scale = 0x1p-24f;
+
 // What a checkpoint needs to continue the scale schedule exactly.
 struct LossScalerState {
     float scale = 65536.0f;

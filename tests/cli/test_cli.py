@@ -123,6 +123,7 @@ def case_bad_values(cli):
         (["--lr", "nan"], "--lr"),
         (["--lr", "0"], "--lr"),
         (["--lr", "1e39"], "--lr"),
+        (["--loss-scale", "1e-39"], "--loss-scale"),
         (["--lr", "1e-50"], "--lr"),
         (["--weight-decay", "1e40"], "--weight-decay"),
         (["--optimizer", "sgd", "--momentum", "1"], "--momentum"),
@@ -172,6 +173,22 @@ def case_corrupt_data(cli):
         f.write(b"this is not an IDX file\n" * 10)
     p = cli.run("train", "--data", data, "--epochs", "1", "--quiet")
     check_one_line_error(p, 1, "train-images-idx3-ubyte.gz")
+
+
+def case_diverged(cli):
+    need_data()
+    # A learning rate that ruins the weights at the first step: every later step overflows and is skipped, the loss
+    # scale stops at its floor (2^-24, never 0), and the run exits 1 with a diagnosis.
+    p = cli.run("train", "--limit", 600, "--test-limit", 100, "--epochs", 2, "--batch-size", 20, "--lr", "1e38",
+                "--quiet", "--checkpoint", "d.safetensors", "--report", "d.json")
+    check_one_line_error(p, 1, "diverged", "skipped")
+    r = read_report(cli, "d.json")
+    check(r["loss_scale"] == 2.0 ** -24 and r["skipped_steps"] > 0, "the report was written (scale %r, %d skipped)"
+          % (r["loss_scale"], r["skipped_steps"]))
+    p = cli.run("train", "--limit", 600, "--test-limit", 100, "--epochs", 3, "--batch-size", 20, "--lr", "1e38",
+                "--quiet", "--resume", "d.safetensors")
+    # Its weights are NaN (the first update overflowed them): refused by name, never trained on.
+    check_one_line_error(p, 1, "d.safetensors", "linear0.weight", "finite")
 
 
 def case_existing_output(cli):

@@ -113,6 +113,24 @@ TEST(LossScaler, DoesNotGrowToInfinity) {
     EXPECT_EQ(scaler.growth_tracker(), 0);
 }
 
+// A long run of overflowing steps stops at the floor (2^-24): the scale never becomes subnormal or 0, its reciprocal
+// stays finite, and a clean step grows it again.
+TEST(LossScaler, BackoffStopsAtTheFloor) {
+    LossScaler s(LossScalerOptions{});
+    for (int i = 0; i < 200; ++i) EXPECT_TRUE(s.update(true));
+    EXPECT_EQ(s.scale(), 0x1p-24f);
+    EXPECT_TRUE(std::isfinite(s.inv_scale()));
+    EXPECT_EQ(s.inv_scale(), 0x1p24f);
+    LossScalerOptions o;
+    o.growth_interval = 1;
+    LossScaler g(o);
+    for (int i = 0; i < 200; ++i) g.update(true);
+    EXPECT_FALSE(g.update(false));
+    EXPECT_EQ(g.scale(), 0x1p-23f);
+    o.init_scale = 1e-39f; // below the floor: refused
+    EXPECT_THROW(LossScaler{o}, vktrain::Error);
+}
+
 TEST(LossScaler, InvScaleIsRoundedDoubleReciprocal) {
     LossScalerOptions options;
     options.init_scale = 3.0f;

@@ -239,6 +239,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
         throw UsageError("--momentum applies only to --optimizer sgd");
     if (a.loss_scale > double(std::numeric_limits<float>::max()))
         throw UsageError("--loss-scale is too large for a float");
+    if (a.loss_scale < 0x1p-24) throw UsageError("--loss-scale must be at least 2^-24 (5.96e-08)");
     if (a.device.no_coopmat && a.gemm_path == GemmPath::coopmat)
         throw UsageError("--gemm-path coopmat contradicts --no-coopmat");
     // Compared as files, not as strings: "X", "./X", "dir/../X" and a symlink to X are one file.

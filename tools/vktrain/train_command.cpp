@@ -310,6 +310,13 @@ int run_train(const std::vector<std::string>& args) {
         io::write_json_file(a.report, train_report(run));
         print("report      " + a.report + "\n");
     }
+    // Outputs are written (they help to diagnose), but a run whose loss was never finite has failed.
+    bool diverged = !run.history.empty();
+    for (const EpochStats& e : run.history) diverged = diverged && !std::isfinite(e.train_loss);
+    if (diverged)
+        throw Error("training diverged: the loss was not finite in any epoch (" +
+                    std::to_string(trainer.skipped_steps()) + " of " + std::to_string(trainer.steps()) +
+                    " steps skipped, loss scale " + number(trainer.loss_scale()) + "); try a lower --lr");
     return 0;
 }
 
