@@ -23,6 +23,15 @@ void expect_chw(const Node& n, const Node& in) {
               "; expected [channels, height, width] per sample");
 }
 
+// The window attributes convolution and pooling share (Model::conv2d / max_pool2d / avg_pool2d write them).
+struct Window {
+    uint32_t kh, kw, stride_h, stride_w, pad_h, pad_w;
+};
+Window window_of(const std::map<std::string, double>& a) {
+    const auto u = [&](const char* key) { return uint32_t(a.at(key)); };
+    return {u("kernel_h"), u("kernel_w"), u("stride_h"), u("stride_w"), u("pad_h"), u("pad_w")};
+}
+
 // ---- conv2d ----
 
 kernels::Conv2dShape conv_shape(const std::map<std::string, double>& a, const Shape& x_chw, int64_t batch) {
@@ -32,12 +41,13 @@ kernels::Conv2dShape conv_shape(const std::map<std::string, double>& a, const Sh
     s.h = u32(x_chw[1]);
     s.w = u32(x_chw[2]);
     s.c_out = uint32_t(a.at("out"));
-    s.kh = uint32_t(a.at("kernel_h"));
-    s.kw = uint32_t(a.at("kernel_w"));
-    s.stride_h = uint32_t(a.at("stride_h"));
-    s.stride_w = uint32_t(a.at("stride_w"));
-    s.pad_h = uint32_t(a.at("pad_h"));
-    s.pad_w = uint32_t(a.at("pad_w"));
+    const Window w = window_of(a);
+    s.kh = w.kh;
+    s.kw = w.kw;
+    s.stride_h = w.stride_h;
+    s.stride_w = w.stride_w;
+    s.pad_h = w.pad_h;
+    s.pad_w = w.pad_w;
     s.dil_h = uint32_t(a.at("dil_h"));
     s.dil_w = uint32_t(a.at("dil_w"));
     s.groups = uint32_t(a.at("groups"));
@@ -160,12 +170,13 @@ kernels::Pool2dShape pool_shape(const std::map<std::string, double>& a, const Sh
     s.c = u32(nchw[1]);
     s.h = u32(nchw[2]);
     s.w = u32(nchw[3]);
-    s.kh = uint32_t(a.at("kernel_h"));
-    s.kw = uint32_t(a.at("kernel_w"));
-    s.stride_h = uint32_t(a.at("stride_h"));
-    s.stride_w = uint32_t(a.at("stride_w"));
-    s.pad_h = uint32_t(a.at("pad_h"));
-    s.pad_w = uint32_t(a.at("pad_w"));
+    const Window w = window_of(a);
+    s.kh = w.kh;
+    s.kw = w.kw;
+    s.stride_h = w.stride_h;
+    s.stride_w = w.stride_w;
+    s.pad_h = w.pad_h;
+    s.pad_w = w.pad_w;
     return s;
 }
 

@@ -194,13 +194,6 @@ uint64_t Program::row_loss_bytes() const {
     return m_ir.values[size_t(m_ir.row_loss)].elements() * 4;
 }
 
-uint64_t Program::own_device_bytes() const {
-    uint64_t total = 0;
-    for (const Buffer* b : {&m_flag, &m_grads, &m_grads_readback, &m_prediction})
-        if (b->valid()) total += b->size();
-    return total;
-}
-
 void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
     const auto done = [&](const std::string& op) {
         if (hooks.after_op) hooks.after_op(op);

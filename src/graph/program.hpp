@@ -29,12 +29,10 @@ public:
 
     const Ir& ir() const { return m_ir; }
     const MemoryPlan& plan() const { return m_plan; }
-    uint32_t batch() const { return m_ir.batch; }
     const std::vector<GemmReport>& gemm_reports() const { return m_reports; }
 
     // Allocates this program's own buffers (the arena must already hold plan().arena_bytes) and records.
     void record(Resources& resources);
-    uint64_t own_device_bytes() const;
     // What this program needs of the shared host-visible buffers (Resources::make_io).
     std::vector<uint64_t> input_bytes() const;
     uint64_t row_loss_bytes() const;

@@ -135,12 +135,4 @@ void Resources::ensure_arena(uint64_t bytes) {
     m_arena = Buffer(m_device, bytes, MemoryKind::device, "activation arena");
 }
 
-uint64_t Resources::device_bytes() const {
-    uint64_t total = m_weights.size() + m_weights_staging.size() + m_state.size() + m_state_io.size() +
-                     m_step_params.size() + (m_arena.valid() ? m_arena.size() : 0) +
-                     (m_row_loss.valid() ? m_row_loss.size() : 0);
-    for (const Buffer& b : m_inputs) total += b.size();
-    return total;
-}
-
 } // namespace vktrain::graph

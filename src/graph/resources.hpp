@@ -63,7 +63,6 @@ public:
     const runtime::Buffer& state() const { return m_state; }
     const runtime::Buffer& arena() const { return m_arena; }
     const runtime::Buffer& step_params() const { return m_step_params; }
-    uint64_t device_bytes() const;
     uint64_t uploads() const { return m_uploads; }               // weight uploads so far (tests)
     uint64_t uploaded_bytes() const { return m_uploaded_bytes; } // their bytes
 

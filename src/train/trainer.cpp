@@ -57,6 +57,8 @@ struct Trainer::Impl {
         : device(ctx.shared_device()), start_bytes(ctx.device().allocated_bytes()), model(m), options(o),
           layout(graph::make_layout(m)), res(ctx.device(), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
+        for (const Node& n : m.nodes())
+            if (n.op == "batch_norm2d" && full_batches_only.empty()) full_batches_only = n.name;
         runtime::Device& dev = ctx.device();
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
@@ -138,10 +140,9 @@ struct Trainer::Impl {
     float run(const std::vector<const void*>& inputs, uint32_t count, float loss_scale) {
         check_count(count);
         // Batch statistics over zero padding would be wrong statistics; refused rather than trained wrongly.
-        for (const Node& n : model.nodes())
-            VKT_CHECK(count == options.batch_size || n.op != "batch_norm2d", "batch_norm2d '", n.name,
-                      "' needs full batches of ", options.batch_size, " samples in training, got ", count,
-                      " (drop the last partial batch, or use a batch size that divides the data)");
+        VKT_CHECK(count == options.batch_size || full_batches_only.empty(), "batch_norm2d '", full_batches_only,
+                  "' needs full batches of ", options.batch_size, " samples in training, got ", count,
+                  " (drop the last partial batch, or use a batch size that divides the data)");
         check_inputs(inputs, count, false);
         graph::Program& p = training();
         p.set_inputs(inputs, count);
@@ -162,8 +163,8 @@ struct Trainer::Impl {
             std::vector<const void*> chunk;
             for (size_t i = 0; i < ins.size(); ++i) {
                 const uint64_t bytes = model.input_elements(ins[i]) * 4;
-                if (inputs[i] == nullptr) {
-                    zeros[i].assign(bytes * n, 0);
+                if (inputs[i] == nullptr) { // a full batch of zeros, made once
+                    if (zeros[i].empty()) zeros[i].assign(bytes * options.batch_size, 0);
                     chunk.push_back(zeros[i].data());
                 } else {
                     chunk.push_back(static_cast<const uint8_t*>(inputs[i]) + start * bytes);
@@ -230,7 +231,8 @@ struct Trainer::Impl {
     train::LossScaler scaler;
     std::unique_ptr<train::Optimizer> optimizer;
     std::vector<float> master;
-    std::vector<float> counters; // ParameterInfo::counter buffers, counted on the host
+    std::vector<float> counters;   // ParameterInfo::counter buffers, counted on the host
+    std::string full_batches_only; // a node whose batch statistics refuse partial batches (its name), or empty
     std::vector<float*> params;
     std::vector<const float*> grad_ptrs;
     uint64_t steps = 0, skipped = 0;
