@@ -4,6 +4,11 @@
 # paths, so host-built binaries run against Mesa 26.1 lavapipe. Mounts are undone on exit.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
+# Each run gets its own mount namespace, so concurrent runs (parallel ctest, several build folders) never
+# unmount each other's binds.
+if [ -z "${VKTRAIN_ROOT_NAMESPACE:-}" ] && command -v unshare >/dev/null; then
+  VKTRAIN_ROOT_NAMESPACE=1 exec unshare --mount --propagation private "$0" "$@"
+fi
 [ $# -ge 2 ] || die "usage: run-in-root.sh DIR COMMAND..."
 root="$VKTRAIN_CACHE/trixie-root"
 [ -f "$root/.vktrain-complete-v1" ] || die "no trixie root at $root (run make-trixie-root.sh)"
