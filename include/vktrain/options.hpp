@@ -34,3 +34,24 @@ struct LossScalerOptions {
 };
 
 } // namespace vktrain
+
+namespace vktrain {
+
+// The learning rate of optimizer step s (0-based; skipped steps count, as with a PyTorch scheduler stepped every
+// iteration), from the peak rate `lr` (OptimizerOptions::learning_rate or Trainer::set_learning_rate):
+// - constant: lr;
+// - warmup_cosine: lr·(s+1)/warmup_steps for s < warmup_steps, then cosine from lr at s = warmup_steps down to
+//   min_learning_rate at s = total_steps − 1, and min_learning_rate after that.
+enum class LrScheduleKind { constant, warmup_cosine };
+struct LrSchedule {
+    LrScheduleKind kind = LrScheduleKind::constant;
+    uint64_t warmup_steps = 0;
+    uint64_t total_steps = 0;
+    float min_learning_rate = 0.0f;
+};
+
+// Throws vktrain::Error for an inconsistent schedule (warmup_cosine: total_steps > warmup_steps, 0 <= min <= lr).
+void check_schedule(const LrSchedule& schedule, float lr);
+float scheduled_learning_rate(const LrSchedule& schedule, float lr, uint64_t step);
+
+} // namespace vktrain

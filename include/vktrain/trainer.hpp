@@ -27,12 +27,25 @@ struct TrainerOptions {
     GemmPath gemm_path = GemmPath::auto_select; // mixed only; fp32 precision always runs the fp32 GEMM
     uint64_t seed = 0;                          // weight initialisation and dropout masks
     bool inference_only = false;                // predict/evaluate only: no gradient or optimizer buffers
+    // > 0: before each update, scale the gradients so their global L2 norm (over every trainable parameter, computed
+    // on the unscaled gradients after the inf/NaN check) is at most this (PyTorch: scaler.unscale_(opt);
+    // clip_grad_norm_(params, max_grad_norm)). A skipped step clips nothing.
+    float max_grad_norm = 0.0f;
+    LrSchedule lr_schedule; // applied before every step from the step counter (constant by default)
 };
 
 struct StepResult {
-    float loss = 0.0f;       // mean cross-entropy of the batch (unscaled)
-    float loss_scale = 1.0f; // the scale used for this step's gradients
-    bool skipped = false;    // a gradient was inf/NaN: no update, scale backed off
+    float loss = 0.0f;          // mean loss of the batch (unscaled; over every micro-batch)
+    float loss_scale = 1.0f;    // the scale used for this step's gradients
+    bool skipped = false;       // a gradient was inf/NaN: no update, scale backed off
+    float grad_norm = 0.0f;     // global L2 norm of the unscaled gradients before clipping (inf when skipped)
+    float learning_rate = 0.0f; // the rate this step used (after the schedule)
+};
+
+// One micro-batch of a step with gradient accumulation: `count` (1..batch_size) samples per model input.
+struct MicroBatch {
+    std::vector<const void*> inputs;
+    uint32_t count = 0;
 };
 
 struct EvalResult {
@@ -94,6 +107,11 @@ public:
     StepResult step(const std::vector<const void*>& inputs, uint32_t count);
     // Models with inputs (x: fp32, labels: int32), such as Model::mlp and Model::cnn; labels in [0, classes).
     StepResult step(const float* x, const int32_t* labels, uint32_t count);
+    // One optimisation step over several micro-batches (gradient accumulation): each micro-batch runs forward and
+    // backward with the step's loss scale, and the fp32 gradients are summed weighted by count / total count, so the
+    // update equals that of one batch of all the samples (within fp32 rounding) while the device holds only
+    // batch_size samples at a time. An inf/NaN in any micro-batch skips the whole step.
+    StepResult step(const std::vector<MicroBatch>& micro_batches);
 
     // Loss and fp32 gradients (unscaled) for a batch without updating anything; one vector per trainable
     // parameter, in parameters() order.
@@ -117,7 +135,8 @@ public:
     EvalResult evaluate(const std::vector<const void*>& inputs, uint64_t count);
     EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
 
-    // Changes the optimizer's learning rate from the next step on (schedules live with the caller).
+    // Changes the learning rate from the next step on; with TrainerOptions::lr_schedule this is the peak rate the
+    // schedule scales. learning_rate() is the rate of the last step (or the next one before any step).
     void set_learning_rate(float learning_rate);
     float learning_rate() const;
 

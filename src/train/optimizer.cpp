@@ -44,9 +44,9 @@ void validate_options(const OptimizerOptions& options) {
 // : buf; p = p - lr * d. Every operation is one fp32 rounding, in PyTorch's order.
 template <bool WeightDecay, bool Momentum, bool Nesterov, bool First>
 void sgd_kernel(float* __restrict param, const float* __restrict grad, float* __restrict buffer, size_t n,
-                float multiplier, float lr, float weight_decay, float momentum) {
+                float multiplier, float clip, float lr, float weight_decay, float momentum) {
     for (size_t i = 0; i < n; ++i) {
-        float d = grad[i] * multiplier;
+        float d = (grad[i] * multiplier) * clip; // unscale, then clip: two fp32 roundings as in PyTorch
         if constexpr (WeightDecay) d = d + weight_decay * param[i];
         if constexpr (Momentum) {
             float b;
@@ -66,7 +66,7 @@ void sgd_kernel(float* __restrict param, const float* __restrict grad, float* __
     }
 }
 
-using SgdKernel = void (*)(float*, const float*, float*, size_t, float, float, float, float);
+using SgdKernel = void (*)(float*, const float*, float*, size_t, float, float, float, float, float);
 
 template <bool WeightDecay, bool Momentum>
 SgdKernel pick_sgd_kernel(bool nesterov, bool first) {
@@ -84,6 +84,7 @@ SgdKernel pick_sgd_kernel(bool nesterov, bool first) {
 
 struct AdamScalars {
     float multiplier;
+    float clip;  // gradient clipping coefficient (1: none)
     float decay; // 1 - lr * weight_decay
     float beta1;
     float one_minus_beta1;
@@ -100,7 +101,7 @@ template <bool WeightDecay>
 void adamw_kernel(float* __restrict param, const float* __restrict grad, float* __restrict exp_avg,
                   float* __restrict exp_avg_sq, size_t n, const AdamScalars& s) {
     for (size_t i = 0; i < n; ++i) {
-        const float g = grad[i] * s.multiplier;
+        const float g = (grad[i] * s.multiplier) * s.clip;
         float p = param[i];
         if constexpr (WeightDecay) p = p * s.decay;
         const float m = s.beta1 * exp_avg[i] + s.one_minus_beta1 * g;
@@ -135,7 +136,8 @@ void Optimizer::set_learning_rate(float lr) {
     m_options.learning_rate = lr;
 }
 
-void Optimizer::step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier) {
+void Optimizer::step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
+                     float clip) {
     VKT_CHECK(params.size() == m_param_sizes.size(), "optimizer step: got ", params.size(),
               " parameter tensors, expected ", m_param_sizes.size());
     VKT_CHECK(grads.size() == m_param_sizes.size(), "optimizer step: got ", grads.size(),
@@ -144,11 +146,13 @@ void Optimizer::step(const std::vector<float*>& params, const std::vector<const 
         VKT_CHECK(m_param_sizes[i] == 0 || (params[i] && grads[i]), "optimizer step: null pointer for tensor ", i);
     }
     VKT_CHECK(std::isfinite(grad_multiplier), "optimizer step: grad_multiplier must be finite, got ", grad_multiplier);
+    VKT_CHECK(std::isfinite(clip) && clip > 0.0f && clip <= 1.0f, "optimizer step: clip must lie in (0, 1], got ",
+              clip);
 
     if (m_options.kind == OptimizerKind::sgd) {
-        sgd_step(params, grads, grad_multiplier);
+        sgd_step(params, grads, grad_multiplier, clip);
     } else {
-        adamw_step(params, grads, grad_multiplier);
+        adamw_step(params, grads, grad_multiplier, clip);
     }
 }
 
@@ -161,7 +165,7 @@ void Optimizer::set_weight_decays(std::vector<float> weight_decays) {
 }
 
 void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                         float grad_multiplier) {
+                         float grad_multiplier, float clip) {
     const bool momentum = m_options.momentum != 0.0f;
     // PyTorch creates the momentum buffer from the first gradient; restored state (step_count > 0) already has one.
     const bool first = m_step_count == 0;
@@ -176,14 +180,14 @@ void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<co
                               : pick_sgd_kernel<false, false>(m_options.nesterov, first);
         }
         float* buffer = momentum ? m_momentum_buffers[i].data() : nullptr;
-        kernel(params[i], grads[i], buffer, m_param_sizes[i], grad_multiplier, m_options.learning_rate, wd,
+        kernel(params[i], grads[i], buffer, m_param_sizes[i], grad_multiplier, clip, m_options.learning_rate, wd,
                m_options.momentum);
     }
     ++m_step_count;
 }
 
 void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                           float grad_multiplier) {
+                           float grad_multiplier, float clip) {
     const int64_t t = m_step_count + 1;
     const double lr = m_options.learning_rate;
     const double beta1 = m_options.beta1;
@@ -194,6 +198,7 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
     const double bias2 = 1.0 - std::pow(beta2, static_cast<double>(t));
     AdamScalars s{};
     s.multiplier = grad_multiplier;
+    s.clip = clip;
     s.decay = 1.0f;
     s.beta1 = m_options.beta1;
     s.one_minus_beta1 = static_cast<float>(1.0 - beta1);

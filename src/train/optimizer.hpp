@@ -25,9 +25,11 @@ public:
     Optimizer(const OptimizerOptions& options, std::vector<size_t> param_sizes);
 
     // One update. params[i] and grads[i] point at param_sizes[i] floats and must not overlap. Each gradient is
-    // multiplied by grad_multiplier (1 / loss scale) in fp32 before anything else. Throws vktrain::Error on a
-    // tensor count mismatch, a null pointer or a non-finite grad_multiplier.
-    void step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier = 1.0f);
+    // multiplied by grad_multiplier (1 / loss scale) and then by clip (a gradient clipping coefficient) in fp32 before
+    // anything else. Throws vktrain::Error on a tensor count mismatch, a null pointer, a non-finite grad_multiplier or
+    // a clip outside (0, 1].
+    void step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier = 1.0f,
+              float clip = 1.0f);
 
     // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
     void set_weight_decays(std::vector<float> weight_decays);
@@ -50,8 +52,10 @@ public:
     void load_state(int64_t step_count, const NamedTensors& tensors);
 
 private:
-    void sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier);
-    void adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier);
+    void sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
+                  float clip);
+    void adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
+                    float clip);
     std::vector<std::string> state_names() const;
 
     OptimizerOptions m_options;

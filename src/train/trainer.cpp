@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "common/check.hpp"
@@ -10,6 +11,7 @@
 #include "io/safetensors.hpp"
 #include "runtime/device.hpp"
 #include "train/checkpoint.hpp"
+#include "train/gradients.hpp"
 #include "train/loss_scaler.hpp"
 #include "train/optimizer.hpp"
 
@@ -70,6 +72,11 @@ struct Trainer::Impl {
                 if (s.grad_offset >= 0)
                     decays.push_back(s.info.weight_decay >= 0 ? s.info.weight_decay : o.optimizer.weight_decay);
             optimizer->set_weight_decays(decays);
+            VKT_CHECK(std::isfinite(o.max_grad_norm) && o.max_grad_norm >= 0.0f,
+                      "max_grad_norm must be finite and >= 0 (0: no clipping), got ", o.max_grad_norm);
+            check_schedule(o.lr_schedule, o.optimizer.learning_rate);
+            base_lr = o.optimizer.learning_rate;
+            optimizer->set_learning_rate(scheduled_learning_rate(o.lr_schedule, base_lr, 0));
         }
         eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path, o.seed);
         res.ensure_arena(std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes));
@@ -235,6 +242,8 @@ struct Trainer::Impl {
     std::string full_batches_only; // a node whose batch statistics refuse partial batches (its name), or empty
     std::vector<float*> params;
     std::vector<const float*> grad_ptrs;
+    std::vector<float> accumulated; // gradient accumulation over micro-batches (fp32)
+    float base_lr = 0.0f;           // the peak learning rate the schedule scales
     uint64_t steps = 0, skipped = 0;
     uint64_t device_bytes = 0;
 };
@@ -245,25 +254,60 @@ Trainer::Trainer(Context& context, const Model& model, const TrainerOptions& opt
 Trainer::~Trainer() = default;
 
 StepResult Trainer::step(const std::vector<const void*>& inputs, uint32_t count) {
+    return step(std::vector<MicroBatch>{MicroBatch{inputs, count}});
+}
+
+StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     Impl& m = *m_impl;
+    m.training();
+    VKT_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
+    uint64_t total = 0;
+    for (const MicroBatch& b : micro_batches) {
+        m.check_count(b.count);
+        total += b.count;
+    }
     StepResult r;
     r.loss_scale = m.scale();
-    r.loss = m.run(inputs, count, r.loss_scale);
-    const bool found_inf = m.train->nonfinite();
+    bool found_inf = false;
+    const float* g = nullptr;
+    double loss = 0.0;
+    if (micro_batches.size() == 1) {
+        loss = m.run(micro_batches[0].inputs, micro_batches[0].count, r.loss_scale);
+        found_inf = m.train->nonfinite();
+        g = m.train->grads();
+    } else {
+        // fp32 sums of the (scaled) gradients, each micro-batch's mean weighted by its share of the samples.
+        m.accumulated.assign(m.layout.grad_count, 0.0f);
+        for (const MicroBatch& b : micro_batches) {
+            loss += double(m.run(b.inputs, b.count, r.loss_scale)) * b.count;
+            found_inf = m.train->nonfinite() || found_inf;
+            train::accumulate_scaled(m.accumulated.data(), m.train->grads(), m.layout.grad_count,
+                                     float(double(b.count) / double(total)));
+        }
+        loss /= double(total);
+        g = m.accumulated.data();
+    }
+    r.loss = float(loss);
     // Mixed precision follows GradScaler: skip and back off on inf/NaN. In fp32 (no scaler) a non-finite gradient is
     // skipped too rather than written into the master weights.
     r.skipped = m.options.precision == Precision::mixed && m.scaler.enabled() ? m.scaler.update(found_inf) : found_inf;
+    r.learning_rate = scheduled_learning_rate(m.options.lr_schedule, m.base_lr, m.steps);
     ++m.steps;
     if (r.skipped) {
         ++m.skipped;
+        r.grad_norm = std::numeric_limits<float>::infinity();
         return r;
     }
-    const float* g = m.train->grads();
     size_t k = 0;
     for (const auto& s : m.layout.slots)
         if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
-    const float inv = m.options.precision == Precision::mixed ? m.scaler.inv_scale() : 1.0f;
-    m.optimizer->step(m.params, m.grad_ptrs, r.loss_scale == 1.0f ? 1.0f : inv);
+    // 1 / loss scale, as GradScaler.unscale_ multiplies; clipping multiplies the unscaled gradients once more.
+    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f ? m.scaler.inv_scale() : 1.0f;
+    r.grad_norm = train::global_l2_norm(m.grad_ptrs, m.optimizer->param_sizes(), inv);
+    float clip = 1.0f;
+    if (m.options.max_grad_norm > 0.0f) clip = train::clip_coefficient(r.grad_norm, m.options.max_grad_norm);
+    m.optimizer->set_learning_rate(r.learning_rate);
+    m.optimizer->step(m.params, m.grad_ptrs, inv, clip);
     m.res.set_trainable_weights(m.master.data());
     return r;
 }
@@ -356,8 +400,11 @@ std::vector<Parameter> Trainer::parameters() const {
 }
 
 void Trainer::set_learning_rate(float learning_rate) {
-    m_impl->training();
-    m_impl->optimizer->set_learning_rate(learning_rate);
+    Impl& m = *m_impl;
+    m.training();
+    check_schedule(m.options.lr_schedule, learning_rate);
+    m.optimizer->set_learning_rate(scheduled_learning_rate(m.options.lr_schedule, learning_rate, m.steps));
+    m.base_lr = learning_rate;
 }
 
 float Trainer::learning_rate() const {
