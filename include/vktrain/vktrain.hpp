@@ -6,4 +6,5 @@
 #include "vktrain/error.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/options.hpp"
+#include "vktrain/text.hpp"
 #include "vktrain/trainer.hpp"
