@@ -69,6 +69,22 @@ struct Node {
     std::vector<int64_t> shape_attr;     // reshape's target shape
 };
 
+// Model::gpt: token and learned position embeddings, `layers` blocks x = x + attn.c_proj(causal_attention(
+// attn.c_attn(ln_1(x)))); x = x + mlp.c_proj(GELU(mlp.c_fc(ln_2(x)))), a final LayerNorm and an untied output head
+// without bias (or the token embedding's weight when tied). Init (GPT-2): Linear and Embedding weights N(0, 0.02),
+// c_proj weights N(0, 0.02/sqrt(2·layers)), biases 0, LayerNorm 1 and 0. Parameter names follow nanoGPT:
+// "transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.ln_f.bias", "lm_head.weight", ...
+struct GptOptions {
+    uint32_t vocab = 0; // required
+    uint32_t layers = 4;
+    uint32_t heads = 4;
+    uint32_t width = 128;
+    uint32_t context = 128;
+    uint32_t mlp = 0; // 0: 4 · width
+    bool tied = false;
+    float eps = 1e-5f; // LayerNorm
+};
+
 // Kept for source compatibility with the MLP-only API.
 enum class OpKind { relu, gelu };
 
@@ -109,6 +125,10 @@ public:
     // The earlier API: adds an i32 input "labels" and a cross-entropy loss on `logits`.
     void softmax_cross_entropy(int logits);
 
+    // Gives a node another name (its parameters become "<name>.weight", ...), e.g. PyTorch module paths such as
+    // "transformer.h.0.attn.c_attn"; before any set_trainable / set_weight_decay / set_init.
+    void rename(int node, const std::string& name);
+
     // Parameter groups, by exact name or by prefix ending in '.' ("conv0." = every parameter of conv0).
     void set_trainable(const std::string& name_or_prefix, bool trainable);
     void set_weight_decay(const std::string& name_or_prefix, float weight_decay);
@@ -120,6 +140,9 @@ public:
     // The CNN recipe on 1x28x28 images: conv(1,32,5,p2)+ReLU+maxpool2, conv(32,64,5,p2)+ReLU+maxpool2, flatten,
     // linear(3136,1024)+ReLU, linear(1024,classes), cross-entropy.
     static Model cnn(uint32_t classes = 10);
+    // A GPT (pre-LayerNorm decoder, nanoGPT layout and parameter names) over token ids: inputs "ids" and "targets"
+    // (i32, [context] each), next-token cross-entropy over every position. See GptOptions.
+    static Model gpt(const GptOptions& options);
 
     const std::vector<Node>& nodes() const { return m_nodes; }
     std::vector<int> inputs() const; // input nodes in declaration order

@@ -151,6 +151,9 @@ public:
     // architecture (Model::to_json) in the metadata, so load_model() rebuilds the model. load() also reads the
     // weights of a full checkpoint (its "optimizer.*" tensors are ignored) and changes nothing else.
     void save(const std::string& path) const;
+    // The same with extra metadata entries (e.g. a text model's vocabulary); keys must not start with "vktrain_" unless
+    // they are the caller's own ("vktrain_vocabulary" is used by the vktrain tool).
+    void save(const std::string& path, const CheckpointMetadata& extra) const;
     void load(const std::string& path);
 
     // Full training checkpoints, for resuming bit-identically: one safetensors file with the weights (under the

@@ -420,13 +420,22 @@ void Trainer::set_parameters(const std::vector<Parameter>& params) {
 }
 
 void Trainer::save(const std::string& path) const {
+    save(path, {});
+}
+
+void Trainer::save(const std::string& path, const CheckpointMetadata& extra) const {
     std::vector<io::NamedTensor> tensors;
     for (auto& p : parameters()) tensors.push_back({p.name, p.shape, std::move(p.data)});
-    io::write_safetensors(path, tensors,
-                          {{"vktrain_model", m_impl->model.describe()},
-                           {"vktrain_graph", m_impl->model.to_json()},
-                           {"vktrain_precision", m_impl->options.precision == Precision::mixed ? "mixed" : "fp32"},
-                           {"vktrain_steps", std::to_string(m_impl->steps)}});
+    CheckpointMetadata metadata{{"vktrain_model", m_impl->model.describe()},
+                                {"vktrain_graph", m_impl->model.to_json()},
+                                {"vktrain_precision", m_impl->options.precision == Precision::mixed ? "mixed" : "fp32"},
+                                {"vktrain_steps", std::to_string(m_impl->steps)}};
+    for (const auto& [k, v] : extra) {
+        for (const auto& [own, unused] : metadata)
+            VKT_CHECK(k != own, "save: metadata key '", k, "' is the format's own");
+        metadata.emplace_back(k, v);
+    }
+    io::write_safetensors(path, tensors, metadata);
 }
 
 void Trainer::load(const std::string& path) {

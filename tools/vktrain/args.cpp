@@ -152,6 +152,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     ArgReader r(args);
     while (r.next()) {
         const std::string& n = r.name();
+        a.given.insert(n);
         if (r.is("--help")) {
             r.flag();
             a.help = true;
@@ -159,6 +160,31 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             // --device, --validation, --no-coopmat
         } else if (r.is("--data")) {
             a.data_dir = r.value();
+        } else if (r.is("--text")) {
+            a.text_path = r.value();
+        } else if (r.is("--steps")) {
+            a.steps = parse_uint(n, r.value(), 1, 1ull << 40);
+        } else if (r.is("--warmup")) {
+            a.warmup = parse_uint(n, r.value(), 0, 1ull << 40);
+        } else if (r.is("--min-lr")) {
+            a.min_lr = parse_real(n, r.value(), false);
+        } else if (r.is("--clip")) {
+            a.clip = parse_real(n, r.value(), false);
+        } else if (r.is("--micro-batch")) {
+            a.micro_batch = uint32_t(parse_uint(n, r.value(), 1, max_batch));
+        } else if (r.is("--eval-at")) {
+            a.eval_at.clear();
+            const std::string list = r.value();
+            size_t start = 0;
+            while (start <= list.size()) {
+                const size_t comma = std::min(list.find(',', start), list.size());
+                a.eval_at.push_back(parse_uint(n, list.substr(start, comma - start), 0, 1ull << 40));
+                start = comma + 1;
+            }
+        } else if (r.is("--val-limit")) {
+            a.val_limit = parse_uint(n, r.value(), 1, max_u64);
+        } else if (r.is("--log-every")) {
+            a.log_every = parse_uint(n, r.value(), 1, 1ull << 40);
         } else if (r.is("--model")) {
             a.model_spec = r.value();
         } else if (r.is("--precision")) {
@@ -177,7 +203,6 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             const std::string text = r.value();
             a.momentum = parse_real(n, text, false);
             if (!(a.momentum < 1.0)) throw UsageError(n + " expects a number in [0, 1), got '" + text + "'");
-            throw UsageError(n + " expects a number in [0, 1), got '" + std::to_string(a.momentum) + "'");
             momentum_set = true;
         } else if (r.is("--lr-schedule")) {
             a.schedule_given = true;

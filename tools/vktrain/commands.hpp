@@ -9,6 +9,9 @@
 namespace vktrain::cli {
 
 int run_train(const std::vector<std::string>& args);
+struct TrainArgs;
+struct ModelSpec;
+int run_train_text(TrainArgs& args, const ModelSpec& spec); // run_train's path for --model gpt:...
 int run_eval(const std::vector<std::string>& args);
 int run_devices(const std::vector<std::string>& args);
 

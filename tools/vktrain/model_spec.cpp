@@ -61,14 +61,56 @@ MlpSpec parse_mlp_spec(const std::string& spec) {
     return out;
 }
 
+GptOptions parse_gpt_spec(const std::string& spec) {
+    const auto fail = [&](const std::string& why) -> UsageError {
+        return UsageError("--model '" + spec + "': " + why +
+                          " (expected gpt[:layers=N,heads=N,width=N,context=N,mlp=N,tied=0|1])");
+    };
+    GptOptions o;
+    if (spec == "gpt") return o;
+    if (spec.rfind("gpt:", 0) != 0) throw fail("unknown model type");
+    for (const std::string& item : split(spec.substr(4), ',')) {
+        const size_t eq = item.find('=');
+        if (eq == std::string::npos) throw fail("'" + item + "' is not key=value");
+        const std::string key = item.substr(0, eq), text = item.substr(eq + 1);
+        const uint32_t v = parse_width(text);
+        if (key == "tied") {
+            if (text != "0" && text != "1") throw fail("tied takes 0 or 1");
+            o.tied = text == "1";
+            continue;
+        }
+        if (v == 0) throw fail(key + " '" + text + "' is not an integer in [1, " + std::to_string(max_features) + "]");
+        if (key == "layers")
+            o.layers = v;
+        else if (key == "heads")
+            o.heads = v;
+        else if (key == "width")
+            o.width = v;
+        else if (key == "context")
+            o.context = v;
+        else if (key == "mlp")
+            o.mlp = v;
+        else
+            throw fail("unknown key '" + key + "'");
+    }
+    if (o.width % o.heads != 0)
+        throw fail("width " + std::to_string(o.width) + " is not a multiple of heads " + std::to_string(o.heads));
+    return o;
+}
+
 ModelSpec parse_model_spec(const std::string& spec) {
     ModelSpec out;
     if (spec == "cnn") {
         out.kind = "cnn";
         return out;
     }
+    if (spec == "gpt" || spec.rfind("gpt:", 0) == 0) {
+        out.kind = "gpt";
+        out.gpt = parse_gpt_spec(spec);
+        return out;
+    }
     if (spec.rfind("mlp", 0) != 0 || (spec.size() > 3 && spec[3] != ':'))
-        throw UsageError("--model '" + spec + "': unknown model (expected mlp:H1,H2,...[:relu|:gelu] or cnn)");
+        throw UsageError("--model '" + spec + "': unknown model (expected mlp:H1,H2,...[:relu|:gelu], cnn or gpt:...)");
     out.kind = "mlp";
     out.mlp = parse_mlp_spec(spec);
     return out;
@@ -80,6 +122,7 @@ Model build_mlp(const MlpSpec& spec, uint32_t input_features, uint32_t classes) 
 
 Model build_model(const ModelSpec& spec, uint32_t input_features, uint32_t classes) {
     if (spec.kind == "mlp") return build_mlp(spec.mlp, input_features, classes);
+    if (spec.kind == "gpt") throw Error("the gpt model trains on text (--text), not on images");
     if (input_features != 28 * 28)
         throw Error("the cnn model takes 28x28 images; the data has " + std::to_string(input_features) +
                     " pixels per image");

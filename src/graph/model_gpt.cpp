@@ -1,0 +1,71 @@
+// Model::gpt: the GPT of the transformer recipe, built from the public graph API.
+#include <cmath>
+
+#include "common/check.hpp"
+#include "vktrain/model.hpp"
+
+namespace vktrain {
+
+Model Model::gpt(const GptOptions& o) {
+    VKT_CHECK(o.vocab >= 2, "gpt: the vocabulary needs at least 2 tokens, got ", o.vocab);
+    VKT_CHECK(o.layers >= 1 && o.heads >= 1 && o.width >= 1 && o.context >= 1,
+              "gpt: layers, heads, width and context must be at least 1");
+    VKT_CHECK(o.width % o.heads == 0, "gpt: width ", o.width, " is not a multiple of heads ", o.heads);
+    const uint32_t mlp = o.mlp ? o.mlp : 4 * o.width;
+    Model m;
+    const int64_t t = int64_t(o.context);
+    const int ids = m.input("ids", {t}, DataType::i32);
+    const int wte = m.embedding(ids, o.vocab, o.width);
+    m.rename(wte, "transformer.wte");
+    int x = m.position_embedding(wte, o.context);
+    m.rename(x, "transformer.wpe");
+    std::vector<std::string> normal, scaled;
+    for (uint32_t l = 0; l < o.layers; ++l) {
+        const std::string h = "transformer.h." + std::to_string(l) + ".";
+        int a = m.layer_norm(x, o.eps);
+        m.rename(a, h + "ln_1");
+        a = m.linear(a, 3 * o.width);
+        m.rename(a, h + "attn.c_attn");
+        normal.push_back(h + "attn.c_attn.weight");
+        a = m.self_attention(a, o.heads, true);
+        a = m.linear(a, o.width);
+        m.rename(a, h + "attn.c_proj");
+        scaled.push_back(h + "attn.c_proj.weight");
+        x = m.add(x, a);
+        int f = m.layer_norm(x, o.eps);
+        m.rename(f, h + "ln_2");
+        f = m.linear(f, mlp);
+        m.rename(f, h + "mlp.c_fc");
+        normal.push_back(h + "mlp.c_fc.weight");
+        f = m.gelu(f);
+        f = m.linear(f, o.width);
+        m.rename(f, h + "mlp.c_proj");
+        scaled.push_back(h + "mlp.c_proj.weight");
+        x = m.add(x, f);
+    }
+    x = m.layer_norm(x, o.eps);
+    m.rename(x, "transformer.ln_f");
+    int logits;
+    if (o.tied) {
+        logits = m.linear_tied(x, wte);
+    } else {
+        logits = m.linear(x, o.vocab, false);
+        m.rename(logits, "lm_head");
+        normal.push_back("lm_head.weight");
+    }
+    m.cross_entropy(logits, m.input("targets", {t}, DataType::i32));
+
+    const float std_normal = 0.02f;
+    const float std_scaled = float(0.02 / std::sqrt(2.0 * o.layers));
+    m.set_init("transformer.wte.weight", Init{InitKind::normal, 0.0f, std_normal});
+    m.set_init("transformer.wpe.weight", Init{InitKind::normal, 0.0f, std_normal});
+    for (const std::string& n : normal) m.set_init(n, Init{InitKind::normal, 0.0f, std_normal});
+    for (const std::string& n : scaled) m.set_init(n, Init{InitKind::normal, 0.0f, std_scaled});
+    for (const ParameterInfo& p : m.parameters())
+        if (p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0 &&
+            p.name.find(".ln_") == std::string::npos && p.name.find("ln_f") == std::string::npos)
+            m.set_init(p.name, Init{InitKind::zeros, 0.0f, 0.0f});
+    return m;
+}
+
+} // namespace vktrain

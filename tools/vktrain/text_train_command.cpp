@@ -1,0 +1,291 @@
+// `vktrain train --model gpt:...`: a character-level language model on a text corpus, by optimizer steps: random
+// training windows, AdamW with warm-up + cosine, gradient clipping and accumulation, validation loss at chosen
+// steps, tokens/s, and weights that record the vocabulary (for `vktrain generate`).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "args.hpp"
+#include "commands.hpp"
+#include "io/json.hpp"
+#include "model_spec.hpp"
+#include "report.hpp"
+#include "util.hpp"
+#include "vktrain/vktrain.hpp"
+
+namespace vktrain::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void print(const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+}
+
+std::string mib(uint64_t bytes) {
+    return fixed(double(bytes) / (1024.0 * 1024.0), 2) + " MiB";
+}
+
+// Options of the image recipes that mean nothing here (and the reverse is checked in run_train).
+void refuse_image_options(const TrainArgs& a) {
+    for (const char* o : {"--data", "--epochs", "--limit", "--test-limit", "--lr-schedule", "--checkpoint", "--resume",
+                          "--stop-after"})
+        if (a.has(o))
+            throw UsageError(std::string(o) + " does not apply to text models (they train by --steps on --text" +
+                             (std::string(o) == "--checkpoint" || std::string(o) == "--resume" ||
+                                      std::string(o) == "--stop-after"
+                                  ? "; checkpoints of text runs are not supported yet)"
+                                  : ")"));
+}
+
+struct Split {
+    std::vector<int32_t> train, val;
+};
+
+struct ValResult {
+    uint64_t step = 0;
+    double loss = 0.0;
+    uint64_t windows = 0;
+    double seconds = 0.0;
+};
+
+// Mean next-character cross-entropy over the validation windows at offsets 0, context, 2·context, ...
+ValResult validate(Trainer& trainer, const TextWindows& windows, uint64_t limit, uint32_t context) {
+    const Clock::time_point start = Clock::now();
+    uint64_t n = windows.sequential_count();
+    if (limit) n = std::min(n, limit);
+    std::vector<int32_t> ids(n * context), targets(n * context);
+    for (uint64_t w = 0; w < n; ++w) windows.sequential(w, ids.data() + w * context, targets.data() + w * context);
+    const EvalResult r = trainer.evaluate({ids.data(), targets.data()}, n);
+    ValResult v;
+    v.loss = r.loss;
+    v.windows = n;
+    v.seconds = seconds_since(start);
+    return v;
+}
+
+} // namespace
+
+int run_train_text(TrainArgs& a, const ModelSpec& spec) {
+    refuse_image_options(a);
+    if (!a.has("--lr")) a.learning_rate = 3e-4;
+    if (!a.has("--weight-decay")) a.weight_decay = 0.1;
+    if (!a.has("--batch-size")) a.batch_size = 32;
+    if (a.text_path.empty()) a.text_path = default_text_dir();
+    const double lr = a.effective_learning_rate();
+    const double min_lr = a.min_lr ? *a.min_lr : lr / 10.0;
+    if (min_lr > lr) throw UsageError("--min-lr " + number(min_lr) + " exceeds the learning rate " + number(lr));
+    if (a.warmup >= a.steps)
+        throw UsageError("--warmup " + std::to_string(a.warmup) + " must be below --steps " + std::to_string(a.steps));
+    const uint32_t micro = a.micro_batch ? a.micro_batch : a.batch_size;
+    if (a.batch_size % micro != 0)
+        throw UsageError("--micro-batch " + std::to_string(micro) + " must divide --batch-size " +
+                         std::to_string(a.batch_size));
+    std::vector<uint64_t> eval_at;
+    for (uint64_t s : a.eval_at)
+        if (s <= a.steps) eval_at.push_back(s);
+    eval_at.push_back(a.steps);
+    std::sort(eval_at.begin(), eval_at.end());
+    eval_at.erase(std::unique(eval_at.begin(), eval_at.end()), eval_at.end());
+    if (!a.output.empty()) check_output_path(a.output, "--output", a.force);
+    if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
+
+    // The corpus: first 90% of the characters for training, the last 10% for validation.
+    const TextCorpus corpus = load_text_corpus(a.text_path);
+    const CharVocabulary vocab(corpus.text);
+    const size_t n_train = corpus.text.size() * 9 / 10;
+    Split split;
+    split.train = vocab.encode(corpus.text.substr(0, n_train));
+    split.val = vocab.encode(corpus.text.substr(n_train));
+    GptOptions g = spec.gpt;
+    g.vocab = vocab.size();
+    const uint32_t context = g.context;
+    const TextWindows train_windows(split.train, context, a.seed); // errors name the split that is too short
+    const TextWindows val_windows(split.val, context, 0);
+    const Model model = Model::gpt(g);
+
+    Context ctx(context_options(a.device));
+    TrainerOptions o;
+    o.precision = a.precision;
+    o.batch_size = micro;
+    o.optimizer.kind = a.optimizer;
+    o.optimizer.learning_rate = float(lr);
+    o.optimizer.momentum = float(a.momentum);
+    o.optimizer.weight_decay = float(a.weight_decay);
+    o.loss_scaler.enabled = a.loss_scaling;
+    o.loss_scaler.init_scale = float(a.loss_scale);
+    o.loss_scaler.growth_interval = int32_t(a.growth_interval);
+    o.gemm_path = a.gemm_path;
+    o.seed = a.seed;
+    o.max_grad_norm = float(a.clip);
+    o.lr_schedule = {LrScheduleKind::warmup_cosine, a.warmup, a.steps, float(min_lr)};
+    Trainer trainer(ctx, model, o);
+
+    std::string h = "vktrain " + std::string(tool_version) + "\n";
+    h += "device      " + device_summary(ctx.device_info()) + "\n";
+    h += "precision   " + std::string(precision_name(a.precision));
+    if (a.precision == Precision::mixed)
+        h += a.loss_scaling ? " (loss scale " + number(a.loss_scale) + ", growth interval " +
+                                  std::to_string(a.growth_interval) + ")"
+                            : " (no loss scaling)";
+    h += "\ntext        " + a.text_path + ": " + std::to_string(corpus.files.size()) + " files, " +
+         std::to_string(corpus.text.size()) + " characters (" + std::to_string(split.train.size()) + " train, " +
+         std::to_string(split.val.size()) + " validation), vocabulary " + std::to_string(vocab.size()) + "\n";
+    for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
+    h += "model       gpt layers " + std::to_string(g.layers) + " heads " + std::to_string(g.heads) + " width " +
+         std::to_string(g.width) + " context " + std::to_string(g.context) + " mlp " +
+         std::to_string(g.mlp ? g.mlp : 4 * g.width) + (g.tied ? " tied" : "") + " (" +
+         std::to_string(model.parameter_count()) + " parameters)\n";
+    h += "optimizer   " + std::string(optimizer_name(a.optimizer)) + " lr " + number(lr) + " warm-up " +
+         std::to_string(a.warmup) + " then cosine to " + number(min_lr) + ", weight_decay " + number(a.weight_decay) +
+         ", clip " + (a.clip > 0 ? number(a.clip) : std::string("off")) + "\n";
+    h += "steps       " + std::to_string(a.steps) + " of " + std::to_string(a.batch_size) + " windows x " +
+         std::to_string(context) + " tokens" +
+         (micro < a.batch_size ? " in micro-batches of " + std::to_string(micro) : std::string()) + ", seed " +
+         std::to_string(a.seed) + "\n";
+    const MemoryReport m = trainer.memory();
+    h += "memory      planned activation arena " + mib(m.arena_bytes) + ", trainer total " + mib(m.total_bytes) +
+         ", device peak so far " + mib(ctx.peak_allocated_bytes()) + "\n";
+    h += "gemm path   " + trainer.gemm_path_summary() + "\n";
+    print(h);
+
+    std::vector<int32_t> ids(size_t(a.batch_size) * context), targets(size_t(a.batch_size) * context);
+    StepProfile profile;
+    if (a.profile) {
+        train_windows.random(0, micro, ids.data(), targets.data());
+        profile = trainer.profile_step({ids.data(), targets.data()}, micro);
+        print(profile_table(profile, micro));
+    }
+
+    io::Json history = io::Json::array();
+    std::vector<ValResult> vals;
+    const auto run_validation = [&](uint64_t step) {
+        ValResult v = validate(trainer, val_windows, a.val_limit, context);
+        v.step = step;
+        print("validation  step " + std::to_string(step) + "  val_loss " + fixed(v.loss, 4) + "  windows " +
+              std::to_string(v.windows) + "  seconds " + fixed(v.seconds, 1) + "\n");
+        vals.push_back(v);
+    };
+    size_t next_eval = 0;
+    if (eval_at[0] == 0) {
+        run_validation(0);
+        ++next_eval;
+    }
+    const uint64_t log_every = a.log_every ? a.log_every : std::max<uint64_t>(1, a.steps / 40);
+    const uint64_t tokens_per_step = uint64_t(a.batch_size) * context;
+    double train_seconds = 0.0, window_loss = 0.0;
+    uint64_t window_steps = 0;
+    double last_loss = 0.0;
+    StepResult last{};
+    for (uint64_t s = trainer.steps(); s < a.steps; ++s) {
+        const Clock::time_point start = Clock::now();
+        train_windows.random(s * a.batch_size, a.batch_size, ids.data(), targets.data());
+        std::vector<MicroBatch> parts;
+        for (uint32_t b = 0; b < a.batch_size; b += micro)
+            parts.push_back({{ids.data() + size_t(b) * context, targets.data() + size_t(b) * context}, micro});
+        last = trainer.step(parts);
+        train_seconds += seconds_since(start);
+        last_loss = last.loss;
+        window_loss += last.loss;
+        ++window_steps;
+        if ((s + 1) % log_every == 0 || s + 1 == a.steps) {
+            const double tps = double(tokens_per_step) * double(s + 1) / train_seconds;
+            const double eta = train_seconds / double(s + 1) * double(a.steps - s - 1);
+            print("step " + std::to_string(s + 1) + "/" + std::to_string(a.steps) + "  loss " +
+                  fixed(window_loss / double(window_steps), 4) + "  lr " + number(last.learning_rate) + "  norm " +
+                  fixed(last.grad_norm, 3) + "  scale " + number(trainer.loss_scale()) + "  skipped " +
+                  std::to_string(trainer.skipped_steps()) + "  tokens/s " + fixed(tps, 0) + "  eta " +
+                  fixed(eta / 60.0, 1) + " min\n");
+            io::Json j = io::Json::object();
+            j["step"] = s + 1;
+            j["loss"] = window_loss / double(window_steps);
+            j["learning_rate"] = last.learning_rate;
+            j["grad_norm"] = last.grad_norm;
+            j["loss_scale"] = trainer.loss_scale();
+            j["tokens_per_second"] = tps;
+            history.push_back(std::move(j));
+            window_loss = 0.0;
+            window_steps = 0;
+        }
+        if (next_eval < eval_at.size() && eval_at[next_eval] == s + 1) {
+            run_validation(s + 1);
+            ++next_eval;
+        }
+    }
+    const double tokens_per_second = double(tokens_per_step) * double(a.steps) / std::max(train_seconds, 1e-9);
+    print("done        " + std::to_string(a.steps) + " steps in " + fixed(train_seconds, 1) + " s, " +
+          fixed(tokens_per_second, 0) + " tokens/s, peak device memory " + mib(ctx.peak_allocated_bytes()) + "\n");
+
+    if (!a.output.empty()) {
+        check_output_path(a.output, "--output", a.force);
+        trainer.save(a.output, {{"vktrain_vocabulary", vocab.to_utf8()}});
+        print("weights     " + a.output + "\n");
+    }
+    if (!a.report.empty()) {
+        check_output_path(a.report, "--report", a.force);
+        io::Json r = io::Json::object();
+        r["vktrain_version"] = tool_version;
+        r["date"] = utc_now_iso8601();
+        r["device"] = device_json(ctx.device_info());
+        r["precision"] = precision_name(a.precision);
+        r["model"] = a.model_spec;
+        r["parameters"] = model.parameter_count();
+        r["vocabulary"] = vocab.size();
+        r["text"] = a.text_path;
+        r["train_characters"] = split.train.size();
+        r["validation_characters"] = split.val.size();
+        r["steps"] = a.steps;
+        r["batch_size"] = a.batch_size;
+        r["micro_batch"] = micro;
+        r["context"] = context;
+        r["learning_rate"] = lr;
+        r["min_learning_rate"] = min_lr;
+        r["warmup"] = a.warmup;
+        r["weight_decay"] = a.weight_decay;
+        r["clip"] = a.clip;
+        r["seed"] = a.seed;
+        r["gemm_path"] = trainer.gemm_path_summary();
+        r["train_seconds"] = train_seconds;
+        r["tokens_per_second"] = tokens_per_second;
+        r["final_loss"] = last_loss;
+        r["loss_scale"] = trainer.loss_scale();
+        r["skipped_steps"] = trainer.skipped_steps();
+        r["peak_device_bytes"] = ctx.peak_allocated_bytes();
+        r["trainer_device_bytes"] = trainer.device_bytes();
+        io::Json v = io::Json::array();
+        for (const ValResult& x : vals) {
+            io::Json j = io::Json::object();
+            j["step"] = x.step;
+            j["val_loss"] = x.loss;
+            j["windows"] = x.windows;
+            v.push_back(std::move(j));
+        }
+        r["validation"] = std::move(v);
+        r["history"] = std::move(history);
+        if (a.profile) {
+            io::Json ops = io::Json::array();
+            for (const OpTiming& op : profile.ops) {
+                io::Json j = io::Json::object();
+                j["op"] = op.name;
+                j["microseconds"] = op.microseconds;
+                ops.push_back(std::move(j));
+            }
+            r["profile"] = std::move(ops);
+            r["profile_total_us"] = profile.total_microseconds;
+        }
+        io::write_json_file(a.report, r);
+        print("report      " + a.report + "\n");
+    }
+    if (!std::isfinite(last_loss) && trainer.skipped_steps() == trainer.steps())
+        throw Error("training diverged: every step was skipped (loss scale " + number(trainer.loss_scale()) + ")");
+    return 0;
+}
+
+} // namespace vktrain::cli
