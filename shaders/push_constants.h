@@ -138,6 +138,19 @@ struct CopyPush {
     uint dst_stride[COPY_DIMS];
 };
 
+// Token embedding (embedding.comp, embedding_backward.comp): ids int32[positions]; weight / dweight
+// [num_embeddings, dim]; out / dy [positions, dim]. offset_* are first elements inside the bound ranges.
+struct EmbeddingPush {
+    uint positions;
+    uint dim;
+    uint num_embeddings;
+    uint flags; // FLAG_ACCUMULATE (backward)
+    uint offset_ids;
+    uint offset_weight; // weight (forward) or dweight (backward)
+    uint offset_rows;   // out (forward) or dy (backward)
+    uint pad0;
+};
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

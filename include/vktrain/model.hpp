@@ -125,6 +125,16 @@ public:
     // The earlier API: adds an i32 input "labels" and a cross-entropy loss on `logits`.
     void softmax_cross_entropy(int logits);
 
+    // Embeddings. embedding: ids, an i32 model input of any per-sample shape S (e.g. [T]), -> S + [dim]; parameter
+    // "<name>.weight" [num_embeddings, dim]. Ids outside [0, num_embeddings) are refused before a step runs.
+    int embedding(int ids, uint32_t num_embeddings, uint32_t dim);
+    // x [T, C] -> y[t] = x[t] + weight[t] for t < T; parameter "<name>.weight" [max_positions, C], T <= max_positions.
+    int position_embedding(int x, uint32_t max_positions);
+    // logits = x · Eᵀ with E the weight [V, C] of the embedding node `embedding_node` (x's last dimension must be C;
+    // no bias): weight tying. E is one parameter; its gradient is the sum of both uses. Both weights start N(0, 1)
+    // (PyTorch's nn.Embedding), see set_init.
+    int linear_tied(int x, int embedding_node);
+
     // Gives a node another name (its parameters become "<name>.weight", ...), e.g. PyTorch module paths such as
     // "transformer.h.0.attn.c_attn"; before any set_trainable / set_weight_decay / set_init.
     void rename(int node, const std::string& name);

@@ -304,6 +304,8 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.counter = d.counter;
             p.trainable = !d.buffer;
             p.init.kind = d.init;
+            p.init.a = d.init_a;
+            p.init.b = d.init_b;
             for (const Override& o : m_overrides) {
                 if (!matches(o.pattern, p.name)) continue;
                 if (o.what == 0 && !p.buffer) p.trainable = o.trainable;
@@ -397,6 +399,29 @@ std::string Model::describe() const {
         if (n.op == "linear" || n.op == "conv2d") s += std::to_string(int64_t(n.attrs.at("out")));
     }
     return s;
+}
+
+// Embeddings: token embedding, learned positional embedding, weight tying.
+int Model::embedding(int ids, uint32_t num_embeddings, uint32_t dim) {
+    VKT_CHECK(num_embeddings > 0 && dim > 0, "embedding: num_embeddings and dim must be positive");
+    Node n = unary("embedding", next_name("embedding"), ids);
+    n.attrs = {{"num_embeddings", num_embeddings}, {"dim", dim}};
+    return add_node(n, "embedding");
+}
+
+int Model::position_embedding(int x, uint32_t max_positions) {
+    VKT_CHECK(max_positions > 0, "position_embedding: max_positions must be positive");
+    Node n = unary("position_embedding", next_name("position_embedding"), x);
+    n.attrs = {{"max_positions", max_positions}};
+    return add_node(n, "position_embedding");
+}
+
+int Model::linear_tied(int x, int embedding_node) {
+    Node n;
+    n.op = "linear_tied";
+    n.name = next_name("linear_tied");
+    n.inputs = {x, embedding_node};
+    return add_node(n, "linear_tied");
 }
 
 } // namespace vktrain

@@ -23,6 +23,8 @@ struct ParamDecl {
     InitKind init = InitKind::default_init; // default_init: U(+-1/sqrt(fan_in)) (PyTorch Linear/Conv2d)
     bool buffer = false;                    // state (running statistics), not trained
     bool counter = false;                   // a host-side buffer counting training forward passes
+    // Init::a and Init::b of `init` (normal: mean and std; an embedding's N(0, 1)).
+    float init_a = 0.0f, init_b = 0.0f;
 };
 
 struct OpDef {
@@ -55,6 +57,8 @@ void register_elementwise_ops(std::vector<OpDef>& table);
 void register_loss_ops(std::vector<OpDef>& table);
 void register_vision_ops(std::vector<OpDef>& table);
 void register_shape_ops(std::vector<OpDef>& table);
+// Embeddings: token embedding, positional embedding, weight tying (after dense: linear_tied reuses linear).
+void register_embedding_ops(std::vector<OpDef>& table);
 
 // Checks for shape inference.
 void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);

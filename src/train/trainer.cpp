@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/check.hpp"
+#include "graph/input_checks.hpp"
 #include "graph/program.hpp"
 #include "graph/resources.hpp"
 #include "io/safetensors.hpp"
@@ -112,25 +113,14 @@ struct Trainer::Impl {
 
     float scale() const { return options.precision == Precision::mixed ? scaler.scale() : 1.0f; }
 
-    // Integer labels of a cross-entropy loss must name a class: checked here so a bad label is a clear error rather
-    // than a NaN loss.
+    // Integer labels and embedding ids must be in range: checked here so a bad one is a clear error rather than a
+    // NaN loss.
     void check_inputs(const std::vector<const void*>& inputs, uint64_t count, bool allow_null) const {
         const auto ins = model.inputs();
         VKT_CHECK(inputs.size() == ins.size(), "the model takes ", ins.size(), " inputs, got ", inputs.size());
         for (size_t i = 0; i < ins.size(); ++i)
             VKT_CHECK(inputs[i] != nullptr || allow_null, "input '", model.nodes()[size_t(ins[i])].name, "' is null");
-        const Node& loss = model.nodes()[size_t(model.loss())];
-        if (loss.op != "cross_entropy") return;
-        const int labels = loss.inputs[1];
-        for (size_t i = 0; i < ins.size(); ++i) {
-            if (ins[i] != labels || inputs[i] == nullptr) continue;
-            const auto* l = static_cast<const int32_t*>(inputs[i]);
-            const int32_t classes = int32_t(model.classes());
-            const uint64_t n = count * model.input_elements(labels);
-            for (uint64_t k = 0; k < n; ++k)
-                VKT_CHECK(l[k] >= 0 && l[k] < classes, "label ", l[k], " at index ", k, " is outside [0, ", classes,
-                          ")");
-        }
+        graph::check_index_inputs(model, inputs, count);
     }
 
     void check_count(uint64_t count) const {

@@ -127,6 +127,25 @@ std::map<std::string, std::function<Example()>> examples() {
         e.int_inputs = {labels(size_t(e.batch) * 4, 3, 22)};
         return e;
     };
+    // Embeddings: i32 ids [5] over a vocabulary of 7 -> embedding(7, 4) -> body -> logits [5, 7] -> per-position
+    // cross-entropy (ids, then labels).
+    const auto tokens = [](const std::function<int(Model&, int)>& body) {
+        Example e;
+        const int ids = e.model.input("ids", {5}, vktrain::DataType::i32);
+        const int logits = body(e.model, e.model.embedding(ids, 7, 4));
+        e.model.cross_entropy(logits, e.model.input("labels", {5}, vktrain::DataType::i32));
+        e.int_inputs = {labels(size_t(e.batch) * 5, 7, 41), labels(size_t(e.batch) * 5, 7, 42)};
+        return e;
+    };
+    m["embedding"] = [tokens] { return tokens([](Model& g, int x) { return g.linear(g.gelu_tanh(x), 7); }); };
+    // T = 5 of 8 positions; the input's gradient (dx = dy) reaches the embedding.
+    m["position_embedding"] = [tokens] {
+        return tokens([](Model& g, int x) { return g.linear(g.gelu_tanh(g.position_embedding(x, 8)), 7); });
+    };
+    // The embedding's table is also the output projection: its gradient sums both uses.
+    m["linear_tied"] = [tokens] {
+        return tokens([](Model& g, int x) { return g.linear_tied(g.gelu_tanh(g.linear(x, 4)), x); });
+    };
     return m;
 }
 
