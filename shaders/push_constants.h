@@ -151,6 +151,23 @@ struct EmbeddingPush {
     uint pad0;
 };
 
+// Decode-time attention with a key/value cache (attention_decode.comp): one new position p (read from an int32
+// buffer) per call; qkv [3 * width] of it (q | k | v, heads of head_size), k/v caches fp32 [max_positions, width],
+// out [width]. The new k and v are written to row p, then each head attends over rows 0..p.
+struct AttnDecodePush {
+    uint heads;
+    uint head_size;
+    uint width;
+    uint max_positions;
+    float scale;
+    uint offset_qkv;
+    uint offset_pos;
+    uint offset_k;
+    uint offset_v;
+    uint offset_out;
+    uint pad0, pad1;
+};
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

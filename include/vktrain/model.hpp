@@ -134,6 +134,9 @@ public:
     // no bias): weight tying. E is one parameter; its gradient is the sum of both uses. Both weights start N(0, 1)
     // (PyTorch's nn.Embedding), see set_init.
     int linear_tied(int x, int embedding_node);
+    // Generation only: attention of one new position (qkv [1, 3·width], GPT-2 order) over a key/value cache of
+    // max_positions rows (buffers "<name>.k" and "<name>.v"); position: an i32 model input [1]. -> [1, width].
+    int cached_attention(int qkv, int position, uint32_t heads, uint32_t max_positions);
 
     // Gives a node another name (its parameters become "<name>.weight", ...), e.g. PyTorch module paths such as
     // "transformer.h.0.attn.c_attn"; before any set_trainable / set_weight_decay / set_init.
@@ -153,6 +156,12 @@ public:
     // A GPT (pre-LayerNorm decoder, nanoGPT layout and parameter names) over token ids: inputs "ids" and "targets"
     // (i32, [context] each), next-token cross-entropy over every position. See GptOptions.
     static Model gpt(const GptOptions& options);
+    // The same GPT for generation, one token per forward pass: inputs "ids" and "pos" (i32, [1] each: the new token
+    // and its position), a key/value cache per layer (buffers "transformer.h.<l>.attn.cache.k" / ".v", fp32
+    // [context, width]) and the same parameter names as gpt(), so its weights load unchanged. predict() gives the
+    // next-token logits [1, vocab]. Compile it with batch size 1 and inference_only; positions must be fed in order
+    // 0, 1, 2, ... (a position overwrites that row of every cache).
+    static Model gpt_decoder(const GptOptions& options);
 
     const std::vector<Node>& nodes() const { return m_nodes; }
     std::vector<int> inputs() const; // input nodes in declaration order

@@ -44,6 +44,7 @@ struct OpDef {
     int inplace_input = -1;      // out[0] may reuse in[inplace_input]'s storage when that input dies here
     bool loss = false;
     bool backward_only = false; // emitted by autodiff only
+    bool inference_only = false; // no backward (e.g. a decode-time cache): models using it only run forward
 };
 
 // Throws vktrain::Error for an unknown name.
@@ -57,6 +58,7 @@ void register_elementwise_ops(std::vector<OpDef>& table);
 void register_loss_ops(std::vector<OpDef>& table);
 void register_vision_ops(std::vector<OpDef>& table);
 void register_shape_ops(std::vector<OpDef>& table);
+void register_decode_ops(std::vector<OpDef>& table); // generation
 // Embeddings: token embedding, positional embedding, weight tying (after dense: linear_tied reuses linear).
 void register_embedding_ops(std::vector<OpDef>& table);
 

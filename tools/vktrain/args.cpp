@@ -276,6 +276,47 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     return a;
 }
 
+GenerateArgs parse_generate_args(const std::vector<std::string>& args) {
+    GenerateArgs a;
+    ArgReader r(args);
+    while (r.next()) {
+        const std::string& n = r.name();
+        if (r.is("--help")) {
+            r.flag();
+            a.help = true;
+        } else if (read_device_option(r, a.device)) {
+            // --device, --validation, --no-coopmat
+        } else if (r.is("--weights")) {
+            a.weights = r.value();
+        } else if (r.is("--prompt")) {
+            a.prompt = r.value();
+        } else if (r.is("--tokens")) {
+            a.tokens = uint32_t(parse_uint(n, r.value(), 0, 1u << 24));
+        } else if (r.is("--temperature")) {
+            a.temperature = parse_real(n, r.value(), false);
+        } else if (r.is("--seed")) {
+            a.seed = parse_uint(n, r.value(), 0, max_u64);
+        } else if (r.is("--no-cache")) {
+            r.flag();
+            a.no_cache = true;
+        } else if (r.is("--precision")) {
+            a.precision = parse_precision(n, r.value());
+        } else if (r.is("--gemm-path")) {
+            a.gemm_path = parse_gemm_path(n, r.value());
+        } else if (r.is("--quiet")) {
+            r.flag();
+            a.quiet = true;
+        } else {
+            r.unknown();
+        }
+    }
+    if (a.help) return a;
+    if (a.weights.empty()) throw UsageError("--weights FILE is required");
+    if (a.prompt.empty()) throw UsageError("--prompt must not be empty (generation continues a text)");
+    if (a.temperature > 100.0) throw UsageError("--temperature must be at most 100");
+    return a;
+}
+
 EvalArgs parse_eval_args(const std::vector<std::string>& args) {
     EvalArgs a;
     a.data_dir = default_fashion_mnist_dir();

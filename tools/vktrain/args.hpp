@@ -122,6 +122,20 @@ struct EvalArgs {
     uint32_t batch_size = 128;
 };
 
+struct GenerateArgs {
+    bool help = false;
+    std::string weights;
+    std::string prompt = "\n";
+    uint32_t tokens = 300;
+    double temperature = 0.8;
+    uint64_t seed = 1;
+    bool no_cache = false; // re-run the whole context for every token (the reference and the baseline)
+    std::optional<Precision> precision;
+    DeviceArgs device;
+    GemmPath gemm_path = GemmPath::auto_select;
+    bool quiet = false; // only the generated text
+};
+
 struct DevicesArgs {
     bool help = false;
     bool validation = false;
@@ -130,5 +144,6 @@ struct DevicesArgs {
 TrainArgs parse_train_args(const std::vector<std::string>& args);
 EvalArgs parse_eval_args(const std::vector<std::string>& args);
 DevicesArgs parse_devices_args(const std::vector<std::string>& args);
+GenerateArgs parse_generate_args(const std::vector<std::string>& args);
 
 } // namespace vktrain::cli
