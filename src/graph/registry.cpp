@@ -30,6 +30,8 @@ void register_ops(std::vector<OpDef>& t) {
     register_loss_ops(t);
     register_vision_ops(t);
     register_shape_ops(t);
+    // LayerNorm and RMSNorm
+    register_norm_ops(t);
 }
 
 const OpDef& op_def(const std::string& name) {
