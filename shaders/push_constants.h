@@ -167,6 +167,18 @@ struct AttnDecodePush {
     uint offset_out;
     uint pad0, pad1;
 };
+// LayerNorm / RMSNorm (layer_norm*.comp, src/kernels/layer_norm.cpp): x seen as rows × cols, normalised over
+// each row's cols elements; per-row statistics (mean, rstd) are fp32 with `rows` elements, weight / bias and
+// the parameter gradients have `cols`. offsets[k] is the first element of binding k inside its bound range.
+struct NormPush {
+    uint rows;
+    uint cols;
+    uint flags; // NORM_FLAG_AFFINE, FLAG_ACCUMULATE
+    float eps;  // added to the variance (LayerNorm) or to the mean square (RMSNorm)
+    uint offsets[6];
+};
+
+#define NORM_FLAG_AFFINE 1u // the weight (and for LayerNorm the bias) bindings hold parameters; else unused
 
 #ifdef __cplusplus
 } // namespace vktrain::kernels

@@ -116,6 +116,13 @@ public:
     // Per-sample dimensions (the batch dimension not counted): swap two, or keep [start, end) of one.
     int transpose(int x, uint32_t dim0, uint32_t dim1);
     int slice(int x, uint32_t dim, int64_t start, int64_t end);
+    // LayerNorm and RMSNorm over the last dimension (any leading dimensions), statistics in fp32 (PyTorch
+    // nn.LayerNorm(C, eps, elementwise_affine=affine) and nn.RMSNorm(C, eps)):
+    //   layer_norm: y = (x - mean) / sqrt(var + eps) * weight + bias (biased variance; "<name>.weight" [C] = 1
+    //               and "<name>.bias" [C] = 0 when affine, else no parameters); nodes "ln0", "ln1", ...
+    //   rms_norm:   y = x / sqrt(mean(x^2) + eps) * weight ("<name>.weight" [C] = 1); nodes "rms0", ...
+    int layer_norm(int x, float eps = 1e-5f, bool affine = true);
+    int rms_norm(int x, float eps = 1e-6f);
 
     // Losses (one per model): mean over all samples and positions.
     // logits [..., classes] against integer labels shaped like logits without the last dimension.

@@ -219,6 +219,21 @@ int Model::slice(int x, uint32_t dim, int64_t start, int64_t end) {
     return add_node(n, "slice");
 }
 
+// LayerNorm and RMSNorm
+int Model::layer_norm(int x, float eps, bool affine) {
+    VKT_CHECK(eps > 0 && std::isfinite(eps), "layer_norm: eps must be positive and finite, got ", eps);
+    Node n = unary("layer_norm", next_name("ln"), x);
+    n.attrs = {{"eps", eps}, {"affine", affine ? 1 : 0}};
+    return add_node(n, "layer_norm");
+}
+
+int Model::rms_norm(int x, float eps) {
+    VKT_CHECK(eps > 0 && std::isfinite(eps), "rms_norm: eps must be positive and finite, got ", eps);
+    Node n = unary("rms_norm", next_name("rms"), x);
+    n.attrs = {{"eps", eps}};
+    return add_node(n, "rms_norm");
+}
+
 int Model::cross_entropy(int logits, int labels) {
     Node n;
     n.op = "cross_entropy";

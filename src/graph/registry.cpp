@@ -32,6 +32,8 @@ void register_ops(std::vector<OpDef>& t) {
     register_shape_ops(t);
     register_decode_ops(t); // generation
     register_embedding_ops(t); // embeddings
+    // LayerNorm and RMSNorm
+    register_norm_ops(t);
 }
 
 const OpDef& op_def(const std::string& name) {

@@ -61,6 +61,8 @@ void register_shape_ops(std::vector<OpDef>& table);
 void register_decode_ops(std::vector<OpDef>& table); // generation
 // Embeddings: token embedding, positional embedding, weight tying (after dense: linear_tied reuses linear).
 void register_embedding_ops(std::vector<OpDef>& table);
+// LayerNorm and RMSNorm (ops_norm.cpp)
+void register_norm_ops(std::vector<OpDef>& table);
 
 // Checks for shape inference.
 void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);

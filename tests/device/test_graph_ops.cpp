@@ -146,6 +146,13 @@ std::map<std::string, std::function<Example()>> examples() {
     m["linear_tied"] = [tokens] {
         return tokens([](Model& g, int x) { return g.linear_tied(g.gelu_tanh(g.linear(x, 4)), x); });
     };
+    // LayerNorm and RMSNorm over the last dimension of [positions, features]: a LayerNorm without affine transform,
+    // a GELU, then an affine one (its input gradient reaches the first); RMSNorm then a GELU.
+    m["layer_norm"] = [] {
+        return classifier(15, {3, 5},
+                          [](Model& g, int x) { return g.layer_norm(g.gelu_tanh(g.layer_norm(x, 1e-5f, false))); });
+    };
+    m["rms_norm"] = [] { return classifier(15, {3, 5}, [](Model& g, int x) { return g.gelu_tanh(g.rms_norm(x)); }); };
     return m;
 }
 
