@@ -14,11 +14,13 @@ struct ModelSpec;
 int run_train_text(TrainArgs& args, const ModelSpec& spec); // run_train's path for --model gpt:...
 int run_eval(const std::vector<std::string>& args);
 int run_devices(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
 
 // Help texts (each ends with a newline).
 const char* main_usage();
 const char* train_usage();
 const char* eval_usage();
 const char* devices_usage();
+const char* generate_usage();
 
 } // namespace vktrain::cli

@@ -9,8 +9,9 @@ const char* main_usage() {
 Train neural networks with Vulkan compute in mixed precision.
 
 commands:
-  train     train an MLP on Fashion-MNIST
+  train     train a model: an MLP or CNN on Fashion-MNIST, or a GPT on text
   eval      evaluate saved weights on the Fashion-MNIST test set
+  generate  continue a text with a GPT trained by `vktrain train --model gpt:...`
   devices   list the Vulkan devices and their capabilities
 
   vktrain COMMAND --help   options of a command
@@ -23,7 +24,8 @@ exit status: 0 success, 1 runtime error, 2 usage error
 const char* train_usage() {
     return R"(usage: vktrain train [options]
 
-Trains a built-in model on Fashion-MNIST (gzipped IDX files), evaluating on the test set after every epoch.
+Trains a built-in model on Fashion-MNIST (gzipped IDX files), evaluating on the test set after every epoch, or
+(--model gpt:...) a character-level GPT on a text corpus for a number of steps.
 
 data and model:
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
@@ -32,6 +34,20 @@ data and model:
                           linear(1024,10); its recipe defaults are weight decay 0.01 and a constant learning rate
   --limit N               use the first N training samples
   --test-limit N          use the first N test samples
+
+text models (--model gpt[:layers=4,heads=4,width=128,context=128,mlp=512,tied=0]; recipe defaults: AdamW lr 3e-4,
+weight decay 0.1, batch 32 windows of context+1 characters):
+  --text PATH             a UTF-8 file, or a folder whose regular files (not *.dat, *.u8 or symlinks; invalid
+                          UTF-8 skipped) are read in name order (default /usr/share/games/fortunes); the first 90%
+                          of the characters train, the last 10% validate
+  --steps N               optimizer steps (default 2000)
+  --warmup N              linear warm-up steps, then cosine decay to --min-lr at the last step (default 100)
+  --min-lr X              the learning rate at the last step (default lr / 10)
+  --clip X                clip the global gradient norm to X (default 1; 0: off)
+  --micro-batch N         samples per device pass; smaller than --batch-size accumulates gradients (same update)
+  --eval-at LIST          validation loss after these steps (default 0,250,500,1000,2000; the last step always)
+  --val-limit N           use the first N validation windows (default: all)
+  --log-every N           a progress line every N steps (default steps / 40)
 
 training:
   --precision P           mixed or fp32 (default mixed)
@@ -91,6 +107,30 @@ Evaluates saved weights on the Fashion-MNIST test set and prints test_loss, test
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
   --validation            enable the Vulkan validation layer
+  --help                  this text
+)";
+}
+
+const char* generate_usage() {
+    return R"(usage: vktrain generate --weights FILE [options]
+
+Continues --prompt with a GPT trained by `vktrain train --model gpt:...` (its weights file records the model and
+the vocabulary) and prints the prompt and the generated text; the time per token goes to stderr. Each new token
+costs one position over a key/value cache; when the context is full the cache restarts from the last context/2
+characters.
+
+  --weights FILE          safetensors file written by `vktrain train --model gpt:... --output FILE`
+  --prompt TEXT           the text to continue (default a newline); every character must be in the vocabulary
+  --tokens N              characters to generate (default 300)
+  --temperature T         sampling temperature (default 0.8; 0: always the most likely character)
+  --seed N                sampling seed (default 1)
+  --no-cache              re-run the whole context (up to its last context characters) for every token
+  --precision P           mixed or fp32 (default: the precision stored in the file)
+  --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
+  --device INDEX|NAME     device index or a substring of its name
+  --no-coopmat            never use VK_KHR_cooperative_matrix
+  --validation            enable the Vulkan validation layer
+  --quiet                 print only the text
   --help                  this text
 )";
 }
