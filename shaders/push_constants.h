@@ -142,6 +142,19 @@ struct CopyPush {
     uint dst_stride[COPY_DIMS];
 };
 
+// ---- softmax and self-attention (issue 12) ----
+// softmax.comp: rows × cols, each row a softmax over its cols elements (see the shader for the bindings).
+struct SoftmaxPush {
+    uint rows;
+    uint cols;
+    uint flags;  // SOFTMAX_FLAG_*, FLAG_ACCUMULATE (backward)
+    float scale; // the input is multiplied by it first
+    uint offset0, offset1, offset2;
+    uint pad0;
+};
+#define SOFTMAX_FLAG_BACKWARD 1u // dx from p and dp, else p from x
+#define SOFTMAX_FLAG_CAUSAL 2u   // row r sees columns j <= r % cols only
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

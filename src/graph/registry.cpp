@@ -30,6 +30,8 @@ void register_ops(std::vector<OpDef>& t) {
     register_loss_ops(t);
     register_vision_ops(t);
     register_shape_ops(t);
+    // softmax and self-attention (issue 12)
+    register_attention_ops(t);
 }
 
 const OpDef& op_def(const std::string& name) {

@@ -55,6 +55,8 @@ void register_elementwise_ops(std::vector<OpDef>& table);
 void register_loss_ops(std::vector<OpDef>& table);
 void register_vision_ops(std::vector<OpDef>& table);
 void register_shape_ops(std::vector<OpDef>& table);
+// softmax and self-attention (issue 12)
+void register_attention_ops(std::vector<OpDef>& table);
 
 // Checks for shape inference.
 void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);

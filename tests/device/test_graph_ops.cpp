@@ -127,6 +127,19 @@ std::map<std::string, std::function<Example()>> examples() {
         e.int_inputs = {labels(size_t(e.batch) * 4, 3, 22)};
         return e;
     };
+    // ---- softmax and self-attention (issue 12) ----
+    m["softmax"] = [] { return classifier(12, {3, 4}, [](Model& g, int x) { return g.softmax(x); }); };
+    // qkv [4 positions, 3 * 6] with 2 heads of 3, causal; qkv also feeds a slice whose backward runs first, so
+    // the attention's backward adds into d(qkv) (accumulate mode).
+    m["self_attention"] = [] {
+        return classifier(72, {4, 18}, [](Model& g, int x) {
+            const int a = g.self_attention(x, 2);
+            return g.add(a, g.slice(x, 1, 0, 6));
+        });
+    };
+    m["self_attention_full"] = [] {
+        return classifier(45, {3, 15}, [](Model& g, int x) { return g.self_attention(x, 5, false); });
+    };
     return m;
 }
 
