@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
         shapes.push_back({false, true, 128, 256, 784, DType::f16});
         shapes.push_back({true, false, 256, 784, 128, DType::f32});
         shapes.push_back({false, false, 128, 256, 128, DType::f16});
+        // Self-attention (issue 12): B·H = 128 (sample, head) items of T = 128 positions and head size 32, read
+        // from qkv rows of 3C = 384 (4 heads) and written to output rows of C = 128: S = Q·Kᵀ (fp32), O = P·V.
+        shapes.push_back({false, true, 128, 128, 32, DType::f32, 128, 384, 384, 0});
+        shapes.push_back({false, false, 128, 32, 128, DType::f16, 128, 0, 384, 128});
 
         vktrain::io::Json results = vktrain::io::Json::array();
         std::printf("device: %s (%s %s)\n%-36s %-11s %10s %10s\n", info.name.c_str(), info.driver_name.c_str(),
@@ -80,7 +84,7 @@ int main(int argc, char** argv) {
                 GemmShape s = base;
                 if (path == GemmPath::fp32) s.out = DType::f32;
                 const double us = vktrain::kernels::time_gemm(dev, path, s, repeats);
-                const double gflops = 2.0 * s.m * s.n * s.k / (us * 1e3);
+                const double gflops = 2.0 * s.m * s.n * s.k * s.batch / (us * 1e3);
                 std::printf("%-36s %-11s %10.1f %10.2f\n", s.key().c_str(), vktrain::to_string(path), us, gflops);
                 vktrain::io::Json r = vktrain::io::Json::object();
                 r["shape"] = s.key();

@@ -1,9 +1,9 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// Batched GEMM for training: C_z (+)= op(A_z)·op(B_z), the transposes expressed by strides and the batch
-// by per-operand batch strides (see GemmPush). The tile loops live in gemm_core.glsl: COOPMAT uses
-// VK_KHR_cooperative_matrix (fp16 × fp16 → fp32, the tile shape comes from the device's property list
-// through specialization constants); otherwise fp32 arithmetic over fp16 or fp32 storage, in shared-memory
+// Batched GEMM for training: C_z (+)= op(A_z)·op(B_z), the transposes and leading dimensions expressed by
+// strides and the (two-level) batch by per-operand outer and inner strides (see GemmPush). The tile loops
+// live in gemm_core.glsl: COOPMAT uses VK_KHR_cooperative_matrix (fp16 × fp16 → fp32, the tile shape comes
+// from the device's property list through specialization constants); otherwise fp32 arithmetic over fp16 or fp32 storage, in shared-memory
 // tiles or register blocks. fp16 results are stored through the bit-exact conversion of elementwise.glsl
 // (overflow gives inf, which the dynamic loss scaler must see).
 #include "dtypes.glsl"
@@ -37,9 +37,10 @@ void main() {
     g_k = p.k;
     // Batches beyond maxComputeWorkGroupCount[2] loop, as blocks do in gemm_all_blocks.
     for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
-        g_a_base = p.a_offset + z * p.a_batch;
-        g_b_base = p.b_offset + z * p.b_batch;
-        g_c_base = p.c_offset + z * p.c_batch;
+        const uint outer = z / p.inner, inner = z % p.inner;
+        g_a_base = p.a_offset + outer * p.a_outer + inner * p.a_inner;
+        g_b_base = p.b_offset + outer * p.b_outer + inner * p.b_inner;
+        g_c_base = p.c_offset + outer * p.c_outer + inner * p.c_inner;
         gemm_all_blocks();
     }
 }

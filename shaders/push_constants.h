@@ -9,18 +9,22 @@ namespace vktrain::kernels {
 using uint = uint32_t;
 #endif
 
-// For each batch item z < batch: C_z[m, n] (+)= sum_k A_z(m, k) * B_z(k, n) with
-// A_z(m, k) = a[a_offset + z * a_batch + m * a_stride_m + k * a_stride_k] and
-// B_z(k, n) = b[b_offset + z * b_batch + k * b_stride_k + n * b_stride_n]: the strides express A·B, A·Bᵀ
-// and Aᵀ·B; a batch stride of 0 broadcasts that operand.
+// For each batch item z < batch, with outer = z / inner and i = z % inner (a two-level batch: e.g. sample
+// and attention head): C_z[m, n] (+)= sum_k A_z(m, k) * B_z(k, n) with
+// A_z(m, k) = a[a_offset + outer * a_outer + i * a_inner + m * a_stride_m + k * a_stride_k],
+// B_z(k, n) = b[b_offset + outer * b_outer + i * b_inner + k * b_stride_k + n * b_stride_n] and
+// C_z[m, n] = c[c_offset + outer * c_outer + i * c_inner + m * c_stride_m + n]: the strides express A·B,
+// A·Bᵀ and Aᵀ·B and leading dimensions wider than a row (a column block of a wider matrix); a batch stride
+// of 0 broadcasts that operand.
 struct GemmPush {
     uint m, n, k;
     uint a_offset, a_stride_m, a_stride_k;
     uint b_offset, b_stride_k, b_stride_n;
     uint c_offset, c_stride_m;
     uint accumulate; // 1: C += result
-    uint batch;
-    uint a_batch, b_batch, c_batch;
+    uint batch;      // items in all
+    uint inner;      // items per outer index (>= 1)
+    uint a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
 };
 
 // Specialization constant ids of gemm_core.glsl (gemm.comp, conv.comp).
@@ -179,6 +183,18 @@ struct NormPush {
 };
 
 #define NORM_FLAG_AFFINE 1u // the weight (and for LayerNorm the bias) bindings hold parameters; else unused
+// ---- softmax and self-attention (issue 12) ----
+// softmax.comp: rows × cols, each row a softmax over its cols elements (see the shader for the bindings).
+struct SoftmaxPush {
+    uint rows;
+    uint cols;
+    uint flags;  // SOFTMAX_FLAG_*, FLAG_ACCUMULATE (backward)
+    float scale; // the input is multiplied by it first
+    uint offset0, offset1, offset2;
+    uint pad0;
+};
+#define SOFTMAX_FLAG_BACKWARD 1u // dx from p and dp, else p from x
+#define SOFTMAX_FLAG_CAUSAL 2u   // row r sees columns j <= r % cols only
 
 #ifdef __cplusplus
 } // namespace vktrain::kernels

@@ -123,6 +123,12 @@ public:
     //   rms_norm:   y = x / sqrt(mean(x^2) + eps) * weight ("<name>.weight" [C] = 1); nodes "rms0", ...
     int layer_norm(int x, float eps = 1e-5f, bool affine = true);
     int rms_norm(int x, float eps = 1e-6f);
+    // ---- softmax and self-attention (issue 12) ----
+    int softmax(int x); // over the last dimension (PyTorch softmax(dim=-1))
+    // qkv per sample [T, 3C] in GPT-2 order (q | k | v along the last dimension, each split into `heads` heads of
+    // C / heads columns) -> [T, C] with head h in columns [h * C / heads, (h + 1) * C / heads); scores scaled by
+    // 1 / sqrt(C / heads); causal: position t attends to positions <= t only.
+    int self_attention(int qkv, uint32_t heads, bool causal = true);
 
     // Losses (one per model): mean over all samples and positions.
     // logits [..., classes] against integer labels shaped like logits without the last dimension.

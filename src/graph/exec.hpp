@@ -56,6 +56,9 @@ public:
     GemmPath path(const std::string& site) const;
     void gemm(const std::string& site, const kernels::MatRef& a, bool trans_a, const kernels::MatRef& b, bool trans_b,
               const kernels::MatRef& c, bool accumulate);
+    // A strided GEMM (leading dimensions, two-level batch) on the site's path; declare it with
+    // kernels::gemm_shape(desc). An op with several GEMMs names its sites "<label>:<what>".
+    void gemm(const std::string& site, const kernels::GemmDesc& desc);
     // The convolution of `direction` on the site's path: forward (x, w -> y), backward_data (dy, w -> dx),
     // backward_weight (dy, x -> dw).
     void conv(const std::string& site, kernels::ConvDirection direction, const kernels::Conv2dShape& shape,

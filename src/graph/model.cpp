@@ -234,6 +234,18 @@ int Model::rms_norm(int x, float eps) {
     return add_node(n, "rms_norm");
 }
 
+// ---- softmax and self-attention (issue 12) ----
+int Model::softmax(int x) {
+    return add_node(unary("softmax", next_name("softmax"), x), "softmax");
+}
+
+int Model::self_attention(int qkv, uint32_t heads, bool causal) {
+    VKT_CHECK(heads > 0, "self_attention: heads must be positive");
+    Node n = unary("self_attention", next_name("attn"), qkv);
+    n.attrs = {{"heads", heads}, {"causal", causal ? 1.0 : 0.0}};
+    return add_node(n, "self_attention");
+}
+
 int Model::cross_entropy(int logits, int labels) {
     Node n;
     n.op = "cross_entropy";

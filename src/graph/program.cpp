@@ -83,6 +83,10 @@ void Exec::gemm(const std::string& site, const MatRef& a, bool trans_a, const Ma
     kernels::record_gemm(m_device, seq(), path(site), a, trans_a, b, trans_b, c, accumulate);
 }
 
+void Exec::gemm(const std::string& site, const kernels::GemmDesc& desc) {
+    kernels::record_gemm_strided(m_device, seq(), path(site), desc);
+}
+
 // ---- Program ----
 
 Program::Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
@@ -124,7 +128,7 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
     std::vector<GemmReport> ordered;
     for (const IrNode& n : m_ir.nodes)
         for (const GemmReport& r : m_reports)
-            if (r.site == n.label) ordered.push_back(r);
+            if (r.site == n.label || r.site.rfind(n.label + ":", 0) == 0) ordered.push_back(r);
     if (ordered.size() == m_reports.size()) m_reports = std::move(ordered);
 }
 

@@ -34,6 +34,8 @@ void register_ops(std::vector<OpDef>& t) {
     register_embedding_ops(t); // embeddings
     // LayerNorm and RMSNorm
     register_norm_ops(t);
+    // softmax and self-attention (issue 12)
+    register_attention_ops(t);
 }
 
 const OpDef& op_def(const std::string& name) {

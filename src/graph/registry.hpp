@@ -63,6 +63,8 @@ void register_decode_ops(std::vector<OpDef>& table); // generation
 void register_embedding_ops(std::vector<OpDef>& table);
 // LayerNorm and RMSNorm (ops_norm.cpp)
 void register_norm_ops(std::vector<OpDef>& table);
+// softmax and self-attention (issue 12)
+void register_attention_ops(std::vector<OpDef>& table);
 
 // Checks for shape inference.
 void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);

@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <iterator>
+#include <utility>
 
 #include "push_constants.h"
 #include "runtime/device.hpp"
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(GemmPush) == 16 * 4, "GemmPush layout must match shaders/push_constants.h");
+static_assert(sizeof(GemmPush) == 20 * 4, "GemmPush layout must match shaders/push_constants.h");
 
 namespace {
 
@@ -24,16 +26,47 @@ const CoopMatShape& pick_coopmat_shape(const runtime::DeviceCaps& caps) {
     });
 }
 
-// The bound range of `count` items of `item`'s size, `stride` elements apart from item's offset, as one
-// row: what operand() binds for a batched operand.
-MatRef batch_span(const MatRef& item, uint32_t count, uint64_t stride, const char* what) {
-    const uint64_t span = uint64_t(count - 1) * stride + item.count();
-    VKT_CHECK(span < k_max_kernel_elements, "batched GEMM: ", what, " spans ", span, " elements (", count, " items of ",
-              item.rows, "x", item.cols, ", stride ", stride, "); at most 2^31 are supported");
+// An operand's row stride as the shader uses it (a single row never steps to a next one).
+uint64_t effective_ld(const GemmOperand& o) {
+    return o.mat.rows > 1 ? o.row_stride() : o.mat.cols;
+}
+
+// The bound range of every item of `o` (outer × inner of them), as one row: what operand() binds.
+MatRef batch_span(const GemmOperand& o, uint32_t outer, uint32_t inner, const char* what) {
+    const MatRef& item = o.mat;
+    VKT_CHECK(item.rows <= 1 || o.row_stride() >= item.cols, "GEMM: ", what, "'s leading dimension ", o.row_stride(),
+              " is below its row of ", item.cols, " elements");
+    const uint64_t extent = item.count() == 0 ? 0 : uint64_t(item.rows - 1) * effective_ld(o) + item.cols;
+    const uint64_t span = uint64_t(outer - 1) * (outer > 1 ? o.stride_outer : 0) +
+                          uint64_t(inner - 1) * (inner > 1 ? o.stride_inner : 0) + extent;
+    VKT_CHECK(span < k_max_kernel_elements, "GEMM: ", what, " spans ", span, " elements (", outer, "x", inner,
+              " items of ", item.rows, "x", item.cols, ", leading dimension ", effective_ld(o), ", strides ",
+              o.stride_outer, "/", o.stride_inner, "); at most 2^31 are supported");
     MatRef m = item;
     m.rows = 1;
     m.cols = uint32_t(span);
     return m;
+}
+
+// True when no two elements of the output (rows × cols per item, every item) share an address. The index
+// map (o, i, r, j) -> o·so + i·si + r·ld + j is injective when, taking the dimensions of size > 1 by
+// increasing stride, each stride exceeds the farthest offset the smaller ones reach (PyTorch's overlap
+// rule): exact for the layouts GEMMs write (contiguous items, head column blocks), conservative otherwise.
+bool output_items_disjoint(const GemmOperand& c, uint32_t outer, uint32_t inner) {
+    std::pair<uint64_t, uint64_t> dims[4] = {
+        {1, c.mat.cols}, {effective_ld(c), c.mat.rows}, {c.stride_inner, inner}, {c.stride_outer, outer}};
+    std::sort(std::begin(dims), std::end(dims));
+    uint64_t reach = 1; // one past the largest offset the dimensions so far reach
+    for (const auto& [stride, size] : dims) {
+        if (size <= 1) continue;
+        if (stride < reach) return false;
+        reach += (size - 1) * stride;
+    }
+    return true;
+}
+
+uint32_t stride_u32(uint64_t stride, uint32_t count) {
+    return count > 1 ? uint32_t(stride) : 0; // below the checked span, so it fits; unused for one item
 }
 
 } // namespace
@@ -155,48 +188,67 @@ void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path,
 void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmBatch& batch,
                          const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                          bool accumulate) {
-    const uint32_t m = trans_a ? a.cols : a.rows;
-    const uint32_t k = trans_a ? a.rows : a.cols;
-    const uint32_t kb = trans_b ? b.cols : b.rows;
-    const uint32_t n = trans_b ? b.rows : b.cols;
+    GemmDesc d;
+    d.a = {a, 0, batch.a_stride, 0};
+    d.b = {b, 0, batch.b_stride, 0};
+    d.c = {c, 0, batch.c_stride, 0};
+    d.trans_a = trans_a;
+    d.trans_b = trans_b;
+    d.outer = batch.count;
+    d.accumulate = accumulate;
+    record_gemm_strided(device, seq, path, d);
+}
+
+void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& d) {
+    const MatRef &a = d.a.mat, &b = d.b.mat, &c = d.c.mat;
+    const uint32_t m = d.trans_a ? a.cols : a.rows;
+    const uint32_t k = d.trans_a ? a.rows : a.cols;
+    const uint32_t kb = d.trans_b ? b.cols : b.rows;
+    const uint32_t n = d.trans_b ? b.rows : b.cols;
     VKT_CHECK(k == kb, "GEMM inner dimensions differ: ", k, " vs ", kb);
     VKT_CHECK(c.rows == m && c.cols == n, "GEMM output is ", c.rows, "x", c.cols, ", expected ", m, "x", n);
     const DType in_type = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     VKT_CHECK(a.dtype == in_type && b.dtype == in_type, "GEMM path ", to_string(path), " takes ", dtype_name(in_type),
               " inputs");
-    VKT_CHECK(batch.count <= 1 || batch.c_stride >= c.count(), "batched GEMM: C items overlap (stride ", batch.c_stride,
-              " < ", c.rows, "x", c.cols, "); each output item needs its own elements");
-    if (m == 0 || n == 0 || batch.count == 0) return;
+    const uint64_t count = uint64_t(d.outer) * d.inner;
+    VKT_CHECK(count < (1ull << 32), "GEMM: ", d.outer, "x", d.inner, " items exceed 2^32");
+    VKT_CHECK(output_items_disjoint(d.c, d.outer, d.inner), "GEMM: output elements overlap (", d.outer, "x", d.inner,
+              " items of ", c.rows, "x", c.cols, ", leading dimension ", effective_ld(d.c), ", strides ",
+              d.c.stride_outer, "/", d.c.stride_inner, "); each output element needs its own address");
+    if (m == 0 || n == 0 || count == 0) return;
 
     const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k);
     const runtime::Kernel& kernel =
         device.pipelines().get(cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT));
-    const uint32_t count = batch.count;
-    const Operand oa = operand(device, batch_span(a, count, batch.a_stride, "A"), runtime::Access::read);
-    const Operand ob = operand(device, batch_span(b, count, batch.b_stride, "B"), runtime::Access::read);
-    const Operand oc = operand(device, batch_span(c, count, batch.c_stride, "C"),
-                               accumulate ? runtime::Access::read_write : runtime::Access::write);
+    const Operand oa = operand(device, batch_span(d.a, d.outer, d.inner, "A"), runtime::Access::read);
+    const Operand ob = operand(device, batch_span(d.b, d.outer, d.inner, "B"), runtime::Access::read);
+    const Operand oc = operand(device, batch_span(d.c, d.outer, d.inner, "C"),
+                               d.accumulate ? runtime::Access::read_write : runtime::Access::write);
     // Spans are below 2^31 elements and bound-range offsets below the descriptor alignment, so every
     // index the shader forms fits in 32 bits.
+    const uint32_t lda = uint32_t(effective_ld(d.a)), ldb = uint32_t(effective_ld(d.b));
     GemmPush pc{};
     pc.m = m;
     pc.n = n;
     pc.k = k;
     pc.a_offset = oa.offset;
-    pc.a_stride_m = trans_a ? 1 : a.cols;
-    pc.a_stride_k = trans_a ? a.cols : 1;
+    pc.a_stride_m = d.trans_a ? 1 : lda;
+    pc.a_stride_k = d.trans_a ? lda : 1;
     pc.b_offset = ob.offset;
-    pc.b_stride_k = trans_b ? 1 : b.cols;
-    pc.b_stride_n = trans_b ? b.cols : 1;
+    pc.b_stride_k = d.trans_b ? 1 : ldb;
+    pc.b_stride_n = d.trans_b ? ldb : 1;
     pc.c_offset = oc.offset;
-    pc.c_stride_m = c.cols;
-    pc.accumulate = accumulate ? 1 : 0;
-    pc.batch = count;
-    // With one item the strides are never used (and may be anything).
-    pc.a_batch = count > 1 ? uint32_t(batch.a_stride) : 0;
-    pc.b_batch = count > 1 ? uint32_t(batch.b_stride) : 0;
-    pc.c_batch = count > 1 ? uint32_t(batch.c_stride) : 0;
-    const GemmGrid g = gemm_grid(device, cfg, m, n, count);
+    pc.c_stride_m = uint32_t(effective_ld(d.c));
+    pc.accumulate = d.accumulate ? 1 : 0;
+    pc.batch = uint32_t(count);
+    pc.inner = std::max(d.inner, 1u);
+    pc.a_outer = stride_u32(d.a.stride_outer, d.outer);
+    pc.a_inner = stride_u32(d.a.stride_inner, d.inner);
+    pc.b_outer = stride_u32(d.b.stride_outer, d.outer);
+    pc.b_inner = stride_u32(d.b.stride_inner, d.inner);
+    pc.c_outer = stride_u32(d.c.stride_outer, d.outer);
+    pc.c_inner = stride_u32(d.c.stride_inner, d.inner);
+    const GemmGrid g = gemm_grid(device, cfg, m, n, pc.batch);
     seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), g.x, g.y, g.z);
 }
 

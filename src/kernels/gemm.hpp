@@ -57,6 +57,34 @@ void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPa
                          const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                          bool accumulate = false);
 
+// One operand of a strided GEMM: one item's matrix (`mat`: rows × cols as stored, i.e. before the transpose,
+// and the first item's first element), its leading dimension (elements from one row to the next; 0 means
+// cols, contiguous rows; larger makes the item a column block of a wider matrix), and the element strides
+// from item to item along the outer and the inner batch index (0 broadcasts the operand along that index).
+struct GemmOperand {
+    MatRef mat;
+    uint64_t ld = 0;
+    uint64_t stride_outer = 0, stride_inner = 0;
+
+    uint64_t row_stride() const { return ld != 0 ? ld : mat.cols; }
+};
+
+// outer · inner GEMMs (item z = o · inner + i, e.g. sample o and attention head i): C_oi (+)= op(A_oi)·op(B_oi),
+// where each operand's item (o, i) starts o · stride_outer + i · stride_inner elements after its first one.
+struct GemmDesc {
+    GemmOperand a, b, c;
+    bool trans_a = false, trans_b = false;
+    uint32_t outer = 1, inner = 1;
+    bool accumulate = false;
+};
+
+// The general entry point (record_gemm and record_gemm_batched are special cases). Checks, with one-line
+// errors: inner dimensions and the output shape agree, input types suit the path, every leading dimension
+// holds its row, every operand's bound span (first element of the first item to the last element of the
+// last one) is below 2^31 elements (32-bit shader indexing), and no two output elements (of one item or
+// of different items) coincide.
+void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& desc);
+
 // Shared by the GEMM-shaped kernels (GEMM, implicit-GEMM convolution): workgroups for `items` m × n
 // outputs in `cfg`'s blocks, each count clamped to the device's maxComputeWorkGroupCount (the shaders
 // loop over the blocks and items beyond it).

@@ -1,5 +1,6 @@
 #include "kernels/gemm_autotune.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -124,20 +125,55 @@ GemmChoice choose_path(runtime::Device& device, GemmPath requested, const std::s
 
 std::string GemmShape::key() const {
     const char* form = trans_a ? "AtB" : trans_b ? "ABt" : "AB";
-    return detail::concat(form, ":m=", m, ",n=", n, ",k=", k, ",out=", dtype_name(out));
+    std::string key = detail::concat(form, ":m=", m, ",n=", n, ",k=", k, ",out=", dtype_name(out));
+    if (batch != 1) key += detail::concat(",batch=", batch);
+    if (lda != 0 || ldb != 0 || ldc != 0) key += detail::concat(",ld=", lda, "/", ldb, "/", ldc);
+    return key;
+}
+
+GemmShape gemm_shape(const GemmDesc& d) {
+    GemmShape s;
+    s.trans_a = d.trans_a;
+    s.trans_b = d.trans_b;
+    s.m = d.c.mat.rows;
+    s.n = d.c.mat.cols;
+    s.k = d.trans_a ? d.a.mat.rows : d.a.mat.cols;
+    s.out = d.c.mat.dtype;
+    s.batch = d.outer * d.inner;
+    const auto ld = [](const GemmOperand& o) {
+        return o.mat.rows > 1 && o.row_stride() != o.mat.cols ? uint32_t(o.row_stride()) : 0u;
+    };
+    s.lda = ld(d.a);
+    s.ldb = ld(d.b);
+    s.ldc = ld(d.c);
+    return s;
 }
 
 double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats) {
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     const uint32_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
     const uint32_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
-    runtime::Buffer a = scratch(device, uint64_t(a_rows) * a_cols, in, "tune A");
-    runtime::Buffer b = scratch(device, uint64_t(b_rows) * b_cols, in, "tune B");
-    runtime::Buffer c = scratch(device, uint64_t(s.m) * s.n, s.out, "tune C");
-    return time_recorded(device, {&a, &b}, repeats, [&](runtime::Sequence& seq) {
-        record_gemm(device, seq, path, MatRef{&a, in, a_rows, a_cols}, s.trans_a, MatRef{&b, in, b_rows, b_cols},
-                    s.trans_b, MatRef{&c, s.out, s.m, s.n});
-    });
+    // Items one after the other, each with its shape's leading dimension.
+    const auto op = [&](const runtime::Buffer* buf, DType t, uint32_t rows, uint32_t cols, uint32_t ld) {
+        const uint64_t row = ld != 0 ? ld : cols;
+        return GemmOperand{MatRef{buf, t, rows, cols}, row, uint64_t(rows) * row, 0};
+    };
+    const uint32_t items = std::max(s.batch, 1u);
+    GemmDesc d;
+    d.a = op(nullptr, in, a_rows, a_cols, s.lda);
+    d.b = op(nullptr, in, b_rows, b_cols, s.ldb);
+    d.c = op(nullptr, s.out, s.m, s.n, s.ldc);
+    runtime::Buffer a = scratch(device, d.a.stride_outer * items, in, "tune A");
+    runtime::Buffer b = scratch(device, d.b.stride_outer * items, in, "tune B");
+    runtime::Buffer c = scratch(device, d.c.stride_outer * items, s.out, "tune C");
+    d.a.mat.buffer = &a;
+    d.b.mat.buffer = &b;
+    d.c.mat.buffer = &c;
+    d.trans_a = s.trans_a;
+    d.trans_b = s.trans_b;
+    d.outer = items;
+    return time_recorded(device, {&a, &b}, repeats,
+                         [&](runtime::Sequence& seq) { record_gemm_strided(device, seq, path, d); });
 }
 
 GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const GemmShape& shape) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/conv.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/tensor.hpp"
 #include "vktrain/context.hpp"
 
@@ -21,8 +22,15 @@ struct GemmShape {
     bool trans_a = false, trans_b = false;
     uint32_t m = 0, n = 0, k = 0;
     DType out = DType::f16;
-    std::string key() const; // "AtB:m=256,n=784,k=128,out=f32"
+    // Strided GEMMs (record_gemm_strided): items in all, and leading dimensions (0: contiguous rows).
+    uint32_t batch = 1;
+    uint32_t lda = 0, ldb = 0, ldc = 0;
+    // "AtB:m=256,n=784,k=128,out=f32", plus ",batch=96" and ",ld=384/384/128" where not the defaults.
+    std::string key() const;
 };
+
+// The shape a strided GEMM description times as (leading dimensions equal to the row are written as 0).
+GemmShape gemm_shape(const GemmDesc& desc);
 
 struct GemmChoice {
     GemmPath path = GemmPath::fp32;

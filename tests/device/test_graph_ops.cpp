@@ -153,6 +153,19 @@ std::map<std::string, std::function<Example()>> examples() {
                           [](Model& g, int x) { return g.layer_norm(g.gelu_tanh(g.layer_norm(x, 1e-5f, false))); });
     };
     m["rms_norm"] = [] { return classifier(15, {3, 5}, [](Model& g, int x) { return g.gelu_tanh(g.rms_norm(x)); }); };
+    // ---- softmax and self-attention (issue 12) ----
+    m["softmax"] = [] { return classifier(12, {3, 4}, [](Model& g, int x) { return g.softmax(x); }); };
+    // qkv [4 positions, 3 * 6] with 2 heads of 3, causal; qkv also feeds a slice whose backward runs first, so
+    // the attention's backward adds into d(qkv) (accumulate mode).
+    m["self_attention"] = [] {
+        return classifier(72, {4, 18}, [](Model& g, int x) {
+            const int a = g.self_attention(x, 2);
+            return g.add(a, g.slice(x, 1, 0, 6));
+        });
+    };
+    m["self_attention_full"] = [] {
+        return classifier(45, {3, 15}, [](Model& g, int x) { return g.self_attention(x, 5, false); });
+    };
     return m;
 }
 
