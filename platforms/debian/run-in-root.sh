@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run-in-root.sh DIR COMMAND...: runs COMMAND (from the current directory if it is inside DIR) inside the trixie root (made by make-trixie-root.sh) with
-# DIR (a host folder, typically the build folder) and the Fashion-MNIST data bind-mounted at the same
+# DIR (a host folder, typically the build folder), the Fashion-MNIST data and the fortunes texts bind-mounted at the same
 # paths, so host-built binaries run against Mesa 26.1 lavapipe. Mounts are undone on exit.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
@@ -34,6 +34,7 @@ bind() {
 }
 bind "$dir"
 bind /usr/share/datasets
+bind /usr/share/games
 bind /proc
 bind /dev
 bind /tmp

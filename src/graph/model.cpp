@@ -39,7 +39,8 @@ void Model::rename(int node, const std::string& name) {
     check_value(node, "rename");
     VKT_CHECK(!name.empty() && name.front() != '.' && name.back() != '.' && name.find("..") == std::string::npos &&
                   name.find_first_of(" \t\n\r\"") == std::string::npos,
-              "rename: '", name, "' is not a valid node name (non-empty, no spaces or quotes, dots only between parts)");
+              "rename: '", name,
+              "' is not a valid node name (non-empty, no spaces or quotes, dots only between parts)");
     VKT_CHECK(m_overrides.empty(), "rename: rename nodes before set_trainable, set_weight_decay or set_init");
     for (const Node& n : m_nodes)
         VKT_CHECK(n.name != name || &n == &m_nodes[size_t(node)], "rename: a node named '", name, "' exists already");

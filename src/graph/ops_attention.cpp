@@ -87,7 +87,7 @@ OpDef self_attention() {
     };
     d.lower = [](Ir& ir, IrNode& n) {
         // out[1]: the probabilities P (saved for the backward), out[2]: the fp32 scores S (scratch).
-        const Shape& x = ir.values[size_t(n.in[0])].shape;
+        const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
         const Shape scores{x[0], int64_t(n.attr("heads")), x[1], x[1]};
         for (const auto& [what, storage] : {std::pair{".probs", Storage::act}, {".scores", Storage::f32}}) {
             IrValue v;

@@ -26,7 +26,8 @@ OpDef cached_attention() {
         VKT_CHECK(heads >= 1 && (s[1] / 3) % heads == 0, "cached_attention '", n.name, "': width ", s[1] / 3,
                   " is not a multiple of ", heads, " heads");
         VKT_CHECK(in[1]->type == DataType::i32 && in[1]->op == "input" && in[1]->shape == Shape{1},
-                  "cached_attention '", n.name, "': position '", in[1]->name, "' must be an i32 model input of shape [1]");
+                  "cached_attention '", n.name, "': position '", in[1]->name,
+                  "' must be an i32 model input of shape [1]");
         VKT_CHECK(n.attrs.at("max_positions") >= 1, "cached_attention '", n.name, "': max_positions must be positive");
         return Shape{1, s[1] / 3};
     };
@@ -35,9 +36,12 @@ OpDef cached_attention() {
         return std::vector<ParamDecl>{{"k", cache, 0, InitKind::zeros, true}, {"v", cache, 0, InitKind::zeros, true}};
     };
     d.lower = [](Ir& ir, IrNode& n) {
-        VKT_CHECK(!ir.training, "cached_attention '", n.name, "' is for generation only (use an inference_only trainer)");
-        VKT_CHECK(ir.batch == 1, "cached_attention '", n.name, "': the key/value cache holds one sequence; compile with "
-                  "batch size 1, got ", ir.batch);
+        VKT_CHECK(!ir.training, "cached_attention '", n.name,
+                  "' is for generation only (use an inference_only trainer)");
+        VKT_CHECK(ir.batch == 1, "cached_attention '", n.name,
+                  "': the key/value cache holds one sequence; compile with "
+                  "batch size 1, got ",
+                  ir.batch);
     };
     d.record = [](Exec& e, const IrNode& n) {
         const uint32_t positions = n.attr_u32("max_positions");

@@ -65,7 +65,7 @@ OpDef norm(const char* name, bool rms) {
     d.lower = [rms](Ir& ir, IrNode& n) {
         n.attrs["rms"] = rms ? 1.0 : 0.0;
         n.attrs["affine"] = n.in.size() > 1 ? 1.0 : 0.0;
-        const Shape& x = ir.values[size_t(n.in[0])].shape;
+        const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
         const auto saved = [&](const char* what) {
             IrValue v;
             v.shape = Shape(x.begin(), x.end() - 1); // one per row

@@ -30,7 +30,7 @@ void register_ops(std::vector<OpDef>& t) {
     register_loss_ops(t);
     register_vision_ops(t);
     register_shape_ops(t);
-    register_decode_ops(t); // generation
+    register_decode_ops(t);    // generation
     register_embedding_ops(t); // embeddings
     // LayerNorm and RMSNorm
     register_norm_ops(t);

@@ -43,7 +43,7 @@ struct OpDef {
     bool view = false;           // out[0] is a reshape of in[0]: no kernel
     int inplace_input = -1;      // out[0] may reuse in[inplace_input]'s storage when that input dies here
     bool loss = false;
-    bool backward_only = false; // emitted by autodiff only
+    bool backward_only = false;  // emitted by autodiff only
     bool inference_only = false; // no backward (e.g. a decode-time cache): models using it only run forward
 };
 

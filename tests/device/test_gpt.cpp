@@ -58,7 +58,8 @@ TEST(Gpt, NamesShapesAndInitialisationFollowTheRecipe) {
     EXPECT_NEAR(stddev(p["transformer.h.1.attn.c_attn.weight"].data), 0.02, 0.005);
     EXPECT_NEAR(stddev(p["transformer.h.1.attn.c_proj.weight"].data), 0.02 / std::sqrt(8.0), 0.0015);
     EXPECT_NEAR(stddev(p["transformer.h.2.mlp.c_proj.weight"].data), 0.02 / std::sqrt(8.0), 0.0015);
-    for (const char* zero : {"transformer.h.0.attn.c_attn.bias", "transformer.h.0.mlp.c_proj.bias", "transformer.ln_f.bias"})
+    for (const char* zero :
+         {"transformer.h.0.attn.c_attn.bias", "transformer.h.0.mlp.c_proj.bias", "transformer.ln_f.bias"})
         for (float x : p[zero].data) ASSERT_EQ(x, 0.0f) << zero;
     for (float x : p["transformer.h.2.ln_2.weight"].data) ASSERT_EQ(x, 1.0f);
     EXPECT_THROW(Model::gpt([] {

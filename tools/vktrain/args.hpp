@@ -89,19 +89,19 @@ struct TrainArgs {
     uint32_t stop_after = 0; // 0: run to --epochs; else stop after this many epochs of this invocation
     bool force = false;
     bool quiet = false;
-    bool profile = false; // time every op of one step on the first batch before training
+    bool profile = false;        // time every op of one step on the first batch before training
     std::set<std::string> given; // every option on the command line ("--lr", ...)
 
     // Text models (--model gpt:...): steps, not epochs.
-    std::string text_path;           // --text: a file or a folder (default: the fortunes folder)
-    uint64_t steps = 2000;           // optimizer steps
-    uint64_t warmup = 100;           // linear warm-up steps
-    std::optional<double> min_lr;    // the cosine's floor (default: lr / 10)
-    double clip = 1.0;               // global gradient norm (0: off)
-    uint32_t micro_batch = 0;        // samples per device pass (0: the batch size; smaller: gradient accumulation)
+    std::string text_path;        // --text: a file or a folder (default: the fortunes folder)
+    uint64_t steps = 2000;        // optimizer steps
+    uint64_t warmup = 100;        // linear warm-up steps
+    std::optional<double> min_lr; // the cosine's floor (default: lr / 10)
+    double clip = 1.0;            // global gradient norm (0: off)
+    uint32_t micro_batch = 0;     // samples per device pass (0: the batch size; smaller: gradient accumulation)
     std::vector<uint64_t> eval_at{0, 250, 500, 1000, 2000}; // validation loss after these steps (and the last)
-    uint64_t val_limit = 0;          // validation windows (0: all)
-    uint64_t log_every = 0;          // a progress line every N steps (0: steps / 40)
+    uint64_t val_limit = 0;                                 // validation windows (0: all)
+    uint64_t log_every = 0;                                 // a progress line every N steps (0: steps / 40)
     bool has(const char* option) const { return given.count(option) != 0; }
 
     double effective_learning_rate() const {

@@ -35,14 +35,14 @@ std::string mib(uint64_t bytes) {
 
 // Options of the image recipes that mean nothing here (and the reverse is checked in run_train).
 void refuse_image_options(const TrainArgs& a) {
-    for (const char* o : {"--data", "--epochs", "--limit", "--test-limit", "--lr-schedule", "--checkpoint", "--resume",
-                          "--stop-after"})
+    for (const char* o :
+         {"--data", "--epochs", "--limit", "--test-limit", "--lr-schedule", "--checkpoint", "--resume", "--stop-after"})
         if (a.has(o))
-            throw UsageError(std::string(o) + " does not apply to text models (they train by --steps on --text" +
-                             (std::string(o) == "--checkpoint" || std::string(o) == "--resume" ||
-                                      std::string(o) == "--stop-after"
-                                  ? "; checkpoints of text runs are not supported yet)"
-                                  : ")"));
+            throw UsageError(
+                std::string(o) + " does not apply to text models (they train by --steps on --text" +
+                (std::string(o) == "--checkpoint" || std::string(o) == "--resume" || std::string(o) == "--stop-after"
+                     ? "; checkpoints of text runs are not supported yet)"
+                     : ")"));
 }
 
 struct Split {
