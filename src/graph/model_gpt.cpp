@@ -28,6 +28,7 @@ Model Model::gpt(const GptOptions& o) {
         m.rename(a, h + "attn.c_attn");
         normal.push_back(h + "attn.c_attn.weight");
         a = m.self_attention(a, o.heads, true);
+        m.rename(a, h + "attn.attention"); // no parameters: names the profile's lines
         a = m.linear(a, o.width);
         m.rename(a, h + "attn.c_proj");
         scaled.push_back(h + "attn.c_proj.weight");

@@ -64,7 +64,7 @@ bool try_decode(const std::string& bytes, std::u32string& out, std::string& reas
             return false;
         }
         if (i + len > n) {
-            reason = "truncated UTF-8 sequence at byte " + std::to_string(i);
+            reason = "invalid UTF-8 (truncated sequence) at byte " + std::to_string(i);
             return false;
         }
         for (size_t k = 1; k < len; ++k) {

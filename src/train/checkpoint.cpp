@@ -19,14 +19,15 @@ constexpr const char* key_precision = "vktrain_precision";
 constexpr const char* key_optimizer = "vktrain_optimizer";
 constexpr const char* key_optimizer_steps = "vktrain_optimizer_steps";
 constexpr const char* key_learning_rate = "vktrain_learning_rate";
+constexpr const char* key_peak_learning_rate = "vktrain_peak_learning_rate"; // what a schedule scales (optional)
 constexpr const char* key_loss_scale = "vktrain_loss_scale";
 constexpr const char* key_growth_tracker = "vktrain_growth_tracker";
 constexpr const char* key_steps = "vktrain_steps";
 constexpr const char* key_skipped = "vktrain_skipped_steps";
 
-constexpr const char* reserved_keys[] = {key_checkpoint,      key_model,         key_precision,  key_optimizer,
-                                         key_optimizer_steps, key_learning_rate, key_loss_scale, key_growth_tracker,
-                                         key_steps,           key_skipped,       key_graph};
+constexpr const char* reserved_keys[] = {
+    key_checkpoint, key_model,          key_precision, key_optimizer, key_optimizer_steps, key_learning_rate,
+    key_loss_scale, key_growth_tracker, key_steps,     key_skipped,   key_graph,           key_peak_learning_rate};
 
 const std::string* find(const Metadata& metadata, const char* key) {
     for (const auto& [k, v] : metadata)
@@ -98,6 +99,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
         {key_optimizer, optimizer_text(c.optimizer)},
         {key_optimizer_steps, std::to_string(c.optimizer_steps)},
         {key_learning_rate, float_to_text(c.learning_rate)},
+        {key_peak_learning_rate, float_to_text(c.peak_learning_rate > 0 ? c.peak_learning_rate : c.learning_rate)},
         {key_loss_scale, float_to_text(c.scaler.scale)},
         {key_growth_tracker, std::to_string(c.scaler.growth_tracker)},
         {key_steps, std::to_string(c.steps)},
@@ -140,6 +142,11 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.optimizer_steps =
         int64_t(parse_uint(path, key_optimizer_steps, require(path, metadata, key_optimizer_steps), max_i64));
     c.learning_rate = parse_float(path, key_learning_rate, require(path, metadata, key_learning_rate));
+    // Files of earlier versions have no peak rate: their runs had no schedule inside the trainer.
+    const std::string* peak = find(metadata, key_peak_learning_rate);
+    c.peak_learning_rate = peak ? parse_float(path, key_peak_learning_rate, *peak) : c.learning_rate;
+    VKT_CHECK(c.peak_learning_rate > 0.0f, path, ": checkpoint peak learning rate must be positive, got ",
+              c.peak_learning_rate);
     c.scaler.scale = parse_float(path, key_loss_scale, require(path, metadata, key_loss_scale));
     c.scaler.growth_tracker = int32_t(parse_uint(path, key_growth_tracker, require(path, metadata, key_growth_tracker),
                                                  uint64_t(std::numeric_limits<int32_t>::max())));

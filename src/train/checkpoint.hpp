@@ -27,7 +27,8 @@ struct Checkpoint {
     Precision precision = Precision::mixed;
     OptimizerKind optimizer = OptimizerKind::adamw;
     int64_t optimizer_steps = 0;
-    float learning_rate = 0.0f;
+    float learning_rate = 0.0f;      // the rate of the last step
+    float peak_learning_rate = 0.0f; // the rate TrainerOptions::lr_schedule scales (0 on write: learning_rate)
     LossScalerState scaler;
     uint64_t steps = 0;                           // including skipped ones
     uint64_t skipped = 0;                         // skipped steps

@@ -457,6 +457,7 @@ void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata&
     c.optimizer = m.options.optimizer.kind;
     c.optimizer_steps = m.optimizer->step_count();
     c.learning_rate = m.optimizer->learning_rate();
+    c.peak_learning_rate = m.base_lr;
     c.scaler = m.scaler.get_state();
     c.steps = m.steps;
     c.skipped = m.skipped;
@@ -511,6 +512,7 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
     m.scaler = scaler;
     m.steps = c.steps;
     m.skipped = c.skipped;
+    m.base_lr = c.peak_learning_rate;
     return c.extra;
 }
 

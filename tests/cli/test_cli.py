@@ -11,6 +11,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -431,6 +432,66 @@ def case_corrupt_weights(cli):
         f.write(b"{}")
     p = cli.run("eval", "--weights", path)
     check_one_line_error(p, 1, path)
+
+
+TEXT_DIR = os.environ.get("VKTRAIN_TEST_TEXT", "/usr/share/games/fortunes")
+
+
+def case_text_gpt(cli):
+    """The GPT recipe in short: the validation loss falls well below its step-0 value, the weights generate text,
+    and the key/value cache gives the same greedy text as re-running the whole context."""
+    if not os.path.isdir(TEXT_DIR):
+        raise Skip("no text corpus at " + TEXT_DIR + " (Debian package fortunes)")
+    # Usage errors before any work.
+    p = cli.run("train", "--model", "gpt:layers=2,heads=3,width=32")
+    check_one_line_error(p, 2, "width 32 is not a multiple of heads 3")
+    p = cli.run("train", "--model", "gpt", "--epochs", 2)
+    check_one_line_error(p, 2, "--epochs does not apply to text models")
+    p = cli.run("train", "--model", "mlp:16", "--steps", 5)
+    check_one_line_error(p, 2, "--steps applies only to text models")
+    p = cli.run("train", "--model", "gpt", "--batch-size", 12, "--micro-batch", 5)
+    check_one_line_error(p, 2, "--micro-batch 5 must divide --batch-size 12")
+    p = cli.run("train", "--model", "gpt", "--text", "no-such-corpus")
+    check_one_line_error(p, 1, "no-such-corpus", "no such file")
+    with open(os.path.join(cli.work, "bad.txt"), "wb") as f:
+        f.write(b"caf\xe9\n")
+    p = cli.run("train", "--model", "gpt", "--text", "bad.txt")
+    check_one_line_error(p, 1, "bad.txt", "invalid UTF-8", "byte 3")
+    with open(os.path.join(cli.work, "short.txt"), "w") as f:
+        f.write("tiny corpus\n" * 3)
+    p = cli.run("train", "--model", "gpt:context=64", "--text", "short.txt", "--quiet")
+    check_last_error(p, 1, "context of 64 tokens needs at least 65 tokens")
+
+    p = cli.run("train", "--model", "gpt:layers=2,heads=2,width=32,context=32", "--text", TEXT_DIR, "--steps", 150,
+                "--warmup", 10, "--batch-size", 16, "--micro-batch", 8, "--lr", "3e-3", "--eval-at", "0,150",
+                "--val-limit", 64, "--output", "g.safetensors", "--report", "g.json", timeout=900)
+    check(p.returncode == 0, "short GPT recipe trains")
+    r = read_report(cli, "g.json")
+    val = {v["step"]: v["val_loss"] for v in r["validation"]}
+    check(set(val) == {0, 150}, "validation at steps 0 and 150 (got %r)" % sorted(val))
+    check(abs(val[0] - math.log(r["vocabulary"])) < 0.3, "step-0 loss %.3f is near ln(vocabulary) %.3f"
+          % (val[0], math.log(r["vocabulary"])))
+    check(val[150] < 0.7 * val[0], "validation loss fell well below step 0 (%.3f -> %.3f)" % (val[0], val[150]))
+    check(r["tokens_per_second"] > 0 and r["micro_batch"] == 8, "report has tokens/s and the micro-batch")
+    check("step 150/150" in p.stdout and "tokens/s" in p.stdout, "progress lines show steps and tokens/s")
+
+    # Greedy generation: the cache (one position per token) and the whole-context reference agree while the text fits
+    # the context (28 new characters after a 4-character prompt).
+    texts = []
+    for extra in ([], ["--no-cache"]):
+        p = cli.run("generate", "--weights", "g.safetensors", "--prompt", "The ", "--tokens", 28, "--temperature", 0,
+                    *extra)
+        check(p.returncode == 0 and p.stdout.startswith("The "), "generate continues the prompt")
+        check("ms per token" in p.stderr, "generate reports the time per token")
+        texts.append(p.stdout)
+    check(texts[0] == texts[1] and len(texts[0]) >= 32, "cached and uncached greedy text agree: %r" % texts[0])
+    p = cli.run("generate", "--weights", "g.safetensors", "--prompt", "The ", "--tokens", 100, "--seed", 5,
+                "--quiet")
+    check(p.returncode == 0 and len(p.stdout) > 100, "sampling past the 32-character context works (the cache restarts)")
+    p = cli.run("generate", "--weights", "g.safetensors", "--prompt", "\u2603")
+    check_last_error(p, 1, "not in the vocabulary")
+    p = cli.run("generate", "--weights", "bad.txt")
+    check_one_line_error(p, 1, "bad.txt")
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -2,6 +2,7 @@
 // rounding), gradient clipping by the global L2 norm of the unscaled gradients (PyTorch's unscale_ then
 // clip_grad_norm_ order; a skipped step clips nothing) and the learning-rate schedule applied per step.
 #include <cmath>
+#include <cstdio>
 
 #include "device/support.hpp"
 
@@ -159,6 +160,30 @@ TEST(Accumulation, ScheduleSetsTheRateOfEveryStep) {
     o.lr_schedule.min_learning_rate = 0.0f;
     o.max_grad_norm = -1.0f;
     EXPECT_THROW(Trainer(vkt_test::context(), small_mlp(), o), vktrain::Error);
+}
+
+// A scheduled run resumes bit-identically: the checkpoint carries the peak rate the schedule scales.
+TEST(Accumulation, ScheduledRunResumesFromACheckpoint) {
+    TrainerOptions o = sgd_options(Precision::fp32, 4);
+    o.optimizer.learning_rate = 0.1f;
+    o.max_grad_norm = 0.5f;
+    o.lr_schedule = {vktrain::LrScheduleKind::warmup_cosine, 2, 8, 0.01f};
+    const vkt_test::Batch data = vkt_test::make_batch(4, k_features, k_classes, 6);
+    Trainer a(vkt_test::context(), small_mlp(), o);
+    a.set_learning_rate(0.05f); // a new peak
+    for (int s = 0; s < 3; ++s) a.step(data.x.data(), data.labels.data(), 4);
+    const std::string path = testing::TempDir() + "vktrain_schedule_resume.safetensors";
+    a.save_checkpoint(path);
+    std::vector<float> rates_a;
+    for (int s = 0; s < 3; ++s) rates_a.push_back(a.step(data.x.data(), data.labels.data(), 4).learning_rate);
+    Trainer b(vkt_test::context(), small_mlp(), o);
+    b.load_checkpoint(path);
+    for (int s = 0; s < 3; ++s)
+        EXPECT_EQ(b.step(data.x.data(), data.labels.data(), 4).learning_rate, rates_a[size_t(s)]) << "step " << s;
+    EXPECT_NEAR(rates_a[0], vktrain::scheduled_learning_rate(o.lr_schedule, 0.05f, 3), 1e-9);
+    const auto pa = a.parameters(), pb = b.parameters();
+    for (size_t t = 0; t < pa.size(); ++t) EXPECT_EQ(pa[t].data, pb[t].data) << pa[t].name;
+    std::remove(path.c_str());
 }
 
 } // namespace
