@@ -48,6 +48,12 @@ private:
     std::u32string m_symbols;
 };
 
+// The recipe's split: the first floor(train_fraction · size) characters train, the rest validate.
+struct TextSplit {
+    std::u32string train, validation;
+};
+TextSplit split_text(const std::u32string& text, double train_fraction = 0.9);
+
 // Next-token training windows over a token sequence: window i starts at a pseudo-random offset drawn from
 // (seed, i) alone, so a resumed run draws the same windows without saved generator state. inputs get `context`
 // tokens from the offset and targets the `context` tokens one position later.

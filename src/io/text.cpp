@@ -227,6 +227,13 @@ std::string CharVocabulary::to_utf8() const {
     return encode_utf8(m_symbols);
 }
 
+TextSplit split_text(const std::u32string& text, double train_fraction) {
+    VKT_CHECK(train_fraction > 0.0 && train_fraction < 1.0, "the training fraction must lie in (0, 1), got ",
+              train_fraction);
+    const size_t n = size_t(double(text.size()) * train_fraction);
+    return {text.substr(0, n), text.substr(n)};
+}
+
 TextWindows::TextWindows(const std::vector<int32_t>& tokens, uint32_t context, uint64_t seed)
     : m_tokens(tokens), m_context(context), m_seed(seed) {
     VKT_CHECK(context > 0, "the context must be at least 1 token");

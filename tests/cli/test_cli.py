@@ -492,6 +492,8 @@ def case_text_gpt(cli):
     check_last_error(p, 1, "not in the vocabulary")
     p = cli.run("generate", "--weights", "bad.txt")
     check_one_line_error(p, 1, "bad.txt")
+    p = cli.run("eval", "--weights", "g.safetensors")
+    check_one_line_error(p, 1, "a text model", "vktrain generate")
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -342,6 +342,10 @@ EvalArgs parse_eval_args(const std::vector<std::string>& args) {
             a.test_limit = parse_uint(n, r.value(), 1, max_u64);
         } else if (r.is("--batch-size")) {
             a.batch_size = uint32_t(parse_uint(n, r.value(), 1, max_batch));
+        } else if (r.is("--text")) {
+            a.text_path = r.value();
+        } else if (r.is("--val-limit")) {
+            a.val_limit = parse_uint(n, r.value(), 1, max_u64);
         } else {
             r.unknown();
         }

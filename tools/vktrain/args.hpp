@@ -120,6 +120,8 @@ struct EvalArgs {
     GemmPath gemm_path = GemmPath::auto_select;
     uint64_t test_limit = 0;
     uint32_t batch_size = 128;
+    std::string text_path; // text models: the corpus whose last 10% is the validation split (default: fortunes)
+    uint64_t val_limit = 0;
 };
 
 struct GenerateArgs {

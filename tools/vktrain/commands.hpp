@@ -12,6 +12,8 @@ int run_train(const std::vector<std::string>& args);
 struct TrainArgs;
 struct ModelSpec;
 int run_train_text(TrainArgs& args, const ModelSpec& spec); // run_train's path for --model gpt:...
+struct EvalArgs;
+int run_eval_text(const EvalArgs& args); // run_eval's path for weights with a vocabulary
 int run_eval(const std::vector<std::string>& args);
 int run_devices(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);

@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "io/safetensors.hpp"
 #include "model_spec.hpp"
+#include "report.hpp"
 #include "util.hpp"
 #include "vktrain/vktrain.hpp"
 
@@ -41,6 +42,7 @@ int run_eval(const std::vector<std::string>& args) {
     if (!spec && find_metadata(metadata, "vktrain_graph")) {
         stored_model = load_model(a.weights);
         model_source = "architecture in " + a.weights;
+        if (find_metadata(metadata, "vktrain_vocabulary")) return run_eval_text(a);
     } else if (!spec) {
         const std::string* description = find_metadata(metadata, "vktrain_model");
         if (!description)
@@ -84,6 +86,40 @@ int run_eval(const std::vector<std::string>& args) {
     const Accuracy r = classification_accuracy(trainer, test);
     std::printf("test_loss %s  test_accuracy %s  samples %llu\n", fixed(r.loss, 4).c_str(),
                 fixed(r.accuracy, 4).c_str(), static_cast<unsigned long long>(test.count));
+    return 0;
+}
+
+int run_eval_text(const EvalArgs& a) {
+    std::vector<std::pair<std::string, std::string>> metadata;
+    io::read_safetensors(a.weights, &metadata);
+    const CharVocabulary vocab = CharVocabulary::from_utf8(*find_metadata(metadata, "vktrain_vocabulary"));
+    const Model model = load_model(a.weights);
+    Precision precision = Precision::mixed;
+    if (a.precision)
+        precision = *a.precision;
+    else if (const std::string* p = find_metadata(metadata, "vktrain_precision"); p && *p == "fp32")
+        precision = Precision::fp32;
+    const std::string text_path = a.text_path.empty() ? default_text_dir() : a.text_path;
+    const TextCorpus corpus = load_text_corpus(text_path);
+    const std::vector<int32_t> val = vocab.encode(split_text(corpus.text, 0.9).validation);
+    const uint32_t context = uint32_t(model.nodes()[size_t(model.inputs()[0])].shape.at(0));
+    const TextWindows windows(val, context, 0);
+
+    Context context_(context_options(a.device));
+    TrainerOptions options;
+    options.precision = precision;
+    options.batch_size = a.batch_size;
+    options.gemm_path = a.gemm_path;
+    options.inference_only = true;
+    Trainer trainer(context_, model, options);
+    trainer.load(a.weights);
+    std::printf("device      %s\n", device_summary(context_.device_info()).c_str());
+    std::printf("model       %s (%llu parameters, vocabulary %u, context %u)\n", a.weights.c_str(),
+                static_cast<unsigned long long>(model.parameter_count()), vocab.size(), context);
+    std::printf("precision   %s, gemm path %s\n", precision_name(precision), trainer.gemm_path_summary().c_str());
+    const ValResult r = validate(trainer, windows, a.val_limit, context);
+    std::printf("val_loss %s  windows %llu  characters %llu\n", fixed(r.loss, 6).c_str(),
+                static_cast<unsigned long long>(r.windows), static_cast<unsigned long long>(r.windows * context));
     return 0;
 }
 

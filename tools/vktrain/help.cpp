@@ -95,7 +95,8 @@ output:
 const char* eval_usage() {
     return R"(usage: vktrain eval --weights FILE [options]
 
-Evaluates saved weights on the Fashion-MNIST test set and prints test_loss, test_accuracy and the sample count.
+Evaluates saved weights on the Fashion-MNIST test set and prints test_loss, test_accuracy and the sample count; for
+a text model (weights written by `vktrain train --model gpt:...`), the validation loss over the last 10% of --text.
 
   --weights FILE          safetensors file written by `vktrain train --output`
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
@@ -103,6 +104,8 @@ Evaluates saved weights on the Fashion-MNIST test set and prints test_loss, test
   --precision P           mixed or fp32 (default: the precision stored in the file, else mixed)
   --batch-size N          samples per forward pass (default 128)
   --test-limit N          use the first N test samples
+  --text PATH             text models: the corpus (default /usr/share/games/fortunes)
+  --val-limit N           text models: use the first N validation windows
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix

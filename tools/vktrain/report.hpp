@@ -9,6 +9,7 @@
 #include "args.hpp"
 #include "io/json.hpp"
 #include "vktrain/context.hpp"
+#include "vktrain/text.hpp"
 #include "vktrain/trainer.hpp"
 
 namespace vktrain::cli {
@@ -47,5 +48,15 @@ struct RunInfo {
 };
 
 io::Json train_report(const RunInfo& run);
+
+// Text models: the validation loss over the windows at offsets 0, context, 2·context, ... (each character predicted
+// once; limit > 0 takes the first `limit` windows).
+struct ValResult {
+    uint64_t step = 0;
+    double loss = 0.0;
+    uint64_t windows = 0;
+    double seconds = 0.0;
+};
+ValResult validate(Trainer& trainer, const TextWindows& windows, uint64_t limit, uint32_t context);
 
 } // namespace vktrain::cli

@@ -49,12 +49,7 @@ struct Split {
     std::vector<int32_t> train, val;
 };
 
-struct ValResult {
-    uint64_t step = 0;
-    double loss = 0.0;
-    uint64_t windows = 0;
-    double seconds = 0.0;
-};
+} // namespace
 
 // Mean next-character cross-entropy over the validation windows at offsets 0, context, 2·context, ...
 ValResult validate(Trainer& trainer, const TextWindows& windows, uint64_t limit, uint32_t context) {
@@ -70,8 +65,6 @@ ValResult validate(Trainer& trainer, const TextWindows& windows, uint64_t limit,
     v.seconds = seconds_since(start);
     return v;
 }
-
-} // namespace
 
 int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     refuse_image_options(a);
@@ -100,10 +93,10 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     // The corpus: first 90% of the characters for training, the last 10% for validation.
     const TextCorpus corpus = load_text_corpus(a.text_path);
     const CharVocabulary vocab(corpus.text);
-    const size_t n_train = corpus.text.size() * 9 / 10;
+    const TextSplit text = split_text(corpus.text, 0.9);
     Split split;
-    split.train = vocab.encode(corpus.text.substr(0, n_train));
-    split.val = vocab.encode(corpus.text.substr(n_train));
+    split.train = vocab.encode(text.train);
+    split.val = vocab.encode(text.validation);
     GptOptions g = spec.gpt;
     g.vocab = vocab.size();
     const uint32_t context = g.context;
