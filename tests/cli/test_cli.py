@@ -499,6 +499,30 @@ def case_text_gpt(cli):
           "eval reproduces the final validation loss (%s vs %.6f)" % (m and m.group(1), val[150]))
 
 
+def case_text_resume(cli):
+    """A text run trained in slices (--checkpoint, --stop-after, --resume) ends bit-identical to an uninterrupted one,
+    with the same validation history; a resume with other options is refused by name."""
+    if not os.path.isdir(TEXT_DIR):
+        raise Skip("no text corpus at " + TEXT_DIR + " (Debian package fortunes)")
+    run = ["train", "--model", "gpt:layers=1,heads=2,width=16,context=16", "--text", TEXT_DIR, "--steps", 40,
+           "--warmup", 4, "--batch-size", 8, "--micro-batch", 4, "--lr", "3e-3", "--eval-at", "0,10,20,30",
+           "--val-limit", 16, "--quiet"]
+    p = cli.run(*run, "--output", "whole.safetensors", "--report", "whole.json")
+    check(p.returncode == 0, "uninterrupted run")
+    p = cli.run(*run, "--checkpoint", "c.safetensors", "--stop-after", 15)
+    check(p.returncode == 0 and "stopped     after step 15 of 40" in p.stdout, "first slice stops after 15 steps")
+    p = cli.run(*[x if x != "3e-3" else "4e-3" for x in run], "--resume", "c.safetensors")
+    check_last_error(p, 1, "c.safetensors", "--lr=0.0030000000000000001", "--lr=0.0040000000000000001")
+    p = cli.run(*run, "--checkpoint", "c.safetensors", "--resume", "c.safetensors", "--output", "sliced.safetensors",
+                "--report", "sliced.json")
+    check(p.returncode == 0 and "resumed     c.safetensors at step 15" in p.stdout, "second slice resumes at step 15")
+    check(sha256(os.path.join(cli.work, "whole.safetensors")) == sha256(os.path.join(cli.work, "sliced.safetensors")),
+          "the sliced run's weights are bit-identical to the uninterrupted run's")
+    a, b = read_report(cli, "whole.json"), read_report(cli, "sliced.json")
+    check(a["validation"] == b["validation"] and len(a["validation"]) == 5,
+          "the validation history (steps 0, 10, 20, 30, 40) carries over")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

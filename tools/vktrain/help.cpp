@@ -48,6 +48,8 @@ weight decay 0.1, batch 32 windows of context+1 characters):
   --eval-at LIST          validation loss after these steps (default 0,250,500,1000,2000; the last step always)
   --val-limit N           use the first N validation windows (default: all)
   --log-every N           a progress line every N steps (default steps / 40)
+  with --checkpoint FILE a text run writes a full checkpoint after every validation (and at --stop-after N, which
+  counts steps here); --resume FILE continues it bit-identically (every option must repeat the original run's)
 
 training:
   --precision P           mixed or fp32 (default mixed)

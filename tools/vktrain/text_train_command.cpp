@@ -9,6 +9,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "io/json.hpp"
+#include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "report.hpp"
 #include "util.hpp"
@@ -35,14 +36,58 @@ std::string mib(uint64_t bytes) {
 
 // Options of the image recipes that mean nothing here (and the reverse is checked in run_train).
 void refuse_image_options(const TrainArgs& a) {
-    for (const char* o :
-         {"--data", "--epochs", "--limit", "--test-limit", "--lr-schedule", "--checkpoint", "--resume", "--stop-after"})
+    for (const char* o : {"--data", "--epochs", "--limit", "--test-limit", "--lr-schedule"})
         if (a.has(o))
-            throw UsageError(
-                std::string(o) + " does not apply to text models (they train by --steps on --text" +
-                (std::string(o) == "--checkpoint" || std::string(o) == "--resume" || std::string(o) == "--stop-after"
-                     ? "; checkpoints of text runs are not supported yet)"
-                     : ")"));
+            throw UsageError(std::string(o) + " does not apply to text models (they train by --steps on --text)");
+}
+
+// What a checkpoint of a text run records about the run, so --resume continues exactly the same run.
+constexpr const char* key_settings = "vktrain_text_run";
+constexpr const char* key_validation = "vktrain_text_validation";
+
+std::vector<std::pair<std::string, std::string>> run_settings(const TrainArgs& a, const GptOptions& g, uint32_t micro,
+                                                              double lr, double min_lr) {
+    const auto exact = [](double v) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.17g", v);
+        return std::string(buf);
+    };
+    return {{"model", "gpt:layers=" + std::to_string(g.layers) + ",heads=" + std::to_string(g.heads) +
+                          ",width=" + std::to_string(g.width) + ",context=" + std::to_string(g.context) +
+                          ",mlp=" + std::to_string(g.mlp ? g.mlp : 4 * g.width) + ",tied=" + (g.tied ? "1" : "0")},
+            {"--text", a.text_path},
+            {"--precision", precision_name(a.precision)},
+            {"--optimizer", optimizer_name(a.optimizer)},
+            {"--lr", exact(lr)},
+            {"--min-lr", exact(min_lr)},
+            {"--weight-decay", exact(a.weight_decay)},
+            {"--clip", exact(a.clip)},
+            {"--warmup", std::to_string(a.warmup)},
+            {"--steps", std::to_string(a.steps)},
+            {"--batch-size", std::to_string(a.batch_size)},
+            {"--micro-batch", std::to_string(micro)},
+            {"--seed", std::to_string(a.seed)}};
+}
+
+std::string join_settings(const std::vector<std::pair<std::string, std::string>>& settings) {
+    std::string s;
+    for (const auto& [k, v] : settings) s += k + "=" + v + "\n";
+    return s;
+}
+
+// Throws naming the first setting in which the checkpoint's run differs from this one.
+void check_same_run(const std::string& path, const std::string& stored,
+                    const std::vector<std::pair<std::string, std::string>>& now) {
+    size_t pos = 0;
+    for (const auto& [k, v] : now) {
+        const size_t end = stored.find('\n', pos);
+        const std::string line = stored.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        const std::string want = k + "=" + v;
+        if (line != want)
+            throw Error(path + ": the checkpoint's run had " + (line.empty() ? "no " + k : line) + ", this run has " +
+                        want + " (a resumed run must repeat the original options)");
+        pos = end == std::string::npos ? stored.size() : end + 1;
+    }
 }
 
 struct Split {
@@ -89,6 +134,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     eval_at.erase(std::unique(eval_at.begin(), eval_at.end()), eval_at.end());
     if (!a.output.empty()) check_output_path(a.output, "--output", a.force);
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
+    if (!a.checkpoint.empty() && a.resume != a.checkpoint) check_output_path(a.checkpoint, "--checkpoint", a.force);
 
     // The corpus: first 90% of the characters for training, the last 10% for validation.
     const TextCorpus corpus = load_text_corpus(a.text_path);
@@ -159,6 +205,44 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
 
     io::Json history = io::Json::array();
     std::vector<ValResult> vals;
+    const auto settings = run_settings(a, g, micro, lr, min_lr);
+    if (!a.resume.empty()) {
+        std::vector<std::pair<std::string, std::string>> stored;
+        io::read_safetensors(a.resume, &stored);
+        const std::string* run = nullptr;
+        for (const auto& [k, v] : stored)
+            if (k == key_settings) run = &v;
+        if (!run)
+            throw Error(a.resume + ": not a checkpoint of a text run (`vktrain train --model gpt:... --checkpoint`)");
+        check_same_run(a.resume, *run, settings);
+        for (const auto& [k, v] : trainer.load_checkpoint(a.resume)) {
+            if (k != key_validation) continue;
+            size_t pos = 0; // "step:loss:windows;" entries
+            while (pos < v.size()) {
+                ValResult r;
+                char* end = nullptr;
+                r.step = std::strtoull(v.c_str() + pos, &end, 10);
+                r.loss = std::strtod(end + 1, &end);
+                r.windows = std::strtoull(end + 1, &end, 10);
+                vals.push_back(r);
+                pos = size_t(end - v.c_str()) + 1;
+            }
+        }
+        print("resumed     " + a.resume + " at step " + std::to_string(trainer.steps()) + " (" +
+              std::to_string(trainer.skipped_steps()) + " skipped), loss scale " + number(trainer.loss_scale()) + "\n");
+    }
+    const auto save_checkpoint = [&] {
+        if (a.checkpoint.empty()) return;
+        std::string v;
+        for (const ValResult& r : vals) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "%llu:%.17g:%llu;", static_cast<unsigned long long>(r.step), r.loss,
+                          static_cast<unsigned long long>(r.windows));
+            v += buf;
+        }
+        trainer.save_checkpoint(a.checkpoint, {{key_settings, join_settings(settings)}, {key_validation, v}});
+        print("checkpoint  " + a.checkpoint + " (step " + std::to_string(trainer.steps()) + ")\n");
+    };
     const auto run_validation = [&](uint64_t step) {
         ValResult v = validate(trainer, val_windows, a.val_limit, context);
         v.step = step;
@@ -167,17 +251,20 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         vals.push_back(v);
     };
     size_t next_eval = 0;
-    if (eval_at[0] == 0) {
-        run_validation(0);
+    while (next_eval < eval_at.size() && eval_at[next_eval] < trainer.steps()) ++next_eval; // done before a resume
+    if (next_eval < eval_at.size() && eval_at[next_eval] == trainer.steps() && vals.empty()) {
+        run_validation(trainer.steps());
         ++next_eval;
     }
+    const uint64_t first_step = trainer.steps();
     const uint64_t log_every = a.log_every ? a.log_every : std::max<uint64_t>(1, a.steps / 40);
     const uint64_t tokens_per_step = uint64_t(a.batch_size) * context;
     double train_seconds = 0.0, window_loss = 0.0;
     uint64_t window_steps = 0;
     double last_loss = 0.0;
     StepResult last{};
-    for (uint64_t s = trainer.steps(); s < a.steps; ++s) {
+    bool stopped = false;
+    for (uint64_t s = first_step; s < a.steps; ++s) {
         const Clock::time_point start = Clock::now();
         train_windows.random(s * a.batch_size, a.batch_size, ids.data(), targets.data());
         std::vector<MicroBatch> parts;
@@ -188,9 +275,10 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         last_loss = last.loss;
         window_loss += last.loss;
         ++window_steps;
+        const uint64_t done = s + 1 - first_step; // steps of this invocation
         if ((s + 1) % log_every == 0 || s + 1 == a.steps) {
-            const double tps = double(tokens_per_step) * double(s + 1) / train_seconds;
-            const double eta = train_seconds / double(s + 1) * double(a.steps - s - 1);
+            const double tps = double(tokens_per_step) * double(done) / train_seconds;
+            const double eta = train_seconds / double(done) * double(a.steps - s - 1);
             print("step " + std::to_string(s + 1) + "/" + std::to_string(a.steps) + "  loss " +
                   fixed(window_loss / double(window_steps), 4) + "  lr " + number(last.learning_rate) + "  norm " +
                   fixed(last.grad_norm, 3) + "  scale " + number(trainer.loss_scale()) + "  skipped " +
@@ -210,11 +298,21 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         if (next_eval < eval_at.size() && eval_at[next_eval] == s + 1) {
             run_validation(s + 1);
             ++next_eval;
+            save_checkpoint();
+        }
+        if (a.stop_after && done >= a.stop_after && s + 1 < a.steps) {
+            save_checkpoint();
+            print("stopped     after step " + std::to_string(s + 1) + " of " + std::to_string(a.steps) +
+                  "; continue with --resume " + a.checkpoint + "\n");
+            stopped = true;
+            break;
         }
     }
-    const double tokens_per_second = double(tokens_per_step) * double(a.steps) / std::max(train_seconds, 1e-9);
-    print("done        " + std::to_string(a.steps) + " steps in " + fixed(train_seconds, 1) + " s, " +
-          fixed(tokens_per_second, 0) + " tokens/s, peak device memory " + mib(ctx.peak_allocated_bytes()) + "\n");
+    const uint64_t trained = trainer.steps() - first_step;
+    const double tokens_per_second = double(tokens_per_step) * double(trained) / std::max(train_seconds, 1e-9);
+    print((stopped ? "paused      " : "done        ") + std::to_string(trained) + " steps in " +
+          fixed(train_seconds, 1) + " s, " + fixed(tokens_per_second, 0) + " tokens/s, peak device memory " +
+          mib(ctx.peak_allocated_bytes()) + "\n");
 
     if (!a.output.empty()) {
         check_output_path(a.output, "--output", a.force);
@@ -244,6 +342,8 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         r["weight_decay"] = a.weight_decay;
         r["clip"] = a.clip;
         r["seed"] = a.seed;
+        r["resumed_from"] = a.resume.empty() ? io::Json() : io::Json(a.resume);
+        r["steps_this_run"] = trained;
         r["gemm_path"] = trainer.gemm_path_summary();
         r["train_seconds"] = train_seconds;
         r["tokens_per_second"] = tokens_per_second;
