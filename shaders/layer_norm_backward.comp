@@ -7,14 +7,15 @@
 //   LayerNorm: dx (+)= rstd * (g - mean_row(g) - xhat * mean_row(g * xhat))
 //   RMSNorm:   dx (+)= rstd * (g - xhat * mean_row(g * xhat))
 // (the derivative through the row's mean and biased variance, or through its mean square). One workgroup per
-// row, fixed-order sums (norm_rows.glsl); the weight and bias gradients are column sums over rows
+// row, fixed-order sums (reduce.glsl); the weight and bias gradients are column sums over rows
 // (layer_norm_weight_grad.comp, bias_grad.comp).
 // Bindings: 0 x, 1 dy, 2 weight (IN type), 3 rstd (fp32), 4 dx (OUT type, read-write with FLAG_ACCUMULATE);
 // LayerNorm only: 5 mean (fp32). Push: NormPush; offsets[k] is binding k's first element.
 #include "elementwise.glsl"
-#include "norm_rows.glsl"
+#define RED_WG 64
+#include "reduce.glsl"
 
-layout(local_size_x = NORM_WG) in;
+layout(local_size_x = RED_WG) in;
 layout(binding = 0) readonly buffer BufX { IN_S x[]; };
 layout(binding = 1) readonly buffer BufDy { IN_S dy[]; };
 layout(binding = 2) readonly buffer BufWeight { IN_S weight[]; };
@@ -41,20 +42,20 @@ void main() {
         const float mean = save_mean[p.offsets[5] + r];
 #endif
         float sum_g = 0.0, sum_gx = 0.0;
-        for (uint j = t; j < p.cols; j += NORM_WG) {
+        for (uint j = t; j < p.cols; j += RED_WG) {
             float g = LOAD_IN(dy[gr + j]);
             if (affine) g *= LOAD_IN(weight[p.offsets[2] + j]);
             sum_g += g;
             sum_gx += g * ((LOAD_IN(x[xr + j]) - mean) * rstd);
         }
-        const vec2 sums = row_sum2(sum_g, sum_gx);
+        const vec2 sums = workgroup_sum2(sum_g, sum_gx);
 #ifdef RMS_NORM
         const float mean_g = 0.0;
 #else
         const float mean_g = sums.x / cols;
 #endif
         const float mean_gx = sums.y / cols;
-        for (uint j = t; j < p.cols; j += NORM_WG) {
+        for (uint j = t; j < p.cols; j += RED_WG) {
             float g = LOAD_IN(dy[gr + j]);
             if (affine) g *= LOAD_IN(weight[p.offsets[2] + j]);
             const float xhat = (LOAD_IN(x[xr + j]) - mean) * rstd;

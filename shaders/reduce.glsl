@@ -1,13 +1,16 @@
 // Deterministic workgroup reductions for the per-channel and per-row kernels (channel sums, batch-norm
-// statistics and gradients, MSE row losses). Include after elementwise.glsl; the including shader sets
-// local_size_x = RED_WG (one-dimensional workgroups).
+// statistics and gradients, MSE row losses, LayerNorm / RMSNorm rows). Include after elementwise.glsl; the including
+// shader sets local_size_x = RED_WG (one-dimensional workgroups) and may define RED_WG (a power of two) first: the
+// LayerNorm kernels use 64, because their rows are short and many and on a CPU device (one thread per workgroup,
+// invocations as SIMD lanes) the tree's cost is paid per row.
 //
 // Each invocation first sums its own elements in index order (a fixed subset: j = t, t + RED_WG, ...), then
 // the RED_WG partial sums are combined by a fixed binary tree in shared memory. The order of every addition
 // depends only on the shape, never on scheduling, so results are bit-identical from run to run, and the
 // rounding error of a sum of m terms is at most (ceil(m / RED_WG) + log2(RED_WG)) * 2^-24 * sum |term|.
+#ifndef RED_WG
 #define RED_WG 256
-#define RED_LOG2 8
+#endif
 
 shared float red_a[RED_WG];
 shared float red_b[RED_WG];

@@ -51,4 +51,17 @@ bool same_view(const MatRef& a, const MatRef& b) {
     return a.buffer == b.buffer && a.dtype == b.dtype && a.offset == b.offset && a.count() == b.count();
 }
 
+void dispatch_operands(runtime::Device& device, runtime::Sequence& seq, const std::string& variant,
+                       const OperandList& ops, uint32_t* offsets, const void* push, uint32_t push_size,
+                       uint32_t groups) {
+    std::vector<runtime::Binding> bindings;
+    uint32_t k = 0;
+    for (const auto& [m, access] : ops) {
+        const Operand o = operand(device, *m, access);
+        bindings.push_back(o.binding);
+        offsets[k++] = o.offset; // written before the dispatch copies the push constants
+    }
+    seq.dispatch(kernel(device, variant, uint32_t(bindings.size()), push_size), bindings, push, push_size, groups);
+}
+
 } // namespace vktrain::kernels

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/tensor.hpp"
 #include "runtime/pipeline.hpp"
@@ -42,5 +44,18 @@ bool overlaps(const MatRef& a, const MatRef& b);
 
 // The same elements in the same type: an exact alias (what in-place kernels accept).
 bool same_view(const MatRef& a, const MatRef& b);
+
+using OperandList = std::vector<std::pair<const MatRef*, runtime::Access>>;
+
+// Binds `ops` in order (binding k = ops[k]) and dispatches `groups` workgroups, with `offsets[k]` set to operand k's
+// element offset in its bound range: for push structs that carry an offsets array (ChannelPush, NormPush).
+void dispatch_operands(runtime::Device& device, runtime::Sequence& seq, const std::string& variant,
+                       const OperandList& ops, uint32_t* offsets, const void* push, uint32_t push_size,
+                       uint32_t groups);
+template <typename Push>
+void dispatch_operands(runtime::Device& device, runtime::Sequence& seq, const std::string& variant, Push& pc,
+                       const OperandList& ops, uint32_t groups) {
+    dispatch_operands(device, seq, variant, ops, pc.offsets, &pc, uint32_t(sizeof(Push)), groups);
+}
 
 } // namespace vktrain::kernels

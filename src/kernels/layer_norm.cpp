@@ -84,20 +84,6 @@ NormPush norm_push(const RowNorm& s, uint32_t flags) {
     return pc;
 }
 
-// Binds `ops` in order (binding k = ops[k]), records each one's offset in pc.offsets[k], and dispatches.
-void dispatch(runtime::Device& device, runtime::Sequence& seq, const std::string& name, NormPush& pc,
-              const std::vector<std::pair<const MatRef*, runtime::Access>>& ops, uint32_t groups) {
-    std::vector<runtime::Binding> bindings;
-    uint32_t k = 0;
-    for (const auto& [m, access] : ops) {
-        const Operand o = operand(device, *m, access);
-        bindings.push_back(o.binding);
-        pc.offsets[k++] = o.offset;
-    }
-    const runtime::Kernel& kern = kernel(device, name, uint32_t(bindings.size()), sizeof(NormPush));
-    seq.dispatch(kern, bindings, &pc, sizeof(pc), groups);
-}
-
 } // namespace
 
 void record_layer_norm(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,
@@ -113,15 +99,15 @@ void record_layer_norm(runtime::Device& device, runtime::Sequence& seq, const Ro
     const DType t = x.dtype;
     NormPush pc = norm_push(s, weight ? NORM_FLAG_AFFINE : 0u);
     // Without an affine transform the weight and bias bindings are never read: x stands in for them.
-    std::vector<std::pair<const MatRef*, runtime::Access>> ops{{&x, runtime::Access::read},
-                                                               {weight ? weight : &x, runtime::Access::read},
-                                                               {&y, runtime::Access::write},
-                                                               {&rstd, runtime::Access::write}};
+    OperandList ops{{&x, runtime::Access::read},
+                    {weight ? weight : &x, runtime::Access::read},
+                    {&y, runtime::Access::write},
+                    {&rstd, runtime::Access::write}};
     if (s.kind == NormKind::layer) {
         ops.push_back({mean, runtime::Access::write});
         ops.push_back({bias ? bias : &x, runtime::Access::read});
     }
-    dispatch(device, seq, variant(s.kind, "", t, t), pc, ops, group_count(s.rows, 1));
+    dispatch_operands(device, seq, variant(s.kind, "", t, t), pc, ops, group_count(s.rows, 1));
 }
 
 void record_layer_norm_backward(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,
@@ -135,14 +121,13 @@ void record_layer_norm_backward(runtime::Device& device, runtime::Sequence& seq,
 
     const DType t = x.dtype;
     NormPush pc = norm_push(s, (weight ? NORM_FLAG_AFFINE : 0u) | (accumulate ? FLAG_ACCUMULATE : 0u));
-    std::vector<std::pair<const MatRef*, runtime::Access>> ops{
-        {&x, runtime::Access::read},
-        {&dy, runtime::Access::read},
-        {weight ? weight : &x, runtime::Access::read}, // unread without weight
-        {&rstd, runtime::Access::read},
-        {&dx, accumulate ? runtime::Access::read_write : runtime::Access::write}};
+    OperandList ops{{&x, runtime::Access::read},
+                    {&dy, runtime::Access::read},
+                    {weight ? weight : &x, runtime::Access::read}, // unread without weight
+                    {&rstd, runtime::Access::read},
+                    {&dx, accumulate ? runtime::Access::read_write : runtime::Access::write}};
     if (s.kind == NormKind::layer) ops.push_back({mean, runtime::Access::read});
-    dispatch(device, seq, variant(s.kind, "_backward", t, t), pc, ops, group_count(s.rows, 1));
+    dispatch_operands(device, seq, variant(s.kind, "_backward", t, t), pc, ops, group_count(s.rows, 1));
 }
 
 void record_layer_norm_weight_grad(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,
@@ -156,13 +141,12 @@ void record_layer_norm_weight_grad(runtime::Device& device, runtime::Sequence& s
 
     const DType t = x.dtype;
     NormPush pc = norm_push(s, accumulate ? FLAG_ACCUMULATE : 0u);
-    std::vector<std::pair<const MatRef*, runtime::Access>> ops{
-        {&x, runtime::Access::read},
-        {&dy, runtime::Access::read},
-        {&rstd, runtime::Access::read},
-        {&dweight, accumulate ? runtime::Access::read_write : runtime::Access::write}};
+    OperandList ops{{&x, runtime::Access::read},
+                    {&dy, runtime::Access::read},
+                    {&rstd, runtime::Access::read},
+                    {&dweight, accumulate ? runtime::Access::read_write : runtime::Access::write}};
     if (s.kind == NormKind::layer) ops.push_back({mean, runtime::Access::read});
-    dispatch(device, seq, variant(s.kind, "_weight_grad", t, t), pc, ops, group_count(s.cols, k_norm_cols));
+    dispatch_operands(device, seq, variant(s.kind, "_weight_grad", t, t), pc, ops, group_count(s.cols, k_norm_cols));
 }
 
 } // namespace vktrain::kernels

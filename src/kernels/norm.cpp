@@ -56,20 +56,6 @@ ChannelPush channel_push(uint32_t n, uint32_t c, uint32_t hw) {
     return pc;
 }
 
-// Binds `ops` in order (binding k = ops[k]), records each one's offset in pc.offsets[k], and dispatches.
-void dispatch(runtime::Device& device, runtime::Sequence& seq, const std::string& variant, ChannelPush& pc,
-              std::initializer_list<std::pair<const MatRef*, runtime::Access>> ops, uint32_t groups) {
-    std::vector<runtime::Binding> bindings;
-    uint32_t k = 0;
-    for (const auto& [m, access] : ops) {
-        const Operand o = operand(device, *m, access);
-        bindings.push_back(o.binding);
-        pc.offsets[k++] = o.offset;
-    }
-    const runtime::Kernel& kern = kernel(device, variant, uint32_t(bindings.size()), sizeof(ChannelPush));
-    seq.dispatch(kern, bindings, &pc, sizeof(pc), groups);
-}
-
 void check_eps(const char* op, float eps) {
     VKT_CHECK(std::isfinite(eps) && eps >= 0.0f, op, ": eps ", eps, " must be finite and >= 0");
 }
@@ -101,21 +87,21 @@ void record_batch_norm_train(runtime::Device& device, runtime::Sequence& seq, ui
     ChannelPush pc = channel_push(n, c, hw);
     pc.eps = eps;
     pc.momentum = momentum;
-    dispatch(device, seq, variant_name("batch_norm_stats", t, t), pc,
-             {{&x, runtime::Access::read},
-              {&save_mean, runtime::Access::write},
-              {&save_invstd, runtime::Access::write},
-              {&running_mean, runtime::Access::read_write},
-              {&running_var, runtime::Access::read_write}},
-             group_count(c, 1));
-    dispatch(device, seq, variant_name("batch_norm_apply", t, t), pc,
-             {{&x, runtime::Access::read},
-              {&gamma, runtime::Access::read},
-              {&beta, runtime::Access::read},
-              {&save_mean, runtime::Access::read},
-              {&save_invstd, runtime::Access::read},
-              {&y, runtime::Access::write}},
-             group_count(uint64_t(n) * c * hw, k_elt_wg));
+    dispatch_operands(device, seq, variant_name("batch_norm_stats", t, t), pc,
+                      {{&x, runtime::Access::read},
+                       {&save_mean, runtime::Access::write},
+                       {&save_invstd, runtime::Access::write},
+                       {&running_mean, runtime::Access::read_write},
+                       {&running_var, runtime::Access::read_write}},
+                      group_count(c, 1));
+    dispatch_operands(device, seq, variant_name("batch_norm_apply", t, t), pc,
+                      {{&x, runtime::Access::read},
+                       {&gamma, runtime::Access::read},
+                       {&beta, runtime::Access::read},
+                       {&save_mean, runtime::Access::read},
+                       {&save_invstd, runtime::Access::read},
+                       {&y, runtime::Access::write}},
+                      group_count(uint64_t(n) * c * hw, k_elt_wg));
 }
 
 void record_batch_norm_eval(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c, uint32_t hw,
@@ -131,14 +117,14 @@ void record_batch_norm_eval(runtime::Device& device, runtime::Sequence& seq, uin
     ChannelPush pc = channel_push(n, c, hw);
     pc.eps = eps;
     pc.flags = BN_FLAG_EVAL;
-    dispatch(device, seq, variant_name("batch_norm_apply", t, t), pc,
-             {{&x, runtime::Access::read},
-              {&gamma, runtime::Access::read},
-              {&beta, runtime::Access::read},
-              {&running_mean, runtime::Access::read},
-              {&running_var, runtime::Access::read},
-              {&y, runtime::Access::write}},
-             group_count(uint64_t(n) * c * hw, k_elt_wg));
+    dispatch_operands(device, seq, variant_name("batch_norm_apply", t, t), pc,
+                      {{&x, runtime::Access::read},
+                       {&gamma, runtime::Access::read},
+                       {&beta, runtime::Access::read},
+                       {&running_mean, runtime::Access::read},
+                       {&running_var, runtime::Access::read},
+                       {&y, runtime::Access::write}},
+                      group_count(uint64_t(n) * c * hw, k_elt_wg));
 }
 
 void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c, uint32_t hw,
@@ -154,26 +140,26 @@ void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq,
 
     const DType t = x.dtype;
     ChannelPush pc = channel_push(n, c, hw);
-    dispatch(device, seq, variant_name("batch_norm_backward_reduce", t, t), pc,
-             {{&x, runtime::Access::read},
-              {&dy, runtime::Access::read},
-              {&save_mean, runtime::Access::read},
-              {&save_invstd, runtime::Access::read},
-              {&dgamma, runtime::Access::write},
-              {&dbeta, runtime::Access::write}},
-             group_count(c, 1));
+    dispatch_operands(device, seq, variant_name("batch_norm_backward_reduce", t, t), pc,
+                      {{&x, runtime::Access::read},
+                       {&dy, runtime::Access::read},
+                       {&save_mean, runtime::Access::read},
+                       {&save_invstd, runtime::Access::read},
+                       {&dgamma, runtime::Access::write},
+                       {&dbeta, runtime::Access::write}},
+                      group_count(c, 1));
     if (uint64_t(n) * hw == 0) return;
     pc.flags = accumulate_dx ? FLAG_ACCUMULATE : 0u;
-    dispatch(device, seq, variant_name("batch_norm_backward_dx", t, t), pc,
-             {{&x, runtime::Access::read},
-              {&dy, runtime::Access::read},
-              {&gamma, runtime::Access::read},
-              {&save_mean, runtime::Access::read},
-              {&save_invstd, runtime::Access::read},
-              {&dgamma, runtime::Access::read},
-              {&dbeta, runtime::Access::read},
-              {&dx, accumulate_dx ? runtime::Access::read_write : runtime::Access::write}},
-             group_count(uint64_t(n) * c * hw, k_elt_wg));
+    dispatch_operands(device, seq, variant_name("batch_norm_backward_dx", t, t), pc,
+                      {{&x, runtime::Access::read},
+                       {&dy, runtime::Access::read},
+                       {&gamma, runtime::Access::read},
+                       {&save_mean, runtime::Access::read},
+                       {&save_invstd, runtime::Access::read},
+                       {&dgamma, runtime::Access::read},
+                       {&dbeta, runtime::Access::read},
+                       {&dx, accumulate_dx ? runtime::Access::read_write : runtime::Access::write}},
+                      group_count(uint64_t(n) * c * hw, k_elt_wg));
 }
 
 } // namespace vktrain::kernels

@@ -8,26 +8,12 @@ test loss and accuracy with what `vktrain eval --precision fp32` printed for the
 usage: check_torch_cnn.py WEIGHTS DATA_DIR COUNT VKTRAIN_EVAL_LINE
 """
 import gzip
-import json
 import struct
 import sys
 
 import torch
 
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        assert t["dtype"] == "F32", (name, t["dtype"])
-        a, b = t["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(t["shape"]).clone()
-    return out
+from safetensors_reader import read_safetensors
 
 
 def read_idx(path, count):
@@ -47,7 +33,7 @@ RENAME = {"conv0": "0", "conv1": "3", "linear0": "7", "linear1": "9"}
 
 def main():
     weights, data_dir, count, line = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    tensors = read_safetensors(weights)
+    tensors, _ = read_safetensors(weights)
     state = {}
     for name, t in tensors.items():
         layer, what = name.split(".", 1)

@@ -8,27 +8,13 @@ stored in the file, and compares its float64 validation loss with what `vktrain 
 
 usage: check_torch_gpt.py WEIGHTS TEXT_DIR HEADS WINDOWS VKTRAIN_EVAL_LINE
 """
-import json
 import math
 import os
-import struct
 import sys
 
 import torch
 
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = t["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(t["shape"]).clone()
-    return out, header.get("__metadata__", {})
+from safetensors_reader import read_safetensors
 
 
 def corpus(folder):

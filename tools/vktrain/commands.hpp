@@ -6,11 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "vktrain/trainer.hpp"
+
 namespace vktrain::cli {
 
 int run_train(const std::vector<std::string>& args);
 struct TrainArgs;
 struct ModelSpec;
+TrainerOptions trainer_options(const TrainArgs& args);      // the options every `train` run shares
 int run_train_text(TrainArgs& args, const ModelSpec& spec); // run_train's path for --model gpt:...
 struct EvalArgs;
 int run_eval_text(const EvalArgs& args); // run_eval's path for weights with a vocabulary

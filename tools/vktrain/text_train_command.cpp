@@ -151,18 +151,9 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     const Model model = Model::gpt(g);
 
     Context ctx(context_options(a.device));
-    TrainerOptions o;
-    o.precision = a.precision;
+    TrainerOptions o = trainer_options(a);
     o.batch_size = micro;
-    o.optimizer.kind = a.optimizer;
     o.optimizer.learning_rate = float(lr);
-    o.optimizer.momentum = float(a.momentum);
-    o.optimizer.weight_decay = float(a.weight_decay);
-    o.loss_scaler.enabled = a.loss_scaling;
-    o.loss_scaler.init_scale = float(a.loss_scale);
-    o.loss_scaler.growth_interval = int32_t(a.growth_interval);
-    o.gemm_path = a.gemm_path;
-    o.seed = a.seed;
     o.max_grad_norm = float(a.clip);
     o.lr_schedule = {LrScheduleKind::warmup_cosine, a.warmup, a.steps, float(min_lr)};
     Trainer trainer(ctx, model, o);

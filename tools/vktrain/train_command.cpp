@@ -45,22 +45,6 @@ void shuffle(std::vector<uint32_t>& order, uint64_t seed) {
     }
 }
 
-TrainerOptions trainer_options(const TrainArgs& a) {
-    TrainerOptions o;
-    o.precision = a.precision;
-    o.batch_size = a.batch_size;
-    o.optimizer.kind = a.optimizer;
-    o.optimizer.learning_rate = float(a.effective_learning_rate());
-    o.optimizer.momentum = float(a.momentum);
-    o.optimizer.weight_decay = float(a.weight_decay);
-    o.loss_scaler.enabled = a.loss_scaling;
-    o.loss_scaler.init_scale = float(a.loss_scale);
-    o.loss_scaler.growth_interval = int32_t(a.growth_interval);
-    o.gemm_path = a.gemm_path;
-    o.seed = a.seed;
-    return o;
-}
-
 void check_outputs(const TrainArgs& a) {
     if (!a.output.empty()) check_output_path(a.output, "--output", a.force);
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
@@ -210,6 +194,22 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
 }
 
 } // namespace
+
+TrainerOptions trainer_options(const TrainArgs& a) {
+    TrainerOptions o;
+    o.precision = a.precision;
+    o.batch_size = a.batch_size;
+    o.optimizer.kind = a.optimizer;
+    o.optimizer.learning_rate = float(a.effective_learning_rate());
+    o.optimizer.momentum = float(a.momentum);
+    o.optimizer.weight_decay = float(a.weight_decay);
+    o.loss_scaler.enabled = a.loss_scaling;
+    o.loss_scaler.init_scale = float(a.loss_scale);
+    o.loss_scaler.growth_interval = int32_t(a.growth_interval);
+    o.gemm_path = a.gemm_path;
+    o.seed = a.seed;
+    return o;
+}
 
 int run_train(const std::vector<std::string>& args) {
     TrainArgs a = parse_train_args(args);
