@@ -14,7 +14,9 @@
 #include "runtime/logger.hpp"
 #include "vktrain/context.hpp"
 
+namespace vktrain_vma { // VulkanMemoryAllocator, compiled in its own namespace (memory.cpp)
 struct VmaAllocator_T;
+} // namespace vktrain_vma
 
 namespace vktrain::runtime {
 
@@ -33,7 +35,7 @@ public:
     VkDevice handle() const { return m_device; }
     VkPhysicalDevice physical() const { return m_physical; }
     VkQueue queue() const { return m_queue; }
-    VmaAllocator_T* allocator() const { return m_allocator; }
+    vktrain_vma::VmaAllocator_T* allocator() const { return m_allocator; }
     const DeviceCaps& caps() const { return m_caps; }
     const Logger& logger() const { return m_logger; }
     PipelineCache& pipelines() { return *m_pipelines; }
@@ -75,7 +77,7 @@ private:
     bool m_owns_device = true; // false: adopted, the application destroys it
     VolkDeviceTable m_fn{};
     VkQueue m_queue = VK_NULL_HANDLE;
-    VmaAllocator_T* m_allocator = nullptr;
+    vktrain_vma::VmaAllocator_T* m_allocator = nullptr;
     std::unique_ptr<PipelineCache> m_pipelines;
     std::string m_cache_dir;
     bool m_coopmat_enabled = false;

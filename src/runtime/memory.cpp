@@ -1,9 +1,24 @@
 #include "runtime/memory.hpp"
 
+// Everything vk_mem_alloc.h includes, included first, so that its include guards keep them out of the namespace
+// below (VMA's classes become vktrain_vma::..., and vma_rename.h prefixes its C entry points: an application that
+// compiles VMA itself links with vktrain).
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cassert>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
+#include <type_traits>
 #include <utility>
 
 #include "runtime/device.hpp"
+#include "vma_rename.h"
 
 #define VMA_STATIC_VULKAN_FUNCTIONS 0
 #define VMA_DYNAMIC_VULKAN_FUNCTIONS 1
@@ -19,10 +34,13 @@
 #pragma GCC diagnostic ignored "-Wparentheses"
 #endif
 #define VMA_IMPLEMENTATION
+namespace vktrain_vma {
 #include <vk_mem_alloc.h>
+} // namespace vktrain_vma
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
+using namespace vktrain_vma;
 
 namespace vktrain::runtime {
 

@@ -7,16 +7,18 @@
 
 #include "runtime/vk.hpp"
 
+namespace vktrain_vma { // VulkanMemoryAllocator, compiled in its own namespace (memory.cpp)
 struct VmaAllocator_T;
 struct VmaAllocation_T;
+} // namespace vktrain_vma
 
 namespace vktrain::runtime {
 
 class Device;
 class Instance;
 
-VmaAllocator_T* create_allocator(Device& device, const Instance& instance);
-void destroy_allocator(VmaAllocator_T* allocator);
+vktrain_vma::VmaAllocator_T* create_allocator(Device& device, const Instance& instance);
+void destroy_allocator(vktrain_vma::VmaAllocator_T* allocator);
 
 enum class MemoryKind {
     device,   // GPU-local; filled by copies and shaders
@@ -51,7 +53,7 @@ private:
 
     Device* m_device = nullptr;
     VkBuffer m_buffer = VK_NULL_HANDLE;
-    VmaAllocation_T* m_allocation = nullptr;
+    vktrain_vma::VmaAllocation_T* m_allocation = nullptr;
     uint64_t m_size = 0;
     uint64_t m_allocated = 0;
     MemoryKind m_kind = MemoryKind::device;
