@@ -4,7 +4,9 @@
 // (mixed) or fp32 copy, refreshed only when the weights changed.
 //
 // Threads: a Trainer is used from one thread at a time (calls from several threads must be serialised by the
-// caller); several Trainers, on one Context or several, may run on different threads.
+// caller); a call made while another thread is inside the same Trainer throws vktrain::Error rather than running.
+// Several Trainers, on one Context or several, may run on different threads at once (the Context serialises queue
+// submissions). A Context may be shared by threads; creating and destroying it is not concurrent with its use.
 #pragma once
 
 #include <cstdint>

@@ -1,9 +1,11 @@
 #include "vktrain/trainer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "common/check.hpp"
 #include "graph/input_checks.hpp"
@@ -216,6 +218,33 @@ struct Trainer::Impl {
         counters = v.counters;
     }
 
+    // One thread at a time: every call that touches the device or the training state holds this for its duration.
+    // A call from a second thread while one runs throws instead of silently sharing staging buffers and state;
+    // nested calls on the owning thread (step(x, labels) -> step(inputs)) pass.
+    class Guard {
+    public:
+        Guard(const Impl& m, const char* what) : m_impl(m) {
+            const std::thread::id me = std::this_thread::get_id();
+            std::thread::id none{};
+            if (m.owner.load() == me) return;
+            if (!m.owner.compare_exchange_strong(none, me))
+                throw Error(std::string("Trainer::") + what +
+                            ": this Trainer is in use by another thread; a Trainer is used from one thread at a time "
+                            "(serialise the calls, or give each thread its own Trainer)");
+            m_outer = true;
+        }
+        ~Guard() {
+            if (m_outer) m_impl.owner.store(std::thread::id{});
+        }
+        Guard(const Guard&) = delete;
+        Guard& operator=(const Guard&) = delete;
+
+    private:
+        const Impl& m_impl;
+        bool m_outer = false;
+    };
+    mutable std::atomic<std::thread::id> owner{};
+
     // Declared first, destroyed last: the device outlives every buffer of this trainer even when the Context that
     // made it is destroyed first (the trainer keeps working).
     std::shared_ptr<runtime::Device> device;
@@ -249,6 +278,7 @@ StepResult Trainer::step(const std::vector<const void*>& inputs, uint32_t count)
 
 StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     Impl& m = *m_impl;
+    const Impl::Guard guard(m, "step");
     m.training();
     VKT_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
     uint64_t total = 0;
@@ -309,6 +339,7 @@ StepResult Trainer::step(const float* x, const int32_t* labels, uint32_t count) 
 float Trainer::compute_gradients(const std::vector<const void*>& inputs, uint32_t count,
                                  std::vector<std::vector<float>>& grads) {
     Impl& m = *m_impl;
+    const Impl::Guard guard(m, "compute_gradients");
     const float scale = m.scale();
     const float loss = m.run(inputs, count, scale);
     const float* g = m.train->grads();
@@ -329,6 +360,7 @@ float Trainer::compute_gradients(const float* x, const int32_t* labels, uint32_t
 
 StepProfile Trainer::profile_step(const std::vector<const void*>& inputs, uint32_t count) {
     Impl& m = *m_impl;
+    const Impl::Guard guard(m, "profile_step");
     m.check_count(count);
     m.check_inputs(inputs, count, false);
     graph::Program& p = m.training();
@@ -346,6 +378,7 @@ StepProfile Trainer::profile_step(const float* x, const int32_t* labels, uint32_
 
 std::vector<float> Trainer::predict(const std::vector<const void*>& inputs, uint64_t count) {
     Impl& m = *m_impl;
+    const Impl::Guard guard(m, "predict");
     const uint64_t per = m.eval->prediction_elements_per_sample();
     std::vector<float> out(count * per);
     m.forward_chunks(inputs, count,
@@ -362,6 +395,7 @@ std::vector<float> Trainer::predict(const float* x, uint64_t count) {
 
 EvalResult Trainer::evaluate(const std::vector<const void*>& inputs, uint64_t count) {
     Impl& m = *m_impl;
+    const Impl::Guard guard(m, "evaluate");
     for (const void* p : inputs) VKT_CHECK(p != nullptr || count == 0, "evaluate: null input");
     EvalResult r;
     r.count = count;
@@ -377,6 +411,7 @@ EvalResult Trainer::evaluate(const float* x, const int32_t* labels, uint64_t cou
 
 std::vector<Parameter> Trainer::parameters() const {
     const Impl& m = *m_impl;
+    const Impl::Guard guard(m, "parameters");
     std::vector<float> state;
     m.res.read_state(state);
     std::vector<Parameter> out;
@@ -391,6 +426,7 @@ std::vector<Parameter> Trainer::parameters() const {
 
 void Trainer::set_learning_rate(float learning_rate) {
     Impl& m = *m_impl;
+    const Impl::Guard guard(*m_impl, "set_learning_rate");
     m.training();
     check_schedule(m.options.lr_schedule, learning_rate);
     m.optimizer->set_learning_rate(scheduled_learning_rate(m.options.lr_schedule, learning_rate, m.steps));
@@ -406,6 +442,7 @@ std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state
 }
 
 void Trainer::set_parameters(const std::vector<Parameter>& params) {
+    const Impl::Guard guard(*m_impl, "set_parameters");
     m_impl->set_values(m_impl->values_from(params, ""));
 }
 
@@ -414,6 +451,7 @@ void Trainer::save(const std::string& path) const {
 }
 
 void Trainer::save(const std::string& path, const CheckpointMetadata& extra) const {
+    const Impl::Guard guard(*m_impl, "save");
     std::vector<io::NamedTensor> tensors;
     for (auto& p : parameters()) tensors.push_back({p.name, p.shape, std::move(p.data)});
     CheckpointMetadata metadata{{"vktrain_model", m_impl->model.describe()},
@@ -429,6 +467,7 @@ void Trainer::save(const std::string& path, const CheckpointMetadata& extra) con
 }
 
 void Trainer::load(const std::string& path) {
+    const Impl::Guard guard(*m_impl, "load");
     std::vector<io::NamedTensor> weights = io::read_safetensors(path);
     // A full checkpoint's optimizer state is not weights.
     weights.erase(std::remove_if(weights.begin(), weights.end(),
@@ -448,6 +487,7 @@ std::vector<const graph::ParamSlot*> trainable_slots(const graph::Layout& l) {
 } // namespace
 
 void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra) const {
+    const Impl::Guard guard(*m_impl, "save_checkpoint");
     const Impl& m = *m_impl;
     VKT_CHECK(m.optimizer != nullptr, "this trainer was made inference_only: it has no training state to save");
     train::Checkpoint c;
@@ -472,6 +512,7 @@ void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata&
 }
 
 CheckpointMetadata Trainer::load_checkpoint(const std::string& path) {
+    const Impl::Guard guard(*m_impl, "load_checkpoint");
     Impl& m = *m_impl;
     VKT_CHECK(m.optimizer != nullptr, "this trainer was made inference_only: use load() for weights");
     const train::Checkpoint c = train::read_checkpoint(path);
