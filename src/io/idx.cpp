@@ -191,6 +191,8 @@ std::string find_split_file(const std::string& dir, const std::string& name) {
     for (const std::string& candidate : {name + ".gz", name}) {
         const std::filesystem::path path = base / candidate;
         if (std::filesystem::exists(path, ec)) return path.string();
+        // Not "not found" when the folder cannot be searched (no permission): say why.
+        VKT_CHECK(!ec, path.string(), ": cannot look for the file: ", ec.message());
     }
     VKT_FAIL(dir, ": Fashion-MNIST file not found: neither ", name, ".gz nor ", name, " exists");
 }

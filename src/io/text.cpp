@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -19,8 +21,9 @@ bool ends_with(const std::string& s, const char* tail) {
 }
 
 std::string read_bytes(const std::string& path) {
+    errno = 0;
     std::ifstream in(path, std::ios::binary);
-    VKT_CHECK(in.good(), path, ": cannot open for reading");
+    VKT_CHECK(in.good(), path, ": cannot open for reading: ", errno ? std::strerror(errno) : "unknown error");
     std::ostringstream ss;
     ss << in.rdbuf();
     VKT_CHECK(!in.bad(), path, ": read error");
@@ -136,7 +139,10 @@ std::string encode_utf8(const std::u32string& text) {
 
 TextCorpus load_text_corpus(const std::string& path) {
     struct stat st {};
-    VKT_CHECK(stat(path.c_str(), &st) == 0, path, ": no such file or folder");
+    if (stat(path.c_str(), &st) != 0) {
+        VKT_CHECK(errno != ENOENT && errno != ENOTDIR, path, ": no such file or folder");
+        VKT_FAIL(path, ": ", std::strerror(errno));
+    }
     TextCorpus c;
     if (S_ISREG(st.st_mode)) {
         c.text = decode_utf8(read_bytes(path), path);
@@ -144,7 +150,7 @@ TextCorpus load_text_corpus(const std::string& path) {
     } else {
         VKT_CHECK(S_ISDIR(st.st_mode), path, ": neither a regular file nor a folder");
         DIR* dir = opendir(path.c_str());
-        VKT_CHECK(dir != nullptr, path, ": cannot open the folder");
+        VKT_CHECK(dir != nullptr, path, ": cannot open the folder: ", std::strerror(errno));
         std::vector<std::string> names;
         while (const dirent* e = readdir(dir)) {
             const std::string name = e->d_name;

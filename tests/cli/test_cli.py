@@ -158,6 +158,30 @@ def case_missing_data(cli):
     check_one_line_error(p, 1, "w.safetensors")
 
 
+def case_permission_denied(cli):
+    """A folder the user may not read is reported as such, not as a missing file (run as nobody; root reads all)."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to run a command as another user")
+    try:
+        probe = subprocess.run([cli.binary, "--version"], cwd="/", user=65534, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+    except OSError as e:
+        raise Skip("user nobody cannot run %s: %s" % (cli.binary, e))
+    if probe.returncode != 0:
+        raise Skip("user nobody cannot run " + cli.binary)
+    locked = os.path.join(cli.work, "locked")
+    os.makedirs(locked)
+    os.chmod(cli.work, 0o755)
+    os.chmod(locked, 0o700)  # root's: nobody may not enter it
+    for args in (["train", "--data", locked, "--limit", 10], ["train", "--model", "gpt", "--text", locked]):
+        cmd = [cli.binary] + [str(a) for a in args]
+        print("$ (as nobody) " + " ".join(cmd), flush=True)
+        p = subprocess.run(cmd, cwd="/", user=65534, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=120)
+        print("  stderr: " + p.stderr.strip())
+        check_one_line_error(p, 1, "locked", "ermission denied")
+
+
 def case_corrupt_data(cli):
     need_data()
     data = os.path.join(cli.work, "data")
