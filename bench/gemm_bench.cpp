@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/json.hpp"
+#include "runtime/context_access.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_autotune.hpp"
 #include "runtime/device.hpp"
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
         o.device_name = device;
         o.cache_dir = "none";
         vktrain::Context ctx(o);
-        auto& dev = ctx.device();
+        auto& dev = vktrain::detail::ContextAccess::device(ctx);
         const auto& info = ctx.device_info();
         std::vector<GemmShape> shapes;
         for (uint32_t s : sizes) shapes.push_back({false, false, s, s, s, DType::f32});

@@ -18,3 +18,9 @@ out=$("$work/build/train_mlp" 5000 1)
 echo "$out"
 echo "$out" | grep -Eq '^epoch 1: test accuracy 0\.[6-9]' || { echo "the example did not train to >= 0.6" >&2; exit 1; }
 test -s "$work/train_mlp.safetensors"
+
+# The opt-in interop header compiles from the installed package (its Vulkan headers found by the package).
+cmake -S "$src/tests/install_interop" -B "$work/interop" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
+  >"$work/interop-configure.log"
+cmake --build "$work/interop" >"$work/interop-build.log"
+"$work/interop/interop_app"

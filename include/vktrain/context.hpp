@@ -58,6 +58,9 @@ struct ContextOptions {
 namespace runtime {
 class Device;
 }
+namespace detail {
+struct ContextAccess; // the library's own access to the device (src/runtime/context_access.hpp)
+}
 struct VulkanHandles; // vktrain/vulkan_interop.hpp
 
 class Context {
@@ -77,11 +80,12 @@ public:
     uint64_t allocated_bytes() const;
     uint64_t peak_allocated_bytes() const;
 
-    runtime::Device& device(); // internal
-    const runtime::Device& device() const;
-    std::shared_ptr<runtime::Device> shared_device() const; // internal: keeps the device alive
-
 private:
+    friend struct detail::ContextAccess;
+    runtime::Device& device();
+    const runtime::Device& device() const;
+    std::shared_ptr<runtime::Device> shared_device() const; // keeps the device alive (trainers may outlive us)
+
     friend Context adopt_vulkan(const VulkanHandles& handles, const ContextOptions& options);
     explicit Context(std::unique_ptr<runtime::Device> device);
     std::shared_ptr<runtime::Device> m_device; // shared with the trainers made on it (they may outlive the Context)

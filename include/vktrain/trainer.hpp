@@ -186,9 +186,8 @@ public:
     uint64_t weight_uploads() const;      // times the weights were copied to the device (they go up only when changed)
     uint64_t weight_upload_bytes() const; // bytes copied by those uploads (after a step: trainable parameters only)
 
-    struct Impl;
-
 private:
+    struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
 

@@ -1,4 +1,5 @@
 #include "vktrain/trainer.hpp"
+#include "runtime/context_access.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -59,12 +60,14 @@ void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
 
 struct Trainer::Impl {
     Impl(Context& ctx, const Model& m, const TrainerOptions& o)
-        : device(ctx.shared_device()), start_bytes(ctx.device().allocated_bytes()), model(m), options(o),
-          layout(graph::make_layout(m)), res(ctx.device(), layout, o.precision), scaler(o.loss_scaler) {
+        : device(vktrain::detail::ContextAccess::shared_device(ctx)),
+          start_bytes(vktrain::detail::ContextAccess::device(ctx).allocated_bytes()), model(m), options(o),
+          layout(graph::make_layout(m)), res(vktrain::detail::ContextAccess::device(ctx), layout, o.precision),
+          scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
         for (const Node& n : m.nodes())
             if (n.op == "batch_norm2d" && full_batches_only.empty()) full_batches_only = n.name;
-        runtime::Device& dev = ctx.device();
+        runtime::Device& dev = vktrain::detail::ContextAccess::device(ctx);
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
             train =

@@ -1,4 +1,5 @@
 #include "device/support.hpp"
+#include "runtime/context_access.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -52,13 +53,13 @@ vktrain::Context& context() {
         std::fprintf(stderr, "[vktrain tests] device: %s (%s %s), coopmat %s, fp16 %s, validation %s\n",
                      info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str(),
                      g_context->coopmat_available() ? "yes" : "no", g_context->fp16_available() ? "yes" : "no",
-                     g_context->device().validation() ? "on" : "off");
+                     vktrain::detail::ContextAccess::device(*g_context).validation() ? "on" : "off");
     }
     return *g_context;
 }
 
 vktrain::runtime::Device& device() {
-    return context().device();
+    return vktrain::detail::ContextAccess::device(context());
 }
 bool expect_coopmat() {
     return env_flag("VKTRAIN_TEST_EXPECT_COOPMAT");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "device/support.hpp"
+#include "runtime/context_access.hpp"
 #include "vktrain/trainer.hpp"
 #include "vktrain/vulkan_interop.hpp"
 
@@ -271,9 +272,9 @@ TEST(Interop, AdoptedDeviceTrainsAndIsLeftToTheApplication) {
         EXPECT_EQ(info.vendor_id, shared.device_info().vendor_id);
         EXPECT_EQ(info.device_id, shared.device_info().device_id);
         EXPECT_EQ(info.driver_version, shared.device_info().driver_version);
-        EXPECT_FALSE(ctx.device().validation()); // vktrain made no messenger of its own
-        EXPECT_EQ(ctx.device().handle(), app.device);
-        EXPECT_EQ(ctx.device().physical(), app.physical);
+        EXPECT_FALSE(vktrain::detail::ContextAccess::device(ctx).validation()); // vktrain made no messenger of its own
+        EXPECT_EQ(vktrain::detail::ContextAccess::device(ctx).handle(), app.device);
+        EXPECT_EQ(vktrain::detail::ContextAccess::device(ctx).physical(), app.physical);
 
         // Every feature vktrain uses was enabled where supported, so it can do what an owned context does.
         EXPECT_EQ(ctx.fp16_available(), shared.fp16_available());

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "device/support.hpp"
+#include "runtime/context_access.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_autotune.hpp"
 #include "runtime/pipeline.hpp"
@@ -68,7 +69,7 @@ TEST(Runtime, BadDeviceChoiceIsAClearError) {
 TEST(Runtime, ContextsCoexist) {
     vktrain::Context second(vkt_test::context_options());
     for (vktrain::Context* c : {&vkt_test::context(), &second}) {
-        auto& dev = c->device();
+        auto& dev = vktrain::detail::ContextAccess::device(*c);
         vktrain::runtime::Buffer a(dev, 4 * 4, vktrain::runtime::MemoryKind::readback, "a");
         vktrain::runtime::Buffer cbuf(dev, 4 * 4, vktrain::runtime::MemoryKind::readback, "c");
         const float av[4] = {1, 2, 3, 4};
@@ -127,7 +128,8 @@ TEST(Runtime, MemoryIsAccountedAndReturned) {
     auto& ctx = vkt_test::context();
     const uint64_t before = ctx.allocated_bytes();
     {
-        vktrain::runtime::Buffer b(ctx.device(), 1 << 20, vktrain::runtime::MemoryKind::device, "big");
+        vktrain::runtime::Buffer b(vktrain::detail::ContextAccess::device(ctx), 1 << 20,
+                                   vktrain::runtime::MemoryKind::device, "big");
         EXPECT_GE(ctx.allocated_bytes(), before + (1 << 20));
         EXPECT_GE(ctx.peak_allocated_bytes(), before + (1 << 20));
     }
@@ -146,8 +148,8 @@ TEST(Runtime, PipelineCacheIsPersisted) {
         t.precision = vktrain::Precision::fp32;
         t.batch_size = 4;
         vktrain::Trainer trainer(ctx, vktrain::Model::mlp(6, {5}, 3), t);
-        file = ctx.device().pipelines().file_path();
-        EXPECT_GT(ctx.device().pipelines().size(), 0u);
+        file = vktrain::detail::ContextAccess::device(ctx).pipelines().file_path();
+        EXPECT_GT(vktrain::detail::ContextAccess::device(ctx).pipelines().size(), 0u);
     }
     ASSERT_TRUE(fs::exists(file)) << file;
     EXPECT_GT(fs::file_size(file), 0u);
@@ -163,11 +165,13 @@ TEST(Runtime, AutoGemmChoiceIsMeasuredOnceThenCached) {
     o.cache_dir = dir;
     vktrain::Context ctx(o);
     const vktrain::kernels::GemmShape shape{false, true, 32, 24, 40, DType::f16};
-    const auto first = vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape);
+    const auto first =
+        vktrain::kernels::choose_gemm_path(vktrain::detail::ContextAccess::device(ctx), GemmPath::auto_select, shape);
     EXPECT_FALSE(first.cached);
     EXPECT_GT(first.coopmat_us, 0.0);
     EXPECT_GT(first.tiled_us, 0.0);
-    const auto second = vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape);
+    const auto second =
+        vktrain::kernels::choose_gemm_path(vktrain::detail::ContextAccess::device(ctx), GemmPath::auto_select, shape);
     EXPECT_TRUE(second.cached);
     EXPECT_EQ(second.path, first.path);
     EXPECT_NE(second.reason.find("cached"), std::string::npos);
@@ -188,9 +192,10 @@ TEST(Runtime, MalformedGemmPathCacheIsMeasuredAgain) {
     o.log_level = vktrain::LogLevel::warning;
     vktrain::Context ctx(o);
     const vktrain::kernels::GemmShape shape{false, true, 16, 8, 24, DType::f16};
-    const auto measured = vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape);
+    const auto measured =
+        vktrain::kernels::choose_gemm_path(vktrain::detail::ContextAccess::device(ctx), GemmPath::auto_select, shape);
     ASSERT_FALSE(measured.cached);
-    const std::string file = dir + "/gemm-paths-" + ctx.device().cache_key() + ".json";
+    const std::string file = dir + "/gemm-paths-" + vktrain::detail::ContextAccess::device(ctx).cache_key() + ".json";
     ASSERT_TRUE(fs::exists(file));
     for (const char* bad : {"{\"%s\": {\"path\": 7, \"coopmat_us\": \"x\", \"tiled_us\": null}}", "{\"%s\": [1, 2]}",
                             "{\"%s\": {\"path\": \"warp\"}}"}) {
@@ -198,12 +203,16 @@ TEST(Runtime, MalformedGemmPathCacheIsMeasuredAgain) {
         std::snprintf(text, sizeof text, bad, shape.key().c_str());
         std::ofstream(file) << text;
         warnings.clear();
-        const auto again = vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape);
+        const auto again = vktrain::kernels::choose_gemm_path(vktrain::detail::ContextAccess::device(ctx),
+                                                              GemmPath::auto_select, shape);
         EXPECT_FALSE(again.cached) << text;
         ASSERT_EQ(warnings.size(), 1u) << text;
         EXPECT_NE(warnings[0].find(file), std::string::npos) << warnings[0];
         // ...and the entry was replaced by a good one.
-        EXPECT_TRUE(vktrain::kernels::choose_gemm_path(ctx.device(), GemmPath::auto_select, shape).cached) << text;
+        EXPECT_TRUE(vktrain::kernels::choose_gemm_path(vktrain::detail::ContextAccess::device(ctx),
+                                                       GemmPath::auto_select, shape)
+                        .cached)
+            << text;
     }
     fs::remove_all(dir);
 }
