@@ -36,6 +36,7 @@ struct DeviceInfo {
     bool coopmat_extension = false; // VK_KHR_cooperative_matrix listed
     bool coopmat_feature = false;   // ...and its cooperativeMatrix feature bit set
     std::vector<CoopMatShape> coopmat_shapes;
+    uint64_t device_memory_bytes = 0; // the largest device-local memory heap
 };
 
 // Which GEMM implementation a mixed-precision run may use. auto_select measures the candidates on

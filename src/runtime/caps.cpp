@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "runtime/caps.hpp"
 
 #include <cstring>
@@ -81,6 +82,12 @@ DeviceCaps query_caps(const Instance& instance, VkPhysicalDevice physical, uint3
     };
     info.coopmat_extension = has_ext(VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
     caps.portability_subset = has_ext("VK_KHR_portability_subset");
+
+    VkPhysicalDeviceMemoryProperties memory{};
+    fn.vkGetPhysicalDeviceMemoryProperties(physical, &memory);
+    for (uint32_t h = 0; h < memory.memoryHeapCount; ++h)
+        if (memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            info.device_memory_bytes = std::max<uint64_t>(info.device_memory_bytes, memory.memoryHeaps[h].size);
 
     VkPhysicalDeviceProperties base{};
     fn.vkGetPhysicalDeviceProperties(physical, &base);

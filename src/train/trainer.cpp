@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <thread>
 
 #include "common/check.hpp"
+#include "common/host_memory.hpp"
 #include "graph/input_checks.hpp"
 #include "graph/program.hpp"
 #include "graph/resources.hpp"
@@ -56,14 +58,51 @@ void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
     }
 }
 
+std::string gib(uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1ull << 30));
+    return buf;
+}
+
+// Refuses, before anything is allocated, a model whose parameters, gradients, staging and optimizer state (plus
+// `arena` bytes of activations once planned) cannot fit: a clear error instead of an allocation failure deep
+// inside, or the kernel's out-of-memory killer (on CPU devices such as lavapipe, device memory is host memory).
+uint64_t check_memory(const runtime::Device& device, const graph::Layout& l, const TrainerOptions& o, uint64_t arena) {
+    const uint64_t esz = o.precision == Precision::mixed ? 2 : 4;
+    const bool training = !o.inference_only;
+    const uint64_t grads = training ? l.grad_count * 4 : 0;
+    const uint64_t on_device = l.master_count * esz + grads + l.state_count * 4 + arena;
+    const uint64_t visible = l.master_count * esz + grads + l.state_count * 4; // staging and readback
+    const uint64_t state_per = o.optimizer.kind == OptimizerKind::adamw ? 8 : (o.optimizer.momentum > 0 ? 4 : 0);
+    const uint64_t host = l.master_count * 4 + (training ? l.grad_count * state_per : 0);
+    const DeviceInfo& info = device.caps().info;
+    const bool cpu = info.type == "cpu";
+    const std::string what = arena ? "weights, gradients, staging and activations" : "weights, gradients and staging";
+    if (!cpu && info.device_memory_bytes)
+        VKT_CHECK(on_device <= info.device_memory_bytes, "the model needs about ", gib(on_device),
+                  " of device memory (", what, ") but the largest memory heap of '", info.name, "' holds ",
+                  gib(info.device_memory_bytes), "; use a smaller model or batch size");
+    // 10% and 256 MiB of slack for what is not counted (buffers of the programs, copies while loading, the process).
+    const uint64_t counted = host + visible + (cpu ? on_device : 0);
+    const uint64_t need = counted + counted / 10 + (256ull << 20);
+    const uint64_t available = available_host_memory();
+    if (available)
+        VKT_CHECK(need <= available, "the model needs about ", gib(need), " of host memory (fp32 master weights",
+                  training ? ", optimizer state" : "",
+                  cpu ? ", and the device's memory: '" + info.name + "' is a CPU" : "", cpu ? " device" : "", ") but ",
+                  gib(available), " are available; use a smaller model or batch size");
+    return need;
+}
+
 } // namespace
 
 struct Trainer::Impl {
     Impl(Context& ctx, const Model& m, const TrainerOptions& o)
         : device(vktrain::detail::ContextAccess::shared_device(ctx)),
           start_bytes(vktrain::detail::ContextAccess::device(ctx).allocated_bytes()), model(m), options(o),
-          layout(graph::make_layout(m)), res(vktrain::detail::ContextAccess::device(ctx), layout, o.precision),
-          scaler(o.loss_scaler) {
+          layout(graph::make_layout(m)),
+          host_bytes(check_memory(vktrain::detail::ContextAccess::device(ctx), layout, o, 0)),
+          res(vktrain::detail::ContextAccess::device(ctx), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
         for (const Node& n : m.nodes())
             if (n.op == "batch_norm2d" && full_batches_only.empty()) full_batches_only = n.name;
@@ -85,7 +124,9 @@ struct Trainer::Impl {
             optimizer->set_learning_rate(scheduled_learning_rate(o.lr_schedule, base_lr, 0));
         }
         eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path, o.seed);
-        res.ensure_arena(std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes));
+        const uint64_t arena = std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes);
+        check_memory(dev, layout, o, arena);
+        res.ensure_arena(arena);
         std::vector<uint64_t> inputs = eval->input_bytes();
         uint64_t rows = eval->row_loss_bytes();
         if (train) {
@@ -255,6 +296,7 @@ struct Trainer::Impl {
     Model model;
     TrainerOptions options;
     graph::Layout layout;
+    uint64_t host_bytes; // checked before anything is allocated (check_memory)
     graph::Resources res;
     std::unique_ptr<graph::Program> train, eval;
     train::LossScaler scaler;

@@ -158,6 +158,15 @@ def case_missing_data(cli):
     check_one_line_error(p, 1, "w.safetensors")
 
 
+def case_batch_clamp(cli):
+    """A batch larger than the data is clamped to the sample count (no compute spent on padding)."""
+    need_data()
+    p = cli.run("train", "--limit", 200, "--test-limit", 50, "--epochs", 1, "--batch-size", 100000, "--quiet",
+                "--report", "r.json")
+    check(p.returncode == 0 and "exceeds the 200 training samples; using 200" in p.stdout, "the batch is clamped")
+    check(read_report(cli, "r.json")["batch_size"] == 200, "the report says batch size 200")
+
+
 def case_permission_denied(cli):
     """A folder the user may not read is reported as such, not as a missing file (run as nobody; root reads all)."""
     if os.geteuid() != 0:

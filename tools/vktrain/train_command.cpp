@@ -245,6 +245,12 @@ int run_train(const std::vector<std::string>& args) {
         throw Error(a.resume + ": checkpoint was trained on " + std::to_string(resume_samples) +
                     " samples per epoch, this run has " + std::to_string(train.count) + " (--limit must match)");
 
+    // A batch larger than the data would only compute zero padding: every step runs at the compiled batch size.
+    if (a.batch_size > train.count && a.resume.empty()) {
+        print("note        --batch-size " + std::to_string(a.batch_size) + " exceeds the " +
+              std::to_string(train.count) + " training samples; using " + std::to_string(train.count) + "\n");
+        a.batch_size = uint32_t(train.count);
+    }
     const Model model = build_model(spec, uint32_t(train.features), uint32_t(train.classes));
     if (!a.resume.empty() && resume_model != model.describe())
         throw Error(a.resume + ": checkpoint is for model " + resume_model + ", this run has " + model.describe());
