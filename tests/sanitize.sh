@@ -3,7 +3,7 @@
 # runs its host, device (the default device) and CLI tests; any sanitizer report fails.
 #   sanitize.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
-build=$1 src=$2
+build=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
 prefix=$(grep -E '^CMAKE_PREFIX_PATH:' "$build/CMakeCache.txt" | cut -d= -f2-)
 glslang=$(grep -E '^VKTRAIN_GLSLANG:' "$build/CMakeCache.txt" | cut -d= -f2-)
 asan="$build/asan"

@@ -1,6 +1,7 @@
 #include "vktrain/model.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "common/check.hpp"
 #include "graph/registry.hpp"
@@ -51,6 +52,19 @@ void Model::check_value(int x, const char* op) const {
     VKT_CHECK(x >= 0 && size_t(x) < m_nodes.size(), op, ": value ", x, " does not exist");
 }
 
+namespace {
+// Ops read their settings with attrs.at(): a node without one (a hand-edited or damaged architecture in a weights
+// file) is a one-line error naming the node, not a std::out_of_range escaping the library.
+template <typename F>
+auto with_attributes(const Node& node, F f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const std::out_of_range&) {
+        VKT_FAIL(node.op, " '", node.name, "': a required attribute is missing");
+    }
+}
+} // namespace
+
 int Model::add_node(Node node, const char* what) {
     VKT_CHECK(m_loss < 0, what, ": the model's loss is already set; add ops before the loss");
     for (int x : node.inputs) check_value(x, what);
@@ -59,7 +73,9 @@ int Model::add_node(Node node, const char* what) {
     std::vector<const Node*> ins;
     for (int x : node.inputs) ins.push_back(&m_nodes[size_t(x)]);
     const graph::OpDef& def = op_def(node.op);
-    node.shape = def.infer(node, ins);
+    VKT_CHECK(def.infer && !def.backward_only, what, " '", node.name, "': op '", node.op,
+              "' is internal to vktrain (a backward step) and cannot appear in a model");
+    node.shape = with_attributes(node, [&] { return def.infer(node, ins); });
     for (int64_t d : node.shape)
         VKT_CHECK(d > 0, what, " '", node.name, "': output shape ", graph::shape_text(node.shape), " is empty");
     if (def.loss)
@@ -323,7 +339,7 @@ std::vector<ParameterInfo> Model::parameters() const {
         if (!def.params) continue;
         std::vector<const Node*> ins;
         for (int x : n.inputs) ins.push_back(&m_nodes[size_t(x)]);
-        for (const graph::ParamDecl& d : def.params(n, ins)) {
+        for (const graph::ParamDecl& d : with_attributes(n, [&] { return def.params(n, ins); })) {
             ParameterInfo p;
             p.name = n.name + "." + d.suffix;
             p.shape = d.shape;

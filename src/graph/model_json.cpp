@@ -120,7 +120,7 @@ Model Model::from_json(const std::string& text) {
             // Counters continue past loaded names so later builder calls do not collide.
             size_t digits = n.name.size();
             while (digits > 0 && std::isdigit(static_cast<unsigned char>(n.name[digits - 1]))) --digits;
-            if (digits < n.name.size() && digits > 0) {
+            if (digits < n.name.size() && digits > 0 && n.name.size() - digits <= 9) { // stoi cannot overflow
                 const std::string kind = n.name.substr(0, digits);
                 const int index = std::stoi(n.name.substr(digits));
                 m.m_counters[kind] = std::max(m.m_counters[kind], index + 1);
@@ -134,6 +134,7 @@ Model Model::from_json(const std::string& text) {
                 if (const Json* w = g.find("weight_decay")) m.set_weight_decay(p, float(w->as_number()));
                 if (const Json* in = g.find("init")) m.set_init(p, init_from(*in));
             }
+        (void)m.parameters(); // every op's parameter declaration reads its attributes: checked here, not later
         return m;
     } catch (const Error& e) {
         throw Error(std::string("model architecture: ") + e.what());

@@ -3,7 +3,7 @@
 # seed corpora (copied, so the repository is not changed); any crash, sanitizer report or unexpected exception fails.
 #   run.sh BUILD_DIR SOURCE_DIR [SECONDS=30]
 set -euo pipefail
-build=$1 src=$2 seconds=${3:-30}
+build=$(cd "$1" && pwd) src=$(cd "$2" && pwd) seconds=${3:-30}
 cxx=$(command -v clang++-14 || command -v clang++ || true)
 cc=$(command -v clang-14 || command -v clang || true)
 [ -n "$cxx" ] && [ -n "$cc" ] || { echo "clang is not installed (platforms/debian/setup-test-tools.sh)"; exit 77; }
