@@ -82,7 +82,8 @@ TEST(Graph, WeightsAreUploadedOnlyWhenTheyChange) {
     EXPECT_EQ(first, 1u); // the initial weights
     t.predict(b.x.data(), 8);
     t.evaluate(b.x.data(), b.labels.data(), 8);
-    t.predict(b.x.data(), 30); // several chunks
+    const Batch many = make_batch(30, 6, 3, 2);
+    t.predict(many.x.data(), 30); // several chunks
     EXPECT_EQ(t.weight_uploads(), first);
     t.step(b.x.data(), b.labels.data(), 8); // uses the weights already there, then changes them
     EXPECT_EQ(t.weight_uploads(), first);
