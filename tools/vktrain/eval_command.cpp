@@ -13,17 +13,6 @@
 
 namespace vktrain::cli {
 
-namespace {
-
-const std::string* find_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
-                                 const std::string& key) {
-    for (const auto& [k, v] : metadata)
-        if (k == key) return &v;
-    return nullptr;
-}
-
-} // namespace
-
 int run_eval(const std::vector<std::string>& args) {
     const EvalArgs a = parse_eval_args(args);
     if (a.help) {
@@ -54,13 +43,7 @@ int run_eval(const std::vector<std::string>& args) {
         }
         model_source = "metadata of " + a.weights;
     }
-    Precision precision = Precision::mixed;
-    if (a.precision) {
-        precision = *a.precision;
-    } else if (const std::string* p = find_metadata(metadata, "vktrain_precision"); p && *p == "fp32") {
-        // Evaluating in the precision the weights were trained in reproduces the accuracy `train` reported.
-        precision = Precision::fp32;
-    }
+    const Precision precision = stored_precision(a.precision, metadata);
 
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
     const Model model =
@@ -94,11 +77,7 @@ int run_eval_text(const EvalArgs& a) {
     io::read_safetensors(a.weights, &metadata);
     const CharVocabulary vocab = CharVocabulary::from_utf8(*find_metadata(metadata, "vktrain_vocabulary"));
     const Model model = load_model(a.weights);
-    Precision precision = Precision::mixed;
-    if (a.precision)
-        precision = *a.precision;
-    else if (const std::string* p = find_metadata(metadata, "vktrain_precision"); p && *p == "fp32")
-        precision = Precision::fp32;
+    const Precision precision = stored_precision(a.precision, metadata);
     const std::string text_path = a.text_path.empty() ? default_text_dir() : a.text_path;
     const TextCorpus corpus = load_text_corpus(text_path);
     const std::vector<int32_t> val = vocab.encode(split_text(corpus.text, 0.9).validation);

@@ -19,13 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const std::string* find_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
-                                 const std::string& key) {
-    for (const auto& [k, v] : metadata)
-        if (k == key) return &v;
-    return nullptr;
-}
-
 // The GptOptions a Model::gpt graph was built with, read back from its nodes.
 GptOptions gpt_options_of(const Model& m, const std::string& file) {
     GptOptions g;
@@ -90,11 +83,7 @@ int run_generate(const std::vector<std::string>& args) {
         throw Error(a.weights + ": the model has " + std::to_string(g.vocab) + " tokens, the vocabulary " +
                     std::to_string(vocab.size()));
     std::vector<int32_t> tokens = vocab.encode(decode_utf8(a.prompt, "--prompt"));
-    Precision precision = Precision::mixed;
-    if (a.precision)
-        precision = *a.precision;
-    else if (const std::string* p = find_metadata(metadata, "vktrain_precision"); p && *p == "fp32")
-        precision = Precision::fp32;
+    const Precision precision = stored_precision(a.precision, metadata);
 
     Context ctx(context_options(a.device));
     TrainerOptions o;

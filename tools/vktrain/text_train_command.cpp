@@ -200,9 +200,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.resume.empty()) {
         std::vector<std::pair<std::string, std::string>> stored;
         io::read_safetensors(a.resume, &stored);
-        const std::string* run = nullptr;
-        for (const auto& [k, v] : stored)
-            if (k == key_settings) run = &v;
+        const std::string* run = find_metadata(stored, key_settings);
         if (!run)
             throw Error(a.resume + ": not a checkpoint of a text run (`vktrain train --model gpt:... --checkpoint`)");
         check_same_run(a.resume, *run, settings);

@@ -75,12 +75,6 @@ CheckpointMetadata checkpoint_metadata(const TrainArgs& a, uint32_t epoch, uint6
             {key_train_samples, std::to_string(train_samples)}};
 }
 
-const std::string* find_metadata(const CheckpointMetadata& metadata, const char* key) {
-    for (const auto& [k, v] : metadata)
-        if (k == key) return &v;
-    return nullptr;
-}
-
 // Reads the --resume file's metadata and checks that this run can continue it, before any data is loaded or a
 // device opened. Adopts the checkpoint's shuffle seed and (unless --lr was given) its base learning rate. Returns
 // the number of completed epochs. The model is checked once the data fixes its input size, the rest of the state

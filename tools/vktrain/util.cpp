@@ -133,4 +133,19 @@ Accuracy classification_accuracy(Trainer& trainer, const Dataset& data) {
     return a;
 }
 
+const std::string* find_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
+                                 const std::string& key) {
+    for (const auto& [k, v] : metadata)
+        if (k == key) return &v;
+    return nullptr;
+}
+
+Precision stored_precision(const std::optional<Precision>& given,
+                           const std::vector<std::pair<std::string, std::string>>& metadata) {
+    if (given) return *given;
+    // Evaluating in the precision the weights were trained in reproduces what `train` reported.
+    const std::string* p = find_metadata(metadata, "vktrain_precision");
+    return p && *p == "fp32" ? Precision::fp32 : Precision::mixed;
+}
+
 } // namespace vktrain::cli

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "args.hpp"
 #include "io/json.hpp"
@@ -38,6 +41,13 @@ std::string device_summary(const DeviceInfo& info);
 io::Json device_json(const DeviceInfo& info);
 
 bool stderr_is_terminal();
+
+// A weights file's or checkpoint's metadata entry, or null.
+const std::string* find_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
+                                 const std::string& key);
+// --precision when given, else the precision a weights file was trained in (its "vktrain_precision"), else mixed.
+Precision stored_precision(const std::optional<Precision>& given,
+                           const std::vector<std::pair<std::string, std::string>>& metadata);
 
 // The recipes' classification metric (not the library's): loss and the share of samples whose largest logit is
 // the label, from the trainer's evaluation-mode predictions.
