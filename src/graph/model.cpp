@@ -75,9 +75,16 @@ int Model::add_node(Node node, const char* what) {
     const graph::OpDef& def = op_def(node.op);
     VKT_CHECK(def.infer && !def.backward_only, what, " '", node.name, "': op '", node.op,
               "' is internal to vktrain (a backward step) and cannot appear in a model");
+    graph::check_attributes(def, node);
     node.shape = with_attributes(node, [&] { return def.infer(node, ins); });
-    for (int64_t d : node.shape)
+    uint64_t elements = 1;
+    for (int64_t d : node.shape) {
         VKT_CHECK(d > 0, what, " '", node.name, "': output shape ", graph::shape_text(node.shape), " is empty");
+        // Per sample at most 2^40 values: any batch times it stays far inside 64 bits.
+        VKT_CHECK(uint64_t(d) <= (uint64_t(1) << 40) / elements, what, " '", node.name, "': output shape ",
+                  graph::shape_text(node.shape), " has more than 2^40 values per sample");
+        elements *= uint64_t(d);
+    }
     if (def.loss)
         node.type = DataType::f32;
     else if (!node.inputs.empty() && node.op != "input")

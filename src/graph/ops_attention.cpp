@@ -72,6 +72,7 @@ std::string site(const IrNode& n, const char* gemm) {
 OpDef self_attention() {
     OpDef d;
     d.name = "self_attention";
+    d.attrs = {size_attr("heads"), flag_attr("causal")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);

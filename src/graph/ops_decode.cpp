@@ -15,6 +15,7 @@ namespace {
 OpDef cached_attention() {
     OpDef d;
     d.name = "cached_attention";
+    d.attrs = {size_attr("heads"), size_attr("max_positions")};
     d.inference_only = true;
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);

@@ -29,6 +29,7 @@ uint32_t u32(uint64_t v) {
 OpDef linear() {
     OpDef d;
     d.name = "linear";
+    d.attrs = {size_attr("out"), flag_attr("bias")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);

@@ -116,6 +116,7 @@ uint32_t dropout_seed(const IrNode& n) {
 OpDef dropout() {
     OpDef d;
     d.name = "dropout";
+    d.attrs = {{"p", AttrKind::real, 0.0, 1.0, false, true}};
     d.infer = same_shape;
     d.record = [](Exec& e, const IrNode& n) {
         // Evaluation: the identity (a copy, which the planner may turn in-place in later versions).

@@ -14,16 +14,6 @@ namespace vktrain::graph {
 
 namespace {
 
-// A size attribute: present, a whole number in [1, 2^31).
-uint32_t size_attr(const Node& n, const char* key) {
-    const auto it = n.attrs.find(key);
-    VKT_CHECK(it != n.attrs.end(), n.op, " '", n.name, "': attribute '", key, "' is missing");
-    const double v = it->second;
-    VKT_CHECK(v >= 1 && v < 2147483648.0 && std::floor(v) == v, n.op, " '", n.name, "': ", key,
-              " must be a positive integer below 2^31, got ", v);
-    return uint32_t(v);
-}
-
 // PyTorch's nn.Embedding initialisation: N(0, 1).
 ParamDecl normal_weight(int64_t rows, int64_t cols) {
     ParamDecl p{"weight", {rows, cols}, uint32_t(cols), InitKind::normal};
@@ -35,10 +25,10 @@ ParamDecl normal_weight(int64_t rows, int64_t cols) {
 OpDef embedding() {
     OpDef d;
     d.name = "embedding";
+    d.attrs = {size_attr("num_embeddings"), size_attr("dim")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
-        const uint32_t dim = size_attr(n, "dim");
-        size_attr(n, "num_embeddings");
+        const auto dim = uint32_t(n.attrs.at("dim")); // checked against d.attrs by Model::add_node
         VKT_CHECK(in[0]->type == DataType::i32 && in[0]->op == "input", "embedding '", n.name, "': ids '", in[0]->name,
                   "' must be an integer (i32) model input");
         VKT_CHECK(in[0]->shape.size() <= 4, "embedding '", n.name, "': ids ", shape_text(in[0]->shape),
@@ -82,10 +72,11 @@ OpDef embedding_backward() {
 OpDef position_embedding() {
     OpDef d;
     d.name = "position_embedding";
+    d.attrs = {size_attr("max_positions")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
-        const uint32_t max_positions = size_attr(n, "max_positions");
+        const auto max_positions = uint32_t(n.attrs.at("max_positions"));
         const Shape& s = in[0]->shape;
         VKT_CHECK(s.size() == 2, "position_embedding '", n.name, "': input '", in[0]->name, "' is ", shape_text(s),
                   "; expected [positions, channels]");
@@ -148,6 +139,7 @@ OpDef linear_tied(const OpDef& linear) {
     OpDef d = linear;
     d.name = "linear_tied";
     d.params = nullptr;
+    d.attrs.clear(); // "out" comes from the tied embedding when lowered
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);

@@ -12,15 +12,8 @@ namespace vktrain::graph {
 
 namespace {
 
-// A Model attribute, checked (Model::from_json replays nodes from files, so attributes may be missing or odd).
-double attribute(const Node& n, const char* key) {
-    const auto it = n.attrs.find(key);
-    VKT_CHECK(it != n.attrs.end(), n.op, " '", n.name, "': attribute '", key, "' is missing");
-    return it->second;
-}
-
 bool affine_of(const Node& n) {
-    return n.op == "rms_norm" || attribute(n, "affine") != 0;
+    return n.op == "rms_norm" || n.attrs.at("affine") != 0;
 }
 
 // The node's normalisation over x = in[0] (rows: every dimension but the last, the batch included).
@@ -39,19 +32,13 @@ kernels::RowNorm row_norm(const Exec& e, const IrNode& n) {
 OpDef norm(const char* name, bool rms) {
     OpDef d;
     d.name = name;
+    d.attrs = {positive_real_attr("eps")};
+    if (!rms) d.attrs.push_back(flag_attr("affine"));
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
         VKT_CHECK(!in[0]->shape.empty(), n.op, " '", n.name, "': input '", in[0]->name,
                   "' is a scalar per sample; the last dimension is normalised");
-        const double eps = attribute(n, "eps");
-        VKT_CHECK(eps > 0 && eps <= double(std::numeric_limits<float>::max()), n.op, " '", n.name, "': eps ", eps,
-                  " must be positive and finite");
-        if (n.op != "rms_norm") {
-            const double affine = attribute(n, "affine");
-            VKT_CHECK(affine == 0 || affine == 1, n.op, " '", n.name, "': attribute 'affine' is ", affine,
-                      "; expected 0 or 1");
-        }
         return in[0]->shape;
     };
     d.params = [rms](const Node& n, const std::vector<const Node*>& in) {

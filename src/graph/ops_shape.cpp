@@ -24,6 +24,7 @@ OpDef view(const char* name) {
         const uint64_t count = element_count(in[0]->shape);
         if (n.op == "flatten") return Shape{int64_t(count)};
         Shape s = n.shape_attr;
+        VKT_CHECK(!s.empty() && s.size() <= 5, "reshape '", n.name, "': 1 to 5 dimensions per sample, got ", s.size());
         int unknown = -1;
         uint64_t known = 1;
         for (size_t i = 0; i < s.size(); ++i) {
@@ -33,6 +34,9 @@ OpDef view(const char* name) {
                 continue;
             }
             VKT_CHECK(s[i] > 0, "reshape '", n.name, "': dimension ", s[i], " in ", shape_text(s));
+            // No product may pass the input's count (checked before multiplying, so it cannot wrap around).
+            VKT_CHECK(uint64_t(s[i]) <= count / known, "reshape '", n.name, "': ", shape_text(in[0]->shape), " has ",
+                      count, " elements per sample, fewer than ", shape_text(s));
             known *= uint64_t(s[i]);
         }
         if (unknown >= 0) {
@@ -67,6 +71,7 @@ void record_transpose(Exec& e, int src, int dst, size_t a, size_t b, bool accumu
 OpDef transpose() {
     OpDef d;
     d.name = "transpose";
+    d.attrs = {{"dim0", AttrKind::integer, 0.0, 5.0}, {"dim1", AttrKind::integer, 0.0, 5.0}};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -109,6 +114,7 @@ kernels::StridedView slice_view(const Shape& full, size_t dim, uint64_t start) {
 OpDef slice() {
     OpDef d;
     d.name = "slice";
+    d.attrs = {{"dim", AttrKind::integer, 0.0, 5.0}, count_attr("start"), size_attr("end")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);

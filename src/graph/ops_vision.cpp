@@ -72,6 +72,9 @@ void declare(Exec& e, const IrNode& n, kernels::ConvDirection d, int out) {
 OpDef conv2d() {
     OpDef d;
     d.name = "conv2d";
+    d.attrs = {size_attr("out"),      size_attr("kernel_h"), size_attr("kernel_w"), size_attr("stride_h"),
+               size_attr("stride_w"), count_attr("pad_h"),   count_attr("pad_w"),   size_attr("dil_h"),
+               size_attr("dil_w"),    size_attr("groups"),   flag_attr("bias")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -183,6 +186,8 @@ kernels::Pool2dShape pool_shape(const std::map<std::string, double>& a, const Sh
 OpDef pool(const char* name, bool max) {
     OpDef d;
     d.name = name;
+    d.attrs = {size_attr("kernel_h"), size_attr("kernel_w"), size_attr("stride_h"),
+               size_attr("stride_w"), count_attr("pad_h"),   count_attr("pad_w")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -244,6 +249,7 @@ BnDims bn_dims(const Shape& x) {
 OpDef batch_norm2d() {
     OpDef d;
     d.name = "batch_norm2d";
+    d.attrs = {positive_real_attr("eps"), {"momentum", AttrKind::real, 0.0, 1.0}};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);

@@ -1,5 +1,7 @@
 #include "graph/registry.hpp"
 
+#include <cfloat>
+#include <cmath>
 #include <memory>
 
 #include "common/check.hpp"
@@ -57,6 +59,48 @@ void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, siz
 void expect_real(const Node& node, const Node& input) {
     VKT_CHECK(input.type == DataType::f32, node.op, " '", node.name, "': input '", input.name,
               "' holds integers; this op takes real values");
+}
+
+} // namespace vktrain::graph
+
+namespace vktrain::graph {
+
+AttrSpec size_attr(const char* name) {
+    return {name, AttrKind::integer, 1.0, 2147483647.0};
+}
+AttrSpec count_attr(const char* name) {
+    return {name, AttrKind::integer, 0.0, 2147483647.0};
+}
+AttrSpec flag_attr(const char* name) {
+    return {name, AttrKind::flag};
+}
+AttrSpec positive_real_attr(const char* name) {
+    return {name, AttrKind::real, 0.0, double(FLT_MAX), true, false};
+}
+
+void check_attributes(const OpDef& def, const Node& node) {
+    for (const auto& [key, value] : node.attrs) {
+        bool known = false;
+        for (const AttrSpec& a : def.attrs) known = known || key == a.name;
+        VKT_CHECK(known, node.op, " '", node.name, "': unknown attribute '", key, "'");
+    }
+    for (const AttrSpec& a : def.attrs) {
+        const auto it = node.attrs.find(a.name);
+        VKT_CHECK(it != node.attrs.end(), node.op, " '", node.name, "': attribute '", a.name, "' is missing");
+        const double v = it->second;
+        VKT_CHECK(std::isfinite(v), node.op, " '", node.name, "': attribute '", a.name, "' is not finite");
+        if (a.kind == AttrKind::flag) {
+            VKT_CHECK(v == 0 || v == 1, node.op, " '", node.name, "': attribute '", a.name, "' is ", v,
+                      "; expected 0 or 1");
+            continue;
+        }
+        if (a.kind == AttrKind::integer)
+            VKT_CHECK(v == std::floor(v), node.op, " '", node.name, "': attribute '", a.name, "' is ", v,
+                      "; expected an integer");
+        const bool low = a.min_open ? v > a.min : v >= a.min, high = a.max_open ? v < a.max : v <= a.max;
+        VKT_CHECK(low && high, node.op, " '", node.name, "': attribute '", a.name, "' is ", v, "; expected ",
+                  a.min_open ? "(" : "[", a.min, ", ", a.max, a.max_open ? ")" : "]");
+    }
 }
 
 } // namespace vktrain::graph

@@ -27,8 +27,25 @@ struct ParamDecl {
     float init_a = 0.0f, init_b = 0.0f;
 };
 
+// A model-level attribute an op reads (Node::attrs): checked once in Model::add_node, so every op may convert it
+// without further checks. Model::from_json replays nodes from files, so a value may be missing, fractional, huge
+// or negative; such a node is refused with one line naming it.
+enum class AttrKind { integer, real, flag };
+struct AttrSpec {
+    const char* name;
+    AttrKind kind;
+    double min = 0.0, max = 0.0; // integer and real; flags are 0 or 1
+    bool min_open = false, max_open = false;
+};
+// Common ranges: a size (1 .. 2^31 - 1), a non-negative count, a yes/no.
+AttrSpec size_attr(const char* name);
+AttrSpec count_attr(const char* name);
+AttrSpec flag_attr(const char* name);
+AttrSpec positive_real_attr(const char* name); // (0, FLT_MAX]
+
 struct OpDef {
     std::string name;
+    std::vector<AttrSpec> attrs; // the model-level attributes; any other key is refused
     // Model level: the per-sample output shape from the inputs' (throws vktrain::Error on bad input).
     std::function<Shape(const Node& node, const std::vector<const Node*>& inputs)> infer;
     std::function<std::vector<ParamDecl>(const Node& node, const std::vector<const Node*>& inputs)> params;
@@ -69,5 +86,7 @@ void register_attention_ops(std::vector<OpDef>& table);
 // Checks for shape inference.
 void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);
 void expect_real(const Node& node, const Node& input);
+// Every declared attribute present and in range, no undeclared one (Model::add_node).
+void check_attributes(const OpDef& def, const Node& node);
 
 } // namespace vktrain::graph

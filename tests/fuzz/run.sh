@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang, ASan + UBSan) in BUILD_DIR/fuzz and runs each for SECONDS from the committed
 # seed corpora (copied, so the repository is not changed); any crash, sanitizer report or unexpected exception fails.
+# The mutation seed is fixed (VKTRAIN_FUZZ_SEED, default 1) so that CI explores the same inputs on every run and a
+# red run means the code changed, not the dice; an exploratory run sets another seed and more SECONDS.
 #   run.sh BUILD_DIR SOURCE_DIR [SECONDS=30]
 set -euo pipefail
-build=$(cd "$1" && pwd) src=$(cd "$2" && pwd) seconds=${3:-30}
+build=$(cd "$1" && pwd) src=$(cd "$2" && pwd) seconds=${3:-30} seed=${VKTRAIN_FUZZ_SEED:-1}
 cxx=$(command -v clang++-14 || command -v clang++ || true)
 cc=$(command -v clang-14 || command -v clang || true)
 [ -n "$cxx" ] && [ -n "$cc" ] || { echo "clang is not installed (platforms/debian/setup-test-tools.sh)"; exit 77; }
@@ -21,9 +23,9 @@ status=0
 for name in idx safetensors checkpoint json model text; do
   corpus="$fuzz/corpus-$name"
   rm -rf "$corpus" && mkdir -p "$corpus" && cp "$src/tests/fuzz/corpus/$name/"* "$corpus/"
-  echo "fuzz_$name: ${seconds}s"
+  echo "fuzz_$name: ${seconds}s, seed $seed"
   if ! (cd "$fuzz" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        "./tests/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+        "./tests/fuzz/fuzz_$name" -max_total_time="$seconds" -seed="$seed" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
         "$corpus" >"$fuzz/fuzz_$name.log" 2>&1); then
     echo "fuzz_$name FAILED:"; tail -n 60 "$fuzz/fuzz_$name.log"; status=1
   else

@@ -38,8 +38,32 @@ TEST(ModelJson, ReadsBackWhatItWrote) {
 }
 
 TEST(ModelJson, AMissingAttributeIsAnErrorNamingTheNode) {
-    expect_error(replaced(k_mlp, R"("bias":1,"out":16)", R"("bias":1)"), "linear 'linear1': a required attribute");
-    expect_error(replaced(k_mlp, R"("bias":1,"out":16)", R"("out":16)"), "linear 'linear1': a required attribute");
+    expect_error(replaced(k_mlp, R"("bias":1,"out":16)", R"("bias":1)"),
+                 "linear 'linear1': attribute 'out' is missing");
+    expect_error(replaced(k_mlp, R"("bias":1,"out":16)", R"("out":16)"),
+                 "linear 'linear1': attribute 'bias' is missing");
+}
+
+// Found by fuzz_model in CI: "out":1.24e118 reached a double-to-int64 conversion (undefined behaviour). Every op
+// declares its attributes with kinds and ranges, checked before any op reads them.
+TEST(ModelJson, AttributesOutsideTheirDeclaredRangeAreRefused) {
+    const std::string out = R"("bias":1,"out":16)";
+    expect_error(replaced(k_mlp, out, R"("bias":1,"out":1.24e118)"), "attribute 'out' is 1.24e+118; expected [1, ");
+    expect_error(replaced(k_mlp, out, R"("bias":1,"out":2.5)"), "attribute 'out' is 2.5; expected an integer");
+    expect_error(replaced(k_mlp, out, R"("bias":1,"out":-3)"), "attribute 'out' is -3; expected [1, ");
+    expect_error(replaced(k_mlp, out, R"("bias":2,"out":16)"), "attribute 'bias' is 2; expected 0 or 1");
+    expect_error(replaced(k_mlp, out, R"("bias":1,"out":16,"stride":2)"), "unknown attribute 'stride'");
+    // Values the builder API refuses are refused from a file too (dropout's p in [0, 1)).
+    expect_error(replaced(k_mlp, R"({"op":"relu","name":"relu0","inputs":[1]})",
+                          R"({"op":"dropout","name":"relu0","inputs":[1],"attrs":{"p":1}})"),
+                 "attribute 'p' is 1; expected [0, 1)");
+}
+
+TEST(ModelJson, AReshapeTargetCannotWrapAround) {
+    // 2^32 * 2^32 wraps to 0 in 64 bits; with the other factor the product "matches" 16 only by wrapping.
+    expect_error(replaced(k_mlp, R"({"op":"relu","name":"relu0","inputs":[1]})",
+                          R"({"op":"reshape","name":"relu0","inputs":[1],"target_shape":[4294967296,4294967296,16]})"),
+                 "fewer than");
 }
 
 TEST(ModelJson, AnInternalOpIsRefused) {
