@@ -13,6 +13,7 @@
 #include "runtime/context_access.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_autotune.hpp"
+#include "kernels/peak.hpp"
 #include "runtime/device.hpp"
 #include "vktrain/context.hpp"
 
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
         vktrain::Context ctx(o);
         auto& dev = vktrain::detail::ContextAccess::device(ctx);
         const auto& info = ctx.device_info();
+        std::printf("device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str());
         std::vector<GemmShape> shapes;
         for (uint32_t s : sizes) shapes.push_back({false, false, s, s, s, DType::f32});
         // The default MLP recipe's training GEMMs (batch 128, 784-256-128-10).
@@ -75,9 +77,32 @@ int main(int argc, char** argv) {
         shapes.push_back({false, true, 128, 128, 32, DType::f32, 128, 384, 384, 0});
         shapes.push_back({false, false, 128, 32, 128, DType::f16, 128, 0, 384, 128});
 
+        // The device's own ceilings, in this run: every GEMM is also given as a fraction of the one its
+        // arithmetic runs at (fp32 fma for the fp32 and tiled paths, which accumulate in fp32; the coopmat peak).
+        namespace vk = vktrain::kernels;
+        const vk::PeakResult fma32 = vk::measure_fma_peak(dev, false), fma16 = vk::measure_fma_peak(dev, true);
+        const vk::PeakResult cm = vk::measure_coopmat_peak(dev);
+        const vk::PeakResult copy = vk::measure_copy_bandwidth(dev, 64ull << 20);
+        std::printf(
+            "ceilings: fma fp32 %.1f GFLOP/s (%s), fma fp16 %.1f GFLOP/s, coopmat %.1f GFLOP/s (%s), copy %.1f GB/s\n",
+            fma32.value, fma32.config.c_str(), fma16.value, cm.value,
+            cm.value > 0 ? cm.config.c_str() : cm.unavailable.c_str(), copy.value);
+        const auto ceiling_json = [](const vk::PeakResult& r, const char* unit) {
+            vktrain::io::Json j = vktrain::io::Json::object();
+            j["value"] = r.value;
+            j["unit"] = unit;
+            j["config"] = r.value > 0 ? r.config : r.unavailable;
+            return j;
+        };
+        vktrain::io::Json ceilings = vktrain::io::Json::object();
+        ceilings["fma_f32"] = ceiling_json(fma32, "GFLOP/s");
+        ceilings["fma_f16"] = ceiling_json(fma16, "GFLOP/s");
+        ceilings["coopmat"] = ceiling_json(cm, "GFLOP/s");
+        ceilings["copy"] = ceiling_json(copy, "GB/s");
+        const auto ceiling_of = [&](GemmPath path) { return path == GemmPath::coopmat ? cm.value : fma32.value; };
+
         vktrain::io::Json results = vktrain::io::Json::array();
-        std::printf("device: %s (%s %s)\n%-36s %-11s %10s %10s\n", info.name.c_str(), info.driver_name.c_str(),
-                    info.driver_info.c_str(), "shape", "path", "us", "GFLOP/s");
+        std::printf("%-36s %-11s %10s %10s %8s\n", "shape", "path", "us", "GFLOP/s", "ceiling");
         for (const GemmShape& base : shapes)
             for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat}) {
                 if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
@@ -86,12 +111,14 @@ int main(int argc, char** argv) {
                 if (path == GemmPath::fp32) s.out = DType::f32;
                 const double us = vktrain::kernels::time_gemm(dev, path, s, repeats);
                 const double gflops = 2.0 * s.m * s.n * s.k * s.batch / (us * 1e3);
-                std::printf("%-36s %-11s %10.1f %10.2f\n", s.key().c_str(), vktrain::to_string(path), us, gflops);
+                std::printf("%-36s %-11s %10.1f %10.2f %7.1f%%\n", s.key().c_str(), vktrain::to_string(path), us,
+                            gflops, 100.0 * gflops / ceiling_of(path));
                 vktrain::io::Json r = vktrain::io::Json::object();
                 r["shape"] = s.key();
                 r["path"] = vktrain::to_string(path);
                 r["microseconds"] = us;
                 r["gflops"] = gflops;
+                r["fraction_of_ceiling"] = gflops / ceiling_of(path);
                 results.push_back(r);
             }
         // The CNN recipe's convolutions: 1->32 on 28x28 and 32->64 on 14x14, 5x5 with padding 2.
@@ -122,12 +149,14 @@ int main(int argc, char** argv) {
                 const double us = vktrain::kernels::time_conv(dev, path, p, repeats);
                 const double flops = 2.0 * s.n * s.c_out * s.out_h() * s.out_w() * (s.c_in / s.groups) * s.kh * s.kw;
                 const double gflops = flops / (us * 1e3);
-                std::printf("%-36s %-11s %10.1f %10.2f\n", p.key().c_str(), vktrain::to_string(path), us, gflops);
+                std::printf("%-36s %-11s %10.1f %10.2f %7.1f%%\n", p.key().c_str(), vktrain::to_string(path), us,
+                            gflops, 100.0 * gflops / ceiling_of(path));
                 vktrain::io::Json r = vktrain::io::Json::object();
                 r["shape"] = p.key();
                 r["path"] = vktrain::to_string(path);
                 r["microseconds"] = us;
                 r["gflops"] = gflops;
+                r["fraction_of_ceiling"] = gflops / ceiling_of(path);
                 results.push_back(r);
             }
         if (!out.empty()) {
@@ -140,6 +169,7 @@ int main(int argc, char** argv) {
                                                 std::to_string(c.k) + " " + c.a_type + "*" + c.b_type + "+" + c.c_type +
                                                 "->" + c.result_type + " " + c.scope);
             doc["repeats"] = repeats;
+            doc["ceilings"] = ceilings;
             doc["results"] = results;
             vktrain::io::write_json_file(out, doc);
         }

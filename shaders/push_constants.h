@@ -196,6 +196,20 @@ struct SoftmaxPush {
 #define SOFTMAX_FLAG_BACKWARD 1u // dx from p and dp, else p from x
 #define SOFTMAX_FLAG_CAUSAL 2u   // row r sees columns j <= r % cols only
 
+
+// The device ceilings of shaders/peak.comp (src/kernels/peak.cpp).
+struct PeakPush {
+    uint iterations; // fma / coopmat: dependent steps per chain
+    uint n;          // copy: vec4s to copy; fma / coopmat: result slots
+    float a, b;      // the fma operands (acc = acc * a + b stays finite)
+};
+#define PEAK_SPEC_WG 0
+#define PEAK_SPEC_CHAINS 1
+#define PEAK_SPEC_M 2 // coopmat shape
+#define PEAK_SPEC_N 3
+#define PEAK_SPEC_K 4
+#define PEAK_SPEC_COUNT 5
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif
