@@ -84,6 +84,11 @@ float load_b(uint k, uint n) {
     return load_im2col(n, k);
 }
 
+// gemm_core.glsl's vectorised B read, unused here (the host never sets VEC_B for a gathered B).
+vec4 load_b4(uint k, uint n) {
+    return vec4(load_b(k, n), load_b(k, n + 1), load_b(k, n + 2), load_b(k, n + 3));
+}
+
 void store_c(uint m, uint n, float v) {
     uint idx;
     if (DIR == CONV_DIR_BACKWARD_WEIGHT) { // dw[g·c_out_g + m][n]

@@ -12,6 +12,11 @@
 
 layout(binding = 0) readonly buffer BufA { IN_T a[]; };
 layout(binding = 1) readonly buffer BufB { IN_T b[]; };
+#ifdef IN_F16
+layout(binding = 1) readonly buffer BufB4 { f16vec4 b4[]; }; // the same buffer, four elements per load
+#else
+layout(binding = 1) readonly buffer BufB4 { vec4 b4[]; };
+#endif
 layout(binding = 2) buffer BufC { OUT_S c[]; };
 layout(push_constant) uniform Push { GemmPush p; };
 
@@ -23,6 +28,10 @@ float load_a(uint m, uint k) {
 
 float load_b(uint k, uint n) {
     return float(b[g_b_base + k * p.b_stride_k + n * p.b_stride_n]);
+}
+
+vec4 load_b4(uint k, uint n) {
+    return vec4(b4[(g_b_base + k * p.b_stride_k + n) >> 2]);
 }
 
 void store_c(uint m, uint n, float v) {

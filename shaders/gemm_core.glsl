@@ -5,6 +5,7 @@
 //   float load_a(uint m, uint k);          A(m, k), called only for m < g_m, k < g_k
 //   float load_b(uint k, uint n);          B(k, n), called only for k < g_k, n < g_n
 //   void store_c(uint m, uint n, float v); C(m, n) = v (or += v), called only for m < g_m, n < g_n
+//   vec4 load_b4(uint k, uint n);          B(k, n .. n + 3), n a multiple of 4; called only when VEC_B != 0
 // Include after dtypes.glsl and push_constants.h. Any M, N, K works: edges (sizes that are not tile
 // multiples) are zero-padded in shared memory, or, with register blocks, computed from clamped indices
 // and not stored.
@@ -18,10 +19,12 @@ layout(constant_id = GEMM_SPEC_TN) const uint TN = 4;
 layout(constant_id = GEMM_SPEC_TK) const uint TK = 8;
 layout(constant_id = GEMM_SPEC_SG_N) const uint SG_N = 2;
 layout(constant_id = GEMM_SPEC_REGS) const uint REGS = 0;
+layout(constant_id = GEMM_SPEC_VEC_B) const uint VEC_B = 0;
 layout(local_size_x_id = GEMM_SPEC_WG) in;
 
 float load_a(uint m, uint k);
 float load_b(uint k, uint n);
+vec4 load_b4(uint k, uint n);
 void store_c(uint m, uint n, float v);
 
 uint g_m, g_n, g_k; // the current problem (one batch item or group)
@@ -118,7 +121,9 @@ void gemm_block_shared(uint m0, uint n0) {
 // Register blocks without shared memory or barriers (REGS != 0), for CPU devices such as lavapipe: a
 // workgroup runs on one thread with its invocations as SIMD lanes, so barriers and shared-memory traffic
 // cost more than reloading operands. The WG invocations lie along N; each accumulates a TM × TN block
-// of adjacent columns (BM = TM, BN = WG · TN) and reloads A and B from the buffers for every k.
+// of adjacent columns (BM = TM, BN = WG · TN) and reloads A and B from the buffers for every k. On such
+// devices every buffer load costs about as much as a gather, so loads per fma decide the speed: VEC_B reads
+// B four columns per load (when the host checked that B's columns are contiguous and 16-byte aligned).
 void gemm_block_registers(uint m0, uint n0) {
     const uint nb = n0 + gl_LocalInvocationID.x * TN;
     float acc[TM * TN];
@@ -129,7 +134,18 @@ void gemm_block_registers(uint m0, uint n0) {
     // their sums are never stored.
     for (uint k = 0; k < g_k; ++k) {
         [[unroll]] for (uint i = 0; i < TM; ++i) av[i] = load_a(min(m0 + i, g_m - 1), k);
-        [[unroll]] for (uint j = 0; j < TN; ++j) bv[j] = load_b(k, min(nb + j, g_n - 1));
+        if (VEC_B != 0) {
+            // g_n and nb are multiples of 4 here, so a clamped vec4 is either exact or wholly past the edge.
+            [[unroll]] for (uint j = 0; j < TN; j += 4) {
+                const vec4 v = load_b4(k, min(nb + j, g_n - 4));
+                bv[j] = v.x;
+                bv[j + 1] = v.y;
+                bv[j + 2] = v.z;
+                bv[j + 3] = v.w;
+            }
+        } else {
+            [[unroll]] for (uint j = 0; j < TN; ++j) bv[j] = load_b(k, min(nb + j, g_n - 1));
+        }
         [[unroll]] for (uint i = 0; i < TM; ++i)
             [[unroll]] for (uint j = 0; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
     }
@@ -153,6 +169,13 @@ void gemm_block(uint m0, uint n0) {
 // the workgroup, so the barriers inside gemm_block are reached by all its invocations.
 void gemm_all_blocks() {
     const uint blocks_m = (g_m + BM - 1) / BM, blocks_n = (g_n + BN - 1) / BN;
+    if (REGS != 0) {
+        // Register blocks: the x grid runs along M, so that consecutive workgroups (which CPU devices run
+        // close together in time) stream the same panel of B from cache; the host sizes the grid to match.
+        for (uint bx = gl_WorkGroupID.y; bx < blocks_n; bx += gl_NumWorkGroups.y)
+            for (uint by = gl_WorkGroupID.x; by < blocks_m; by += gl_NumWorkGroups.x) gemm_block(by * BM, bx * BN);
+        return;
+    }
     for (uint by = gl_WorkGroupID.y; by < blocks_m; by += gl_NumWorkGroups.y)
         for (uint bx = gl_WorkGroupID.x; bx < blocks_n; bx += gl_NumWorkGroups.x) gemm_block(by * BM, bx * BN);
 }

@@ -37,7 +37,8 @@ struct GemmPush {
 #define GEMM_SPEC_TK 6       // coopmat: cooperative-matrix K
 #define GEMM_SPEC_SG_N 7     // coopmat: subgroups along N (the rest along M)
 #define GEMM_SPEC_REGS 8     // tiled: 1 = register blocks without shared memory (CPU devices)
-#define GEMM_SPEC_COUNT 9
+#define GEMM_SPEC_VEC_B 9    // register blocks: 1 = B read as vec4 of 4 adjacent columns (see gemm_vec4_b_ok)
+#define GEMM_SPEC_COUNT 10
 
 // Convolution as implicit GEMM (conv.comp), per group g < groups; which GEMM is chosen by the
 // CONV_SPEC_DIR specialization constant:

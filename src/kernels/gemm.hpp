@@ -20,7 +20,8 @@ namespace vktrain::kernels {
 struct GemmConfig {
     GemmPath path = GemmPath::fp32;
     uint32_t bm = 0, bn = 0, bk = 0, wg = 0, tm = 0, tn = 0, tk = 0, sg_n = 0;
-    uint32_t regs = 0; // 1: register blocks without shared memory (tiled and fp32 paths on CPU devices)
+    uint32_t regs = 0;  // 1: register blocks without shared memory (tiled and fp32 paths on CPU devices)
+    uint32_t vec_b = 0; // 1: register blocks read B as vec4 (only where gemm_vec4_b_ok holds)
     uint32_t required_subgroup_size = 0;
     std::string variant; // the gemm.comp row of shaders/variants.txt
     std::string suffix;  // what follows "gemm_" in it ("f32", "tiled_f16_f32", ...), shared by conv.comp rows
@@ -37,7 +38,10 @@ void force_tiled_loop(TiledLoop loop);
 TiledLoop forced_tiled_loop();
 
 // The tile configuration for a path on this device and problem (throws if the path is unavailable).
-GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n, uint32_t k);
+// `vec4_b`: B's columns are contiguous and every row starts 16-byte aligned with n a multiple of 4, so
+// register blocks may read B four columns per load (gemm.comp; see record_gemm_strided).
+GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n, uint32_t k,
+                       bool vec4_b = false);
 
 // C[m×n] (+)= op(A)·op(B). A is stored row-major as m×k (or k×m when trans_a), B as k×n (or n×k when trans_b).
 void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const MatRef& a, bool trans_a,

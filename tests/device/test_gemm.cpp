@@ -100,8 +100,10 @@ TEST_P(GemmTest, MatchesDoubleReference) {
 }
 
 std::vector<Case> all_cases() {
-    const std::tuple<uint32_t, uint32_t, uint32_t> shapes[] = {{1, 1, 1},    {3, 5, 7},     {17, 10, 33},
-                                                               {64, 64, 64}, {65, 31, 129}, {130, 70, 20}};
+    // n a multiple of 4 (with B not transposed) takes the vec4 register blocks on CPU devices: {37, 132, 29} has
+    // a partial block in both directions and a partial vec4-column group of 128 + 4.
+    const std::tuple<uint32_t, uint32_t, uint32_t> shapes[] = {
+        {1, 1, 1}, {3, 5, 7}, {17, 10, 33}, {64, 64, 64}, {65, 31, 129}, {130, 70, 20}, {37, 132, 29}, {20, 36, 5}};
     std::vector<Case> out;
     for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat})
         for (DType d : {DType::f32, DType::f16}) {
@@ -174,9 +176,11 @@ TEST_P(GemmBatchedTest, MatchesDoubleReference) {
     vktrain::kernels::GemmBatch batch;
     batch.count = c.count;
     batch.a_stride = a_size + 3;
-    batch.b_stride = c.broadcast_b ? 0 : b_size + 5;
+    // n a multiple of 8: B offsets that allow vec4 reads of B (the register blocks of CPU devices); else odd ones.
+    const bool aligned_b = c.n % 8 == 0;
+    batch.b_stride = c.broadcast_b ? 0 : b_size + (aligned_b ? 8 : 5);
     batch.c_stride = c_size + 2;
-    const size_t a_off = 7, b_off = 1, c_off = 5;
+    const size_t a_off = 7, b_off = aligned_b ? 4 : 1, c_off = 5;
     const size_t a_total = a_off + (c.count - 1) * batch.a_stride + a_size;
     const size_t b_total = b_off + (c.count - 1) * batch.b_stride + b_size;
     const size_t c_total = c_off + (c.count - 1) * batch.c_stride + c_size + 4;
@@ -235,6 +239,7 @@ std::vector<BatchCase> batch_cases() {
                 out.push_back({path, d, f, 3, 5, 7, 4, false});
                 out.push_back({path, d, f, 17, 10, 33, 3, true});
                 out.push_back({path, d, f, 65, 31, 20, 2, false});
+                out.push_back({path, d, f, 19, 136, 9, 3, false}); // vec4 B where the offsets allow it
             }
         }
     // More items than the guaranteed maxComputeWorkGroupCount[2] (65535): the shader loops over the rest.
