@@ -81,6 +81,29 @@ inline float half_to_float(uint16_t half) {
     return detail::bits_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
+// float_to_half without branches, so that a loop of it vectorises (floats_to_halves): bit-identical to it for
+// every input (tests/host/test_half.cpp compares them).
+inline uint16_t float_to_half_branchless(float value) {
+    const uint32_t bits = detail::float_bits(value);
+    const uint32_t sign = (bits >> 16) & 0x8000u;
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    // Normal: rebias and round the 13 dropped bits to nearest even, as in float_to_half (the subtraction wraps
+    // for small magnitudes, whose result is not selected).
+    const uint32_t rebiased = magnitude - 0x38000000u;
+    const uint32_t normal = (rebiased + 0xfffu + ((rebiased >> 13) & 1u)) >> 13;
+    // Subnormal or zero (|x| < 2^-14): 0.5 has an ulp of 2^-24, so the fp32 adder rounds |x| to a multiple of 2^-24
+    // (nearest even) and leaves that multiple in the low bits; 2^-14 itself comes out as 0x400, its fp16 encoding.
+    const uint32_t subnormal = detail::float_bits(detail::bits_float(magnitude) + 0.5f) - 0x3f000000u;
+    // Selections by masks (all ones or zero), which compilers turn into vector blends.
+    const auto all = [](bool c) { return 0u - static_cast<uint32_t>(c); };
+    const uint32_t is_sub = all(magnitude < 0x38800000u), is_inf = all(magnitude >= 0x477ff000u);
+    const uint32_t is_nan = all(magnitude > 0x7f800000u);
+    uint32_t r = (subnormal & is_sub) | (normal & ~is_sub);
+    r = (0x7c00u & is_inf) | (r & ~is_inf);                                  // rounds above 65504: inf
+    r = ((0x7e00u | ((magnitude >> 13) & 0x3ffu)) & is_nan) | (r & ~is_nan); // NaN: quiet, payload kept
+    return static_cast<uint16_t>(sign | r);
+}
+
 // The value an fp32 number has after a round trip through fp16 storage.
 inline float round_to_half(float value) {
     return half_to_float(float_to_half(value));

@@ -212,3 +212,29 @@ TEST(Half, RoundToHalf) {
 }
 
 } // namespace
+
+// The vectorised conversion (floats_to_halves) against the reference one, over a stride through every fp32 bit
+// pattern (all exponents, both signs) and every pattern near each boundary where the result changes form.
+TEST(Half, BranchlessConversionIsBitIdentical) {
+    size_t bad = 0;
+    const auto check = [&](uint32_t bits) {
+        const float f = vktrain::detail::bits_float(bits);
+        const uint16_t want = vktrain::float_to_half(f), got = vktrain::float_to_half_branchless(f);
+        if (want != got && bad++ < 5)
+            ADD_FAILURE() << std::hex << "bits 0x" << bits << ": 0x" << got << " != 0x" << want;
+    };
+    for (uint64_t bits = 0; bits <= 0xffffffffull; bits += 4093) check(uint32_t(bits));
+    for (uint32_t edge :
+         {0x00000000u, 0x33000000u, 0x387fe000u, 0x38800000u, 0x477fe000u, 0x477ff000u, 0x7f800000u, 0x7fc00000u})
+        for (uint32_t d = 0; d < 65536; ++d)
+            for (uint32_t sign : {0u, 0x80000000u}) {
+                check(sign | (edge + d));
+                if (edge >= d) check(sign | (edge - d));
+            }
+    EXPECT_EQ(bad, 0u);
+    // The bulk helper uses it.
+    const std::vector<float> xs = {0.0f, -0.0f, 1e-8f, 6.1e-5f, 65519.0f, 65520.0f, 1e9f, -3.5f, std::nanf("")};
+    std::vector<uint16_t> hs(xs.size());
+    vktrain::floats_to_halves(xs.data(), hs.data(), xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) EXPECT_EQ(hs[i], vktrain::float_to_half(xs[i])) << xs[i];
+}
