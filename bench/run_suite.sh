@@ -53,6 +53,19 @@ for p in fp32 mixed; do
   train mlp4096 "$p" --model mlp:4096,4096 --batch-size 1024 --epochs 1 --limit "$big_limit" --test-limit 1000
 done
 
+# Start-up: a whole short run (device, pipelines, GEMM-path choices, one step) with an empty cache folder, then
+# again with the pipeline cache and path choices that the first run wrote.
+echo "== start-up, cold and warm caches ($where)" >&2
+rm -rf "$tmp/startup-cache"
+for run in cold warm; do
+  t0=$(date +%s%N)
+  VKTRAIN_CACHE_DIR="$tmp/startup-cache" "${runner[@]}" "$build/bin/vktrain" train --epochs 1 --limit 128 \
+    --test-limit 128 --quiet --force --report "$tmp/startup-$run.json" >/dev/null
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  echo "{\"seconds\": $((ms / 1000)).$(printf %03d $((ms % 1000)))}" >"$tmp/startup-$run-time.json"
+  echo "$run start-up run: $ms ms" >&2
+done
+
 echo "== host update" >&2
 host_sizes=1,10,124
 [ "${SUITE_QUICK:-0}" = 1 ] && host_sizes=1

@@ -68,6 +68,10 @@ def main():
                 "test_accuracy": r.get("test_accuracy"),
             }
     doc["training"] = training
+    cold, warm = load(os.path.join(tmp, "startup-cold-time.json")), load(os.path.join(tmp, "startup-warm-time.json"))
+    if cold and warm:
+        doc["startup_seconds"] = {"cold_cache": cold["seconds"], "warm_cache": warm["seconds"],
+                                  "what": "a whole one-step run of the default MLP (process start to exit)"}
     host = load(os.path.join(tmp, "host.json"))
     doc["host_update"] = host["results"] if host else []
     torch = {}

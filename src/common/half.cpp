@@ -1,8 +1,8 @@
 #include "common/half.hpp"
 
 #include <algorithm>
-#include <thread>
-#include <vector>
+
+#include "common/parallel.hpp"
 
 namespace vktrain {
 
@@ -19,20 +19,18 @@ void pack_range(const float* src, uint16_t* dst, size_t n) {
 
 } // namespace
 
+void floats_to_halves_serial(const float* src, uint16_t* dst, size_t n) {
+    pack_range(src, dst, n);
+}
+
 void floats_to_halves(const float* src, uint16_t* dst, size_t n) {
-    // Large tensors (a model's weights every step) are split over the cores; a thread costs tens of microseconds,
-    // so small ones stay on the caller's.
-    constexpr size_t k_per_thread = size_t(1) << 20;
-    const size_t threads = std::min<size_t>({std::max(1u, std::thread::hardware_concurrency()), 8, n / k_per_thread});
-    if (threads <= 1) return pack_range(src, dst, n);
-    std::vector<std::thread> pool;
-    const size_t chunk = (n + threads - 1) / threads;
-    for (size_t t = 1; t < threads; ++t) {
-        const size_t begin = t * chunk, count = std::min(chunk, n - std::min(n, begin));
-        if (count > 0) pool.emplace_back(pack_range, src + begin, dst + begin, count);
-    }
-    pack_range(src, dst, std::min(chunk, n));
-    for (std::thread& t : pool) t.join();
+    // Large tensors (a model's weights every step) are split over the cores.
+    constexpr size_t k_chunk = size_t(1) << 16;
+    const size_t chunks = (n + k_chunk - 1) / k_chunk;
+    parallel_for(chunks, threads_for(n), [&](size_t c) {
+        const size_t begin = c * k_chunk;
+        pack_range(src + begin, dst + begin, std::min(k_chunk, n - begin));
+    });
 }
 
 void halves_to_floats(const uint16_t* src, float* dst, size_t n) {

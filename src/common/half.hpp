@@ -109,7 +109,9 @@ inline float round_to_half(float value) {
     return half_to_float(float_to_half(value));
 }
 
+// Vectorised; large n is split over the cores (floats_to_halves_serial stays on the caller's thread).
 void floats_to_halves(const float* src, uint16_t* dst, size_t n);
+void floats_to_halves_serial(const float* src, uint16_t* dst, size_t n);
 void halves_to_floats(const uint16_t* src, float* dst, size_t n);
 
 } // namespace vktrain

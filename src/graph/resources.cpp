@@ -77,6 +77,19 @@ void Resources::set_trainable_weights(const float* master) {
     m_dirty = Dirty::trainable;
 }
 
+std::vector<uint16_t*> Resources::trainable_half_staging() {
+    std::vector<uint16_t*> out;
+    if (!m_fp16) return out;
+    for (const ParamSlot& p : m_layout.slots)
+        if (p.grad_offset >= 0) out.push_back(static_cast<uint16_t*>(m_weights_staging.mapped()) + p.device_offset);
+    return out;
+}
+
+void Resources::trainable_weights_staged() {
+    m_weights_staging.flush(0, m_weights_staging.size());
+    if (m_dirty != Dirty::all) m_dirty = Dirty::trainable;
+}
+
 void Resources::set_weights(const float* master) {
     if (m_fp16)
         floats_to_halves(master, static_cast<uint16_t*>(m_weights_staging.mapped()), m_layout.master_count);

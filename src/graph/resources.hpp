@@ -48,6 +48,11 @@ public:
     void set_weights(const float* master);
     // Only the trainable parameters changed (an optimizer step): frozen ones are neither converted nor uploaded.
     void set_trainable_weights(const float* master);
+    // fp16 weights (mixed precision): where each trainable parameter's fp16 copy is staged, in slot order, so that
+    // the optimizer writes it in the same pass as the update; then trainable_weights_staged() instead of
+    // set_trainable_weights(). Empty in fp32.
+    std::vector<uint16_t*> trainable_half_staging();
+    void trainable_weights_staged();
     void upload_if_changed(); // submits the copy when weights were set since the last upload
     void read_state(std::vector<float>& out) const;
     void write_state(const std::vector<float>& values);

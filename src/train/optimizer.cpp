@@ -1,9 +1,12 @@
 #include "train/optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "common/check.hpp"
+#include "common/half.hpp"
+#include "common/parallel.hpp"
 
 namespace vktrain::train {
 
@@ -113,6 +116,29 @@ void adamw_kernel(float* __restrict param, const float* __restrict grad, float* 
     }
 }
 
+// The update runs over fixed chunks of every tensor, spread over the cores for large models: each element's
+// arithmetic is the same whatever the split, so results do not depend on the thread count.
+struct Chunk {
+    size_t tensor, begin, count;
+};
+
+std::vector<Chunk> split(const std::vector<size_t>& sizes, size_t& total) {
+    constexpr size_t k_chunk = size_t(1) << 16;
+    std::vector<Chunk> chunks;
+    total = 0;
+    for (size_t t = 0; t < sizes.size(); ++t) {
+        for (size_t b = 0; b < sizes[t]; b += k_chunk) chunks.push_back({t, b, std::min(k_chunk, sizes[t] - b)});
+        total += sizes[t];
+    }
+    return chunks;
+}
+
+// The device's fp16 copy of a chunk just updated, while it is still in cache (a second loop rather than a wider
+// kernel: the conversion has its own vectorised build, several times faster than inside the update loop).
+void pack_chunk(const std::vector<float*>& params, const std::vector<uint16_t*>& halves, const Chunk& c) {
+    if (!halves.empty()) floats_to_halves_serial(params[c.tensor] + c.begin, halves[c.tensor] + c.begin, c.count);
+}
+
 } // namespace
 
 Optimizer::Optimizer(const OptimizerOptions& options, std::vector<size_t> param_sizes)
@@ -137,22 +163,25 @@ void Optimizer::set_learning_rate(float lr) {
 }
 
 void Optimizer::step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
-                     float clip) {
+                     float clip, const std::vector<uint16_t*>& halves) {
     VKT_CHECK(params.size() == m_param_sizes.size(), "optimizer step: got ", params.size(),
               " parameter tensors, expected ", m_param_sizes.size());
     VKT_CHECK(grads.size() == m_param_sizes.size(), "optimizer step: got ", grads.size(),
               " gradient tensors, expected ", m_param_sizes.size());
+    VKT_CHECK(halves.empty() || halves.size() == m_param_sizes.size(), "optimizer step: got ", halves.size(),
+              " fp16 destinations, expected ", m_param_sizes.size());
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        VKT_CHECK(m_param_sizes[i] == 0 || (params[i] && grads[i]), "optimizer step: null pointer for tensor ", i);
+        VKT_CHECK(m_param_sizes[i] == 0 || (params[i] && grads[i] && (halves.empty() || halves[i])),
+                  "optimizer step: null pointer for tensor ", i);
     }
     VKT_CHECK(std::isfinite(grad_multiplier), "optimizer step: grad_multiplier must be finite, got ", grad_multiplier);
     VKT_CHECK(std::isfinite(clip) && clip > 0.0f && clip <= 1.0f, "optimizer step: clip must lie in (0, 1], got ",
               clip);
 
     if (m_options.kind == OptimizerKind::sgd) {
-        sgd_step(params, grads, grad_multiplier, clip);
+        sgd_step(params, grads, grad_multiplier, clip, halves);
     } else {
-        adamw_step(params, grads, grad_multiplier, clip);
+        adamw_step(params, grads, grad_multiplier, clip, halves);
     }
 }
 
@@ -165,29 +194,34 @@ void Optimizer::set_weight_decays(std::vector<float> weight_decays) {
 }
 
 void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                         float grad_multiplier, float clip) {
+                         float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
     const bool momentum = m_options.momentum != 0.0f;
     // PyTorch creates the momentum buffer from the first gradient; restored state (step_count > 0) already has one.
     const bool first = m_step_count == 0;
+    std::vector<SgdKernel> kernels(m_param_sizes.size());
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        const float wd = weight_decay(i);
-        SgdKernel kernel;
-        if (wd != 0.0f) {
-            kernel = momentum ? pick_sgd_kernel<true, true>(m_options.nesterov, first)
-                              : pick_sgd_kernel<true, false>(m_options.nesterov, first);
+        if (weight_decay(i) != 0.0f) {
+            kernels[i] = momentum ? pick_sgd_kernel<true, true>(m_options.nesterov, first)
+                                  : pick_sgd_kernel<true, false>(m_options.nesterov, first);
         } else {
-            kernel = momentum ? pick_sgd_kernel<false, true>(m_options.nesterov, first)
-                              : pick_sgd_kernel<false, false>(m_options.nesterov, first);
+            kernels[i] = momentum ? pick_sgd_kernel<false, true>(m_options.nesterov, first)
+                                  : pick_sgd_kernel<false, false>(m_options.nesterov, first);
         }
-        float* buffer = momentum ? m_momentum_buffers[i].data() : nullptr;
-        kernel(params[i], grads[i], buffer, m_param_sizes[i], grad_multiplier, clip, m_options.learning_rate, wd,
-               m_options.momentum);
     }
+    size_t total = 0;
+    const std::vector<Chunk> chunks = split(m_param_sizes, total);
+    parallel_for(chunks.size(), threads_for(total), [&](size_t k) {
+        const Chunk& c = chunks[k];
+        float* buffer = momentum ? m_momentum_buffers[c.tensor].data() + c.begin : nullptr;
+        kernels[c.tensor](params[c.tensor] + c.begin, grads[c.tensor] + c.begin, buffer, c.count, grad_multiplier, clip,
+                          m_options.learning_rate, weight_decay(c.tensor), m_options.momentum);
+        pack_chunk(params, halves, c);
+    });
     ++m_step_count;
 }
 
 void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                           float grad_multiplier, float clip) {
+                           float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
     const int64_t t = m_step_count + 1;
     const double lr = m_options.learning_rate;
     const double beta1 = m_options.beta1;
@@ -208,12 +242,18 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
     s.bias2_sqrt = static_cast<float>(std::sqrt(bias2));
     s.epsilon = m_options.epsilon;
 
-    for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        const float wd = weight_decay(i);
-        s.decay = static_cast<float>(1.0 - lr * static_cast<double>(wd));
+    size_t total = 0;
+    const std::vector<Chunk> chunks = split(m_param_sizes, total);
+    parallel_for(chunks.size(), threads_for(total), [&](size_t k) {
+        const Chunk& c = chunks[k];
+        const float wd = weight_decay(c.tensor);
+        AdamScalars cs = s;
+        cs.decay = static_cast<float>(1.0 - lr * static_cast<double>(wd));
         const auto kernel = wd != 0.0f ? adamw_kernel<true> : adamw_kernel<false>;
-        kernel(params[i], grads[i], m_exp_avgs[i].data(), m_exp_avg_sqs[i].data(), m_param_sizes[i], s);
-    }
+        kernel(params[c.tensor] + c.begin, grads[c.tensor] + c.begin, m_exp_avgs[c.tensor].data() + c.begin,
+               m_exp_avg_sqs[c.tensor].data() + c.begin, c.count, cs);
+        pack_chunk(params, halves, c);
+    });
     m_step_count = t;
 }
 

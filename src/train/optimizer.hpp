@@ -28,8 +28,10 @@ public:
     // multiplied by grad_multiplier (1 / loss scale) and then by clip (a gradient clipping coefficient) in fp32 before
     // anything else. Throws vktrain::Error on a tensor count mismatch, a null pointer, a non-finite grad_multiplier or
     // a clip outside (0, 1].
+    // `halves` (empty, or one per tensor): also writes each updated weight's fp16 value there, in the same pass (the
+    // device's copy in mixed precision). Large models are updated on several threads, with identical results.
     void step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier = 1.0f,
-              float clip = 1.0f);
+              float clip = 1.0f, const std::vector<uint16_t*>& halves = {});
 
     // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
     void set_weight_decays(std::vector<float> weight_decays);
@@ -53,9 +55,9 @@ public:
 
 private:
     void sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
-                  float clip);
+                  float clip, const std::vector<uint16_t*>& halves);
     void adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
-                    float clip);
+                    float clip, const std::vector<uint16_t*>& halves);
     std::vector<std::string> state_names() const;
 
     OptimizerOptions m_options;

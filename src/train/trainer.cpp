@@ -372,8 +372,13 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     float clip = 1.0f;
     if (m.options.max_grad_norm > 0.0f) clip = train::clip_coefficient(r.grad_norm, m.options.max_grad_norm);
     m.optimizer->set_learning_rate(r.learning_rate);
-    m.optimizer->step(m.params, m.grad_ptrs, inv, clip);
-    m.res.set_trainable_weights(m.master.data());
+    // Mixed precision: the update also writes the fp16 copy the device reads, chunk by chunk while it is in cache.
+    const std::vector<uint16_t*> halves = m.res.trainable_half_staging();
+    m.optimizer->step(m.params, m.grad_ptrs, inv, clip, halves);
+    if (halves.empty())
+        m.res.set_trainable_weights(m.master.data());
+    else
+        m.res.trainable_weights_staged();
     return r;
 }
 

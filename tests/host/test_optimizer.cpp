@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/half.hpp"
 #include "train/optimizer.hpp"
 #include "vktrain/error.hpp"
 
@@ -442,3 +443,57 @@ TEST(Optimizer, GradMultiplierUnscalesExactly) {
 }
 
 } // namespace
+
+namespace {
+
+// A step over tensors large enough to be split into chunks and threads, against the same step tensor by tensor on
+// slices small enough to stay whole and on one thread (elementwise updates: splitting must not change one bit), with
+// the fp16 copy written in the same pass equal to the reference conversion of the new weights.
+void expect_split_and_fused_identical(OptimizerKind kind) {
+    const std::vector<size_t> sizes = {(size_t(1) << 21) + 77, 5, (size_t(1) << 16) + 1};
+    std::mt19937 rng(7);
+    OptimizerOptions o;
+    o.kind = kind;
+    o.learning_rate = 0.01f;
+    o.weight_decay = 0.1f;
+    o.momentum = 0.9f;
+    Tensors params = random_tensors(sizes, rng, -1.0f, 1.0f);
+    Tensors reference = params;
+    Optimizer whole(o, sizes);
+    // The reference: one optimizer per 1000-element slice (never chunked, never threaded).
+    std::vector<std::vector<Optimizer>> slices(sizes.size());
+    for (int step = 0; step < 3; ++step) {
+        const Tensors grads = random_tensors(sizes, rng, -100.0f, 100.0f);
+        std::vector<std::vector<uint16_t>> halves(sizes.size());
+        std::vector<uint16_t*> half_ptrs;
+        std::vector<float*> ptrs;
+        std::vector<const float*> gptrs;
+        for (size_t t = 0; t < sizes.size(); ++t) {
+            halves[t].assign(sizes[t], 0);
+            half_ptrs.push_back(halves[t].data());
+            ptrs.push_back(params[t].data());
+            gptrs.push_back(grads[t].data());
+        }
+        whole.step(ptrs, gptrs, 0.5f, 0.75f, half_ptrs);
+        for (size_t t = 0; t < sizes.size(); ++t) {
+            for (size_t b = 0, k = 0; b < sizes[t]; b += 1000, ++k) {
+                const size_t n = std::min<size_t>(1000, sizes[t] - b);
+                if (slices[t].size() <= k) slices[t].emplace_back(o, std::vector<size_t>{n});
+                slices[t][k].step({reference[t].data() + b}, {grads[t].data() + b}, 0.5f, 0.75f);
+            }
+            ASSERT_EQ(std::memcmp(params[t].data(), reference[t].data(), sizes[t] * 4), 0) << "tensor " << t;
+            for (size_t i = 0; i < sizes[t]; ++i)
+                ASSERT_EQ(halves[t][i], vktrain::float_to_half(params[t][i])) << "tensor " << t << " element " << i;
+        }
+    }
+}
+
+} // namespace
+
+TEST(Optimizer, AdamWSplitOverThreadsAndFusedPackAreBitIdentical) {
+    expect_split_and_fused_identical(OptimizerKind::adamw);
+}
+
+TEST(Optimizer, SgdSplitOverThreadsAndFusedPackAreBitIdentical) {
+    expect_split_and_fused_identical(OptimizerKind::sgd);
+}
