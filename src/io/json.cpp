@@ -3,12 +3,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <unordered_set>
+
+#include <nlohmann/json.hpp>
 
 #include "common/check.hpp"
 
@@ -16,55 +20,14 @@ namespace vktrain::io {
 
 namespace {
 
-// Deep enough for any real document, shallow enough that hostile input cannot overflow the stack.
-constexpr int max_depth = 512;
+using NlohmannJson = nlohmann::json;
+
+// Deep enough for any real document, shallow enough that hostile input cannot overflow the stack of the recursive
+// writer and destructor.
+constexpr size_t max_depth = 512;
 
 // Largest magnitude below which every integer is exactly representable as a double.
 constexpr double max_exact_integer = 9007199254740992.0; // 2^53
-
-// Length of the valid UTF-8 sequence starting at p (at most n bytes available), or 0 if it is invalid
-// (bad lead byte, missing continuation, overlong form, UTF-16 surrogate or above U+10FFFF).
-size_t utf8_sequence_length(const unsigned char* p, size_t n) {
-    const unsigned char c = p[0];
-    if (c < 0x80) return 1;
-    size_t length = 0;
-    uint32_t code = 0;
-    uint32_t min_code = 0;
-    if ((c & 0xE0) == 0xC0) {
-        length = 2, code = c & 0x1Fu, min_code = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        length = 3, code = c & 0x0Fu, min_code = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        length = 4, code = c & 0x07u, min_code = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < length) return 0;
-    for (size_t i = 1; i < length; ++i) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        code = (code << 6) | (p[i] & 0x3Fu);
-    }
-    if (code < min_code || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-    return length;
-}
-
-void append_utf8(std::string& out, uint32_t code) {
-    if (code < 0x80) {
-        out += static_cast<char>(code);
-    } else if (code < 0x800) {
-        out += static_cast<char>(0xC0 | (code >> 6));
-        out += static_cast<char>(0x80 | (code & 0x3F));
-    } else if (code < 0x10000) {
-        out += static_cast<char>(0xE0 | (code >> 12));
-        out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (code >> 18));
-        out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (code & 0x3F));
-    }
-}
 
 // Thrown inside the parser and turned into one vktrain::Error by Json::parse, so the message is built once.
 struct ParseFailure {
@@ -72,284 +35,218 @@ struct ParseFailure {
     std::string problem;
 };
 
-class Parser {
+// The iterator nlohmann's lexer reads the text through. The lexer takes one byte at a time and never steps back
+// in its input, so the byte it dereferenced last tells the SAX handler where its own refusals (duplicate key, depth)
+// are: nlohmann passes positions only with its own errors.
+class TrackingIterator {
 public:
-    explicit Parser(std::string_view text) : m_text(text) {}
+    using iterator_category = std::input_iterator_tag;
+    using value_type = char;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const char*;
+    using reference = const char&;
 
-    Json parse_document() {
-        skip_whitespace();
-        Json value = parse_value(0);
-        skip_whitespace();
-        if (m_pos != m_text.size()) fail("unexpected " + describe_here() + " after the JSON value");
-        return value;
+    TrackingIterator(const char* at, const char** last_read) : m_at(at), m_last_read(last_read) {}
+
+    reference operator*() const {
+        *m_last_read = m_at;
+        return *m_at;
+    }
+    TrackingIterator& operator++() {
+        ++m_at;
+        return *this;
+    }
+    TrackingIterator operator++(int) {
+        TrackingIterator before = *this;
+        ++m_at;
+        return before;
+    }
+    bool operator==(const TrackingIterator& other) const { return m_at == other.m_at; }
+    bool operator!=(const TrackingIterator& other) const { return m_at != other.m_at; }
+
+private:
+    const char* m_at;
+    const char** m_last_read;
+};
+
+// Appends a string as a JSON string literal: nlohmann escapes it (quote, backslash, control characters; UTF-8 is kept
+// as it is) and replaces each ill-formed UTF-8 sequence with U+FFFD, so the output is always valid JSON. Printable
+// ASCII without quote or backslash (keys, dtypes, names: most strings) needs neither and is copied as it is, which
+// makes writing a large safetensors header about three times faster.
+void append_string_literal(std::string& out, const std::string& text) {
+    const bool plain =
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; });
+    if (plain) {
+        out += '"';
+        out += text;
+        out += '"';
+        return;
+    }
+    out += NlohmannJson(text).dump(-1, ' ', false, NlohmannJson::error_handler_t::replace);
+}
+
+std::string string_literal(const std::string& text) {
+    std::string out;
+    append_string_literal(out, text);
+    return out;
+}
+
+// nlohmann's message for a parse error without its "[json.exception.parse_error.101] parse error at line 1, column
+// 8: " prefix (Json::parse gives the byte offset) and without its "; last read: '...'" excerpt, which can be as long
+// as the input and hold bytes that are not UTF-8. What is left is one line of fixed ASCII text.
+std::string problem_text(std::string_view message, const std::string& last_token) {
+    if (message.rfind("[json.exception.", 0) == 0) {
+        if (const size_t bracket = message.find("] "); bracket != std::string_view::npos) {
+            message.remove_prefix(bracket + 2);
+        }
+    }
+    if (message.rfind("parse error", 0) == 0) {
+        if (const size_t colon = message.find(": "); colon != std::string_view::npos) message.remove_prefix(colon + 2);
+    }
+    std::string problem(message);
+    const std::string excerpt = "; last read: '" + last_token + "'";
+    if (const size_t at = problem.find(excerpt); at != std::string::npos) problem.erase(at, excerpt.size());
+    return problem;
+}
+
+// nlohmann's SAX events build the Json tree directly (no nlohmann::json in between), with the checks nlohmann does
+// not make: duplicate keys and the nesting depth. Every refusal throws ParseFailure.
+class Builder {
+public:
+    Builder(std::string_view text, const char* const* last_read) : m_text(text), m_last_read(last_read) {}
+
+    Json take_result() { return std::move(m_root); }
+
+    bool null() { return add(Json()); }
+    bool boolean(bool value) { return add(Json(value)); }
+    // nlohmann reports an integer written with a minus sign here and one without through number_unsigned, so a zero
+    // here is "-0" and keeps its sign like any other negative zero.
+    bool number_integer(NlohmannJson::number_integer_t value) {
+        return add(Json(value == 0 ? -0.0 : static_cast<double>(value)));
+    }
+    // Integers are stored as doubles like every number: exact up to 2^53 and rounded to the nearest double beyond
+    // (the double the decimal text gives), where as_int64 refuses them.
+    bool number_unsigned(NlohmannJson::number_unsigned_t value) { return add(Json(static_cast<double>(value))); }
+    // Underflow (1e-400) arrives here as zero; overflow (1e400) as a parse error.
+    bool number_float(NlohmannJson::number_float_t value, const NlohmannJson::string_t&) { return add(Json(value)); }
+    bool string(NlohmannJson::string_t& value) { return add(Json(std::move(value))); }
+    // Only the binary formats (CBOR, MessagePack, ...) have binary values.
+    bool binary(NlohmannJson::binary_t&) { fail_at(last_read_offset(), "binary value"); }
+
+    bool start_object(std::size_t) { return open(Json::object()); }
+    bool start_array(std::size_t) { return open(Json::array()); }
+    bool key(NlohmannJson::string_t& key) {
+        if (!m_open.back().keys.insert(key).second) {
+            fail_at(opening_quote_offset(), "duplicate key " + string_literal(key) + " in object");
+        }
+        m_key = std::move(key);
+        return true;
+    }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+
+    bool parse_error(std::size_t position, const std::string& last_token, const NlohmannJson::exception& error) {
+        // out_of_range.406: a number beyond the double range. The token is the number, which the lexer has just
+        // read (position is one past its last byte), so the offset is its first byte.
+        if (error.id == 406) {
+            fail_at(position >= last_token.size() ? position - last_token.size() : 0,
+                    "number out of range for a double");
+        }
+        // position counts the bytes the lexer read, the end of input as one more: the last of them is where it gave up.
+        fail_at(std::min(position > 0 ? position - 1 : 0, m_text.size()), problem_text(error.what(), last_token));
     }
 
 private:
-    [[noreturn]] void fail(std::string problem) const { fail_at(m_pos, std::move(problem)); }
+    struct Open {
+        Json* value;
+        std::unordered_set<std::string> keys; // objects only
+    };
+
     [[noreturn]] static void fail_at(size_t offset, std::string problem) {
         throw ParseFailure{offset, std::move(problem)};
     }
 
-    bool at_end() const { return m_pos >= m_text.size(); }
-    unsigned char peek() const { return static_cast<unsigned char>(m_text[m_pos]); }
+    size_t last_read_offset() const { return static_cast<size_t>(*m_last_read - m_text.data()); }
 
-    std::string describe_here() const {
-        if (at_end()) return "end of input";
-        const unsigned char c = peek();
-        if (c >= 0x20 && c < 0x7F) return detail::concat("character '", static_cast<char>(c), "'");
-        char buffer[16];
-        std::snprintf(buffer, sizeof(buffer), "byte 0x%02X", c);
-        return buffer;
-    }
-
-    void skip_whitespace() {
-        while (!at_end()) {
-            const char c = m_text[m_pos];
-            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-            ++m_pos;
-        }
-    }
-
-    void expect(char c, const char* context) {
-        if (at_end() || m_text[m_pos] != c) {
-            fail(detail::concat("expected '", c, "' ", context, ", got ", describe_here()));
-        }
-        ++m_pos;
-    }
-
-    Json parse_value(int depth) {
-        if (at_end()) fail("unexpected end of input, expected a value");
-        switch (m_text[m_pos]) {
-        case '{': return parse_object(depth + 1);
-        case '[': return parse_array(depth + 1);
-        case '"': return Json(parse_string());
-        case 't': parse_literal("true"); return Json(true);
-        case 'f': parse_literal("false"); return Json(false);
-        case 'n': parse_literal("null"); return Json();
-        default:
-            if (m_text[m_pos] == '-' || (m_text[m_pos] >= '0' && m_text[m_pos] <= '9')) return Json(parse_number());
-            fail("unexpected " + describe_here() + ", expected a value");
-        }
-    }
-
-    void parse_literal(std::string_view word) {
-        if (m_text.substr(m_pos, word.size()) != word) fail(detail::concat("invalid literal, expected '", word, "'"));
-        m_pos += word.size();
-    }
-
-    Json parse_object(int depth) {
-        if (depth > max_depth) fail(detail::concat("nesting deeper than ", max_depth, " levels"));
-        ++m_pos; // '{'
-        Json result = Json::object();
-        Json::Object& members = result.as_object();
-        std::unordered_set<std::string> seen;
-        skip_whitespace();
-        if (!at_end() && m_text[m_pos] == '}') {
-            ++m_pos;
-            return result;
-        }
+    // The lexer has just read a key's closing quote; its opening quote is the nearest quote before it that no
+    // backslash escapes (inside the string every quote is escaped; before a quote an escaped backslash makes an even
+    // run). A key is never at offset 0, and its opening quote stops every backward walk.
+    size_t opening_quote_offset() const {
+        size_t at = last_read_offset();
         for (;;) {
-            skip_whitespace();
-            if (at_end() || m_text[m_pos] != '"') fail("expected a string key in object, got " + describe_here());
-            const size_t key_offset = m_pos;
-            std::string key = parse_string();
-            if (!seen.insert(key).second) fail_at(key_offset, "duplicate key \"" + key + "\" in object");
-            skip_whitespace();
-            expect(':', "after object key");
-            skip_whitespace();
-            Json value = parse_value(depth);
-            members.emplace_back(std::move(key), std::move(value));
-            skip_whitespace();
-            if (!at_end() && m_text[m_pos] == ',') {
-                ++m_pos;
-                continue;
-            }
-            expect('}', "or ',' in object");
-            return result;
+            --at;
+            if (m_text[at] != '"') continue;
+            size_t backslashes = 0;
+            while (m_text[at - 1 - backslashes] == '\\') ++backslashes;
+            if (backslashes % 2 == 0) return at;
         }
     }
 
-    Json parse_array(int depth) {
-        if (depth > max_depth) fail(detail::concat("nesting deeper than ", max_depth, " levels"));
-        ++m_pos; // '['
-        Json result = Json::array();
-        Json::Array& elements = result.as_array();
-        skip_whitespace();
-        if (!at_end() && m_text[m_pos] == ']') {
-            ++m_pos;
-            return result;
-        }
-        for (;;) {
-            skip_whitespace();
-            elements.push_back(parse_value(depth));
-            skip_whitespace();
-            if (!at_end() && m_text[m_pos] == ',') {
-                ++m_pos;
-                continue;
-            }
-            expect(']', "or ',' in array");
-            return result;
-        }
+    // Appends a complete value or a container about to be filled to the innermost open container (an array, or the
+    // object whose key came last), or makes it the document. The returned reference stays valid while the value is
+    // open: its parent gets no other element before the value is closed.
+    Json& insert(Json value) {
+        if (m_open.empty()) return m_root = std::move(value);
+        Json& parent = *m_open.back().value;
+        if (parent.is_array()) return parent.as_array().emplace_back(std::move(value));
+        return parent.as_object().emplace_back(std::move(m_key), std::move(value)).second;
     }
 
-    uint32_t parse_hex4() {
-        if (m_text.size() - m_pos < 4) fail("truncated \\u escape");
-        uint32_t value = 0;
-        for (int i = 0; i < 4; ++i) {
-            const char c = m_text[m_pos];
-            uint32_t digit = 0;
-            if (c >= '0' && c <= '9') {
-                digit = static_cast<uint32_t>(c - '0');
-            } else if (c >= 'a' && c <= 'f') {
-                digit = static_cast<uint32_t>(c - 'a' + 10);
-            } else if (c >= 'A' && c <= 'F') {
-                digit = static_cast<uint32_t>(c - 'A' + 10);
-            } else {
-                fail("invalid hex digit in \\u escape");
-            }
-            value = value * 16 + digit;
-            ++m_pos;
-        }
-        return value;
+    bool add(Json value) {
+        insert(std::move(value));
+        return true;
     }
 
-    std::string parse_string() {
-        ++m_pos; // opening quote
-        std::string out;
-        for (;;) {
-            if (at_end()) fail("unterminated string");
-            const unsigned char c = peek();
-            if (c == '"') {
-                ++m_pos;
-                return out;
-            }
-            if (c < 0x20) fail(detail::concat("unescaped control character ", describe_here(), " in string"));
-            if (c >= 0x80) {
-                const auto* bytes = reinterpret_cast<const unsigned char*>(m_text.data());
-                const size_t length = utf8_sequence_length(bytes + m_pos, m_text.size() - m_pos);
-                if (length == 0) fail("invalid UTF-8 in string");
-                out.append(m_text.data() + m_pos, length);
-                m_pos += length;
-                continue;
-            }
-            if (c != '\\') {
-                out += static_cast<char>(c);
-                ++m_pos;
-                continue;
-            }
-            ++m_pos;
-            if (at_end()) fail("unterminated string");
-            const char e = m_text[m_pos++];
-            switch (e) {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u': {
-                const size_t escape_offset = m_pos - 2;
-                uint32_t code = parse_hex4();
-                if (code >= 0xDC00 && code <= 0xDFFF) fail_at(escape_offset, "unpaired low surrogate in \\u escape");
-                if (code >= 0xD800 && code <= 0xDBFF) {
-                    const char* unpaired = "unpaired high surrogate in \\u escape";
-                    if (m_text.substr(m_pos, 2) != "\\u") fail_at(escape_offset, unpaired);
-                    m_pos += 2;
-                    const uint32_t low = parse_hex4();
-                    if (low < 0xDC00 || low > 0xDFFF) fail_at(escape_offset, unpaired);
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-                }
-                append_utf8(out, code);
-                break;
-            }
-            default: fail_at(m_pos - 2, "invalid escape sequence in string");
-            }
+    bool open(Json container) {
+        if (m_open.size() == max_depth) {
+            fail_at(last_read_offset(), detail::concat("nesting deeper than ", max_depth, " levels"));
         }
+        m_open.push_back({&insert(std::move(container)), {}});
+        return true;
     }
 
-    double parse_number() {
-        const size_t start = m_pos;
-        auto digits = [&] {
-            const size_t first = m_pos;
-            while (!at_end() && m_text[m_pos] >= '0' && m_text[m_pos] <= '9') ++m_pos;
-            return m_pos - first;
-        };
-        if (m_text[m_pos] == '-') ++m_pos;
-        const size_t int_start = m_pos;
-        const size_t int_digits = digits();
-        if (int_digits == 0) fail("invalid number: expected a digit");
-        if (int_digits > 1 && m_text[int_start] == '0') fail_at(int_start, "invalid number: leading zero");
-        if (!at_end() && m_text[m_pos] == '.') {
-            ++m_pos;
-            if (digits() == 0) fail("invalid number: expected a digit after '.'");
-        }
-        bool negative_exponent = false;
-        bool has_exponent = false;
-        if (!at_end() && (m_text[m_pos] == 'e' || m_text[m_pos] == 'E')) {
-            has_exponent = true;
-            ++m_pos;
-            if (!at_end() && (m_text[m_pos] == '+' || m_text[m_pos] == '-')) negative_exponent = m_text[m_pos++] == '-';
-            if (digits() == 0) fail("invalid number: expected a digit in exponent");
-        }
-        // from_chars rather than strtod: it ignores the C locale's decimal separator and rounds correctly.
-        double value = 0.0;
-        const char* first = m_text.data() + start;
-        const char* last = m_text.data() + m_pos;
-        const auto [ptr, ec] = std::from_chars(first, last, value);
-        if (ec == std::errc::result_out_of_range) {
-            // Underflow (1e-400, 0.000...1) quietly becomes zero like every JSON reader does; overflow is an error
-            // because there is no faithful double for it. Without an exponent only "0.xxx" can underflow.
-            const bool underflow = has_exponent ? negative_exponent : m_text[int_start] == '0';
-            if (!underflow) fail_at(start, "number out of range for a double");
-            return m_text[start] == '-' ? -0.0 : 0.0;
-        }
-        if (ec != std::errc() || ptr != last) fail_at(start, "invalid number");
-        return value;
+    bool close() {
+        m_open.pop_back();
+        return true;
     }
 
     std::string_view m_text;
-    size_t m_pos = 0;
+    const char* const* m_last_read;
+    Json m_root;
+    std::vector<Open> m_open;
+    std::string m_key;
 };
 
-void write_escaped(std::string& out, const std::string& text) {
-    static const char hex[] = "0123456789abcdef";
-    out += '"';
-    const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
-    for (size_t i = 0; i < text.size();) {
-        const unsigned char c = bytes[i];
-        if (c >= 0x80) {
-            const size_t length = utf8_sequence_length(bytes + i, text.size() - i);
-            if (length == 0) {
-                out += "\\ufffd";
-                ++i;
-            } else {
-                out.append(text, i, length);
-                i += length;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) {
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-        ++i;
+// The whole text as one value, or ParseFailure.
+Json parse_text(std::string_view text) {
+    // nlohmann skips a UTF-8 byte order mark. RFC 8259 lets a parser ignore one, but nothing here writes one and the
+    // reader stays as strict as before; 0xEF cannot start a JSON text, so nothing else is refused.
+    if (!text.empty() && static_cast<unsigned char>(text[0]) == 0xEF) {
+        throw ParseFailure{0, "unexpected byte 0xEF (a byte order mark is not allowed)"};
     }
-    out += '"';
+    const char* last_read = text.data();
+    Builder builder(text, &last_read);
+    const TrackingIterator first(text.data(), &last_read);
+    const TrackingIterator last(text.data() + text.size(), &last_read);
+    try {
+        // Strict: the whole text is one value. Comments are refused. The handlers throw instead of returning false.
+        NlohmannJson::sax_parse(first, last, &builder, NlohmannJson::input_format_t::json, true, false);
+    } catch (ParseFailure& failure) {
+        // nlohmann's lexer takes a NUL byte between tokens for the end of the input; name what is there.
+        const std::string end = "unexpected end of input";
+        if (failure.offset < text.size() && text[failure.offset] == '\0') {
+            if (const size_t at = failure.problem.find(end); at != std::string::npos) {
+                failure.problem.replace(at, end.size(), "unexpected byte 0x00");
+            }
+        }
+        throw;
+    }
+    // For the same reason it accepts a value followed by a NUL byte. No value holds a raw NUL (strings refuse it), so
+    // the first one in the text is where nlohmann stopped.
+    if (const size_t nul = text.find('\0'); nul != std::string_view::npos) {
+        throw ParseFailure{nul, "unexpected byte 0x00 after the JSON value"};
+    }
+    return builder.take_result();
 }
 
 void write_number(std::string& out, double value) {
@@ -391,7 +288,7 @@ void write_value(std::string& out, const Json& value, bool pretty, int level) {
     case Json::Type::null: out += "null"; return;
     case Json::Type::boolean: out += value.as_bool() ? "true" : "false"; return;
     case Json::Type::number: write_number(out, value.as_number()); return;
-    case Json::Type::string: write_escaped(out, value.as_string()); return;
+    case Json::Type::string: append_string_literal(out, value.as_string()); return;
     case Json::Type::array: {
         const Json::Array& elements = value.as_array();
         bool inline_elements = !pretty;
@@ -424,7 +321,7 @@ void write_value(std::string& out, const Json& value, bool pretty, int level) {
                 out += '\n';
                 write_indent(out, level + 1);
             }
-            write_escaped(out, members[i].first);
+            append_string_literal(out, members[i].first);
             out += pretty ? ": " : ":";
             write_value(out, members[i].second, pretty, level + 1);
         }
@@ -555,7 +452,7 @@ bool Json::operator==(const Json& other) const {
 
 Json Json::parse(std::string_view text, std::string_view what) {
     try {
-        return Parser(text).parse_document();
+        return parse_text(text.data() != nullptr ? text : std::string_view(""));
     } catch (const ParseFailure& failure) {
         VKT_FAIL(what, ": JSON parse error at byte ", failure.offset, ": ", failure.problem);
     }

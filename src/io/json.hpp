@@ -1,6 +1,6 @@
-// Small JSON value type with a strict parser and a writer, used for the --report file, safetensors headers and
-// the per-device cache. Objects keep insertion order so written files are stable and diffable; numbers are
-// doubles (integers up to 2^53 are exact, which covers every offset and count we store).
+// Small JSON value type with a strict parser (nlohmann-json's, through its SAX interface) and a writer, used for the
+// --report file, safetensors headers and the per-device cache. Objects keep insertion order so written files are stable
+// and diffable; numbers are doubles (integers up to 2^53 are exact, which covers every offset and count we store).
 #pragma once
 
 #include <cstddef>
@@ -76,11 +76,14 @@ public:
     bool operator!=(const Json& other) const { return !(*this == other); }
 
     // Strict RFC 8259 parsing of a whole document (no comments, no trailing commas, no duplicate keys, valid
-    // UTF-8, nesting depth <= 512). Errors throw "<what>: JSON parse error at byte <offset>: <problem>".
+    // UTF-8, no byte order mark, nesting depth <= 512). Errors throw one line, "<what>: JSON parse error at byte
+    // <offset>: <problem>", where offset is the byte at which the parser gave up (for a duplicate key its opening
+    // quote, for a number beyond the double range its first byte).
     static Json parse(std::string_view text, std::string_view what = "JSON");
 
     // Numbers are written in their shortest round-trip form (integers without exponent); NaN and infinities are
-    // written as null. Invalid UTF-8 in strings is replaced with U+FFFD so the output is always valid JSON.
+    // written as null. Each ill-formed UTF-8 sequence in a string is replaced with U+FFFD so the output is always
+    // valid JSON.
     // pretty: two-space indentation, arrays of scalars kept on one line. No trailing newline.
     std::string dump(bool pretty = false) const;
 
