@@ -169,9 +169,10 @@ void gemm_block(uint m0, uint n0) {
 // the workgroup, so the barriers inside gemm_block are reached by all its invocations.
 void gemm_all_blocks() {
     const uint blocks_m = (g_m + BM - 1) / BM, blocks_n = (g_n + BN - 1) / BN;
-    if (REGS != 0) {
-        // Register blocks: the x grid runs along M, so that consecutive workgroups (which CPU devices run
-        // close together in time) stream the same panel of B from cache; the host sizes the grid to match.
+    if (REGS != 0 && VEC_B != 0) {
+        // Register blocks reading B as vec4: the x grid runs along M, so that consecutive workgroups (which CPU
+        // devices run close together in time) stream the same panel of B from cache; the host sizes the grid to
+        // match. (Measured faster for these; the scalar-load blocks, A·Bᵀ among them, were slower this way.)
         for (uint bx = gl_WorkGroupID.y; bx < blocks_n; bx += gl_NumWorkGroups.y)
             for (uint by = gl_WorkGroupID.x; by < blocks_m; by += gl_NumWorkGroups.x) gemm_block(by * BM, bx * BN);
         return;

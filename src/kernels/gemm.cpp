@@ -186,8 +186,9 @@ GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_
     const uint32_t* limit = device.caps().max_workgroup_count;
     GemmGrid g;
     const uint64_t blocks_n = (uint64_t(n) + cfg.bn - 1) / cfg.bn, blocks_m = (uint64_t(m) + cfg.bm - 1) / cfg.bm;
-    // Register blocks put M along x (see gemm_all_blocks).
-    const uint64_t along_x = cfg.regs ? blocks_m : blocks_n, along_y = cfg.regs ? blocks_n : blocks_m;
+    // Register blocks with vec4 B put M along x (see gemm_all_blocks).
+    const bool m_along_x = cfg.regs != 0 && cfg.vec_b != 0;
+    const uint64_t along_x = m_along_x ? blocks_m : blocks_n, along_y = m_along_x ? blocks_n : blocks_m;
     g.x = uint32_t(std::min<uint64_t>(along_x, std::max(limit[0], 1u)));
     g.y = uint32_t(std::min<uint64_t>(along_y, std::max(limit[1], 1u)));
     g.z = std::max(1u, std::min(items, limit[2]));
