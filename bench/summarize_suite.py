@@ -104,7 +104,7 @@ def main():
     if t and f32 and where != "gpu":
         best = max(f32["samples_per_second"], mixed["samples_per_second"] if mixed else 0)
         targets["mlp_epoch_time_over_pytorch_cpu"] = t["samples_per_second"] / best
-    h124 = [h for h in doc["host_update"] if h["params"] >= 1.2e8 and h["work"] == "adamw + fp16 pack"]
+    h124 = [h for h in doc["host_update"] if h["params"] >= 1.2e8 and h["work"] == "adamw with fp16 (fused)"]
     if h124:
         targets["host_update_124M_fraction_of_memcpy"] = h124[0]["fraction_of_memcpy"]
     if where == "gpu" and torch.get("cpu_or_fp32"):
