@@ -44,8 +44,16 @@ int main(int argc, char** argv) {
             repeats = std::max(1, std::atoi(argv[++i]));
         else if (a == "--sizes" && i + 1 < argc) {
             sizes.clear();
-            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ","))
-                sizes.push_back(std::stoul(t));
+            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) {
+                char* end = nullptr;
+                const unsigned long v = std::strtoul(t, &end, 10);
+                if (end == t || *end != '\0' || t[0] == '-' || v == 0 || v > 4000) {
+                    std::fprintf(stderr,
+                                 "vktrain_bench_host: error: --sizes takes millions of parameters, 1 to 4000\n");
+                    return 2;
+                }
+                sizes.push_back(v);
+            }
         } else {
             std::fprintf(stderr, "vktrain_bench_host: error: unknown argument '%s'\n", a.c_str());
             return 2;

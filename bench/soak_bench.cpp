@@ -16,6 +16,13 @@
 
 namespace {
 
+// A positive decimal integer, or 0 for anything else.
+uint64_t positive(const char* text) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(text, &end, 10);
+    return end != text && *end == '\0' && text[0] != '-' ? uint64_t(v) : 0;
+}
+
 uint64_t resident_bytes() {
     std::ifstream f("/proc/self/statm");
     uint64_t size = 0, resident = 0;
@@ -32,17 +39,23 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool v = i + 1 < argc;
-        if (a == "--steps" && v)
-            steps = std::strtoull(argv[++i], nullptr, 10);
-        else if (a == "--every" && v)
-            every = std::max<uint64_t>(1, std::strtoull(argv[++i], nullptr, 10));
-        else if (a == "--out" && v)
+        const auto fail = [&](const char* what) {
+            std::fprintf(stderr, "vktrain_bench_soak: error: %s\n", what);
+            return 2;
+        };
+        if ((a == "--steps" || a == "--every") && v) {
+            const uint64_t n = positive(argv[++i]);
+            if (n == 0) return fail("--steps and --every take a positive integer");
+            (a == "--steps" ? steps : every) = n;
+        } else if (a == "--out" && v)
             out = argv[++i];
         else if (a == "--checkpoint" && v)
             checkpoint = argv[++i];
-        else if (a == "--precision" && v)
-            precision = std::string(argv[++i]) == "fp32" ? vktrain::Precision::fp32 : vktrain::Precision::mixed;
-        else {
+        else if (a == "--precision" && v) {
+            const std::string p = argv[++i];
+            if (p != "mixed" && p != "fp32") return fail("--precision takes mixed or fp32");
+            precision = p == "fp32" ? vktrain::Precision::fp32 : vktrain::Precision::mixed;
+        } else {
             std::fprintf(stderr, "vktrain_bench_soak: error: unknown argument '%s'\n", a.c_str());
             return 2;
         }

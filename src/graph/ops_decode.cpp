@@ -24,12 +24,11 @@ OpDef cached_attention() {
         const auto heads = int64_t(n.attrs.at("heads"));
         VKT_CHECK(s.size() == 2 && s[0] == 1 && s[1] % 3 == 0, "cached_attention '", n.name, "': qkv ", shape_text(s),
                   " must be [1, 3 * width] (one new position)");
-        VKT_CHECK(heads >= 1 && (s[1] / 3) % heads == 0, "cached_attention '", n.name, "': width ", s[1] / 3,
+        VKT_CHECK((s[1] / 3) % heads == 0, "cached_attention '", n.name, "': width ", s[1] / 3,
                   " is not a multiple of ", heads, " heads");
         VKT_CHECK(in[1]->type == DataType::i32 && in[1]->op == "input" && in[1]->shape == Shape{1},
                   "cached_attention '", n.name, "': position '", in[1]->name,
                   "' must be an i32 model input of shape [1]");
-        VKT_CHECK(n.attrs.at("max_positions") >= 1, "cached_attention '", n.name, "': max_positions must be positive");
         return Shape{1, s[1] / 3};
     };
     d.params = [](const Node& n, const std::vector<const Node*>& in) {
