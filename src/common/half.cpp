@@ -25,12 +25,8 @@ void floats_to_halves_serial(const float* src, uint16_t* dst, size_t n) {
 
 void floats_to_halves(const float* src, uint16_t* dst, size_t n) {
     // Large tensors (a model's weights every step) are split over the cores.
-    constexpr size_t k_chunk = size_t(1) << 16;
-    const size_t chunks = (n + k_chunk - 1) / k_chunk;
-    parallel_for(chunks, threads_for(n), [&](size_t c) {
-        const size_t begin = c * k_chunk;
-        pack_range(src + begin, dst + begin, std::min(k_chunk, n - begin));
-    });
+    parallel_chunks(tensor_chunks({n}),
+                    [&](size_t, const TensorChunk& c) { pack_range(src + c.begin, dst + c.begin, c.count); });
 }
 
 void halves_to_floats(const uint16_t* src, float* dst, size_t n) {

@@ -48,4 +48,28 @@ inline size_t threads_for(size_t elements) {
     return std::max<size_t>(1, std::min<size_t>({hw, 8, elements >> 20}));
 }
 
+// Host passes over many tensors (optimizer updates, gradient norms, fp16 copies) work in fixed chunks of every
+// tensor, so that each element's arithmetic, and the order of any per-chunk sums, is the same whatever the number
+// of threads.
+struct TensorChunk {
+    size_t tensor, begin, count;
+};
+constexpr size_t k_chunk_elements = size_t(1) << 16;
+
+inline std::vector<TensorChunk> tensor_chunks(const std::vector<size_t>& sizes) {
+    std::vector<TensorChunk> chunks;
+    for (size_t t = 0; t < sizes.size(); ++t)
+        for (size_t b = 0; b < sizes[t]; b += k_chunk_elements)
+            chunks.push_back({t, b, std::min(k_chunk_elements, sizes[t] - b)});
+    return chunks;
+}
+
+// f(index, chunk) for every chunk, on as many threads as their total size is worth.
+template <typename F>
+void parallel_chunks(const std::vector<TensorChunk>& chunks, F&& f) {
+    size_t total = 0;
+    for (const TensorChunk& c : chunks) total += c.count;
+    parallel_for(chunks.size(), threads_for(total), [&](size_t i) { f(i, chunks[i]); });
+}
+
 } // namespace vktrain

@@ -16,16 +16,6 @@ namespace {
 
 std::atomic<TiledLoop> g_tiled_loop{TiledLoop::automatic};
 
-// The cooperative-matrix shape to use: from the device's list (fp16 A/B, fp32 C/result, subgroup
-// scope), the one with the most work per instruction; never assumed.
-const CoopMatShape& pick_coopmat_shape(const runtime::DeviceCaps& caps) {
-    const auto& shapes = caps.coopmat_f16_f32_shapes;
-    VKT_CHECK(!shapes.empty(), "the device lists no fp16×fp16→fp32 subgroup cooperative-matrix shape");
-    return *std::max_element(shapes.begin(), shapes.end(), [](const CoopMatShape& x, const CoopMatShape& y) {
-        return uint64_t(x.m) * x.n * x.k < uint64_t(y.m) * y.n * y.k;
-    });
-}
-
 // An operand's row stride as the shader uses it (a single row never steps to a next one).
 uint64_t effective_ld(const GemmOperand& o) {
     return o.mat.rows > 1 ? o.row_stride() : o.mat.cols;
@@ -70,6 +60,16 @@ uint32_t stride_u32(uint64_t stride, uint32_t count) {
 }
 
 } // namespace
+
+// (gemm.hpp) From the device's list (fp16 A/B, fp32 C/result, subgroup
+// scope), the one with the most work per instruction; never assumed.
+const CoopMatShape& pick_coopmat_shape(const runtime::DeviceCaps& caps) {
+    const auto& shapes = caps.coopmat_f16_f32_shapes;
+    VKT_CHECK(!shapes.empty(), "the device lists no fp16×fp16→fp32 subgroup cooperative-matrix shape");
+    return *std::max_element(shapes.begin(), shapes.end(), [](const CoopMatShape& x, const CoopMatShape& y) {
+        return uint64_t(x.m) * x.n * x.k < uint64_t(y.m) * y.n * y.k;
+    });
+}
 
 void force_tiled_loop(TiledLoop loop) {
     g_tiled_loop = loop;

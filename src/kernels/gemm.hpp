@@ -12,7 +12,8 @@
 
 namespace vktrain::runtime {
 class Device;
-}
+struct DeviceCaps;
+} // namespace vktrain::runtime
 
 namespace vktrain::kernels {
 
@@ -36,6 +37,10 @@ struct GemmConfig {
 enum class TiledLoop { automatic, shared_memory, registers };
 void force_tiled_loop(TiledLoop loop);
 TiledLoop forced_tiled_loop();
+
+// The cooperative-matrix shape the kernels use: the device's listed fp16 x fp16 -> fp32 subgroup shape with the most
+// work per instruction (throws when it lists none).
+const CoopMatShape& pick_coopmat_shape(const runtime::DeviceCaps& caps);
 
 // The tile configuration for a path on this device and problem (throws if the path is unavailable).
 // `vec4_b`: B's columns are contiguous and every row starts 16-byte aligned with n a multiple of 4, so

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "common/check.hpp"
+#include "kernels/gemm.hpp"
 #include "push_constants.h"
 #include "runtime/device.hpp"
 #include "runtime/sequence.hpp"
@@ -97,10 +98,7 @@ PeakResult measure_coopmat_peak(runtime::Device& device) {
         best.unavailable = "no usable fp16 x fp16 + fp32 cooperative matrix";
         return best;
     }
-    const auto& shapes = caps.coopmat_f16_f32_shapes;
-    const CoopMatShape& s = *std::max_element(shapes.begin(), shapes.end(), [](const auto& x, const auto& y) {
-        return uint64_t(x.m) * x.n * x.k < uint64_t(y.m) * y.n * y.k;
-    });
+    const CoopMatShape& s = pick_coopmat_shape(caps); // the shape the GEMMs use
     const uint32_t sg = std::max(1u, caps.info.subgroup_size);
     const uint32_t wg = std::min(4 * sg, caps.info.max_workgroup_invocations / sg * sg);
     const uint32_t subgroups = wg / sg, groups = 2048;

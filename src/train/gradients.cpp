@@ -40,23 +40,13 @@ double sum_squares(const float* __restrict g, size_t n, float multiplier) {
 
 float global_l2_norm(const std::vector<const float*>& grads, const std::vector<size_t>& sizes, float multiplier) {
     VKT_CHECK(grads.size() == sizes.size(), "gradient norm: ", grads.size(), " tensors, ", sizes.size(), " sizes");
-    // Fixed chunks of every tensor, summed on several threads for large models and then in tensor and chunk order:
-    // the same result whatever the thread count.
-    constexpr size_t k_chunk = size_t(1) << 16;
-    struct Chunk {
-        const float* data;
-        size_t count;
-    };
-    std::vector<Chunk> chunks;
-    size_t total = 0;
-    for (size_t t = 0; t < grads.size(); ++t) {
-        for (size_t b = 0; b < sizes[t]; b += k_chunk)
-            chunks.push_back({grads[t] + b, std::min(k_chunk, sizes[t] - b)});
-        total += sizes[t];
-    }
+    // Chunks summed on several threads for large models, then in tensor and chunk order: the same result
+    // whatever the thread count.
+    const std::vector<TensorChunk> chunks = tensor_chunks(sizes);
     std::vector<double> sums(chunks.size());
-    parallel_for(chunks.size(), threads_for(total),
-                 [&](size_t c) { sums[c] = sum_squares(chunks[c].data, chunks[c].count, multiplier); });
+    parallel_chunks(chunks, [&](size_t i, const TensorChunk& c) {
+        sums[i] = sum_squares(grads[c.tensor] + c.begin, c.count, multiplier);
+    });
     double sum = 0.0;
     for (double part : sums) sum += part;
     if (!std::isfinite(sum)) return std::numeric_limits<float>::infinity();

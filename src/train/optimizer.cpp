@@ -116,26 +116,9 @@ void adamw_kernel(float* __restrict param, const float* __restrict grad, float* 
     }
 }
 
-// The update runs over fixed chunks of every tensor, spread over the cores for large models: each element's
-// arithmetic is the same whatever the split, so results do not depend on the thread count.
-struct Chunk {
-    size_t tensor, begin, count;
-};
-
-std::vector<Chunk> split(const std::vector<size_t>& sizes, size_t& total) {
-    constexpr size_t k_chunk = size_t(1) << 16;
-    std::vector<Chunk> chunks;
-    total = 0;
-    for (size_t t = 0; t < sizes.size(); ++t) {
-        for (size_t b = 0; b < sizes[t]; b += k_chunk) chunks.push_back({t, b, std::min(k_chunk, sizes[t] - b)});
-        total += sizes[t];
-    }
-    return chunks;
-}
-
 // The device's fp16 copy of a chunk just updated, while it is still in cache (a second loop rather than a wider
 // kernel: the conversion has its own vectorised build, several times faster than inside the update loop).
-void pack_chunk(const std::vector<float*>& params, const std::vector<uint16_t*>& halves, const Chunk& c) {
+void pack_chunk(const std::vector<float*>& params, const std::vector<uint16_t*>& halves, const TensorChunk& c) {
     if (!halves.empty()) floats_to_halves_serial(params[c.tensor] + c.begin, halves[c.tensor] + c.begin, c.count);
 }
 
@@ -208,10 +191,7 @@ void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<co
                                   : pick_sgd_kernel<false, false>(m_options.nesterov, first);
         }
     }
-    size_t total = 0;
-    const std::vector<Chunk> chunks = split(m_param_sizes, total);
-    parallel_for(chunks.size(), threads_for(total), [&](size_t k) {
-        const Chunk& c = chunks[k];
+    parallel_chunks(tensor_chunks(m_param_sizes), [&](size_t, const TensorChunk& c) {
         float* buffer = momentum ? m_momentum_buffers[c.tensor].data() + c.begin : nullptr;
         kernels[c.tensor](params[c.tensor] + c.begin, grads[c.tensor] + c.begin, buffer, c.count, grad_multiplier, clip,
                           m_options.learning_rate, weight_decay(c.tensor), m_options.momentum);
@@ -242,10 +222,7 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
     s.bias2_sqrt = static_cast<float>(std::sqrt(bias2));
     s.epsilon = m_options.epsilon;
 
-    size_t total = 0;
-    const std::vector<Chunk> chunks = split(m_param_sizes, total);
-    parallel_for(chunks.size(), threads_for(total), [&](size_t k) {
-        const Chunk& c = chunks[k];
+    parallel_chunks(tensor_chunks(m_param_sizes), [&](size_t, const TensorChunk& c) {
         const float wd = weight_decay(c.tensor);
         AdamScalars cs = s;
         cs.decay = static_cast<float>(1.0 - lr * static_cast<double>(wd));

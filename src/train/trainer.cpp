@@ -153,6 +153,7 @@ struct Trainer::Impl {
             if (s.grad_offset >= 0) params.push_back(master.data() + s.master_offset);
         }
         grad_ptrs.assign(params.size(), nullptr);
+        half_staging = res.trainable_half_staging();
         res.set_weights(master.data());
         res.write_state(state);
     }
@@ -306,8 +307,9 @@ struct Trainer::Impl {
     std::string full_batches_only; // a node whose batch statistics refuse partial batches (its name), or empty
     std::vector<float*> params;
     std::vector<const float*> grad_ptrs;
-    std::vector<float> accumulated; // gradient accumulation over micro-batches (fp32)
-    float base_lr = 0.0f;           // the peak learning rate the schedule scales
+    std::vector<uint16_t*> half_staging; // mixed precision: where the optimizer writes the fp16 weights (else empty)
+    std::vector<float> accumulated;      // gradient accumulation over micro-batches (fp32)
+    float base_lr = 0.0f;                // the peak learning rate the schedule scales
     uint64_t steps = 0, skipped = 0;
     uint64_t device_bytes = 0;
 };
@@ -373,9 +375,8 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     if (m.options.max_grad_norm > 0.0f) clip = train::clip_coefficient(r.grad_norm, m.options.max_grad_norm);
     m.optimizer->set_learning_rate(r.learning_rate);
     // Mixed precision: the update also writes the fp16 copy the device reads, chunk by chunk while it is in cache.
-    const std::vector<uint16_t*> halves = m.res.trainable_half_staging();
-    m.optimizer->step(m.params, m.grad_ptrs, inv, clip, halves);
-    if (halves.empty())
+    m.optimizer->step(m.params, m.grad_ptrs, inv, clip, m.half_staging);
+    if (m.half_staging.empty())
         m.res.set_trainable_weights(m.master.data());
     else
         m.res.trainable_weights_staged();
