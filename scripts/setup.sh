@@ -2,13 +2,16 @@
 # Set-up and build on Debian bookworm (root), idempotent: host packages and Mesa lavapipe from
 # bookworm-backports, Vulkan headers/volk/VMA from trixie and glslang 15 (in $VKTRAIN_CACHE), then a
 # Release build of the library, the `vktrain` command and the tests in $VKTRAIN_BUILD (default ./build).
-#   scripts/setup.sh [--with-test-root]   also makes the Mesa 26.1 (cooperative matrix) trixie test root
+#   scripts/setup.sh [--with-test-root] [--with-aarch64]
+#     --with-test-root  also makes the Mesa 26.1 (cooperative matrix) trixie test root and installs the test tools
+#     --with-aarch64    also installs the aarch64 cross compiler, qemu-user and arm64 lavapipe (the aarch64 tests)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-with_root=0
+with_root=0 with_arm=0
 for a in "$@"; do
   case "$a" in
     --with-test-root) with_root=1 ;;
+    --with-aarch64) with_arm=1 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -21,6 +24,10 @@ if [ $with_root = 1 ]; then
   bash "$here/platforms/debian/setup-test-tools.sh"
   bash "$here/platforms/debian/make-trixie-root.sh" >/dev/null
   root_opt=(-DVKTRAIN_TEST_TRIXIE_ROOT=ON)
+fi
+if [ $with_arm = 1 ]; then
+  bash "$here/platforms/debian/setup-aarch64.sh"
+  root_opt+=(-DVKTRAIN_TEST_AARCH64=ON)
 fi
 
 echo "[vktrain-setup] configuring and building in $build" >&2

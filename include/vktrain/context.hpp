@@ -37,6 +37,7 @@ struct DeviceInfo {
     bool coopmat_feature = false;   // ...and its cooperativeMatrix feature bit set
     std::vector<CoopMatShape> coopmat_shapes;
     uint64_t device_memory_bytes = 0; // the largest device-local memory heap
+    bool unified_memory = false;      // integrated GPU or CPU device whose device-local memory the host can map
 };
 
 // Which GEMM implementation a mixed-precision run may use. auto_select measures the candidates on
@@ -45,14 +46,15 @@ enum class GemmPath { auto_select, coopmat, tiled_fp16, fp32 };
 const char* to_string(GemmPath path);
 
 struct ContextOptions {
-    int device_index = -1;     // >= 0: pick this physical device
-    std::string device_name;   // non-empty: first device whose name contains this (case-insensitive)
-    bool validation = false;   // enable VK_LAYER_KHRONOS_validation; its messages go to the log callback
-    bool allow_coopmat = true; // false forbids VK_KHR_cooperative_matrix even where supported
-    bool allow_fp16 = true;    // false forces every path to fp32
-    std::string cache_dir;     // pipeline cache and GEMM-path choices; "" = $VKTRAIN_CACHE_DIR or
-                               // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
-    LogCallback log;           // nullptr: warnings and errors to stderr
+    int device_index = -1;            // >= 0: pick this physical device
+    std::string device_name;          // non-empty: first device whose name contains this (case-insensitive)
+    bool validation = false;          // enable VK_LAYER_KHRONOS_validation; its messages go to the log callback
+    bool allow_coopmat = true;        // false forbids VK_KHR_cooperative_matrix even where supported
+    bool allow_fp16 = true;           // false forces every path to fp32
+    bool allow_unified_memory = true; // false keeps staging copies of weights and gradients even on unified memory
+    std::string cache_dir;            // pipeline cache and GEMM-path choices; "" = $VKTRAIN_CACHE_DIR or
+                                      // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
+    LogCallback log;                  // nullptr: warnings and errors to stderr
     LogLevel log_level = LogLevel::warning;
 };
 
@@ -77,6 +79,8 @@ public:
     // What this context may use: requested ∧ supported.
     bool coopmat_available() const;
     bool fp16_available() const;
+    // Weights and gradients live in memory both sides map (no staging copies): unified memory devices.
+    bool unified_memory_available() const;
     // Bytes of device memory vktrain holds now / at most since the context was made.
     uint64_t allocated_bytes() const;
     uint64_t peak_allocated_bytes() const;

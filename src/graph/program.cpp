@@ -146,8 +146,12 @@ void Program::record(Resources& res) {
     if (m_ir.training) {
         m_flag = Buffer(m_device, 16, MemoryKind::readback, "non-finite flag");
         const uint64_t g = std::max<uint64_t>(m_layout.grad_count, 1);
-        m_grads = Buffer(m_device, g * 4, MemoryKind::device, "gradients");
-        m_grads_readback = Buffer(m_device, g * 4, MemoryKind::readback, "gradients readback");
+        if (res.unified()) { // the host reads the gradients where the backward pass wrote them
+            m_grads = Buffer(m_device, g * 4, MemoryKind::shared, "gradients");
+        } else {
+            m_grads = Buffer(m_device, g * 4, MemoryKind::device, "gradients");
+            m_grads_readback = Buffer(m_device, g * 4, MemoryKind::readback, "gradients readback");
+        }
     } else {
         m_prediction = Buffer(m_device, std::max<uint64_t>(m_ir.values[size_t(m_ir.prediction)].elements() * 4, 4),
                               MemoryKind::readback, "prediction readback");
@@ -217,8 +221,10 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
             kernels::record_nonfinite_scan(m_device, seq,
                                            MatRef{&m_grads, DType::f32, 1, uint32_t(m_layout.grad_count), 0}, m_flag);
             done("gradient_scan");
-            seq.copy(m_grads, m_grads_readback, m_layout.grad_count * 4);
-            done("readback");
+            if (m_grads_readback.valid()) {
+                seq.copy(m_grads, m_grads_readback, m_layout.grad_count * 4);
+                done("readback");
+            }
         }
     } else {
         const MatRef p = m_exec.batch(m_ir.prediction);
@@ -299,8 +305,9 @@ bool Program::nonfinite() const {
 }
 
 const float* Program::grads() const {
-    m_grads_readback.invalidate(0, m_grads_readback.size());
-    return static_cast<const float*>(m_grads_readback.mapped());
+    const Buffer& b = m_grads_readback.valid() ? m_grads_readback : m_grads;
+    b.invalidate(0, b.size());
+    return static_cast<const float*>(b.mapped());
 }
 
 uint64_t Program::prediction_elements_per_sample() const {

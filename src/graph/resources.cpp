@@ -39,15 +39,22 @@ Layout make_layout(const Model& model) {
 }
 
 Resources::Resources(runtime::Device& device, const Layout& layout, Precision precision)
-    : m_device(device), m_layout(layout), m_fp16(precision == Precision::mixed) {
+    : m_device(device), m_layout(layout), m_fp16(precision == Precision::mixed),
+      m_unified(device.unified_memory_enabled()) {
     const uint64_t esz = m_fp16 ? 2 : 4;
     const uint64_t n = std::max<uint64_t>(layout.master_count, 1);
-    m_weights = Buffer(device, n * esz, MemoryKind::device, "weights");
-    m_weights_staging = Buffer(device, n * esz, MemoryKind::upload, "weights staging");
+    for (const ParamSlot& p : layout.slots)
+        if (p.grad_offset >= 0) m_trainable_bytes += p.count * esz;
     const uint64_t s = std::max<uint64_t>(layout.state_count, 1);
     m_state = Buffer(device, s * 4, MemoryKind::device, "state");
     m_state_io = Buffer(device, s * 4, MemoryKind::readback, "state transfer");
     m_step_params = Buffer(device, sizeof(kernels::StepParams), MemoryKind::upload, "step parameters");
+    if (m_unified) { // the host writes the weights where the device reads them: no staging copy, no upload
+        m_weights = Buffer(device, n * esz, MemoryKind::shared, "weights");
+        return;
+    }
+    m_weights = Buffer(device, n * esz, MemoryKind::device, "weights");
+    m_weights_staging = Buffer(device, n * esz, MemoryKind::upload, "weights staging");
     m_upload = std::make_unique<runtime::Sequence>(device);
     m_upload->begin();
     m_upload->copy(m_weights_staging, m_weights, m_weights.size());
@@ -55,11 +62,9 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
     m_upload_trainable = std::make_unique<runtime::Sequence>(device);
     m_upload_trainable->begin();
     for (const ParamSlot& p : layout.slots)
-        if (p.grad_offset >= 0) {
+        if (p.grad_offset >= 0)
             m_upload_trainable->copy(m_weights_staging, m_weights, p.count * esz, p.device_offset * esz,
                                      p.device_offset * esz);
-            m_trainable_bytes += p.count * esz;
-        }
     m_upload_trainable->end();
 }
 
@@ -69,11 +74,11 @@ void Resources::set_trainable_weights(const float* master) {
         if (p.grad_offset < 0) continue;
         const float* src = master + p.master_offset;
         if (m_fp16)
-            floats_to_halves(src, static_cast<uint16_t*>(m_weights_staging.mapped()) + p.device_offset, p.count);
+            floats_to_halves(src, static_cast<uint16_t*>(host_weights().mapped()) + p.device_offset, p.count);
         else
-            std::memcpy(static_cast<float*>(m_weights_staging.mapped()) + p.device_offset, src, p.count * 4);
+            std::memcpy(static_cast<float*>(host_weights().mapped()) + p.device_offset, src, p.count * 4);
     }
-    m_weights_staging.flush(0, m_weights_staging.size());
+    host_weights().flush(0, host_weights().size());
     m_dirty = Dirty::trainable;
 }
 
@@ -81,27 +86,27 @@ std::vector<uint16_t*> Resources::trainable_half_staging() {
     std::vector<uint16_t*> out;
     if (!m_fp16) return out;
     for (const ParamSlot& p : m_layout.slots)
-        if (p.grad_offset >= 0) out.push_back(static_cast<uint16_t*>(m_weights_staging.mapped()) + p.device_offset);
+        if (p.grad_offset >= 0) out.push_back(static_cast<uint16_t*>(host_weights().mapped()) + p.device_offset);
     return out;
 }
 
 void Resources::trainable_weights_staged() {
-    m_weights_staging.flush(0, m_weights_staging.size());
+    host_weights().flush(0, host_weights().size());
     if (m_dirty != Dirty::all) m_dirty = Dirty::trainable;
 }
 
 void Resources::set_weights(const float* master) {
     if (m_fp16)
-        floats_to_halves(master, static_cast<uint16_t*>(m_weights_staging.mapped()), m_layout.master_count);
+        floats_to_halves(master, static_cast<uint16_t*>(host_weights().mapped()), m_layout.master_count);
     else
-        std::memcpy(m_weights_staging.mapped(), master, m_layout.master_count * 4);
-    m_weights_staging.flush(0, m_weights_staging.size());
+        std::memcpy(host_weights().mapped(), master, m_layout.master_count * 4);
+    host_weights().flush(0, host_weights().size());
     m_dirty = Dirty::all;
 }
 
 void Resources::upload_if_changed() {
     if (m_dirty == Dirty::none) return;
-    (m_dirty == Dirty::all ? m_upload : m_upload_trainable)->submit_and_wait();
+    if (!m_unified) (m_dirty == Dirty::all ? m_upload : m_upload_trainable)->submit_and_wait();
     m_uploaded_bytes += m_dirty == Dirty::all ? m_weights.size() : m_trainable_bytes;
     m_dirty = Dirty::none;
     ++m_uploads;

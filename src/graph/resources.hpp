@@ -43,8 +43,10 @@ public:
     runtime::Device& device() const { return m_device; }
     const Layout& layout() const { return m_layout; }
     bool fp16() const { return m_fp16; }
+    bool unified() const { return m_unified; } // weights written in place, gradients read in place
 
-    // Host master weights -> staging; the device copy is refreshed before the next replay that reads it.
+    // Host master weights -> staging; the device copy is refreshed before the next replay that reads it. On unified
+    // memory the host writes the device's own copy (no replay is in flight whenever the host runs).
     void set_weights(const float* master);
     // Only the trainable parameters changed (an optimizer step): frozen ones are neither converted nor uploaded.
     void set_trainable_weights(const float* master);
@@ -53,7 +55,7 @@ public:
     // set_trainable_weights(). Empty in fp32.
     std::vector<uint16_t*> trainable_half_staging();
     void trainable_weights_staged();
-    void upload_if_changed(); // submits the copy when weights were set since the last upload
+    void upload_if_changed(); // submits the copy when weights were set since the last upload (none: unified)
     void read_state(std::vector<float>& out) const;
     void write_state(const std::vector<float>& values);
     void set_step(uint32_t n_valid, float loss_scale, uint32_t step);
@@ -68,13 +70,16 @@ public:
     const runtime::Buffer& state() const { return m_state; }
     const runtime::Buffer& arena() const { return m_arena; }
     const runtime::Buffer& step_params() const { return m_step_params; }
-    uint64_t uploads() const { return m_uploads; }               // weight uploads so far (tests)
-    uint64_t uploaded_bytes() const { return m_uploaded_bytes; } // their bytes
+    // Weight refreshes so far (tests): copies, or on unified memory writes in place; and their bytes.
+    uint64_t uploads() const { return m_uploads; }
+    uint64_t uploaded_bytes() const { return m_uploaded_bytes; }
 
 private:
+    runtime::Buffer& host_weights() { return m_unified ? m_weights : m_weights_staging; }
+
     runtime::Device& m_device;
     Layout m_layout;
-    bool m_fp16;
+    bool m_fp16, m_unified;
     runtime::Buffer m_weights, m_weights_staging, m_state, m_state_io, m_step_params, m_arena, m_row_loss;
     std::vector<runtime::Buffer> m_inputs;
     std::unique_ptr<runtime::Sequence> m_upload, m_upload_trainable;

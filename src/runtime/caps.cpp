@@ -49,6 +49,22 @@ std::string version_string(uint32_t v) {
 
 } // namespace
 
+bool is_unified_memory(VkPhysicalDeviceType type, const VkPhysicalDeviceMemoryProperties& memory) {
+    // Integrated GPUs and CPU devices share the host's memory. A discrete GPU's host-visible device-local
+    // window (resizable BAR) is not counted: host reads from it cross the bus uncached.
+    if (type != VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU && type != VK_PHYSICAL_DEVICE_TYPE_CPU) return false;
+    uint32_t largest = UINT32_MAX;
+    for (uint32_t h = 0; h < memory.memoryHeapCount; ++h)
+        if ((memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+            (largest == UINT32_MAX || memory.memoryHeaps[h].size > memory.memoryHeaps[largest].size))
+            largest = h;
+    const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+    for (uint32_t t = 0; t < memory.memoryTypeCount; ++t)
+        if (memory.memoryTypes[t].heapIndex == largest && (memory.memoryTypes[t].propertyFlags & want) == want)
+            return true;
+    return false;
+}
+
 int device_type_score(const std::string& type) {
     if (type == "discrete") return 4;
     if (type == "integrated") return 3;
@@ -92,6 +108,7 @@ DeviceCaps query_caps(const Instance& instance, VkPhysicalDevice physical, uint3
     VkPhysicalDeviceProperties base{};
     fn.vkGetPhysicalDeviceProperties(physical, &base);
     caps.api_version = base.apiVersion;
+    info.unified_memory = is_unified_memory(base.deviceType, memory);
     const bool v13 = base.apiVersion >= VK_API_VERSION_1_3;
 
     VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};

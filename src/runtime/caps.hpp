@@ -35,6 +35,9 @@ struct DeviceCaps {
 
 DeviceCaps query_caps(const Instance& instance, VkPhysicalDevice physical, uint32_t index);
 
+// Device-local memory the host maps at full speed on the largest heap: integrated GPUs and CPU devices.
+bool is_unified_memory(VkPhysicalDeviceType type, const VkPhysicalDeviceMemoryProperties& memory);
+
 // discrete > integrated > virtual > cpu > other; a higher score is preferred.
 int device_type_score(const std::string& type);
 

@@ -29,6 +29,9 @@ bool Context::coopmat_available() const {
 bool Context::fp16_available() const {
     return device().fp16_enabled();
 }
+bool Context::unified_memory_available() const {
+    return device().unified_memory_enabled();
+}
 uint64_t Context::allocated_bytes() const {
     return device().allocated_bytes();
 }

@@ -171,6 +171,7 @@ Device::Device(const VulkanHandles& h, const ContextOptions& options)
 void Device::choose_paths(const ContextOptions& options) {
     m_fp16_enabled = options.allow_fp16 && m_caps.info.storage_buffer_16bit;
     m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
+    m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
 }
 
 // Shared by both constructors once m_device exists: function table, queue, allocator, pipeline cache.

@@ -45,6 +45,7 @@ public:
     // Effective capabilities: requested ∧ supported.
     bool coopmat_enabled() const { return m_coopmat_enabled; }
     bool fp16_enabled() const { return m_fp16_enabled; }
+    bool unified_memory_enabled() const { return m_unified_enabled; }
 
     // A stable key for per-device caches: vendor, device, driver version and pipeline-cache UUID.
     std::string cache_key() const;
@@ -82,6 +83,7 @@ private:
     std::string m_cache_dir;
     bool m_coopmat_enabled = false;
     bool m_fp16_enabled = false;
+    bool m_unified_enabled = false;
     std::atomic<uint64_t> m_allocated{0};
     std::atomic<uint64_t> m_peak{0};
     mutable std::mutex m_count_mutex;

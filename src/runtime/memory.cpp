@@ -77,9 +77,19 @@ Buffer::Buffer(Device& device, uint64_t bytes, MemoryKind kind, const char* name
         ainfo.flags = VMA_ALLOCATION_CREATE_HOST_ACCESS_SEQUENTIAL_WRITE_BIT | VMA_ALLOCATION_CREATE_MAPPED_BIT;
     else if (kind == MemoryKind::readback)
         ainfo.flags = VMA_ALLOCATION_CREATE_HOST_ACCESS_RANDOM_BIT | VMA_ALLOCATION_CREATE_MAPPED_BIT;
+    if (kind == MemoryKind::shared) {
+        ainfo.usage = VMA_MEMORY_USAGE_AUTO_PREFER_DEVICE;
+        ainfo.flags = VMA_ALLOCATION_CREATE_HOST_ACCESS_RANDOM_BIT | VMA_ALLOCATION_CREATE_MAPPED_BIT;
+        ainfo.requiredFlags = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+    }
     VmaAllocationInfo out{};
     const VkResult r = vmaCreateBuffer(device.allocator(), &binfo, &ainfo, &m_buffer, &m_allocation, &out);
     if (r != VK_SUCCESS) VKT_FAIL("allocating ", bytes, " bytes for buffer '", name, "' failed: ", vk_result_name(r));
+    if (kind != MemoryKind::device && !out.pMappedData) {
+        vmaDestroyBuffer(device.allocator(), m_buffer, m_allocation);
+        m_buffer = VK_NULL_HANDLE;
+        VKT_FAIL("buffer '", name, "' (", bytes, " bytes) could not be mapped for the host");
+    }
     m_mapped = out.pMappedData;
     m_allocated = out.size;
     m_device->on_allocate(m_allocated);

@@ -24,6 +24,7 @@ enum class MemoryKind {
     device,   // GPU-local; filled by copies and shaders
     upload,   // host-visible, written sequentially by the host, read by the device
     readback, // host-visible and cached, written by the device, read by the host
+    shared,   // unified memory: device-local and mapped, read and written by both (never while a submission runs)
 };
 
 class Buffer {
@@ -42,7 +43,7 @@ public:
     bool valid() const { return m_buffer != VK_NULL_HANDLE; }
     void* mapped() const { return m_mapped; }
 
-    // Host access for upload/readback buffers (flushes/invalidates non-coherent memory).
+    // Host access for upload/readback/shared buffers (flushes/invalidates non-coherent memory).
     void write(const void* src, uint64_t bytes, uint64_t offset = 0);
     void read(void* dst, uint64_t bytes, uint64_t offset = 0) const;
     void flush(uint64_t offset, uint64_t bytes);            // after writing through mapped()

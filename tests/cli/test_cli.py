@@ -260,6 +260,10 @@ def case_devices(cli):
     check(re.search(r"^device 0: ", p.stdout, re.M) is not None, "lists device 0")
     check("cooperative matrix" in p.stdout and "subgroup size" in p.stdout, "lists capabilities")
     check("(default)" in p.stdout, "marks the default device")
+    for m in re.finditer(r"^  type +(\S+)\n(?:  .*\n)*?  unified memory +(yes|no)", p.stdout, re.M):
+        # CPU devices and integrated GPUs share the host's memory; discrete GPUs do not.
+        check((m.group(2) == "yes") == (m.group(1) in ("cpu", "integrated")), "unified memory follows the type")
+    check(re.search(r"^  unified memory +(yes|no)", p.stdout, re.M) is not None, "reports unified memory")
 
 
 def case_train_eval(cli):
@@ -327,7 +331,7 @@ def case_profile(cli):
         # The unit is "µs"; matched loosely so that the test does not depend on the locale's encoding.
         check(re.search(r"^  op +\S+ +%$", p.stdout, re.M) is not None, "prints the table heading")
         for op in [r"x\.cast", r"linear0\.forward \(gemm \S+\)", "loss",
-                   r"linear0\.weight_grad \(gemm \S+\)", "gradient_scan", "readback"]:
+                   r"linear0\.weight_grad \(gemm \S+\)", "gradient_scan"]:
             check(re.search(r"^  %s +[0-9.]+ +[0-9.]+$" % op, p.stdout, re.M) is not None, "table row %s" % op)
         check(re.search(r"^  total +[0-9.]+ +100\.0   gemm [0-9.]+ \S+ \([0-9.]+%\), other -?[0-9.]+ \S+ \(", p.stdout,
                         re.M) is not None, "prints the total with GEMM vs other")

@@ -24,7 +24,8 @@ vktrain::ContextOptions context_options() {
     vktrain::ContextOptions o;
     o.validation = env_flag("VKTRAIN_TEST_VALIDATION");
     if (const char* d = std::getenv("VKTRAIN_TEST_DEVICE")) o.device_name = d;
-    o.cache_dir = "none"; // tests never depend on what an earlier run cached
+    o.allow_unified_memory = !env_flag("VKTRAIN_TEST_STAGED"); // the staging copies of discrete GPUs, forced
+    o.cache_dir = "none";                                      // tests never depend on what an earlier run cached
     o.log = [](vktrain::LogLevel level, vktrain::LogSource source, const std::string& message) {
         if (source == vktrain::LogSource::validation) {
             ++g_validation_messages;
@@ -50,9 +51,13 @@ vktrain::Context& context() {
     if (!g_context) {
         g_context = std::make_unique<vktrain::Context>(context_options());
         const auto& info = g_context->device_info();
-        std::fprintf(stderr, "[vktrain tests] device: %s (%s %s), coopmat %s, fp16 %s, validation %s\n",
+        std::fprintf(stderr,
+                     "[vktrain tests] device: %s (%s %s), coopmat %s, fp16 %s, unified memory %s, validation %s\n",
                      info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str(),
                      g_context->coopmat_available() ? "yes" : "no", g_context->fp16_available() ? "yes" : "no",
+                     g_context->unified_memory_available() ? "yes"
+                     : info.unified_memory                 ? "forced off"
+                                                           : "no",
                      vktrain::detail::ContextAccess::device(*g_context).validation() ? "on" : "off");
     }
     return *g_context;

@@ -1,5 +1,6 @@
 // Shared set-up for device tests: one context per test binary (device chosen by VKTRAIN_TEST_DEVICE),
-// validation on when VKTRAIN_TEST_VALIDATION=1 (every validation message fails the running test),
+// validation on when VKTRAIN_TEST_VALIDATION=1 (every validation message fails the running test), staging copies
+// forced on unified-memory devices when VKTRAIN_TEST_STAGED=1 (the path of discrete GPUs),
 // and helpers to move data in and out of host-visible test buffers.
 #pragma once
 

@@ -53,6 +53,7 @@ void print_device(const DeviceInfo& d, bool is_default) {
     row("shared memory", std::to_string(d.max_shared_memory) + " bytes");
     row("max workgroup size", std::to_string(d.max_workgroup_invocations) + " invocations");
     row("timestamps", yes_no(d.timestamps));
+    row("unified memory", std::string(yes_no(d.unified_memory)) + (d.unified_memory ? " (no staging copies)" : ""));
     row("cooperative matrix", std::string("extension ") + yes_no(d.coopmat_extension) + ", feature " +
                                   yes_no(d.coopmat_feature) + ", " + std::to_string(d.coopmat_shapes.size()) +
                                   " shapes");
