@@ -19,7 +19,8 @@ pack)
   set -e
   build=${VKTRAIN_BUILD:-$here/build}
   rm -rf "$pack" && mkdir -p "$pack/bin" "$pack/tests" "$pack/data" "$pack/debs"
-  cp "$build/bin/vktrain" "$build/bin/vktrain_bench_gemm" "$build/bin/vktrain_bench_host" "$pack/bin/"
+  cp "$build/bin/vktrain" "$build/bin/vktrain_bench_gemm" "$build/bin/vktrain_bench_host" \
+    "$build/bin/vktrain_bench_elementwise" "$pack/bin/"
   cp "$build/tests/vktrain_device_tests" "$pack/tests/"
   cp /usr/share/datasets/fashion-mnist/*.gz "$pack/data/"
   (cd "$pack/debs" && apt-get download libvulkan1 >/dev/null 2>&1) ||

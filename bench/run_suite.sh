@@ -3,6 +3,8 @@
 #   - the device's ceilings (fma fp32/fp16, cooperative matrix, copy bandwidth) and every GEMM path and form at
 #     square sizes and the shapes of the models vktrain trains, as GFLOP/s and fractions of the ceiling
 #     (vktrain_bench_gemm);
+#   - element-wise kernels (gradient scan, cast, ReLU, bias add) as GB/s against copy bandwidth, with and without
+#     the device's cap on workgroups (vktrain_bench_elementwise);
 #   - training: samples/s, seconds per epoch and peak device memory, fp32 vs mixed, for the default MLP (one
 #     epoch of Fashion-MNIST) and a GEMM-bound MLP (784-4096-4096-10, batch 1024), with the device time of one
 #     step (--profile) so that the host's share of the step shows;
@@ -19,7 +21,7 @@ build=$(cd "${VKTRAIN_BUILD:-$here/build}" && pwd)
 where=${1:-host}
 out=${2:-$here/bench/results/$(date -u +%Y-%m-%d)/suite-$where.json}
 python=${PYTHON:-python3}
-for b in vktrain vktrain_bench_gemm vktrain_bench_host; do
+for b in vktrain vktrain_bench_gemm vktrain_bench_host vktrain_bench_elementwise; do
   [ -x "$build/bin/$b" ] || { echo "run_suite.sh: $build/bin/$b is missing (build first; see README)" >&2; exit 1; }
 done
 runner=()
@@ -38,6 +40,9 @@ sizes=256,1024
 [ "${SUITE_QUICK:-0}" = 1 ] && sizes=256
 echo "== GEMMs and ceilings ($where)" >&2
 "${runner[@]}" "$build/bin/vktrain_bench_gemm" --sizes "$sizes" --out "$tmp/gemm.json" | tee "$tmp/gemm.txt" >&2
+
+echo "== element-wise kernels ($where)" >&2
+"${runner[@]}" "$build/bin/vktrain_bench_elementwise" --out "$tmp/elementwise.json" | tee "$tmp/elementwise.txt" >&2
 
 train() { # name precision args...
   local name=$1 precision=$2; shift 2

@@ -72,6 +72,8 @@ def main():
     if cold and warm:
         doc["startup_seconds"] = {"cold_cache": cold["seconds"], "warm_cache": warm["seconds"],
                                   "what": "a whole one-step run of the default MLP (process start to exit)"}
+    elementwise = load(os.path.join(tmp, "elementwise.json"))
+    doc["elementwise"] = elementwise["results"] if elementwise else []
     host = load(os.path.join(tmp, "host.json"))
     doc["host_update"] = host["results"] if host else []
     torch = {}

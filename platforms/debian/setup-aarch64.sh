@@ -2,8 +2,9 @@
 # The aarch64 (edge CPU) test target on a Debian bookworm x86-64 host (idempotent, root): the arm64
 # architecture for multiarch packages, Debian's aarch64 cross compiler, qemu-user, and arm64 builds of
 # the libraries vktrain links (zlib, GoogleTest) plus the Vulkan loader and Mesa lavapipe from
-# bookworm-backports (the same version as the host's, as multiarch requires). Nothing arm64 runs
-# without qemu; the host's own packages are unchanged.
+# bookworm-backports (the same version as the host's, as multiarch requires); and a trixie arm64 tree with
+# Mesa 26.1 lavapipe (make-arm64-root.sh). Nothing arm64 runs without qemu; the host's own packages are
+# unchanged.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
@@ -25,4 +26,5 @@ if [ "$arm_mesa" != "$host_mesa" ]; then
     "mesa-vulkan-drivers:arm64=$host_mesa" >/dev/null
 fi
 [ -f /usr/lib/aarch64-linux-gnu/libvulkan_lvp.so ] || die "arm64 lavapipe missing after install"
+bash "$(dirname "${BASH_SOURCE[0]}")/make-arm64-root.sh" >/dev/null
 log "aarch64 target ready (aarch64-linux-gnu-g++ $(aarch64-linux-gnu-g++ -dumpversion), qemu $(qemu-aarch64-static --version | head -n1 | awk '{print $3}'), arm64 lavapipe $host_mesa)"

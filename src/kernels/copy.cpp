@@ -55,7 +55,7 @@ void record_strided_copy(runtime::Device& device, runtime::Sequence& seq, const 
         pc.dst_stride[d] = d < lead ? 0u : uint32_t(dst_view.stride[d - lead]);
     }
     const runtime::Kernel& k = kernel(device, variant_name("strided_copy", src.dtype, src.dtype), 2, sizeof(pc));
-    seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, 128));
+    seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 } // namespace vktrain::kernels

@@ -14,7 +14,6 @@ static_assert(sizeof(DropoutPush) == 8 * 4, "DropoutPush layout must match shade
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128;       // ELT_WG of shaders/elementwise.glsl
 constexpr uint32_t k_per_invocation = 4; // elements per Philox block
 
 // Element i is kept when its random word is >= floor(p·2^32): probability 1 - p up to 2^-32.
@@ -54,7 +53,7 @@ void record(runtime::Device& device, runtime::Sequence& seq, const char* op, flo
     pc.offset2 = os.offset;
     const runtime::Kernel& k = kernel(device, variant_name("dropout", in.dtype, out.dtype), 3, sizeof(DropoutPush));
     seq.dispatch(k, {oi.binding, oo.binding, os.binding}, &pc, sizeof(pc),
-                 group_count((n + k_per_invocation - 1) / k_per_invocation, k_elt_wg));
+                 element_groups(device, (n + k_per_invocation - 1) / k_per_invocation));
 }
 
 } // namespace

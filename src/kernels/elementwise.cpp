@@ -15,7 +15,6 @@ static_assert(sizeof(ChannelPush) == 16 * 4, "ChannelPush layout must match shad
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128;   // ELT_WG of shaders/elementwise.glsl
 constexpr uint32_t k_bias_cols = 16; // BIAS_COLS of shaders/bias_grad.comp
 
 uint64_t element_count(const MatRef& m) {
@@ -80,7 +79,7 @@ void record_channel_bias_add(runtime::Device& device, runtime::Sequence& seq, co
     pc.inner = inner;
     pc.offsets[0] = oy.offset;
     pc.offsets[1] = ob.offset;
-    seq.dispatch(k, {oy.binding, ob.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {oy.binding, ob.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 void record_channel_bias_grad(runtime::Device& device, runtime::Sequence& seq, const MatRef& dy, const MatRef& db,
@@ -150,7 +149,7 @@ void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a
     const Operand ob = operand(device, b, runtime::Access::read);
     const Operand oo = operand(device, out, runtime::Access::write);
     const ElementPush pc = element_push(a, oa.offset, ob.offset, oo.offset);
-    seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -166,7 +165,7 @@ void record_activation(runtime::Device& device, runtime::Sequence& seq, Activati
     const Operand ox = operand(device, x, runtime::Access::read);
     const Operand oy = operand(device, y, runtime::Access::write);
     const ElementPush pc = element_push(x, ox.offset, ox.offset, oy.offset, activation_flags(act));
-    seq.dispatch(k, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, ox.binding, oy.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 void record_activation_backward(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -187,7 +186,7 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     const Operand odx = operand(device, dx, runtime::Access::write);
     const ElementPush pc =
         element_push(x, ox.offset, ody.offset, odx.offset, ACT_FLAG_BACKWARD | activation_flags(act));
-    seq.dispatch(k, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {
@@ -203,7 +202,7 @@ void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& 
     const Operand os = operand(device, src, runtime::Access::read);
     const Operand od = operand(device, dst, runtime::Access::write);
     const ElementPush pc = element_push(src, os.offset, od.offset);
-    seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, const MatRef& x,
@@ -217,7 +216,7 @@ void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, cons
     const Operand ox = operand(device, x, runtime::Access::read);
     const ElementPush pc = element_push(x, ox.offset);
     // read_write: the flag keeps what it held unless something non-finite is found.
-    seq.dispatch(k, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {ox.binding, {&flag, runtime::Access::read_write}}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 } // namespace vktrain::kernels

@@ -11,7 +11,6 @@ static_assert(sizeof(EmbeddingPush) == 8 * 4, "EmbeddingPush layout must match s
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128;   // ELT_WG of shaders/elementwise.glsl
 constexpr uint32_t k_emb_span = 256; // EMB_WG · EMB_COLS of shaders/embedding_backward.comp
 
 // ids, the table (num_embeddings × dim) and the per-position rows (ids.count() × dim), named in messages.
@@ -49,7 +48,7 @@ void record_embedding(runtime::Device& device, runtime::Sequence& seq, const Mat
     pc.offset_ids = oi.offset;
     pc.offset_weight = ow.offset;
     pc.offset_rows = oo.offset;
-    seq.dispatch(k, {oi.binding, ow.binding, oo.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {oi.binding, ow.binding, oo.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 void record_embedding_backward(runtime::Device& device, runtime::Sequence& seq, const MatRef& ids, const MatRef& dy,

@@ -5,7 +5,9 @@
 // (cache_dir/gemm-paths-<device key>.json, keyed by GemmShape::key() / ConvProblem::key()).
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
@@ -13,10 +15,18 @@
 #include "vktrain/context.hpp"
 
 namespace vktrain::runtime {
+class Buffer;
 class Device;
-}
+class Sequence;
+} // namespace vktrain::runtime
 
 namespace vktrain::kernels {
+
+// Microseconds per repetition of what `record` records `repeats` times in one submission (the buffers in `zero`
+// zero-filled first; after a warm-up submission, which pays lazy driver work): device timestamps when the device
+// has them, else host time. Also used by the benchmarks.
+double time_recorded(runtime::Device& device, const std::vector<const runtime::Buffer*>& zero, int repeats,
+                     const std::function<void(runtime::Sequence&)>& record);
 
 struct GemmShape {
     bool trans_a = false, trans_b = false;

@@ -27,6 +27,10 @@ uint32_t group_count(uint64_t units, uint32_t per_group) {
     return uint32_t(std::min<uint64_t>((units + per_group - 1) / per_group, k_max_groups));
 }
 
+uint32_t element_groups(const runtime::Device& device, uint64_t units) {
+    return std::min(group_count(units, k_elt_wg), device.element_group_cap());
+}
+
 const runtime::Kernel& kernel(runtime::Device& device, const std::string& variant, uint32_t bindings,
                               uint32_t push_size) {
     runtime::KernelDesc desc;

@@ -17,6 +17,7 @@ class Device;
 namespace vktrain::kernels {
 
 constexpr uint32_t k_max_groups = 65535; // the guaranteed maxComputeWorkGroupCount[0]
+constexpr uint32_t k_elt_wg = 128;       // ELT_WG of shaders/elementwise.glsl
 // Shader indices are 32-bit: an operand's elements plus its offset inside the bound range (below 4096,
 // see operand()) must stay below 2^31 so that no index or grid-stride step wraps.
 constexpr uint64_t k_max_elements = (1ull << 31) - 4096;
@@ -30,6 +31,9 @@ void check_operand(const runtime::Device& device, const MatRef& m, uint64_t coun
 
 // Workgroups for `units` work items at `per_group` each, capped at 65535 (the shaders loop beyond).
 uint32_t group_count(uint64_t units, uint32_t per_group);
+// Workgroups of ELT_WG invocations for a grid-stride kernel (FOR_EACH_ELEMENT of shaders/elementwise.glsl) over
+// `units` items: one invocation per item, at most the device's element_group_cap() workgroups (each then loops).
+uint32_t element_groups(const runtime::Device& device, uint64_t units);
 
 // The pipeline of a variant of shaders/variants.txt with `bindings` storage buffers and `push_size` bytes of
 // push constants.

@@ -15,8 +15,6 @@ static_assert(sizeof(ChannelPush) == 16 * 4, "ChannelPush layout must match shad
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128; // ELT_WG of shaders/elementwise.glsl
-
 using Named = std::pair<const MatRef*, const char*>;
 
 // Checks the shape, the element counts and types of every operand, and that no output overlaps another
@@ -101,7 +99,7 @@ void record_batch_norm_train(runtime::Device& device, runtime::Sequence& seq, ui
                        {&save_mean, runtime::Access::read},
                        {&save_invstd, runtime::Access::read},
                        {&y, runtime::Access::write}},
-                      group_count(uint64_t(n) * c * hw, k_elt_wg));
+                      element_groups(device, uint64_t(n) * c * hw));
 }
 
 void record_batch_norm_eval(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c, uint32_t hw,
@@ -124,7 +122,7 @@ void record_batch_norm_eval(runtime::Device& device, runtime::Sequence& seq, uin
                        {&running_mean, runtime::Access::read},
                        {&running_var, runtime::Access::read},
                        {&y, runtime::Access::write}},
-                      group_count(uint64_t(n) * c * hw, k_elt_wg));
+                      element_groups(device, uint64_t(n) * c * hw));
 }
 
 void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c, uint32_t hw,
@@ -159,7 +157,7 @@ void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq,
                        {&dgamma, runtime::Access::read},
                        {&dbeta, runtime::Access::read},
                        {&dx, accumulate_dx ? runtime::Access::read_write : runtime::Access::write}},
-                      group_count(uint64_t(n) * c * hw, k_elt_wg));
+                      element_groups(device, uint64_t(n) * c * hw));
 }
 
 } // namespace vktrain::kernels

@@ -36,8 +36,6 @@ void Pool2dShape::validate() const {
 
 namespace {
 
-constexpr uint32_t k_elt_wg = 128; // ELT_WG of shaders/elementwise.glsl
-
 // Checks the operands of one pooling call and dispatches pool2d.comp. `x` stands in for dy in the forward
 // pass and dy for x in average backward (the shader does not read them there).
 void record_pool(runtime::Device& device, runtime::Sequence& seq, const char* op, const Pool2dShape& s, uint32_t flags,
@@ -80,7 +78,7 @@ void record_pool(runtime::Device& device, runtime::Sequence& seq, const char* op
     pc.offset1 = o1.offset;
     pc.offset2 = o2.offset;
     const runtime::Kernel& k = kernel(device, variant_name("pool2d", out.dtype, out.dtype), 3, sizeof(PoolPush));
-    seq.dispatch(k, {o0.binding, o1.binding, o2.binding}, &pc, sizeof(pc), group_count(n, k_elt_wg));
+    seq.dispatch(k, {o0.binding, o1.binding, o2.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 #include "runtime/device.hpp"
 
 #include <algorithm>
+#include <thread>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -172,6 +173,8 @@ void Device::choose_paths(const ContextOptions& options) {
     m_fp16_enabled = options.allow_fp16 && m_caps.info.storage_buffer_16bit;
     m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
     m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
+    const uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
+    m_element_group_cap = m_caps.info.type == "cpu" ? std::min(65535u, std::max(16u, 8u * threads)) : 65535u;
 }
 
 // Shared by both constructors once m_device exists: function table, queue, allocator, pipeline cache.

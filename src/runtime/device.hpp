@@ -46,6 +46,12 @@ public:
     bool coopmat_enabled() const { return m_coopmat_enabled; }
     bool fp16_enabled() const { return m_fp16_enabled; }
     bool unified_memory_enabled() const { return m_unified_enabled; }
+    // Most workgroups a grid-stride element-wise kernel is given (kernels::element_groups). A CPU device such as
+    // lavapipe runs each workgroup as one call of the compiled shader on one of its threads, and that fixed cost per
+    // call dominated element-wise kernels: 8 workgroups per host thread, each looping, ran them 2-3.5x faster
+    // (bench/elementwise_bench.cpp). GPUs get one invocation per element.
+    uint32_t element_group_cap() const { return m_element_group_cap; }
+    void set_element_group_cap(uint32_t cap) { m_element_group_cap = cap < 1 ? 1 : cap > 65535 ? 65535 : cap; } // tests
 
     // A stable key for per-device caches: vendor, device, driver version and pipeline-cache UUID.
     std::string cache_key() const;
@@ -84,6 +90,7 @@ private:
     bool m_coopmat_enabled = false;
     bool m_fp16_enabled = false;
     bool m_unified_enabled = false;
+    uint32_t m_element_group_cap = 65535;
     std::atomic<uint64_t> m_allocated{0};
     std::atomic<uint64_t> m_peak{0};
     mutable std::mutex m_count_mutex;
