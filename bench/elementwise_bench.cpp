@@ -1,6 +1,7 @@
 // Element-wise kernels (the gradient scan, the input cast, ReLU forward and backward, bias add) as GB/s against the
 // device's copy bandwidth measured in the same run, at the sizes of the models vktrain trains. Writes JSON.
-//   vktrain_bench_elementwise [--device NAME] [--repeats N] [--out FILE]
+//   vktrain_bench_elementwise [--device NAME] [--repeats N] [--caps C1,C2,...] [--out FILE]
+// --caps also times each kernel with each of these caps on workgroups (Device::element_group_cap), for tuning.
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
@@ -28,12 +29,13 @@ namespace k = vktrain::kernels;
 struct Args {
     std::string device, out;
     int repeats = 20;
+    std::vector<uint32_t> caps; // --caps: also time these workgroup caps (a sweep)
 };
 
 [[noreturn]] void usage(const char* why) {
     std::fprintf(stderr,
                  "vktrain_bench_elementwise: %s\nusage: vktrain_bench_elementwise [--device NAME] "
-                 "[--repeats N] [--out FILE]\n",
+                 "[--repeats N] [--caps LIST] [--out FILE]\n",
                  why);
     std::exit(2);
 }
@@ -48,6 +50,15 @@ Args parse(int argc, char** argv) {
             a.device = v;
         } else if (s == "--out") {
             a.out = v;
+        } else if (s == "--caps") {
+            for (const char* q = v; *q;) {
+                char* end = nullptr;
+                const unsigned long c = std::strtoul(q, &end, 10);
+                if (end == q || c < 1 || c > 65535 || (*end && *end != ','))
+                    usage("--caps needs numbers in [1, 65535], comma-separated");
+                a.caps.push_back(uint32_t(c));
+                q = *end ? end + 1 : end;
+            }
         } else if (s == "--repeats") {
             char* end = nullptr;
             const long n = std::strtol(v, &end, 10);
@@ -117,7 +128,20 @@ int main(int argc, char** argv) {
                     dev.set_element_group_cap(cap);
                     us = std::min(us, k::time_recorded(dev, {&x, &y, &bias}, args.repeats, c.record));
                 }
+                std::string sweep;
+                if (!args.caps.empty()) {
+                    std::vector<double> best(args.caps.size(), 1e30);
+                    for (int rep = 0; rep < 3; ++rep)
+                        for (size_t i = 0; i < args.caps.size(); ++i) {
+                            dev.set_element_group_cap(args.caps[i]);
+                            best[i] = std::min(best[i], k::time_recorded(dev, {&x, &y, &bias}, args.repeats, c.record));
+                        }
+                    dev.set_element_group_cap(cap);
+                    for (size_t i = 0; i < args.caps.size(); ++i)
+                        sweep += "  cap " + std::to_string(args.caps[i]) + ": " + std::to_string(int(best[i])) + " us";
+                }
                 const double gbs = c.bytes / (us * 1e3);
+                if (!sweep.empty()) std::printf("  %-20s %5ux%-6u sweep%s\n", c.op, rows, cols, sweep.c_str());
                 std::printf("  %-20s %5ux%-6u %9.1f us  %7.2f GB/s  %.3f of copy  (%u groups at most; %.1f us "
                             "with one invocation per element)\n",
                             c.op, rows, cols, us, gbs, copy > 0 ? gbs / copy : 0.0, cap, uncapped);

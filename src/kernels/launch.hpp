@@ -32,7 +32,8 @@ void check_operand(const runtime::Device& device, const MatRef& m, uint64_t coun
 // Workgroups for `units` work items at `per_group` each, capped at 65535 (the shaders loop beyond).
 uint32_t group_count(uint64_t units, uint32_t per_group);
 // Workgroups of ELT_WG invocations for a grid-stride kernel (FOR_EACH_ELEMENT of shaders/elementwise.glsl) over
-// `units` items: one invocation per item, at most the device's element_group_cap() workgroups (each then loops).
+// `units` items: one invocation per item, at most the device's element_group_cap() workgroups (each then loops), but
+// never more than 256 items per invocation.
 uint32_t element_groups(const runtime::Device& device, uint64_t units);
 
 // The pipeline of a variant of shaders/variants.txt with `bindings` storage buffers and `push_size` bytes of

@@ -10,6 +10,7 @@
 
 #include "device/support.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/launch.hpp"
 
 namespace {
 
@@ -666,27 +667,34 @@ TEST(NonfiniteScan, FindsInfAndNaNAnywhere) {
 }
 
 // Grid-stride kernels get at most Device::element_group_cap() workgroups (a few per thread on CPU devices, 65535 on
-// GPUs), each looping: with any cap, down to one workgroup, every element is visited exactly once.
+// GPUs) but at most 256 elements per invocation, each invocation looping: with any cap, down to one workgroup, every
+// element is visited exactly once.
 TEST(ElementGroups, EveryCapVisitsEveryElementOnce) {
     auto& dev = vkt_test::device();
     const uint32_t saved = dev.element_group_cap();
-    const uint32_t n = 100003; // 782 workgroups of 128 without a cap, an odd tail
-    const auto v = vkt_test::random_values(n, 7, -100.0f, 100.0f);
-    for (uint32_t cap : {1u, 3u, 16u, 65535u}) {
-        dev.set_element_group_cap(cap);
-        EXPECT_EQ(dev.element_group_cap(), cap);
-        auto w = v;
-        w[n - 1] = std::numeric_limits<float>::infinity();
-        EXPECT_EQ(scan(w, DType::f32, 0, n), 1u) << "cap " << cap << ": inf at the last element";
-        EXPECT_EQ(scan(w, DType::f32, 0, n - 1), 0u) << "cap " << cap;
-        // An in-place ReLU runs once per element (twice would still be ReLU, so use a cast that doubles on repeat:
-        // add(x, x, x) doubles each element exactly once).
-        Operand x = place(v, DType::f32, 2);
-        run([&](rt::Sequence& seq) { vktrain::kernels::record_add(dev, seq, x.ref(1, n), x.ref(1, n), x.ref(1, n)); });
-        const auto got = x.values();
-        size_t bad = 0;
-        for (uint32_t i = 0; i < n; ++i) bad += got[i] != 2.0f * v[i];
-        EXPECT_EQ(bad, 0u) << "cap " << cap;
+    // 30001: one workgroup of 128 invocations can cover it (235 elements each); 100003: 782 workgroups without a cap,
+    // at least 4 with one. Both with odd tails.
+    for (uint32_t n : {30001u, 100003u}) {
+        const auto v = vkt_test::random_values(n, 7, -100.0f, 100.0f);
+        for (uint32_t cap : {1u, 3u, 16u, 65535u}) {
+            dev.set_element_group_cap(cap);
+            EXPECT_EQ(dev.element_group_cap(), cap);
+            EXPECT_EQ(vktrain::kernels::element_groups(dev, n),
+                      std::min<uint32_t>((n + 127) / 128, std::max<uint32_t>(cap, (n + 32767) / 32768)));
+            auto w = v;
+            w[n - 1] = std::numeric_limits<float>::infinity();
+            EXPECT_EQ(scan(w, DType::f32, 0, n), 1u) << "cap " << cap << ": inf at the last element";
+            EXPECT_EQ(scan(w, DType::f32, 0, n - 1), 0u) << "cap " << cap;
+            // add(x, x, x) doubles each element: a second visit would quadruple it.
+            Operand x = place(v, DType::f32, 2);
+            run([&](rt::Sequence& seq) {
+                vktrain::kernels::record_add(dev, seq, x.ref(1, n), x.ref(1, n), x.ref(1, n));
+            });
+            const auto got = x.values();
+            size_t bad = 0;
+            for (uint32_t i = 0; i < n; ++i) bad += got[i] != 2.0f * v[i];
+            EXPECT_EQ(bad, 0u) << "n " << n << ", cap " << cap;
+        }
     }
     dev.set_element_group_cap(saved);
 }
