@@ -35,6 +35,8 @@ TrainRun train(bool unified, Precision precision, const Model& model) {
     o.precision = precision;
     o.batch_size = 16;
     o.seed = 11;
+    // One path on both sides: `auto` measures coopmat against tiled per context, and timing noise may pick differently.
+    if (precision == Precision::mixed) o.gemm_path = vktrain::GemmPath::tiled_fp16;
     TrainRun r;
     {
         Trainer t(ctx, model, o);
