@@ -56,7 +56,7 @@ grep -q 'llvmpipe' <<<"$devices" || { echo "aarch64: the arm64 lavapipe device w
 #     its weights;
 #  3. Mesa 26.1's arm64 lavapipe (platforms/debian/make-arm64-root.sh), which lists VK_KHR_cooperative_matrix with
 #     its cooperativeMatrix feature bit off: it must be detected as a device without cooperative matrix.
-filter='Registry/GraphOpGradient.*:Precisions/*:LossScaling.*:Trainer.*:Checkpoint.*:Runtime.*:UnifiedMemory.*:ElementGroups.*:Gemm/GemmTest.*tiled_f16*:All/*f16*:Shapes/*f16*:Attention/*f16*:Conv/ConvTest.*tiled_f16*-*odd_smem*:*70001*:*b70000*'
+filter='Registry/GraphOpGradient.*:Precisions/*:LossScaling.*:Trainer.*:Checkpoint.*:Runtime.*:UnifiedMemory.*:ElementGroups.*:GemmTiles.*:Gemm/GemmTest.*tiled_f16*:All/*f16*:Shapes/*f16*:Attention/*f16*:Conv/ConvTest.*tiled_f16*-*odd_smem*:*70001*:*b70000*'
 [ "${VKTRAIN_AARCH64_FULL:-0}" = 1 ] && filter='*'
 root26="${VKTRAIN_CACHE:-/var/cache/vktrain}/arm64-trixie-root"
 [ -f "$root26/.vktrain-complete-v1" ] || { echo "aarch64: no arm64 trixie root at $root26 (run platforms/debian/make-arm64-root.sh)"; exit 1; }

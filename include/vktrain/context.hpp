@@ -52,6 +52,8 @@ struct ContextOptions {
     bool allow_coopmat = true;        // false forbids VK_KHR_cooperative_matrix even where supported
     bool allow_fp16 = true;           // false forces every path to fp32
     bool allow_unified_memory = true; // false keeps staging copies of weights and gradients even on unified memory
+    bool tune_gemm_tiles = true;      // time each GEMM shape's tile configurations once (cached in cache_dir) and
+                                      // run the fastest; false runs the device's default tiles
     std::string cache_dir;            // pipeline cache and GEMM-path choices; "" = $VKTRAIN_CACHE_DIR or
                                       // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
     LogCallback log;                  // nullptr: warnings and errors to stderr

@@ -72,6 +72,7 @@ public:
     void set_sequence(runtime::Sequence* seq) { m_seq = seq; }
     std::map<std::string, Site>& sites() { return m_sites; }
     std::map<std::string, GemmPath>& paths() { return m_paths; }
+    std::map<std::string, uint32_t>& tiles() { return m_tiles; } // kernels::gemm_configs index per GEMM site
 
 private:
     runtime::Device& m_device;
@@ -82,6 +83,7 @@ private:
     const runtime::Buffer* m_step_params = nullptr;
     std::map<std::string, Site> m_sites;
     std::map<std::string, GemmPath> m_paths;
+    std::map<std::string, uint32_t> m_tiles;
 };
 
 } // namespace vktrain::graph

@@ -80,11 +80,14 @@ GemmPath Exec::path(const std::string& site) const {
 
 void Exec::gemm(const std::string& site, const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                 bool accumulate) {
-    kernels::record_gemm(m_device, seq(), path(site), a, trans_a, b, trans_b, c, accumulate);
+    const auto tile = m_tiles.find(site);
+    kernels::record_gemm(m_device, seq(), path(site), a, trans_a, b, trans_b, c, accumulate,
+                         tile == m_tiles.end() ? 0 : tile->second);
 }
 
 void Exec::gemm(const std::string& site, const kernels::GemmDesc& desc) {
-    kernels::record_gemm_strided(m_device, seq(), path(site), desc);
+    const auto tile = m_tiles.find(site);
+    kernels::record_gemm_strided(m_device, seq(), path(site), desc, tile == m_tiles.end() ? 0 : tile->second);
 }
 
 // ---- Program ----
@@ -122,6 +125,17 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
             r.reason = c.reason;
         }
         m_exec.paths()[site] = r.path;
+        if (!shape.is_conv) {
+            if (m_device.tune_tiles_enabled()) {
+                const kernels::TileChoice t = kernels::choose_gemm_tile(m_device, r.path, shape.gemm);
+                m_exec.tiles()[site] = t.tile;
+                r.tiles = t.name;
+                r.tile_reason = t.reason;
+            } else {
+                r.tiles = kernels::gemm_shape_configs(m_device, r.path, shape.gemm).front().tile_name();
+                r.tile_reason = "the default (tuning off)";
+            }
+        }
         m_reports.push_back(r);
     }
     // Schedule order reads better than alphabetical.

@@ -100,35 +100,44 @@ runtime::KernelDesc GemmConfig::kernel_desc(const std::string& variant_name, uin
     return desc;
 }
 
-GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t, uint32_t n, uint32_t,
-                       bool vec4_b) {
+std::string GemmConfig::tile_name() const {
+    if (path == GemmPath::coopmat) return detail::concat("coopmat ", sg_n, "x", sg_n, " sg ", bm, "x", bn);
+    if (regs != 0) return detail::concat("regs ", tm, "x", tn, " wg", wg, vec_b != 0 ? " vec4" : "");
+    return detail::concat("smem ", bm, "x", bn, " ", tm, "x", tn);
+}
+
+std::vector<GemmConfig> gemm_configs(const runtime::Device& device, GemmPath path, DType c_type, uint32_t, uint32_t n,
+                                     uint32_t, bool vec4_b) {
     const runtime::DeviceCaps& caps = device.caps();
-    GemmConfig cfg;
-    cfg.path = path;
+    GemmConfig base;
+    base.path = path;
+    std::vector<GemmConfig> out;
     switch (path) {
     case GemmPath::coopmat: {
         VKT_CHECK(device.coopmat_enabled(), "the cooperative-matrix GEMM path is not available on '", caps.info.name,
                   "' (unsupported, or forbidden by the options)");
         const CoopMatShape& s = pick_coopmat_shape(caps);
-        cfg.tm = s.m;
-        cfg.tn = s.n;
-        cfg.tk = s.k;
-        cfg.bk = s.k * 2;
+        base.tm = s.m;
+        base.tn = s.n;
+        base.tk = s.k;
+        base.bk = s.k * 2;
         const uint32_t sg = std::max(1u, caps.info.subgroup_size);
-        // 2×2 subgroups, each with 2×2 tiles, shrunk to 1×1 subgroups if shared memory is short.
+        if (caps.info.subgroup_size_control && caps.info.min_subgroup_size != caps.info.max_subgroup_size)
+            base.required_subgroup_size = sg; // the shader assumes wg / subgroup_size subgroups
+        base.suffix = c_type == DType::f16 ? "cm_f16_f16" : "cm_f16_f32";
+        // 2×2 subgroups, each with 2×2 tiles (the default), and 1×1 subgroups, where they fit.
         for (uint32_t sg_side : {2u, 1u}) {
+            GemmConfig cfg = base;
             cfg.sg_n = sg_side;
             cfg.bm = sg_side * 2 * cfg.tm;
             cfg.bn = sg_side * 2 * cfg.tn;
             cfg.wg = sg_side * sg_side * sg;
             const uint64_t shared = uint64_t(cfg.bm * cfg.bk + cfg.bk * cfg.bn) * 2 + uint64_t(cfg.bm) * cfg.bn * 4;
-            if (shared <= caps.info.max_shared_memory && cfg.wg <= caps.info.max_workgroup_invocations) break;
-            VKT_CHECK(sg_side > 1, "cooperative-matrix tiles ", s.m, "x", s.n, "x", s.k, " do not fit in ",
-                      caps.info.max_shared_memory, " bytes of shared memory");
+            if (shared <= caps.info.max_shared_memory && cfg.wg <= caps.info.max_workgroup_invocations)
+                out.push_back(cfg);
         }
-        if (caps.info.subgroup_size_control && caps.info.min_subgroup_size != caps.info.max_subgroup_size)
-            cfg.required_subgroup_size = sg; // the shader assumes wg / subgroup_size subgroups
-        cfg.suffix = c_type == DType::f16 ? "cm_f16_f16" : "cm_f16_f32";
+        VKT_CHECK(!out.empty(), "cooperative-matrix tiles ", s.m, "x", s.n, "x", s.k, " do not fit in ",
+                  caps.info.max_shared_memory, " bytes of shared memory");
         break;
     }
     case GemmPath::tiled_fp16:
@@ -136,50 +145,80 @@ GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_typ
         VKT_CHECK(path == GemmPath::fp32 || device.fp16_enabled(), "the fp16 GEMM path is not available on '",
                   caps.info.name, "'");
         VKT_CHECK(path == GemmPath::tiled_fp16 || c_type == DType::f32, "the fp32 GEMM path writes fp32 only");
-        const bool big = caps.info.max_workgroup_invocations >= 256;
-        cfg.bk = 16;
-        cfg.tm = 4;
-        cfg.bm = big ? 64 : 32;
-        if (n <= 16) { // narrow outputs (classifier heads, bias-like shapes) waste less with thin tiles
-            cfg.bn = 16;
-            cfg.tn = 2;
-        } else {
-            cfg.bn = 64;
-            cfg.tn = 4;
-        }
-        cfg.wg = (cfg.bm / cfg.tm) * (cfg.bn / cfg.tn);
+        if (path == GemmPath::fp32)
+            base.suffix = "f32";
+        else
+            base.suffix = c_type == DType::f16 ? "tiled_f16_f16" : "tiled_f16_f32";
         const TiledLoop loop = forced_tiled_loop();
         if (loop == TiledLoop::registers || (loop == TiledLoop::automatic && caps.info.type == "cpu")) {
             // CPU devices (lavapipe): one workgroup per thread, invocations as SIMD lanes, costly barriers.
-            // Register blocks of 8x8 with 16 invocations along N and no shared memory measured 2-10x
-            // faster there than the shared-memory tiles (GEMMs and convolutions, vktrain_bench_gemm).
-            cfg.regs = 1;
-            cfg.tm = 8;
-            cfg.tn = 8;
-            cfg.bk = 1; // no shared-memory tiles
-            cfg.wg = 16;
+            // Register blocks (TM x TN per invocation, the invocations along N) with no shared memory measured
+            // 2-10x faster there than the shared-memory tiles (GEMMs and convolutions, vktrain_bench_gemm).
+            // Every buffer load costs about a gather there while A's (uniform across the workgroup) are
+            // cheap, and accumulators beyond the vector registers spill, so the best block depends on the
+            // shape; lavapipe 25 measured (interleaved runs, vktrain_bench_gemm --tiles): with B read four
+            // columns per load, 16x16 on 8 invocations 1.7-1.9x the scalar 8x8 at 1024^3; with scalar B
+            // (A·Bᵀ), 8x16 or 16x16 on 8 invocations about 1.2x the 8x8 on 16 at the MLP's 128x256x784.
+            const auto regs = [&](uint32_t tm, uint32_t tn, uint32_t wg, bool vec) {
+                GemmConfig cfg = base;
+                cfg.regs = 1;
+                cfg.bk = 1; // no shared-memory tiles
+                cfg.tm = tm;
+                cfg.tn = tn;
+                cfg.wg = wg;
+                cfg.vec_b = vec ? 1 : 0;
+                cfg.bm = tm;
+                cfg.bn = wg * tn;
+                out.push_back(cfg);
+            };
             if (vec4_b) {
-                // With B read four columns per load, 16x16 blocks (8 fma per load) on one SIMD group of 8
-                // measured 1.7-1.9x the scalar 8x8 blocks on lavapipe at 1024^3 (vktrain_bench_gemm); narrower
-                // outputs keep 16x8 so that fewer columns are computed past the edge.
-                cfg.vec_b = 1;
-                cfg.tm = 16;
-                cfg.tn = n >= 128 ? 16 : 8;
-                cfg.wg = 8;
+                // Narrower outputs default to 16x8 so that fewer columns are computed past the edge.
+                regs(16, n >= 128 ? 16 : 8, 8, true);
+                regs(16, n >= 128 ? 8 : 16, 8, true);
+                regs(8, 16, 8, true);
+                regs(8, 8, 16, true);
+            } else {
+                regs(8, 8, 16, false);
+                regs(16, 16, 8, false);
+                regs(8, 16, 8, false);
+                regs(8, 8, n <= 16 ? 2 : 8, false); // narrow outputs (classifier heads): one block across
             }
-            cfg.bm = cfg.tm;
-            cfg.bn = cfg.wg * cfg.tn;
+            break;
         }
-        if (path == GemmPath::fp32)
-            cfg.suffix = "f32";
+        // Shared-memory tiles (GPUs): each invocation a TM x TN register tile of a BM x BN block.
+        const bool big = caps.info.max_workgroup_invocations >= 256;
+        const auto smem = [&](uint32_t bm, uint32_t bn, uint32_t tm, uint32_t tn) {
+            GemmConfig cfg = base;
+            cfg.bk = 16;
+            cfg.bm = bm;
+            cfg.bn = bn;
+            cfg.tm = tm;
+            cfg.tn = tn;
+            cfg.wg = (bm / tm) * (bn / tn);
+            if (cfg.wg <= caps.info.max_workgroup_invocations &&
+                uint64_t(bm + bn) * cfg.bk * 4 <= caps.info.max_shared_memory)
+                out.push_back(cfg);
+        };
+        if (n <= 16) // narrow outputs (classifier heads, bias-like shapes) waste less with thin tiles
+            smem(big ? 64 : 32, 16, 4, 2);
         else
-            cfg.suffix = c_type == DType::f16 ? "tiled_f16_f16" : "tiled_f16_f32";
+            smem(big ? 64 : 32, 64, 4, 4);
+        smem(128, 64, 8, 4);
+        smem(64, 128, 4, 8);
+        smem(32, 32, 2, 2);
         break;
     }
-    case GemmPath::auto_select: VKT_FAIL("gemm_config needs a concrete path, not auto");
+    case GemmPath::auto_select: VKT_FAIL("gemm_configs needs a concrete path, not auto");
     }
-    cfg.variant = "gemm_" + cfg.suffix;
-    return cfg;
+    VKT_CHECK(!out.empty(), "no GEMM tile configuration fits '", caps.info.name, "'");
+    for (GemmConfig& cfg : out) cfg.variant = "gemm_" + cfg.suffix;
+    return out;
+}
+
+GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n, uint32_t k,
+                       bool vec4_b, uint32_t tile) {
+    std::vector<GemmConfig> all = gemm_configs(device, path, c_type, m, n, k, vec4_b);
+    return std::move(all[tile < all.size() ? tile : 0]);
 }
 
 GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_t m, uint32_t n, uint32_t items) {
@@ -196,8 +235,15 @@ GemmGrid gemm_grid(const runtime::Device& device, const GemmConfig& cfg, uint32_
 }
 
 void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const MatRef& a, bool trans_a,
-                 const MatRef& b, bool trans_b, const MatRef& c, bool accumulate) {
-    record_gemm_batched(device, seq, path, GemmBatch{}, a, trans_a, b, trans_b, c, accumulate);
+                 const MatRef& b, bool trans_b, const MatRef& c, bool accumulate, uint32_t tile) {
+    GemmDesc d;
+    d.a = {a, 0, 0, 0};
+    d.b = {b, 0, 0, 0};
+    d.c = {c, 0, 0, 0};
+    d.trans_a = trans_a;
+    d.trans_b = trans_b;
+    d.accumulate = accumulate;
+    record_gemm_strided(device, seq, path, d, tile);
 }
 
 void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmBatch& batch,
@@ -214,7 +260,8 @@ void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPa
     record_gemm_strided(device, seq, path, d);
 }
 
-void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& d) {
+void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& d,
+                         uint32_t tile) {
     const MatRef &a = d.a.mat, &b = d.b.mat, &c = d.c.mat;
     const uint32_t m = d.trans_a ? a.cols : a.rows;
     const uint32_t k = d.trans_a ? a.rows : a.cols;
@@ -242,7 +289,7 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     const auto four = [](uint64_t v) { return v % 4 == 0; };
     const bool vec4_b = !d.trans_b && four(n) && four(ob.offset) && (k <= 1 || four(ldb)) &&
                         (d.outer <= 1 || four(d.b.stride_outer)) && (d.inner <= 1 || four(d.b.stride_inner));
-    const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k, vec4_b);
+    const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k, vec4_b, tile);
     const runtime::Kernel& kernel =
         device.pipelines().get(cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT));
     // Spans are below 2^31 elements and bound-range offsets below the descriptor alignment, so every

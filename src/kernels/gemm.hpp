@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "kernels/tensor.hpp"
 #include "runtime/pipeline.hpp"
@@ -27,6 +28,10 @@ struct GemmConfig {
     std::string variant; // the gemm.comp row of shaders/variants.txt
     std::string suffix;  // what follows "gemm_" in it ("f32", "tiled_f16_f32", ...), shared by conv.comp rows
 
+    // The tiles in a few words, the same on every run ("regs 16x16 wg8", "smem 64x64 4x4", "coopmat 2x2 sg"):
+    // how reports and the tile cache name a configuration.
+    std::string tile_name() const;
+
     // The pipeline description for `variant_name` (gemm_* or conv_*) with these tiles; spec_count >=
     // GEMM_SPEC_COUNT leaves room for the including shader's own constants (zero-filled).
     runtime::KernelDesc kernel_desc(const std::string& variant_name, uint32_t push_size, uint32_t spec_count) const;
@@ -42,15 +47,22 @@ TiledLoop forced_tiled_loop();
 // work per instruction (throws when it lists none).
 const CoopMatShape& pick_coopmat_shape(const runtime::DeviceCaps& caps);
 
-// The tile configuration for a path on this device and problem (throws if the path is unavailable).
-// `vec4_b`: B's columns are contiguous and every row starts 16-byte aligned with n a multiple of 4, so
-// register blocks may read B four columns per load (gemm.comp; see record_gemm_strided).
+// The tile configurations a path may run a problem with on this device (throws if the path is unavailable),
+// the default first: the one measured best on average for this kind of device and problem; the others are
+// what per-shape tuning times (choose_gemm_tile, gemm_autotune.hpp). Every one computes the same result to
+// within rounding (the sums run in the same order within a block, but blocks differ). `vec4_b`: B's
+// columns are contiguous and every row starts 16-byte aligned with n a multiple of 4, so register blocks
+// may read B four columns per load (gemm.comp; see record_gemm_strided).
+std::vector<GemmConfig> gemm_configs(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n,
+                                     uint32_t k, bool vec4_b = false);
+
+// gemm_configs(...)[tile], or the default where `tile` is past the list.
 GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n, uint32_t k,
-                       bool vec4_b = false);
+                       bool vec4_b = false, uint32_t tile = 0);
 
 // C[m×n] (+)= op(A)·op(B). A is stored row-major as m×k (or k×m when trans_a), B as k×n (or n×k when trans_b).
 void record_gemm(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const MatRef& a, bool trans_a,
-                 const MatRef& b, bool trans_b, const MatRef& c, bool accumulate = false);
+                 const MatRef& b, bool trans_b, const MatRef& c, bool accumulate = false, uint32_t tile = 0);
 
 // `count` GEMMs whose operands lie at fixed element strides from the first (0 broadcasts one A or B to
 // every item; C items must not overlap).
@@ -92,7 +104,9 @@ struct GemmDesc {
 // holds its row, every operand's bound span (first element of the first item to the last element of the
 // last one) is below 2^31 elements (32-bit shader indexing), and no two output elements (of one item or
 // of different items) coincide.
-void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& desc);
+// `tile` picks one of gemm_configs(...) for the problem (0, the default, where past the list).
+void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& desc,
+                         uint32_t tile = 0);
 
 // Shared by the GEMM-shaped kernels (GEMM, implicit-GEMM convolution): workgroups for `items` m × n
 // outputs in `cfg`'s blocks, each count clamped to the device's maxComputeWorkGroupCount (the shaders

@@ -16,9 +16,33 @@ namespace {
 
 std::mutex g_cache_mutex; // serialises read-modify-write of cache files within this process
 
-std::string cache_path(const runtime::Device& device) {
+// cache_dir/<what>-<device key>.json ("" where caching is off).
+std::string cache_path(const runtime::Device& device, const char* what = "gemm-paths") {
     if (device.cache_dir().empty()) return {};
-    return device.cache_dir() + "/gemm-paths-" + device.cache_key() + ".json";
+    return device.cache_dir() + "/" + what + "-" + device.cache_key() + ".json";
+}
+
+// A cache file's object (empty when missing or unreadable: a cache never stops a run).
+io::Json read_cache(const runtime::Device& device, const std::string& path) {
+    if (path.empty() || !std::filesystem::exists(path)) return io::Json::object();
+    try {
+        io::Json cache = io::read_json_file(path);
+        if (cache.is_object()) return cache;
+    } catch (const std::exception& e) {
+        device.logger().warning("ignoring unreadable cache " + path + ": " + e.what());
+    }
+    return io::Json::object();
+}
+
+void write_cache(const runtime::Device& device, const std::string& path, const io::Json& cache) {
+    if (path.empty()) return;
+    try {
+        std::error_code ec;
+        std::filesystem::create_directories(device.cache_dir(), ec);
+        io::write_json_file(path, cache);
+    } catch (const std::exception& e) {
+        device.logger().warning("could not write the cache " + path + ": " + e.what());
+    }
 }
 
 std::string us(double v) {
@@ -52,16 +76,7 @@ GemmChoice choose_path(runtime::Device& device, GemmPath requested, const std::s
 
     std::lock_guard<std::mutex> lock(g_cache_mutex);
     const std::string path = cache_path(device);
-    io::Json cache = io::Json::object();
-    if (!path.empty() && std::filesystem::exists(path)) {
-        try {
-            cache = io::read_json_file(path);
-            if (!cache.is_object()) cache = io::Json::object();
-        } catch (const std::exception& e) {
-            device.logger().warning(std::string("ignoring unreadable GEMM path cache: ") + e.what());
-            cache = io::Json::object();
-        }
-    }
+    io::Json cache = read_cache(device, path);
     // A cache never stops a run: an entry of the wrong shape (valid JSON, wrong types) is measured again and
     // replaced, with a warning naming the file.
     if (const io::Json* hit = cache.find(key)) {
@@ -85,20 +100,12 @@ GemmChoice choose_path(runtime::Device& device, GemmPath requested, const std::s
     choice.tiled_us = time(GemmPath::tiled_fp16);
     choice.path = choice.coopmat_us <= choice.tiled_us ? GemmPath::coopmat : GemmPath::tiled_fp16;
     choice.reason = "auto (measured): coopmat " + us(choice.coopmat_us) + " vs tiled-fp16 " + us(choice.tiled_us);
-    if (!path.empty()) {
-        io::Json entry = io::Json::object();
-        entry["path"] = to_string(choice.path);
-        entry["coopmat_us"] = choice.coopmat_us;
-        entry["tiled_us"] = choice.tiled_us;
-        cache[key] = entry;
-        try {
-            std::error_code ec;
-            std::filesystem::create_directories(device.cache_dir(), ec);
-            io::write_json_file(path, cache);
-        } catch (const std::exception& e) {
-            device.logger().warning(std::string("could not write the GEMM path cache: ") + e.what());
-        }
-    }
+    io::Json entry = io::Json::object();
+    entry["path"] = to_string(choice.path);
+    entry["coopmat_us"] = choice.coopmat_us;
+    entry["tiled_us"] = choice.tiled_us;
+    cache[key] = entry;
+    write_cache(device, path, cache);
     return choice;
 }
 
@@ -149,7 +156,7 @@ GemmShape gemm_shape(const GemmDesc& d) {
     return s;
 }
 
-double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats) {
+double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats, uint32_t tile) {
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     const uint32_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
     const uint32_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
@@ -173,11 +180,76 @@ double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int
     d.trans_b = s.trans_b;
     d.outer = items;
     return time_recorded(device, {&a, &b}, repeats,
-                         [&](runtime::Sequence& seq) { record_gemm_strided(device, seq, path, d); });
+                         [&](runtime::Sequence& seq) { record_gemm_strided(device, seq, path, d, tile); });
 }
 
 GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const GemmShape& shape) {
     return choose_path(device, requested, shape.key(), [&](GemmPath path) { return time_gemm(device, path, shape); });
+}
+
+std::vector<GemmConfig> gemm_shape_configs(const runtime::Device& device, GemmPath path, const GemmShape& s) {
+    // As record_gemm_strided decides for time_gemm's buffers (items one after the other from offset 0).
+    const uint32_t ldb = s.ldb != 0 ? s.ldb : s.n;
+    const bool vec4_b =
+        !s.trans_b && s.n % 4 == 0 && (s.k <= 1 || ldb % 4 == 0) && (s.batch <= 1 || (uint64_t(s.k) * ldb) % 4 == 0);
+    return gemm_configs(device, path, path == GemmPath::fp32 ? DType::f32 : s.out, s.m, s.n, s.k, vec4_b);
+}
+
+TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape) {
+    TileChoice choice;
+    const std::vector<GemmConfig> configs = gemm_shape_configs(device, path, shape);
+    choice.name = configs.front().tile_name();
+    if (configs.size() == 1) {
+        choice.reason = "the only tiles";
+        return choice;
+    }
+    std::lock_guard<std::mutex> lock(g_cache_mutex);
+    const std::string file = cache_path(device, "gemm-tiles");
+    const std::string key = std::string(to_string(path)) + "|" + shape.key();
+    const auto pick = [&](const std::string& name, const char* how) {
+        for (uint32_t i = 0; i < configs.size(); ++i)
+            if (configs[i].tile_name() == name) {
+                choice.tile = i;
+                choice.name = name;
+                choice.cached = true;
+                choice.reason = how;
+                return true;
+            }
+        return false;
+    };
+    if (auto memo = device.tile_memo().find(key);
+        memo != device.tile_memo().end() && pick(memo->second, "tuned (measured earlier in this process)"))
+        return choice;
+    io::Json cache = read_cache(device, file);
+    if (const io::Json* hit = cache.find(key)) {
+        // An entry naming tiles this build does not list (or of the wrong shape) is measured again.
+        const io::Json* name = hit->is_object() ? hit->find("tile") : nullptr;
+        if (name && name->is_string() && pick(name->as_string(), "tuned (cached measurement)")) {
+            device.tile_memo()[key] = choice.name;
+            return choice;
+        }
+    }
+    io::Json times = io::Json::object();
+    double best = 0;
+    for (uint32_t i = 0; i < configs.size(); ++i) {
+        // The best of two timings: a CPU device shares its cores with the rest of the machine.
+        const double us = std::min(time_gemm(device, path, shape, 3, i), time_gemm(device, path, shape, 3, i));
+        choice.us.push_back(us);
+        times[configs[i].tile_name()] = us;
+        if (i == 0 || us < best) {
+            best = us;
+            choice.tile = i;
+        }
+    }
+    choice.name = configs[choice.tile].tile_name();
+    choice.reason = "tuned (measured): " + us(best) + " vs the default's " + us(choice.us.front());
+    io::Json entry = io::Json::object();
+    entry["tile"] = choice.name;
+    entry["us"] = times;
+    device.tile_memo()[key] = choice.name;
+    cache[key] = entry;
+    write_cache(device, file, cache);
+    return choice;
 }
 
 std::string ConvProblem::key() const {

@@ -53,8 +53,25 @@ struct GemmChoice {
 // For mixed precision: resolves `requested` (auto, coopmat or tiled_fp16) for one GEMM shape.
 GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const GemmShape& shape);
 
-// Microseconds per GEMM of `shape` on `path` (a few timed repetitions after a warm-up).
-double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& shape, int repeats = 3);
+// Microseconds per GEMM of `shape` on `path` with gemm_configs(...)[tile] (a few timed repetitions after a
+// warm-up).
+double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& shape, int repeats = 3, uint32_t tile = 0);
+
+// The tile configurations `path` has for `shape` on this device (gemm_configs, as time_gemm lays it out).
+std::vector<GemmConfig> gemm_shape_configs(const runtime::Device& device, GemmPath path, const GemmShape& shape);
+
+// The tiles one GEMM shape runs with on a concrete path: where the path has several configurations (register
+// blocks of several sizes on CPU devices, shared-memory tiles on GPUs, subgroup layouts for coopmat), each is
+// timed the first time the shape is seen (the best of two short timings) and the fastest cached per device
+// and driver (cache_dir/gemm-tiles-<device key>.json, keyed by "<path>|<shape key>", naming the tiles).
+struct TileChoice {
+    uint32_t tile = 0;      // index into gemm_shape_configs (0: the default)
+    std::string name;       // GemmConfig::tile_name()
+    std::string reason;     // one line
+    std::vector<double> us; // measured microseconds per configuration (empty when cached or not measured)
+    bool cached = false;
+};
+TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape);
 
 // One convolution of a model: its direction, shape and output precision.
 struct ConvProblem {

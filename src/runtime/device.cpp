@@ -173,7 +173,14 @@ void Device::choose_paths(const ContextOptions& options) {
     m_fp16_enabled = options.allow_fp16 && m_caps.info.storage_buffer_16bit;
     m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
     m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
-    const uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
+    m_tune_tiles = options.tune_gemm_tiles;
+    // The threads a CPU device runs workgroups on: lavapipe's LP_NUM_THREADS where set, else one per core.
+    uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
+    if (const char* lp = std::getenv("LP_NUM_THREADS"); lp && m_caps.info.type == "cpu") {
+        char* end = nullptr;
+        const unsigned long v = std::strtoul(lp, &end, 10);
+        if (end != lp && *end == '\0') threads = uint32_t(std::clamp<unsigned long>(v, 1, 1024));
+    }
     m_element_group_cap = m_caps.info.type == "cpu" ? std::min(65535u, std::max(16u, 8u * threads)) : 65535u;
 }
 

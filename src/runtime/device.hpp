@@ -46,6 +46,11 @@ public:
     bool coopmat_enabled() const { return m_coopmat_enabled; }
     bool fp16_enabled() const { return m_fp16_enabled; }
     bool unified_memory_enabled() const { return m_unified_enabled; }
+    // Programs time the tile configurations of each GEMM shape on its path (kernels::choose_gemm_tile).
+    bool tune_tiles_enabled() const { return m_tune_tiles; }
+    // Tile choices made on this device so far ("<path>|<shape key>" -> tile name), so that programs sharing it
+    // measure a shape once even without a cache directory. Guarded by kernels' tuning lock.
+    std::map<std::string, std::string>& tile_memo() { return m_tile_memo; }
     // Most workgroups a grid-stride element-wise kernel is given (kernels::element_groups). A CPU device such as
     // lavapipe runs each workgroup as one call of the compiled shader on one of its threads, and that fixed cost per
     // call dominated element-wise kernels: 8 workgroups per host thread, each looping, ran them 2-3.5x faster
@@ -90,6 +95,8 @@ private:
     bool m_coopmat_enabled = false;
     bool m_fp16_enabled = false;
     bool m_unified_enabled = false;
+    bool m_tune_tiles = true;
+    std::map<std::string, std::string> m_tile_memo;
     uint32_t m_element_group_cap = 65535;
     std::atomic<uint64_t> m_allocated{0};
     std::atomic<uint64_t> m_peak{0};

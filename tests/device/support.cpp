@@ -26,6 +26,9 @@ vktrain::ContextOptions context_options() {
     if (const char* d = std::getenv("VKTRAIN_TEST_DEVICE")) o.device_name = d;
     o.allow_unified_memory = !env_flag("VKTRAIN_TEST_STAGED"); // the staging copies of discrete GPUs, forced
     o.cache_dir = "none";                                      // tests never depend on what an earlier run cached
+    // Tile tuning compiles and times every configuration of every GEMM shape per context; tests cover the
+    // configurations and the tuning directly (test_gemm_tiles.cpp), and every configuration computes the same.
+    o.tune_gemm_tiles = env_flag("VKTRAIN_TEST_TUNE");
     o.log = [](vktrain::LogLevel level, vktrain::LogSource source, const std::string& message) {
         if (source == vktrain::LogSource::validation) {
             ++g_validation_messages;

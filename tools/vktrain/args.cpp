@@ -126,6 +126,9 @@ bool read_device_option(ArgReader& r, DeviceArgs& d) {
     } else if (r.is("--no-coopmat")) {
         r.flag();
         d.no_coopmat = true;
+    } else if (r.is("--no-tune")) {
+        r.flag();
+        d.no_tune = true;
     } else {
         return false;
     }

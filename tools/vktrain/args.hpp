@@ -58,6 +58,7 @@ struct DeviceArgs {
     std::string device; // --device: all digits -> index, otherwise a name substring
     bool validation = false;
     bool no_coopmat = false;
+    bool no_tune = false; // --no-tune: the device's default GEMM tiles, nothing timed
 };
 
 struct TrainArgs {

@@ -71,6 +71,8 @@ mixed precision:
 device:
   --device INDEX|NAME     device index (see `vktrain devices`) or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --no-tune               run every GEMM with the device's default tiles (by default each GEMM shape's tile
+                          configurations are timed once, cached with the pipelines, and the fastest runs)
   --validation            enable the Vulkan validation layer
 
 checkpoints:
@@ -111,6 +113,8 @@ a text model (weights written by `vktrain train --model gpt:...`), the validatio
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --no-tune               run every GEMM with the device's default tiles (by default each GEMM shape's tile
+                          configurations are timed once, cached with the pipelines, and the fastest runs)
   --validation            enable the Vulkan validation layer
   --help                  this text
 )";
@@ -134,6 +138,8 @@ characters.
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --no-tune               run every GEMM with the device's default tiles (by default each GEMM shape's tile
+                          configurations are timed once, cached with the pipelines, and the fastest runs)
   --validation            enable the Vulkan validation layer
   --quiet                 print only the text
   --help                  this text

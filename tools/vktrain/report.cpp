@@ -18,6 +18,10 @@ io::Json gemm_json(const GemmReport& g) {
     j["shape"] = g.shape;
     j["path"] = to_string(g.path);
     j["reason"] = g.reason;
+    if (!g.tiles.empty()) {
+        j["tiles"] = g.tiles;
+        j["tile_reason"] = g.tile_reason;
+    }
     return j;
 }
 
@@ -120,6 +124,7 @@ std::string train_header(const TrainArgs& args, const Context& context, const Tr
     for (const GemmReport& g : trainer.gemm_paths()) {
         s += "  gemm " + g.site + " " + g.shape + " -> " + to_string(g.path);
         if (!g.reason.empty()) s += " (" + g.reason + ")";
+        if (!g.tiles.empty()) s += ", tiles " + g.tiles + " (" + g.tile_reason + ")";
         s += "\n";
     }
     return s;
