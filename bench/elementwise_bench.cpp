@@ -12,7 +12,7 @@
 
 #include "io/json.hpp"
 #include "kernels/elementwise.hpp"
-#include "kernels/gemm_autotune.hpp"
+#include "kernels/timing.hpp"
 #include "kernels/peak.hpp"
 #include "runtime/context_access.hpp"
 #include "runtime/device.hpp"

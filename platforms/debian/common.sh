@@ -68,3 +68,25 @@ apt_install() {
   log "apt-get install ${opts[*]} ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${opts[@]}" "${missing[@]}" >/dev/null
 }
+
+# A private apt configuration under DIR (lists, archives, an empty status) reading only this machine's Debian mirror
+# for SUITES of TYPES ("deb" or "deb deb-src") and ARCH, so packages of another release or architecture can be
+# downloaded without touching the host's apt state. Sets the array PRIVATE_APT: the options to hand to apt-get.
+#   private_apt DIR ARCH TYPES SUITES
+private_apt() {
+  local dir=$1 arch=$2 types=$3 suites=$4
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/parts"
+  cat >"$dir/parts/private.sources" <<SRC
+Types: $types
+URIs: $(debian_mirror)
+Suites: $suites
+Components: main
+Signed-By: $(debian_keyring)
+SRC
+  : >"$dir/empty.list"
+  : >"$dir/status"
+  PRIVATE_APT=(-o "Dir::Etc::SourceList=$dir/empty.list" -o "Dir::Etc::SourceParts=$dir/parts"
+               -o "Dir::State::Lists=$dir/lists" -o "Dir::State::status=$dir/status" -o "Dir::Cache=$dir"
+               -o "Dir::Cache::archives=$dir/archives" -o "APT::Architecture=$arch" -o "APT::Architectures=$arch"
+               -o "APT::Install-Recommends=0" -o "Debug::NoLocking=1")
+}

@@ -15,21 +15,9 @@ if [ -f "$stamp" ]; then
   exit 0
 fi
 
-aptdir="$deps/apt-trixie"
-mkdir -p "$aptdir/lists/partial" "$aptdir/archives/partial" "$deps/download" "$prefix"
-cat >"$aptdir/trixie.sources" <<SRC
-Types: deb deb-src
-URIs: $(debian_mirror)
-Suites: trixie
-Components: main
-Signed-By: $(debian_keyring)
-SRC
-: >"$aptdir/empty.list"
-aptopt=(-o "Dir::Etc::SourceList=$aptdir/empty.list" -o "Dir::Etc::SourceParts=$aptdir/parts"
-        -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir" -o "Dir::Cache::archives=$aptdir/archives"
-        -o "APT::Architecture=$(dpkg --print-architecture)" -o "Debug::NoLocking=1")
-mkdir -p "$aptdir/parts"
-cp "$aptdir/trixie.sources" "$aptdir/parts/trixie.sources"
+mkdir -p "$deps/download" "$prefix"
+private_apt "$deps/apt-trixie" "$(dpkg --print-architecture)" "deb deb-src" trixie
+aptopt=("${PRIVATE_APT[@]}")
 
 log "private apt update for trixie headers"
 apt-get "${aptopt[@]}" update -qq

@@ -22,20 +22,8 @@ debootstrap --foreign --arch=arm64 --variant=minbase trixie "$root" "$mirror" >"
   || { tail -n 20 "$root.debootstrap.log" >&2; die "debootstrap failed (log: $root.debootstrap.log)"; }
 
 aptdir="$root.apt"
-mkdir -p "$aptdir/lists/partial" "$aptdir/archives/partial" "$aptdir/parts"
-cat >"$aptdir/parts/trixie.sources" <<SRC
-Types: deb
-URIs: $mirror
-Suites: trixie trixie-backports
-Components: main
-Signed-By: $(debian_keyring)
-SRC
-: >"$aptdir/empty.list"
-: >"$aptdir/status"
-aptopt=(-o "Dir::Etc::SourceList=$aptdir/empty.list" -o "Dir::Etc::SourceParts=$aptdir/parts"
-        -o "Dir::State::Lists=$aptdir/lists" -o "Dir::State::status=$aptdir/status" -o "Dir::Cache=$aptdir"
-        -o "Dir::Cache::archives=$aptdir/archives" -o "APT::Architecture=arm64" -o "APT::Architectures=arm64"
-        -o "APT::Install-Recommends=0" -o "Debug::NoLocking=1")
+private_apt "$aptdir" arm64 deb "trixie trixie-backports"
+aptopt=("${PRIVATE_APT[@]}")
 log "downloading arm64 Mesa lavapipe from trixie-backports"
 apt-get "${aptopt[@]}" update -qq
 apt-get "${aptopt[@]}" install -y -qq --download-only -t trixie-backports \

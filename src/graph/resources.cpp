@@ -46,13 +46,14 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
     for (const ParamSlot& p : layout.slots)
         if (p.grad_offset >= 0) m_trainable_bytes += p.count * esz;
     const uint64_t s = std::max<uint64_t>(layout.state_count, 1);
-    m_state = Buffer(device, s * 4, MemoryKind::device, "state");
-    m_state_io = Buffer(device, s * 4, MemoryKind::readback, "state transfer");
     m_step_params = Buffer(device, sizeof(kernels::StepParams), MemoryKind::upload, "step parameters");
-    if (m_unified) { // the host writes the weights where the device reads them: no staging copy, no upload
+    if (m_unified) { // the host writes weights and reads state where the device uses them: no staging copies
         m_weights = Buffer(device, n * esz, MemoryKind::shared, "weights");
+        m_state = Buffer(device, s * 4, MemoryKind::shared, "state");
         return;
     }
+    m_state = Buffer(device, s * 4, MemoryKind::device, "state");
+    m_state_io = Buffer(device, s * 4, MemoryKind::readback, "state transfer");
     m_weights = Buffer(device, n * esz, MemoryKind::device, "weights");
     m_weights_staging = Buffer(device, n * esz, MemoryKind::upload, "weights staging");
     m_upload = std::make_unique<runtime::Sequence>(device);
@@ -115,6 +116,10 @@ void Resources::upload_if_changed() {
 void Resources::read_state(std::vector<float>& out) const {
     out.assign(m_layout.state_count, 0.0f);
     if (m_layout.state_count == 0) return;
+    if (m_unified) { // every sequence's end() made the device's writes visible to the host
+        m_state.read(out.data(), m_layout.state_count * 4);
+        return;
+    }
     runtime::Sequence seq(m_device);
     seq.begin();
     seq.copy(m_state, m_state_io, m_layout.state_count * 4);
@@ -127,6 +132,10 @@ void Resources::write_state(const std::vector<float>& values) {
     VKT_CHECK(values.size() == m_layout.state_count, "internal: state of ", values.size(), " values, expected ",
               m_layout.state_count);
     if (values.empty()) return;
+    if (m_unified) { // seen by the next submission
+        m_state.write(values.data(), values.size() * 4);
+        return;
+    }
     m_state_io.write(values.data(), values.size() * 4);
     runtime::Sequence seq(m_device);
     seq.begin();

@@ -1,7 +1,6 @@
 #include "kernels/gemm_autotune.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -110,25 +109,6 @@ GemmChoice choose_path(runtime::Device& device, GemmPath requested, const std::s
 }
 
 } // namespace
-
-// Microseconds per repetition of what `record` records (after a warm-up submission, which pays lazy
-// driver work); device timestamps when the device has them, else host time.
-double time_recorded(runtime::Device& device, const std::vector<const runtime::Buffer*>& zero, int repeats,
-                     const std::function<void(runtime::Sequence&)>& record) {
-    runtime::Sequence seq(device, 2);
-    seq.begin();
-    for (const runtime::Buffer* b : zero) seq.fill(*b, 0);
-    const uint32_t t0 = seq.timestamp();
-    for (int i = 0; i < repeats; ++i) record(seq);
-    const uint32_t t1 = seq.timestamp();
-    seq.end();
-    seq.submit_and_wait();
-    const auto start = std::chrono::steady_clock::now();
-    seq.submit_and_wait();
-    const double host_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
-    const double gpu_ns = seq.elapsed_ns(t0, t1);
-    return (gpu_ns > 0 ? gpu_ns / 1000.0 : host_us) / repeats;
-}
 
 std::string GemmShape::key() const {
     const char* form = trans_a ? "AtB" : trans_b ? "ABt" : "AB";

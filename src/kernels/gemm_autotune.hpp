@@ -12,6 +12,7 @@
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/tensor.hpp"
+#include "kernels/timing.hpp"
 #include "vktrain/context.hpp"
 
 namespace vktrain::runtime {
@@ -21,12 +22,6 @@ class Sequence;
 } // namespace vktrain::runtime
 
 namespace vktrain::kernels {
-
-// Microseconds per repetition of what `record` records `repeats` times in one submission (the buffers in `zero`
-// zero-filled first; after a warm-up submission, which pays lazy driver work): device timestamps when the device
-// has them, else host time. Also used by the benchmarks.
-double time_recorded(runtime::Device& device, const std::vector<const runtime::Buffer*>& zero, int repeats,
-                     const std::function<void(runtime::Sequence&)>& record);
 
 struct GemmShape {
     bool trans_a = false, trans_b = false;

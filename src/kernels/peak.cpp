@@ -1,11 +1,11 @@
 #include "kernels/peak.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 
 #include "common/check.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/timing.hpp"
 #include "push_constants.h"
 #include "runtime/device.hpp"
 #include "runtime/sequence.hpp"
@@ -19,26 +19,9 @@ namespace {
 constexpr double k_target_ms = 40.0; // each measurement runs at least this long (or as long as one pass)
 constexpr uint32_t k_max_iterations = 1u << 22;
 
-// Seconds per submission of what `record` records: a warm-up submission, then the best of three timed ones
-// (device timestamps when the device has them, else host time).
+// Seconds per submission of what `record` records: the best of three timed submissions after a warm-up.
 double seconds(runtime::Device& device, const std::function<void(runtime::Sequence&)>& record) {
-    runtime::Sequence seq(device, 2);
-    seq.begin();
-    const uint32_t t0 = seq.timestamp();
-    record(seq);
-    const uint32_t t1 = seq.timestamp();
-    seq.end();
-    seq.submit_and_wait();
-    double best = 0.0;
-    for (int i = 0; i < 3; ++i) {
-        const auto start = std::chrono::steady_clock::now();
-        seq.submit_and_wait();
-        const double host = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double gpu = seq.elapsed_ns(t0, t1) * 1e-9;
-        const double s = gpu > 0 ? gpu : host;
-        best = i == 0 ? s : std::min(best, s);
-    }
-    return best;
+    return time_recorded(device, {}, 1, record, 3) * 1e-6;
 }
 
 // Runs `time(iterations)` with iterations grown until one run takes k_target_ms; returns work / second as

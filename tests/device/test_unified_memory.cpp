@@ -47,6 +47,12 @@ TrainRun train(bool unified, Precision precision, const Model& model) {
         const vkt_test::Batch b = vkt_test::make_batch(9, 24, 5, 7);
         r.prediction = t.predict(b.x.data(), 9);
         r.params = t.parameters();
+        // Written back (state included) and read again: the state goes through the host and back unchanged.
+        t.set_parameters(r.params);
+        const auto again = t.parameters();
+        EXPECT_EQ(again.size(), r.params.size());
+        for (size_t i = 0; i < again.size() && i < r.params.size(); ++i)
+            EXPECT_EQ(again[i].data, r.params[i].data) << again[i].name;
         r.state = t.optimizer_state();
         r.uploads = t.weight_uploads();
         r.upload_bytes = t.weight_upload_bytes();
@@ -63,34 +69,43 @@ TEST(UnifiedMemory, TrainsBitIdenticallyToStagingCopiesWithLessMemory) {
     const auto& info = vkt_test::context().device_info();
     if (!info.unified_memory)
         GTEST_SKIP() << "device '" << info.name << "' (" << info.type << ") is not unified memory";
-    const Model model = Model::mlp(24, {40, 32}, 5);
-    uint64_t weights = 0;
-    for (const auto& p : model.parameters()) {
-        uint64_t n = 1;
-        for (int64_t d : p.shape) n *= uint64_t(d);
-        weights += n;
-    }
-    for (Precision p : {Precision::fp32, Precision::mixed}) {
-        if (p == Precision::mixed && !vkt_test::context().fp16_available()) continue;
-        SCOPED_TRACE(p == Precision::mixed ? "mixed" : "fp32");
-        const TrainRun staged = train(false, p, model);
-        const TrainRun unified = train(true, p, model);
-        EXPECT_TRUE(same_bits(staged.losses, unified.losses));
-        EXPECT_TRUE(same_bits(staged.prediction, unified.prediction));
-        ASSERT_EQ(staged.params.size(), unified.params.size());
-        for (size_t i = 0; i < staged.params.size(); ++i)
-            EXPECT_TRUE(same_bits(staged.params[i].data, unified.params[i].data)) << staged.params[i].name;
-        ASSERT_EQ(staged.state.size(), unified.state.size());
-        for (size_t i = 0; i < staged.state.size(); ++i)
-            EXPECT_TRUE(same_bits(staged.state[i].second, unified.state[i].second)) << staged.state[i].first;
-        // The weights were refreshed as often and as much either way: copied, or written in place.
-        EXPECT_EQ(staged.uploads, unified.uploads);
-        EXPECT_EQ(staged.upload_bytes, unified.upload_bytes);
-        // No weight staging (one weight per parameter, in the device's precision) and no gradient readback (fp32).
-        const uint64_t esz = p == Precision::mixed ? 2 : 4;
-        EXPECT_GE(staged.peak, unified.peak + weights * esz + weights * 4)
-            << "staged " << staged.peak << " bytes, unified " << unified.peak;
-    }
+    // An MLP, and a small CNN whose BatchNorm running statistics are device state the host reads (parameters())
+    // and writes (set_parameters()).
+    Model cnn;
+    int x = cnn.input("x", {4, 2, 3});
+    x = cnn.batch_norm2d(cnn.conv2d(x, 3, vktrain::Conv2dOptions::square(3, 1, 1)));
+    cnn.softmax_cross_entropy(cnn.linear(cnn.flatten(cnn.relu(x)), 5));
+    for (const Model& model : {Model::mlp(24, {40, 32}, 5), cnn})
+        for (Precision p : {Precision::fp32, Precision::mixed}) {
+            uint64_t weights = 0, trainable = 0, state = 0;
+            for (const auto& pi : model.parameters()) {
+                uint64_t n = 1;
+                for (int64_t d : pi.shape) n *= uint64_t(d);
+                weights += pi.buffer ? 0 : n;
+                trainable += pi.trainable && !pi.buffer ? n : 0;
+                state += pi.buffer && !pi.counter ? n : 0; // the counter is kept on the host
+            }
+            if (p == Precision::mixed && !vkt_test::context().fp16_available()) continue;
+            SCOPED_TRACE(std::string(p == Precision::mixed ? "mixed " : "fp32 ") + model.describe());
+            const TrainRun staged = train(false, p, model);
+            const TrainRun unified = train(true, p, model);
+            EXPECT_TRUE(same_bits(staged.losses, unified.losses));
+            EXPECT_TRUE(same_bits(staged.prediction, unified.prediction));
+            ASSERT_EQ(staged.params.size(), unified.params.size());
+            for (size_t i = 0; i < staged.params.size(); ++i)
+                EXPECT_TRUE(same_bits(staged.params[i].data, unified.params[i].data)) << staged.params[i].name;
+            ASSERT_EQ(staged.state.size(), unified.state.size());
+            for (size_t i = 0; i < staged.state.size(); ++i)
+                EXPECT_TRUE(same_bits(staged.state[i].second, unified.state[i].second)) << staged.state[i].first;
+            // The weights were refreshed as often and as much either way: copied, or written in place.
+            EXPECT_EQ(staged.uploads, unified.uploads);
+            EXPECT_EQ(staged.upload_bytes, unified.upload_bytes);
+            // No weight staging (one weight per parameter, in the device's precision), no gradient readback (fp32) and
+            // no state transfer buffer (fp32).
+            const uint64_t esz = p == Precision::mixed ? 2 : 4;
+            EXPECT_GE(staged.peak, unified.peak + weights * esz + trainable * 4 + state * 4)
+                << "staged " << staged.peak << " bytes, unified " << unified.peak;
+        }
 }
 
 TEST(UnifiedMemory, ForbiddingItKeepsTheStagingCopies) {
