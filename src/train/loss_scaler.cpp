@@ -18,9 +18,13 @@ LossScaler::LossScaler(const LossScalerOptions& options) : m_options(options), m
     VKT_CHECK(options.growth_interval >= 1, "loss scaler: growth_interval must be >= 1, got ", options.growth_interval);
 }
 
-float LossScaler::inv_scale() const {
+float LossScaler::reciprocal(float scale) {
     // PyTorch unscales with scale.double().reciprocal().float(): one rounding, from the exact double reciprocal.
-    return static_cast<float>(1.0 / static_cast<double>(scale()));
+    return static_cast<float>(1.0 / static_cast<double>(scale));
+}
+
+float LossScaler::inv_scale() const {
+    return reciprocal(scale());
 }
 
 bool LossScaler::update(bool found_inf) {

@@ -31,7 +31,9 @@ public:
     // The factor the loss is multiplied by before backward; 1 when disabled.
     float scale() const { return m_options.enabled ? m_scale : 1.0f; }
     // What gradients are multiplied by to unscale them: computed like PyTorch (scale.double().reciprocal().float()).
+    // Unscale a step's gradients with the scale that step used (update() may have changed it since).
     float inv_scale() const;
+    static float reciprocal(float scale);
     int32_t growth_tracker() const { return m_growth_tracker; }
 
     // Call once per iteration after the gradients were checked; returns true when the optimizer step must be

@@ -369,8 +369,12 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     size_t k = 0;
     for (const auto& s : m.layout.slots)
         if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
-    // 1 / loss scale, as GradScaler.unscale_ multiplies; clipping multiplies the unscaled gradients once more.
-    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f ? m.scaler.inv_scale() : 1.0f;
+    // 1 / the scale this step's gradients carry, as GradScaler.unscale_ multiplies (scaler.step runs before
+    // scaler.update: a step that grew the scale is unscaled by the scale it used); clipping multiplies the unscaled
+    // gradients once more.
+    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f
+                          ? train::LossScaler::reciprocal(r.loss_scale)
+                          : 1.0f;
     r.grad_norm = train::global_l2_norm(m.grad_ptrs, m.optimizer->param_sizes(), inv);
     float clip = 1.0f;
     if (m.options.max_grad_norm > 0.0f) clip = train::clip_coefficient(r.grad_norm, m.options.max_grad_norm);

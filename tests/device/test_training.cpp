@@ -185,6 +185,41 @@ TEST(LossScaling, InjectedOverflowSkipsStepAndHalvesScale) {
     EXPECT_EQ(t.loss_scale(), 65536.0f);
 }
 
+// GradScaler unscales a step's gradients with the scale that step used, and only then grows it (scaler.step, then
+// scaler.update). Two SGD runs whose scales differ by powers of two (one grows after every step, one never) see the
+// same fp16 gradients up to that power of two, so every step must move every weight by the same amount; unscaling
+// a growth step by the grown scale would halve its update.
+TEST(LossScaling, GrowthStepUnscalesWithTheScaleItUsed) {
+    VKT_REQUIRE_FP16();
+    const Model model = Model::mlp(6, {5}, 3);
+    std::vector<std::vector<vktrain::Parameter>> runs;
+    for (int32_t interval : {1, 1000}) {
+        auto o = options(Precision::mixed, GemmPath::tiled_fp16, 4);
+        o.optimizer.kind = vktrain::OptimizerKind::sgd;
+        o.optimizer.momentum = 0.0f;
+        o.optimizer.learning_rate = 0.5f;
+        o.loss_scaler.init_scale = 1024.0f;
+        o.loss_scaler.growth_interval = interval;
+        Trainer t(vkt_test::context(), model, o);
+        const Batch b = make_batch(4, 6, 3, 21);
+        for (int i = 0; i < 3; ++i) {
+            const auto r = t.step(b.x.data(), b.labels.data(), 4);
+            EXPECT_FALSE(r.skipped);
+            EXPECT_EQ(r.loss_scale, interval == 1 ? 1024.0f * float(1 << i) : 1024.0f);
+        }
+        runs.push_back(t.parameters());
+    }
+    const auto initial = Trainer(vkt_test::context(), model, options(Precision::mixed, GemmPath::tiled_fp16, 4))
+                             .parameters(); // the same seed: the same initial weights
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    for (size_t p = 0; p < runs[0].size(); ++p)
+        for (size_t i = 0; i < runs[0][p].data.size(); ++i) {
+            const double grown = runs[0][p].data[i] - initial[p].data[i],
+                         fixed = runs[1][p].data[i] - initial[p].data[i];
+            EXPECT_NEAR(grown, fixed, 1e-3 * std::fabs(fixed) + 1e-7) << runs[0][p].name << "[" << i << "]";
+        }
+}
+
 // A GEMM whose fp16 result exceeds 65504 must store inf (not a saturated 65504, which a driver's native
 // conversion may give), so the step is seen as non-finite and skipped, on every fp16 GEMM path.
 void gemm_overflow_is_skipped(GemmPath path) {
