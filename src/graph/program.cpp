@@ -158,7 +158,6 @@ void Program::record(Resources& res) {
     VKT_CHECK(res.row_loss().size() >= m_ir.values[size_t(m_ir.row_loss)].elements() * 4,
               "internal: row-loss buffer too small");
     if (m_ir.training) {
-        m_flag = Buffer(m_device, 16, MemoryKind::readback, "non-finite flag");
         const uint64_t g = std::max<uint64_t>(m_layout.grad_count, 1);
         if (res.unified()) { // the host reads the gradients where the backward pass wrote them
             m_grads = Buffer(m_device, g * 4, MemoryKind::shared, "gradients");
@@ -223,7 +222,6 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
     m_exec.set_sequence(&seq);
     seq.begin();
     if (hooks.start) hooks.start();
-    if (m_ir.training) seq.fill(m_flag, 0);
     for (const IrNode& n : m_ir.nodes) {
         if (!n.op->record) continue;
         n.op->record(m_exec, n);
@@ -231,14 +229,10 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
         done(it == m_exec.paths().end() ? n.label : n.label + " (gemm " + to_string(it->second) + ")");
     }
     if (m_ir.training) {
-        if (m_layout.grad_count > 0) {
-            kernels::record_nonfinite_scan(m_device, seq,
-                                           MatRef{&m_grads, DType::f32, 1, uint32_t(m_layout.grad_count), 0}, m_flag);
-            done("gradient_scan");
-            if (m_grads_readback.valid()) {
-                seq.copy(m_grads, m_grads_readback, m_layout.grad_count * 4);
-                done("readback");
-            }
+        // The host checks the gradients for inf/NaN as it reads them (Trainer::step).
+        if (m_layout.grad_count > 0 && m_grads_readback.valid()) {
+            seq.copy(m_grads, m_grads_readback, m_layout.grad_count * 4);
+            done("readback");
         }
     } else {
         const MatRef p = m_exec.batch(m_ir.prediction);
@@ -310,12 +304,6 @@ double Program::loss_sum(uint32_t count) const {
     double sum = 0;
     for (float x : r) sum += x;
     return sum;
-}
-
-bool Program::nonfinite() const {
-    uint32_t flag = 0;
-    m_flag.read(&flag, 4);
-    return flag != 0;
 }
 
 const float* Program::grads() const {

@@ -44,7 +44,6 @@ public:
 
     double loss_sum(uint32_t count) const; // sum of the per-row losses of the first `count` samples
     uint32_t loss_terms_per_sample() const { return m_ir.loss_terms_per_sample; } // the mean's divisor per sample
-    bool nonfinite() const;     // training: any inf/NaN in the gradients
     const float* grads() const; // training: fp32, Layout::grad_count elements
     uint64_t prediction_elements_per_sample() const;
     void read_prediction(float* out, uint32_t count) const; // evaluation: the loss's prediction operand, fp32
@@ -65,7 +64,7 @@ private:
     Exec m_exec;
     std::vector<GemmReport> m_reports;
     Resources* m_res = nullptr;
-    runtime::Buffer m_flag, m_grads, m_grads_readback, m_prediction;
+    runtime::Buffer m_grads, m_grads_readback, m_prediction;
     std::unique_ptr<runtime::Sequence> m_seq, m_profile;
     std::vector<std::string> m_profile_ops;
 };

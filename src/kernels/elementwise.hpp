@@ -54,7 +54,8 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
 void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst);
 
 // flag[0] is set to 1 when any element of x is inf or NaN (it is never cleared here: fill it with 0 first).
-// flag is a buffer of at least 4 bytes holding a uint32.
+// flag is a buffer of at least 4 bytes holding a uint32. For checks that stay on the device (the trainer checks the
+// gradients on the host, where it reads them anyway; tests use it on intermediate values).
 void record_nonfinite_scan(runtime::Device& device, runtime::Sequence& seq, const MatRef& x,
                            const runtime::Buffer& flag);
 

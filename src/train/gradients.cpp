@@ -38,7 +38,7 @@ double sum_squares(const float* __restrict g, size_t n, float multiplier) {
 
 } // namespace
 
-float global_l2_norm(const std::vector<const float*>& grads, const std::vector<size_t>& sizes, float multiplier) {
+double global_sum_squares(const std::vector<const float*>& grads, const std::vector<size_t>& sizes, float multiplier) {
     VKT_CHECK(grads.size() == sizes.size(), "gradient norm: ", grads.size(), " tensors, ", sizes.size(), " sizes");
     // Chunks summed on several threads for large models, then in tensor and chunk order: the same result
     // whatever the thread count.
@@ -49,8 +49,16 @@ float global_l2_norm(const std::vector<const float*>& grads, const std::vector<s
     });
     double sum = 0.0;
     for (double part : sums) sum += part;
-    if (!std::isfinite(sum)) return std::numeric_limits<float>::infinity();
-    return float(std::sqrt(sum));
+    return sum;
+}
+
+float l2_norm_of(double sum_squares) {
+    if (!std::isfinite(sum_squares)) return std::numeric_limits<float>::infinity();
+    return float(std::sqrt(sum_squares));
+}
+
+float global_l2_norm(const std::vector<const float*>& grads, const std::vector<size_t>& sizes, float multiplier) {
+    return l2_norm_of(global_sum_squares(grads, sizes, multiplier));
 }
 
 float clip_coefficient(float norm, float max_norm) {

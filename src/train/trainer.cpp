@@ -336,19 +336,17 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     }
     StepResult r;
     r.loss_scale = m.scale();
-    bool found_inf = false;
     const float* g = nullptr;
     double loss = 0.0;
     if (micro_batches.size() == 1) {
         loss = m.run(micro_batches[0].inputs, micro_batches[0].count, r.loss_scale);
-        found_inf = m.train->nonfinite();
         g = m.train->grads();
     } else {
-        // fp32 sums of the (scaled) gradients, each micro-batch's mean weighted by its share of the samples.
+        // fp32 sums of the (scaled) gradients, each micro-batch's mean weighted by its share of the samples (an
+        // inf/NaN in any of them stays non-finite in the sum).
         m.accumulated.assign(m.layout.grad_count, 0.0f);
         for (const MicroBatch& b : micro_batches) {
             loss += double(m.run(b.inputs, b.count, r.loss_scale)) * b.count;
-            found_inf = m.train->nonfinite() || found_inf;
             train::accumulate_scaled(m.accumulated.data(), m.train->grads(), m.layout.grad_count,
                                      float(double(b.count) / double(total)));
         }
@@ -356,6 +354,19 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
         g = m.accumulated.data();
     }
     r.loss = float(loss);
+    size_t k = 0;
+    for (const auto& s : m.layout.slots)
+        if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
+    // 1 / the scale this step's gradients carry, as GradScaler.unscale_ multiplies (scaler.step runs before
+    // scaler.update: a step that grew the scale is unscaled by the scale it used); clipping multiplies the unscaled
+    // gradients once more.
+    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f
+                          ? train::LossScaler::reciprocal(r.loss_scale)
+                          : 1.0f;
+    // The inf/NaN check reads every unscaled gradient once, in the pass that sums the squares for the norm (the host
+    // reads them all for the update anyway, so a device-side scan would only add a pass).
+    const double sum_squares = train::global_sum_squares(m.grad_ptrs, m.optimizer->param_sizes(), inv);
+    const bool found_inf = !std::isfinite(sum_squares);
     // Mixed precision follows GradScaler: skip and back off on inf/NaN. In fp32 (no scaler) a non-finite gradient is
     // skipped too rather than written into the master weights.
     r.skipped = m.options.precision == Precision::mixed && m.scaler.enabled() ? m.scaler.update(found_inf) : found_inf;
@@ -366,16 +377,7 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
         r.grad_norm = std::numeric_limits<float>::infinity();
         return r;
     }
-    size_t k = 0;
-    for (const auto& s : m.layout.slots)
-        if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
-    // 1 / the scale this step's gradients carry, as GradScaler.unscale_ multiplies (scaler.step runs before
-    // scaler.update: a step that grew the scale is unscaled by the scale it used); clipping multiplies the unscaled
-    // gradients once more.
-    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f
-                          ? train::LossScaler::reciprocal(r.loss_scale)
-                          : 1.0f;
-    r.grad_norm = train::global_l2_norm(m.grad_ptrs, m.optimizer->param_sizes(), inv);
+    r.grad_norm = train::l2_norm_of(sum_squares);
     float clip = 1.0f;
     if (m.options.max_grad_norm > 0.0f) clip = train::clip_coefficient(r.grad_norm, m.options.max_grad_norm);
     m.optimizer->set_learning_rate(r.learning_rate);

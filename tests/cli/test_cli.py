@@ -331,7 +331,7 @@ def case_profile(cli):
         # The unit is "µs"; matched loosely so that the test does not depend on the locale's encoding.
         check(re.search(r"^  op +\S+ +%$", p.stdout, re.M) is not None, "prints the table heading")
         for op in [r"x\.cast", r"linear0\.forward \(gemm \S+\)", "loss",
-                   r"linear0\.weight_grad \(gemm \S+\)", "gradient_scan"]:
+                   r"linear0\.weight_grad \(gemm \S+\)", r"linear0\.bias_grad"]:
             check(re.search(r"^  %s +[0-9.]+ +[0-9.]+$" % op, p.stdout, re.M) is not None, "table row %s" % op)
         check(re.search(r"^  total +[0-9.]+ +100\.0   gemm [0-9.]+ \S+ \([0-9.]+%\), other -?[0-9.]+ \S+ \(", p.stdout,
                         re.M) is not None, "prints the total with GEMM vs other")
