@@ -18,6 +18,7 @@ layout(binding = 1) readonly buffer BufB4 { f16vec4 b4[]; }; // the same buffer,
 layout(binding = 1) readonly buffer BufB4 { vec4 b4[]; };
 #endif
 layout(binding = 2) buffer BufC { OUT_S c[]; };
+layout(binding = 3) readonly buffer BufBias { IN_T bias[]; }; // bound to B when there is no bias
 layout(push_constant) uniform Push { GemmPush p; };
 
 uint g_a_base, g_b_base, g_c_base; // element offsets of the current batch item
@@ -36,6 +37,7 @@ vec4 load_b4(uint k, uint n) {
 
 void store_c(uint m, uint n, float v) {
     const uint idx = g_c_base + m * p.c_stride_m + n;
+    if (p.bias != 0) v += float(bias[p.bias_offset + n]);
     if (p.accumulate != 0) v += LOAD_OUT(c[idx]);
     c[idx] = STORE_OUT(v);
 }

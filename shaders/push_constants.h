@@ -15,7 +15,8 @@ using uint = uint32_t;
 // B_z(k, n) = b[b_offset + outer * b_outer + i * b_inner + k * b_stride_k + n * b_stride_n] and
 // C_z[m, n] = c[c_offset + outer * c_outer + i * c_inner + m * c_stride_m + n]: the strides express A·B,
 // A·Bᵀ and Aᵀ·B and leading dimensions wider than a row (a column block of a wider matrix); a batch stride
-// of 0 broadcasts that operand.
+// of 0 broadcasts that operand. With bias != 0 the epilogue adds bias[bias_offset + n] (binding 3, the input type) to
+// every row before the result is rounded and stored (a Linear layer's bias, fused: one rounding, no extra pass).
 struct GemmPush {
     uint m, n, k;
     uint a_offset, a_stride_m, a_stride_k;
@@ -25,6 +26,7 @@ struct GemmPush {
     uint batch;      // items in all
     uint inner;      // items per outer index (>= 1)
     uint a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
+    uint bias, bias_offset;
 };
 
 // Specialization constant ids of gemm_core.glsl (gemm.comp, conv.comp).

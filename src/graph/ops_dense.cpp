@@ -50,9 +50,14 @@ OpDef linear() {
     };
     d.record = [](Exec& e, const IrNode& n) {
         const LinearDims k = linear_dims(e, n);
-        const kernels::MatRef y = e.mat(n.out[0], k.rows, k.out);
-        e.gemm(n.label, e.mat(n.in[0], k.rows, k.in), false, e.mat(n.in[1], k.out, k.in), true, y, false);
-        if (n.in.size() > 2) kernels::record_bias_add(e.device(), e.seq(), y, e.mat(n.in[2], 1, k.out));
+        // y = x·Wᵀ (+ bias, added in the GEMM's epilogue before the one rounding to y's type)
+        kernels::GemmDesc g;
+        g.a.mat = e.mat(n.in[0], k.rows, k.in);
+        g.b.mat = e.mat(n.in[1], k.out, k.in);
+        g.c.mat = e.mat(n.out[0], k.rows, k.out);
+        g.trans_b = true;
+        if (n.in.size() > 2) g.bias = e.mat(n.in[2], 1, k.out);
+        e.gemm(n.label, g);
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
         const int g = ad.grad_output(n);

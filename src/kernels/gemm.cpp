@@ -10,7 +10,7 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(GemmPush) == 20 * 4, "GemmPush layout must match shaders/push_constants.h");
+static_assert(sizeof(GemmPush) == 22 * 4, "GemmPush layout must match shaders/push_constants.h");
 
 namespace {
 
@@ -277,6 +277,10 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     VKT_CHECK(output_items_disjoint(d.c, d.outer, d.inner), "GEMM: output elements overlap (", d.outer, "x", d.inner,
               " items of ", c.rows, "x", c.cols, ", leading dimension ", effective_ld(d.c), ", strides ",
               d.c.stride_outer, "/", d.c.stride_inner, "); each output element needs its own address");
+    const bool has_bias = d.bias.buffer != nullptr;
+    if (has_bias)
+        VKT_CHECK(d.bias.rows == 1 && d.bias.cols == n && d.bias.dtype == in_type, "GEMM bias is ", d.bias.rows, "x",
+                  d.bias.cols, " ", dtype_name(d.bias.dtype), ", expected 1x", n, " ", dtype_name(in_type));
     if (m == 0 || n == 0 || count == 0) return;
 
     const Operand oa = operand(device, batch_span(d.a, d.outer, d.inner, "A"), runtime::Access::read);
@@ -290,8 +294,10 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     const bool vec4_b = !d.trans_b && four(n) && four(ob.offset) && (k <= 1 || four(ldb)) &&
                         (d.outer <= 1 || four(d.b.stride_outer)) && (d.inner <= 1 || four(d.b.stride_inner));
     const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k, vec4_b, tile);
-    const runtime::Kernel& kernel =
-        device.pipelines().get(cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT));
+    runtime::KernelDesc kd = cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT);
+    kd.bindings = 4;
+    const runtime::Kernel& kernel = device.pipelines().get(kd);
+    const Operand obias = has_bias ? operand(device, d.bias, runtime::Access::read) : ob;
     // Spans are below 2^31 elements and bound-range offsets below the descriptor alignment, so every
     // index the shader forms fits in 32 bits.
     const uint32_t lda = uint32_t(effective_ld(d.a));
@@ -317,7 +323,9 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     pc.c_outer = stride_u32(d.c.stride_outer, d.outer);
     pc.c_inner = stride_u32(d.c.stride_inner, d.inner);
     const GemmGrid g = gemm_grid(device, cfg, m, n, pc.batch);
-    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), g.x, g.y, g.z);
+    pc.bias = has_bias ? 1 : 0;
+    pc.bias_offset = has_bias ? obias.offset : 0;
+    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding, obias.binding}, &pc, sizeof(pc), g.x, g.y, g.z);
 }
 
 } // namespace vktrain::kernels

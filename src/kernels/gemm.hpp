@@ -97,6 +97,9 @@ struct GemmDesc {
     bool trans_a = false, trans_b = false;
     uint32_t outer = 1, inner = 1;
     bool accumulate = false;
+    // Optional (buffer set): 1 × n in the input type, added to every row of every item before the result is rounded to
+    // C's type (and before accumulate adds C's old value).
+    MatRef bias;
 };
 
 // The general entry point (record_gemm and record_gemm_batched are special cases). Checks, with one-line

@@ -145,6 +145,92 @@ TEST(GemmAccumulate, AddsToExistingOutput) {
         }
 }
 
+// The fused bias (a Linear layer's y = x·Wᵀ + b): added to every row of every item in fp32 before the one rounding
+// to C's type, and before accumulate adds C's old value; on every path, with the bias at an offset inside its
+// buffer (as in the weights buffer).
+TEST(GemmBias, AddedInTheEpilogueBeforeTheOneRounding) {
+    auto& dev = vkt_test::device();
+    const uint32_t m = 37, n = 21, k = 29, items = 2;
+    size_t checked = 0;
+    for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat}) {
+        if (path == GemmPath::coopmat && !dev.coopmat_enabled()) continue;
+        if (path != GemmPath::fp32 && !dev.fp16_enabled()) continue;
+        const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
+        for (DType out : {DType::f32, DType::f16})
+            for (bool accumulate : {false, true}) {
+                if (path == GemmPath::fp32 && out == DType::f16) continue;
+                SCOPED_TRACE(std::string(vktrain::to_string(path)) + " out " + vktrain::kernels::dtype_name(out) +
+                             (accumulate ? " accumulate" : ""));
+                const auto a = vkt_test::round_through(vkt_test::random_values(size_t(items) * m * k, 31), in);
+                const auto b = vkt_test::round_through(vkt_test::random_values(size_t(n) * k, 32), in);
+                // Three values before the bias in its buffer; biases up to 8 so that they dominate some outputs.
+                auto bias = vkt_test::round_through(vkt_test::random_values(n + 3, 33, -8.0f, 8.0f), in);
+                const auto c0 = vkt_test::round_through(vkt_test::random_values(size_t(items) * m * n, 34), out);
+                auto abuf = vkt_test::make_buffer(a, in), bbuf = vkt_test::make_buffer(b, in);
+                auto biasbuf = vkt_test::make_buffer(bias, in), cbuf = vkt_test::make_buffer(c0, out);
+                vktrain::kernels::GemmDesc d;
+                d.a = {MatRef{&abuf, in, m, k}, 0, uint64_t(m) * k, 0};
+                d.b = {MatRef{&bbuf, in, n, k}, 0, 0, 0}; // broadcast to both items
+                d.c = {MatRef{&cbuf, out, m, n}, 0, uint64_t(m) * n, 0};
+                d.trans_b = true;
+                d.outer = items;
+                d.accumulate = accumulate;
+                d.bias = MatRef{&biasbuf, in, 1, n, 3};
+                vktrain::runtime::Sequence seq(dev);
+                seq.begin();
+                vktrain::kernels::record_gemm_strided(dev, seq, path, d);
+                seq.end();
+                seq.submit_and_wait();
+                const auto got = vkt_test::read_buffer(cbuf, out, size_t(items) * m * n);
+                const double u32 = std::ldexp(1.0, -24), u_out = out == DType::f16 ? std::ldexp(1.0, -11) : u32;
+                size_t bad = 0;
+                for (uint32_t z = 0; z < items; ++z)
+                    for (uint32_t i = 0; i < m; ++i)
+                        for (uint32_t j = 0; j < n; ++j) {
+                            double ref = bias[3 + j], mag = std::fabs(bias[3 + j]);
+                            for (uint32_t l = 0; l < k; ++l) {
+                                const double p = double(a[(size_t(z) * m + i) * k + l]) * b[size_t(j) * k + l];
+                                ref += p;
+                                mag += std::fabs(p);
+                            }
+                            const size_t at = (size_t(z) * m + i) * n + j;
+                            if (accumulate) {
+                                ref += c0[at];
+                                mag += std::fabs(c0[at]);
+                            }
+                            // fp32 sums (k + 2 roundings), then one rounding to the output type.
+                            const double tol = 2 * (k + 2) * u32 * mag + u_out * std::fabs(ref) + 1e-30;
+                            if (!(std::fabs(got[at] - ref) <= tol) && bad++ < 3)
+                                ADD_FAILURE()
+                                    << "C" << z << "[" << i << "," << j << "] = " << got[at] << ", reference " << ref;
+                            ++checked;
+                        }
+                EXPECT_EQ(bad, 0u);
+            }
+    }
+    EXPECT_GT(checked, 0u);
+}
+
+TEST(GemmBias, RefusesABiasOfTheWrongShapeOrType) {
+    auto& dev = vkt_test::device();
+    auto abuf = vkt_test::make_buffer(std::vector<float>(12), DType::f32);
+    auto cbuf = vkt_test::make_buffer(std::vector<float>(9), DType::f32);
+    vktrain::kernels::GemmDesc d;
+    d.a.mat = MatRef{&abuf, DType::f32, 3, 4};
+    d.b.mat = MatRef{&abuf, DType::f32, 3, 4};
+    d.c.mat = MatRef{&cbuf, DType::f32, 3, 3};
+    d.trans_b = true;
+    vktrain::runtime::Sequence seq(dev);
+    seq.begin();
+    d.bias = MatRef{&abuf, DType::f32, 1, 4};
+    EXPECT_THROW(vktrain::kernels::record_gemm_strided(dev, seq, GemmPath::fp32, d), vktrain::Error);
+    if (dev.fp16_enabled()) {
+        d.bias = MatRef{&abuf, DType::f16, 1, 3};
+        EXPECT_THROW(vktrain::kernels::record_gemm_strided(dev, seq, GemmPath::fp32, d), vktrain::Error);
+    }
+    seq.end();
+}
+
 // Batched GEMM: items at strides larger than their size (gaps must stay untouched), the first at a
 // non-zero offset, B optionally broadcast (stride 0).
 struct BatchCase {
