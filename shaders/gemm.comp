@@ -37,7 +37,8 @@ vec4 load_b4(uint k, uint n) {
 
 void store_c(uint m, uint n, float v) {
     const uint idx = g_c_base + m * p.c_stride_m + n;
-    if (p.bias != 0) v += float(bias[p.bias_offset + n]);
+    if ((p.epilogue & GEMM_EPILOGUE_BIAS) != 0) v += float(bias[p.bias_offset + n]);
+    if ((p.epilogue & GEMM_EPILOGUE_RELU) != 0) v = (v > 0.0 || isnan(v)) ? v : 0.0; // as activation.comp: NaN stays
     if (p.accumulate != 0) v += LOAD_OUT(c[idx]);
     c[idx] = STORE_OUT(v);
 }

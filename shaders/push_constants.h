@@ -15,8 +15,9 @@ using uint = uint32_t;
 // B_z(k, n) = b[b_offset + outer * b_outer + i * b_inner + k * b_stride_k + n * b_stride_n] and
 // C_z[m, n] = c[c_offset + outer * c_outer + i * c_inner + m * c_stride_m + n]: the strides express A·B,
 // A·Bᵀ and Aᵀ·B and leading dimensions wider than a row (a column block of a wider matrix); a batch stride
-// of 0 broadcasts that operand. With bias != 0 the epilogue adds bias[bias_offset + n] (binding 3, the input type) to
-// every row before the result is rounded and stored (a Linear layer's bias, fused: one rounding, no extra pass).
+// of 0 broadcasts that operand. The epilogue (flags below) may add bias[bias_offset + n] (binding 3, the input type) to
+// every row and then apply ReLU, before the result is rounded and stored (a Linear layer's bias and a following ReLU,
+// fused: one rounding, no extra pass).
 struct GemmPush {
     uint m, n, k;
     uint a_offset, a_stride_m, a_stride_k;
@@ -26,8 +27,10 @@ struct GemmPush {
     uint batch;      // items in all
     uint inner;      // items per outer index (>= 1)
     uint a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
-    uint bias, bias_offset;
+    uint epilogue, bias_offset; // epilogue: GEMM_EPILOGUE_* bits
 };
+#define GEMM_EPILOGUE_BIAS 1u
+#define GEMM_EPILOGUE_RELU 2u
 
 // Specialization constant ids of gemm_core.glsl (gemm.comp, conv.comp).
 #define GEMM_SPEC_BM 0       // rows of C per workgroup

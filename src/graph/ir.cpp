@@ -8,6 +8,7 @@
 
 #include "common/check.hpp"
 #include "graph/autodiff.hpp"
+#include "graph/fusion.hpp"
 #include "graph/registry.hpp"
 
 namespace vktrain::graph {
@@ -155,6 +156,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
         if (def.loss) break;
     }
     ir.forward_nodes = ir.nodes.size();
+    fuse_linear_relu(ir);
     if (training) Autodiff(ir).run();
     return ir;
 }

@@ -59,6 +59,9 @@ struct IrNode {
     Shape shape_attr;
     bool accumulate = false; // out[0] += result (a gradient reached twice), else out[0] = result
     bool backward = false;   // part of the derived backward pass
+    // Fusions (graph/fusion.hpp; not inherited by the backward nodes derived from this one):
+    bool fused = false;         // computed by another node's kernel: records nothing itself
+    bool relu_epilogue = false; // linear: applies the ReLU that follows it in its GEMM epilogue
 
     double attr(const std::string& key) const; // throws when missing
     uint32_t attr_u32(const std::string& key) const;

@@ -57,6 +57,7 @@ OpDef linear() {
         g.c.mat = e.mat(n.out[0], k.rows, k.out);
         g.trans_b = true;
         if (n.in.size() > 2) g.bias = e.mat(n.in[2], 1, k.out);
+        g.relu = n.relu_epilogue; // a following ReLU, fused (graph/fusion.hpp)
         e.gemm(n.label, g);
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {

@@ -223,7 +223,7 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
     seq.begin();
     if (hooks.start) hooks.start();
     for (const IrNode& n : m_ir.nodes) {
-        if (!n.op->record) continue;
+        if (!n.op->record || n.fused) continue; // fused: computed by another node's kernel
         n.op->record(m_exec, n);
         auto it = m_exec.paths().find(n.label);
         done(it == m_exec.paths().end() ? n.label : n.label + " (gemm " + to_string(it->second) + ")");

@@ -281,6 +281,7 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     if (has_bias)
         VKT_CHECK(d.bias.rows == 1 && d.bias.cols == n && d.bias.dtype == in_type, "GEMM bias is ", d.bias.rows, "x",
                   d.bias.cols, " ", dtype_name(d.bias.dtype), ", expected 1x", n, " ", dtype_name(in_type));
+    VKT_CHECK(!(d.relu && d.accumulate), "GEMM: a ReLU epilogue cannot accumulate");
     if (m == 0 || n == 0 || count == 0) return;
 
     const Operand oa = operand(device, batch_span(d.a, d.outer, d.inner, "A"), runtime::Access::read);
@@ -323,7 +324,7 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     pc.c_outer = stride_u32(d.c.stride_outer, d.outer);
     pc.c_inner = stride_u32(d.c.stride_inner, d.inner);
     const GemmGrid g = gemm_grid(device, cfg, m, n, pc.batch);
-    pc.bias = has_bias ? 1 : 0;
+    pc.epilogue = (has_bias ? GEMM_EPILOGUE_BIAS : 0u) | (d.relu ? GEMM_EPILOGUE_RELU : 0u);
     pc.bias_offset = has_bias ? obias.offset : 0;
     seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding, obias.binding}, &pc, sizeof(pc), g.x, g.y, g.z);
 }

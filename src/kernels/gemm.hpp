@@ -100,6 +100,7 @@ struct GemmDesc {
     // Optional (buffer set): 1 × n in the input type, added to every row of every item before the result is rounded to
     // C's type (and before accumulate adds C's old value).
     MatRef bias;
+    bool relu = false; // then max(0, ·), after the bias (not with accumulate)
 };
 
 // The general entry point (record_gemm and record_gemm_batched are special cases). Checks, with one-line

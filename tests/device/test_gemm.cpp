@@ -145,9 +145,9 @@ TEST(GemmAccumulate, AddsToExistingOutput) {
         }
 }
 
-// The fused bias (a Linear layer's y = x·Wᵀ + b): added to every row of every item in fp32 before the one rounding
-// to C's type, and before accumulate adds C's old value; on every path, with the bias at an offset inside its
-// buffer (as in the weights buffer).
+// The fused bias (a Linear layer's y = x·Wᵀ + b) and ReLU: the bias added to every row of every item in fp32, then
+// max(0, ·), before the one rounding to C's type (and before accumulate adds C's old value; a ReLU cannot
+// accumulate); on every path, with the bias at an offset inside its buffer (as in the weights buffer).
 TEST(GemmBias, AddedInTheEpilogueBeforeTheOneRounding) {
     auto& dev = vkt_test::device();
     const uint32_t m = 37, n = 21, k = 29, items = 2;
@@ -157,10 +157,11 @@ TEST(GemmBias, AddedInTheEpilogueBeforeTheOneRounding) {
         if (path != GemmPath::fp32 && !dev.fp16_enabled()) continue;
         const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
         for (DType out : {DType::f32, DType::f16})
-            for (bool accumulate : {false, true}) {
+            for (int mode = 0; mode < 3; ++mode) {
+                const bool accumulate = mode == 1, relu = mode == 2;
                 if (path == GemmPath::fp32 && out == DType::f16) continue;
                 SCOPED_TRACE(std::string(vktrain::to_string(path)) + " out " + vktrain::kernels::dtype_name(out) +
-                             (accumulate ? " accumulate" : ""));
+                             (accumulate ? " accumulate" : "") + (relu ? " relu" : ""));
                 const auto a = vkt_test::round_through(vkt_test::random_values(size_t(items) * m * k, 31), in);
                 const auto b = vkt_test::round_through(vkt_test::random_values(size_t(n) * k, 32), in);
                 // Three values before the bias in its buffer; biases up to 8 so that they dominate some outputs.
@@ -176,8 +177,14 @@ TEST(GemmBias, AddedInTheEpilogueBeforeTheOneRounding) {
                 d.outer = items;
                 d.accumulate = accumulate;
                 d.bias = MatRef{&biasbuf, in, 1, n, 3};
+                d.relu = relu;
                 vktrain::runtime::Sequence seq(dev);
                 seq.begin();
+                if (relu) { // not with accumulate
+                    d.accumulate = true;
+                    EXPECT_THROW(vktrain::kernels::record_gemm_strided(dev, seq, path, d), vktrain::Error);
+                    d.accumulate = false;
+                }
                 vktrain::kernels::record_gemm_strided(dev, seq, path, d);
                 seq.end();
                 seq.submit_and_wait();
@@ -198,6 +205,7 @@ TEST(GemmBias, AddedInTheEpilogueBeforeTheOneRounding) {
                                 ref += c0[at];
                                 mag += std::fabs(c0[at]);
                             }
+                            if (relu) ref = std::max(ref, 0.0);
                             // fp32 sums (k + 2 roundings), then one rounding to the output type.
                             const double tol = 2 * (k + 2) * u32 * mag + u_out * std::fabs(ref) + 1e-30;
                             if (!(std::fabs(got[at] - ref) <= tol) && bad++ < 3)
