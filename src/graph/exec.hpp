@@ -54,6 +54,7 @@ public:
     void declare_gemm(const std::string& site, const kernels::GemmShape& shape);
     void declare_conv(const std::string& site, const kernels::ConvProblem& problem);
     GemmPath path(const std::string& site) const;
+    uint32_t tile(const std::string& site) const; // the site's kernels::gemm_configs index
     void gemm(const std::string& site, const kernels::MatRef& a, bool trans_a, const kernels::MatRef& b, bool trans_b,
               const kernels::MatRef& c, bool accumulate);
     // A strided GEMM (leading dimensions, two-level batch) on the site's path; declare it with

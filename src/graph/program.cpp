@@ -72,6 +72,11 @@ void Exec::conv(const std::string& site, kernels::ConvDirection direction, const
     kernels::record_conv2d(m_device, seq(), path(site), direction, shape, in0, in1, out, accumulate);
 }
 
+uint32_t Exec::tile(const std::string& site) const {
+    const auto it = m_tiles.find(site);
+    return it == m_tiles.end() ? 0 : it->second; // 0: the default tiles (conv sites, tuning off)
+}
+
 GemmPath Exec::path(const std::string& site) const {
     auto it = m_paths.find(site);
     VKT_CHECK(it != m_paths.end(), "internal: GEMM site '", site, "' was not declared");
@@ -80,14 +85,11 @@ GemmPath Exec::path(const std::string& site) const {
 
 void Exec::gemm(const std::string& site, const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                 bool accumulate) {
-    const auto tile = m_tiles.find(site);
-    kernels::record_gemm(m_device, seq(), path(site), a, trans_a, b, trans_b, c, accumulate,
-                         tile == m_tiles.end() ? 0 : tile->second);
+    kernels::record_gemm(m_device, seq(), path(site), a, trans_a, b, trans_b, c, accumulate, tile(site));
 }
 
 void Exec::gemm(const std::string& site, const kernels::GemmDesc& desc) {
-    const auto tile = m_tiles.find(site);
-    kernels::record_gemm_strided(m_device, seq(), path(site), desc, tile == m_tiles.end() ? 0 : tile->second);
+    kernels::record_gemm_strided(m_device, seq(), path(site), desc, tile(site));
 }
 
 // ---- Program ----

@@ -215,6 +215,15 @@ std::vector<GemmConfig> gemm_configs(const runtime::Device& device, GemmPath pat
     return out;
 }
 
+bool gemm_vec4_b(const GemmDesc& d, uint64_t b_offset) {
+    // Adjacent columns contiguous (not transposed), and every row of every item starting on a multiple of 4 elements,
+    // n included (so a clamped vec4 never straddles the edge).
+    const uint32_t k = d.trans_b ? d.b.mat.cols : d.b.mat.rows, n = d.trans_b ? d.b.mat.rows : d.b.mat.cols;
+    const auto four = [](uint64_t v) { return v % 4 == 0; };
+    return !d.trans_b && four(n) && four(b_offset) && (k <= 1 || four(effective_ld(d.b))) &&
+           (d.outer <= 1 || four(d.b.stride_outer)) && (d.inner <= 1 || four(d.b.stride_inner));
+}
+
 GemmConfig gemm_config(const runtime::Device& device, GemmPath path, DType c_type, uint32_t m, uint32_t n, uint32_t k,
                        bool vec4_b, uint32_t tile) {
     std::vector<GemmConfig> all = gemm_configs(device, path, c_type, m, n, k, vec4_b);
@@ -289,12 +298,7 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     const Operand oc = operand(device, batch_span(d.c, d.outer, d.inner, "C"),
                                d.accumulate ? runtime::Access::read_write : runtime::Access::write);
     const uint32_t ldb = uint32_t(effective_ld(d.b));
-    // B as vec4s: adjacent columns contiguous (not transposed), and every row of every item starting on a
-    // multiple of 4 elements, n included (so a clamped vec4 never straddles the edge).
-    const auto four = [](uint64_t v) { return v % 4 == 0; };
-    const bool vec4_b = !d.trans_b && four(n) && four(ob.offset) && (k <= 1 || four(ldb)) &&
-                        (d.outer <= 1 || four(d.b.stride_outer)) && (d.inner <= 1 || four(d.b.stride_inner));
-    const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k, vec4_b, tile);
+    const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k, gemm_vec4_b(d, ob.offset), tile);
     runtime::KernelDesc kd = cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT);
     kd.bindings = 4;
     const runtime::Kernel& kernel = device.pipelines().get(kd);

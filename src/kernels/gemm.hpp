@@ -108,6 +108,10 @@ struct GemmDesc {
 // holds its row, every operand's bound span (first element of the first item to the last element of the
 // last one) is below 2^31 elements (32-bit shader indexing), and no two output elements (of one item or
 // of different items) coincide.
+// Whether register blocks may read `d`'s B four columns per load (the `vec4_b` of gemm_configs), with B's first
+// element `b_offset` elements into its bound range.
+bool gemm_vec4_b(const GemmDesc& d, uint64_t b_offset);
+
 // `tile` picks one of gemm_configs(...) for the problem (0, the default, where past the list).
 void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const GemmDesc& desc,
                          uint32_t tile = 0);

@@ -136,29 +136,40 @@ GemmShape gemm_shape(const GemmDesc& d) {
     return s;
 }
 
-double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats, uint32_t tile) {
+namespace {
+
+// How time_gemm lays `s` out (buffers not yet set): items one after the other from element 0, each with its shape's
+// leading dimensions.
+GemmDesc shape_desc(GemmPath path, const GemmShape& s) {
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     const uint32_t a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
     const uint32_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
-    // Items one after the other, each with its shape's leading dimension.
-    const auto op = [&](const runtime::Buffer* buf, DType t, uint32_t rows, uint32_t cols, uint32_t ld) {
+    const auto op = [&](DType t, uint32_t rows, uint32_t cols, uint32_t ld) {
         const uint64_t row = ld != 0 ? ld : cols;
-        return GemmOperand{MatRef{buf, t, rows, cols}, row, uint64_t(rows) * row, 0};
+        return GemmOperand{MatRef{nullptr, t, rows, cols}, row, uint64_t(rows) * row, 0};
     };
-    const uint32_t items = std::max(s.batch, 1u);
     GemmDesc d;
-    d.a = op(nullptr, in, a_rows, a_cols, s.lda);
-    d.b = op(nullptr, in, b_rows, b_cols, s.ldb);
-    d.c = op(nullptr, s.out, s.m, s.n, s.ldc);
+    d.a = op(in, a_rows, a_cols, s.lda);
+    d.b = op(in, b_rows, b_cols, s.ldb);
+    d.c = op(s.out, s.m, s.n, s.ldc);
+    d.trans_a = s.trans_a;
+    d.trans_b = s.trans_b;
+    d.outer = std::max(s.batch, 1u);
+    return d;
+}
+
+} // namespace
+
+double time_gemm(runtime::Device& device, GemmPath path, const GemmShape& s, int repeats, uint32_t tile) {
+    const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
+    const uint32_t items = std::max(s.batch, 1u);
+    GemmDesc d = shape_desc(path, s);
     runtime::Buffer a = scratch(device, d.a.stride_outer * items, in, "tune A");
     runtime::Buffer b = scratch(device, d.b.stride_outer * items, in, "tune B");
     runtime::Buffer c = scratch(device, d.c.stride_outer * items, s.out, "tune C");
     d.a.mat.buffer = &a;
     d.b.mat.buffer = &b;
     d.c.mat.buffer = &c;
-    d.trans_a = s.trans_a;
-    d.trans_b = s.trans_b;
-    d.outer = items;
     return time_recorded(device, {&a, &b}, repeats,
                          [&](runtime::Sequence& seq) { record_gemm_strided(device, seq, path, d, tile); });
 }
@@ -168,11 +179,9 @@ GemmChoice choose_gemm_path(runtime::Device& device, GemmPath requested, const G
 }
 
 std::vector<GemmConfig> gemm_shape_configs(const runtime::Device& device, GemmPath path, const GemmShape& s) {
-    // As record_gemm_strided decides for time_gemm's buffers (items one after the other from offset 0).
-    const uint32_t ldb = s.ldb != 0 ? s.ldb : s.n;
-    const bool vec4_b =
-        !s.trans_b && s.n % 4 == 0 && (s.k <= 1 || ldb % 4 == 0) && (s.batch <= 1 || (uint64_t(s.k) * ldb) % 4 == 0);
-    return gemm_configs(device, path, path == GemmPath::fp32 ? DType::f32 : s.out, s.m, s.n, s.k, vec4_b);
+    // As record_gemm_strided decides for time_gemm's layout (B bound from its first element).
+    return gemm_configs(device, path, path == GemmPath::fp32 ? DType::f32 : s.out, s.m, s.n, s.k,
+                        gemm_vec4_b(shape_desc(path, s), 0));
 }
 
 TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape) {

@@ -2,10 +2,11 @@
 // cooperative matrix and is slower with it than with the tiled fp16 loop, so in auto mode each GEMM
 // shape (or convolution problem, which runs on the same paths as an implicit GEMM) is timed on both fp16
 // paths the first time it is seen, and the choice is cached per device and driver
-// (cache_dir/gemm-paths-<device key>.json, keyed by GemmShape::key() / ConvProblem::key()).
+// (cache_dir/gemm-paths-<device key>.json, keyed by GemmShape::key() / ConvProblem::key()). Within a path, the
+// tile configuration of each GEMM shape is chosen the same way (choose_gemm_tile). Device types and the timing
+// helper come from timing.hpp.
 #pragma once
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,6 @@
 #include "kernels/tensor.hpp"
 #include "kernels/timing.hpp"
 #include "vktrain/context.hpp"
-
-namespace vktrain::runtime {
-class Buffer;
-class Device;
-class Sequence;
-} // namespace vktrain::runtime
 
 namespace vktrain::kernels {
 

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
+#include <unistd.h>
 
 namespace vkt_test {
 namespace {
@@ -205,6 +207,14 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& ref,
                           << " > tolerance " << tol[i];
     }
     EXPECT_EQ(bad, 0u) << what;
+}
+
+std::string temp_dir(const std::string& name) {
+    namespace fs = std::filesystem;
+    const fs::path p = fs::path(testing::TempDir()) / ("vktrain_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p.string();
 }
 
 } // namespace vkt_test

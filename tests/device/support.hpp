@@ -62,6 +62,8 @@ struct Batch {
 };
 Batch make_batch(uint32_t n, uint32_t features, uint32_t classes, uint32_t seed);
 std::vector<float> round_through(const std::vector<float>& v, DType dtype); // what the device sees
+// An empty directory of its own under the test temp directory ("vktrain_<name>_<pid>"), made anew.
+std::string temp_dir(const std::string& name);
 
 // Forces the loop of the tiled GEMM paths (register blocks or shared-memory tiles) for one scope.
 class ForceTiledLoop {

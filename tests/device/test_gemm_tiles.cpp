@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <tuple>
-#include <unistd.h>
 
 #include "device/support.hpp"
 #include "io/json.hpp"
@@ -106,15 +105,8 @@ TEST(GemmTiles, OutOfRangeTileRunsTheDefault) {
     EXPECT_EQ(past.tile_name(), configs.front().tile_name());
 }
 
-std::string temp_dir(const std::string& name) {
-    const fs::path p = fs::path(testing::TempDir()) / ("vktrain_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p.string();
-}
-
 TEST(GemmTiles, TuningTimesEveryConfigurationKeepsTheFastestAndCachesIt) {
-    const std::string dir = temp_dir("gemmtiles");
+    const std::string dir = vkt_test::temp_dir("gemmtiles");
     auto o = vkt_test::context_options();
     o.cache_dir = dir;
     const vktrain::kernels::GemmShape shape{false, true, 48, 40, 64, DType::f32};

@@ -18,13 +18,6 @@ using vktrain::GemmPath;
 using vktrain::kernels::DType;
 using vktrain::kernels::MatRef;
 
-std::string temp_dir(const std::string& name) {
-    const fs::path p = fs::path(testing::TempDir()) / ("vktrain_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p.string();
-}
-
 std::string error_of(const std::function<void()>& f) {
     try {
         f();
@@ -138,7 +131,7 @@ TEST(Runtime, MemoryIsAccountedAndReturned) {
 
 // The pipeline cache is written per device and driver when the context goes away, and reused.
 TEST(Runtime, PipelineCacheIsPersisted) {
-    const std::string dir = temp_dir("pipelines");
+    const std::string dir = vkt_test::temp_dir("pipelines");
     auto o = vkt_test::context_options();
     o.cache_dir = dir;
     std::string file;
@@ -160,7 +153,7 @@ TEST(Runtime, PipelineCacheIsPersisted) {
 // In auto mode the measured choice is stored per device and driver and reused.
 TEST(Runtime, AutoGemmChoiceIsMeasuredOnceThenCached) {
     VKT_REQUIRE_COOPMAT();
-    const std::string dir = temp_dir("gemmpaths");
+    const std::string dir = vkt_test::temp_dir("gemmpaths");
     auto o = vkt_test::context_options();
     o.cache_dir = dir;
     vktrain::Context ctx(o);
@@ -182,7 +175,7 @@ TEST(Runtime, AutoGemmChoiceIsMeasuredOnceThenCached) {
 // measured again and the entry replaced.
 TEST(Runtime, MalformedGemmPathCacheIsMeasuredAgain) {
     VKT_REQUIRE_COOPMAT();
-    const std::string dir = temp_dir("badcache");
+    const std::string dir = vkt_test::temp_dir("badcache");
     auto o = vkt_test::context_options();
     o.cache_dir = dir;
     std::vector<std::string> warnings;
