@@ -34,6 +34,13 @@ struct TrainerOptions {
     // clip_grad_norm_(params, max_grad_norm)). A skipped step clips nothing.
     float max_grad_norm = 0.0f;
     LrSchedule lr_schedule; // applied before every step from the step counter (constant by default)
+    // Overlap the host update with the backward pass: the gradients come back in up to this many buckets as the
+    // device finishes them, and each bucket is checked and its update staged while the device computes the rest;
+    // the step is committed only when no gradient overflowed (GradScaler's rule, exactly). Not used with
+    // max_grad_norm > 0 or several micro-batches, which need every gradient before any update. Costs a second copy of
+    // the master weights and optimizer state in host memory (12 bytes per trainable parameter with AdamW, 4 more per
+    // weight). 1: off (one readback, then the update).
+    uint32_t update_buckets = 4;
 };
 
 struct StepResult {
@@ -42,6 +49,9 @@ struct StepResult {
     bool skipped = false;       // a gradient was inf/NaN: no update, scale backed off
     float grad_norm = 0.0f;     // global L2 norm of the unscaled gradients before clipping (inf when skipped)
     float learning_rate = 0.0f; // the rate this step used (after the schedule)
+    // Host work of the update in milliseconds (inf/NaN check and norm, optimizer, fp16 copy), and the part of it
+    // done while the device still computed later gradients (TrainerOptions::update_buckets; else 0).
+    float host_ms = 0.0f, overlapped_ms = 0.0f;
 };
 
 // One micro-batch of a step with gradient accumulation: `count` (1..batch_size) samples per model input.

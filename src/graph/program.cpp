@@ -95,7 +95,7 @@ void Exec::gemm(const std::string& site, const kernels::GemmDesc& desc) {
 // ---- Program ----
 
 Program::Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
-                 bool training, GemmPath requested, uint64_t seed)
+                 bool training, GemmPath requested, uint64_t seed, size_t max_buckets)
     : m_device(device), m_layout(layout), m_ir(build_ir(model, batch, training, seed)),
       m_fp16(precision == Precision::mixed), m_exec(device, m_ir, m_fp16 ? DType::f16 : DType::f32) {
     if (m_fp16)
@@ -108,6 +108,7 @@ Program::Program(runtime::Device& device, const Model& model, const Layout& layo
     choose_paths(requested, precision);
     const uint64_t align = std::max<uint64_t>(device.caps().min_storage_buffer_offset_alignment, 64);
     m_plan = plan_memory(m_ir, m_fp16, align);
+    if (m_ir.training) m_buckets = plan_buckets(m_ir, m_layout, max_buckets);
 }
 
 Program::~Program() = default;
@@ -224,16 +225,34 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
     m_exec.set_sequence(&seq);
     seq.begin();
     if (hooks.start) hooks.start();
-    for (const IrNode& n : m_ir.nodes) {
-        if (!n.op->record || n.fused) continue; // fused: computed by another node's kernel
-        n.op->record(m_exec, n);
-        auto it = m_exec.paths().find(n.label);
-        done(it == m_exec.paths().end() ? n.label : n.label + " (gemm " + to_string(it->second) + ")");
+    // The replay is split after the node that completes each bucket but the last (not when profiling, whose
+    // timestamps already serialise every op): the host reads that bucket while the device goes on.
+    const bool split = m_buckets.size() > 1 && !hooks.after_op;
+    size_t next = 0; // the next bucket to complete
+    const auto close_buckets = [&](int node) {
+        while (split && next + 1 < m_buckets.size() && m_buckets[next].after_node <= node) {
+            read_back(seq, m_buckets[next++]);
+            seq.split();
+        }
+    };
+    close_buckets(-1);
+    for (size_t i = 0; i < m_ir.nodes.size(); ++i) {
+        const IrNode& n = m_ir.nodes[i];
+        if (n.op->record && !n.fused) { // fused: computed by another node's kernel
+            n.op->record(m_exec, n);
+            auto it = m_exec.paths().find(n.label);
+            done(it == m_exec.paths().end() ? n.label : n.label + " (gemm " + to_string(it->second) + ")");
+        }
+        close_buckets(int(i));
     }
     if (m_ir.training) {
         // The host checks the gradients for inf/NaN as it reads them (Trainer::step).
         if (m_layout.grad_count > 0 && m_grads_readback.valid()) {
-            seq.copy(m_grads, m_grads_readback, m_layout.grad_count * 4);
+            if (split) {
+                read_back(seq, m_buckets.back());
+            } else {
+                seq.copy(m_grads, m_grads_readback, m_layout.grad_count * 4);
+            }
             done("readback");
         }
     } else {
@@ -262,9 +281,41 @@ void Program::set_inputs(const std::vector<const void*>& inputs, uint32_t count)
     }
 }
 
+// One copy per run of tensors contiguous in the gradient buffer (on unified memory the host reads in place).
+void Program::read_back(runtime::Sequence& seq, const GradBucket& bucket) {
+    if (!m_grads_readback.valid()) return;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges; // [begin, end) in elements
+    size_t k = 0;
+    for (const ParamSlot& s : m_layout.slots) {
+        if (s.grad_offset < 0) continue;
+        if (std::binary_search(bucket.tensors.begin(), bucket.tensors.end(), k++)) {
+            const uint64_t lo = uint64_t(s.grad_offset), hi = lo + s.count;
+            if (!ranges.empty() && ranges.back().second == lo)
+                ranges.back().second = hi;
+            else
+                ranges.emplace_back(lo, hi);
+        }
+    }
+    for (const auto& [lo, hi] : ranges) seq.copy(m_grads, m_grads_readback, (hi - lo) * 4, lo * 4, lo * 4);
+}
+
 void Program::run() {
+    start();
+    finish();
+}
+
+void Program::start() {
     m_res->upload_if_changed();
-    m_seq->submit_and_wait();
+    m_seq->submit();
+}
+
+void Program::wait_bucket(size_t bucket) {
+    VKT_CHECK(bucket < m_buckets.size(), "internal: bucket ", bucket, " of ", m_buckets.size());
+    m_seq->wait_segment(uint32_t(std::min<size_t>(bucket, m_seq->segments() - 1)));
+}
+
+void Program::finish() {
+    m_seq->wait();
 }
 
 // Sequence::timestamp() puts a full barrier before each timestamp, so in the profiling replay every op waits for

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/buckets.hpp"
 #include "graph/exec.hpp"
 #include "graph/ir.hpp"
 #include "graph/planner.hpp"
@@ -21,8 +22,10 @@ namespace vktrain::graph {
 class Program {
 public:
     // Lowers, chooses GEMM paths and plans memory; allocates nothing yet (see record()).
+    // max_buckets (training): the gradients come back in up to this many buckets (graph/buckets.hpp), each as soon
+    // as the device has finished it.
     Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
-            bool training, GemmPath requested, uint64_t seed = 0);
+            bool training, GemmPath requested, uint64_t seed = 0, size_t max_buckets = 1);
     ~Program();
     Program(const Program&) = delete;
     Program& operator=(const Program&) = delete;
@@ -39,7 +42,14 @@ public:
 
     // inputs[i]: count samples of model input i (fp32 or int32 as declared); the rest of the batch is zeroed.
     void set_inputs(const std::vector<const void*>& inputs, uint32_t count);
-    void run();
+    void run(); // start() then finish()
+    // A replay in parts: start() submits it; after wait_bucket(b) the gradients of buckets()[b] are readable through
+    // grads() (and its weights may change) while the device computes the rest; finish() waits for the whole replay
+    // (destroying the program also does). Every start() needs its finish().
+    void start();
+    void wait_bucket(size_t bucket);
+    void finish();
+    const std::vector<GradBucket>& buckets() const { return m_buckets; } // training: at least one
     StepProfile profile();
 
     double loss_sum(uint32_t count) const; // sum of the per-row losses of the first `count` samples
@@ -55,6 +65,7 @@ private:
     };
     void choose_paths(GemmPath requested, Precision precision);
     void record_into(runtime::Sequence& seq, const Hooks& hooks);
+    void read_back(runtime::Sequence& seq, const GradBucket& bucket);
 
     runtime::Device& m_device;
     const Layout& m_layout;
@@ -63,6 +74,7 @@ private:
     MemoryPlan m_plan;
     Exec m_exec;
     std::vector<GemmReport> m_reports;
+    std::vector<GradBucket> m_buckets;
     Resources* m_res = nullptr;
     runtime::Buffer m_grads, m_grads_readback, m_prediction;
     std::unique_ptr<runtime::Sequence> m_seq, m_profile;

@@ -24,7 +24,9 @@ Sequence::Sequence(Device& device, uint32_t max_timestamps) : m_device(device), 
     ainfo.commandBufferCount = 1;
     VkFenceCreateInfo finfo{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VkResult r = fn.vkAllocateCommandBuffers(m_device.handle(), &ainfo, &m_cmd);
+    if (r == VK_SUCCESS) m_cmds.push_back(m_cmd);
     if (r == VK_SUCCESS) r = fn.vkCreateFence(m_device.handle(), &finfo, nullptr, &m_fence);
+    if (r == VK_SUCCESS) m_fences.push_back(m_fence);
     if (r == VK_SUCCESS && m_max_timestamps > 0 && m_device.caps().info.timestamps) {
         VkQueryPoolCreateInfo qinfo{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qinfo.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -44,6 +46,10 @@ Sequence::~Sequence() {
 void Sequence::destroy() noexcept {
     const auto& fn = m_device.fn();
     VkDevice dev = m_device.handle();
+    if (m_in_flight) fn.vkWaitForFences(dev, m_segments, m_fences.data(), VK_TRUE, UINT64_MAX);
+    m_in_flight = false;
+    for (size_t i = 1; i < m_fences.size(); ++i) fn.vkDestroyFence(dev, m_fences[i], nullptr);
+    m_fences.clear();
     for (VkDescriptorPool p : m_desc_pools) fn.vkDestroyDescriptorPool(dev, p, nullptr);
     m_desc_pools.clear();
     if (m_queries) fn.vkDestroyQueryPool(dev, m_queries, nullptr);
@@ -85,7 +91,10 @@ VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
 
 void Sequence::begin() {
     const auto& fn = m_device.fn();
-    VK_CHECK(fn.vkResetCommandBuffer(m_cmd, 0));
+    VKT_CHECK(!m_in_flight, "internal: a sequence re-recorded while in flight");
+    for (VkCommandBuffer c : m_cmds) VK_CHECK(fn.vkResetCommandBuffer(c, 0));
+    m_cmd = m_cmds[0];
+    m_segments = 0;
     for (VkDescriptorPool p : m_desc_pools) fn.vkDestroyDescriptorPool(m_device.handle(), p, nullptr);
     m_desc_pools.clear();
     m_sets_in_pool = 0;
@@ -94,8 +103,7 @@ void Sequence::begin() {
     m_barriers = 0;
     m_kernel_counts.clear();
     m_timestamps = 0;
-    VkCommandBufferBeginInfo binfo{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    VK_CHECK(fn.vkBeginCommandBuffer(m_cmd, &binfo));
+    begin_command_buffer();
     if (m_queries) fn.vkCmdResetQueryPool(m_cmd, m_queries, 0, m_max_timestamps);
     // Order this replay after everything the host or an earlier submission wrote.
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
@@ -105,6 +113,11 @@ void Sequence::begin() {
                             VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
     m_recording = true;
     m_recorded = false;
+}
+
+void Sequence::begin_command_buffer() {
+    VkCommandBufferBeginInfo binfo{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VK_CHECK(m_device.fn().vkBeginCommandBuffer(m_cmd, &binfo));
 }
 
 namespace {
@@ -262,31 +275,84 @@ uint32_t Sequence::timestamp() {
     return index;
 }
 
-void Sequence::end() {
-    VKT_CHECK(m_recording, "end() without begin()");
+void Sequence::host_barrier() {
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
     m_device.fn().vkCmdPipelineBarrier(m_cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb,
                                        0, nullptr, 0, nullptr);
+}
+
+void Sequence::split() {
+    VKT_CHECK(m_recording, "split() outside begin()/end()");
+    // The pending accesses stay tracked: the next segment runs after this one on the same queue, so its barriers
+    // still order it after what this one wrote.
+    host_barrier();
+    VK_CHECK(m_device.fn().vkEndCommandBuffer(m_cmd));
+    ++m_segments;
+    if (m_segments == m_cmds.size()) {
+        VkCommandBufferAllocateInfo ainfo{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        ainfo.commandPool = m_pool;
+        ainfo.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        ainfo.commandBufferCount = 1;
+        VkCommandBuffer cmd = VK_NULL_HANDLE;
+        VK_CHECK(m_device.fn().vkAllocateCommandBuffers(m_device.handle(), &ainfo, &cmd));
+        m_cmds.push_back(cmd);
+        VkFenceCreateInfo finfo{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        VkFence fence = VK_NULL_HANDLE;
+        VK_CHECK(m_device.fn().vkCreateFence(m_device.handle(), &finfo, nullptr, &fence));
+        m_fences.push_back(fence);
+    }
+    m_cmd = m_cmds[m_segments];
+    begin_command_buffer();
+}
+
+void Sequence::end() {
+    VKT_CHECK(m_recording, "end() without begin()");
+    host_barrier();
     m_pending.clear();
     VK_CHECK(m_device.fn().vkEndCommandBuffer(m_cmd));
+    ++m_segments;
     m_recording = false;
     m_recorded = true;
 }
 
 void Sequence::submit_and_wait() {
+    submit();
+    wait();
+}
+
+void Sequence::submit() {
     VKT_CHECK(m_recorded, "submit of a sequence that was not recorded (call begin()/end())");
+    VKT_CHECK(!m_in_flight, "internal: a sequence submitted again before wait()");
     const auto& fn = m_device.fn();
-    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-    si.commandBufferCount = 1;
-    si.pCommandBuffers = &m_cmd;
-    VK_CHECK(fn.vkResetFences(m_device.handle(), 1, &m_fence));
+    VK_CHECK(fn.vkResetFences(m_device.handle(), m_segments, m_fences.data()));
     {
+        // One submission and fence per segment, in order on one queue. (A timeline semaphore signalled per batch of
+        // one submission would do the same with one call, but lavapipe 25 crashed or hung in its queue thread on
+        // that; fences are core Vulkan 1.0 and work on every device, adopted ones included.)
         std::lock_guard<std::mutex> lock(m_device.queue_mutex());
-        VK_CHECK(fn.vkQueueSubmit(m_device.queue(), 1, &si, m_fence));
+        for (uint32_t i = 0; i < m_segments; ++i) {
+            VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+            si.commandBufferCount = 1;
+            si.pCommandBuffers = &m_cmds[i];
+            VK_CHECK(fn.vkQueueSubmit(m_device.queue(), 1, &si, m_fences[i]));
+            m_in_flight = true;
+        }
     }
-    VK_CHECK(fn.vkWaitForFences(m_device.handle(), 1, &m_fence, VK_TRUE, UINT64_MAX));
+}
+
+void Sequence::wait_segment(uint32_t segment) {
+    VKT_CHECK(m_in_flight, "internal: wait_segment() without submit()");
+    VKT_CHECK(segment < m_segments, "internal: segment ", segment, " of ", m_segments);
+    VK_CHECK(m_device.fn().vkWaitForFences(m_device.handle(), 1, &m_fences[segment], VK_TRUE, UINT64_MAX));
+}
+
+void Sequence::wait() {
+    VKT_CHECK(m_in_flight, "internal: wait() without submit()");
+    const auto& fn = m_device.fn();
+    VK_CHECK(fn.vkWaitForFences(m_device.handle(), m_segments, m_fences.data(), VK_TRUE, UINT64_MAX));
+    m_in_flight = false;
     m_device.count_dispatches(m_kernel_counts);
     if (m_queries && m_timestamps) {
         m_timestamp_values.assign(m_timestamps, 0);

@@ -2,6 +2,8 @@
 // between them derived from the declared accesses to byte ranges of buffers (read-after-write,
 // write-after-read and write-after-write hazards, per range: two ops on disjoint parts of one arena do not
 // wait for each other), descriptor sets allocated at record time, and optional timestamps.
+// A sequence may be split into segments (one command buffer and fence each, submitted together in order): the host
+// can wait for one segment and read what it wrote while the rest still runs.
 #pragma once
 
 #include <map>
@@ -40,9 +42,18 @@ public:
     void copy(const Buffer& src, const Buffer& dst, uint64_t bytes, uint64_t src_offset = 0, uint64_t dst_offset = 0);
     void fill(const Buffer& dst, uint32_t value, uint64_t bytes = VK_WHOLE_SIZE, uint64_t offset = 0);
     uint32_t timestamp(); // returns the query index
-    void end();           // makes every write visible to the host
+    // Ends a segment: everything recorded so far is visible to the host once wait_segment() returns for it.
+    void split();
+    void end(); // makes every write visible to the host
+
+    uint32_t segments() const { return m_segments; } // of the last recording
 
     void submit_and_wait(); // replayable any number of times after end()
+    // The same in parts: submit() returns at once; wait_segment(i) returns when segments 0..i have finished; wait()
+    // when all have. A sequence is submitted again only after wait(); destroying one in flight waits for it.
+    void submit();
+    void wait_segment(uint32_t segment);
+    void wait();
     // Nanoseconds between two timestamps of the last submission (0 when the device has no timestamps).
     double elapsed_ns(uint32_t from, uint32_t to) const;
     size_t dispatch_count() const { return m_dispatches; }
@@ -58,13 +69,19 @@ private:
     bool hazard(VkBuffer buffer, uint64_t lo, uint64_t hi, bool writes) const;
     void track(VkBuffer buffer, uint64_t lo, uint64_t hi, bool reads, bool writes, VkPipelineStageFlags stage);
     void barrier(VkPipelineStageFlags dst_stages);
+    void host_barrier();
+    void begin_command_buffer();
     void destroy() noexcept;
     VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
 
     Device& m_device;
     VkCommandPool m_pool = VK_NULL_HANDLE;
-    VkCommandBuffer m_cmd = VK_NULL_HANDLE;
-    VkFence m_fence = VK_NULL_HANDLE;
+    VkCommandBuffer m_cmd = VK_NULL_HANDLE; // the segment being recorded
+    std::vector<VkCommandBuffer> m_cmds;    // one per segment, kept for re-recording
+    uint32_t m_segments = 0;
+    VkFence m_fence = VK_NULL_HANDLE; // the first segment's (m_fences[0])
+    std::vector<VkFence> m_fences;    // one per segment
+    bool m_in_flight = false;
     VkQueryPool m_queries = VK_NULL_HANDLE;
     uint32_t m_max_timestamps = 0;
     uint32_t m_timestamps = 0;

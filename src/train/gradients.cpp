@@ -43,13 +43,24 @@ double global_sum_squares(const std::vector<const float*>& grads, const std::vec
     // Chunks summed on several threads for large models, then in tensor and chunk order: the same result
     // whatever the thread count.
     const std::vector<TensorChunk> chunks = tensor_chunks(sizes);
+    std::vector<size_t> all(chunks.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
     std::vector<double> sums(chunks.size());
-    parallel_chunks(chunks, [&](size_t i, const TensorChunk& c) {
-        sums[i] = sum_squares(grads[c.tensor] + c.begin, c.count, multiplier);
-    });
+    chunk_sum_squares(grads, chunks, all, multiplier, sums);
     double sum = 0.0;
     for (double part : sums) sum += part;
     return sum;
+}
+
+void chunk_sum_squares(const std::vector<const float*>& grads, const std::vector<TensorChunk>& chunks,
+                       const std::vector<size_t>& which, float multiplier, std::vector<double>& sums) {
+    VKT_CHECK(sums.size() == chunks.size(), "gradient norm: ", sums.size(), " sums for ", chunks.size(), " chunks");
+    size_t total = 0;
+    for (size_t i : which) total += chunks.at(i).count;
+    parallel_for(which.size(), threads_for(total), [&](size_t j) {
+        const TensorChunk& c = chunks[which[j]];
+        sums[which[j]] = sum_squares(grads[c.tensor] + c.begin, c.count, multiplier);
+    });
 }
 
 float l2_norm_of(double sum_squares) {

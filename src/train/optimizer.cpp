@@ -42,47 +42,83 @@ void validate_options(const OptimizerOptions& options) {
 
 // The kernels are templated on the per-step switches so every variant is a straight loop without invariant
 // branches, which the compiler vectorises; the pointers never alias (params, grads and state are separate buffers).
+// Each update rule is one inline function of an element's values, used by two loops: in place (a plain step), and
+// staged (reading the current values and writing a second bank, for the bucketed pipeline).
+
+struct SgdScalars {
+    float multiplier, clip, lr, weight_decay, momentum;
+};
 
 // PyTorch SGD (dampening 0): d = g + wd * p; buf = first ? d : momentum * buf + d; d = nesterov ? d + momentum * buf
-// : buf; p = p - lr * d. Every operation is one fp32 rounding, in PyTorch's order.
+// : buf; p = p - lr * d. Every operation is one fp32 rounding, in PyTorch's order. `b` holds the buffer in and out.
+template <bool WeightDecay, bool Momentum, bool Nesterov, bool First>
+inline float sgd_update(float p, float grad, float& b, const SgdScalars& s) {
+    float d = (grad * s.multiplier) * s.clip; // unscale, then clip: two fp32 roundings as in PyTorch
+    if constexpr (WeightDecay) d = d + s.weight_decay * p;
+    if constexpr (Momentum) {
+        if constexpr (First) {
+            b = d; // torch.clone(d_p): no decay of a buffer that does not exist yet
+        } else {
+            b = s.momentum * b + d;
+        }
+        if constexpr (Nesterov) {
+            d = d + s.momentum * b;
+        } else {
+            d = b;
+        }
+    }
+    return p - s.lr * d;
+}
+
 template <bool WeightDecay, bool Momentum, bool Nesterov, bool First>
 void sgd_kernel(float* __restrict param, const float* __restrict grad, float* __restrict buffer, size_t n,
-                float multiplier, float clip, float lr, float weight_decay, float momentum) {
+                const SgdScalars& s) {
     for (size_t i = 0; i < n; ++i) {
-        float d = (grad[i] * multiplier) * clip; // unscale, then clip: two fp32 roundings as in PyTorch
-        if constexpr (WeightDecay) d = d + weight_decay * param[i];
-        if constexpr (Momentum) {
-            float b;
-            if constexpr (First) {
-                b = d; // torch.clone(d_p): no decay of a buffer that does not exist yet
-            } else {
-                b = momentum * buffer[i] + d;
-            }
-            buffer[i] = b;
-            if constexpr (Nesterov) {
-                d = d + momentum * b;
-            } else {
-                d = b;
-            }
-        }
-        param[i] = param[i] - lr * d;
+        float b = Momentum && !First ? buffer[i] : 0.0f;
+        param[i] = sgd_update<WeightDecay, Momentum, Nesterov, First>(param[i], grad[i], b, s);
+        if constexpr (Momentum) buffer[i] = b;
     }
 }
 
-using SgdKernel = void (*)(float*, const float*, float*, size_t, float, float, float, float, float);
+template <bool WeightDecay, bool Momentum, bool Nesterov, bool First>
+void sgd_kernel_staged(const float* __restrict param, float* __restrict param_out, const float* __restrict grad,
+                       const float* __restrict buffer, float* __restrict buffer_out, size_t n, const SgdScalars& s) {
+    for (size_t i = 0; i < n; ++i) {
+        float b = Momentum && !First ? buffer[i] : 0.0f;
+        param_out[i] = sgd_update<WeightDecay, Momentum, Nesterov, First>(param[i], grad[i], b, s);
+        if constexpr (Momentum) buffer_out[i] = b;
+    }
+}
+
+struct SgdKernels {
+    void (*in_place)(float*, const float*, float*, size_t, const SgdScalars&);
+    void (*staged)(const float*, float*, const float*, const float*, float*, size_t, const SgdScalars&);
+};
+
+template <bool WeightDecay, bool Momentum, bool Nesterov, bool First>
+SgdKernels sgd_kernels() {
+    return {sgd_kernel<WeightDecay, Momentum, Nesterov, First>,
+            sgd_kernel_staged<WeightDecay, Momentum, Nesterov, First>};
+}
 
 template <bool WeightDecay, bool Momentum>
-SgdKernel pick_sgd_kernel(bool nesterov, bool first) {
+SgdKernels pick_sgd_kernel(bool nesterov, bool first) {
     if constexpr (Momentum) {
         if (nesterov) {
-            return first ? sgd_kernel<WeightDecay, true, true, true> : sgd_kernel<WeightDecay, true, true, false>;
+            return first ? sgd_kernels<WeightDecay, true, true, true>() : sgd_kernels<WeightDecay, true, true, false>();
         }
-        return first ? sgd_kernel<WeightDecay, true, false, true> : sgd_kernel<WeightDecay, true, false, false>;
+        return first ? sgd_kernels<WeightDecay, true, false, true>() : sgd_kernels<WeightDecay, true, false, false>();
     } else {
         (void)nesterov;
         (void)first;
-        return sgd_kernel<WeightDecay, false, false, false>;
+        return sgd_kernels<WeightDecay, false, false, false>();
     }
+}
+
+SgdKernels pick_sgd(bool weight_decay, bool momentum, bool nesterov, bool first) {
+    if (weight_decay)
+        return momentum ? pick_sgd_kernel<true, true>(nesterov, first) : pick_sgd_kernel<true, false>(nesterov, first);
+    return momentum ? pick_sgd_kernel<false, true>(nesterov, first) : pick_sgd_kernel<false, false>(nesterov, first);
 }
 
 struct AdamScalars {
@@ -99,20 +135,38 @@ struct AdamScalars {
 };
 
 // PyTorch AdamW: p *= 1 - lr * wd; m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g * g;
-// p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+// p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps). `m` and `v` hold the moments in and out.
+template <bool WeightDecay>
+inline float adamw_update(float p, float grad, float& m, float& v, const AdamScalars& s) {
+    const float g = (grad * s.multiplier) * s.clip;
+    if constexpr (WeightDecay) p = p * s.decay;
+    m = s.beta1 * m + s.one_minus_beta1 * g;
+    v = s.beta2 * v + s.one_minus_beta2 * g * g;
+    const float denom = std::sqrt(v) / s.bias2_sqrt + s.epsilon;
+    return p - s.step_size * m / denom;
+}
+
 template <bool WeightDecay>
 void adamw_kernel(float* __restrict param, const float* __restrict grad, float* __restrict exp_avg,
                   float* __restrict exp_avg_sq, size_t n, const AdamScalars& s) {
     for (size_t i = 0; i < n; ++i) {
-        const float g = (grad[i] * s.multiplier) * s.clip;
-        float p = param[i];
-        if constexpr (WeightDecay) p = p * s.decay;
-        const float m = s.beta1 * exp_avg[i] + s.one_minus_beta1 * g;
-        const float v = s.beta2 * exp_avg_sq[i] + s.one_minus_beta2 * g * g;
+        float m = exp_avg[i], v = exp_avg_sq[i];
+        param[i] = adamw_update<WeightDecay>(param[i], grad[i], m, v, s);
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
-        const float denom = std::sqrt(v) / s.bias2_sqrt + s.epsilon;
-        param[i] = p - s.step_size * m / denom;
+    }
+}
+
+template <bool WeightDecay>
+void adamw_kernel_staged(const float* __restrict param, float* __restrict param_out, const float* __restrict grad,
+                         const float* __restrict exp_avg, float* __restrict exp_avg_out,
+                         const float* __restrict exp_avg_sq, float* __restrict exp_avg_sq_out, size_t n,
+                         const AdamScalars& s) {
+    for (size_t i = 0; i < n; ++i) {
+        float m = exp_avg[i], v = exp_avg_sq[i];
+        param_out[i] = adamw_update<WeightDecay>(param[i], grad[i], m, v, s);
+        exp_avg_out[i] = m;
+        exp_avg_sq_out[i] = v;
     }
 }
 
@@ -176,36 +230,18 @@ void Optimizer::set_weight_decays(std::vector<float> weight_decays) {
     m_weight_decays = std::move(weight_decays);
 }
 
-void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                         float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
-    const bool momentum = m_options.momentum != 0.0f;
-    // PyTorch creates the momentum buffer from the first gradient; restored state (step_count > 0) already has one.
-    const bool first = m_step_count == 0;
-    std::vector<SgdKernel> kernels(m_param_sizes.size());
-    for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        if (weight_decay(i) != 0.0f) {
-            kernels[i] = momentum ? pick_sgd_kernel<true, true>(m_options.nesterov, first)
-                                  : pick_sgd_kernel<true, false>(m_options.nesterov, first);
-        } else {
-            kernels[i] = momentum ? pick_sgd_kernel<false, true>(m_options.nesterov, first)
-                                  : pick_sgd_kernel<false, false>(m_options.nesterov, first);
-        }
-    }
-    parallel_chunks(tensor_chunks(m_param_sizes), [&](size_t, const TensorChunk& c) {
-        float* buffer = momentum ? m_momentum_buffers[c.tensor].data() + c.begin : nullptr;
-        kernels[c.tensor](params[c.tensor] + c.begin, grads[c.tensor] + c.begin, buffer, c.count, grad_multiplier, clip,
-                          m_options.learning_rate, weight_decay(c.tensor), m_options.momentum);
-        pack_chunk(params, halves, c);
-    });
-    ++m_step_count;
+namespace {
+
+SgdScalars sgd_scalars(const Optimizer& o, size_t tensor, float grad_multiplier, float clip, float lr) {
+    return {grad_multiplier, clip, lr, o.weight_decay(tensor), o.options().momentum};
 }
 
-void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
-                           float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
-    const int64_t t = m_step_count + 1;
-    const double lr = m_options.learning_rate;
-    const double beta1 = m_options.beta1;
-    const double beta2 = m_options.beta2;
+// The scalars of step step_count() + 1.
+AdamScalars adam_scalars(const Optimizer& o, size_t tensor, float grad_multiplier, float clip, float lr) {
+    const int64_t t = o.step_count() + 1;
+    const OptimizerOptions& options = o.options();
+    const double beta1 = options.beta1;
+    const double beta2 = options.beta2;
     // PyTorch forms these scalars on the host in double (Python floats) and the fp32 kernels round them once to
     // fp32; doing the same keeps e.g. 1 - beta2^t accurate for beta2 close to 1, where fp32 would cancel badly.
     const double bias1 = 1.0 - std::pow(beta1, static_cast<double>(t));
@@ -213,25 +249,122 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
     AdamScalars s{};
     s.multiplier = grad_multiplier;
     s.clip = clip;
-    s.decay = 1.0f;
-    s.beta1 = m_options.beta1;
+    s.decay = static_cast<float>(1.0 - double(lr) * static_cast<double>(o.weight_decay(tensor)));
+    s.beta1 = options.beta1;
     s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
-    s.beta2 = m_options.beta2;
+    s.beta2 = options.beta2;
     s.one_minus_beta2 = static_cast<float>(1.0 - beta2);
-    s.step_size = static_cast<float>(lr / bias1);
+    s.step_size = static_cast<float>(double(lr) / bias1);
     s.bias2_sqrt = static_cast<float>(std::sqrt(bias2));
-    s.epsilon = m_options.epsilon;
+    s.epsilon = options.epsilon;
+    return s;
+}
 
+} // namespace
+
+void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
+                         float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
+    const bool momentum = m_options.momentum != 0.0f;
+    // PyTorch creates the momentum buffer from the first gradient; restored state (step_count > 0) already has one.
+    const bool first = m_step_count == 0;
     parallel_chunks(tensor_chunks(m_param_sizes), [&](size_t, const TensorChunk& c) {
-        const float wd = weight_decay(c.tensor);
-        AdamScalars cs = s;
-        cs.decay = static_cast<float>(1.0 - lr * static_cast<double>(wd));
-        const auto kernel = wd != 0.0f ? adamw_kernel<true> : adamw_kernel<false>;
-        kernel(params[c.tensor] + c.begin, grads[c.tensor] + c.begin, m_exp_avgs[c.tensor].data() + c.begin,
-               m_exp_avg_sqs[c.tensor].data() + c.begin, c.count, cs);
+        float* buffer = momentum ? m_momentum_buffers[c.tensor].data() + c.begin : nullptr;
+        const SgdKernels k = pick_sgd(weight_decay(c.tensor) != 0.0f, momentum, m_options.nesterov, first);
+        k.in_place(params[c.tensor] + c.begin, grads[c.tensor] + c.begin, buffer, c.count,
+                   sgd_scalars(*this, c.tensor, grad_multiplier, clip, m_options.learning_rate));
         pack_chunk(params, halves, c);
     });
-    m_step_count = t;
+    ++m_step_count;
+}
+
+void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
+                           float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
+    parallel_chunks(tensor_chunks(m_param_sizes), [&](size_t, const TensorChunk& c) {
+        const AdamScalars s = adam_scalars(*this, c.tensor, grad_multiplier, clip, m_options.learning_rate);
+        const auto kernel = weight_decay(c.tensor) != 0.0f ? adamw_kernel<true> : adamw_kernel<false>;
+        kernel(params[c.tensor] + c.begin, grads[c.tensor] + c.begin, m_exp_avgs[c.tensor].data() + c.begin,
+               m_exp_avg_sqs[c.tensor].data() + c.begin, c.count, s);
+        pack_chunk(params, halves, c);
+    });
+    ++m_step_count;
+}
+
+void Optimizer::begin_staged(float grad_multiplier, float clip, float learning_rate) {
+    VKT_CHECK(std::isfinite(grad_multiplier), "optimizer step: grad_multiplier must be finite, got ", grad_multiplier);
+    VKT_CHECK(std::isfinite(clip) && clip > 0.0f && clip <= 1.0f, "optimizer step: clip must lie in (0, 1], got ",
+              clip);
+    validate_learning_rate(learning_rate);
+    const auto second_bank = [this](const std::vector<std::vector<float>>& current) {
+        std::vector<std::vector<float>> bank;
+        bank.reserve(current.size());
+        for (const auto& t : current) bank.emplace_back(t.size(), 0.0f);
+        return bank;
+    };
+    // Allocated on the first staged step only: a plain step() never pays for the second bank.
+    if (m_momentum_next.size() != m_momentum_buffers.size()) m_momentum_next = second_bank(m_momentum_buffers);
+    if (m_exp_avgs_next.size() != m_exp_avgs.size()) {
+        m_exp_avgs_next = second_bank(m_exp_avgs);
+        m_exp_avg_sqs_next = second_bank(m_exp_avg_sqs);
+    }
+    m_staged = Staged{true, grad_multiplier, clip, learning_rate, std::vector<bool>(m_param_sizes.size(), false)};
+}
+
+void Optimizer::stage(const std::vector<size_t>& tensors, const std::vector<const float*>& params,
+                      const std::vector<float*>& params_out, const std::vector<const float*>& grads,
+                      const std::vector<uint16_t*>& halves) {
+    VKT_CHECK(m_staged.active, "optimizer: stage() without begin_staged()");
+    const size_t n = m_param_sizes.size();
+    VKT_CHECK(params.size() == n && params_out.size() == n && grads.size() == n &&
+                  (halves.empty() || halves.size() == n),
+              "optimizer stage: the pointer lists must hold one entry per tensor (", n, ")");
+    std::vector<size_t> sizes(n, 0);
+    for (size_t t : tensors) {
+        VKT_CHECK(t < n && !m_staged.done[t], "optimizer stage: tensor ", t, " is out of range or staged twice");
+        VKT_CHECK(m_param_sizes[t] == 0 || (params[t] && params_out[t] && grads[t] && (halves.empty() || halves[t])),
+                  "optimizer stage: null pointer for tensor ", t);
+        VKT_CHECK(params[t] != params_out[t] || m_param_sizes[t] == 0, "optimizer stage: tensor ", t,
+                  " is staged onto itself");
+        sizes[t] = m_param_sizes[t];
+        m_staged.done[t] = true;
+    }
+    const bool sgd = m_options.kind == OptimizerKind::sgd;
+    const bool momentum = sgd && m_options.momentum != 0.0f;
+    const bool first = m_step_count == 0;
+    const Staged& st = m_staged;
+    parallel_chunks(tensor_chunks(sizes), [&](size_t, const TensorChunk& c) {
+        const size_t t = c.tensor;
+        const float* p = params[t] + c.begin;
+        float* out = params_out[t] + c.begin;
+        const float* g = grads[t] + c.begin;
+        if (sgd) {
+            const SgdKernels k = pick_sgd(weight_decay(t) != 0.0f, momentum, m_options.nesterov, first);
+            k.staged(p, out, g, momentum ? m_momentum_buffers[t].data() + c.begin : nullptr,
+                     momentum ? m_momentum_next[t].data() + c.begin : nullptr, c.count,
+                     sgd_scalars(*this, t, st.multiplier, st.clip, st.learning_rate));
+        } else {
+            const auto kernel = weight_decay(t) != 0.0f ? adamw_kernel_staged<true> : adamw_kernel_staged<false>;
+            kernel(p, out, g, m_exp_avgs[t].data() + c.begin, m_exp_avgs_next[t].data() + c.begin,
+                   m_exp_avg_sqs[t].data() + c.begin, m_exp_avg_sqs_next[t].data() + c.begin, c.count,
+                   adam_scalars(*this, t, st.multiplier, st.clip, st.learning_rate));
+        }
+        if (!halves.empty()) floats_to_halves_serial(out, halves[t] + c.begin, c.count);
+    });
+}
+
+void Optimizer::commit() {
+    VKT_CHECK(m_staged.active, "optimizer: commit() without begin_staged()");
+    for (size_t t = 0; t < m_param_sizes.size(); ++t)
+        VKT_CHECK(m_staged.done[t], "optimizer: commit() before tensor ", t, " was staged");
+    std::swap(m_momentum_buffers, m_momentum_next);
+    std::swap(m_exp_avgs, m_exp_avgs_next);
+    std::swap(m_exp_avg_sqs, m_exp_avg_sqs_next);
+    m_options.learning_rate = m_staged.learning_rate;
+    ++m_step_count;
+    m_staged = Staged{};
+}
+
+void Optimizer::discard() {
+    m_staged = Staged{};
 }
 
 std::vector<std::string> Optimizer::state_names() const {

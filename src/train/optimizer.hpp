@@ -33,6 +33,19 @@ public:
     void step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier = 1.0f,
               float clip = 1.0f, const std::vector<uint16_t*>& halves = {});
 
+    // The same update in parts, for a pipeline that updates some tensors before the others' gradients are known and
+    // must be able to drop the whole step (an overflow in a later bucket). begin_staged() fixes the step's scalars;
+    // stage() computes the update of `tensors` from params[t] into params_out[t] (another buffer) and the optimizer
+    // state into a second bank, writing fp16 copies to halves[t] if given; nothing current changes. commit() (every
+    // tensor staged) makes the second bank current and sets the learning rate, exactly as step() would have left
+    // it; discard() forgets the step. The second bank costs one more copy of the state, allocated on first use.
+    void begin_staged(float grad_multiplier, float clip, float learning_rate);
+    void stage(const std::vector<size_t>& tensors, const std::vector<const float*>& params,
+               const std::vector<float*>& params_out, const std::vector<const float*>& grads,
+               const std::vector<uint16_t*>& halves = {});
+    void commit();
+    void discard();
+
     // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
     void set_weight_decays(std::vector<float> weight_decays);
     float weight_decay(size_t tensor) const {
@@ -59,6 +72,14 @@ private:
     void adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
                     float clip, const std::vector<uint16_t*>& halves);
     std::vector<std::string> state_names() const;
+
+    struct Staged {
+        bool active = false;
+        float multiplier = 1.0f, clip = 1.0f, learning_rate = 0.0f;
+        std::vector<bool> done; // per tensor
+    };
+    Staged m_staged;
+    std::vector<std::vector<float>> m_momentum_next, m_exp_avgs_next, m_exp_avg_sqs_next; // the second bank
 
     OptimizerOptions m_options;
     std::vector<size_t> m_param_sizes;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -20,6 +21,7 @@
 #include "train/gradients.hpp"
 #include "train/loss_scaler.hpp"
 #include "train/optimizer.hpp"
+#include "train/pipeline.hpp"
 
 namespace vktrain {
 
@@ -64,6 +66,11 @@ std::string gib(uint64_t bytes) {
     return buf;
 }
 
+// Whether the options ask for the bucketed update pipeline (train/pipeline.hpp).
+bool pipelined_update(const TrainerOptions& o) {
+    return o.update_buckets > 1 && o.max_grad_norm == 0.0f;
+}
+
 // Refuses, before anything is allocated, a model whose parameters, gradients, staging and optimizer state (plus
 // `arena` bytes of activations once planned) cannot fit: a clear error instead of an allocation failure deep
 // inside, or the kernel's out-of-memory killer (on CPU devices such as lavapipe, device memory is host memory).
@@ -75,7 +82,8 @@ uint64_t check_memory(const runtime::Device& device, const graph::Layout& l, con
     // Staging and readback; on unified memory the host maps the device's own weights and gradients instead.
     const uint64_t visible = (device.unified_memory_enabled() ? 0 : l.master_count * esz + grads) + l.state_count * 4;
     const uint64_t state_per = o.optimizer.kind == OptimizerKind::adamw ? 8 : (o.optimizer.momentum > 0 ? 4 : 0);
-    const uint64_t host = l.master_count * 4 + (training ? l.grad_count * state_per : 0);
+    uint64_t host = l.master_count * 4 + (training ? l.grad_count * state_per : 0);
+    if (training && pipelined_update(o)) host += l.master_count * 4 + l.grad_count * state_per; // the second banks
     const DeviceInfo& info = device.caps().info;
     const bool cpu = info.type == "cpu";
     const std::string what = arena ? "weights, gradients, staging and activations" : "weights, gradients and staging";
@@ -105,13 +113,14 @@ struct Trainer::Impl {
           host_bytes(check_memory(vktrain::detail::ContextAccess::device(ctx), layout, o, 0)),
           res(vktrain::detail::ContextAccess::device(ctx), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
+        VKT_CHECK(o.update_buckets >= 1, "update_buckets must be >= 1 (1: no overlap), got ", o.update_buckets);
         for (const Node& n : m.nodes())
             if (n.op == "batch_norm2d" && full_batches_only.empty()) full_batches_only = n.name;
         runtime::Device& dev = vktrain::detail::ContextAccess::device(ctx);
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
-            train =
-                std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path, o.seed);
+            train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path,
+                                                     o.seed, pipelined_update(o) ? o.update_buckets : 1);
             optimizer = std::make_unique<train::Optimizer>(o.optimizer, trainable_sizes(layout));
             std::vector<float> decays;
             for (const auto& s : layout.slots)
@@ -154,6 +163,13 @@ struct Trainer::Impl {
             if (s.grad_offset >= 0) params.push_back(master.data() + s.master_offset);
         }
         grad_ptrs.assign(params.size(), nullptr);
+        if (train && train->buckets().size() > 1)
+            for (const graph::GradBucket& b : train->buckets()) buckets.push_back(b.tensors);
+        for (const auto& s : layout.slots)
+            if (s.grad_offset >= 0) {
+                pipeline_tensors.master_offsets.push_back(s.master_offset);
+                pipeline_tensors.grad_offsets.push_back(size_t(s.grad_offset));
+            }
         half_staging = res.trainable_half_staging();
         res.set_weights(master.data());
         res.write_state(state);
@@ -183,6 +199,13 @@ struct Trainer::Impl {
 
     // Runs the training program on one batch; returns the mean loss.
     float run(const std::vector<const void*>& inputs, uint32_t count, float loss_scale) {
+        graph::Program& p = prepare(inputs, count, loss_scale);
+        p.run();
+        return finished(count);
+    }
+
+    // The training program with this batch's inputs, ready to start.
+    graph::Program& prepare(const std::vector<const void*>& inputs, uint32_t count, float loss_scale) {
         check_count(count);
         // Batch statistics over zero padding would be wrong statistics; refused rather than trained wrongly.
         VKT_CHECK(count == options.batch_size || full_batches_only.empty(), "batch_norm2d '", full_batches_only,
@@ -192,9 +215,64 @@ struct Trainer::Impl {
         graph::Program& p = training();
         p.set_inputs(inputs, count);
         res.set_step(count, loss_scale, uint32_t(steps));
-        p.run();
+        return p;
+    }
+
+    // After a training replay of `count` samples: its mean loss.
+    float finished(uint32_t count) {
         for (float& c : counters) c += 1.0f; // a training forward pass (BatchNorm's num_batches_tracked)
-        return float(p.loss_sum(count) / (double(count) * p.loss_terms_per_sample()));
+        return float(train->loss_sum(count) / (double(count) * train->loss_terms_per_sample()));
+    }
+
+    void refresh_params() { // after the master vector was swapped
+        size_t k = 0;
+        for (const auto& s : layout.slots)
+            if (s.grad_offset >= 0) params[k++] = master.data() + s.master_offset;
+    }
+
+    // A step of one micro-batch through the bucketed pipeline (train/pipeline.hpp): the same result, bit for bit,
+    // as the plain path in Trainer::step.
+    StepResult pipelined_step(const MicroBatch& b, StepResult r, float inv) {
+        graph::Program& p = prepare(b.inputs, b.count, r.loss_scale);
+        if (master_next.size() != master.size()) master_next = master; // frozen weights and buffers equal in both
+        train::PipelinedStep s;
+        p.start();
+        try {
+            s = train::pipelined_step(
+                *optimizer, buckets,
+                [&](size_t k) {
+                    p.wait_bucket(k);
+                    return p.grads();
+                },
+                pipeline_tensors, master, master_next, inv, r.learning_rate, half_staging);
+        } catch (...) {
+            try { // the device may still read the weights: wait, then restore its copy from the unchanged master
+                p.finish();
+                optimizer->discard();
+                res.set_weights(master.data());
+            } catch (...) {
+            }
+            throw;
+        }
+        p.finish();
+        refresh_params();
+        r.loss = finished(b.count);
+        r.host_ms = float(s.host_seconds * 1e3);
+        r.overlapped_ms = float(s.overlapped_seconds * 1e3);
+        const bool found_inf = !s.committed;
+        r.skipped = options.precision == Precision::mixed && scaler.enabled() ? scaler.update(found_inf) : found_inf;
+        ++steps;
+        if (r.skipped) {
+            ++skipped;
+            r.grad_norm = std::numeric_limits<float>::infinity();
+            return r;
+        }
+        r.grad_norm = train::l2_norm_of(s.sum_squares);
+        if (half_staging.empty())
+            res.set_trainable_weights(master.data());
+        else
+            res.trainable_weights_staged();
+        return r;
     }
 
     // Chunks of up to batch_size samples through the evaluation program; `each` sees every chunk's size.
@@ -259,6 +337,7 @@ struct Trainer::Impl {
 
     void set_values(const Values& v) {
         std::copy(v.master.begin(), v.master.end(), master.begin()); // params point into master: keep its storage
+        if (!master_next.empty()) std::copy(v.master.begin(), v.master.end(), master_next.begin());
         res.set_weights(master.data());
         res.write_state(v.state);
         counters = v.counters;
@@ -304,6 +383,9 @@ struct Trainer::Impl {
     train::LossScaler scaler;
     std::unique_ptr<train::Optimizer> optimizer;
     std::vector<float> master;
+    std::vector<float> master_next;           // the pipeline's second bank (allocated by its first step)
+    std::vector<std::vector<size_t>> buckets; // the pipeline's gradient buckets (empty: no pipeline)
+    train::PipelineTensors pipeline_tensors;
     std::vector<float> counters;   // ParameterInfo::counter buffers, counted on the host
     std::string full_batches_only; // a node whose batch statistics refuse partial batches (its name), or empty
     std::vector<float*> params;
@@ -336,6 +418,14 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     }
     StepResult r;
     r.loss_scale = m.scale();
+    r.learning_rate = scheduled_learning_rate(m.options.lr_schedule, m.base_lr, m.steps);
+    // 1 / the scale this step's gradients carry, as GradScaler.unscale_ multiplies (scaler.step runs before
+    // scaler.update: a step that grew the scale is unscaled by the scale it used); clipping multiplies the unscaled
+    // gradients once more.
+    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f
+                          ? train::LossScaler::reciprocal(r.loss_scale)
+                          : 1.0f;
+    if (micro_batches.size() == 1 && !m.buckets.empty()) return m.pipelined_step(micro_batches[0], r, inv);
     const float* g = nullptr;
     double loss = 0.0;
     if (micro_batches.size() == 1) {
@@ -357,12 +447,7 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     size_t k = 0;
     for (const auto& s : m.layout.slots)
         if (s.grad_offset >= 0) m.grad_ptrs[k++] = g + s.grad_offset;
-    // 1 / the scale this step's gradients carry, as GradScaler.unscale_ multiplies (scaler.step runs before
-    // scaler.update: a step that grew the scale is unscaled by the scale it used); clipping multiplies the unscaled
-    // gradients once more.
-    const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f
-                          ? train::LossScaler::reciprocal(r.loss_scale)
-                          : 1.0f;
+    const auto host_start = std::chrono::steady_clock::now();
     // The inf/NaN check reads every unscaled gradient once, in the pass that sums the squares for the norm (the host
     // reads them all for the update anyway, so a device-side scan would only add a pass).
     const double sum_squares = train::global_sum_squares(m.grad_ptrs, m.optimizer->param_sizes(), inv);
@@ -370,11 +455,14 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     // Mixed precision follows GradScaler: skip and back off on inf/NaN. In fp32 (no scaler) a non-finite gradient is
     // skipped too rather than written into the master weights.
     r.skipped = m.options.precision == Precision::mixed && m.scaler.enabled() ? m.scaler.update(found_inf) : found_inf;
-    r.learning_rate = scheduled_learning_rate(m.options.lr_schedule, m.base_lr, m.steps);
     ++m.steps;
+    const auto host_ms = [&] {
+        return float(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
+    };
     if (r.skipped) {
         ++m.skipped;
         r.grad_norm = std::numeric_limits<float>::infinity();
+        r.host_ms = host_ms();
         return r;
     }
     r.grad_norm = train::l2_norm_of(sum_squares);
@@ -387,6 +475,7 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
         m.res.set_trainable_weights(m.master.data());
     else
         m.res.trainable_weights_staged();
+    r.host_ms = host_ms();
     return r;
 }
 
