@@ -189,6 +189,9 @@ public:
     float loss_scale() const;
     uint64_t steps() const; // steps taken (including skipped ones)
     uint64_t skipped_steps() const;
+    // The buckets a step's gradients come back in (TrainerOptions::update_buckets; 1: no overlap, or a model too
+    // small to split).
+    uint32_t update_buckets() const;
     // The GEMM path of every GEMM in the step, and a one-word summary ("coopmat", "tiled-fp16",
     // "fp32", or "mixed" when GEMMs differ).
     const std::vector<GemmReport>& gemm_paths() const;

@@ -719,6 +719,9 @@ uint64_t Trainer::steps() const {
 uint64_t Trainer::skipped_steps() const {
     return m_impl->skipped;
 }
+uint32_t Trainer::update_buckets() const {
+    return m_impl->buckets.empty() ? 1u : uint32_t(m_impl->buckets.size());
+}
 const std::vector<GemmReport>& Trainer::gemm_paths() const {
     return m_impl->train ? m_impl->train->gemm_reports() : m_impl->eval->gemm_reports();
 }

@@ -66,6 +66,8 @@ mixed precision:
   --loss-scale X          initial loss scale (default 65536)
   --growth-interval N     finite steps before the scale doubles (default 2000)
   --no-loss-scaling       train with a fixed scale of 1
+  --update-buckets N      read the gradients back in up to N buckets and update each while the device computes
+                          the rest (default 4; 1: one readback, then the update)
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
 
 device:

@@ -36,6 +36,10 @@ io::Json epoch_json(const EpochStats& e) {
     j["samples_per_second"] = samples_per_second(e.samples, e.train_seconds);
     j["loss_scale"] = e.loss_scale;
     j["skipped_steps"] = e.skipped_steps;
+    if (e.steps) { // the host's update per step, and the part of it hidden behind the device's backward pass
+        j["host_update_ms_per_step"] = e.host_ms / double(e.steps);
+        j["host_overlapped_ms_per_step"] = e.overlapped_ms / double(e.steps);
+    }
     return j;
 }
 

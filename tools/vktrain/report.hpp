@@ -24,6 +24,9 @@ struct EpochStats {
     uint64_t samples = 0;
     double loss_scale = 0.0;    // after the epoch
     uint64_t skipped_steps = 0; // cumulative
+    uint64_t steps = 0;         // this epoch's
+    double host_ms = 0.0;       // sums of StepResult::host_ms and overlapped_ms over this epoch's steps
+    double overlapped_ms = 0.0;
 };
 
 // "epoch 1/5  train_loss 0.5234  test_loss 0.4412  test_accuracy 0.8421  seconds 12.3  samples/s 4870 ..."

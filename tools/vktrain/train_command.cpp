@@ -153,8 +153,8 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
     const uint64_t n = train.count;
     ProgressBar bar(!a.quiet, epoch, a.epochs, n);
     const Clock::time_point start = Clock::now();
-    double loss_sum = 0.0;
-    uint64_t done = 0;
+    double loss_sum = 0.0, host_ms = 0.0, overlapped_ms = 0.0;
+    uint64_t done = 0, steps = 0;
     while (done < n) {
         const uint32_t count = uint32_t(std::min<uint64_t>(a.batch_size, n - done));
         // Gather the shuffled samples into one contiguous batch, the layout Trainer::step takes.
@@ -173,6 +173,9 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
         }
         const StepResult r = trainer.step(x.data(), labels.data(), count);
         loss_sum += double(r.loss) * count;
+        host_ms += r.host_ms;
+        overlapped_ms += r.overlapped_ms;
+        ++steps;
         done += count;
         bar.update(done, loss_sum / double(done), trainer.loss_scale(), trainer.skipped_steps());
     }
@@ -184,6 +187,9 @@ EpochStats train_epoch(Trainer& trainer, const Dataset& train, const TrainArgs& 
     stats.train_loss = loss_sum / double(n);
     stats.loss_scale = trainer.loss_scale();
     stats.skipped_steps = trainer.skipped_steps();
+    stats.steps = steps;
+    stats.host_ms = host_ms;
+    stats.overlapped_ms = overlapped_ms;
     return stats;
 }
 
@@ -200,6 +206,7 @@ TrainerOptions trainer_options(const TrainArgs& a) {
     o.loss_scaler.enabled = a.loss_scaling;
     o.loss_scaler.init_scale = float(a.loss_scale);
     o.loss_scaler.growth_interval = int32_t(a.growth_interval);
+    o.update_buckets = a.update_buckets;
     o.gemm_path = a.gemm_path;
     o.seed = a.seed;
     return o;
