@@ -65,6 +65,10 @@ def main():
                 "step_wall_us": wall_us, "step_device_us": device_us,
                 # What the wall-clock step spends beyond the device's own time: host work not hidden behind it.
                 "host_share_of_step": max(0.0, 1.0 - device_us / wall_us) if device_us else None,
+                # The host update per step (inf/NaN check, optimizer, fp16 copy) and the part of it done while the
+                # device still computed later gradients (the bucketed pipeline, TrainerOptions::update_buckets).
+                "host_update_ms_per_step": (r.get("history") or [{}])[-1].get("host_update_ms_per_step"),
+                "host_overlapped_ms_per_step": (r.get("history") or [{}])[-1].get("host_overlapped_ms_per_step"),
                 "test_accuracy": r.get("test_accuracy"),
             }
     doc["training"] = training
@@ -130,8 +134,10 @@ def main():
         print(f"  {k}: {v}")
     for k, r in training.items():
         share = r["host_share_of_step"]
-        print(f"  {k}: {r['samples_per_second']:.0f} samples/s, peak {r['peak_device_bytes'] / 2**20:.2f} MiB, "
-              f"host share {share:.2f}" if share is not None else "")
+        update, hidden = r.get("host_update_ms_per_step"), r.get("host_overlapped_ms_per_step")
+        print(f"  {k}: {r['samples_per_second']:.0f} samples/s, peak {r['peak_device_bytes'] / 2**20:.2f} MiB"
+              + (f", host share {share:.2f}" if share is not None else "")
+              + (f", host update {update:.2f} ms/step ({hidden:.2f} overlapped)" if update is not None else ""))
     print(f"  -> {out}")
 
 

@@ -216,6 +216,38 @@ struct PeakPush {
 #define PEAK_SPEC_K 4
 #define PEAK_SPEC_COUNT 5
 
+// The device-side optimizer (optimizer_update.comp, src/kernels/optimizer_update.cpp): one dispatch per trainable
+// tensor updates its fp32 master weights (binding 1) and state (binding 2: the first moment / momentum at
+// `offset`, AdamW's second moment at `offset + state_stride`) from its fp32 gradients (binding 0, at `offset`),
+// and writes the weights the kernels read (binding 3, the activation type, at `weight_offset`). Binding 4 is the
+// step's control block, rewritten by the host before each step: UpdateControl, then one fp32 decay factor
+// (AdamW: 1 - lr * weight_decay, formed in double on the host) per tensor.
+struct UpdatePush {
+    uint n;
+    uint flags; // UPDATE_* bits
+    uint tensor;
+    uint offset;
+    uint state_stride;
+    uint weight_offset;
+    float beta1, one_minus_beta1, beta2, one_minus_beta2, epsilon; // AdamW
+    float momentum, weight_decay;                                   // SGD
+    uint pad0, pad1, pad2;
+};
+#define UPDATE_ADAMW 1u
+#define UPDATE_WEIGHT_DECAY 2u
+#define UPDATE_MOMENTUM 4u // SGD
+#define UPDATE_NESTEROV 8u // SGD
+struct UpdateControl {
+    uint found_inf;   // set by the scan of the gradients (nonfinite.comp): the update does nothing
+    uint first;       // SGD: this step creates the momentum buffers
+    float multiplier; // 1 / the loss scale
+    float lr;
+    float step_size;  // AdamW: lr / (1 - beta1^t)
+    float bias2_sqrt; // AdamW: sqrt(1 - beta2^t)
+    uint pad0, pad1;
+};
+#define UPDATE_CONTROL_WORDS 8 // the per-tensor decays follow
+
 #ifdef __cplusplus
 } // namespace vktrain::kernels
 #endif

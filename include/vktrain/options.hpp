@@ -11,6 +11,9 @@ enum class Precision { fp32, mixed };
 
 enum class OptimizerKind { sgd, adamw };
 
+// Where the optimizer step runs (TrainerOptions::update_location).
+enum class UpdateLocation { automatic, host, device };
+
 // PyTorch semantics: SGD(momentum, dampening=0, nesterov, weight_decay as L2) and AdamW (decoupled
 // weight decay: p *= 1 - lr * weight_decay before the Adam update).
 struct OptimizerOptions {

@@ -41,6 +41,15 @@ struct TrainerOptions {
     // the master weights and optimizer state in host memory (12 bytes per trainable parameter with AdamW, 4 more per
     // weight). 1: off (one readback, then the update).
     uint32_t update_buckets = 4;
+    // host: the optimizer runs on the fp32 master weights in host memory (overlapped as above). device: the master
+    // weights and optimizer state also live in device memory (12 bytes more per trainable parameter with AdamW)
+    // and kernels update them after a scan of the gradients, so a step moves no gradient down and no weight up:
+    // for discrete GPUs whose host cannot keep up. The host's copies stay the API's, refreshed whenever they are
+    // read (parameters(), optimizer_state(), checkpoints); skips follow GradScaler exactly; StepResult::grad_norm
+    // is NaN (not computed); steps with several micro-batches run on the host. Not with max_grad_norm > 0.
+    // automatic: on a GPU without unified memory both are timed when the trainer is made and the faster runs;
+    // elsewhere host (no transfers to save). update_location_reason() says which and why.
+    UpdateLocation update_location = UpdateLocation::automatic;
 };
 
 struct StepResult {
@@ -192,6 +201,8 @@ public:
     // The buckets a step's gradients come back in (TrainerOptions::update_buckets; 1: no overlap, or a model too
     // small to split).
     uint32_t update_buckets() const;
+    UpdateLocation update_location() const; // host or device: what TrainerOptions::update_location resolved to
+    const std::string& update_location_reason() const;
     // The GEMM path of every GEMM in the step, and a one-word summary ("coopmat", "tiled-fp16",
     // "fp32", or "mixed" when GEMMs differ).
     const std::vector<GemmReport>& gemm_paths() const;

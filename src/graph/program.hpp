@@ -54,7 +54,8 @@ public:
 
     double loss_sum(uint32_t count) const; // sum of the per-row losses of the first `count` samples
     uint32_t loss_terms_per_sample() const { return m_ir.loss_terms_per_sample; } // the mean's divisor per sample
-    const float* grads() const; // training: fp32, Layout::grad_count elements
+    const float* grads() const;                                    // training: fp32, Layout::grad_count elements
+    const runtime::Buffer& grad_buffer() const { return m_grads; } // where the backward pass writes them
     uint64_t prediction_elements_per_sample() const;
     void read_prediction(float* out, uint32_t count) const; // evaluation: the loss's prediction operand, fp32
 

@@ -46,7 +46,8 @@ public:
     bool unified() const { return m_unified; } // weights written in place, gradients read in place
 
     // Host master weights -> staging; the device copy is refreshed before the next replay that reads it. On unified
-    // memory the host writes the device's own copy (no replay is in flight whenever the host runs).
+    // memory the host writes the device's own copy: only between replays, or (the bucketed update, graph/buckets.hpp)
+    // for tensors the replay in flight is done with.
     void set_weights(const float* master);
     // Only the trainable parameters changed (an optimizer step): frozen ones are neither converted nor uploaded.
     void set_trainable_weights(const float* master);

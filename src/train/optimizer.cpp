@@ -363,6 +363,12 @@ void Optimizer::commit() {
     m_staged = Staged{};
 }
 
+void Optimizer::advance(float learning_rate) {
+    validate_learning_rate(learning_rate);
+    m_options.learning_rate = learning_rate;
+    ++m_step_count;
+}
+
 void Optimizer::discard() {
     m_staged = Staged{};
 }

@@ -45,6 +45,8 @@ public:
                const std::vector<uint16_t*>& halves = {});
     void commit();
     void discard();
+    // A step applied elsewhere (the device update): the learning rate and step count as step() would leave them.
+    void advance(float learning_rate);
 
     // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
     void set_weight_decays(std::vector<float> weight_decays);

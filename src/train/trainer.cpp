@@ -21,6 +21,7 @@
 #include "train/gradients.hpp"
 #include "train/loss_scaler.hpp"
 #include "train/optimizer.hpp"
+#include "train/device_update.hpp"
 #include "train/pipeline.hpp"
 
 namespace vktrain {
@@ -71,19 +72,55 @@ bool pipelined_update(const TrainerOptions& o) {
     return o.update_buckets > 1 && o.max_grad_norm == 0.0f;
 }
 
+struct Location {
+    UpdateLocation where = UpdateLocation::host;
+    std::string reason;
+};
+
+// Where the optimizer runs (TrainerOptions::update_location), decided before anything is allocated.
+Location choose_location(runtime::Device& device, const graph::Layout& l, const TrainerOptions& o) {
+    const bool asked = o.update_location == UpdateLocation::device;
+    if (o.inference_only) return {UpdateLocation::host, "inference only: no update"};
+    if (o.update_location == UpdateLocation::host) return {UpdateLocation::host, "requested"};
+    if (o.max_grad_norm > 0.0f) {
+        VKT_CHECK(!asked, "update_location device cannot clip gradients (max_grad_norm > 0): the norm is formed on "
+                          "the host; use host or automatic");
+        return {UpdateLocation::host, "max_grad_norm > 0: clipping needs the gradients' norm on the host"};
+    }
+    if (l.grad_count >= (1ull << 31)) {
+        VKT_CHECK(!asked, "update_location device takes at most 2^31 trainable parameters, the model has ",
+                  l.grad_count);
+        return {UpdateLocation::host, "over 2^31 trainable parameters"};
+    }
+    if (asked) return {UpdateLocation::device, "requested"};
+    if (device.unified_memory_enabled())
+        return {UpdateLocation::host, "unified memory: no gradient readback or weight upload to save, and the host "
+                                      "update overlaps the backward pass"};
+    if (device.caps().info.type == "cpu") return {UpdateLocation::host, "a CPU device: its work runs on the host"};
+    const train::UpdateTiming t =
+        train::time_update_locations(device, o.optimizer, l.grad_count, o.precision == Precision::mixed);
+    char text[160];
+    std::snprintf(text, sizeof text, "measured: %.0f us on the device vs %.0f us on the host (update and transfers)",
+                  t.device_us, t.host_us);
+    return {t.device_us < t.host_us ? UpdateLocation::device : UpdateLocation::host, text};
+}
+
 // Refuses, before anything is allocated, a model whose parameters, gradients, staging and optimizer state (plus
 // `arena` bytes of activations once planned) cannot fit: a clear error instead of an allocation failure deep
 // inside, or the kernel's out-of-memory killer (on CPU devices such as lavapipe, device memory is host memory).
-uint64_t check_memory(const runtime::Device& device, const graph::Layout& l, const TrainerOptions& o, uint64_t arena) {
+uint64_t check_memory(const runtime::Device& device, const graph::Layout& l, const TrainerOptions& o,
+                      UpdateLocation where, uint64_t arena) {
     const uint64_t esz = o.precision == Precision::mixed ? 2 : 4;
     const bool training = !o.inference_only;
     const uint64_t grads = training ? l.grad_count * 4 : 0;
-    const uint64_t on_device = l.master_count * esz + grads + l.state_count * 4 + arena;
+    const uint64_t on_device = l.master_count * esz + grads + l.state_count * 4 + arena +
+                               (where == UpdateLocation::device ? train::device_update_bytes(l, o.optimizer) : 0);
     // Staging and readback; on unified memory the host maps the device's own weights and gradients instead.
     const uint64_t visible = (device.unified_memory_enabled() ? 0 : l.master_count * esz + grads) + l.state_count * 4;
     const uint64_t state_per = o.optimizer.kind == OptimizerKind::adamw ? 8 : (o.optimizer.momentum > 0 ? 4 : 0);
     uint64_t host = l.master_count * 4 + (training ? l.grad_count * state_per : 0);
-    if (training && pipelined_update(o)) host += l.master_count * 4 + l.grad_count * state_per; // the second banks
+    if (training && pipelined_update(o) && where == UpdateLocation::host)
+        host += l.master_count * 4 + l.grad_count * state_per; // the second banks
     const DeviceInfo& info = device.caps().info;
     const bool cpu = info.type == "cpu";
     const std::string what = arena ? "weights, gradients, staging and activations" : "weights, gradients and staging";
@@ -110,7 +147,8 @@ struct Trainer::Impl {
         : device(vktrain::detail::ContextAccess::shared_device(ctx)),
           start_bytes(vktrain::detail::ContextAccess::device(ctx).allocated_bytes()), model(m), options(o),
           layout(graph::make_layout(m)),
-          host_bytes(check_memory(vktrain::detail::ContextAccess::device(ctx), layout, o, 0)),
+          location(choose_location(vktrain::detail::ContextAccess::device(ctx), layout, o)),
+          host_bytes(check_memory(vktrain::detail::ContextAccess::device(ctx), layout, o, location.where, 0)),
           res(vktrain::detail::ContextAccess::device(ctx), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
         VKT_CHECK(o.update_buckets >= 1, "update_buckets must be >= 1 (1: no overlap), got ", o.update_buckets);
@@ -119,8 +157,9 @@ struct Trainer::Impl {
         runtime::Device& dev = vktrain::detail::ContextAccess::device(ctx);
         if (!o.inference_only) {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
-            train = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, true, o.gemm_path,
-                                                     o.seed, pipelined_update(o) ? o.update_buckets : 1);
+            train = std::make_unique<graph::Program>(
+                dev, m, layout, o.precision, o.batch_size, true, o.gemm_path, o.seed,
+                pipelined_update(o) && location.where == UpdateLocation::host ? o.update_buckets : 1);
             optimizer = std::make_unique<train::Optimizer>(o.optimizer, trainable_sizes(layout));
             std::vector<float> decays;
             for (const auto& s : layout.slots)
@@ -135,7 +174,7 @@ struct Trainer::Impl {
         }
         eval = std::make_unique<graph::Program>(dev, m, layout, o.precision, o.batch_size, false, o.gemm_path, o.seed);
         const uint64_t arena = std::max(train ? train->plan().arena_bytes : 0, eval->plan().arena_bytes);
-        check_memory(dev, layout, o, arena);
+        check_memory(dev, layout, o, location.where, arena);
         res.ensure_arena(arena);
         std::vector<uint64_t> inputs = eval->input_bytes();
         uint64_t rows = eval->row_loss_bytes();
@@ -147,7 +186,6 @@ struct Trainer::Impl {
         res.make_io(inputs, rows);
         if (train) train->record(res);
         eval->record(res);
-        device_bytes = dev.allocated_bytes() - start_bytes;
 
         master.resize(layout.master_count);
         std::vector<float> state(layout.state_count);
@@ -173,6 +211,13 @@ struct Trainer::Impl {
         half_staging = res.trainable_half_staging();
         res.set_weights(master.data());
         res.write_state(state);
+        if (train && location.where == UpdateLocation::device) {
+            dev_update = std::make_unique<train::DeviceUpdate>(
+                dev, layout, *optimizer, train->grad_buffer(), res.weights(),
+                o.precision == Precision::mixed ? kernels::DType::f16 : kernels::DType::f32);
+            dev_update->upload(master, *optimizer);
+        }
+        device_bytes = dev.allocated_bytes() - start_bytes;
     }
 
     float scale() const { return options.precision == Precision::mixed ? scaler.scale() : 1.0f; }
@@ -228,6 +273,47 @@ struct Trainer::Impl {
         size_t k = 0;
         for (const auto& s : layout.slots)
             if (s.grad_offset >= 0) params[k++] = master.data() + s.master_offset;
+    }
+
+    // The device update (TrainerOptions::update_location): the host's master weights and optimizer state are the
+    // API's; whichever side changed last is copied to the other before it is used.
+    void sync_host() {
+        if (host_fresh) return;
+        dev_update->download(master, *optimizer);
+        host_fresh = true;
+    }
+    void sync_device() {
+        if (device_fresh) return;
+        dev_update->upload(master, *optimizer);
+        device_fresh = true;
+    }
+
+    StepResult device_step(const MicroBatch& b, StepResult r, float inv) {
+        sync_device();
+        graph::Program& p = prepare(b.inputs, b.count, r.loss_scale);
+        dev_update->prepare(*optimizer, inv, r.learning_rate);
+        p.start();
+        try {
+            dev_update->submit();
+        } catch (...) {
+            p.finish();
+            throw;
+        }
+        p.finish();
+        dev_update->wait();
+        r.loss = finished(b.count);
+        const bool found_inf = dev_update->found_inf();
+        r.skipped = options.precision == Precision::mixed && scaler.enabled() ? scaler.update(found_inf) : found_inf;
+        ++steps; // host_ms stays 0: the update ran on the device
+        if (r.skipped) {
+            ++skipped;
+            r.grad_norm = std::numeric_limits<float>::infinity();
+            return r;
+        }
+        optimizer->advance(r.learning_rate);
+        host_fresh = false;
+        r.grad_norm = std::numeric_limits<float>::quiet_NaN(); // not formed on the device
+        return r;
     }
 
     // A step of one micro-batch through the bucketed pipeline (train/pipeline.hpp): the same result, bit for bit,
@@ -336,6 +422,10 @@ struct Trainer::Impl {
     }
 
     void set_values(const Values& v) {
+        if (dev_update) { // the device's optimizer state is kept; the weights are the host's from now on
+            sync_host();
+            device_fresh = false;
+        }
         std::copy(v.master.begin(), v.master.end(), master.begin()); // params point into master: keep its storage
         if (!master_next.empty()) std::copy(v.master.begin(), v.master.end(), master_next.begin());
         res.set_weights(master.data());
@@ -377,14 +467,17 @@ struct Trainer::Impl {
     Model model;
     TrainerOptions options;
     graph::Layout layout;
+    Location location;   // where the optimizer runs
     uint64_t host_bytes; // checked before anything is allocated (check_memory)
     graph::Resources res;
     std::unique_ptr<graph::Program> train, eval;
     train::LossScaler scaler;
     std::unique_ptr<train::Optimizer> optimizer;
     std::vector<float> master;
-    std::vector<float> master_next;           // the pipeline's second bank (allocated by its first step)
-    std::vector<std::vector<size_t>> buckets; // the pipeline's gradient buckets (empty: no pipeline)
+    std::unique_ptr<train::DeviceUpdate> dev_update; // update_location device
+    bool host_fresh = true, device_fresh = true;     // the device update: which copies hold the latest values
+    std::vector<float> master_next;                  // the pipeline's second bank (allocated by its first step)
+    std::vector<std::vector<size_t>> buckets;        // the pipeline's gradient buckets (empty: no pipeline)
     train::PipelineTensors pipeline_tensors;
     std::vector<float> counters;   // ParameterInfo::counter buffers, counted on the host
     std::string full_batches_only; // a node whose batch statistics refuse partial batches (its name), or empty
@@ -425,7 +518,12 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     const float inv = m.options.precision == Precision::mixed && r.loss_scale != 1.0f
                           ? train::LossScaler::reciprocal(r.loss_scale)
                           : 1.0f;
+    if (micro_batches.size() == 1 && m.dev_update) return m.device_step(micro_batches[0], r, inv);
     if (micro_batches.size() == 1 && !m.buckets.empty()) return m.pipelined_step(micro_batches[0], r, inv);
+    if (m.dev_update) { // several micro-batches: accumulated and updated on the host
+        m.sync_host();
+        m.device_fresh = false;
+    }
     const float* g = nullptr;
     double loss = 0.0;
     if (micro_batches.size() == 1) {
@@ -559,6 +657,7 @@ EvalResult Trainer::evaluate(const float* x, const int32_t* labels, uint64_t cou
 std::vector<Parameter> Trainer::parameters() const {
     const Impl& m = *m_impl;
     const Impl::Guard guard(m, "parameters");
+    m_impl->sync_host();
     std::vector<float> state;
     m.res.read_state(state);
     std::vector<Parameter> out;
@@ -585,6 +684,8 @@ float Trainer::learning_rate() const {
 }
 
 std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state() const {
+    const Impl::Guard guard(*m_impl, "optimizer_state");
+    m_impl->sync_host();
     return m_impl->optimizer ? m_impl->optimizer->state_tensors() : decltype(optimizer_state()){};
 }
 
@@ -635,6 +736,7 @@ std::vector<const graph::ParamSlot*> trainable_slots(const graph::Layout& l) {
 
 void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra) const {
     const Impl::Guard guard(*m_impl, "save_checkpoint");
+    m_impl->sync_host();
     const Impl& m = *m_impl;
     VKT_CHECK(m.optimizer != nullptr, "this trainer was made inference_only: it has no training state to save");
     train::Checkpoint c;
@@ -718,6 +820,12 @@ uint64_t Trainer::steps() const {
 }
 uint64_t Trainer::skipped_steps() const {
     return m_impl->skipped;
+}
+UpdateLocation Trainer::update_location() const {
+    return m_impl->location.where;
+}
+const std::string& Trainer::update_location_reason() const {
+    return m_impl->location.reason;
 }
 uint32_t Trainer::update_buckets() const {
     return m_impl->buckets.empty() ? 1u : uint32_t(m_impl->buckets.size());

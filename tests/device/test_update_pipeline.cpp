@@ -27,7 +27,7 @@ struct TrainRun {
 };
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 using Feed = std::function<std::vector<const void*>(uint32_t step, std::vector<std::vector<uint8_t>>& keep)>;

@@ -1,0 +1,201 @@
+#include "train/device_update.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "common/check.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/timing.hpp"
+#include "push_constants.h"
+#include "runtime/device.hpp"
+
+namespace vktrain::train {
+
+namespace {
+
+uint32_t state_copies(const OptimizerOptions& o) {
+    return o.kind == OptimizerKind::adamw ? 2u : o.momentum != 0.0f ? 1u : 0u;
+}
+
+} // namespace
+
+uint64_t device_update_bytes(const graph::Layout& layout, const OptimizerOptions& options) {
+    return layout.grad_count * 4 * (1 + state_copies(options)) + (UPDATE_CONTROL_WORDS + layout.slots.size()) * 4;
+}
+
+DeviceUpdate::DeviceUpdate(runtime::Device& device, const graph::Layout& layout, const Optimizer& optimizer,
+                           const runtime::Buffer& grads, const runtime::Buffer& weights, kernels::DType weight_type)
+    : m_device(device), m_layout(layout), m_state_copies(state_copies(optimizer.options())), m_seq(device) {
+    const uint64_t n = std::max<uint64_t>(layout.grad_count, 1);
+    VKT_CHECK(n < (1ull << 31), "the device update takes at most 2^31 trainable parameters, the model has ", n);
+    size_t k = 0;
+    for (size_t s = 0; s < layout.slots.size(); ++s) {
+        const graph::ParamSlot& slot = layout.slots[s];
+        if (slot.grad_offset < 0) continue;
+        m_tensors.push_back({uint32_t(slot.grad_offset), uint32_t(slot.count), uint32_t(slot.device_offset),
+                             optimizer.weight_decay(k++)});
+        m_slots.push_back(s);
+    }
+    m_master = runtime::Buffer(device, n * 4, runtime::MemoryKind::device, "device update: master weights");
+    if (m_state_copies)
+        m_state = runtime::Buffer(device, n * 4 * m_state_copies, runtime::MemoryKind::device, "device update: state");
+    m_control = runtime::Buffer(device, (UPDATE_CONTROL_WORDS + m_tensors.size()) * 4, runtime::MemoryKind::readback,
+                                "device update: control");
+    kernels::UpdateBuffers b;
+    b.grads = &grads;
+    b.master = &m_master;
+    b.state = m_state_copies ? &m_state : nullptr;
+    b.weights = &weights;
+    b.weight_type = weight_type;
+    b.control = &m_control;
+    b.state_stride = uint32_t(layout.grad_count);
+    m_seq.begin();
+    // The flag is cleared by the host (prepare) and only ever set by the scan.
+    kernels::record_nonfinite_scan(
+        device, m_seq, kernels::MatRef{&grads, kernels::DType::f32, 1, uint32_t(layout.grad_count), 0}, m_control);
+    kernels::record_optimizer_update(device, m_seq, optimizer.options(), b, m_tensors);
+    m_seq.end();
+}
+
+uint64_t DeviceUpdate::device_bytes() const {
+    return m_master.size() + (m_state.valid() ? m_state.size() : 0) + m_control.size();
+}
+
+void DeviceUpdate::upload(const std::vector<float>& master, const Optimizer& optimizer) {
+    const uint64_t n = m_layout.grad_count;
+    if (n == 0) return;
+    std::vector<float> values(n * (1 + m_state_copies), 0.0f);
+    for (size_t t = 0; t < m_tensors.size(); ++t) {
+        const graph::ParamSlot& s = m_layout.slots[m_slots[t]];
+        std::copy_n(master.data() + s.master_offset, s.count, values.data() + m_tensors[t].offset);
+    }
+    // state_tensors(): per tensor, momentum_buffer or exp_avg then exp_avg_sq.
+    const NamedTensors state = optimizer.state_tensors();
+    for (size_t t = 0, i = 0; t < m_tensors.size() && m_state_copies; ++t)
+        for (uint32_t c = 0; c < m_state_copies; ++c, ++i)
+            std::copy(state.at(i).second.begin(), state.at(i).second.end(),
+                      values.data() + n * (1 + c) + m_tensors[t].offset);
+    runtime::Buffer staging(m_device, values.size() * 4, runtime::MemoryKind::upload, "device update: upload");
+    staging.write(values.data(), values.size() * 4);
+    runtime::Sequence s(m_device);
+    s.begin();
+    s.copy(staging, m_master, n * 4);
+    if (m_state_copies) s.copy(staging, m_state, n * 4 * m_state_copies, n * 4, 0);
+    s.end();
+    s.submit_and_wait();
+}
+
+void DeviceUpdate::download(std::vector<float>& master, Optimizer& optimizer) {
+    const uint64_t n = m_layout.grad_count;
+    if (n == 0) return;
+    runtime::Buffer staging(m_device, n * 4 * (1 + m_state_copies), runtime::MemoryKind::readback,
+                            "device update: download");
+    runtime::Sequence s(m_device);
+    s.begin();
+    s.copy(m_master, staging, n * 4);
+    if (m_state_copies) s.copy(m_state, staging, n * 4 * m_state_copies, 0, n * 4);
+    s.end();
+    s.submit_and_wait();
+    std::vector<float> values(n * (1 + m_state_copies));
+    staging.read(values.data(), values.size() * 4);
+    NamedTensors state = optimizer.state_tensors();
+    for (size_t t = 0, i = 0; t < m_tensors.size() && m_state_copies; ++t)
+        for (uint32_t c = 0; c < m_state_copies; ++c, ++i) {
+            const float* src = values.data() + n * (1 + c) + m_tensors[t].offset;
+            std::copy(src, src + m_tensors[t].count, state.at(i).second.begin());
+        }
+    optimizer.load_state(optimizer.step_count(), state); // validates before it changes anything
+    for (size_t t = 0; t < m_tensors.size(); ++t) {
+        const graph::ParamSlot& sl = m_layout.slots[m_slots[t]];
+        std::copy_n(values.data() + m_tensors[t].offset, sl.count, master.data() + sl.master_offset);
+    }
+}
+
+void DeviceUpdate::prepare(const Optimizer& optimizer, float multiplier, float learning_rate) {
+    const OptimizerOptions& o = optimizer.options();
+    const int64_t t = optimizer.step_count() + 1;
+    std::vector<uint32_t> words(UPDATE_CONTROL_WORDS + m_tensors.size(), 0u);
+    kernels::UpdateControl c{};
+    c.found_inf = 0;
+    c.first = optimizer.step_count() == 0 ? 1u : 0u;
+    c.multiplier = multiplier;
+    c.lr = learning_rate;
+    // As the host optimizer forms them: in double, rounded once.
+    const double bias1 = 1.0 - std::pow(double(o.beta1), double(t));
+    const double bias2 = 1.0 - std::pow(double(o.beta2), double(t));
+    c.step_size = float(double(learning_rate) / bias1);
+    c.bias2_sqrt = float(std::sqrt(bias2));
+    std::memcpy(words.data(), &c, sizeof c);
+    for (size_t i = 0; i < m_tensors.size(); ++i) {
+        const float decay = float(1.0 - double(learning_rate) * double(m_tensors[i].weight_decay));
+        std::memcpy(&words[UPDATE_CONTROL_WORDS + i], &decay, 4);
+    }
+    m_control.write(words.data(), words.size() * 4);
+}
+
+bool DeviceUpdate::found_inf() const {
+    uint32_t flag = 0;
+    m_control.read(&flag, 4);
+    return flag != 0;
+}
+
+UpdateTiming time_update_locations(runtime::Device& device, const OptimizerOptions& options, uint64_t parameters,
+                                   bool fp16) {
+    UpdateTiming r;
+    const uint64_t n = std::clamp<uint64_t>(parameters, 1, 1ull << 20);
+    const double scale = double(std::max<uint64_t>(parameters, 1)) / double(n);
+    const uint32_t copies = state_copies(options);
+    const uint64_t esz = fp16 ? 2 : 4;
+    {
+        runtime::Buffer grads(device, n * 4, runtime::MemoryKind::device, "update timing: gradients");
+        runtime::Buffer master(device, n * 4, runtime::MemoryKind::device, "update timing: master");
+        runtime::Buffer state(device, n * 4 * std::max(copies, 1u), runtime::MemoryKind::device,
+                              "update timing: state");
+        runtime::Buffer weights(device, n * esz, runtime::MemoryKind::device, "update timing: weights");
+        runtime::Buffer control(device, (UPDATE_CONTROL_WORDS + 1) * 4, runtime::MemoryKind::readback,
+                                "update timing: control");
+        const float words[UPDATE_CONTROL_WORDS + 1] = {0.0f, 0.0f, 1.0f, 1e-3f, 1e-3f, 1.0f, 0.0f, 0.0f, 1.0f};
+        control.write(words, sizeof words);
+        kernels::UpdateBuffers b{
+            &grads,   &master,    copies ? &state : nullptr, &weights, fp16 ? kernels::DType::f16 : kernels::DType::f32,
+            &control, uint32_t(n)};
+        const double device_us = kernels::time_recorded(
+            device, {&grads, &master, &state, &weights}, 1,
+            [&](runtime::Sequence& s) {
+                kernels::record_nonfinite_scan(
+                    device, s, kernels::MatRef{&grads, kernels::DType::f32, 1, uint32_t(n), 0}, control);
+                kernels::record_optimizer_update(device, s, options, b, {{0, uint32_t(n), 0, options.weight_decay}});
+            },
+            2);
+        r.device_us = device_us * scale;
+        if (!device.unified_memory_enabled()) { // the host path moves the gradients down and the weights up
+            runtime::Buffer down(device, n * 4, runtime::MemoryKind::readback, "update timing: readback");
+            runtime::Buffer up(device, n * esz, runtime::MemoryKind::upload, "update timing: upload");
+            const double copy_us = kernels::time_recorded(
+                device, {}, 1,
+                [&](runtime::Sequence& s) {
+                    s.copy(grads, down, n * 4);
+                    s.copy(up, weights, n * esz);
+                },
+                2);
+            r.host_us += copy_us * scale;
+        }
+    }
+    Optimizer host(options, {size_t(n)});
+    std::vector<float> p(n, 0.5f), g(n, 0.25f);
+    std::vector<uint16_t> halves(fp16 ? n : 0);
+    const std::vector<uint16_t*> h = fp16 ? std::vector<uint16_t*>{halves.data()} : std::vector<uint16_t*>{};
+    double best = 1e300;
+    for (int i = 0; i < 3; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        host.step({p.data()}, {g.data()}, 1.0f, 1.0f, h);
+        best =
+            std::min(best, std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    r.host_us += best * scale;
+    return r;
+}
+
+} // namespace vktrain::train
