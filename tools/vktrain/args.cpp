@@ -232,6 +232,16 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             a.loss_scale = parse_real(n, r.value(), true);
         } else if (r.is("--growth-interval")) {
             a.growth_interval = uint32_t(parse_uint(n, r.value(), 1, uint64_t(std::numeric_limits<int32_t>::max())));
+        } else if (r.is("--update-location")) {
+            const std::string v = r.value();
+            if (v == "auto")
+                a.update_location = UpdateLocation::automatic;
+            else if (v == "host")
+                a.update_location = UpdateLocation::host;
+            else if (v == "device")
+                a.update_location = UpdateLocation::device;
+            else
+                throw UsageError(n + " expects auto, host or device, got '" + v + "'");
         } else if (r.is("--update-buckets")) {
             a.update_buckets = uint32_t(parse_uint(n, r.value(), 1, 64));
         } else if (r.is("--no-loss-scaling")) {

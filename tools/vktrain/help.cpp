@@ -68,6 +68,8 @@ mixed precision:
   --no-loss-scaling       train with a fixed scale of 1
   --update-buckets N      read the gradients back in up to N buckets and update each while the device computes
                           the rest (default 4; 1: one readback, then the update)
+  --update-location L     auto, host or device: where the optimizer runs (default auto: timed on GPUs without
+                          unified memory, else the host; device keeps the master weights in device memory)
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
 
 device:

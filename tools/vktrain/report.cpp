@@ -124,6 +124,10 @@ std::string train_header(const TrainArgs& args, const Context& context, const Tr
          ", evaluation " + mib(m.eval_plan_bytes) + "; one buffer per value: " + mib(m.unplanned_bytes) +
          "), trainer total " + mib(m.total_bytes) + ", device peak so far " + mib(context.peak_allocated_bytes()) +
          "\n";
+    s += std::string("update      ") + (trainer.update_location() == UpdateLocation::device ? "device" : "host") +
+         " (" + trainer.update_location_reason() + ")";
+    if (trainer.update_buckets() > 1) s += ", gradients in " + std::to_string(trainer.update_buckets()) + " buckets";
+    s += "\n";
     s += "gemm path   " + trainer.gemm_path_summary() + "\n";
     for (const GemmReport& g : trainer.gemm_paths()) {
         s += "  gemm " + g.site + " " + g.shape + " -> " + to_string(g.path);
@@ -143,6 +147,9 @@ io::Json train_report(const RunInfo& run) {
     r["precision"] = precision_name(a.precision);
     r["device"] = device_json(run.context->device_info());
     r["gemm_path"] = t.gemm_path_summary();
+    r["update_location"] = t.update_location() == UpdateLocation::device ? "device" : "host";
+    r["update_location_reason"] = t.update_location_reason();
+    r["update_buckets"] = t.update_buckets();
     io::Json paths = io::Json::array();
     for (const GemmReport& g : t.gemm_paths()) paths.push_back(gemm_json(g));
     r["gemm_paths"] = std::move(paths);
