@@ -7,7 +7,8 @@
 #     the device's cap on workgroups (vktrain_bench_elementwise);
 #   - training: samples/s, seconds per epoch and peak device memory, fp32 vs mixed, for the default MLP (one
 #     epoch of Fashion-MNIST) and a GEMM-bound MLP (784-4096-4096-10, batch 1024), with the device time of one
-#     step (--profile) so that the host's share of the step shows;
+#     step (--profile) so that the host's share of the step shows, and where the optimizer runs (the automatic choice,
+#     the update forced onto the device, and the host update without the bucketed pipeline);
 #   - the host update (unscale + AdamW + fp16 pack) at 1M/10M/124M parameters against memcpy (vktrain_bench_host);
 #   - PyTorch on this machine's CPU (or its GPU, see bench/gpu.sh) for the same MLP, when python3 has torch.
 # Binaries come from the build folder: the script builds nothing.
@@ -57,6 +58,12 @@ for p in fp32 mixed; do train mlp "$p" --epochs 1 --limit "$mlp_limit" --test-li
 for p in fp32 mixed; do
   train mlp4096 "$p" --model mlp:4096,4096 --batch-size 1024 --epochs 1 --limit "$big_limit" --test-limit 1000
 done
+# Where the optimizer runs: the mixed runs above took the automatic choice (the report says which and why); the same
+# GEMM-bound step with the update forced onto the device, and with the host update unpipelined (one readback).
+train mlp4096-devupdate mixed --model mlp:4096,4096 --batch-size 1024 --epochs 1 --limit "$big_limit" \
+  --test-limit 1000 --update-location device
+train mlp4096-hostserial mixed --model mlp:4096,4096 --batch-size 1024 --epochs 1 --limit "$big_limit" \
+  --test-limit 1000 --update-location host --update-buckets 1
 
 # Start-up: a whole short run (device, pipelines, GEMM-path choices, one step) with an empty cache folder, then
 # again with the pipeline cache and path choices that the first run wrote.

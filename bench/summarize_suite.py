@@ -50,7 +50,7 @@ def main():
         "gemm": gemm.get("results", []),
     }
     training = {}
-    for name in ("mlp", "mlp4096"):
+    for name in ("mlp", "mlp4096", "mlp4096-devupdate", "mlp4096-hostserial"):
         for precision in ("fp32", "mixed"):
             r = load(os.path.join(tmp, f"train-{name}-{precision}.json"))
             if not r:
@@ -70,6 +70,8 @@ def main():
                 "host_update_ms_per_step": (r.get("history") or [{}])[-1].get("host_update_ms_per_step"),
                 "host_overlapped_ms_per_step": (r.get("history") or [{}])[-1].get("host_overlapped_ms_per_step"),
                 "test_accuracy": r.get("test_accuracy"),
+                "update_location": r.get("update_location"), "update_location_reason": r.get("update_location_reason"),
+                "update_buckets": r.get("update_buckets"),
             }
     doc["training"] = training
     cold, warm = load(os.path.join(tmp, "startup-cold-time.json")), load(os.path.join(tmp, "startup-warm-time.json"))

@@ -11,43 +11,45 @@
 layout(local_size_x = ELT_WG) in;
 layout(binding = 0) readonly buffer BufG { float grads[]; };
 layout(binding = 1) buffer BufM { float master[]; };
-layout(binding = 2) buffer BufS { float state[]; };
-layout(binding = 3) buffer BufW { OUT_S weights[]; };
-layout(binding = 4) readonly buffer BufC { uint control[]; };
+layout(binding = 2) buffer BufS1 { float state1[]; };
+layout(binding = 3) buffer BufS2 { float state2[]; };
+layout(binding = 4) buffer BufW { OUT_S weights[]; };
+layout(binding = 5) readonly buffer BufC { uint control[]; };
 layout(push_constant) uniform Push { UpdatePush p; };
 
 void main() {
-    if (control[0] != 0u) return; // UpdateControl::found_inf
-    const bool first = control[1] != 0u;
-    const float multiplier = uintBitsToFloat(control[2]);
-    const float lr = uintBitsToFloat(control[3]);
-    const float step_size = uintBitsToFloat(control[4]);
-    const float bias2_sqrt = uintBitsToFloat(control[5]);
-    const float decay = uintBitsToFloat(control[UPDATE_CONTROL_WORDS + p.tensor]);
+    const uint c = p.offsets[5];
+    if (control[c] != 0u) return; // UpdateControl::found_inf
+    const bool first = control[c + 1u] != 0u;
+    const float multiplier = uintBitsToFloat(control[c + 2u]);
+    const float lr = uintBitsToFloat(control[c + 3u]);
+    const float step_size = uintBitsToFloat(control[c + 4u]);
+    const float bias2_sqrt = uintBitsToFloat(control[c + 5u]);
+    const float decay = uintBitsToFloat(control[c + UPDATE_CONTROL_WORDS + p.tensor]);
     const bool wd = (p.flags & UPDATE_WEIGHT_DECAY) != 0u;
     FOR_EACH_ELEMENT(i, p.n) {
-        const uint j = p.offset + i;
-        precise float g = grads[j] * multiplier; // the clip coefficient is 1: clipping stays on the host
-        precise float w = master[j];
+        precise float g = grads[p.offsets[0] + i] * multiplier; // the clip coefficient is 1: clipping stays on the host
+        precise float w = master[p.offsets[1] + i];
+        const uint s1 = p.offsets[2] + i, s2 = p.offsets[3] + i;
         if ((p.flags & UPDATE_ADAMW) != 0u) {
             if (wd) w = w * decay;
-            precise float m = p.beta1 * state[j] + p.one_minus_beta1 * g;
-            precise float v = p.beta2 * state[j + p.state_stride] + (p.one_minus_beta2 * g) * g;
-            state[j] = m;
-            state[j + p.state_stride] = v;
+            precise float m = p.beta1 * state1[s1] + p.one_minus_beta1 * g;
+            precise float v = p.beta2 * state2[s2] + (p.one_minus_beta2 * g) * g;
+            state1[s1] = m;
+            state2[s2] = v;
             precise float denom = sqrt(v) / bias2_sqrt + p.epsilon;
             w = w - (step_size * m) / denom;
         } else {
             precise float d = g;
             if (wd) d = d + p.weight_decay * w;
             if ((p.flags & UPDATE_MOMENTUM) != 0u) {
-                precise float b = first ? d : p.momentum * state[j] + d;
-                state[j] = b;
+                precise float b = first ? d : p.momentum * state1[s1] + d;
+                state1[s1] = b;
                 d = (p.flags & UPDATE_NESTEROV) != 0u ? d + p.momentum * b : b;
             }
             w = w - lr * d;
         }
-        master[j] = w;
-        weights[p.weight_offset + i] = STORE_OUT(w);
+        master[p.offsets[1] + i] = w;
+        weights[p.offsets[4] + i] = STORE_OUT(w);
     }
 }

@@ -216,22 +216,22 @@ struct PeakPush {
 #define PEAK_SPEC_K 4
 #define PEAK_SPEC_COUNT 5
 
-// The device-side optimizer (optimizer_update.comp, src/kernels/optimizer_update.cpp): one dispatch per trainable
-// tensor updates its fp32 master weights (binding 1) and state (binding 2: the first moment / momentum at
-// `offset`, AdamW's second moment at `offset + state_stride`) from its fp32 gradients (binding 0, at `offset`),
-// and writes the weights the kernels read (binding 3, the activation type, at `weight_offset`). Binding 4 is the
-// step's control block, rewritten by the host before each step: UpdateControl, then one fp32 decay factor
-// (AdamW: 1 - lr * weight_decay, formed in double on the host) per tensor.
+// The device-side optimizer (optimizer_update.comp, src/kernels/optimizer_update.cpp): one dispatch per piece of a
+// trainable tensor updates n fp32 master weights (binding 1) and their state (binding 2: the first moment or
+// momentum; binding 3: AdamW's second moment) from their fp32 gradients (binding 0), and writes the weights the
+// kernels read (binding 4, the activation type). Binding 5 is the step's control block, rewritten by the host
+// before each step: UpdateControl, then one fp32 decay factor (AdamW: 1 - lr * weight_decay, formed in double on
+// the host) per tensor. offsets[k]: binding k's first element in its bound range.
 struct UpdatePush {
     uint n;
     uint flags; // UPDATE_* bits
     uint tensor;
-    uint offset;
-    uint state_stride;
-    uint weight_offset;
+    uint pad0;
+    uint offsets[6];
+    uint pad1, pad2;
     float beta1, one_minus_beta1, beta2, one_minus_beta2, epsilon; // AdamW
     float momentum, weight_decay;                                   // SGD
-    uint pad0, pad1, pad2;
+    float pad3;
 };
 #define UPDATE_ADAMW 1u
 #define UPDATE_WEIGHT_DECAY 2u

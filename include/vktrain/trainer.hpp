@@ -39,8 +39,9 @@ struct TrainerOptions {
     // the step is committed only when no gradient overflowed (GradScaler's rule, exactly). Not used with
     // max_grad_norm > 0 or several micro-batches, which need every gradient before any update. Costs a second copy of
     // the master weights and optimizer state in host memory (12 bytes per trainable parameter with AdamW, 4 more per
-    // weight). 1: off (one readback, then the update).
-    uint32_t update_buckets = 4;
+    // weight). 1: off (one readback, then the update). 0 (default): 4 for models of 2^20 trainable parameters or
+    // more, else 1 (each bucket costs a submission and a fence, more than overlapping a small model's update saves).
+    uint32_t update_buckets = 0;
     // host: the optimizer runs on the fp32 master weights in host memory (overlapped as above). device: the master
     // weights and optimizer state also live in device memory (12 bytes more per trainable parameter with AdamW)
     // and kernels update them after a scan of the gradients, so a step moves no gradient down and no weight up:

@@ -33,8 +33,14 @@ struct UpdateBuffers {
     uint32_t state_stride = 0;                // the gradient count
 };
 
-// Records one dispatch per tensor; the step's scalars are read from the control block at run time, so the
-// recording is replayed every step. Throws vktrain::Error on buffers too small for the tensors.
+// Sets the flag (UpdateControl::found_inf, word 0 of `flag`) when any of the first `count` gradients is inf or NaN, in
+// pieces that each fit one binding.
+void record_gradient_scan(runtime::Device& device, runtime::Sequence& seq, const runtime::Buffer& grads, uint64_t count,
+                          const runtime::Buffer& flag);
+
+// Records one dispatch per tensor (per piece of one beyond a binding's range); the step's scalars are read from the
+// control block at run time, so the recording is replayed every step. Throws vktrain::Error on buffers too small for
+// the tensors.
 void record_optimizer_update(runtime::Device& device, runtime::Sequence& seq, const OptimizerOptions& options,
                              const UpdateBuffers& buffers, const std::vector<UpdateTensor>& tensors);
 

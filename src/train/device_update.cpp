@@ -53,8 +53,7 @@ DeviceUpdate::DeviceUpdate(runtime::Device& device, const graph::Layout& layout,
     b.state_stride = uint32_t(layout.grad_count);
     m_seq.begin();
     // The flag is cleared by the host (prepare) and only ever set by the scan.
-    kernels::record_nonfinite_scan(
-        device, m_seq, kernels::MatRef{&grads, kernels::DType::f32, 1, uint32_t(layout.grad_count), 0}, m_control);
+    kernels::record_gradient_scan(device, m_seq, grads, layout.grad_count, m_control);
     kernels::record_optimizer_update(device, m_seq, optimizer.options(), b, m_tensors);
     m_seq.end();
 }
@@ -164,8 +163,7 @@ UpdateTiming time_update_locations(runtime::Device& device, const OptimizerOptio
         const double device_us = kernels::time_recorded(
             device, {&grads, &master, &state, &weights}, 1,
             [&](runtime::Sequence& s) {
-                kernels::record_nonfinite_scan(
-                    device, s, kernels::MatRef{&grads, kernels::DType::f32, 1, uint32_t(n), 0}, control);
+                kernels::record_gradient_scan(device, s, grads, n, control);
                 kernels::record_optimizer_update(device, s, options, b, {{0, uint32_t(n), 0, options.weight_decay}});
             },
             2);

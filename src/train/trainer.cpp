@@ -47,7 +47,6 @@ struct Trainer::Impl {
           host_bytes(train::check_memory(vktrain::detail::ContextAccess::device(ctx), layout, o, location.where, 0)),
           res(vktrain::detail::ContextAccess::device(ctx), layout, o.precision), scaler(o.loss_scaler) {
         VKT_CHECK(o.batch_size > 0, "batch size must be positive");
-        VKT_CHECK(o.update_buckets >= 1, "update_buckets must be >= 1 (1: no overlap), got ", o.update_buckets);
         for (const Node& n : m.nodes())
             if (n.op == "batch_norm2d" && full_batches_only.empty()) full_batches_only = n.name;
         runtime::Device& dev = vktrain::detail::ContextAccess::device(ctx);
@@ -55,7 +54,7 @@ struct Trainer::Impl {
             VKT_CHECK(layout.trainable_tensors > 0, "the model has no trainable parameter (use inference_only)");
             train = std::make_unique<graph::Program>(
                 dev, m, layout, o.precision, o.batch_size, true, o.gemm_path, o.seed,
-                train::pipelined_update(o) && location.where == UpdateLocation::host ? o.update_buckets : 1);
+                location.where == UpdateLocation::host ? train::update_buckets(o, layout) : 1);
             optimizer = std::make_unique<train::Optimizer>(o.optimizer, trainable_sizes(layout));
             std::vector<float> decays;
             for (const auto& s : layout.slots)

@@ -48,8 +48,12 @@ void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
 }
 
 // Whether the options ask for the bucketed update pipeline (train/pipeline.hpp).
-bool pipelined_update(const TrainerOptions& o) {
-    return o.update_buckets > 1 && o.max_grad_norm == 0.0f;
+uint32_t update_buckets(const TrainerOptions& o, const graph::Layout& l) {
+    if (o.max_grad_norm > 0.0f) return 1; // clipping needs every gradient before any update
+    if (o.update_buckets > 0) return o.update_buckets;
+    // Automatic: each bucket costs a submission, a fence and a drained pipeline; on lavapipe 25 that cost more than
+    // overlapping the 0.4 ms update of the 235k-parameter MLP saved (bench/results/2026-12-02/ab-update-*.txt).
+    return l.grad_count >= (uint64_t(1) << 20) ? 4u : 1u;
 }
 
 // Where the optimizer runs (TrainerOptions::update_location), decided before anything is allocated.
@@ -93,7 +97,7 @@ uint64_t check_memory(const runtime::Device& device, const graph::Layout& l, con
     const uint64_t visible = (device.unified_memory_enabled() ? 0 : l.master_count * esz + grads) + l.state_count * 4;
     const uint64_t state_per = o.optimizer.kind == OptimizerKind::adamw ? 8 : (o.optimizer.momentum > 0 ? 4 : 0);
     uint64_t host = l.master_count * 4 + (training ? l.grad_count * state_per : 0);
-    if (training && pipelined_update(o) && where == UpdateLocation::host)
+    if (training && update_buckets(o, l) > 1 && where == UpdateLocation::host)
         host += l.master_count * 4 + l.grad_count * state_per; // the second banks
     const DeviceInfo& info = device.caps().info;
     const bool cpu = info.type == "cpu";

@@ -243,7 +243,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
             else
                 throw UsageError(n + " expects auto, host or device, got '" + v + "'");
         } else if (r.is("--update-buckets")) {
-            a.update_buckets = uint32_t(parse_uint(n, r.value(), 1, 64));
+            a.update_buckets = uint32_t(parse_uint(n, r.value(), 0, 64));
         } else if (r.is("--no-loss-scaling")) {
             r.flag();
             a.loss_scaling = false;

@@ -80,7 +80,7 @@ struct TrainArgs {
     GemmPath gemm_path = GemmPath::auto_select;
     double loss_scale = 65536.0;
     uint32_t growth_interval = 2000;
-    uint32_t update_buckets = 4;                                // --update-buckets: TrainerOptions::update_buckets
+    uint32_t update_buckets = 0;                                // --update-buckets: TrainerOptions::update_buckets
     UpdateLocation update_location = UpdateLocation::automatic; // --update-location
     bool loss_scaling = true;
     uint64_t limit = 0;      // 0: every training sample

@@ -67,7 +67,8 @@ mixed precision:
   --growth-interval N     finite steps before the scale doubles (default 2000)
   --no-loss-scaling       train with a fixed scale of 1
   --update-buckets N      read the gradients back in up to N buckets and update each while the device computes
-                          the rest (default 4; 1: one readback, then the update)
+                          the rest (1: one readback, then the update; default 0: 4 for models of 2^20
+                          parameters or more, else 1)
   --update-location L     auto, host or device: where the optimizer runs (default auto: timed on GPUs without
                           unified memory, else the host; device keeps the master weights in device memory)
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
