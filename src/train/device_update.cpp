@@ -76,29 +76,37 @@ void DeviceUpdate::upload(const std::vector<float>& master, const Optimizer& opt
         for (uint32_t c = 0; c < m_state_copies; ++c, ++i)
             std::copy(state.at(i).second.begin(), state.at(i).second.end(),
                       values.data() + n * (1 + c) + m_tensors[t].offset);
-    runtime::Buffer staging(m_device, values.size() * 4, runtime::MemoryKind::upload, "device update: upload");
-    staging.write(values.data(), values.size() * 4);
+    transfer(m_master, values.data(), n, true);
+    if (m_state_copies) transfer(m_state, values.data() + n, n * m_state_copies, true);
+}
+
+// Through a staging buffer of at most 16 MiB, piece by piece: the device's peak stays what training needs.
+void DeviceUpdate::transfer(const runtime::Buffer& buffer, float* host, uint64_t count, bool to_device) {
+    const uint64_t piece = std::min<uint64_t>(count, (16ull << 20) / 4);
+    runtime::Buffer staging(m_device, piece * 4,
+                            to_device ? runtime::MemoryKind::upload : runtime::MemoryKind::readback,
+                            "device update: staging");
     runtime::Sequence s(m_device);
-    s.begin();
-    s.copy(staging, m_master, n * 4);
-    if (m_state_copies) s.copy(staging, m_state, n * 4 * m_state_copies, n * 4, 0);
-    s.end();
-    s.submit_and_wait();
+    for (uint64_t at = 0; at < count; at += piece) {
+        const uint64_t n = std::min(piece, count - at);
+        if (to_device) staging.write(host + at, n * 4);
+        s.begin();
+        if (to_device)
+            s.copy(staging, buffer, n * 4, 0, at * 4);
+        else
+            s.copy(buffer, staging, n * 4, at * 4, 0);
+        s.end();
+        s.submit_and_wait();
+        if (!to_device) staging.read(host + at, n * 4);
+    }
 }
 
 void DeviceUpdate::download(std::vector<float>& master, Optimizer& optimizer) {
     const uint64_t n = m_layout.grad_count;
     if (n == 0) return;
-    runtime::Buffer staging(m_device, n * 4 * (1 + m_state_copies), runtime::MemoryKind::readback,
-                            "device update: download");
-    runtime::Sequence s(m_device);
-    s.begin();
-    s.copy(m_master, staging, n * 4);
-    if (m_state_copies) s.copy(m_state, staging, n * 4 * m_state_copies, 0, n * 4);
-    s.end();
-    s.submit_and_wait();
     std::vector<float> values(n * (1 + m_state_copies));
-    staging.read(values.data(), values.size() * 4);
+    transfer(m_master, values.data(), n, false);
+    if (m_state_copies) transfer(m_state, values.data() + n, n * m_state_copies, false);
     NamedTensors state = optimizer.state_tensors();
     for (size_t t = 0, i = 0; t < m_tensors.size() && m_state_copies; ++t)
         for (uint32_t c = 0; c < m_state_copies; ++c, ++i) {

@@ -38,6 +38,9 @@ public:
     uint64_t device_bytes() const; // the master weights, state and control block
 
 private:
+    // count floats between `host` and the start of `buffer`.
+    void transfer(const runtime::Buffer& buffer, float* host, uint64_t count, bool to_device);
+
     runtime::Device& m_device;
     const graph::Layout& m_layout;
     std::vector<kernels::UpdateTensor> m_tensors;
