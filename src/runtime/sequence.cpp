@@ -25,8 +25,9 @@ Sequence::Sequence(Device& device, uint32_t max_timestamps) : m_device(device), 
     VkFenceCreateInfo finfo{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VkResult r = fn.vkAllocateCommandBuffers(m_device.handle(), &ainfo, &m_cmd);
     if (r == VK_SUCCESS) m_cmds.push_back(m_cmd);
-    if (r == VK_SUCCESS) r = fn.vkCreateFence(m_device.handle(), &finfo, nullptr, &m_fence);
-    if (r == VK_SUCCESS) m_fences.push_back(m_fence);
+    VkFence fence = VK_NULL_HANDLE;
+    if (r == VK_SUCCESS) r = fn.vkCreateFence(m_device.handle(), &finfo, nullptr, &fence);
+    if (r == VK_SUCCESS) m_fences.push_back(fence);
     if (r == VK_SUCCESS && m_max_timestamps > 0 && m_device.caps().info.timestamps) {
         VkQueryPoolCreateInfo qinfo{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qinfo.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -48,15 +49,13 @@ void Sequence::destroy() noexcept {
     VkDevice dev = m_device.handle();
     if (m_in_flight) fn.vkWaitForFences(dev, m_segments, m_fences.data(), VK_TRUE, UINT64_MAX);
     m_in_flight = false;
-    for (size_t i = 1; i < m_fences.size(); ++i) fn.vkDestroyFence(dev, m_fences[i], nullptr);
+    for (VkFence f : m_fences) fn.vkDestroyFence(dev, f, nullptr);
     m_fences.clear();
     for (VkDescriptorPool p : m_desc_pools) fn.vkDestroyDescriptorPool(dev, p, nullptr);
     m_desc_pools.clear();
     if (m_queries) fn.vkDestroyQueryPool(dev, m_queries, nullptr);
-    if (m_fence) fn.vkDestroyFence(dev, m_fence, nullptr);
     if (m_pool) fn.vkDestroyCommandPool(dev, m_pool, nullptr);
     m_queries = VK_NULL_HANDLE;
-    m_fence = VK_NULL_HANDLE;
     m_pool = VK_NULL_HANDLE;
 }
 

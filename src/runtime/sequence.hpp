@@ -79,8 +79,7 @@ private:
     VkCommandBuffer m_cmd = VK_NULL_HANDLE; // the segment being recorded
     std::vector<VkCommandBuffer> m_cmds;    // one per segment, kept for re-recording
     uint32_t m_segments = 0;
-    VkFence m_fence = VK_NULL_HANDLE; // the first segment's (m_fences[0])
-    std::vector<VkFence> m_fences;    // one per segment
+    std::vector<VkFence> m_fences; // one per segment
     bool m_in_flight = false;
     VkQueryPool m_queries = VK_NULL_HANDLE;
     uint32_t m_max_timestamps = 0;

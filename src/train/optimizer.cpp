@@ -20,6 +20,12 @@ void validate_learning_rate(float lr) {
     VKT_CHECK(std::isfinite(lr) && lr > 0.0f, "optimizer: learning_rate must be positive and finite, got ", lr);
 }
 
+void validate_step_scalars(float grad_multiplier, float clip) {
+    VKT_CHECK(std::isfinite(grad_multiplier), "optimizer step: grad_multiplier must be finite, got ", grad_multiplier);
+    VKT_CHECK(std::isfinite(clip) && clip > 0.0f && clip <= 1.0f, "optimizer step: clip must lie in (0, 1], got ",
+              clip);
+}
+
 void validate_options(const OptimizerOptions& options) {
     validate_learning_rate(options.learning_rate);
     VKT_CHECK(std::isfinite(options.weight_decay) && options.weight_decay >= 0.0f,
@@ -211,9 +217,7 @@ void Optimizer::step(const std::vector<float*>& params, const std::vector<const 
         VKT_CHECK(m_param_sizes[i] == 0 || (params[i] && grads[i] && (halves.empty() || halves[i])),
                   "optimizer step: null pointer for tensor ", i);
     }
-    VKT_CHECK(std::isfinite(grad_multiplier), "optimizer step: grad_multiplier must be finite, got ", grad_multiplier);
-    VKT_CHECK(std::isfinite(clip) && clip > 0.0f && clip <= 1.0f, "optimizer step: clip must lie in (0, 1], got ",
-              clip);
+    validate_step_scalars(grad_multiplier, clip);
 
     if (m_options.kind == OptimizerKind::sgd) {
         sgd_step(params, grads, grad_multiplier, clip, halves);
@@ -290,9 +294,7 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
 }
 
 void Optimizer::begin_staged(float grad_multiplier, float clip, float learning_rate) {
-    VKT_CHECK(std::isfinite(grad_multiplier), "optimizer step: grad_multiplier must be finite, got ", grad_multiplier);
-    VKT_CHECK(std::isfinite(clip) && clip > 0.0f && clip <= 1.0f, "optimizer step: clip must lie in (0, 1], got ",
-              clip);
+    validate_step_scalars(grad_multiplier, clip);
     validate_learning_rate(learning_rate);
     const auto second_bank = [this](const std::vector<std::vector<float>>& current) {
         std::vector<std::vector<float>> bank;
