@@ -22,7 +22,9 @@ arm_mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers:arm64 2>/dev/null |
 if [ "$arm_mesa" != "$host_mesa" ]; then
   apt_update_once
   log "installing mesa-vulkan-drivers:arm64 $host_mesa"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  # -t bookworm-backports: the backported Mesa needs libdrm2/libdrm-amdgpu1 >= 2.4.121, which only
+  # backports has; without -t apt will not take them from there ("held broken packages").
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     "mesa-vulkan-drivers:arm64=$host_mesa" >/dev/null
 fi
 [ -f /usr/lib/aarch64-linux-gnu/libvulkan_lvp.so ] || die "arm64 lavapipe missing after install"
