@@ -9,6 +9,28 @@ mkdir -p "$VKTRAIN_CACHE"
 log() { printf '[vktrain-setup] %s\n' "$*" >&2; }
 die() { printf '[vktrain-setup] error: %s\n' "$*" >&2; exit 1; }
 
+# Runs one set-up step with its output in a log; on failure names the step, shows the end of the log and says what
+# to do, instead of leaving a bare apt or compiler error on the screen.
+#   step "what the step does" "what to do when it fails" COMMAND...
+step() {
+  local what=$1 hint=$2 rc=0 logf
+  shift 2
+  mkdir -p "$VKTRAIN_CACHE/logs"
+  logf="$VKTRAIN_CACHE/logs/$(printf '%s' "$what" | tr -c 'A-Za-z0-9._-' '-' | cut -c1-80).log"
+  "$@" >"$logf" 2>&1 || rc=$?
+  if [ $rc -ne 0 ]; then
+    {
+      printf '[vktrain-setup] error: set-up step failed (exit %d): %s\n' "$rc" "$what"
+      printf '[vktrain-setup] its last lines (the whole log: %s):\n' "$logf"
+      tail -n 15 "$logf" | sed 's/^/    /'
+      printf '[vktrain-setup] what to do: %s\n' "$hint"
+    } >&2
+    exit 1
+  fi
+}
+apt_hint="run the same apt-get command with -s (simulate) to see which package apt will not take and from which suite; \
+packages from bookworm-backports need -t bookworm-backports. Check that apt-get update works (network, mirror)."
+
 need_root() {
   [ "$(id -u)" = 0 ] || die "this step installs packages and must run as root (try: sudo $0)"
 }
@@ -45,7 +67,8 @@ apt_update_once() {
   # One apt-get update per set-up run is enough; later runs skip it unless a package is missing.
   if [ ! -f "$apt_updated_marker.$$" ]; then
     log "apt-get update"
-    apt-get update -qq
+    step "apt-get update" "check the network and the Debian mirror in /etc/apt/sources.list.d/ (apt-get update must work)" \
+      apt-get update
     touch "$apt_updated_marker.$$"
   fi
 }
@@ -66,7 +89,8 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   apt_update_once
   log "apt-get install ${opts[*]} ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${opts[@]}" "${missing[@]}" >/dev/null
+  step "apt-get install ${opts[*]} ${missing[*]}" "$apt_hint" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${opts[@]}" "${missing[@]}"
 }
 
 # A private apt configuration under DIR (lists, archives, an empty status) reading only this machine's Debian mirror
@@ -88,5 +112,5 @@ SRC
   PRIVATE_APT=(-o "Dir::Etc::SourceList=$dir/empty.list" -o "Dir::Etc::SourceParts=$dir/parts"
                -o "Dir::State::Lists=$dir/lists" -o "Dir::State::status=$dir/status" -o "Dir::Cache=$dir"
                -o "Dir::Cache::archives=$dir/archives" -o "APT::Architecture=$arch" -o "APT::Architectures=$arch"
-               -o "APT::Install-Recommends=0" -o "Debug::NoLocking=1")
+               -o "APT::Install-Recommends=0" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
 }

@@ -20,25 +20,30 @@ private_apt "$deps/apt-trixie" "$(dpkg --print-architecture)" "deb deb-src" trix
 aptopt=("${PRIVATE_APT[@]}")
 
 log "private apt update for trixie headers"
-apt-get "${aptopt[@]}" update -qq
+step "apt-get update of the private trixie configuration ($deps/apt-trixie)" \
+  "check the network and that the mirror $(debian_mirror) serves trixie" apt-get "${aptopt[@]}" update
 
 cd "$deps/download"
 log "downloading trixie header packages"
-apt-get "${aptopt[@]}" download libvulkan-dev libvulkan-volk-dev libvulkan-memory-allocator-dev spirv-headers >/dev/null
+step "downloading trixie's libvulkan-dev, libvulkan-volk-dev, libvulkan-memory-allocator-dev and spirv-headers" \
+  "check the network; delete $deps and run again" \
+  apt-get "${aptopt[@]}" download libvulkan-dev libvulkan-volk-dev libvulkan-memory-allocator-dev spirv-headers
 for deb in ./*.deb; do dpkg-deb -x "$deb" "$prefix"; done
 
 log "downloading glslang source"
-apt-get "${aptopt[@]}" source --download-only glslang >/dev/null
+step "downloading trixie's glslang source package" "check the network and that dpkg-dev is installed (setup-host.sh)" \
+  apt-get "${aptopt[@]}" source --download-only glslang
 orig=$(ls glslang_*.orig.tar.* | head -n1)
 rm -rf "$deps/glslang-src" && mkdir -p "$deps/glslang-src"
 tar -xf "$orig" -C "$deps/glslang-src" --strip-components=1
 
 log "building glslang (about a minute)"
-cmake -S "$deps/glslang-src" -B "$deps/glslang-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DENABLE_OPT=OFF -DGLSLANG_TESTS=OFF -DBUILD_SHARED_LIBS=OFF -DENABLE_GLSLANG_BINARIES=ON \
-  -DCMAKE_INSTALL_PREFIX="$prefix/usr" >/dev/null
-cmake --build "$deps/glslang-build" -j"$(nproc)" >/dev/null
-cmake --install "$deps/glslang-build" >/dev/null
+glslang_hint="check that build-essential, cmake and ninja-build are installed (setup-host.sh); delete $deps and run again"
+step "configuring glslang" "$glslang_hint" cmake -S "$deps/glslang-src" -B "$deps/glslang-build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Release -DENABLE_OPT=OFF -DGLSLANG_TESTS=OFF -DBUILD_SHARED_LIBS=OFF -DENABLE_GLSLANG_BINARIES=ON \
+  -DCMAKE_INSTALL_PREFIX="$prefix/usr"
+step "building glslang" "$glslang_hint" cmake --build "$deps/glslang-build" -j"$(nproc)"
+step "installing glslang into $prefix" "$glslang_hint" cmake --install "$deps/glslang-build"
 rm -rf "$deps/glslang-build" "$deps/glslang-src"
 
 "$prefix/usr/bin/glslang" --version | head -n1 >&2

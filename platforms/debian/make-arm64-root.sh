@@ -18,16 +18,19 @@ apt_install -- debootstrap
 mirror=$(debian_mirror)
 rm -rf "$root" "$root.apt"
 log "unpacking a trixie arm64 base (debootstrap first stage)"
-debootstrap --foreign --arch=arm64 --variant=minbase trixie "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
-  || { tail -n 20 "$root.debootstrap.log" >&2; die "debootstrap failed (log: $root.debootstrap.log)"; }
+step "debootstrap (first stage) of a trixie arm64 base into $root" \
+  "check the network and that the mirror $mirror serves trixie for arm64; delete $root and run again" \
+  debootstrap --foreign --arch=arm64 --variant=minbase --keyring="$(debian_keyring)" trixie "$root" "$mirror"
 
 aptdir="$root.apt"
 private_apt "$aptdir" arm64 deb "trixie trixie-backports"
 aptopt=("${PRIVATE_APT[@]}")
 log "downloading arm64 Mesa lavapipe from trixie-backports"
-apt-get "${aptopt[@]}" update -qq
-apt-get "${aptopt[@]}" install -y -qq --download-only -t trixie-backports \
-  mesa-vulkan-drivers libvulkan1 libc6 libstdc++6 zlib1g >/dev/null
+step "apt-get update of the private arm64 trixie configuration ($aptdir)" \
+  "check the network and that the mirror $mirror serves trixie-backports for arm64" apt-get "${aptopt[@]}" update
+step "downloading arm64 mesa-vulkan-drivers from trixie-backports" "$apt_hint" \
+  apt-get "${aptopt[@]}" install -y --download-only -t trixie-backports \
+  mesa-vulkan-drivers libvulkan1 libc6 libstdc++6 zlib1g
 for deb in "$aptdir"/archives/*.deb; do dpkg-deb -x "$deb" "$root"; done
 rm -rf "$aptdir"
 lvp="$root/usr/lib/aarch64-linux-gnu/libvulkan_lvp.so"

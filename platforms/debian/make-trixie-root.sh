@@ -27,8 +27,9 @@ mirror=$(debian_mirror)
 if [ ! -x "$root/usr/bin/apt-get" ]; then
   rm -rf "$root"
   log "debootstrap trixie into $root (about 30 s)"
-  debootstrap --variant=minbase --keyring="$(debian_keyring)" trixie "$root" "$mirror" >"$VKTRAIN_CACHE/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$VKTRAIN_CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $VKTRAIN_CACHE/debootstrap.log)"; }
+  step "debootstrap of a trixie root into $root" \
+    "check the network and that the mirror $mirror serves trixie; delete $root and run again" \
+    debootstrap --variant=minbase --keyring="$(debian_keyring)" trixie "$root" "$mirror"
 fi
 
 cat >"$root/etc/apt/sources.list.d/vktrain.sources" <<SRC
@@ -41,9 +42,11 @@ SRC
 rm -f "$root/etc/apt/sources.list"
 
 log "installing Mesa lavapipe from trixie-backports and the validation layer in the root"
-in_root apt-get update -qq
-in_root apt-get install -y -qq --no-install-recommends -t trixie-backports "${packages[@]}" >/dev/null 2>"$VKTRAIN_CACHE/root-apt.log" \
-  || { tail -n 20 "$VKTRAIN_CACHE/root-apt.log" >&2; die "installing into the trixie root failed"; }
+step "apt-get update in the trixie root ($root)" "check the network and that the mirror $mirror serves trixie and trixie-backports" \
+  in_root apt-get update
+step "installing ${packages[*]} from trixie-backports in the trixie root" \
+  "run chroot $root apt-get install -s -t trixie-backports ${packages[*]} to see which dependency apt will not take" \
+  in_root apt-get install -y --no-install-recommends -t trixie-backports "${packages[@]}"
 in_root apt-get clean
 
 v=$(chroot "$root" dpkg-query -W -f='${Version}' mesa-vulkan-drivers)

@@ -24,11 +24,13 @@ SRC
   rm -f "$apt_updated_marker.$$"
 fi
 
-mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+# The host architecture's package only: with the aarch64 target set up, mesa-vulkan-drivers:arm64 is installed too.
+mesa="mesa-vulkan-drivers:$(dpkg --print-architecture)"
+mesa_version=$(dpkg-query -W -f='${Version}' "$mesa" 2>/dev/null || true)
 if [ -z "$mesa_version" ] || dpkg --compare-versions "$mesa_version" lt 25; then
   apt_update_once
   log "installing mesa-vulkan-drivers from bookworm-backports (have: ${mesa_version:-none})"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -t bookworm-backports mesa-vulkan-drivers >/dev/null
+  step "installing mesa-vulkan-drivers from bookworm-backports" "$apt_hint" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t bookworm-backports mesa-vulkan-drivers
 fi
-log "host packages ready (mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers))"
+log "host packages ready (mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' "$mesa"))"
