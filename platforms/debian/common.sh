@@ -40,15 +40,18 @@ need_root() {
 debian_mirror() {
   local uri=""
   if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
+    # deb822 stanzas end at a blank line or at the end of a file (a file need not end with a blank line).
     uri=$(awk '
-      /^[[:space:]]*$/ { if (suites ~ /(^| )bookworm( |$)/ && uris != "") { print uris; exit } uris=""; suites=""; next }
-      /^URIs:/ { uris=$2 }
-      /^Suites:/ { $1=""; suites=$0 " " }
-      END { if (suites ~ /(^| )bookworm( |$)/ && uris != "") print uris }
-    ' /etc/apt/sources.list.d/*.sources | head -n1)
+      function flush() { if (!found && suites ~ / bookworm / && uris != "") { print uris; found = 1 } uris = ""; suites = "" }
+      FNR == 1 { flush() }
+      /^[[:space:]]*$/ { flush(); next }
+      /^URIs:/ { uris = $2 }
+      /^Suites:/ { $1 = ""; suites = $0 " " }
+      END { flush() }
+    ' /etc/apt/sources.list.d/*.sources)
   fi
   if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1=="deb" && $0 !~ /security/ { for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+    uri=$(awk '$1=="deb" && $0 !~ /security/ && / bookworm( |$)/ { for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
       /etc/apt/sources.list | head -n1)
   fi
   [ -n "$uri" ] || die "could not find a Debian bookworm mirror in /etc/apt/sources.list*"
@@ -98,14 +101,16 @@ apt_install() {
 # downloaded without touching the host's apt state. Sets the array PRIVATE_APT: the options to hand to apt-get.
 #   private_apt DIR ARCH TYPES SUITES
 private_apt() {
-  local dir=$1 arch=$2 types=$3 suites=$4
+  local dir=$1 arch=$2 types=$3 suites=$4 mirror keyring
+  mirror=$(debian_mirror) || exit 1
+  keyring=$(debian_keyring) || exit 1
   mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/parts"
   cat >"$dir/parts/private.sources" <<SRC
 Types: $types
-URIs: $(debian_mirror)
+URIs: $mirror
 Suites: $suites
 Components: main
-Signed-By: $(debian_keyring)
+Signed-By: $keyring
 SRC
   : >"$dir/empty.list"
   : >"$dir/status"

@@ -21,7 +21,7 @@ aptopt=("${PRIVATE_APT[@]}")
 
 log "private apt update for trixie headers"
 step "apt-get update of the private trixie configuration ($deps/apt-trixie)" \
-  "check the network and that the mirror $(debian_mirror) serves trixie" apt-get "${aptopt[@]}" update
+  "check the network and that the Debian mirror of /etc/apt/sources.list.d serves trixie" apt-get "${aptopt[@]}" update
 
 cd "$deps/download"
 log "downloading trixie header packages"

@@ -14,12 +14,14 @@ apt_install -- build-essential cmake ninja-build pkg-config python3 zlib1g-dev n
 bp=/etc/apt/sources.list.d/vktrain-bookworm-backports.sources
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
   log "adding bookworm-backports ($bp)"
+  mirror=$(debian_mirror)
+  keyring=$(debian_keyring)
   cat >"$bp" <<SRC
 Types: deb
-URIs: $(debian_mirror)
+URIs: $mirror
 Suites: bookworm-backports
 Components: main
-Signed-By: $(debian_keyring)
+Signed-By: $keyring
 SRC
   rm -f "$apt_updated_marker.$$"
 fi
