@@ -78,22 +78,58 @@ apt_update_once() {
 cleanup_apt_marker() { rm -f "$apt_updated_marker.$$"; }
 trap cleanup_apt_marker EXIT
 
-# Installs the named packages that are not installed yet (extra apt-get options before "--").
-apt_install() {
-  local opts=() pkgs=() missing=()
-  while [ $# -gt 0 ]; do
-    if [ "$1" = "--" ]; then shift; pkgs=("$@"); break; fi
-    opts+=("$1"); shift
+# apt's explanation of an impossible install, read for what must come from bookworm-backports instead: a dependency
+# "not going to be installed" or "not installable" because only backports has the version asked for, and a package
+# whose bookworm version pins a library that backports already replaced ("libdw1 : Depends: libelf1 (= 0.188-2.1) but
+# 0.192-4~bpo12+1 is to be installed"). Prints package names, one a line.
+backports_needed() {
+  awk '
+    /^ [^ ]+ : Depends:/ { pkg = $1 }
+    /Depends: / {
+      match($0, /Depends: [^ ]+/); dep = substr($0, RSTART + 9, RLENGTH - 9)
+      if ($0 ~ /but it is not (going to be installed|installable)/) print dep
+      else if ($0 ~ /but [^ ]*~bpo[^ ]* is to be installed/) print pkg
+    }' | sort -u
+}
+
+# apt-get install of PACKAGES (apt's "name", "name:arch" or "name/release" forms) after a simulation: when apt finds
+# the request impossible only because some packages must come from bookworm-backports, exactly those are taken from
+# there (name/bookworm-backports) and the rest from bookworm. `-t bookworm-backports` would take every dependency from
+# backports instead (libelf1 with Mesa, say), and a bookworm package installed later (clang's libdw1) then fails.
+apt_resolve_install() {
+  local want=("$@") out extra p i
+  apt_update_once
+  for i in 1 2 3 4 5 6; do
+    out=$(apt-get install -s --no-install-recommends "${want[@]}" 2>&1) && break
+    extra=$(printf '%s\n' "$out" | backports_needed)
+    [ -n "$extra" ] || break
+    for p in $extra; do
+      case " ${want[*]} " in *" $p/bookworm-backports "*) extra="" ;; *) want+=("$p/bookworm-backports") ;; esac
+    done
+    [ -n "$extra" ] || break
+    log "taking from bookworm-backports (bookworm's versions do not fit): $extra"
   done
-  local p
-  for p in "${pkgs[@]}"; do
+  step "apt-get install ${want[*]}" "$apt_hint" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}"
+}
+
+# Installs the named packages that are not installed yet, from bookworm (see apt_resolve_install).
+apt_install() {
+  local p missing=()
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  apt_update_once
-  log "apt-get install ${opts[*]} ${missing[*]}"
-  step "apt-get install ${opts[*]} ${missing[*]}" "$apt_hint" \
-    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${opts[@]}" "${missing[@]}"
+  log "apt-get install ${missing[*]}"
+  apt_resolve_install "${missing[@]}"
+}
+
+# Installs the named packages from bookworm-backports, with only the dependencies that need it from there too.
+apt_install_backports() {
+  local p want=()
+  for p in "$@"; do want+=("$p/bookworm-backports"); done
+  log "apt-get install ${want[*]}"
+  apt_resolve_install "${want[@]}"
 }
 
 # A private apt configuration under DIR (lists, archives, an empty status) reading only this machine's Debian mirror

@@ -14,7 +14,7 @@ if [ -f "$stamp" ]; then
   printf '%s\n' "$root"
   exit 0
 fi
-apt_install -- debootstrap
+apt_install debootstrap
 mirror=$(debian_mirror)
 rm -rf "$root" "$root.apt"
 log "unpacking a trixie arm64 base (debootstrap first stage)"

@@ -21,7 +21,7 @@ if [ -f "$stamp" ] && ! missing_in_root; then
   printf '%s\n' "$root"
   exit 0
 fi
-command -v debootstrap >/dev/null || apt_install -- debootstrap
+command -v debootstrap >/dev/null || apt_install debootstrap
 
 mirror=$(debian_mirror)
 if [ ! -x "$root/usr/bin/apt-get" ]; then

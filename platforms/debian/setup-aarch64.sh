@@ -13,21 +13,19 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64
   rm -f "$apt_updated_marker.$$"
 fi
-apt_install -- g++-aarch64-linux-gnu qemu-user-static libgtest-dev:arm64 zlib1g-dev:arm64 libvulkan1:arm64
+apt_install g++-aarch64-linux-gnu qemu-user-static libgtest-dev:arm64 zlib1g-dev:arm64 libvulkan1:arm64
 
 # lavapipe for arm64 at the host's Mesa version (Multi-Arch: same requires one version for both). Both are installed
-# in one command with -t bookworm-backports: the backported Mesa needs libdrm2/libdrm-amdgpu1 >= 2.4.121, which only
-# backports has (without -t apt answers "held broken packages"), and if backports has moved on since the host's Mesa
-# was installed, apt takes the new version for both architectures instead of failing on a version gone from the archive.
+# in one command from bookworm-backports, so that if backports has moved on since the host's Mesa was installed apt
+# takes the new version for both architectures instead of failing on a version gone from the archive. The backported
+# Mesa needs libdrm2/libdrm-amdgpu1 >= 2.4.121, which only backports has: apt_install_backports takes exactly those
+# from there too (a plain install answers "held broken packages"; -t bookworm-backports would also take libelf1).
 host_mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers:$(dpkg --print-architecture) 2>/dev/null || true)
 [ -n "$host_mesa" ] || die "mesa-vulkan-drivers is not installed on the host (run setup-host.sh first)"
 arm_mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers:arm64 2>/dev/null || true)
 if [ "$arm_mesa" != "$host_mesa" ]; then
-  apt_update_once
   log "installing mesa-vulkan-drivers:arm64 from bookworm-backports (host: $host_mesa)"
-  step "installing mesa-vulkan-drivers:$(dpkg --print-architecture) and :arm64 from bookworm-backports" "$apt_hint" \
-    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t bookworm-backports \
-    mesa-vulkan-drivers:$(dpkg --print-architecture) mesa-vulkan-drivers:arm64
+  apt_install_backports "mesa-vulkan-drivers:$(dpkg --print-architecture)" mesa-vulkan-drivers:arm64
   host_mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers:$(dpkg --print-architecture))
 fi
 [ -f /usr/lib/aarch64-linux-gnu/libvulkan_lvp.so ] || die "arm64 lavapipe missing after install"

@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
-apt_install -- build-essential cmake ninja-build pkg-config python3 zlib1g-dev nlohmann-json3-dev libgtest-dev \
+apt_install build-essential cmake ninja-build pkg-config python3 zlib1g-dev nlohmann-json3-dev libgtest-dev \
   libvulkan1 vulkan-tools dataset-fashion-mnist fortunes debootstrap ca-certificates xz-utils dpkg-dev
 
 # bookworm-backports, on the same mirror and keyring as the machine's own sources.
@@ -30,9 +30,7 @@ fi
 mesa="mesa-vulkan-drivers:$(dpkg --print-architecture)"
 mesa_version=$(dpkg-query -W -f='${Version}' "$mesa" 2>/dev/null || true)
 if [ -z "$mesa_version" ] || dpkg --compare-versions "$mesa_version" lt 25; then
-  apt_update_once
   log "installing mesa-vulkan-drivers from bookworm-backports (have: ${mesa_version:-none})"
-  step "installing mesa-vulkan-drivers from bookworm-backports" "$apt_hint" \
-    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t bookworm-backports mesa-vulkan-drivers
+  apt_install_backports "$mesa"
 fi
 log "host packages ready (mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' "$mesa"))"

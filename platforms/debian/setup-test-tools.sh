@@ -4,5 +4,5 @@
 # check (without it the `format` test would not be registered at all).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
-apt_install -- python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format
+apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format
 log "test tools ready (python3-torch $(dpkg-query -W -f='${Version}' python3-torch))"
