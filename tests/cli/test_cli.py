@@ -692,6 +692,8 @@ def case_text_checkpoint_appears(cli):
     step-0 validation, so the run blocks on its progress lines (--log-every 1) long before its checkpoint at the last
     step; the file is created meanwhile."""
     import fcntl
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        raise Skip("pipe sizes cannot be set here (Linux only)")
     text = write_small_text(cli)
     target = os.path.join(cli.work, "late.safetensors")
     cmd = [cli.binary, "train", "--model", TINY_GPT, "--text", text, "--steps", "120", "--warmup", "2",
@@ -742,27 +744,31 @@ def case_text_checkpoint_appears(cli):
           "with --force the file is replaced")
 
 
-def case_text_file_checks(cli):
-    """The files of text runs: a checkpoint's validation history is parsed strictly; a checkpoint records the
-    vocabulary, so eval and generate take it; generate checks weights as eval does; a too-short text is named with
-    its split; and --update-location device with the recipe's default clipping is refused before any work."""
-    text = write_small_text(cli)
-    run = ["train", "--model", TINY_GPT, "--text", text, "--steps", 20, "--warmup", 2, "--batch-size", 4,
-           "--eval-at", "0,5", "--val-limit", 8, "--quiet"]
-
-    # --update-location device cannot clip: refused first, by the CLI's option names (the corpus is never read).
+def case_text_update_location_clip(cli):
+    """--update-location device cannot clip, and the GPT recipe clips by default: refused before any work (the corpus
+    is never read), naming the CLI's options."""
     p = cli.run("train", "--model", TINY_GPT, "--text", "no-such-corpus", "--update-location", "device")
     check_one_line_error(p, 2, "--update-location device", "--clip 0")
     p = cli.run("train", "--model", TINY_GPT, "--text", "no-such-corpus", "--update-location", "device", "--clip", 0)
     check_one_line_error(p, 1, "no-such-corpus")
 
-    # Checkpoint: written at step 5 (a validation) and stopped there.
-    p = cli.run(*run, "--checkpoint", "c.safetensors", "--stop-after", 5, "--report", "c.json")
-    check(p.returncode == 0, "first slice")
-    c = os.path.join(cli.work, "c.safetensors")
-    meta = safetensors_header(c)["__metadata__"]
-    check("vktrain_vocabulary" in meta, "the checkpoint records the vocabulary")
-    val5 = read_report(cli, "c.json")["validation"][-1]
+
+def text_checkpoint(cli, text, name="c.safetensors"):
+    """A checkpoint of a tiny text run written at step 5 (a validation), and that run's report."""
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 20, "--warmup", 2, "--batch-size", 4,
+                "--eval-at", "0,5", "--val-limit", 8, "--quiet", "--checkpoint", name, "--stop-after", 5,
+                "--report", name + ".json")
+    check(p.returncode == 0, "a checkpoint at step 5")
+    return os.path.join(cli.work, name), read_report(cli, name + ".json")
+
+
+def case_text_checkpoint_vocabulary(cli):
+    """A text run's checkpoint records the vocabulary, so eval and generate take it like weights; a checkpoint
+    without one (an earlier version's) is named as such, with what to use instead."""
+    text = write_small_text(cli)
+    c, report = text_checkpoint(cli, text)
+    check("vktrain_vocabulary" in safetensors_header(c)["__metadata__"], "the checkpoint records the vocabulary")
+    val5 = report["validation"][-1]
     p = cli.run("eval", "--weights", "c.safetensors", "--text", text, "--val-limit", 8)
     m = re.search(r"^val_loss (\S+)  windows 8", p.stdout, re.M)
     check(p.returncode == 0 and m and abs(float(m.group(1)) - val5["val_loss"]) < 1e-5,
@@ -770,27 +776,39 @@ def case_text_file_checks(cli):
     p = cli.run("generate", "--weights", "c.safetensors", "--prompt", "the ", "--tokens", 8, "--quiet")
     check(p.returncode == 0 and p.stdout.startswith("the ") and len(p.stdout) == 13, "generate takes the checkpoint")
     rewrite_safetensors(c, os.path.join(cli.work, "old.safetensors"),
-                        edit_metadata=lambda md: md.pop("vktrain_vocabulary"))
-    for command in ("eval", "generate"):
-        p = cli.run(command, "--weights", "old.safetensors", "--text", text) if command == "eval" else \
-            cli.run(command, "--weights", "old.safetensors")
-        check_last_error(p, 1, "old.safetensors", "without its vocabulary", "--output")
+                        edit_metadata=lambda md: md.pop("vktrain_vocabulary", None))
+    p = cli.run("eval", "--weights", "old.safetensors", "--text", text)
+    check_last_error(p, 1, "old.safetensors", "without its vocabulary", "--output")
+    p = cli.run("generate", "--weights", "old.safetensors")
+    check_last_error(p, 1, "old.safetensors", "without its vocabulary", "--output")
 
-    # Malformed validation histories: refused by name, and the run does not start.
-    bad = ["4" * 40, "4" * 40 + ":1:1;", "0:1.5:8", "0:1.5;", "0:x:8;", "0:1:8;0:1:8;", "6:1:8;", "0:1:99999999999999999999;",
-           "0:1:8;junk", "-1:1:8;", " 0:1:8;"]
+
+def case_text_validation_history(cli):
+    """A checkpoint's validation history is parsed strictly: a malformed one is refused naming the file and the
+    entry, and nothing trains."""
+    text = write_small_text(cli)
+    c, _ = text_checkpoint(cli, text)
+    bad = ["4" * 40, "4" * 40 + ":1:1;", "0:1.5:8", "0:1.5;", "0:x:8;", "0:1:8;0:1:8;", "6:1:8;",
+           "0:1:99999999999999999999;", "0:1:8;junk", "-1:1:8;", " 0:1:8;"]
     for i, value in enumerate(bad):
         name = "bad%d.safetensors" % i
 
         def edit(md, value=value):
             md["vktrain_text_validation"] = value
         rewrite_safetensors(c, os.path.join(cli.work, name), edit_metadata=edit)
-        p = cli.run(*run, "--resume", name)
+        p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 20, "--warmup", 2, "--batch-size", 4,
+                    "--eval-at", "0,5", "--val-limit", 8, "--quiet", "--resume", name)
         check_last_error(p, 1, name, "vktrain_text_validation")
         check("resumed" not in p.stdout and "step 6/" not in p.stdout, "nothing trained")
 
-    # generate refuses what eval refuses (the same checks of the tensors against the recorded architecture).
-    p = cli.run(*run, "--output", "w.safetensors")
+
+def case_generate_weight_checks(cli):
+    """generate refuses what eval refuses (one check of the tensors against the recorded architecture): an extra
+    tensor, a head bias the graph declares but the file lacks, a final LayerNorm without affine whose tensors are
+    still there; and a graph that is not the GPT the decoder mirrors."""
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 4, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 0, "--val-limit", 4, "--quiet", "--output", "w.safetensors")
     check(p.returncode == 0, "weights for the checks")
     w = os.path.join(cli.work, "w.safetensors")
     variants = {
@@ -805,14 +823,19 @@ def case_text_file_checks(cli):
         check_last_error(p, 1, name, needle)
         p = cli.run("generate", "--weights", name, "--prompt", "the ")
         check_last_error(p, 1, name, needle)
-    # A LayerNorm without affine and without its tensors is a valid model, but not the GPT the decoder mirrors.
+    # A LayerNorm without affine and without its tensors is a valid model (eval takes it), but not the GPT the
+    # decoder mirrors.
     rewrite_safetensors(w, os.path.join(cli.work, "noaffine.safetensors"),
                         edit_metadata=edit_graph_node("transformer.ln_f", affine=0),
                         drop=("transformer.ln_f.weight", "transformer.ln_f.bias"))
+    p = cli.run("eval", "--weights", "noaffine.safetensors", "--text", text, "--val-limit", 4)
+    check(p.returncode == 0, "eval takes a final LayerNorm without affine")
     p = cli.run("generate", "--weights", "noaffine.safetensors", "--prompt", "the ")
     check_last_error(p, 1, "noaffine.safetensors", "transformer.ln_f")
 
-    # Too short a text: the message names the file and the split.
+
+def case_text_split_too_short(cli):
+    """A text too short for the context: the message names the file and the split (train and eval)."""
     with open(os.path.join(cli.work, "short.txt"), "w") as f:
         f.write("tiny corpus\n" * 3)
     p = cli.run("train", "--model", "gpt:context=64", "--text", "short.txt", "--quiet")
@@ -821,8 +844,14 @@ def case_text_file_checks(cli):
         f.write("the lazy dog. " * 10)
     p = cli.run("train", "--model", "gpt:context=16", "--text", "shortval.txt", "--quiet")
     check_one_line_error(p, 1, "shortval.txt", "validation split", "needs at least 17 tokens")
-    p = cli.run("eval", "--weights", "w.safetensors", "--text", "shortval.txt")
-    check_last_error(p, 1, "shortval.txt", "validation split", "needs at least 17 tokens")
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 0, "--val-limit", 4, "--quiet", "--output", "w.safetensors")
+    check(p.returncode == 0, "weights")
+    with open(os.path.join(cli.work, "shortval2.txt"), "w") as f:
+        f.write("the lazy dog. " * 10)
+    p = cli.run("eval", "--weights", "w.safetensors", "--text", "shortval2.txt")
+    check_last_error(p, 1, "shortval2.txt", "validation split", "needs at least 17 tokens")
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
