@@ -45,6 +45,9 @@ namespace vktrain {
 // - constant: lr;
 // - warmup_cosine: lr·(s+1)/warmup_steps for s < warmup_steps, then cosine from lr at s = warmup_steps down to
 //   min_learning_rate at s = total_steps − 1, and min_learning_rate after that.
+// A rate may be 0 (a step at rate 0 leaves the weights as they are but counts, as in PyTorch); a rate below the
+// smallest normal float (1.18e-38) is returned as 0, so that host and device updates agree (GPUs may flush
+// subnormal numbers).
 enum class LrScheduleKind { constant, warmup_cosine };
 struct LrSchedule {
     LrScheduleKind kind = LrScheduleKind::constant;
@@ -53,7 +56,8 @@ struct LrSchedule {
     float min_learning_rate = 0.0f;
 };
 
-// Throws vktrain::Error for an inconsistent schedule (warmup_cosine: total_steps > warmup_steps, 0 <= min <= lr).
+// Throws vktrain::Error for a peak rate that is negative or not finite, or an inconsistent schedule (warmup_cosine:
+// total_steps > warmup_steps, 0 <= min <= lr).
 void check_schedule(const LrSchedule& schedule, float lr);
 float scheduled_learning_rate(const LrSchedule& schedule, float lr, uint64_t step);
 

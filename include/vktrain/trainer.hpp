@@ -160,7 +160,8 @@ public:
     EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
 
     // Changes the learning rate from the next step on; with TrainerOptions::lr_schedule this is the peak rate the
-    // schedule scales. learning_rate() is the rate of the last step (or the next one before any step).
+    // schedule scales. It must be finite and >= 0 (0, e.g. the end of a hand-made cosine decay: later steps leave the
+    // weights as they are but count). learning_rate() is the rate of the last step (or the next one before any step).
     void set_learning_rate(float learning_rate);
     float learning_rate() const;
 

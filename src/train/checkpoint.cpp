@@ -145,7 +145,8 @@ Checkpoint read_checkpoint(const std::string& path) {
     // Files of earlier versions have no peak rate: their runs had no schedule inside the trainer.
     const std::string* peak = find(metadata, key_peak_learning_rate);
     c.peak_learning_rate = peak ? parse_float(path, key_peak_learning_rate, *peak) : c.learning_rate;
-    VKT_CHECK(c.peak_learning_rate > 0.0f, path, ": checkpoint peak learning rate must be positive, got ",
+    // 0 is a legal rate (a schedule decayed to 0, or Trainer::set_learning_rate(0)); negative ones are not.
+    VKT_CHECK(c.peak_learning_rate >= 0.0f, path, ": checkpoint peak learning rate must be >= 0, got ",
               c.peak_learning_rate);
     c.scaler.scale = parse_float(path, key_loss_scale, require(path, metadata, key_loss_scale));
     c.scaler.growth_tracker = int32_t(parse_uint(path, key_growth_tracker, require(path, metadata, key_growth_tracker),
@@ -156,7 +157,7 @@ Checkpoint read_checkpoint(const std::string& path) {
               " steps");
     VKT_CHECK(uint64_t(c.optimizer_steps) <= c.steps - c.skipped, path, ": checkpoint has ", c.optimizer_steps,
               " optimizer steps but only ", c.steps - c.skipped, " steps that were not skipped");
-    VKT_CHECK(c.learning_rate > 0.0f, path, ": checkpoint learning rate must be positive, got ", c.learning_rate);
+    VKT_CHECK(c.learning_rate >= 0.0f, path, ": checkpoint learning rate must be >= 0, got ", c.learning_rate);
     VKT_CHECK(c.scaler.scale > 0.0f, path, ": checkpoint loss scale must be positive, got ", c.scaler.scale);
 
     for (auto& [key, value] : metadata)

@@ -16,8 +16,15 @@ bool is_unit_interval(float value) { // [0, 1)
     return value >= 0.0f && value < 1.0f;
 }
 
+// The peak rate a run is configured with must be positive; the rate of a step may also be 0 (a schedule that decays
+// to 0, as PyTorch's CosineAnnealingLR with eta_min=0: the step leaves the weights as they are but still counts and
+// still updates the optimizer's moments).
 void validate_learning_rate(float lr) {
     VKT_CHECK(std::isfinite(lr) && lr > 0.0f, "optimizer: learning_rate must be positive and finite, got ", lr);
+}
+
+void validate_step_learning_rate(float lr) {
+    VKT_CHECK(std::isfinite(lr) && lr >= 0.0f, "optimizer: a step's learning rate must be finite and >= 0, got ", lr);
 }
 
 void validate_step_scalars(float grad_multiplier, float clip) {
@@ -201,7 +208,7 @@ Optimizer::Optimizer(const OptimizerOptions& options, std::vector<size_t> param_
 }
 
 void Optimizer::set_learning_rate(float lr) {
-    validate_learning_rate(lr);
+    validate_step_learning_rate(lr);
     m_options.learning_rate = lr;
 }
 
@@ -295,7 +302,7 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
 
 void Optimizer::begin_staged(float grad_multiplier, float clip, float learning_rate) {
     validate_step_scalars(grad_multiplier, clip);
-    validate_learning_rate(learning_rate);
+    validate_step_learning_rate(learning_rate);
     const auto second_bank = [this](const std::vector<std::vector<float>>& current) {
         std::vector<std::vector<float>> bank;
         bank.reserve(current.size());
@@ -366,7 +373,7 @@ void Optimizer::commit() {
 }
 
 void Optimizer::advance(float learning_rate) {
-    validate_learning_rate(learning_rate);
+    validate_step_learning_rate(learning_rate);
     m_options.learning_rate = learning_rate;
     ++m_step_count;
 }

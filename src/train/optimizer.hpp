@@ -56,7 +56,7 @@ public:
 
     int64_t step_count() const { return m_step_count; }
     float learning_rate() const { return m_options.learning_rate; }
-    // For schedules; throws vktrain::Error unless lr > 0 and finite.
+    // For schedules; throws vktrain::Error unless lr >= 0 and finite (0: steps leave the weights as they are).
     void set_learning_rate(float lr);
 
     const OptimizerOptions& options() const { return m_options; }

@@ -560,6 +560,300 @@ def case_text_resume(cli):
           "the validation history (steps 0, 10, 20, 30, 40) carries over")
 
 
+# Small text runs that need no corpus package: a generated text of a few kilobytes, and the tiny GPT of the issue.
+TINY_GPT = "gpt:layers=1,heads=2,width=16,context=16"
+
+
+def write_small_text(cli, name="small.txt", lines=300):
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "then", "sleeps"]
+    with open(os.path.join(cli.work, name), "w") as f:
+        for i in range(lines):
+            f.write(" ".join(words[(i + k) % len(words)] for k in range(5 + i % 4)) + ".\n")
+    return name
+
+
+def read_safetensors(path):
+    """(header without __metadata__, metadata, raw data bytes) of a safetensors file."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        data = f.read()
+    metadata = header.pop("__metadata__", {})
+    return header, metadata, data
+
+
+def write_safetensors(path, tensors, metadata):
+    """tensors: list of (name, dtype, shape, bytes), written contiguously in that order."""
+    header, offset, blobs = {"__metadata__": metadata}, 0, []
+    for name, dtype, shape, blob in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+
+def rewrite_safetensors(src, dst, edit_metadata=None, drop=(), add=()):
+    header, metadata, data = read_safetensors(src)
+    tensors = [(k, v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
+               for k, v in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]) if k not in drop]
+    if edit_metadata:
+        edit_metadata(metadata)
+    write_safetensors(dst, tensors + list(add), metadata)
+
+
+def edit_graph_node(name, **attrs):
+    def edit(metadata):
+        graph = json.loads(metadata["vktrain_graph"])
+        for node in graph["nodes"]:
+            if node["name"] == name:
+                node["attrs"].update(attrs)
+        metadata["vktrain_graph"] = json.dumps(graph)
+    return edit
+
+
+def case_text_resume_at_validation(cli):
+    """A run stopped at a validation step (its checkpoint written by that validation) and resumed keeps validating
+    and checkpointing: the same validation steps, the same final weights and a checkpoint at the last step."""
+    text = write_small_text(cli)
+    run = ["train", "--model", TINY_GPT, "--text", text, "--steps", 40, "--warmup", 4, "--batch-size", 8,
+           "--micro-batch", 4, "--eval-at", "0,10,20,30", "--val-limit", 16, "--quiet"]
+    p = cli.run(*run, "--output", "whole.safetensors", "--report", "whole.json")
+    check(p.returncode == 0, "uninterrupted run")
+    p = cli.run(*run, "--checkpoint", "c.safetensors", "--stop-after", 10)
+    check(p.returncode == 0 and "stopped     after step 10 of 40" in p.stdout, "first slice stops at step 10")
+    check(p.stdout.count("checkpoint  c.safetensors (step 10)") == 1, "the checkpoint at step 10 is written once")
+    p = cli.run(*run, "--checkpoint", "c.safetensors", "--resume", "c.safetensors", "--output", "sliced.safetensors",
+                "--report", "sliced.json")
+    check(p.returncode == 0 and "resumed     c.safetensors at step 10" in p.stdout, "second slice resumes at step 10")
+    a, b = read_report(cli, "whole.json"), read_report(cli, "sliced.json")
+    steps = [v["step"] for v in b["validation"]]
+    check(steps == [0, 10, 20, 30, 40], "the resumed run validates at steps 0, 10, 20, 30, 40 (got %r)" % steps)
+    check(a["validation"] == b["validation"], "the validation history equals the uninterrupted run's")
+    for step in (20, 30, 40):
+        check("checkpoint  c.safetensors (step %d)" % step in p.stdout, "checkpoint written at step %d" % step)
+    meta = safetensors_header(os.path.join(cli.work, "c.safetensors"))["__metadata__"]
+    check(meta["vktrain_steps"] == "40", "the checkpoint ends at step 40 (got %s)" % meta["vktrain_steps"])
+    check(sha256(os.path.join(cli.work, "whole.safetensors")) == sha256(os.path.join(cli.work, "sliced.safetensors")),
+          "the sliced run's weights are bit-identical to the uninterrupted run's")
+
+
+def case_text_min_lr_zero(cli):
+    """A cosine schedule may decay to 0 (or to a rate that underflows in fp32): the run completes, its last step has
+    rate 0, and the checkpoint written at that step resumes and evaluates."""
+    text = write_small_text(cli)
+    run = ["train", "--model", TINY_GPT, "--text", text, "--steps", 6, "--warmup", 2, "--batch-size", 4,
+           "--eval-at", 0, "--val-limit", 4, "--log-every", 1, "--quiet"]
+    for min_lr in ("0", "1e-60"):
+        name = "z%s" % min_lr
+        p = cli.run(*run, "--min-lr", min_lr, "--report", name + ".json", "--checkpoint", name + ".safetensors")
+        check(p.returncode == 0, "--min-lr %s trains to the end" % min_lr)
+        r = read_report(cli, name + ".json")
+        check(r["history"][-1]["step"] == 6 and r["history"][-1]["learning_rate"] == 0.0,
+              "the last step's rate is 0 (got %r)" % r["history"][-1]["learning_rate"])
+        check([v["step"] for v in r["validation"]] == [0, 6], "validated at steps 0 and 6")
+    p = cli.run(*run, "--min-lr", "0", "--checkpoint", "z0.safetensors", "--resume", "z0.safetensors")
+    check(p.returncode == 0 and "resumed     z0.safetensors at step 6" in p.stdout,
+          "the checkpoint written at rate 0 resumes")
+    # A peak rate of 1e-45 (a subnormal float) on the MLP recipe's cosine: every rate is 0, and the run completes.
+    if os.path.isfile(os.path.join(DATA_DIR, "train-images-idx3-ubyte.gz")):
+        p = cli.run("train", "--model", "mlp:16", "--lr", "1e-45", "--epochs", 1, "--limit", 64, "--batch-size", 16,
+                    "--test-limit", 64, "--quiet", "--report", "mlp.json")
+        check(p.returncode == 0, "the MLP recipe with --lr 1e-45 trains to the end")
+    else:
+        print("  note: no Fashion-MNIST in %s, the MLP part is not run" % DATA_DIR)
+
+
+def case_generate_tiny_context(cli):
+    """Generation with contexts of 1, 2 and 3 tokens (shorter than the prompt): never a crash, and the key/value
+    cache gives the same greedy text as re-running the model over the same window."""
+    text = write_small_text(cli)
+    for context in (1, 2, 3):
+        weights = "c%d.safetensors" % context
+        p = cli.run("train", "--model", "gpt:layers=1,heads=1,width=16,context=%d" % context, "--text", text,
+                    "--steps", 80, "--warmup", 2, "--lr", "3e-2", "--batch-size", 16, "--eval-at", 0, "--val-limit", 4,
+                    "--quiet", "--output", weights)
+        check(p.returncode == 0, "context %d model trains" % context)
+        texts = []
+        for extra in ([], ["--no-cache"]):
+            p = cli.run("generate", "--weights", weights, "--prompt", "th", "--tokens", 20, "--temperature", 0,
+                        "--precision", "fp32", "--quiet", *extra)
+            check(p.returncode == 0 and p.stdout.startswith("th") and len(p.stdout) == 23,
+                  "context %d: generate %s prints 20 characters" % (context, extra or "(cache)"))
+            texts.append(p.stdout)
+        check(texts[0] == texts[1], "context %d: cached and uncached greedy text agree (%r, %r)" % (context, *texts))
+
+
+def case_text_checkpoint_appears(cli):
+    """A --checkpoint file that appears while the run trains is not replaced without --force (as --output and
+    --report are not). Deterministic: the run's stdout is a pipe of one page that the test stops reading after the
+    step-0 validation, so the run blocks on its progress lines (--log-every 1) long before its checkpoint at the last
+    step; the file is created meanwhile."""
+    import fcntl
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        raise Skip("pipe sizes cannot be set here (Linux only)")
+    text = write_small_text(cli)
+    target = os.path.join(cli.work, "late.safetensors")
+    cmd = [cli.binary, "train", "--model", TINY_GPT, "--text", text, "--steps", "120", "--warmup", "2",
+           "--batch-size", "4", "--eval-at", "0", "--val-limit", "4", "--log-every", "1",
+           "--checkpoint", "late.safetensors"]
+    print("$ " + " ".join(cmd), flush=True)
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    check(fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) == 4096, "stdout pipe of 4096 bytes")
+    with open(os.path.join(cli.work, "late.err"), "w+") as err:
+        proc = subprocess.Popen(cmd, cwd=cli.work, stdout=write_end, stderr=err)
+        os.close(write_end)
+        seen = b""
+        while b"validation  step 0 " not in seen:  # byte by byte: nothing after the line is drained
+            c = os.read(read_end, 1)
+            if not c:
+                break
+            seen += c
+        check(b"validation  step 0 " in seen, "the run validated at step 0")
+        check(not os.path.exists(target), "no checkpoint yet")
+        with open(target, "w") as f:
+            f.write("precious")
+        rest = b""
+        while True:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            rest += chunk
+        os.close(read_end)
+        status = proc.wait(timeout=600)
+        err.seek(0)
+        stderr = err.read()
+    out = (seen + rest).decode(errors="replace")
+    for line in out.splitlines():
+        print("  stdout: " + line)
+    for line in stderr.splitlines():
+        print("  stderr: " + line)
+    check(re.search(r"^step 1/120 ", out, re.M) is not None, "the run trained after the file appeared")
+    check(status == 1, "exit status 1 (got %d)" % status)
+    errors = error_lines(stderr)
+    check(len(errors) == 1 and "--checkpoint" in errors[0] and "late.safetensors" in errors[0] and
+          "already exists" in errors[0], "one error naming --checkpoint and the file")
+    with open(target) as f:
+        check(f.read() == "precious", "the file that appeared is intact")
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 4, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 0, "--val-limit", 4, "--quiet", "--checkpoint", "late.safetensors", "--force")
+    check(p.returncode == 0 and safetensors_header(target)["__metadata__"]["vktrain_steps"] == "4",
+          "with --force the file is replaced")
+
+
+def case_text_update_location_clip(cli):
+    """--update-location device cannot clip, and the GPT recipe clips by default: refused before any work (the corpus
+    is never read), naming the CLI's options."""
+    p = cli.run("train", "--model", TINY_GPT, "--text", "no-such-corpus", "--update-location", "device")
+    check_one_line_error(p, 2, "--update-location device", "--clip 0")
+    p = cli.run("train", "--model", TINY_GPT, "--text", "no-such-corpus", "--update-location", "device", "--clip", 0)
+    check_one_line_error(p, 1, "no-such-corpus")
+
+
+def text_checkpoint(cli, text, name="c.safetensors"):
+    """A checkpoint of a tiny text run written at step 5 (a validation), and that run's report."""
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 20, "--warmup", 2, "--batch-size", 4,
+                "--eval-at", "0,5", "--val-limit", 8, "--quiet", "--checkpoint", name, "--stop-after", 5,
+                "--report", name + ".json")
+    check(p.returncode == 0, "a checkpoint at step 5")
+    return os.path.join(cli.work, name), read_report(cli, name + ".json")
+
+
+def case_text_checkpoint_vocabulary(cli):
+    """A text run's checkpoint records the vocabulary, so eval and generate take it like weights; a checkpoint
+    without one (an earlier version's) is named as such, with what to use instead."""
+    text = write_small_text(cli)
+    c, report = text_checkpoint(cli, text)
+    check("vktrain_vocabulary" in safetensors_header(c)["__metadata__"], "the checkpoint records the vocabulary")
+    val5 = report["validation"][-1]
+    p = cli.run("eval", "--weights", "c.safetensors", "--text", text, "--val-limit", 8)
+    m = re.search(r"^val_loss (\S+)  windows 8", p.stdout, re.M)
+    check(p.returncode == 0 and m and abs(float(m.group(1)) - val5["val_loss"]) < 1e-5,
+          "eval of the checkpoint reproduces its step-5 validation loss (%s vs %r)" % (m and m.group(1), val5))
+    p = cli.run("generate", "--weights", "c.safetensors", "--prompt", "the ", "--tokens", 8, "--quiet")
+    check(p.returncode == 0 and p.stdout.startswith("the ") and len(p.stdout) == 13, "generate takes the checkpoint")
+    rewrite_safetensors(c, os.path.join(cli.work, "old.safetensors"),
+                        edit_metadata=lambda md: md.pop("vktrain_vocabulary", None))
+    p = cli.run("eval", "--weights", "old.safetensors", "--text", text)
+    check_last_error(p, 1, "old.safetensors", "without its vocabulary", "--output")
+    p = cli.run("generate", "--weights", "old.safetensors")
+    check_last_error(p, 1, "old.safetensors", "without its vocabulary", "--output")
+
+
+def case_text_validation_history(cli):
+    """A checkpoint's validation history is parsed strictly: a malformed one is refused naming the file and the
+    entry, and nothing trains."""
+    text = write_small_text(cli)
+    c, _ = text_checkpoint(cli, text)
+    bad = ["4" * 40, "4" * 40 + ":1:1;", "0:1.5:8", "0:1.5;", "0:x:8;", "0:1:8;0:1:8;", "6:1:8;",
+           "0:1:99999999999999999999;", "0:1:8;junk", "-1:1:8;", " 0:1:8;"]
+    for i, value in enumerate(bad):
+        name = "bad%d.safetensors" % i
+
+        def edit(md, value=value):
+            md["vktrain_text_validation"] = value
+        rewrite_safetensors(c, os.path.join(cli.work, name), edit_metadata=edit)
+        p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 20, "--warmup", 2, "--batch-size", 4,
+                    "--eval-at", "0,5", "--val-limit", 8, "--quiet", "--resume", name)
+        check_last_error(p, 1, name, "vktrain_text_validation")
+        check("resumed" not in p.stdout and "step 6/" not in p.stdout, "nothing trained")
+
+
+def case_generate_weight_checks(cli):
+    """generate refuses what eval refuses (one check of the tensors against the recorded architecture): an extra
+    tensor, a head bias the graph declares but the file lacks, a final LayerNorm without affine whose tensors are
+    still there; and a graph that is not the GPT the decoder mirrors."""
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 4, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 0, "--val-limit", 4, "--quiet", "--output", "w.safetensors")
+    check(p.returncode == 0, "weights for the checks")
+    w = os.path.join(cli.work, "w.safetensors")
+    variants = {
+        "extra.safetensors": (dict(add=[("extra.weight", "F32", [2], b"\0" * 8)]), "extra.weight"),
+        "bias.safetensors": (dict(edit_metadata=edit_graph_node("lm_head", bias=1)), "lm_head.bias"),
+        "affine.safetensors": (dict(edit_metadata=edit_graph_node("transformer.ln_f", affine=0)),
+                               "transformer.ln_f."),
+    }
+    for name, (how, needle) in variants.items():
+        rewrite_safetensors(w, os.path.join(cli.work, name), **how)
+        p = cli.run("eval", "--weights", name, "--text", text)
+        check_last_error(p, 1, name, needle)
+        p = cli.run("generate", "--weights", name, "--prompt", "the ")
+        check_last_error(p, 1, name, needle)
+    # A LayerNorm without affine and without its tensors is a valid model (eval takes it), but not the GPT the
+    # decoder mirrors.
+    rewrite_safetensors(w, os.path.join(cli.work, "noaffine.safetensors"),
+                        edit_metadata=edit_graph_node("transformer.ln_f", affine=0),
+                        drop=("transformer.ln_f.weight", "transformer.ln_f.bias"))
+    p = cli.run("eval", "--weights", "noaffine.safetensors", "--text", text, "--val-limit", 4)
+    check(p.returncode == 0, "eval takes a final LayerNorm without affine")
+    p = cli.run("generate", "--weights", "noaffine.safetensors", "--prompt", "the ")
+    check_last_error(p, 1, "noaffine.safetensors", "transformer.ln_f")
+
+
+def case_text_split_too_short(cli):
+    """A text too short for the context: the message names the file and the split (train and eval)."""
+    with open(os.path.join(cli.work, "short.txt"), "w") as f:
+        f.write("tiny corpus\n" * 3)
+    p = cli.run("train", "--model", "gpt:context=64", "--text", "short.txt", "--quiet")
+    check_one_line_error(p, 1, "short.txt", "training split", "context of 64 tokens needs at least 65 tokens")
+    with open(os.path.join(cli.work, "shortval.txt"), "w") as f:
+        f.write("the lazy dog. " * 10)
+    p = cli.run("train", "--model", "gpt:context=16", "--text", "shortval.txt", "--quiet")
+    check_one_line_error(p, 1, "shortval.txt", "validation split", "needs at least 17 tokens")
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 0, "--val-limit", 4, "--quiet", "--output", "w.safetensors")
+    check(p.returncode == 0, "weights")
+    with open(os.path.join(cli.work, "shortval2.txt"), "w") as f:
+        f.write("the lazy dog. " * 10)
+    p = cli.run("eval", "--weights", "w.safetensors", "--text", "shortval2.txt")
+    check_last_error(p, 1, "shortval2.txt", "validation split", "needs at least 17 tokens")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

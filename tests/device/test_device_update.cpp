@@ -4,6 +4,7 @@
 // copies stay readable and writable (parameters, checkpoints, set_parameters, micro-batch steps), and automatic
 // keeps the host where there is nothing to gain.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -217,6 +218,48 @@ TEST(DeviceUpdateSemantics, AutomaticKeepsTheHostWithoutTransfersToSaveAndClippi
     EXPECT_EQ(clipped.update_location(), UpdateLocation::host);
     o.update_location = UpdateLocation::device;
     EXPECT_THROW(Trainer(vkt_test::context(), mlp(), o), vktrain::Error);
+}
+
+// A schedule that decays to 0 (PyTorch's CosineAnnealingLR with eta_min=0), with every update strategy: the steps at
+// rate 0 leave the weights bit for bit as they were but count; the run does not fail at its last step, host and
+// device agree, and a checkpoint written at rate 0 loads.
+TEST(DeviceUpdate, ScheduleEndingAtRateZero) {
+    std::vector<std::vector<vktrain::Parameter>> finals;
+    for (UpdateLocation where : {UpdateLocation::device, UpdateLocation::host}) {
+        for (uint32_t buckets : {1u, 3u}) {
+            if (where == UpdateLocation::device && buckets > 1) continue;
+            TrainerOptions o = options(Precision::fp32, OptimizerKind::adamw, where);
+            o.lr_schedule = {vktrain::LrScheduleKind::warmup_cosine, 1, 4, 0.0f};
+            o.update_buckets = buckets;
+            Trainer t(vkt_test::context(), mlp(), o);
+            std::vector<vktrain::Parameter> before;
+            for (uint32_t s = 0; s < 6; ++s) {
+                if (s == 3) before = t.parameters();
+                const auto b = batch(s);
+                StepResult r;
+                ASSERT_NO_THROW(r = t.step(b.x.data(), b.labels.data(), 16)) << "step " << s;
+                EXPECT_EQ(r.learning_rate, s >= 3 ? 0.0f : vktrain::scheduled_learning_rate(o.lr_schedule, 0.003f, s));
+            }
+            EXPECT_EQ(t.steps(), 6u);
+            EXPECT_EQ(t.learning_rate(), 0.0f);
+            const auto after = t.parameters();
+            for (size_t i = 0; i < after.size(); ++i)
+                EXPECT_EQ(std::memcmp(after[i].data.data(), before[i].data.data(), after[i].data.size() * 4), 0)
+                    << after[i].name << " changed at rate 0";
+            const std::string path = testing::TempDir() + "vktrain_rate_zero.safetensors";
+            t.save_checkpoint(path);
+            Trainer u(vkt_test::context(), mlp(), o);
+            ASSERT_NO_THROW(u.load_checkpoint(path));
+            EXPECT_EQ(u.learning_rate(), 0.0f);
+            const auto b = batch(7);
+            ASSERT_NO_THROW(u.step(b.x.data(), b.labels.data(), 16));
+            std::remove(path.c_str());
+            finals.push_back(after);
+        }
+    }
+    for (size_t k = 1; k < finals.size(); ++k)
+        for (size_t i = 0; i < finals[0].size(); ++i)
+            expect_close(finals[k][i].data, finals[0][i].data, finals[0][i].name);
 }
 
 } // namespace

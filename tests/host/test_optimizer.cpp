@@ -389,8 +389,9 @@ TEST(Optimizer, InvalidOptionsThrow) {
     EXPECT_NO_THROW(Optimizer(sgd, {4}));
 
     Optimizer optimizer(adamw_options(1e-3f, 0.0f), {4});
-    EXPECT_THROW(optimizer.set_learning_rate(0.0f), vktrain::Error);
+    EXPECT_THROW(optimizer.set_learning_rate(-1e-3f), vktrain::Error);
     EXPECT_THROW(optimizer.set_learning_rate(NAN), vktrain::Error);
+    EXPECT_THROW(optimizer.set_learning_rate(INFINITY), vktrain::Error);
     EXPECT_EQ(optimizer.learning_rate(), 1e-3f);
     optimizer.set_learning_rate(5e-4f);
     EXPECT_EQ(optimizer.learning_rate(), 5e-4f);

@@ -1,5 +1,5 @@
 // `vktrain eval`: loads a checkpoint written by `vktrain train --output` (or Trainer::save) and evaluates it on the
-// Fashion-MNIST test split.
+// Fashion-MNIST test split, or a text model's weights or checkpoint on its corpus's validation split.
 #include <cstdio>
 #include <optional>
 
@@ -8,6 +8,7 @@
 #include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "report.hpp"
+#include "text_model.hpp"
 #include "util.hpp"
 #include "vktrain/vktrain.hpp"
 
@@ -26,12 +27,14 @@ int run_eval(const std::vector<std::string>& args) {
     // which model and precision it was trained with.
     std::vector<std::pair<std::string, std::string>> metadata;
     io::read_safetensors(a.weights, &metadata);
+    // A text model (or a text run's checkpoint, which read_text_model names if it lacks the vocabulary).
+    if (!spec && (find_metadata(metadata, key_vocabulary) || find_metadata(metadata, key_text_run)))
+        return run_eval_text(a);
     std::optional<Model> stored_model;
     std::string model_source = "--model";
     if (!spec && find_metadata(metadata, "vktrain_graph")) {
         stored_model = load_model(a.weights);
         model_source = "architecture in " + a.weights;
-        if (find_metadata(metadata, "vktrain_vocabulary")) return run_eval_text(a);
     } else if (!spec) {
         const std::string* description = find_metadata(metadata, "vktrain_model");
         if (!description)
@@ -73,15 +76,18 @@ int run_eval(const std::vector<std::string>& args) {
 }
 
 int run_eval_text(const EvalArgs& a) {
-    std::vector<std::pair<std::string, std::string>> metadata;
-    io::read_safetensors(a.weights, &metadata);
-    const CharVocabulary vocab = CharVocabulary::from_utf8(*find_metadata(metadata, "vktrain_vocabulary"));
-    const Model model = load_model(a.weights);
-    const Precision precision = stored_precision(a.precision, metadata);
+    TextModelFile file = read_text_model(a.weights); // the same checks as `vktrain generate`
+    const CharVocabulary& vocab = file.vocab;
+    const Model& model = file.model;
+    const Precision precision = stored_precision(a.precision, file.metadata);
+    const std::vector<int> inputs = model.inputs();
+    if (inputs.empty() || model.nodes()[size_t(inputs[0])].shape.size() != 1)
+        throw Error(a.weights + ": the model's first input is not a sequence of token ids");
+    const uint32_t context = uint32_t(model.nodes()[size_t(inputs[0])].shape[0]);
     const std::string text_path = a.text_path.empty() ? default_text_dir() : a.text_path;
     const TextCorpus corpus = load_text_corpus(text_path);
     const std::vector<int32_t> val = vocab.encode(split_text(corpus.text, 0.9).validation);
-    const uint32_t context = uint32_t(model.nodes()[size_t(model.inputs()[0])].shape.at(0));
+    check_split_length(val.size(), context, text_path, "validation");
     const TextWindows windows(val, context, 0);
 
     Context context_(context_options(a.device));
@@ -91,7 +97,7 @@ int run_eval_text(const EvalArgs& a) {
     options.gemm_path = a.gemm_path;
     options.inference_only = true;
     Trainer trainer(context_, model, options);
-    trainer.load(a.weights);
+    trainer.set_parameters(file.parameters);
     std::printf("device      %s\n", device_summary(context_.device_info()).c_str());
     std::printf("model       %s (%llu parameters, vocabulary %u, context %u)\n", a.weights.c_str(),
                 static_cast<unsigned long long>(model.parameter_count()), vocab.size(), context);

@@ -42,14 +42,15 @@ weight decay 0.1, batch 32 windows of context+1 characters):
                           of the characters train, the last 10% validate
   --steps N               optimizer steps (default 2000)
   --warmup N              linear warm-up steps, then cosine decay to --min-lr at the last step (default 100)
-  --min-lr X              the learning rate at the last step (default lr / 10)
+  --min-lr X              the learning rate at the last step (default lr / 10; 0 is allowed)
   --clip X                clip the global gradient norm to X (default 1; 0: off)
   --micro-batch N         samples per device pass; smaller than --batch-size accumulates gradients (same update)
   --eval-at LIST          validation loss after these steps (default 0,250,500,1000,2000; the last step always)
   --val-limit N           use the first N validation windows (default: all)
   --log-every N           a progress line every N steps (default steps / 40)
   with --checkpoint FILE a text run writes a full checkpoint after every validation (and at --stop-after N, which
-  counts steps here); --resume FILE continues it bit-identically (every option must repeat the original run's)
+  counts steps here); --resume FILE continues it bit-identically (every option must repeat the original run's);
+  a checkpoint records the vocabulary, so `vktrain eval` and `vktrain generate` also take it
 
 training:
   --precision P           mixed or fp32 (default mixed)
@@ -70,7 +71,8 @@ mixed precision:
                           the rest (1: one readback, then the update; default 0: 4 for models of 2^20
                           parameters or more, else 1)
   --update-location L     auto, host or device: where the optimizer runs (default auto: timed on GPUs without
-                          unified memory, else the host; device keeps the master weights in device memory)
+                          unified memory, else the host; device keeps the master weights in device memory and
+                          cannot clip: text runs need --clip 0 with it)
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
 
 device:
@@ -130,15 +132,16 @@ const char* generate_usage() {
 
 Continues --prompt with a GPT trained by `vktrain train --model gpt:...` (its weights file records the model and
 the vocabulary) and prints the prompt and the generated text; the time per token goes to stderr. Each new token
-costs one position over a key/value cache; when the context is full the cache restarts from the last context/2
-characters.
+costs one position over a key/value cache. The model sees at most a context of characters: when the next one
+would not fit, it restarts from the last context/2 (at least 1), with or without --no-cache (both give the same
+text).
 
-  --weights FILE          safetensors file written by `vktrain train --model gpt:... --output FILE`
+  --weights FILE          safetensors file written by `vktrain train --model gpt:...` (--output or --checkpoint)
   --prompt TEXT           the text to continue (default a newline); every character must be in the vocabulary
   --tokens N              characters to generate (default 300)
   --temperature T         sampling temperature (default 0.8; 0: always the most likely character)
   --seed N                sampling seed (default 1)
-  --no-cache              re-run the whole context (up to its last context characters) for every token
+  --no-cache              re-run all the characters the model sees (up to a context) for every token
   --precision P           mixed or fp32 (default: the precision stored in the file)
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name

@@ -12,6 +12,7 @@
 #include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "report.hpp"
+#include "text_model.hpp"
 #include "util.hpp"
 #include "vktrain/vktrain.hpp"
 
@@ -40,10 +41,6 @@ void refuse_image_options(const TrainArgs& a) {
         if (a.has(o))
             throw UsageError(std::string(o) + " does not apply to text models (they train by --steps on --text)");
 }
-
-// What a checkpoint of a text run records about the run, so --resume continues exactly the same run.
-constexpr const char* key_settings = "vktrain_text_run";
-constexpr const char* key_validation = "vktrain_text_validation";
 
 std::vector<std::pair<std::string, std::string>> run_settings(const TrainArgs& a, const GptOptions& g, uint32_t micro,
                                                               double lr, double min_lr) {
@@ -113,6 +110,12 @@ ValResult validate(Trainer& trainer, const TextWindows& windows, uint64_t limit,
 
 int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     refuse_image_options(a);
+    // The device update cannot clip (the norm is formed on the host), and this recipe clips by default: say so
+    // before any work, in the options' own names.
+    if (a.update_location == UpdateLocation::device && a.clip > 0)
+        throw UsageError("--update-location device cannot clip gradients (--clip " + number(a.clip) +
+                         (a.has("--clip") ? "" : ", the GPT recipe's default") +
+                         "): pass --clip 0, or --update-location host or auto");
     if (!a.has("--lr")) a.learning_rate = 3e-4;
     if (!a.has("--weight-decay")) a.weight_decay = 0.1;
     if (!a.has("--batch-size")) a.batch_size = 32;
@@ -146,7 +149,9 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     GptOptions g = spec.gpt;
     g.vocab = vocab.size();
     const uint32_t context = g.context;
-    const TextWindows train_windows(split.train, context, a.seed); // errors name the split that is too short
+    check_split_length(split.train.size(), context, a.text_path, "training");
+    check_split_length(split.val.size(), context, a.text_path, "validation");
+    const TextWindows train_windows(split.train, context, a.seed);
     const TextWindows val_windows(split.val, context, 0);
     const Model model = Model::gpt(g);
 
@@ -200,36 +205,29 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.resume.empty()) {
         std::vector<std::pair<std::string, std::string>> stored;
         io::read_safetensors(a.resume, &stored);
-        const std::string* run = find_metadata(stored, key_settings);
+        const std::string* run = find_metadata(stored, key_text_run);
         if (!run)
             throw Error(a.resume + ": not a checkpoint of a text run (`vktrain train --model gpt:... --checkpoint`)");
         check_same_run(a.resume, *run, settings);
-        for (const auto& [k, v] : trainer.load_checkpoint(a.resume)) {
-            if (k != key_validation) continue;
-            size_t pos = 0; // "step:loss:windows;" entries
-            while (pos < v.size()) {
-                ValResult r;
-                char* end = nullptr;
-                r.step = std::strtoull(v.c_str() + pos, &end, 10);
-                r.loss = std::strtod(end + 1, &end);
-                r.windows = std::strtoull(end + 1, &end, 10);
-                vals.push_back(r);
-                pos = size_t(end - v.c_str()) + 1;
-            }
-        }
+        const CheckpointMetadata extra = trainer.load_checkpoint(a.resume);
+        if (const std::string* validations = find_metadata(extra, key_text_validation))
+            vals = parse_validations(*validations, a.resume, trainer.steps());
         print("resumed     " + a.resume + " at step " + std::to_string(trainer.steps()) + " (" +
               std::to_string(trainer.skipped_steps()) + " skipped), loss scale " + number(trainer.loss_scale()) + "\n");
     }
+    // Before the first write the path is checked again: a file that appeared meanwhile must not be replaced without
+    // --force (later writes replace our own; the file being resumed is ours to replace).
+    bool checkpoint_checked = a.resume == a.checkpoint;
+    uint64_t saved_step = ~uint64_t(0); // the step of the last checkpoint this run wrote
     const auto save_checkpoint = [&] {
-        if (a.checkpoint.empty()) return;
-        std::string v;
-        for (const ValResult& r : vals) {
-            char buf[96];
-            std::snprintf(buf, sizeof buf, "%llu:%.17g:%llu;", static_cast<unsigned long long>(r.step), r.loss,
-                          static_cast<unsigned long long>(r.windows));
-            v += buf;
-        }
-        trainer.save_checkpoint(a.checkpoint, {{key_settings, join_settings(settings)}, {key_validation, v}});
+        if (a.checkpoint.empty() || saved_step == trainer.steps()) return;
+        if (!checkpoint_checked) check_output_path(a.checkpoint, "--checkpoint", a.force);
+        checkpoint_checked = true;
+        // The vocabulary too, so that `vktrain eval` and `vktrain generate` take a checkpoint like weights.
+        trainer.save_checkpoint(a.checkpoint, {{key_text_run, join_settings(settings)},
+                                               {key_text_validation, format_validations(vals)},
+                                               {key_vocabulary, vocab.to_utf8()}});
+        saved_step = trainer.steps();
         print("checkpoint  " + a.checkpoint + " (step " + std::to_string(trainer.steps()) + ")\n");
     };
     const auto run_validation = [&](uint64_t step) {
@@ -241,8 +239,10 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     };
     size_t next_eval = 0;
     while (next_eval < eval_at.size() && eval_at[next_eval] < trainer.steps()) ++next_eval; // done before a resume
-    if (next_eval < eval_at.size() && eval_at[next_eval] == trainer.steps() && vals.empty()) {
-        run_validation(trainer.steps());
+    if (next_eval < eval_at.size() && eval_at[next_eval] == trainer.steps()) {
+        // At the start, or resumed at a validation step: validated now unless the checkpoint already holds it (every
+        // checkpoint written at such a step does). Either way the next validation is a later one.
+        if (vals.empty() || vals.back().step != trainer.steps()) run_validation(trainer.steps());
         ++next_eval;
     }
     const uint64_t first_step = trainer.steps();
@@ -305,7 +305,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
 
     if (!a.output.empty()) {
         check_output_path(a.output, "--output", a.force);
-        trainer.save(a.output, {{"vktrain_vocabulary", vocab.to_utf8()}});
+        trainer.save(a.output, {{key_vocabulary, vocab.to_utf8()}});
         print("weights     " + a.output + "\n");
     }
     if (!a.report.empty()) {
