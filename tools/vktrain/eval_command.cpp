@@ -43,7 +43,7 @@ int run_eval(const std::vector<std::string>& args) {
         }
         model_source = "metadata of " + a.weights;
     }
-    const Precision precision = stored_precision(a.precision, metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, metadata);
 
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
     const Model model =
@@ -77,7 +77,7 @@ int run_eval_text(const EvalArgs& a) {
     io::read_safetensors(a.weights, &metadata);
     const CharVocabulary vocab = CharVocabulary::from_utf8(*find_metadata(metadata, "vktrain_vocabulary"));
     const Model model = load_model(a.weights);
-    const Precision precision = stored_precision(a.precision, metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, metadata);
     const std::string text_path = a.text_path.empty() ? default_text_dir() : a.text_path;
     const TextCorpus corpus = load_text_corpus(text_path);
     const std::vector<int32_t> val = vocab.encode(split_text(corpus.text, 0.9).validation);

@@ -83,7 +83,7 @@ int run_generate(const std::vector<std::string>& args) {
         throw Error(a.weights + ": the model has " + std::to_string(g.vocab) + " tokens, the vocabulary " +
                     std::to_string(vocab.size()));
     std::vector<int32_t> tokens = vocab.encode(decode_utf8(a.prompt, "--prompt"));
-    const Precision precision = stored_precision(a.precision, metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, metadata);
 
     Context ctx(context_options(a.device));
     TrainerOptions o;
