@@ -98,7 +98,11 @@ bool stream_utf8_file(const std::string& path, size_t chunk_bytes, const std::fu
     errno = 0;
     const std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
     VKT_CHECK(file != nullptr, path, ": cannot open for reading: ", errno ? std::strerror(errno) : "unknown error");
-    // A sequence cut by the end of a chunk (at most 3 bytes) moves to the front of the next one.
+    // Buffers no larger than the file (a folder of small files, such as fortunes, reads each in one chunk). A
+    // sequence cut by the end of a chunk (at most 3 bytes) moves to the front of the next one.
+    struct stat st {};
+    if (::fstat(::fileno(file.get()), &st) == 0 && st.st_size >= 0)
+        chunk_bytes = size_t(std::min<uint64_t>(chunk_bytes, uint64_t(st.st_size) + 1));
     const size_t capacity = chunk_bytes + 3;
     const std::unique_ptr<unsigned char[]> bytes(new unsigned char[capacity]);
     const std::unique_ptr<char32_t[]> chars(new char32_t[capacity]);
