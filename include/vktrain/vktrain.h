@@ -116,7 +116,8 @@ VKT_API vkt_status vkt_trainer_step(vkt_trainer* t, const void* const* inputs, s
                                     vkt_step_result* out);
 VKT_API vkt_status vkt_trainer_evaluate(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                         double* loss);
-/* Writes count × (prediction size per sample) floats; fails when capacity (in floats) is too small. */
+/* Writes count × (prediction size per sample) floats; fails with VKT_INVALID_ARGUMENT, before reading any input,
+ * when capacity (in floats) is too small or a size computed from count does not fit in size_t. */
 VKT_API vkt_status vkt_trainer_predict(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                        float* out, size_t capacity, size_t* written);
 VKT_API vkt_status vkt_trainer_set_learning_rate(vkt_trainer* t, float learning_rate);

@@ -2,10 +2,12 @@
 // per thread and returns a status.
 #include "vktrain/vktrain.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 #include "vktrain/vktrain.hpp"
@@ -69,6 +71,24 @@ void set(int32_t* out, int value) {
 std::vector<const void*> inputs_of(const void* const* inputs, size_t count) {
     if (!inputs && count) throw InvalidArgument("inputs is null");
     return std::vector<const void*>(inputs, inputs + count);
+}
+
+// a · b, refused as an invalid argument when it does not fit 64 bits (or size_t): sizes computed from a caller's
+// count must not wrap around into a small buffer.
+uint64_t times(uint64_t a, uint64_t b, const std::string& what) {
+    uint64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r) || r > uint64_t(SIZE_MAX))
+        throw InvalidArgument(what + ": " + std::to_string(a) + " x " + std::to_string(b) + " does not fit in size_t");
+    return r;
+}
+
+// Every input of `count` samples has a byte size that fits: checked before anything reads the caller's buffers.
+void check_input_sizes(const vktrain::Trainer& t, uint64_t count, const char* call) {
+    const vktrain::Model& m = t.model();
+    for (const int in : m.inputs()) {
+        const std::string what = std::string(call) + ": input '" + m.nodes()[size_t(in)].name + "'";
+        times(times(count, m.input_elements(in), what + " elements"), 4, what + " bytes");
+    }
 }
 
 } // namespace
@@ -284,24 +304,38 @@ void vkt_trainer_destroy(vkt_trainer* trainer) {
 vkt_status vkt_trainer_step(vkt_trainer* t, const void* const* inputs, size_t input_count, uint32_t count,
                             vkt_step_result* out) {
     return guarded([&] {
-        const vktrain::StepResult r = need(t, "trainer").trainer.step(inputs_of(inputs, input_count), count);
+        vktrain::Trainer& trainer = need(t, "trainer").trainer;
+        check_input_sizes(trainer, count, "step");
+        const vktrain::StepResult r = trainer.step(inputs_of(inputs, input_count), count);
         if (out) *out = vkt_step_result{r.loss, r.loss_scale, r.skipped ? 1 : 0, r.grad_norm, r.learning_rate};
     });
 }
 
 vkt_status vkt_trainer_evaluate(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                 double* loss) {
-    return guarded(
-        [&] { need(loss, "loss") = need(t, "trainer").trainer.evaluate(inputs_of(inputs, input_count), count).loss; });
+    return guarded([&] {
+        vktrain::Trainer& trainer = need(t, "trainer").trainer;
+        check_input_sizes(trainer, count, "evaluate");
+        need(loss, "loss") = trainer.evaluate(inputs_of(inputs, input_count), count).loss;
+    });
 }
 
 vkt_status vkt_trainer_predict(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                float* out, size_t capacity, size_t* written) {
     return guarded([&] {
-        const std::vector<float> p = need(t, "trainer").trainer.predict(inputs_of(inputs, input_count), count);
-        if (p.size() > capacity)
-            throw InvalidArgument("predict: " + std::to_string(p.size()) + " values do not fit a capacity of " +
+        vktrain::Trainer& trainer = need(t, "trainer").trainer;
+        check_input_sizes(trainer, count, "predict");
+        // Refused before any work: the output size, and that it fits the caller's buffer.
+        const vktrain::Model& m = trainer.model();
+        const uint64_t values = times(count, m.input_elements(m.output()), "predict: output values");
+        times(values, sizeof(float), "predict: output bytes");
+        if (values > capacity)
+            throw InvalidArgument("predict: " + std::to_string(values) + " values do not fit a capacity of " +
                                   std::to_string(capacity));
+        const std::vector<float> p = trainer.predict(inputs_of(inputs, input_count), count);
+        if (p.size() != values)
+            throw std::runtime_error("predict: " + std::to_string(p.size()) + " values, expected " +
+                                     std::to_string(values));
         if (!p.empty()) std::memcpy(&need(out, "out"), p.data(), p.size() * sizeof(float));
         if (written) *written = p.size();
     });

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "common/check.hpp"
+#include "graph/names.hpp"
 #include "graph/registry.hpp"
 
 namespace vktrain {
@@ -38,10 +39,8 @@ std::string Model::next_name(const std::string& kind) {
 
 void Model::rename(int node, const std::string& name) {
     check_value(node, "rename");
-    VKT_CHECK(!name.empty() && name.front() != '.' && name.back() != '.' && name.find("..") == std::string::npos &&
-                  name.find_first_of(" \t\n\r\"") == std::string::npos,
-              "rename: '", name,
-              "' is not a valid node name (non-empty, no spaces or quotes, dots only between parts)");
+    VKT_CHECK(graph::is_valid_node_name(name), "rename: '", graph::printable_name(name), "' is not a valid node name (",
+              graph::node_name_rule, ")");
     VKT_CHECK(m_overrides.empty(), "rename: rename nodes before set_trainable, set_weight_decay or set_init");
     for (const Node& n : m_nodes)
         VKT_CHECK(n.name != name || &n == &m_nodes[size_t(node)], "rename: a node named '", name, "' exists already");
@@ -97,6 +96,8 @@ int Model::add_node(Node node, const char* what) {
 
 int Model::input(const std::string& name, const std::vector<int64_t>& shape, DataType type) {
     VKT_CHECK(!name.empty(), "input: a name is required");
+    VKT_CHECK(graph::is_valid_node_name(name), "input: '", graph::printable_name(name), "' is not a valid node name (",
+              graph::node_name_rule, ")");
     VKT_CHECK(shape.size() <= 5, "input '", name, "': at most 5 dimensions per sample (6 with the batch)");
     for (int64_t d : shape) VKT_CHECK(d > 0, "input '", name, "': dimension ", d, " in ", graph::shape_text(shape));
     Node n;

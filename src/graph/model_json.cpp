@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/check.hpp"
+#include "graph/names.hpp"
 #include "io/json.hpp"
 #include "vktrain/model.hpp"
 
@@ -91,11 +92,15 @@ Model Model::from_json(const std::string& text) {
                   root.at("vktrain_graph").as_int64(), " is not supported (this build reads ", k_format, ")");
         Model m;
         const Json& nodes = root.at("nodes");
+        VKT_CHECK(nodes.is_array() && nodes.size() > 0, "\"nodes\" must be a non-empty array of nodes");
         for (size_t i = 0; i < nodes.size(); ++i) {
             const Json& j = nodes.at(i);
             Node n;
             n.op = j.at("op").as_string();
             n.name = j.at("name").as_string();
+            // The builder's rule (Model::rename, Model::input): the name becomes parameter names and message text.
+            VKT_CHECK(graph::is_valid_node_name(n.name), "node ", i, ": '", graph::printable_name(n.name),
+                      "' is not a valid node name (", graph::node_name_rule, ")");
             for (const Json& x : j.at("inputs").as_array()) {
                 const int64_t v = x.as_int64();
                 VKT_CHECK(v >= 0 && v < int64_t(i), "node ", i, " ('", n.name, "') takes input ", v,

@@ -479,22 +479,9 @@ Json read_json_file(const std::string& path) {
 
 void write_json_file(const std::string& path, const Json& value, bool pretty) {
     const std::string text = value.dump(pretty) + "\n";
-    remove_stale_temporaries(path);
-    const std::string temp_path = detail::concat(path, ".tmp-", ::getpid());
-    std::FILE* file = std::fopen(temp_path.c_str(), "wb");
-    VKT_CHECK(file != nullptr, temp_path, ": cannot create: ", std::strerror(errno));
-    const bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size();
-    const int saved_errno = errno;
-    const bool closed = std::fclose(file) == 0;
-    if (!written || !closed) {
-        std::remove(temp_path.c_str());
-        VKT_FAIL(temp_path, ": write failed: ", std::strerror(written ? errno : saved_errno));
-    }
-    if (std::rename(temp_path.c_str(), path.c_str()) != 0) {
-        const int rename_errno = errno;
-        std::remove(temp_path.c_str());
-        VKT_FAIL(path, ": cannot rename ", temp_path, " over it: ", std::strerror(rename_errno));
-    }
+    AtomicFile file(path, false);
+    file.write(text.data(), text.size());
+    file.commit();
 }
 
 } // namespace vktrain::io

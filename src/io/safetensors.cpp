@@ -96,45 +96,6 @@ private:
     std::FILE* m_file;
 };
 
-// The file under construction: removed on any failure, renamed over the target by commit().
-class TempFile {
-public:
-    explicit TempFile(const std::string& path)
-        : m_target(path), m_path((remove_stale_temporaries(path), detail::concat(path, ".tmp-", ::getpid()))),
-          m_file(m_path, "wb") {
-        VKT_CHECK(m_file.get() != nullptr, m_path, ": cannot create: ", std::strerror(errno));
-    }
-    ~TempFile() {
-        if (!m_committed) {
-            if (m_file.get() != nullptr) m_file.close();
-            std::remove(m_path.c_str());
-        }
-    }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-
-    void write(const void* data, size_t size) {
-        if (size == 0) return;
-        VKT_CHECK(std::fwrite(data, 1, size, m_file.get()) == size, m_path, ": write failed: ", std::strerror(errno));
-    }
-
-    void commit() {
-        VKT_CHECK(std::fflush(m_file.get()) == 0, m_path, ": write failed: ", std::strerror(errno));
-        // Without fsync a crash soon after the rename can leave an empty file under the final name.
-        VKT_CHECK(::fsync(::fileno(m_file.get())) == 0, m_path, ": fsync failed: ", std::strerror(errno));
-        VKT_CHECK(m_file.close(), m_path, ": close failed: ", std::strerror(errno));
-        VKT_CHECK(std::rename(m_path.c_str(), m_target.c_str()) == 0, m_target, ": cannot rename ", m_path,
-                  " over it: ", std::strerror(errno));
-        m_committed = true;
-    }
-
-private:
-    std::string m_target;
-    std::string m_path;
-    File m_file;
-    bool m_committed = false;
-};
-
 struct TensorEntry {
     std::string name;
     DType dtype = DType::f32;
@@ -266,7 +227,7 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     std::string text = header.dump(false);
     text.append((8 - text.size() % 8) % 8, ' '); // keeps the data 8-byte aligned for memory-mapping readers
 
-    TempFile file(path);
+    AtomicFile file(path);
     unsigned char length[8];
     for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(uint64_t{text.size()} >> (8 * i));
     file.write(length, sizeof(length));

@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
+
+#include "common/check.hpp"
 
 namespace vktrain::io {
 
@@ -31,6 +34,43 @@ int remove_stale_temporaries(const std::string& path) noexcept {
     } catch (...) {
     }
     return removed;
+}
+
+AtomicFile::AtomicFile(const std::string& path, bool sync)
+    : m_target(path), m_temp((remove_stale_temporaries(path), detail::concat(path, ".tmp-", ::getpid()))),
+      m_sync(sync) {
+    m_file = std::fopen(m_temp.c_str(), "wb");
+    if (m_file == nullptr) fail("cannot create", errno);
+}
+
+AtomicFile::~AtomicFile() {
+    if (m_committed) return;
+    if (m_file != nullptr) std::fclose(m_file);
+    std::remove(m_temp.c_str());
+}
+
+void AtomicFile::fail(const char* what, int error) {
+    if (m_file != nullptr) std::fclose(m_file);
+    m_file = nullptr;
+    std::remove(m_temp.c_str());
+    if (error == ENOSPC || error == EDQUOT)
+        VKT_FAIL(m_target, ": ", what, ": the disk is full (", std::strerror(error), "); the file was not written");
+    VKT_FAIL(m_target, ": ", what, ": ", std::strerror(error), " (in its temporary file ", m_temp, ")");
+}
+
+void AtomicFile::write(const void* data, size_t size) {
+    if (size == 0) return;
+    if (std::fwrite(data, 1, size, m_file) != size) fail("write failed", errno);
+}
+
+void AtomicFile::commit() {
+    if (std::fflush(m_file) != 0) fail("write failed", errno);
+    if (m_sync && ::fsync(::fileno(m_file)) != 0) fail("fsync failed", errno);
+    std::FILE* file = m_file;
+    m_file = nullptr;
+    if (std::fclose(file) != 0) fail("close failed", errno);
+    if (std::rename(m_temp.c_str(), m_target.c_str()) != 0) fail("cannot rename the finished file over it", errno);
+    m_committed = true;
 }
 
 } // namespace vktrain::io

@@ -1,95 +1,14 @@
 #include "vktrain/text.hpp"
 
-#include <dirent.h>
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "common/check.hpp"
+#include "io/text_stream.hpp"
 
 namespace vktrain {
 
 namespace {
-
-bool ends_with(const std::string& s, const char* tail) {
-    const std::string t(tail);
-    return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
-}
-
-std::string read_bytes(const std::string& path) {
-    errno = 0;
-    std::ifstream in(path, std::ios::binary);
-    VKT_CHECK(in.good(), path, ": cannot open for reading: ", errno ? std::strerror(errno) : "unknown error");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    VKT_CHECK(!in.bad(), path, ": read error");
-    return ss.str();
-}
-
-// Decodes, or returns false with the reason (the caller decides whether that is an error).
-bool try_decode(const std::string& bytes, std::u32string& out, std::string& reason) {
-    out.clear();
-    out.reserve(bytes.size());
-    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-    const size_t n = bytes.size();
-    for (size_t i = 0; i < n;) {
-        const unsigned char b = p[i];
-        uint32_t cp = 0;
-        size_t len = 0;
-        uint32_t min = 0;
-        if (b < 0x80) {
-            cp = b;
-            len = 1;
-        } else if ((b & 0xE0) == 0xC0) {
-            cp = b & 0x1Fu;
-            len = 2;
-            min = 0x80;
-        } else if ((b & 0xF0) == 0xE0) {
-            cp = b & 0x0Fu;
-            len = 3;
-            min = 0x800;
-        } else if ((b & 0xF8) == 0xF0) {
-            cp = b & 0x07u;
-            len = 4;
-            min = 0x10000;
-        } else {
-            reason = "invalid UTF-8 lead byte 0x" +
-                     [&] {
-                         std::ostringstream h;
-                         h << std::hex << unsigned(b);
-                         return h.str();
-                     }() +
-                     " at byte " + std::to_string(i);
-            return false;
-        }
-        if (i + len > n) {
-            reason = "invalid UTF-8 (truncated sequence) at byte " + std::to_string(i);
-            return false;
-        }
-        for (size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                reason = "invalid UTF-8 continuation byte at byte " + std::to_string(i + k);
-                return false;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            reason = "invalid UTF-8 (overlong, surrogate or out of range) at byte " + std::to_string(i);
-            return false;
-        }
-        if (cp == 0) {
-            reason = "NUL byte at byte " + std::to_string(i);
-            return false;
-        }
-        out.push_back(char32_t(cp));
-        i += len;
-    }
-    return true;
-}
 
 // SplitMix64: the offset of window i depends on (seed, i) only.
 uint64_t mix(uint64_t x) {
@@ -106,9 +25,13 @@ const char* default_text_dir() {
 }
 
 std::u32string decode_utf8(const std::string& bytes, const std::string& what) {
-    std::u32string out;
+    std::u32string out(bytes.size(), U'\0');
+    size_t used = 0, count = 0;
     std::string reason;
-    VKT_CHECK(try_decode(bytes, out, reason), what, ": ", reason);
+    VKT_CHECK(io::decode_utf8_prefix(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), true, 0,
+                                     out.data(), used, count, reason),
+              what, ": ", reason);
+    out.resize(count);
     return out;
 }
 
@@ -138,45 +61,24 @@ std::string encode_utf8(const std::u32string& text) {
 }
 
 TextCorpus load_text_corpus(const std::string& path) {
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) {
-        VKT_CHECK(errno != ENOENT && errno != ENOTDIR, path, ": no such file or folder");
-        VKT_FAIL(path, ": ", std::strerror(errno));
-    }
+    const io::CorpusFiles files = io::corpus_files(path);
     TextCorpus c;
-    if (S_ISREG(st.st_mode)) {
-        c.text = decode_utf8(read_bytes(path), path);
-        c.files.push_back(path);
-    } else {
-        VKT_CHECK(S_ISDIR(st.st_mode), path, ": neither a regular file nor a folder");
-        DIR* dir = opendir(path.c_str());
-        VKT_CHECK(dir != nullptr, path, ": cannot open the folder: ", std::strerror(errno));
-        std::vector<std::string> names;
-        while (const dirent* e = readdir(dir)) {
-            const std::string name = e->d_name;
-            if (name == "." || name == "..") continue;
-            names.push_back(name);
+    c.text.reserve(files.bytes); // at least one byte per character: pages never written are never touched
+    for (size_t f = 0; f < files.paths.size(); ++f) {
+        const size_t before = c.text.size();
+        std::string reason;
+        const bool ok = io::stream_utf8_file(
+            files.paths[f], TextLoadOptions().chunk_bytes,
+            [&](const io::TextChunk& chunk) { c.text.append(chunk.chars.data(), chunk.chars.size()); }, reason);
+        if (ok) {
+            c.files.push_back(files.paths[f]);
+            continue;
         }
-        closedir(dir);
-        std::sort(names.begin(), names.end());
-        for (const std::string& name : names) {
-            const std::string file = path + "/" + name;
-            struct stat fs {};
-            if (lstat(file.c_str(), &fs) != 0 || !S_ISREG(fs.st_mode)) continue; // symlinks, folders, devices
-            if (ends_with(name, ".dat") || ends_with(name, ".u8")) continue;
-            std::u32string text;
-            std::string reason;
-            if (!try_decode(read_bytes(file), text, reason)) {
-                c.skipped.push_back(name + ": " + reason);
-                continue;
-            }
-            c.text += text;
-            c.files.push_back(file);
-        }
-        VKT_CHECK(!c.files.empty(), path, ": no text file (regular, valid UTF-8, no NUL byte, not *.dat or *.u8)",
-                  c.skipped.empty() ? "" : "; skipped: ", c.skipped.empty() ? "" : c.skipped.front());
+        VKT_CHECK(files.folder, path, ": ", reason);
+        c.text.resize(before);
+        c.skipped.push_back(files.names[f] + ": " + reason);
     }
-    VKT_CHECK(!c.text.empty(), path, ": the corpus is empty");
+    if (c.files.empty() || c.text.empty()) io::fail_no_text(path, files, c.skipped);
     return c;
 }
 
@@ -241,34 +143,54 @@ TextSplit split_text(const std::u32string& text, double train_fraction) {
 }
 
 TextWindows::TextWindows(const std::vector<int32_t>& tokens, uint32_t context, uint64_t seed)
-    : m_tokens(tokens), m_context(context), m_seed(seed) {
+    : m_vector(&tokens), m_size(tokens.size()), m_context(context), m_seed(seed) {
     VKT_CHECK(context > 0, "the context must be at least 1 token");
-    VKT_CHECK(tokens.size() > context, "a context of ", context, " tokens needs at least ", uint64_t(context) + 1,
-              " tokens of text, the split has ", tokens.size());
+    VKT_CHECK(m_size > context, "a context of ", context, " tokens needs at least ", uint64_t(context) + 1,
+              " tokens of text, the split has ", m_size);
+}
+
+TextWindows::TextWindows(const TokenSpan& tokens, uint32_t context, uint64_t seed)
+    : m_span(tokens), m_size(tokens.count), m_context(context), m_seed(seed) {
+    VKT_CHECK(tokens.tokens != nullptr || tokens.count == 0, "text windows over a span of no token array");
+    VKT_CHECK(tokens.tokens == nullptr ||
+                  (tokens.first <= tokens.tokens->size() && tokens.count <= tokens.tokens->size() - tokens.first),
+              "text windows: tokens [", tokens.first, ", ", tokens.first + tokens.count, ") of ",
+              tokens.tokens ? tokens.tokens->size() : 0);
+    VKT_CHECK(context > 0, "the context must be at least 1 token");
+    VKT_CHECK(m_size > context, "a context of ", context, " tokens needs at least ", uint64_t(context) + 1,
+              " tokens of text, the split has ", m_size);
+}
+
+void TextWindows::tokens(uint64_t first, uint32_t count, int32_t* out) const {
+    if (m_vector) {
+        const int32_t* src = m_vector->data() + first;
+        std::copy(src, src + count, out);
+    } else {
+        m_span.tokens->copy(m_span.first + first, count, out);
+    }
 }
 
 uint64_t TextWindows::offset(uint64_t window) const {
-    const uint64_t range = m_tokens.size() - m_context; // offsets 0 .. size - context - 1
+    const uint64_t range = m_size - m_context; // offsets 0 .. size - context - 1
     return mix(mix(m_seed) ^ window) % range;
 }
 
 void TextWindows::random(uint64_t first, uint32_t count, int32_t* inputs, int32_t* targets) const {
     for (uint32_t i = 0; i < count; ++i) {
-        const int32_t* src = m_tokens.data() + offset(first + i);
-        std::copy(src, src + m_context, inputs + size_t(i) * m_context);
-        std::copy(src + 1, src + 1 + m_context, targets + size_t(i) * m_context);
+        const uint64_t at = offset(first + i);
+        tokens(at, m_context, inputs + size_t(i) * m_context);
+        tokens(at + 1, m_context, targets + size_t(i) * m_context);
     }
 }
 
 uint64_t TextWindows::sequential_count() const {
-    return (m_tokens.size() - 1) / m_context;
+    return (m_size - 1) / m_context;
 }
 
 void TextWindows::sequential(uint64_t window, int32_t* inputs, int32_t* targets) const {
     VKT_CHECK(window < sequential_count(), "window ", window, " of ", sequential_count());
-    const int32_t* src = m_tokens.data() + window * m_context;
-    std::copy(src, src + m_context, inputs);
-    std::copy(src + 1, src + 1 + m_context, targets);
+    tokens(window * m_context, m_context, inputs);
+    tokens(window * m_context + 1, m_context, targets);
 }
 
 } // namespace vktrain

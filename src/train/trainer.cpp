@@ -117,14 +117,14 @@ struct Trainer::Impl {
 
     float scale() const { return options.precision == Precision::mixed ? scaler.scale() : 1.0f; }
 
-    // Integer labels and embedding ids must be in range: checked here so a bad one is a clear error rather than a
-    // NaN loss.
+    // Integer labels and embedding ids must be in range and float inputs finite: checked here so a bad one is a
+    // clear error rather than a NaN loss or a skipped step.
     void check_inputs(const std::vector<const void*>& inputs, uint64_t count, bool allow_null) const {
         const auto ins = model.inputs();
         VKT_CHECK(inputs.size() == ins.size(), "the model takes ", ins.size(), " inputs, got ", inputs.size());
         for (size_t i = 0; i < ins.size(); ++i)
             VKT_CHECK(inputs[i] != nullptr || allow_null, "input '", model.nodes()[size_t(ins[i])].name, "' is null");
-        graph::check_index_inputs(model, inputs, count);
+        graph::check_input_values(model, inputs, count);
     }
 
     void check_count(uint64_t count) const {
@@ -520,7 +520,10 @@ std::vector<float> Trainer::predict(const std::vector<const void*>& inputs, uint
     Impl& m = *m_impl;
     const Impl::Guard guard(m, "predict");
     const uint64_t per = m.eval->prediction_elements_per_sample();
-    std::vector<float> out(count * per);
+    uint64_t values = 0;
+    VKT_CHECK(!__builtin_mul_overflow(count, per, &values) && values <= std::vector<float>().max_size(),
+              "predict: ", count, " samples of ", per, " values do not fit in memory");
+    std::vector<float> out(values);
     m.forward_chunks(inputs, count,
                      [&](uint64_t start, uint32_t n) { m.eval->read_prediction(out.data() + start * per, n); });
     return out;

@@ -167,6 +167,26 @@ def case_batch_clamp(cli):
     check(read_report(cli, "r.json")["batch_size"] == 200, "the report says batch size 200")
 
 
+def case_batch_clamp_resume(cli):
+    """A run whose batch was reduced to the sample count resumes from its checkpoint with the same options, and ends
+    exactly like the uninterrupted run."""
+    need_data()
+    common = ["--limit", 50, "--test-limit", 20, "--epochs", 3, "--quiet"]  # the default batch of 128 becomes 50
+    p = cli.run("train", *common, "--report", "a.json")
+    check(p.returncode == 0 and "using 50" in p.stdout, "uninterrupted run exits 0 with the batch reduced to 50")
+    p = cli.run("train", *common, "--stop-after", 1, "--checkpoint", "c.safetensors")
+    check(p.returncode == 0 and re.search(r"^stopped     after epoch 1 of 3", p.stdout, re.M) is not None,
+          "--stop-after 1 stops after the first epoch")
+    p = cli.run("train", *common, "--resume", "c.safetensors", "--report", "b.json")
+    check(p.returncode == 0, "the same options resume the run (exit %d)" % p.returncode)
+    a, b = read_report(cli, "a.json"), read_report(cli, "b.json")
+    check_same_results(a, b)
+    check(b["batch_size"] == 50, "the resumed run's report says batch size 50")
+    # An explicit batch that differs after the reduction is still refused, before any data is loaded.
+    p = cli.run("train", *common, "--batch-size", 20, "--resume", "c.safetensors")
+    check_one_line_error(p, 1, "c.safetensors", "--batch-size 50", "this run has 20")
+
+
 def case_permission_denied(cli):
     """A folder the user may not read is reported as such, not as a missing file (run as nobody; root reads all)."""
     if os.geteuid() != 0:
@@ -471,6 +491,37 @@ def case_corrupt_weights(cli):
     check_one_line_error(p, 1, path)
 
 
+def write_metadata_only(path, metadata):
+    """A safetensors file with no tensors, only the given metadata."""
+    header = json.dumps({"__metadata__": metadata}).encode()
+    header += b" " * ((8 - len(header) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header)
+
+
+def case_weights_metadata(cli):
+    """A weights file's metadata is checked before it is used, and every error names the file: an unknown precision
+    (it used to read as mixed), an architecture without nodes, a node name the builder would refuse."""
+    graph = {"vktrain_graph": 1, "nodes": [
+        {"op": "input", "name": "x", "inputs": [], "shape": [4], "type": "f32"},
+        {"op": "linear", "name": "linear0", "inputs": [0], "attrs": {"out": 3, "bias": 1}},
+        {"op": "input", "name": "labels", "inputs": [], "shape": [], "type": "i32"},
+        {"op": "cross_entropy", "name": "loss", "inputs": [1, 2]}]}
+    write_metadata_only(os.path.join(cli.work, "bf16.safetensors"),
+                        {"vktrain_precision": "bf16", "vktrain_model": "784-10"})
+    for extra in ([], ["--precision", "fp32"]):  # refused even when --precision makes it irrelevant
+        p = cli.run("eval", "--weights", "bf16.safetensors", *extra)
+        check_one_line_error(p, 1, "bf16.safetensors", '"vktrain_precision" is "bf16"', "mixed or fp32")
+    write_metadata_only(os.path.join(cli.work, "empty.safetensors"),
+                        {"vktrain_graph": json.dumps({"vktrain_graph": 1, "nodes": []})})
+    p = cli.run("eval", "--weights", "empty.safetensors")
+    check_one_line_error(p, 1, "empty.safetensors", "nodes")
+    graph["nodes"][1]["name"] = "linear\n0"
+    write_metadata_only(os.path.join(cli.work, "newline.safetensors"), {"vktrain_graph": json.dumps(graph)})
+    p = cli.run("eval", "--weights", "newline.safetensors")
+    check_one_line_error(p, 1, "newline.safetensors", "'linear\\n0' is not a valid node name")
+
+
 TEXT_DIR = os.environ.get("VKTRAIN_TEST_TEXT", "/usr/share/games/fortunes")
 
 
@@ -534,6 +585,39 @@ def case_text_gpt(cli):
     m = re.search(r"^val_loss (\S+)  windows 64", p.stdout, re.M)
     check(p.returncode == 0 and m and abs(float(m.group(1)) - val[150]) < 1e-5,
           "eval reproduces the final validation loss (%s vs %.6f)" % (m and m.group(1), val[150]))
+
+
+def peak_rss(cli, *args):
+    """Runs the command and returns (its exit status, its peak resident set in bytes), from wait4's rusage."""
+    cmd = [cli.binary] + [str(a) for a in args]
+    print("$ " + " ".join(cmd), flush=True)
+    with open(os.devnull, "wb") as null:
+        child = subprocess.Popen(cmd, cwd=cli.work, stdout=null, stderr=null)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    print("  exit %d, peak resident set %.1f MiB" % (child.returncode, usage.ru_maxrss / 1024.0), flush=True)
+    return child.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def case_text_memory(cli):
+    """Loading a text corpus holds about one byte per character (the token array), not the file, its decoded copy,
+    the splits and int32 ids (18 bytes per byte before): a 24 MB corpus adds at most 3 bytes per byte to the peak
+    resident set of a run over a tiny corpus."""
+    size = 24 << 20
+    line = "the quick brown fox jumps over the lazy dog, caf\u00e9 \u20ac\n"
+    with open(os.path.join(cli.work, "big.txt"), "w", encoding="utf-8") as f:
+        f.write(line * (size // len(line.encode())))
+    with open(os.path.join(cli.work, "tiny.txt"), "w", encoding="utf-8") as f:
+        f.write(line * 20)
+    common = ["train", "--model", "gpt:layers=1,heads=1,width=8,context=8", "--steps", 1, "--warmup", 0,
+              "--batch-size", 1, "--val-limit", 1, "--eval-at", 0]
+    status, tiny = peak_rss(cli, *common, "--text", "tiny.txt")
+    check(status == 0, "a run over a tiny corpus exits 0")
+    status, big = peak_rss(cli, *common, "--text", "big.txt")
+    check(status == 0, "a run over a 24 MB corpus exits 0")
+    growth = big - tiny
+    check(growth <= 3 * size, "the 24 MB corpus added %.1f MiB (%.2f bytes per byte) to the peak, at most 3 per byte"
+          % (growth / 2.0 ** 20, growth / size))
 
 
 def case_text_resume(cli):

@@ -1,11 +1,15 @@
 // Model architectures read back from JSON (weights files record them): damaged ones are one-line vktrain::Error
 // messages, never another exception (cases found by tests/fuzz/fuzz_model).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
+#include "io/safetensors.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/model.hpp"
+#include "vktrain/trainer.hpp"
 
 namespace {
 
@@ -73,6 +77,38 @@ TEST(ModelJson, AnInternalOpIsRefused) {
 TEST(ModelJson, AHugeNumberInANodeNameIsNotAnOverflow) {
     const vktrain::Model m = vktrain::Model::from_json(replaced(k_mlp, R"("relu0")", R"("relu99999999999999999999")"));
     EXPECT_EQ(m.nodes()[2].name, "relu99999999999999999999");
+}
+
+// A file's names obey the builder's rule (Model::rename, Model::input): a newline, a space, a quote or a stray dot
+// would reach parameter names, safetensors keys and one-line messages.
+TEST(ModelJson, NodeNamesFollowTheBuildersRule) {
+    for (const char* bad : {"relu\\n0", "relu 0", "relu\\t0", ".relu0", "relu0.", "re..lu0", "relu\\\"0", ""})
+        expect_error(replaced(k_mlp, R"("relu0")", std::string("\"") + bad + "\""), "is not a valid node name");
+    expect_error(replaced(k_mlp, R"("name":"x")", R"("name":"x\ny")"), "node 0: 'x\\ny' is not a valid node name");
+    expect_error(replaced(k_mlp, R"("name":"loss")", R"("name":"lo ss")"), "node 4: 'lo ss'");
+    // The builder refuses the same names for inputs, so whatever it writes reads back.
+    vktrain::Model m;
+    EXPECT_THROW(m.input("a\nb", {2}), vktrain::Error);
+    EXPECT_THROW(m.input("a b", {2}), vktrain::Error);
+    EXPECT_EQ(vktrain::Model::from_json(replaced(k_mlp, R"("relu0")", R"("block.relu_0")")).nodes()[2].name,
+              "block.relu_0");
+}
+
+// An architecture without nodes is refused where it is read, and load_model names the file.
+TEST(ModelJson, AnArchitectureWithoutNodesIsRefusedNamingTheFile) {
+    expect_error(R"({"vktrain_graph":1,"nodes":[],"parameter_groups":[]})", "\"nodes\" must be a non-empty array");
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("vktrain-model-json-" + std::to_string(::getpid()) + ".safetensors"))
+            .string();
+    vktrain::io::write_safetensors(path, {}, {{"vktrain_graph", R"({"vktrain_graph":1,"nodes":[]})"}});
+    try {
+        (void)vktrain::load_model(path);
+        ADD_FAILURE() << "an architecture without nodes was loaded";
+    } catch (const vktrain::Error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind(path + ": ", 0), 0u) << e.what();
+        EXPECT_NE(std::string(e.what()).find("nodes"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove(path);
 }
 
 } // namespace

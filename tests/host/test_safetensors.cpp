@@ -5,6 +5,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
@@ -170,6 +172,42 @@ TEST_F(Safetensors, WriteRemovesStaleTemporaries) {
     std::ofstream(dead_json) << "{";
     vktrain::io::write_json_file(report, vktrain::io::Json::object());
     EXPECT_FALSE(std::filesystem::exists(dead_json));
+}
+
+// A full disk: the error names the file the user asked for (not the temporary) and says the disk is full, the
+// temporary is gone and an existing file is unchanged. The temporary "<path>.tmp-<pid>" is made a link to /dev/full,
+// whose writes fail with ENOSPC, so the failure is deterministic.
+TEST_F(Safetensors, AFullDiskNamesTheUsersPath) {
+    if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+    const std::string p = path("w.safetensors"), r = path("r.json");
+    vktrain::io::write_safetensors(p, {{"x", {1}, {1.0f}}});
+    std::ofstream(r) << "{}\n";
+    const auto error_of = [](const std::function<void()>& write) -> std::string {
+        try {
+            write();
+        } catch (const vktrain::Error& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    const std::vector<float> big(1 << 16, 2.0f); // more than stdio buffers: the write itself fails
+    for (const std::string& target : {p, r}) {
+        const std::string temp = target + ".tmp-" + std::to_string(::getpid());
+        std::filesystem::create_symlink("/dev/full", temp);
+        const std::string error = error_of([&] {
+            if (target == p)
+                vktrain::io::write_safetensors(p, {{"x", {int64_t(big.size())}, big}});
+            else
+                vktrain::io::write_json_file(r, vktrain::io::Json::array());
+        });
+        EXPECT_EQ(error.rfind(target + ": ", 0), 0u) << error;
+        EXPECT_CONTAINS(error, "the disk is full");
+        EXPECT_EQ(error.find(".tmp-"), std::string::npos) << error;
+        EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(temp))) << "the temporary is left";
+    }
+    EXPECT_EQ(vktrain::io::read_safetensors(p).at(0).data, std::vector<float>{1.0f});
+    std::ifstream in(r);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "{}\n");
 }
 
 TEST_F(Safetensors, WriteErrors) {

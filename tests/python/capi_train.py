@@ -126,7 +126,39 @@ def main():
     if lib.vkt_trainer_predict(t, inputs, C.c_size_t(2), C.c_uint64(200), small, C.c_size_t(3), None) != INVALID:
         fail("a too small prediction buffer must be refused")
 
+    # Sizes computed from a count must not wrap around: count x 3 outputs = 2^64 + 2 would be 2 values, count x 8
+    # features x 4 bytes overflows too. Each is an invalid argument with a message, before anything is read.
+    for n in ((2 ** 64 + 2) // 3, 2 ** 61, 2 ** 64 - 1):
+        status = lib.vkt_trainer_predict(t, inputs, C.c_size_t(2), C.c_uint64(n), out, C.c_size_t(len(out)),
+                                         C.byref(written))
+        if status != INVALID or b"does not fit" not in lib.vkt_last_error():
+            fail("predict of %d samples: status %d, %r" % (n, status, lib.vkt_last_error()))
+    print("overflow: " + lib.vkt_last_error().decode())
+    # One feature in, eight logits out: the inputs of 2^62 - 1 samples fit (2^64 - 4 bytes), their outputs do not.
+    wide, wx, wl, wy = C.c_void_p(), C.c_int32(), C.c_int32(), C.c_int32()
+    check(lib.vkt_model_create(C.byref(wide)), "vkt_model_create")
+    check(lib.vkt_model_input(wide, b"x", (C.c_int64 * 1)(1), C.c_size_t(1), F32, C.byref(wx)), "input x")
+    check(lib.vkt_model_linear(wide, wx, 8, 1, C.byref(wy)), "linear")
+    check(lib.vkt_model_input(wide, b"labels", None, C.c_size_t(0), I32, C.byref(wl)), "input labels")
+    check(lib.vkt_model_cross_entropy(wide, wy, wl, None), "cross_entropy")
+    wt = C.c_void_p()
+    check(lib.vkt_trainer_create(ctx, wide, C.byref(to), C.byref(wt)), "trainer of the wide model")
+    one = (C.c_float * 1)(0.5)
+    wide_inputs = (C.c_void_p * 2)(C.cast(one, C.c_void_p), None)
+    status = lib.vkt_trainer_predict(wt, wide_inputs, C.c_size_t(2), C.c_uint64(2 ** 62 - 1), out,
+                                     C.c_size_t(len(out)), C.byref(written))
+    if status != INVALID or b"output values" not in lib.vkt_last_error():
+        fail("predict whose output overflows: status %d, %r" % (status, lib.vkt_last_error()))
+    print("overflow: " + lib.vkt_last_error().decode())
+    lib.vkt_trainer_destroy(wt)
+    lib.vkt_model_destroy(wide)
+    if lib.vkt_trainer_predict(t, inputs, C.c_size_t(2), C.c_uint64(2 ** 40), out, C.c_size_t(len(out)),
+                               None) != INVALID or b"capacity" not in lib.vkt_last_error():
+        fail("predict of 2^40 samples must be refused for the capacity before it runs")
     loss = C.c_double()
+    if lib.vkt_trainer_evaluate(t, inputs, C.c_size_t(2), C.c_uint64(2 ** 62), C.byref(loss)) != INVALID \
+            or b"input 'x'" not in lib.vkt_last_error():
+        fail("evaluate of 2^62 samples of 8 features must be refused: %r" % lib.vkt_last_error())
     check(lib.vkt_trainer_evaluate(t, inputs, C.c_size_t(2), C.c_uint64(200), C.byref(loss)), "evaluate")
     weights = os.path.join(work, "capi.safetensors").encode()
     check(lib.vkt_trainer_save(t, weights), "save")

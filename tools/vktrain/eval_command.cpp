@@ -46,7 +46,7 @@ int run_eval(const std::vector<std::string>& args) {
         }
         model_source = "metadata of " + a.weights;
     }
-    const Precision precision = stored_precision(a.precision, metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, metadata);
 
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
     const Model model =
@@ -79,7 +79,7 @@ int run_eval_text(const EvalArgs& a) {
     TextModelFile file = read_text_model(a.weights); // the same checks as `vktrain generate`
     const CharVocabulary& vocab = file.vocab;
     const Model& model = file.model;
-    const Precision precision = stored_precision(a.precision, file.metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, file.metadata);
     const std::vector<int> inputs = model.inputs();
     if (inputs.empty() || model.nodes()[size_t(inputs[0])].shape.size() != 1)
         throw Error(a.weights + ": the model's first input is not a sequence of token ids");

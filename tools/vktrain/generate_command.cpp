@@ -55,7 +55,7 @@ int run_generate(const std::vector<std::string>& args) {
     const GptOptions g = gpt_options_of(file, a.weights);
     const CharVocabulary& vocab = file.vocab;
     std::vector<int32_t> tokens = vocab.encode(decode_utf8(a.prompt, "--prompt"));
-    const Precision precision = stored_precision(a.precision, file.metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, file.metadata);
 
     Context ctx(context_options(a.device));
     TrainerOptions o;

@@ -88,7 +88,7 @@ void check_same_run(const std::string& path, const std::string& stored,
 }
 
 struct Split {
-    std::vector<int32_t> train, val;
+    TokenSpan train, val;
 };
 
 } // namespace
@@ -139,13 +139,14 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
     if (!a.checkpoint.empty() && a.resume != a.checkpoint) check_output_path(a.checkpoint, "--checkpoint", a.force);
 
-    // The corpus: first 90% of the characters for training, the last 10% for validation.
-    const TextCorpus corpus = load_text_corpus(a.text_path);
-    const CharVocabulary vocab(corpus.text);
-    const TextSplit text = split_text(corpus.text, 0.9);
+    // The corpus: first 90% of the characters for training, the last 10% for validation. Streamed into one token
+    // array, which the two splits and their windows view.
+    const TextTokens corpus = load_text_tokens(a.text_path);
+    const CharVocabulary& vocab = corpus.vocabulary;
+    const TokenSplit text = split_tokens(corpus.tokens, 0.9);
     Split split;
-    split.train = vocab.encode(text.train);
-    split.val = vocab.encode(text.validation);
+    split.train = text.train;
+    split.val = text.validation;
     GptOptions g = spec.gpt;
     g.vocab = vocab.size();
     const uint32_t context = g.context;
@@ -171,7 +172,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
                                   std::to_string(a.growth_interval) + ")"
                             : " (no loss scaling)";
     h += "\ntext        " + a.text_path + ": " + std::to_string(corpus.files.size()) + " files, " +
-         std::to_string(corpus.text.size()) + " characters (" + std::to_string(split.train.size()) + " train, " +
+         std::to_string(corpus.tokens.size()) + " characters (" + std::to_string(split.train.size()) + " train, " +
          std::to_string(split.val.size()) + " validation), vocabulary " + std::to_string(vocab.size()) + "\n";
     for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
     h += "model       gpt layers " + std::to_string(g.layers) + " heads " + std::to_string(g.heads) + " width " +

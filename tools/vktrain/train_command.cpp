@@ -75,11 +75,17 @@ CheckpointMetadata checkpoint_metadata(const TrainArgs& a, uint32_t epoch, uint6
             {key_train_samples, std::to_string(train_samples)}};
 }
 
+// What a checkpoint fixes that can be checked only once the data is loaded.
+struct ResumeInfo {
+    std::string model;    // Model::describe()
+    uint64_t samples = 0; // training samples per epoch
+};
+
 // Reads the --resume file's metadata and checks that this run can continue it, before any data is loaded or a
 // device opened. Adopts the checkpoint's shuffle seed and (unless --lr was given) its base learning rate. Returns
-// the number of completed epochs. The model is checked once the data fixes its input size, the rest of the state
-// by Trainer::load_checkpoint.
-uint32_t check_resume(TrainArgs& a, std::string& stored_model, uint64_t& stored_samples) {
+// the number of completed epochs. The model and the sample count are checked once the data is loaded, the rest of
+// the state by Trainer::load_checkpoint.
+uint32_t check_resume(TrainArgs& a, ResumeInfo& resume) {
     const std::string& path = a.resume;
     CheckpointMetadata metadata;
     io::read_safetensors(path, &metadata);
@@ -106,15 +112,23 @@ uint32_t check_resume(TrainArgs& a, std::string& stored_model, uint64_t& stored_
     const auto mismatch = [&](const std::string& what, const std::string& stored, const std::string& now) {
         return Error(path + ": checkpoint was trained with " + what + " " + stored + ", this run has " + now);
     };
-    stored_model = need("vktrain_model");
-    stored_samples = number(key_train_samples, std::numeric_limits<uint64_t>::max());
+    resume.model = need("vktrain_model");
+    resume.samples = number(key_train_samples, std::numeric_limits<uint64_t>::max());
     const std::string& precision = need("vktrain_precision");
     if (precision != precision_name(a.precision)) throw mismatch("--precision", precision, precision_name(a.precision));
     const std::string& optimizer = need("vktrain_optimizer");
     if (optimizer != optimizer_name(a.optimizer)) throw mismatch("--optimizer", optimizer, optimizer_name(a.optimizer));
+    // run_train reduces a batch larger than the data to the sample count, as it did for the checkpoint's run: the
+    // same options give the same batch (if the sample count differs, that is refused once the data is loaded).
     const uint64_t batch_size = number(key_batch_size, std::numeric_limits<uint32_t>::max());
-    if (batch_size != a.batch_size)
-        throw mismatch("--batch-size", std::to_string(batch_size), std::to_string(a.batch_size));
+    const uint64_t effective = std::min<uint64_t>(a.batch_size, resume.samples);
+    if (batch_size != effective)
+        throw mismatch("--batch-size", std::to_string(batch_size),
+                       std::to_string(effective) +
+                           (effective != a.batch_size
+                                ? " (--batch-size " + std::to_string(a.batch_size) + " reduced to the checkpoint's " +
+                                      std::to_string(resume.samples) + " training samples)"
+                                : std::string()));
     const std::string& schedule = need(key_lr_schedule);
     if (schedule != schedule_name(a)) throw mismatch("--lr-schedule", schedule, schedule_name(a));
     const uint64_t seed = number(key_seed, std::numeric_limits<uint64_t>::max());
@@ -231,9 +245,8 @@ int run_train(const std::vector<std::string>& args) {
     // Everything that can be checked cheaply is checked before minutes of loading and training.
     check_outputs(a);
     if (!a.checkpoint.empty()) check_output_path(a.checkpoint, "--checkpoint", a.force);
-    std::string resume_model;
-    uint64_t resume_samples = 0;
-    const uint32_t first_epoch = a.resume.empty() ? 1 : check_resume(a, resume_model, resume_samples) + 1;
+    ResumeInfo resume;
+    const uint32_t first_epoch = a.resume.empty() ? 1 : check_resume(a, resume) + 1;
 
     const Dataset train = load_fashion_mnist(a.data_dir, true, size_t(a.limit));
     const Dataset test = load_fashion_mnist(a.data_dir, false, size_t(a.test_limit));
@@ -243,19 +256,20 @@ int run_train(const std::vector<std::string>& args) {
     if (train.count > std::numeric_limits<uint32_t>::max())
         throw Error(a.data_dir + ": more than 2^32 training samples");
     // The shuffles, the schedule's length and the epoch boundaries all depend on the sample count.
-    if (!a.resume.empty() && resume_samples != train.count)
-        throw Error(a.resume + ": checkpoint was trained on " + std::to_string(resume_samples) +
+    if (!a.resume.empty() && resume.samples != train.count)
+        throw Error(a.resume + ": checkpoint was trained on " + std::to_string(resume.samples) +
                     " samples per epoch, this run has " + std::to_string(train.count) + " (--limit must match)");
 
-    // A batch larger than the data would only compute zero padding: every step runs at the compiled batch size.
-    if (a.batch_size > train.count && a.resume.empty()) {
+    // A batch larger than the data would only compute zero padding: every step runs at the compiled batch size. A
+    // resumed run is reduced the same way (check_resume compared the result with the checkpoint's).
+    if (a.batch_size > train.count) {
         print("note        --batch-size " + std::to_string(a.batch_size) + " exceeds the " +
               std::to_string(train.count) + " training samples; using " + std::to_string(train.count) + "\n");
         a.batch_size = uint32_t(train.count);
     }
     const Model model = build_model(spec, uint32_t(train.features), uint32_t(train.classes));
-    if (!a.resume.empty() && resume_model != model.describe())
-        throw Error(a.resume + ": checkpoint is for model " + resume_model + ", this run has " + model.describe());
+    if (!a.resume.empty() && resume.model != model.describe())
+        throw Error(a.resume + ": checkpoint is for model " + resume.model + ", this run has " + model.describe());
     Context context(context_options(a.device));
     Trainer trainer(context, model, trainer_options(a));
     print(train_header(a, context, trainer, train.count, test.count));

@@ -141,11 +141,14 @@ const std::string* find_metadata(const std::vector<std::pair<std::string, std::s
     return nullptr;
 }
 
-Precision stored_precision(const std::optional<Precision>& given,
+Precision stored_precision(const std::optional<Precision>& given, const std::string& path,
                            const std::vector<std::pair<std::string, std::string>>& metadata) {
+    // A value this build does not know is a damaged or foreign file, even when --precision makes it irrelevant.
+    const std::string* p = find_metadata(metadata, "vktrain_precision");
+    if (p && *p != "fp32" && *p != "mixed")
+        throw Error(path + ": metadata \"vktrain_precision\" is \"" + *p + "\", expected mixed or fp32");
     if (given) return *given;
     // Evaluating in the precision the weights were trained in reproduces what `train` reported.
-    const std::string* p = find_metadata(metadata, "vktrain_precision");
     return p && *p == "fp32" ? Precision::fp32 : Precision::mixed;
 }
 

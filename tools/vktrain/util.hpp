@@ -46,7 +46,8 @@ bool stderr_is_terminal();
 const std::string* find_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
                                  const std::string& key);
 // --precision when given, else the precision a weights file was trained in (its "vktrain_precision"), else mixed.
-Precision stored_precision(const std::optional<Precision>& given,
+// Throws naming `path` (the file the metadata came from) when "vktrain_precision" is neither mixed nor fp32.
+Precision stored_precision(const std::optional<Precision>& given, const std::string& path,
                            const std::vector<std::pair<std::string, std::string>>& metadata);
 
 // The recipes' classification metric (not the library's): loss and the share of samples whose largest logit is
