@@ -32,7 +32,7 @@ done
 case "$root" in /|/usr|/var|/var/cache/vktrain*) die "refusing --root $root" ;; esac
 mkdir -p "$logdir"
 git -C "$src" diff --quiet HEAD -- || log "note: uncommitted changes in $src are not part of the check (it clones HEAD)"
-commit=$(git -C "$src" rev-parse --short HEAD)
+commit=$(git -C "$src" rev-parse HEAD) # fixed now: commits made while the check runs are not part of it
 
 mounts=()
 unmount_all() {
@@ -57,7 +57,7 @@ stage_done() {
   stage_start=$now
 }
 print_summary() {
-  printf '\nfresh-check of %s (%s)\n' "$commit" "$([ $quick = 1 ] && echo quick || echo full)"
+  printf '\nfresh-check of %s (%s)\n' "${commit:0:10}" "$([ $quick = 1 ] && echo quick || echo full)"
   printf '  %s\n' "${summary[@]}"
   printf '  %-58s %5d s\n' "total" $(($(date +%s) - t_start))
 }
@@ -95,10 +95,11 @@ cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 stage_done "debootstrap bookworm (minbase)"
 
 # 2. A clean clone of HEAD. git is not in the root (a user who cloned has it; the scripts must not need it).
-git clone -q --no-local --no-hardlinks "$src" "$root/root/vktrain" >"$logdir/clone.log" 2>&1 \
-  || fail "git clone of $src" "$logdir/clone.log"
+{ git clone -q --no-local --no-hardlinks --no-checkout "$src" "$root/root/vktrain" \
+    && git -C "$root/root/vktrain" checkout -q "$commit"; } >"$logdir/clone.log" 2>&1 \
+  || fail "git clone of $src at $commit" "$logdir/clone.log"
 rm -rf "$root/root/vktrain/.git/hooks"
-stage_done "clean clone of $commit"
+stage_done "clean clone of ${commit:0:10}"
 
 bind() {
   mkdir -p "$root$1"
