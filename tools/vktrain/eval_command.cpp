@@ -85,8 +85,24 @@ int run_eval_text(const EvalArgs& a) {
         throw Error(a.weights + ": the model's first input is not a sequence of token ids");
     const uint32_t context = uint32_t(model.nodes()[size_t(inputs[0])].shape[0]);
     const std::string text_path = a.text_path.empty() ? default_text_dir() : a.text_path;
-    const TextCorpus corpus = load_text_corpus(text_path);
-    const std::vector<int32_t> val = vocab.encode(split_text(corpus.text, 0.9).validation);
+    // Streamed (one byte or two per character), then only the validation part mapped into the file's vocabulary.
+    const TextTokens corpus = load_text_tokens(text_path);
+    const TokenSpan split = split_tokens(corpus.tokens, 0.9).validation;
+    std::vector<int32_t> to_file(corpus.vocabulary.size());
+    for (uint32_t i = 0; i < corpus.vocabulary.size(); ++i) to_file[i] = vocab.id(corpus.vocabulary.symbol(int32_t(i)));
+    std::vector<int32_t> val(split.count);
+    corpus.tokens.copy(split.first, split.count, val.data());
+    for (uint64_t i = 0; i < val.size(); ++i) {
+        const int32_t id = to_file[size_t(val[i])];
+        if (id < 0) {
+            const char32_t c = corpus.vocabulary.symbol(val[i]);
+            char code[16];
+            std::snprintf(code, sizeof code, "U+%04X", unsigned(c));
+            throw Error(text_path + ": the validation text holds the character " + encode_utf8(std::u32string(1, c)) +
+                        " (" + code + "), which is not in the vocabulary of " + a.weights);
+        }
+        val[i] = id;
+    }
     check_split_length(val.size(), context, text_path, "validation");
     const TextWindows windows(val, context, 0);
 
