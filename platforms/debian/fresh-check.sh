@@ -106,6 +106,10 @@ bind() {
   mount --bind "$1" "$root$1"
   mounts+=("$root$1")
 }
+# The root a mount point of its own, as / is on a real machine (run-in-root.sh's `unshare --propagation private`
+# fails with "Invalid argument" in a chroot whose / is not one); the other mounts go on top of it.
+mount --bind "$root" "$root"
+mounts+=("$root")
 bind /proc
 bind /sys
 bind /dev
