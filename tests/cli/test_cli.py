@@ -151,6 +151,37 @@ def case_bad_values(cli):
         check_one_line_error(p, 2, needle)
 
 
+def case_shared_options(cli):
+    """The options several commands share are declared once (tools/vktrain/args.cpp): each command spells,
+    validates and reports them the same way."""
+    for command, extra in [("train", []), ("eval", ["--weights", "w.safetensors"]),
+                           ("generate", ["--weights", "w.safetensors"])]:
+        for args, needle in [
+            (["--precision", "fp8"], "--precision expects mixed or fp32, got 'fp8'"),
+            (["--gemm-path=fast"], "--gemm-path expects auto, coopmat or tiled-fp16, got 'fast'"),
+            (["--device", "2147483648"], "--device expects an integer in [0, 2147483647]"),
+            (["--no-tune=1"], "--no-tune takes no value"),
+            (["--validation", "word"], "unexpected argument 'word'"),
+            (["--precision", "--no-coopmat"], "--precision needs a value"),
+            (["--help=1"], "--help takes no value"),
+        ]:
+            p = cli.run(command, *extra, *args)
+            check_one_line_error(p, 2, needle, "(see 'vktrain %s --help')" % command)
+        p = cli.run(command, "-h")
+        check(p.returncode == 0 and p.stdout.startswith("usage: vktrain " + command), command + " -h prints its help")
+    for command in ["train", "generate"]:
+        p = cli.run(command, "--seed", "-1")
+        check_one_line_error(p, 2, "--seed expects an integer >= 0, got '-1'")
+        p = cli.run(command, "--quiet=yes")
+        check_one_line_error(p, 2, "--quiet takes no value")
+    p = cli.run("eval", "--weights", "w.safetensors", "--seed", "1")
+    check_one_line_error(p, 2, "unknown option '--seed'")
+    p = cli.run("devices", "--device", "0")
+    check_one_line_error(p, 2, "unknown option '--device'")
+    p = cli.run("devices", "--validation=1")
+    check_one_line_error(p, 2, "--validation takes no value")
+
+
 def case_missing_data(cli):
     missing = os.path.join(cli.work, "no-such-dir")
     p = cli.run("train", "--data", missing, "--quiet")

@@ -1,52 +1,19 @@
-// Command-line parsing for the vktrain tool: one options struct per command, filled by a small reader that
-// accepts "--name value" and "--name=value". Every malformed input throws UsageError, which main() turns into
-// exit status 2 (runtime failures use vktrain::Error and status 1).
+// Command-line parsing for the vktrain tool: one options struct per command, filled from that command's option
+// table (option_table.hpp). Every malformed input throws UsageError, which main() turns into exit status 2
+// (runtime failures use vktrain::Error and status 1).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "option_table.hpp"
 #include "vktrain/context.hpp"
 #include "vktrain/options.hpp"
 
 namespace vktrain::cli {
-
-class UsageError : public std::runtime_error {
-public:
-    explicit UsageError(const std::string& message) : std::runtime_error(message) {}
-};
-
-// Walks over the arguments after the command name. Positional arguments are rejected: every command takes
-// only options, so a stray word is almost always a typo worth reporting.
-class ArgReader {
-public:
-    explicit ArgReader(std::vector<std::string> args) : m_args(std::move(args)) {}
-
-    // Advances to the next option; false when all arguments are consumed.
-    bool next();
-    const std::string& name() const { return m_name; }
-    bool is(const char* option) const { return m_name == option; }
-    // The option's value: the text after '=' or the following argument.
-    std::string value();
-    // For options without a value: rejects "--flag=value".
-    void flag() const;
-    [[noreturn]] void unknown() const;
-
-private:
-    std::vector<std::string> m_args;
-    size_t m_pos = 0;
-    std::string m_name;
-    std::optional<std::string> m_inline;
-};
-
-// Strict number parsing: the whole text must be a number in [min, max]; errors name the option.
-uint64_t parse_uint(const std::string& option, const std::string& text, uint64_t min, uint64_t max);
-// Finite numbers only; positive: > 0, otherwise >= 0.
-double parse_real(const std::string& option, const std::string& text, bool positive);
 
 Precision parse_precision(const std::string& option, const std::string& text);
 GemmPath parse_gemm_path(const std::string& option, const std::string& text);
