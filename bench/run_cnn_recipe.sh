@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the CNN recipe (README: conv-conv-linear-linear on Fashion-MNIST, AdamW 1e-3 with weight decay 0.01,
+# Runs the CNN recipe (docs/results.md: conv-conv-linear-linear on Fashion-MNIST, AdamW 1e-3 with weight decay 0.01,
 # constant learning rate, batch 128, 5 epochs, seed 1) in mixed precision and fp32 on both test devices of a
 # Debian bookworm machine — the host's lavapipe (Mesa 25) and the trixie root's (Mesa 26.1) — with the
 # --profile table of one step, and writes one JSON report and log per run into bench/results/<date>/.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the GPT recipe (README: 4 layers, 4 heads, width 128, context 128 on Debian's fortunes texts, AdamW 3e-4 with
-# warm-up and cosine, weight decay 0.1, clip 1.0, batch 32, 2000 steps) in mixed precision and fp32 on one test device
-# with the --profile table of one step, then generates 300 characters (temperature 0.8) with and without the
+# Runs the GPT recipe (docs/results.md: 4 layers, 4 heads, width 128, context 128 on Debian's fortunes texts,
+# AdamW 3e-4 with warm-up and cosine, weight decay 0.1, clip 1.0, batch 32, 2000 steps) in mixed precision and fp32
+# on one test device with the --profile table of one step, then generates 300 characters (temperature 0.8) with and without the
 # key/value cache, and writes the JSON reports, logs and samples into bench/results/<date>/. On lavapipe each
 # training run takes about an hour; pass e.g. `--steps 200 --warmup 20` for a quick look.
 #   bench/run_gpt_recipe.sh [lavapipe26|lavapipe25] [extra vktrain train arguments]

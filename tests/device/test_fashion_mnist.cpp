@@ -1,5 +1,5 @@
 // End to end on real data: the default MLP shape trained in mixed precision on a Fashion-MNIST subset
-// reaches a stated test accuracy (the full recipe's numbers are in the README and bench/).
+// reaches a stated test accuracy (the full recipe's numbers are in docs/results.md and bench/).
 #include <filesystem>
 
 #include "device/support.hpp"

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch as the reference for the CNN recipe's forward pass and weight layout.
 
-Loads the weights `vktrain train --model cnn` wrote into the README's torch.nn.Sequential (strict
-load_state_dict after the README's rename table), evaluates the first test images in float64, and compares the
+Loads the weights `vktrain train --model cnn` wrote into docs/results.md's torch.nn.Sequential (strict
+load_state_dict after the rename table of the CNN recipe), evaluates the first test images in float64, and compares the
 test loss and accuracy with what `vktrain eval --precision fp32` printed for the same images.
 
 usage: check_torch_cnn.py WEIGHTS DATA_DIR COUNT VKTRAIN_EVAL_LINE
@@ -27,7 +27,7 @@ def read_idx(path, count):
     return torch.tensor(list(raw), dtype=torch.float64).reshape([count] + dims[1:])
 
 
-# The README's rename table: vktrain's names -> the indices of this nn.Sequential.
+# The rename table of docs/results.md (the CNN recipe): vktrain's names -> the indices of this nn.Sequential.
 RENAME = {"conv0": "0", "conv1": "3", "linear0": "7", "linear1": "9"}
 
 
