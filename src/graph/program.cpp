@@ -128,7 +128,7 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
         if (it == by_shape.end()) {
             Choice choice;
             GemmReport& r = choice.report;
-            r.shape = shape.key();
+            r.shape = key;
             if (precision == Precision::fp32) {
                 r.path = GemmPath::fp32;
                 r.reason = "precision fp32";
