@@ -18,11 +18,12 @@ std::vector<GradBucket> plan_buckets(const Ir& ir, const Layout& layout, size_t 
         }
     // The last node reading the weight or touching the gradient of each trainable tensor.
     std::vector<int> last(sizes.size(), -1);
+    const std::vector<int> roots = storage_roots(ir);
     for (size_t i = 0; i < ir.nodes.size(); ++i) {
         const IrNode& n = ir.nodes[i];
         for (const std::vector<int>* list : {&n.in, &n.out})
             for (int v : *list) {
-                const IrValue& root = ir.values[size_t(storage_root(ir, v))];
+                const IrValue& root = ir.values[size_t(roots[size_t(v)])];
                 if ((root.role != Role::param && root.role != Role::param_grad) || root.param < 0) continue;
                 const int k = trainable.at(size_t(root.param));
                 if (k >= 0) last[size_t(k)] = std::max(last[size_t(k)], int(i));

@@ -1,5 +1,6 @@
 #include "vktrain/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -11,6 +12,19 @@ namespace vktrain {
 
 using graph::op_def;
 using graph::Shape;
+
+namespace {
+// Ops read their settings with attrs.at(): a node without one (a hand-edited or damaged architecture in a weights
+// file) is a one-line error naming the node, not a std::out_of_range escaping the library.
+template <typename F>
+auto with_attributes(const Node& node, F f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const std::out_of_range&) {
+        VKT_FAIL(node.op, " '", node.name, "': a required attribute is missing");
+    }
+}
+} // namespace
 
 Conv2dOptions Conv2dOptions::square(uint32_t kernel, uint32_t stride, uint32_t padding) {
     Conv2dOptions o;
@@ -42,33 +56,35 @@ void Model::rename(int node, const std::string& name) {
     VKT_CHECK(graph::is_valid_node_name(name), "rename: '", graph::printable_name(name), "' is not a valid node name (",
               graph::node_name_rule, ")");
     VKT_CHECK(m_overrides.empty(), "rename: rename nodes before set_trainable, set_weight_decay or set_init");
-    for (const Node& n : m_nodes)
-        VKT_CHECK(n.name != name || &n == &m_nodes[size_t(node)], "rename: a node named '", name, "' exists already");
-    m_nodes[size_t(node)].name = name;
+    Node& n = m_nodes[size_t(node)];
+    if (n.name == name) return;
+    VKT_CHECK(m_node_index.count(name) == 0, "rename: a node named '", name, "' exists already");
+    for (const std::string& p : parameter_names(n)) m_parameter_names.erase(p);
+    m_node_index.erase(n.name);
+    n.name = name;
+    m_node_index.emplace(name, node);
+    for (std::string& p : parameter_names(n)) m_parameter_names.insert(std::move(p));
+}
+
+std::vector<std::string> Model::parameter_names(const Node& node) const {
+    std::vector<std::string> out;
+    const graph::OpDef& def = op_def(node.op);
+    if (!def.params) return out;
+    std::vector<const Node*> ins;
+    for (int x : node.inputs) ins.push_back(&m_nodes[size_t(x)]);
+    for (const graph::ParamDecl& d : with_attributes(node, [&] { return def.params(node, ins); }))
+        out.push_back(node.name + "." + d.suffix);
+    return out;
 }
 
 void Model::check_value(int x, const char* op) const {
     VKT_CHECK(x >= 0 && size_t(x) < m_nodes.size(), op, ": value ", x, " does not exist");
 }
 
-namespace {
-// Ops read their settings with attrs.at(): a node without one (a hand-edited or damaged architecture in a weights
-// file) is a one-line error naming the node, not a std::out_of_range escaping the library.
-template <typename F>
-auto with_attributes(const Node& node, F f) -> decltype(f()) {
-    try {
-        return f();
-    } catch (const std::out_of_range&) {
-        VKT_FAIL(node.op, " '", node.name, "': a required attribute is missing");
-    }
-}
-} // namespace
-
 int Model::add_node(Node node, const char* what) {
     VKT_CHECK(m_loss < 0, what, ": the model's loss is already set; add ops before the loss");
     for (int x : node.inputs) check_value(x, what);
-    for (const Node& n : m_nodes)
-        VKT_CHECK(n.name != node.name, what, ": a node named '", node.name, "' exists already");
+    VKT_CHECK(m_node_index.count(node.name) == 0, what, ": a node named '", node.name, "' exists already");
     std::vector<const Node*> ins;
     for (int x : node.inputs) ins.push_back(&m_nodes[size_t(x)]);
     const graph::OpDef& def = op_def(node.op);
@@ -88,8 +104,11 @@ int Model::add_node(Node node, const char* what) {
         node.type = DataType::f32;
     else if (!node.inputs.empty() && node.op != "input")
         node.type = DataType::f32;
+    std::vector<std::string> params = parameter_names(node);
     m_nodes.push_back(std::move(node));
     const int id = int(m_nodes.size() - 1);
+    m_node_index.emplace(m_nodes.back().name, id);
+    for (std::string& p : params) m_parameter_names.insert(std::move(p));
     if (def.loss) m_loss = id;
     return id;
 }
@@ -294,42 +313,46 @@ void Model::softmax_cross_entropy(int logits) {
     cross_entropy(logits, l);
 }
 
-bool Model::matches(const std::string& pattern, const std::string& name) const {
-    if (!pattern.empty() && pattern.back() == '.') return name.compare(0, pattern.size(), pattern) == 0;
-    return name == pattern;
-}
-
-namespace {
-void check_pattern(const std::vector<ParameterInfo>& params, const std::string& pattern, const char* what) {
+// A pattern names at least one parameter or buffer: the exact name, or a prefix ending in '.' (found in the sorted
+// set at the first name not below it).
+void Model::check_pattern(const std::string& pattern, const char* what) const {
     bool any = false;
-    for (const auto& p : params)
-        any = any || (pattern.back() == '.' ? p.name.compare(0, pattern.size(), pattern) == 0 : p.name == pattern);
+    if (!pattern.empty() && pattern.back() == '.') {
+        const auto it = m_parameter_names.lower_bound(pattern);
+        any = it != m_parameter_names.end() && it->compare(0, pattern.size(), pattern) == 0;
+    } else {
+        any = m_parameter_names.count(pattern) != 0;
+    }
     VKT_CHECK(!pattern.empty() && any, what, ": no parameter is named '", pattern, "'",
               pattern.empty() || pattern.back() == '.' ? "" : " (a prefix ends with '.')");
 }
-} // namespace
+
+void Model::add_override(Override o) {
+    m_override_index[o.pattern].push_back(m_overrides.size());
+    m_overrides.push_back(std::move(o));
+}
 
 void Model::set_trainable(const std::string& pattern, bool trainable) {
-    check_pattern(parameters(), pattern, "set_trainable");
+    check_pattern(pattern, "set_trainable");
     Override o;
     o.pattern = pattern;
     o.what = 0;
     o.trainable = trainable;
-    m_overrides.push_back(o);
+    add_override(std::move(o));
 }
 
 void Model::set_weight_decay(const std::string& pattern, float wd) {
     VKT_CHECK(wd >= 0 && std::isfinite(wd), "set_weight_decay: weight decay must be >= 0 and finite");
-    check_pattern(parameters(), pattern, "set_weight_decay");
+    check_pattern(pattern, "set_weight_decay");
     Override o;
     o.pattern = pattern;
     o.what = 1;
     o.weight_decay = wd;
-    m_overrides.push_back(o);
+    add_override(std::move(o));
 }
 
 void Model::set_init(const std::string& pattern, const Init& init) {
-    check_pattern(parameters(), pattern, "set_init");
+    check_pattern(pattern, "set_init");
     VKT_CHECK(std::isfinite(init.a) && std::isfinite(init.b), "set_init: values must be finite");
     VKT_CHECK(init.kind != InitKind::normal || init.b >= 0, "set_init: a normal's std must be >= 0");
     VKT_CHECK(init.kind != InitKind::uniform || init.a <= init.b, "set_init: uniform needs a <= b");
@@ -337,11 +360,12 @@ void Model::set_init(const std::string& pattern, const Init& init) {
     o.pattern = pattern;
     o.what = 2;
     o.init = init;
-    m_overrides.push_back(o);
+    add_override(std::move(o));
 }
 
 std::vector<ParameterInfo> Model::parameters() const {
     std::vector<ParameterInfo> out;
+    std::vector<size_t> applies; // the overrides matching one parameter, in the order they were made
     for (const Node& n : m_nodes) {
         const graph::OpDef& def = op_def(n.op);
         if (!def.params) continue;
@@ -358,8 +382,20 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.init.kind = d.init;
             p.init.a = d.init_a;
             p.init.b = d.init_b;
-            for (const Override& o : m_overrides) {
-                if (!matches(o.pattern, p.name)) continue;
+            // The patterns that can match p.name: the name itself and each of its prefixes ending in '.'.
+            applies.clear();
+            const auto collect = [&](const std::string& pattern) {
+                const auto it = m_override_index.find(pattern);
+                if (it != m_override_index.end()) applies.insert(applies.end(), it->second.begin(), it->second.end());
+            };
+            if (!m_override_index.empty()) {
+                collect(p.name);
+                for (size_t dot = p.name.find('.'); dot != std::string::npos; dot = p.name.find('.', dot + 1))
+                    collect(p.name.substr(0, dot + 1));
+                std::sort(applies.begin(), applies.end());
+            }
+            for (size_t i : applies) {
+                const Override& o = m_overrides[i];
                 if (o.what == 0 && !p.buffer) p.trainable = o.trainable;
                 if (o.what == 1) p.weight_decay = o.weight_decay;
                 if (o.what == 2 && !p.buffer) p.init = o.init;

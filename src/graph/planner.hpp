@@ -24,6 +24,9 @@ uint64_t storage_bytes(const IrValue& v, bool fp16);
 bool in_arena(const IrValue& v);
 // The value whose storage v uses (itself unless it is a view).
 int storage_root(const Ir& ir, int v);
+// storage_root of every value at once, in time linear in the values: views chain (the residual stream's gradients
+// of a deep model are views of views, one per layer), so asking value by value would take time quadratic in depth.
+std::vector<int> storage_roots(const Ir& ir);
 
 MemoryPlan plan_memory(const Ir& ir, bool fp16, uint64_t alignment);
 

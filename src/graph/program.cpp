@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <unordered_map>
 
 #include "graph/registry.hpp"
 #include "kernels/elementwise.hpp"
@@ -114,39 +115,64 @@ Program::Program(runtime::Device& device, const Model& model, const Layout& layo
 Program::~Program() = default;
 
 void Program::choose_paths(GemmPath requested, Precision precision) {
+    // A deep model repeats a few shapes many times: each distinct shape is chosen once (the choice reads and may
+    // write the device's cache files) and its sites share the result.
+    struct Choice {
+        GemmReport report; // without its site
+        uint32_t tile = 0;
+    };
+    std::unordered_map<std::string, Choice> by_shape;
     for (const auto& [site, shape] : m_exec.sites()) {
-        GemmReport r;
-        r.site = site;
-        r.shape = shape.key();
-        if (precision == Precision::fp32) {
-            r.path = GemmPath::fp32;
-            r.reason = "precision fp32";
-        } else {
-            const kernels::GemmChoice c = shape.is_conv ? kernels::choose_conv_path(m_device, requested, shape.conv)
-                                                        : kernels::choose_gemm_path(m_device, requested, shape.gemm);
-            r.path = c.path;
-            r.reason = c.reason;
-        }
-        m_exec.paths()[site] = r.path;
-        if (!shape.is_conv) {
-            if (m_device.tune_tiles_enabled()) {
-                const kernels::TileChoice t = kernels::choose_gemm_tile(m_device, r.path, shape.gemm);
-                m_exec.tiles()[site] = t.tile;
-                r.tiles = t.name;
-                r.tile_reason = t.reason;
+        const std::string key = shape.key();
+        auto it = by_shape.find(key);
+        if (it == by_shape.end()) {
+            Choice choice;
+            GemmReport& r = choice.report;
+            r.shape = key;
+            if (precision == Precision::fp32) {
+                r.path = GemmPath::fp32;
+                r.reason = "precision fp32";
             } else {
-                r.tiles = kernels::gemm_shape_configs(m_device, r.path, shape.gemm).front().tile_name();
-                r.tile_reason = "the default (tuning off)";
+                const kernels::GemmChoice c = shape.is_conv
+                                                  ? kernels::choose_conv_path(m_device, requested, shape.conv)
+                                                  : kernels::choose_gemm_path(m_device, requested, shape.gemm);
+                r.path = c.path;
+                r.reason = c.reason;
             }
+            if (!shape.is_conv) {
+                if (m_device.tune_tiles_enabled()) {
+                    const kernels::TileChoice t = kernels::choose_gemm_tile(m_device, r.path, shape.gemm);
+                    choice.tile = t.tile;
+                    r.tiles = t.name;
+                    r.tile_reason = t.reason;
+                } else {
+                    r.tiles = kernels::gemm_shape_configs(m_device, r.path, shape.gemm).front().tile_name();
+                    r.tile_reason = "the default (tuning off)";
+                }
+            }
+            it = by_shape.emplace(key, std::move(choice)).first;
         }
-        m_reports.push_back(r);
+        GemmReport r = it->second.report;
+        r.site = site;
+        m_exec.paths()[site] = r.path;
+        if (!shape.is_conv && m_device.tune_tiles_enabled()) m_exec.tiles()[site] = it->second.tile;
+        m_reports.push_back(std::move(r));
     }
-    // Schedule order reads better than alphabetical.
+    // Schedule order reads better than alphabetical: a site is "<node label>" or "<node label>:<part>".
+    std::unordered_map<std::string, size_t> node_of; // node label -> schedule position
+    for (size_t i = 0; i < m_ir.nodes.size(); ++i) node_of.emplace(m_ir.nodes[i].label, i);
+    std::vector<std::pair<size_t, size_t>> order; // (schedule position, report)
+    for (size_t i = 0; i < m_reports.size(); ++i) {
+        const std::string& site = m_reports[i].site;
+        auto it = node_of.find(site);
+        if (it == node_of.end()) it = node_of.find(site.substr(0, site.find(':')));
+        order.emplace_back(it == node_of.end() ? m_ir.nodes.size() : it->second, i);
+    }
+    std::sort(order.begin(), order.end());
     std::vector<GemmReport> ordered;
-    for (const IrNode& n : m_ir.nodes)
-        for (const GemmReport& r : m_reports)
-            if (r.site == n.label || r.site.rfind(n.label + ":", 0) == 0) ordered.push_back(r);
-    if (ordered.size() == m_reports.size()) m_reports = std::move(ordered);
+    ordered.reserve(order.size());
+    for (const auto& [position, i] : order) ordered.push_back(std::move(m_reports[i]));
+    m_reports = std::move(ordered);
 }
 
 void Program::record(Resources& res) {
@@ -173,9 +199,10 @@ void Program::record(Resources& res) {
                               MemoryKind::readback, "prediction readback");
     }
     const uint64_t esz_act = m_fp16 ? 2 : 4;
+    const std::vector<int> roots = storage_roots(m_ir);
     for (size_t i = 0; i < m_ir.values.size(); ++i) {
         const IrValue& v = m_ir.values[i];
-        const int root = storage_root(m_ir, int(i));
+        const int root = roots[i];
         const IrValue& r = m_ir.values[size_t(root)];
         if (in_arena(r)) {
             if (m_plan.offset[size_t(root)] < 0) continue; // never used

@@ -3,6 +3,7 @@
 #include <cfloat>
 #include <cmath>
 #include <memory>
+#include <unordered_map>
 
 #include "common/check.hpp"
 
@@ -40,10 +41,24 @@ void register_ops(std::vector<OpDef>& t) {
     register_attention_ops(t);
 }
 
+namespace {
+
+// Looked up for every node of every model, many times over: by hash, not by scanning the table.
+const std::unordered_map<std::string, const OpDef*>& index() {
+    static const std::unordered_map<std::string, const OpDef*> by_name = [] {
+        std::unordered_map<std::string, const OpDef*> m;
+        for (const OpDef& d : table()) m.emplace(d.name, &d);
+        return m;
+    }();
+    return by_name;
+}
+
+} // namespace
+
 const OpDef& op_def(const std::string& name) {
-    for (const OpDef& d : table())
-        if (d.name == name) return d;
-    VKT_FAIL("unknown op '", name, "'");
+    const auto it = index().find(name);
+    VKT_CHECK(it != index().end(), "unknown op '", name, "'");
+    return *it->second;
 }
 
 std::vector<const OpDef*> registered_ops() {

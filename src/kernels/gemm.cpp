@@ -303,8 +303,8 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     kd.bindings = 4;
     const runtime::Kernel& kernel = device.pipelines().get(kd);
     const Operand obias = has_bias ? operand(device, d.bias, runtime::Access::read) : ob;
-    // Spans are below 2^31 elements and bound-range offsets below the descriptor alignment, so every
-    // index the shader forms fits in 32 bits.
+    // Spans are below 2^31 elements and bound-range offsets below 2^28 bytes (operand()), so every index the shader
+    // forms fits in 32 bits.
     const uint32_t lda = uint32_t(effective_ld(d.a));
     GemmPush pc{};
     pc.m = m;

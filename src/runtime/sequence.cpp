@@ -1,13 +1,20 @@
 #include "runtime/sequence.hpp"
 
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "runtime/device.hpp"
 
 namespace vktrain::runtime {
 namespace {
-constexpr uint32_t k_sets_per_pool = 128;
-constexpr uint32_t k_descriptors_per_pool = 1024;
+// Pools grow geometrically, so a long recording makes few of them and a short one (a timing run) stays small.
+constexpr uint32_t k_first_pool_sets = 32;
+constexpr uint32_t k_max_pool_sets = 4096;
+constexpr uint32_t k_descriptors_per_set = 8; // a pool's storage-buffer descriptors per set (an average, not a cap)
+// Memory maps: checked every k_sets_per_check new sets, each of which may cost one map; what must be left.
+constexpr size_t k_sets_per_check = 256;
+constexpr long k_map_reserve = 1024; // for everything else the process maps meanwhile
 constexpr VkAccessFlags k_all_access =
     VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
 } // namespace
@@ -62,7 +69,7 @@ void Sequence::destroy() noexcept {
 VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
     const auto& fn = m_device.fn();
     for (int attempt = 0; attempt < 2; ++attempt) {
-        if (!m_desc_pools.empty() && m_sets_in_pool < k_sets_per_pool) {
+        if (!m_desc_pools.empty() && m_sets_in_pool < m_pool_capacity) {
             VkDescriptorSetAllocateInfo ainfo{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
             ainfo.descriptorPool = m_desc_pools.back();
             ainfo.descriptorSetCount = 1;
@@ -75,17 +82,120 @@ VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
             }
             if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL) VK_CHECK(r);
         }
-        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, k_descriptors_per_pool};
+        const uint32_t capacity =
+            m_desc_pools.empty() ? k_first_pool_sets : std::min(m_pool_capacity * 2, k_max_pool_sets);
+        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, capacity * k_descriptors_per_set};
         VkDescriptorPoolCreateInfo pinfo{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
-        pinfo.maxSets = k_sets_per_pool;
+        pinfo.maxSets = capacity;
         pinfo.poolSizeCount = 1;
         pinfo.pPoolSizes = &size;
         VkDescriptorPool pool = VK_NULL_HANDLE;
-        VK_CHECK(fn.vkCreateDescriptorPool(m_device.handle(), &pinfo, nullptr, &pool));
+        const VkResult r = fn.vkCreateDescriptorPool(m_device.handle(), &pinfo, nullptr, &pool);
+        if (r != VK_SUCCESS)
+            VKT_FAIL("could not make a descriptor pool for ", capacity, " more descriptor sets (", m_sets.size(),
+                     " distinct ones after ", m_dispatches, " dispatches of this recording): ", vk_result_name(r));
         m_desc_pools.push_back(pool);
         m_sets_in_pool = 0;
+        m_pool_capacity = capacity;
     }
     VKT_FAIL("could not allocate a descriptor set");
+}
+
+namespace {
+
+template <typename Handle>
+uint64_t handle_bits(Handle h) {
+    static_assert(sizeof(Handle) <= sizeof(uint64_t), "a Vulkan handle wider than 64 bits");
+    uint64_t v = 0;
+    std::memcpy(&v, &h, sizeof(h));
+    return v;
+}
+
+// The bytes [lo, hi) a binding's descriptor covers.
+std::pair<uint64_t, uint64_t> byte_range(const Binding& b) {
+    const uint64_t size = b.buffer->size();
+    const uint64_t hi = b.range == VK_WHOLE_SIZE ? size : b.offset + b.range;
+    return {b.offset, hi};
+}
+
+// The bytes [lo, hi) a binding's kernel touches (what hazards are tracked on).
+std::pair<uint64_t, uint64_t> used_range(const Binding& b) {
+    if (b.used_lo == 0 && b.used_hi == 0) return byte_range(b);
+    return {b.used_lo, b.used_hi};
+}
+
+// The memory maps this process holds and the kernel's limit on them (vm.max_map_count); {0, 0} where unknown.
+std::pair<long, long> memory_maps() {
+    long limit = 0, held = 0;
+#ifdef __linux__
+    if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+        if (std::fscanf(f, "%ld", &limit) != 1) limit = 0;
+        std::fclose(f);
+    }
+    if (limit <= 0) return {0, 0};
+    FILE* f = std::fopen("/proc/self/maps", "r");
+    if (!f) return {0, 0};
+    char buf[1 << 14];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0)
+        for (size_t i = 0; i < n; ++i) held += buf[i] == '\n';
+    std::fclose(f);
+#endif
+    return {held, limit};
+}
+
+} // namespace
+
+size_t Sequence::SetKeyHash::operator()(const std::vector<uint64_t>& key) const noexcept {
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the words, then a final mix
+    for (uint64_t w : key) h = (h ^ w) * 1099511628211ull;
+    return size_t(h ^ (h >> 29));
+}
+
+// Some drivers (lavapipe: every set is a separately mapped allocation) crash inside vkAllocateDescriptorSets when the
+// process runs out of memory maps; an error that names the limit is better.
+void Sequence::check_map_budget() {
+    const auto [held, limit] = memory_maps();
+    if (limit <= 0 || limit - held >= long(k_sets_per_check) + k_map_reserve) return;
+    VKT_FAIL("out of memory maps: this process holds ", held, " of the kernel's limit of ", limit,
+             " (vm.max_map_count), and a recording of ", m_dispatches, " dispatches has needed ", m_sets.size(),
+             " distinct descriptor sets so far (some drivers map each one); raise vm.max_map_count or use a "
+             "smaller model");
+}
+
+// One set per distinct (layout, bound ranges) in a recording: sets are written once, before any submission, and never
+// changed, so dispatches that bind the same ranges can share one (kernels::operand() binds wide windows so that most
+// do).
+VkDescriptorSet Sequence::descriptor_set(const Kernel& kernel, const std::vector<Binding>& bindings) {
+    m_key.clear();
+    m_key.push_back(handle_bits(kernel.set_layout));
+    for (const Binding& b : bindings) {
+        const auto [lo, hi] = byte_range(b);
+        m_key.push_back(handle_bits(b.buffer->handle()));
+        m_key.push_back(lo);
+        m_key.push_back(hi - lo);
+    }
+    if (const auto it = m_sets.find(m_key); it != m_sets.end()) return it->second;
+    if (m_sets.size() >= m_sets_at_check + k_sets_per_check) {
+        m_sets_at_check = m_sets.size();
+        check_map_budget();
+    }
+    const VkDescriptorSet set = allocate_set(kernel.set_layout);
+    std::vector<VkDescriptorBufferInfo> infos(bindings.size());
+    std::vector<VkWriteDescriptorSet> writes(bindings.size());
+    for (size_t i = 0; i < bindings.size(); ++i) {
+        const auto [lo, hi] = byte_range(bindings[i]);
+        infos[i] = {bindings[i].buffer->handle(), lo, hi - lo};
+        writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+        writes[i].dstSet = set;
+        writes[i].dstBinding = uint32_t(i);
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+    }
+    m_device.fn().vkUpdateDescriptorSets(m_device.handle(), uint32_t(writes.size()), writes.data(), 0, nullptr);
+    m_sets.emplace(m_key, set);
+    return set;
 }
 
 void Sequence::begin() {
@@ -97,6 +207,9 @@ void Sequence::begin() {
     for (VkDescriptorPool p : m_desc_pools) fn.vkDestroyDescriptorPool(m_device.handle(), p, nullptr);
     m_desc_pools.clear();
     m_sets_in_pool = 0;
+    m_pool_capacity = 0;
+    m_sets.clear();
+    m_sets_at_check = 0;
     m_pending.clear();
     m_dispatches = 0;
     m_barriers = 0;
@@ -179,15 +292,6 @@ void Sequence::track(VkBuffer buffer, uint64_t lo, uint64_t hi, bool reads, bool
     list.push_back(p);
 }
 
-namespace {
-// The bytes [lo, hi) a binding covers.
-std::pair<uint64_t, uint64_t> byte_range(const Binding& b) {
-    const uint64_t size = b.buffer->size();
-    const uint64_t hi = b.range == VK_WHOLE_SIZE ? size : b.offset + b.range;
-    return {b.offset, hi};
-}
-} // namespace
-
 void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindings, const void* push,
                         uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz) {
     VKT_CHECK(m_recording, "dispatch outside begin()/end()");
@@ -208,30 +312,21 @@ void Sequence::dispatch(const Kernel& kernel, const std::vector<Binding>& bindin
                   ") lies outside its buffer of ", b.buffer->size(), " bytes");
         VKT_CHECK(max_range == 0 || hi - lo <= max_range, kernel.variant, ": a binding of ", hi - lo,
                   " bytes exceeds the device's maxStorageBufferRange (", max_range, " bytes)");
-        need = need || hazard(b.buffer->handle(), lo, hi, b.access != Access::read);
+        const auto [used_lo, used_hi] = used_range(b);
+        VKT_CHECK(lo <= used_lo && used_lo <= used_hi && used_hi <= hi, "internal: ", kernel.variant,
+                  ": a binding uses bytes [", used_lo, ", ", used_hi, ") outside its descriptor's [", lo, ", ", hi,
+                  ")");
+        need = need || hazard(b.buffer->handle(), used_lo, used_hi, b.access != Access::read);
     }
     if (need) barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
 
-    VkDescriptorSet set = allocate_set(kernel.set_layout);
-    std::vector<VkDescriptorBufferInfo> infos(bindings.size());
-    std::vector<VkWriteDescriptorSet> writes(bindings.size());
-    for (size_t i = 0; i < bindings.size(); ++i) {
-        const auto [lo, hi] = byte_range(bindings[i]);
-        infos[i] = {bindings[i].buffer->handle(), lo, hi - lo};
-        writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
-        writes[i].dstSet = set;
-        writes[i].dstBinding = uint32_t(i);
-        writes[i].descriptorCount = 1;
-        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-        writes[i].pBufferInfo = &infos[i];
-    }
-    fn.vkUpdateDescriptorSets(m_device.handle(), uint32_t(writes.size()), writes.data(), 0, nullptr);
+    const VkDescriptorSet set = descriptor_set(kernel, bindings);
     fn.vkCmdBindPipeline(m_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.pipeline);
     fn.vkCmdBindDescriptorSets(m_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout, 0, 1, &set, 0, nullptr);
     if (push_size) fn.vkCmdPushConstants(m_cmd, kernel.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     fn.vkCmdDispatch(m_cmd, gx, gy, gz);
     for (const Binding& b : bindings) {
-        const auto [lo, hi] = byte_range(b);
+        const auto [lo, hi] = used_range(b);
         track(b.buffer->handle(), lo, hi, b.access != Access::write, b.access != Access::read,
               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
     }

@@ -182,6 +182,22 @@ def case_shared_options(cli):
     check_one_line_error(p, 2, "--validation takes no value")
 
 
+def case_model_spec(cli):
+    """GPT specs: a key given twice is refused rather than the last one winning, and depth is capped at what has been
+    measured to work (4096 layers), with one line naming the key or the limit, before any work."""
+    for spec, needles in [
+        ("gpt:layers=1,layers=2", ["key 'layers' is given more than once"]),
+        ("gpt:tied=0,heads=2,tied=1", ["key 'tied' is given more than once"]),
+        ("gpt:layers=4097", ["layers 4097", "4096"]),
+        ("gpt:layers=1048576", ["layers 1048576", "4096"]),
+    ]:
+        p = cli.run("train", "--model", spec, "--text", "none.txt")
+        check_one_line_error(p, 2, "--model", *needles)
+    # The deepest accepted specs parse (and fail later only for the missing corpus).
+    p = cli.run("train", "--model", "gpt:layers=4096,width=8,heads=2", "--text", "none.txt")
+    check_one_line_error(p, 1, "none.txt")
+
+
 def case_missing_data(cli):
     missing = os.path.join(cli.work, "no-such-dir")
     p = cli.run("train", "--data", missing, "--quiet")

@@ -12,12 +12,22 @@ namespace {
 
 // Layer widths beyond this are certainly a typo (and would overflow the 32-bit sizes the library uses).
 constexpr unsigned long max_features = 1u << 20;
+// The most GPT blocks the command accepts (it took up to 2^20). Set-up time grows linearly with depth (issue 21), and
+// this is as deep as has been measured to work well on lavapipe: gpt:layers=4096,width=8 set up in a few seconds and
+// ran a step in about 25 s with about 1 GB of host memory, most of it the recorded command buffers. (MLP depth is
+// bounded by the length of a command line: about 65,000 layers.)
+constexpr uint32_t max_layers = 4096;
 
 // Parses a positive layer width; returns 0 when the text is not one.
 uint32_t parse_width(const std::string& text) {
     if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
     const unsigned long v = std::strtoul(text.c_str(), nullptr, 10);
     return v >= 1 && v <= max_features ? uint32_t(v) : 0;
+}
+
+// A spec as error messages quote it: a very long one (thousands of layers) is shortened to keep the line readable.
+std::string quoted(const std::string& spec) {
+    return "'" + (spec.size() <= 80 ? spec : spec.substr(0, 60) + "...") + "'";
 }
 
 std::vector<std::string> split(const std::string& text, char sep) {
@@ -35,7 +45,7 @@ std::vector<std::string> split(const std::string& text, char sep) {
 
 MlpSpec parse_mlp_spec(const std::string& spec) {
     const auto fail = [&](const std::string& why) -> UsageError {
-        return UsageError("--model '" + spec + "': " + why + " (expected mlp:H1,H2,...[:relu|:gelu])");
+        return UsageError("--model " + quoted(spec) + ": " + why + " (expected mlp:H1,H2,...[:relu|:gelu])");
     };
     const std::vector<std::string> parts = split(spec, ':');
     if (parts[0] != "mlp") throw fail("unknown model type '" + parts[0] + "'");
@@ -63,16 +73,21 @@ MlpSpec parse_mlp_spec(const std::string& spec) {
 
 GptOptions parse_gpt_spec(const std::string& spec) {
     const auto fail = [&](const std::string& why) -> UsageError {
-        return UsageError("--model '" + spec + "': " + why +
+        return UsageError("--model " + quoted(spec) + ": " + why +
                           " (expected gpt[:layers=N,heads=N,width=N,context=N,mlp=N,tied=0|1])");
     };
     GptOptions o;
     if (spec == "gpt") return o;
     if (spec.rfind("gpt:", 0) != 0) throw fail("unknown model type");
+    std::vector<std::string> seen;
     for (const std::string& item : split(spec.substr(4), ',')) {
         const size_t eq = item.find('=');
         if (eq == std::string::npos) throw fail("'" + item + "' is not key=value");
         const std::string key = item.substr(0, eq), text = item.substr(eq + 1);
+        // "layers=1,layers=2" is a typo or a bad merge of two specs, not a request for the last value.
+        for (const std::string& k : seen)
+            if (k == key) throw fail("key '" + key + "' is given more than once");
+        seen.push_back(key);
         const uint32_t v = parse_width(text);
         if (key == "tied") {
             if (text != "0" && text != "1") throw fail("tied takes 0 or 1");
@@ -93,6 +108,9 @@ GptOptions parse_gpt_spec(const std::string& spec) {
         else
             throw fail("unknown key '" + key + "'");
     }
+    if (o.layers > max_layers)
+        throw fail("layers " + std::to_string(o.layers) + " is more than the " + std::to_string(max_layers) +
+                   " this command accepts");
     if (o.width % o.heads != 0)
         throw fail("width " + std::to_string(o.width) + " is not a multiple of heads " + std::to_string(o.heads));
     return o;
@@ -110,7 +128,8 @@ ModelSpec parse_model_spec(const std::string& spec) {
         return out;
     }
     if (spec.rfind("mlp", 0) != 0 || (spec.size() > 3 && spec[3] != ':'))
-        throw UsageError("--model '" + spec + "': unknown model (expected mlp:H1,H2,...[:relu|:gelu], cnn or gpt:...)");
+        throw UsageError("--model " + quoted(spec) +
+                         ": unknown model (expected mlp:H1,H2,...[:relu|:gelu], cnn or gpt:...)");
     out.kind = "mlp";
     out.mlp = parse_mlp_spec(spec);
     return out;
