@@ -12,10 +12,14 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace vktrain {
@@ -90,6 +94,58 @@ struct GptOptions {
 // Kept for source compatibility with the MLP-only API.
 enum class OpKind { relu, gelu };
 
+// ---- The op registry: every op a model can use, with its attributes (list_ops(), Model::op) ----
+
+// integer, real, flag (0 or 1), or shape (a list of dimensions, such as reshape's target shape).
+enum class AttrKind { integer, real, flag, shape };
+
+// An attribute value for Model::op: a number (for integer, real and flag attributes; true and false are 1 and 0) or a
+// shape ({2, -1}).
+class AttrValue {
+public:
+    template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+    AttrValue(T number) : m_number(static_cast<double>(number)) {}
+    AttrValue(std::vector<int64_t> shape) : m_is_shape(true), m_shape(std::move(shape)) {}
+    AttrValue(std::initializer_list<int64_t> shape) : AttrValue(std::vector<int64_t>(shape)) {}
+    bool is_shape() const { return m_is_shape; }
+    double number() const { return m_number; }
+    const std::vector<int64_t>& shape() const { return m_shape; }
+
+private:
+    bool m_is_shape = false;
+    double m_number = 0.0;
+    std::vector<int64_t> m_shape;
+};
+using OpAttrs = std::map<std::string, AttrValue>;
+
+struct OpAttrInfo {
+    std::string name;
+    AttrKind kind = AttrKind::integer;
+    double min = 0.0, max = 0.0; // the accepted range (integer and real; flags are 0 or 1)
+    bool min_open = false, max_open = false;
+    // Given none, Model::op uses default_value, or the value of the attribute default_from names; else the
+    // attribute is required, or (optional) left out, which has its own meaning (doc).
+    std::optional<double> default_value;
+    std::string default_from;
+    bool required = false;
+    bool optional = false;
+    std::string doc;
+};
+
+struct OpInfo {
+    std::string name;
+    std::string doc;      // one line
+    std::string category; // "dense", "vision", "activation", "elementwise", "shape", "norm", "attention", "loss", ...
+    std::vector<std::string> inputs; // the inputs' names, in order: what Model::op's `inputs` hold
+    std::vector<OpAttrInfo> attrs;
+    bool loss = false;           // a model's one loss (its last node)
+    bool inference_only = false; // no backward: models using it only run forward (e.g. cached_attention)
+};
+
+// Every op Model::op builds, in the registry's order: the one op list that the typed builders, the C API
+// (vkt_model_op, vkt_op_*) and the vktrain command (`vktrain ops`, --model net:...) all read.
+std::vector<OpInfo> list_ops();
+
 class Model {
 public:
     Model() = default;
@@ -98,6 +154,15 @@ public:
 
     int input(const std::string& name, const std::vector<int64_t>& shape, DataType type = DataType::f32);
     int input() const; // the first input
+
+    // Any registered op by name (list_ops()): `inputs` are value ids in the op's input order, `attrs` its attributes
+    // by name; an attribute not given takes its default (OpAttrInfo), and one without a default must be given. The
+    // node is named as the typed builder below would name it ("conv0", "loss"). Every typed builder is this call:
+    //   m.op("conv2d", {x}, {{"out", 32}, {"kernel_h", 5}, {"pad_h", 2}})   // 5x5, padding 2 (kernel_w, pad_w follow)
+    //   m.op("reshape", {x}, {{"shape", {4, -1}}})
+    // Throws vktrain::Error naming the op and the problem (an unknown op or attribute, a value out of range, a wrong
+    // number of inputs, shapes that do not fit).
+    int op(const std::string& name, const std::vector<int>& inputs, const OpAttrs& attrs = {});
 
     // Applies to the last dimension: [..., in] -> [..., out].
     int linear(int x, uint32_t out_features, bool bias = true);
@@ -199,7 +264,6 @@ public:
 private:
     int add_node(Node node, const char* what);
     void check_value(int x, const char* op) const;
-    std::string next_name(const std::string& kind);
     struct Override {
         std::string pattern;
         int what; // 0 trainable, 1 weight decay, 2 init

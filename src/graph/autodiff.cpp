@@ -77,6 +77,7 @@ void Autodiff::emit(const std::string& op, const IrNode& forward, const std::str
     n.label = forward.name + "." + what;
     n.in = std::move(in);
     n.attrs = forward.attrs;
+    n.attrs_of = forward.attrs_of ? forward.attrs_of : forward.op;
     for (auto& [k, v] : attrs) n.attrs[k] = v;
     n.shape_attr = forward.shape_attr;
     n.backward = true;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/check.hpp"
+#include "graph/registry.hpp"
 
 namespace vktrain::graph {
 
@@ -73,7 +74,7 @@ void check_input_values(const Model& model, const std::vector<const void*>& inpu
         check(nodes[size_t(loss)].inputs[1], int64_t(model.classes()), "label", "");
     for (const Node& n : nodes)
         if (n.op == "embedding")
-            check(n.inputs[0], int64_t(n.attrs.at("num_embeddings")), "id", " (embedding '" + n.name + "')");
+            check(n.inputs[0], attr<int64_t>(n, "num_embeddings"), "id", " (embedding '" + n.name + "')");
 }
 
 } // namespace vktrain::graph

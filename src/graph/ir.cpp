@@ -25,16 +25,6 @@ std::string shape_text(const Shape& shape) {
     return s + "]";
 }
 
-double IrNode::attr(const std::string& key) const {
-    auto it = attrs.find(key);
-    VKT_CHECK(it != attrs.end(), "internal: op '", name, "' has no attribute '", key, "'");
-    return it->second;
-}
-
-uint32_t IrNode::attr_u32(const std::string& key) const {
-    return uint32_t(attr(key));
-}
-
 int Ir::add_value(IrValue v) {
     values.push_back(std::move(v));
     return int(values.size() - 1);

@@ -51,6 +51,9 @@ struct IrParam {
 
 struct IrNode {
     const OpDef* op = nullptr;
+    // Whose attribute declarations `attrs` follows (attr<T>() checks reads against them): the forward op whose
+    // attributes a backward node inherited; nullptr: op itself.
+    const OpDef* attrs_of = nullptr;
     std::string name;    // the model node's name ("conv0"); backward nodes keep their forward node's name
     std::string label;   // profile label: "conv0.forward", "conv0.weight_grad", ...
     std::vector<int> in; // values read
@@ -62,9 +65,6 @@ struct IrNode {
     // Fusions (graph/fusion.hpp; not inherited by the backward nodes derived from this one):
     bool fused = false;         // computed by another node's kernel: records nothing itself
     bool relu_epilogue = false; // linear: applies the ReLU that follows it in its GEMM epilogue
-
-    double attr(const std::string& key) const; // throws when missing
-    uint32_t attr_u32(const std::string& key) const;
 };
 
 struct Ir {

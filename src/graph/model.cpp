@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 
 #include "common/check.hpp"
 #include "graph/names.hpp"
@@ -12,19 +11,6 @@ namespace vktrain {
 
 using graph::op_def;
 using graph::Shape;
-
-namespace {
-// Ops read their settings with attrs.at(): a node without one (a hand-edited or damaged architecture in a weights
-// file) is a one-line error naming the node, not a std::out_of_range escaping the library.
-template <typename F>
-auto with_attributes(const Node& node, F f) -> decltype(f()) {
-    try {
-        return f();
-    } catch (const std::out_of_range&) {
-        VKT_FAIL(node.op, " '", node.name, "': a required attribute is missing");
-    }
-}
-} // namespace
 
 Conv2dOptions Conv2dOptions::square(uint32_t kernel, uint32_t stride, uint32_t padding) {
     Conv2dOptions o;
@@ -45,10 +31,6 @@ Pool2dOptions Pool2dOptions::square(uint32_t kernel, uint32_t stride, uint32_t p
 Model::Model(uint32_t input_features) {
     VKT_CHECK(input_features > 0, "a model needs at least one input feature");
     input("x", {int64_t(input_features)});
-}
-
-std::string Model::next_name(const std::string& kind) {
-    return kind + std::to_string(m_counters[kind]++);
 }
 
 void Model::rename(int node, const std::string& name) {
@@ -72,8 +54,7 @@ std::vector<std::string> Model::parameter_names(const Node& node) const {
     if (!def.params) return out;
     std::vector<const Node*> ins;
     for (int x : node.inputs) ins.push_back(&m_nodes[size_t(x)]);
-    for (const graph::ParamDecl& d : with_attributes(node, [&] { return def.params(node, ins); }))
-        out.push_back(node.name + "." + d.suffix);
+    for (const graph::ParamDecl& d : def.params(node, ins)) out.push_back(node.name + "." + d.suffix);
     return out;
 }
 
@@ -91,7 +72,7 @@ int Model::add_node(Node node, const char* what) {
     VKT_CHECK(def.infer && !def.backward_only, what, " '", node.name, "': op '", node.op,
               "' is internal to vktrain (a backward step) and cannot appear in a model");
     graph::check_attributes(def, node);
-    node.shape = with_attributes(node, [&] { return def.infer(node, ins); });
+    node.shape = def.infer(node, ins);
     uint64_t elements = 1;
     for (int64_t d : node.shape) {
         VKT_CHECK(d > 0, what, " '", node.name, "': output shape ", graph::shape_text(node.shape), " is empty");
@@ -142,168 +123,92 @@ int Model::input() const {
     return in.front();
 }
 
+// The typed builders: each is Model::op with the op's attributes (model_registry.cpp).
 int Model::linear(int x, uint32_t out_features, bool bias) {
-    VKT_CHECK(out_features > 0, "linear: out_features must be positive");
-    Node n;
-    n.op = "linear";
-    n.name = next_name("linear");
-    n.inputs = {x};
-    n.attrs = {{"out", out_features}, {"bias", bias ? 1 : 0}};
-    return add_node(n, "linear");
+    return op("linear", {x}, {{"out", out_features}, {"bias", bias}});
 }
 
 int Model::conv2d(int x, uint32_t out_channels, const Conv2dOptions& o) {
-    Node n;
-    n.op = "conv2d";
-    n.name = next_name("conv");
-    n.inputs = {x};
-    n.attrs = {{"out", out_channels},    {"kernel_h", o.kernel_h}, {"kernel_w", o.kernel_w}, {"stride_h", o.stride_h},
-               {"stride_w", o.stride_w}, {"pad_h", o.pad_h},       {"pad_w", o.pad_w},       {"dil_h", o.dilation_h},
-               {"dil_w", o.dilation_w},  {"groups", o.groups},     {"bias", o.bias ? 1 : 0}};
-    return add_node(n, "conv2d");
+    return op("conv2d", {x},
+              {{"out", out_channels},
+               {"kernel_h", o.kernel_h},
+               {"kernel_w", o.kernel_w},
+               {"stride_h", o.stride_h},
+               {"stride_w", o.stride_w},
+               {"pad_h", o.pad_h},
+               {"pad_w", o.pad_w},
+               {"dil_h", o.dilation_h},
+               {"dil_w", o.dilation_w},
+               {"groups", o.groups},
+               {"bias", o.bias}});
 }
 
 namespace {
-std::map<std::string, double> pool_attrs(const Pool2dOptions& o) {
-    return {{"kernel_h", o.kernel_h},
-            {"kernel_w", o.kernel_w},
-            {"stride_h", o.stride_h ? o.stride_h : o.kernel_h},
-            {"stride_w", o.stride_w ? o.stride_w : o.kernel_w},
-            {"pad_h", o.pad_h},
-            {"pad_w", o.pad_w}};
+// A stride of 0 is the kernel size (PyTorch's default): the attribute is left to its default, which is that.
+OpAttrs pool_attrs(const Pool2dOptions& o) {
+    OpAttrs a{{"kernel_h", o.kernel_h}, {"kernel_w", o.kernel_w}, {"pad_h", o.pad_h}, {"pad_w", o.pad_w}};
+    if (o.stride_h) a.emplace("stride_h", o.stride_h);
+    if (o.stride_w) a.emplace("stride_w", o.stride_w);
+    return a;
 }
 } // namespace
 
 int Model::max_pool2d(int x, const Pool2dOptions& o) {
-    Node n;
-    n.op = "max_pool2d";
-    n.name = next_name("maxpool");
-    n.inputs = {x};
-    n.attrs = pool_attrs(o);
-    return add_node(n, "max_pool2d");
+    return op("max_pool2d", {x}, pool_attrs(o));
 }
-
 int Model::avg_pool2d(int x, const Pool2dOptions& o) {
-    Node n;
-    n.op = "avg_pool2d";
-    n.name = next_name("avgpool");
-    n.inputs = {x};
-    n.attrs = pool_attrs(o);
-    return add_node(n, "avg_pool2d");
+    return op("avg_pool2d", {x}, pool_attrs(o));
 }
-
 int Model::batch_norm2d(int x, float eps, float momentum) {
-    VKT_CHECK(eps > 0 && std::isfinite(eps), "batch_norm2d: eps must be positive");
-    VKT_CHECK(momentum >= 0 && momentum <= 1, "batch_norm2d: momentum must be in [0, 1]");
-    Node n;
-    n.op = "batch_norm2d";
-    n.name = next_name("bn");
-    n.inputs = {x};
-    n.attrs = {{"eps", eps}, {"momentum", momentum}};
-    return add_node(n, "batch_norm2d");
+    return op("batch_norm2d", {x}, {{"eps", eps}, {"momentum", momentum}});
 }
-
-namespace {
-Node unary(const std::string& op, const std::string& name, int x) {
-    Node n;
-    n.op = op;
-    n.name = name;
-    n.inputs = {x};
-    return n;
-}
-} // namespace
-
 int Model::relu(int x) {
-    return add_node(unary("relu", next_name("relu"), x), "relu");
+    return op("relu", {x});
 }
 int Model::gelu(int x) {
-    return add_node(unary("gelu", next_name("gelu"), x), "gelu");
+    return op("gelu", {x});
 }
 int Model::gelu_tanh(int x) {
-    return add_node(unary("gelu_tanh", next_name("gelu"), x), "gelu_tanh");
+    return op("gelu_tanh", {x});
 }
 int Model::silu(int x) {
-    return add_node(unary("silu", next_name("silu"), x), "silu");
+    return op("silu", {x});
 }
 int Model::flatten(int x) {
-    return add_node(unary("flatten", next_name("flatten"), x), "flatten");
+    return op("flatten", {x});
 }
-
 int Model::add(int a, int b) {
-    Node n;
-    n.op = "add";
-    n.name = next_name("add");
-    n.inputs = {a, b};
-    return add_node(n, "add");
+    return op("add", {a, b});
 }
-
 int Model::dropout(int x, float p) {
-    VKT_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
-    Node n = unary("dropout", next_name("dropout"), x);
-    n.attrs = {{"p", p}};
-    return add_node(n, "dropout");
+    return op("dropout", {x}, {{"p", p}});
 }
-
 int Model::reshape(int x, const std::vector<int64_t>& shape) {
-    VKT_CHECK(!shape.empty() && shape.size() <= 5, "reshape: 1 to 5 dimensions per sample");
-    Node n = unary("reshape", next_name("reshape"), x);
-    n.shape_attr = shape;
-    return add_node(n, "reshape");
+    return op("reshape", {x}, {{"shape", shape}});
 }
-
 int Model::transpose(int x, uint32_t dim0, uint32_t dim1) {
-    Node n = unary("transpose", next_name("transpose"), x);
-    n.attrs = {{"dim0", dim0}, {"dim1", dim1}};
-    return add_node(n, "transpose");
+    return op("transpose", {x}, {{"dim0", dim0}, {"dim1", dim1}});
 }
-
 int Model::slice(int x, uint32_t dim, int64_t start, int64_t end) {
-    Node n = unary("slice", next_name("slice"), x);
-    n.attrs = {{"dim", dim}, {"start", double(start)}, {"end", double(end)}};
-    return add_node(n, "slice");
+    return op("slice", {x}, {{"dim", dim}, {"start", start}, {"end", end}});
 }
-
-// LayerNorm and RMSNorm
 int Model::layer_norm(int x, float eps, bool affine) {
-    VKT_CHECK(eps > 0 && std::isfinite(eps), "layer_norm: eps must be positive and finite, got ", eps);
-    Node n = unary("layer_norm", next_name("ln"), x);
-    n.attrs = {{"eps", eps}, {"affine", affine ? 1 : 0}};
-    return add_node(n, "layer_norm");
+    return op("layer_norm", {x}, {{"eps", eps}, {"affine", affine}});
 }
-
 int Model::rms_norm(int x, float eps) {
-    VKT_CHECK(eps > 0 && std::isfinite(eps), "rms_norm: eps must be positive and finite, got ", eps);
-    Node n = unary("rms_norm", next_name("rms"), x);
-    n.attrs = {{"eps", eps}};
-    return add_node(n, "rms_norm");
+    return op("rms_norm", {x}, {{"eps", eps}});
 }
-
-// ---- softmax and self-attention (issue 12) ----
 int Model::softmax(int x) {
-    return add_node(unary("softmax", next_name("softmax"), x), "softmax");
+    return op("softmax", {x});
 }
-
 int Model::self_attention(int qkv, uint32_t heads, bool causal) {
-    VKT_CHECK(heads > 0, "self_attention: heads must be positive");
-    Node n = unary("self_attention", next_name("attn"), qkv);
-    n.attrs = {{"heads", heads}, {"causal", causal ? 1.0 : 0.0}};
-    return add_node(n, "self_attention");
+    return op("self_attention", {qkv}, {{"heads", heads}, {"causal", causal}});
 }
-
 int Model::cross_entropy(int logits, int labels) {
-    Node n;
-    n.op = "cross_entropy";
-    n.name = "loss";
-    n.inputs = {logits, labels};
-    return add_node(n, "cross_entropy");
+    return op("cross_entropy", {logits, labels});
 }
-
 int Model::mse_loss(int pred, int target) {
-    Node n;
-    n.op = "mse_loss";
-    n.name = "loss";
-    n.inputs = {pred, target};
-    return add_node(n, "mse_loss");
+    return op("mse_loss", {pred, target});
 }
 
 void Model::softmax_cross_entropy(int logits) {
@@ -371,7 +276,7 @@ std::vector<ParameterInfo> Model::parameters() const {
         if (!def.params) continue;
         std::vector<const Node*> ins;
         for (int x : n.inputs) ins.push_back(&m_nodes[size_t(x)]);
-        for (const graph::ParamDecl& d : with_attributes(n, [&] { return def.params(n, ins); })) {
+        for (const graph::ParamDecl& d : def.params(n, ins)) {
             ParameterInfo p;
             p.name = n.name + "." + d.suffix;
             p.shape = d.shape;
@@ -459,57 +364,14 @@ Model Model::cnn(uint32_t classes) {
     return m;
 }
 
-namespace {
-bool is_mlp(const std::vector<Node>& nodes) {
-    for (const Node& n : nodes)
-        if (n.op != "input" && n.op != "linear" && n.op != "relu" && n.op != "gelu_tanh" && n.op != "cross_entropy")
-            return false;
-    return true;
-}
-} // namespace
-
-std::string Model::describe() const {
-    if (m_nodes.empty()) return "empty";
-    if (is_mlp(m_nodes) && m_nodes[0].op == "input" && m_nodes[0].shape.size() == 1) {
-        std::string s = std::to_string(m_nodes[0].shape[0]);
-        for (const Node& n : m_nodes) {
-            if (n.op == "linear") s += "-" + std::to_string(n.shape.back());
-            if (n.op == "relu") s += "(relu)";
-            if (n.op == "gelu_tanh") s += "(gelu)";
-        }
-        return s;
-    }
-    std::string s;
-    for (const Node& n : m_nodes) {
-        if (n.op == "input" && n.type == DataType::i32) continue;
-        if (!s.empty()) s += " ";
-        s += n.op == "input" ? graph::shape_text(n.shape) : n.op;
-        if (n.op == "linear" || n.op == "conv2d") s += std::to_string(int64_t(n.attrs.at("out")));
-    }
-    return s;
-}
-
-// Embeddings: token embedding, learned positional embedding, weight tying.
 int Model::embedding(int ids, uint32_t num_embeddings, uint32_t dim) {
-    VKT_CHECK(num_embeddings > 0 && dim > 0, "embedding: num_embeddings and dim must be positive");
-    Node n = unary("embedding", next_name("embedding"), ids);
-    n.attrs = {{"num_embeddings", num_embeddings}, {"dim", dim}};
-    return add_node(n, "embedding");
+    return op("embedding", {ids}, {{"num_embeddings", num_embeddings}, {"dim", dim}});
 }
-
 int Model::position_embedding(int x, uint32_t max_positions) {
-    VKT_CHECK(max_positions > 0, "position_embedding: max_positions must be positive");
-    Node n = unary("position_embedding", next_name("position_embedding"), x);
-    n.attrs = {{"max_positions", max_positions}};
-    return add_node(n, "position_embedding");
+    return op("position_embedding", {x}, {{"max_positions", max_positions}});
 }
-
 int Model::linear_tied(int x, int embedding_node) {
-    Node n;
-    n.op = "linear_tied";
-    n.name = next_name("linear_tied");
-    n.inputs = {x, embedding_node};
-    return add_node(n, "linear_tied");
+    return op("linear_tied", {x, embedding_node});
 }
 
 } // namespace vktrain

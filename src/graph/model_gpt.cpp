@@ -84,13 +84,7 @@ Model Model::gpt_decoder(const GptOptions& o) {
 }
 
 int Model::cached_attention(int qkv, int position, uint32_t heads, uint32_t max_positions) {
-    Node n;
-    n.op = "cached_attention";
-    n.name = next_name("cached_attention");
-    n.inputs = {qkv, position};
-    n.attrs["heads"] = heads;
-    n.attrs["max_positions"] = max_positions;
-    return add_node(std::move(n), "cached_attention");
+    return op("cached_attention", {qkv, position}, {{"heads", heads}, {"max_positions", max_positions}});
 }
 
 } // namespace vktrain

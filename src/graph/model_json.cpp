@@ -15,6 +15,7 @@ namespace vktrain {
 using io::Json;
 
 namespace {
+// The format version (docs/model-format.md): "vktrain_graph" in the root object. A file without it is version 1.
 constexpr int k_format = 1;
 
 Json init_json(const Init& i) {
@@ -87,9 +88,11 @@ std::string Model::to_json() const {
 Model Model::from_json(const std::string& text) {
     const Json root = Json::parse(text, "model architecture");
     try {
-        VKT_CHECK(root.is_object() && root.contains("vktrain_graph"), "not a vktrain model description");
-        VKT_CHECK(root.at("vktrain_graph").as_int64() == k_format, "model format version ",
-                  root.at("vktrain_graph").as_int64(), " is not supported (this build reads ", k_format, ")");
+        VKT_CHECK(root.is_object() && (root.contains("vktrain_graph") || root.contains("nodes")),
+                  "not a vktrain model description");
+        const int64_t version = root.contains("vktrain_graph") ? root.at("vktrain_graph").as_int64() : 1;
+        VKT_CHECK(version >= 1 && version <= k_format, "model format version ", version,
+                  " is not supported (this build reads versions 1 to ", k_format, ")");
         Model m;
         const Json& nodes = root.at("nodes");
         VKT_CHECK(nodes.is_array() && nodes.size() > 0, "\"nodes\" must be a non-empty array of nodes");

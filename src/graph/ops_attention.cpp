@@ -16,6 +16,10 @@ namespace {
 OpDef softmax() {
     OpDef d;
     d.name = "softmax";
+    d.is_public = true;
+    d.doc = "softmax over the last dimension (PyTorch softmax(dim=-1))";
+    d.category = "attention";
+    d.inputs = {"x"};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -50,11 +54,11 @@ OpDef softmax_backward() {
 kernels::AttentionShape attention_shape(const Exec& e, const IrNode& n, int qkv) {
     const Shape& s = e.value(qkv).shape;
     kernels::AttentionShape a;
-    a.heads = n.attr_u32("heads");
+    a.heads = attr<uint32_t>(n, "heads");
     a.batch = uint32_t(s[0]);
     a.seq = uint32_t(s[1]);
     a.head_size = uint32_t(s[2] / 3 / a.heads);
-    a.causal = n.attr("causal") != 0;
+    a.causal = attr<bool>(n, "causal");
     return a;
 }
 
@@ -72,12 +76,18 @@ std::string site(const IrNode& n, const char* gemm) {
 OpDef self_attention() {
     OpDef d;
     d.name = "self_attention";
-    d.attrs = {size_attr("heads"), flag_attr("causal")};
+    d.is_public = true;
+    d.doc = "multi-head attention over GPT-2's fused qkv rows [T, 3C] -> [T, C], scores scaled by 1/sqrt(C/heads)";
+    d.category = "attention";
+    d.inputs = {"qkv"};
+    d.node_prefix = "attn";
+    d.attrs = {size_attr("heads", "heads (they divide C)"),
+               flag_attr("causal", "position t attends to positions <= t only").or_default(1)};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
         const Shape& s = in[0]->shape;
-        const auto heads = int64_t(n.attrs.at("heads"));
+        const auto heads = attr<int64_t>(n, "heads");
         VKT_CHECK(s.size() == 2, "self_attention '", n.name, "': input '", in[0]->name, "' is ", shape_text(s),
                   "; expected [positions, 3 * channels] per sample (q | k | v)");
         VKT_CHECK(s[1] % 3 == 0, "self_attention '", n.name, "': the last dimension ", s[1],
@@ -89,7 +99,7 @@ OpDef self_attention() {
     d.lower = [](Ir& ir, IrNode& n) {
         // out[1]: the probabilities P (saved for the backward), out[2]: the fp32 scores S (scratch).
         const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
-        const Shape scores{x[0], int64_t(n.attr("heads")), x[1], x[1]};
+        const Shape scores{x[0], attr<int64_t>(n, "heads"), x[1], x[1]};
         for (const auto& [what, storage] : {std::pair{".probs", Storage::act}, {".scores", Storage::f32}}) {
             IrValue v;
             v.shape = scores;

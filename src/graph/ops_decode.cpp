@@ -15,13 +15,18 @@ namespace {
 OpDef cached_attention() {
     OpDef d;
     d.name = "cached_attention";
-    d.attrs = {size_attr("heads"), size_attr("max_positions")};
+    d.is_public = true;
+    d.doc = "generation: attention of one new position (qkv [1, 3C]) over key/value caches of max_positions rows; "
+            "inference only";
+    d.category = "attention";
+    d.inputs = {"qkv", "position"};
+    d.attrs = {size_attr("heads", "heads (they divide C)"), size_attr("max_positions", "rows of each cache")};
     d.inference_only = true;
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);
         const Shape& s = in[0]->shape;
-        const auto heads = int64_t(n.attrs.at("heads"));
+        const auto heads = attr<int64_t>(n, "heads");
         VKT_CHECK(s.size() == 2 && s[0] == 1 && s[1] % 3 == 0, "cached_attention '", n.name, "': qkv ", shape_text(s),
                   " must be [1, 3 * width] (one new position)");
         VKT_CHECK((s[1] / 3) % heads == 0, "cached_attention '", n.name, "': width ", s[1] / 3,
@@ -32,7 +37,7 @@ OpDef cached_attention() {
         return Shape{1, s[1] / 3};
     };
     d.params = [](const Node& n, const std::vector<const Node*>& in) {
-        const Shape cache{int64_t(n.attrs.at("max_positions")), in[0]->shape[1] / 3};
+        const Shape cache{attr<int64_t>(n, "max_positions"), in[0]->shape[1] / 3};
         return std::vector<ParamDecl>{{"k", cache, 0, InitKind::zeros, true}, {"v", cache, 0, InitKind::zeros, true}};
     };
     d.lower = [](Ir& ir, IrNode& n) {
@@ -44,11 +49,11 @@ OpDef cached_attention() {
                   ir.batch);
     };
     d.record = [](Exec& e, const IrNode& n) {
-        const uint32_t positions = n.attr_u32("max_positions");
+        const uint32_t positions = attr<uint32_t>(n, "max_positions");
         const uint64_t width = e.value(n.out[0]).elements();
         kernels::record_attention_decode(e.device(), e.seq(), e.mat(n.in[0], 1, 3 * width), e.mat(n.in[1], 1, 1),
                                          e.mat(n.in[2], positions, width), e.mat(n.in[3], positions, width),
-                                         e.mat(n.out[0], 1, width), n.attr_u32("heads"), positions);
+                                         e.mat(n.out[0], 1, width), attr<uint32_t>(n, "heads"), positions);
     };
     return d;
 }

@@ -18,7 +18,7 @@ struct LinearDims {
 LinearDims linear_dims(const Exec& e, const IrNode& n) {
     const IrValue& x = e.value(n.in[0]);
     const uint64_t in = uint64_t(x.shape.back());
-    return {x.elements() / in, in, uint64_t(n.attr("out"))};
+    return {x.elements() / in, in, attr<uint64_t>(n, "out")};
 }
 
 uint32_t u32(uint64_t v) {
@@ -29,19 +29,25 @@ uint32_t u32(uint64_t v) {
 OpDef linear() {
     OpDef d;
     d.name = "linear";
-    d.attrs = {size_attr("out"), flag_attr("bias")};
+    d.is_public = true;
+    d.doc = "y = x·Wᵀ + b over the last dimension: [..., in] -> [..., out] (PyTorch nn.Linear)";
+    d.category = "dense";
+    d.inputs = {"x"};
+    d.summary = "linear{out}";
+    d.mlp_summary = "-{out}";
+    d.attrs = {size_attr("out", "output features"), flag_attr("bias", "add a bias").or_default(1)};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
         VKT_CHECK(!in[0]->shape.empty(), "linear '", n.name, "': input '", in[0]->name, "' is a scalar per sample");
         Shape s = in[0]->shape;
-        s.back() = int64_t(n.attrs.at("out"));
+        s.back() = attr<int64_t>(n, "out");
         return s;
     };
     d.params = [](const Node& n, const std::vector<const Node*>& in) {
-        const auto features = in[0]->shape.back(), out = int64_t(n.attrs.at("out"));
+        const auto features = in[0]->shape.back(), out = attr<int64_t>(n, "out");
         std::vector<ParamDecl> p{{"weight", {out, features}, uint32_t(features)}};
-        if (n.attrs.at("bias") != 0) p.push_back({"bias", {out}, uint32_t(features)});
+        if (attr<bool>(n, "bias")) p.push_back({"bias", {out}, uint32_t(features)});
         return p;
     };
     d.sites = [](Exec& e, const IrNode& n) {
@@ -78,7 +84,7 @@ OpDef linear_weight_grad() {
     const auto dims = [](const Exec& e, const IrNode& n) {
         const IrValue& x = e.value(n.in[1]);
         const uint64_t in = uint64_t(x.shape.back());
-        return LinearDims{x.elements() / in, in, uint64_t(n.attr("out"))};
+        return LinearDims{x.elements() / in, in, attr<uint64_t>(n, "out")};
     };
     d.sites = [dims](Exec& e, const IrNode& n) {
         const LinearDims k = dims(e, n);
@@ -101,7 +107,7 @@ OpDef linear_input_grad() {
     const auto dims = [](const Exec& e, const IrNode& n) {
         const IrValue& dx = e.value(n.out[0]);
         const uint64_t in = uint64_t(dx.shape.back());
-        return LinearDims{dx.elements() / in, in, uint64_t(n.attr("out"))};
+        return LinearDims{dx.elements() / in, in, attr<uint64_t>(n, "out")};
     };
     d.sites = [dims](Exec& e, const IrNode& n) {
         const LinearDims k = dims(e, n);

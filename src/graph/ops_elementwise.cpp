@@ -15,7 +15,7 @@ namespace vktrain::graph {
 namespace {
 
 kernels::Activation activation_of(const IrNode& n) {
-    return kernels::Activation(int(n.attr("act")));
+    return kernels::Activation(attr<int>(n, "act"));
 }
 
 Shape same_shape(const Node& n, const std::vector<const Node*>& in) {
@@ -24,9 +24,17 @@ Shape same_shape(const Node& n, const std::vector<const Node*>& in) {
     return in[0]->shape;
 }
 
-OpDef activation(const char* name, kernels::Activation act) {
+OpDef activation(const char* name, kernels::Activation act, const char* doc, const char* prefix,
+                 const char* mlp_summary = nullptr) {
     OpDef d;
     d.name = name;
+    d.is_public = true;
+    d.doc = doc;
+    d.category = "activation";
+    d.inputs = {"x"};
+    d.node_prefix = prefix;
+    d.mlp_summary = mlp_summary;
+    d.attrs = {int_attr("act", 0, 255, "the kernel's activation (kernels::Activation)").set_by_lowering()};
     d.infer = same_shape;
     d.inplace_input = 0; // only where the input dies here, i.e. not while training (the backward reads it)
     d.lower = [act](Ir&, IrNode& n) { n.attrs["act"] = double(int(act)); };
@@ -59,6 +67,10 @@ OpDef activation_backward() {
 OpDef add() {
     OpDef d;
     d.name = "add";
+    d.is_public = true;
+    d.doc = "a + b, element-wise, same shapes (residual connections)";
+    d.category = "elementwise";
+    d.inputs = {"a", "b"};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);
@@ -116,12 +128,17 @@ uint32_t dropout_seed(const IrNode& n) {
 OpDef dropout() {
     OpDef d;
     d.name = "dropout";
-    d.attrs = {{"p", AttrKind::real, 0.0, 1.0, false, true}};
+    d.is_public = true;
+    d.doc = "zeroes each element with probability p in training and scales the rest by 1/(1-p); identity in evaluation";
+    d.category = "elementwise";
+    d.inputs = {"x"};
+    d.attrs = {real_attr("p", 0.0, 1.0, true, "the probability of zeroing an element"),
+               int_attr("seed", 0, 4294967295.0, "the trainer's seed (masks depend on it)").set_by_lowering()};
     d.infer = same_shape;
     d.record = [](Exec& e, const IrNode& n) {
         // Evaluation: the identity (a copy, which the planner may turn in-place in later versions).
-        const float p = e.ir().training ? float(n.attr("p")) : 0.0f;
-        kernels::record_dropout(e.device(), e.seq(), p, dropout_seed(n) ^ uint32_t(n.attr("seed")), e.step_params(),
+        const float p = e.ir().training ? attr<float>(n, "p") : 0.0f;
+        kernels::record_dropout(e.device(), e.seq(), p, dropout_seed(n) ^ attr<uint32_t>(n, "seed"), e.step_params(),
                                 k_step_offset, e.batch(n.in[0]), e.batch(n.out[0]));
     };
     d.lower = [](Ir& ir, IrNode& n) { n.attrs["seed"] = double(ir.seed & 0xffffffffu); };
@@ -137,8 +154,8 @@ OpDef dropout_backward() {
     d.backward_only = true;
     d.can_accumulate = true;
     d.record = [](Exec& e, const IrNode& n) {
-        kernels::record_dropout_backward(e.device(), e.seq(), float(n.attr("p")),
-                                         dropout_seed(n) ^ uint32_t(n.attr("seed")), e.step_params(), k_step_offset,
+        kernels::record_dropout_backward(e.device(), e.seq(), attr<float>(n, "p"),
+                                         dropout_seed(n) ^ attr<uint32_t>(n, "seed"), e.step_params(), k_step_offset,
                                          e.batch(n.in[0]), e.batch(n.out[0]), n.accumulate);
     };
     return d;
@@ -147,10 +164,12 @@ OpDef dropout_backward() {
 } // namespace
 
 void register_elementwise_ops(std::vector<OpDef>& t) {
-    t.push_back(activation("relu", kernels::Activation::relu));
-    t.push_back(activation("gelu", kernels::Activation::gelu_erf));
-    t.push_back(activation("gelu_tanh", kernels::Activation::gelu));
-    t.push_back(activation("silu", kernels::Activation::silu));
+    t.push_back(activation("relu", kernels::Activation::relu, "max(0, x) (PyTorch nn.ReLU)", "relu", "(relu)"));
+    t.push_back(activation("gelu", kernels::Activation::gelu_erf, "x·Φ(x), exact (PyTorch nn.GELU())", "gelu"));
+    // describe() writes "(gelu)" for it in an MLP: the form earlier versions used, which checkpoints still compare.
+    t.push_back(activation("gelu_tanh", kernels::Activation::gelu,
+                           "GELU's tanh approximation (PyTorch nn.GELU(approximate=\"tanh\"))", "gelu", "(gelu)"));
+    t.push_back(activation("silu", kernels::Activation::silu, "x·sigmoid(x) (PyTorch nn.SiLU)", "silu"));
     t.push_back(activation_backward());
     t.push_back(add());
     t.push_back(copy());

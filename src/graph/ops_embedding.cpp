@@ -25,23 +25,29 @@ ParamDecl normal_weight(int64_t rows, int64_t cols) {
 OpDef embedding() {
     OpDef d;
     d.name = "embedding";
-    d.attrs = {size_attr("num_embeddings"), size_attr("dim")};
+    d.is_public = true;
+    d.doc = "rows of a table [num_embeddings, dim] looked up by i32 ids of any shape S -> S + [dim] (PyTorch "
+            "nn.Embedding)";
+    d.category = "embedding";
+    d.inputs = {"ids"};
+    d.attrs = {size_attr("num_embeddings", "rows of the table (ids are in [0, num_embeddings))"),
+               size_attr("dim", "the embedding width")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
-        const auto dim = uint32_t(n.attrs.at("dim")); // checked against d.attrs by Model::add_node
+        const auto dim = attr<int64_t>(n, "dim");
         VKT_CHECK(in[0]->type == DataType::i32 && in[0]->op == "input", "embedding '", n.name, "': ids '", in[0]->name,
                   "' must be an integer (i32) model input");
         VKT_CHECK(in[0]->shape.size() <= 4, "embedding '", n.name, "': ids ", shape_text(in[0]->shape),
                   " have more than 4 dimensions per sample");
         Shape s = in[0]->shape;
-        s.push_back(int64_t(dim));
+        s.push_back(dim);
         return s;
     };
     d.params = [](const Node& n, const std::vector<const Node*>&) {
-        return std::vector<ParamDecl>{normal_weight(int64_t(n.attrs.at("num_embeddings")), int64_t(n.attrs.at("dim")))};
+        return std::vector<ParamDecl>{normal_weight(attr<int64_t>(n, "num_embeddings"), attr<int64_t>(n, "dim"))};
     };
     d.record = [](Exec& e, const IrNode& n) {
-        const uint32_t rows = n.attr_u32("num_embeddings"), dim = n.attr_u32("dim");
+        const uint32_t rows = attr<uint32_t>(n, "num_embeddings"), dim = attr<uint32_t>(n, "dim");
         const kernels::MatRef ids = e.mat(n.in[0], 1, e.value(n.in[0]).elements());
         kernels::record_embedding(e.device(), e.seq(), ids, e.mat(n.in[1], rows, dim), e.mat(n.out[0], ids.cols, dim),
                                   rows, dim);
@@ -59,7 +65,7 @@ OpDef embedding_backward() {
     d.backward_only = true;
     d.can_accumulate = true;
     d.record = [](Exec& e, const IrNode& n) {
-        const uint32_t rows = n.attr_u32("num_embeddings"), dim = n.attr_u32("dim");
+        const uint32_t rows = attr<uint32_t>(n, "num_embeddings"), dim = attr<uint32_t>(n, "dim");
         const kernels::MatRef ids = e.mat(n.in[0], 1, e.value(n.in[0]).elements());
         kernels::record_embedding_backward(e.device(), e.seq(), ids, e.mat(n.in[1], ids.cols, dim),
                                            e.mat(n.out[0], rows, dim), rows, dim, n.accumulate);
@@ -72,26 +78,30 @@ OpDef embedding_backward() {
 OpDef position_embedding() {
     OpDef d;
     d.name = "position_embedding";
-    d.attrs = {size_attr("max_positions")};
+    d.is_public = true;
+    d.doc = "x [T, C] + a learned row per position (T <= max_positions; GPT-2's wpe)";
+    d.category = "embedding";
+    d.inputs = {"x"};
+    d.attrs = {size_attr("max_positions", "rows of the table [max_positions, C]")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
-        const auto max_positions = uint32_t(n.attrs.at("max_positions"));
+        const auto max_positions = attr<int64_t>(n, "max_positions");
         const Shape& s = in[0]->shape;
         VKT_CHECK(s.size() == 2, "position_embedding '", n.name, "': input '", in[0]->name, "' is ", shape_text(s),
                   "; expected [positions, channels]");
-        VKT_CHECK(s[0] <= int64_t(max_positions), "position_embedding '", n.name, "': input '", in[0]->name, "' has ",
-                  s[0], " positions; max_positions is ", max_positions);
+        VKT_CHECK(s[0] <= max_positions, "position_embedding '", n.name, "': input '", in[0]->name, "' has ", s[0],
+                  " positions; max_positions is ", max_positions);
         return s;
     };
     d.params = [](const Node& n, const std::vector<const Node*>& in) {
-        return std::vector<ParamDecl>{normal_weight(int64_t(n.attrs.at("max_positions")), in[0]->shape[1])};
+        return std::vector<ParamDecl>{normal_weight(attr<int64_t>(n, "max_positions"), in[0]->shape[1])};
     };
     d.inplace_input = 0; // y = x + weight may overwrite x where x dies here (the backward does not read x)
     d.record = [](Exec& e, const IrNode& n) {
         const kernels::MatRef x = e.batch(n.in[0]), y = e.batch(n.out[0]);
         const Shape& s = e.value(n.in[0]).shape; // [batch, T, C]
-        kernels::MatRef w = e.mat(n.in[1], n.attr_u32("max_positions"), uint64_t(s[2]));
+        kernels::MatRef w = e.mat(n.in[1], attr<uint32_t>(n, "max_positions"), uint64_t(s[2]));
         w.rows = uint32_t(s[1]); // rows [0, T)
         if (x.buffer != y.buffer || x.offset != y.offset) kernels::record_cast(e.device(), e.seq(), x, y);
         kernels::record_channel_bias_add(e.device(), e.seq(), y, w, y.rows, y.cols, 1);
@@ -121,7 +131,7 @@ OpDef position_embedding_weight_grad() {
     d.record = [](Exec& e, const IrNode& n) {
         const kernels::MatRef dy = e.batch(n.in[0]);
         const Shape& s = e.value(n.in[0]).shape; // [batch, T, C]
-        const uint32_t positions = n.attr_u32("max_positions"), t = uint32_t(s[1]);
+        const uint32_t positions = attr<uint32_t>(n, "max_positions"), t = uint32_t(s[1]);
         kernels::MatRef dw = e.mat(n.out[0], positions, uint64_t(s[2]));
         if (!n.accumulate && t < positions)
             e.seq().fill(*dw.buffer, 0, uint64_t(positions - t) * dw.cols * 4, (dw.offset + uint64_t(t) * dw.cols) * 4);
@@ -138,14 +148,21 @@ OpDef position_embedding_weight_grad() {
 OpDef linear_tied(const OpDef& linear) {
     OpDef d = linear;
     d.name = "linear_tied";
+    d.doc =
+        "x · Eᵀ with E the weight of an embedding node (weight tying; no bias): [..., dim] -> [..., num_embeddings]";
+    d.category = "embedding";
+    d.inputs = {"x", "embedding"};
+    d.summary = nullptr;
+    d.mlp_summary = nullptr;
     d.params = nullptr;
-    d.attrs.clear(); // "out" comes from the tied embedding when lowered
+    // "out" comes from the tied embedding when lowered.
+    d.attrs = {size_attr("out", "the tied embedding's num_embeddings").set_by_lowering()};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);
         VKT_CHECK(in[1]->op == "embedding", "linear_tied '", n.name, "': node '", in[1]->name,
                   "' is not an embedding (its weight is the one tied)");
-        const int64_t dim = int64_t(in[1]->attrs.at("dim")), rows = int64_t(in[1]->attrs.at("num_embeddings"));
+        const int64_t dim = attr<int64_t>(*in[1], "dim"), rows = attr<int64_t>(*in[1], "num_embeddings");
         Shape s = in[0]->shape;
         VKT_CHECK(!s.empty() && s.back() == dim, "linear_tied '", n.name, "': input '", in[0]->name, "' ",
                   shape_text(s), " must end in the embedding's dim ", dim);
@@ -156,7 +173,7 @@ OpDef linear_tied(const OpDef& linear) {
         for (const IrNode& m : ir.nodes)
             if (m.op->name == "embedding" && m.out.at(0) == n.in.at(1)) {
                 n.in[1] = m.in.at(1);
-                n.attrs["out"] = m.attr("num_embeddings");
+                n.attrs["out"] = double(attr<int64_t>(m, "num_embeddings"));
                 return;
             }
         VKT_FAIL("internal: linear_tied '", n.name, "' finds no embedding");

@@ -13,6 +13,13 @@ namespace {
 OpDef cross_entropy() {
     OpDef d;
     d.name = "cross_entropy";
+    d.is_public = true;
+    d.doc = "mean softmax cross-entropy of logits [..., classes] against i32 labels [...] (PyTorch CrossEntropyLoss)";
+    d.category = "loss";
+    d.inputs = {"logits", "labels"};
+    d.node_prefix = "loss";
+    d.fixed_name = true;
+    d.mlp_summary = "";
     d.loss = true;
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
@@ -43,6 +50,13 @@ OpDef cross_entropy() {
 OpDef mse_loss() {
     OpDef d;
     d.name = "mse_loss";
+    d.is_public = true;
+    d.doc = "mean squared error of a prediction against a real-valued model input of the same shape (PyTorch MSELoss)";
+    d.category = "loss";
+    d.inputs = {"prediction", "target"};
+    d.node_prefix = "loss";
+    d.fixed_name = true;
+    d.attrs = {count_attr("target_staged", "the target's fp32 upload value").set_by_lowering()};
     d.loss = true;
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
@@ -56,7 +70,7 @@ OpDef mse_loss() {
     d.record = [](Exec& e, const IrNode& n) {
         // The target is read from its fp32 upload (the f32 input value before its cast).
         const kernels::MatRef pred = e.batch(n.in[0]);
-        kernels::record_mse(e.device(), e.seq(), pred, e.batch(int(n.attr("target_staged"))), e.step_params(),
+        kernels::record_mse(e.device(), e.seq(), pred, e.batch(attr<int>(n, "target_staged")), e.step_params(),
                             *e.batch(n.out[0]).buffer, e.mat(n.out[1], pred.rows, pred.cols));
     };
     d.lower = [](Ir& ir, IrNode& n) {

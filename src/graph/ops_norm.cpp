@@ -13,17 +13,17 @@ namespace vktrain::graph {
 namespace {
 
 bool affine_of(const Node& n) {
-    return n.op == "rms_norm" || n.attrs.at("affine") != 0;
+    return n.op == "rms_norm" || attr<bool>(n, "affine");
 }
 
 // The node's normalisation over x = in[0] (rows: every dimension but the last, the batch included).
 kernels::RowNorm row_norm(const Exec& e, const IrNode& n) {
     const kernels::MatRef x = e.rows(n.in[0]);
     kernels::RowNorm s;
-    s.kind = n.attr("rms") != 0 ? kernels::NormKind::rms : kernels::NormKind::layer;
+    s.kind = attr<bool>(n, "rms") ? kernels::NormKind::rms : kernels::NormKind::layer;
     s.rows = x.rows;
     s.cols = x.cols;
-    s.eps = float(n.attr("eps"));
+    s.eps = attr<float>(n, "eps");
     return s;
 }
 
@@ -32,8 +32,16 @@ kernels::RowNorm row_norm(const Exec& e, const IrNode& n) {
 OpDef norm(const char* name, bool rms) {
     OpDef d;
     d.name = name;
-    d.attrs = {positive_real_attr("eps")};
-    if (!rms) d.attrs.push_back(flag_attr("affine"));
+    d.is_public = true;
+    d.doc = rms ? "x / sqrt(mean(x²) + eps) · weight over the last dimension (PyTorch nn.RMSNorm)"
+                : "(x - mean) / sqrt(var + eps) · weight + bias over the last dimension (PyTorch nn.LayerNorm)";
+    d.category = "norm";
+    d.inputs = {"x"};
+    d.node_prefix = rms ? "rms" : "ln";
+    d.attrs = {positive_real_attr("eps", "added to the variance").or_default(double(rms ? 1e-6f : 1e-5f))};
+    if (!rms) d.attrs.push_back(flag_attr("affine", "learn weight and bias").or_default(1));
+    if (rms) d.attrs.push_back(flag_attr("affine", "1: RMSNorm always has a weight").set_by_lowering());
+    d.attrs.push_back(flag_attr("rms", "which of the two the kernel computes").set_by_lowering());
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -99,7 +107,7 @@ OpDef norm_backward() {
     d.can_accumulate = true;
     d.record = [](Exec& e, const IrNode& n) {
         const kernels::RowNorm s = row_norm(e, n);
-        const bool layer = s.kind == kernels::NormKind::layer, affine = n.attr("affine") != 0;
+        const bool layer = s.kind == kernels::NormKind::layer, affine = attr<bool>(n, "affine");
         const kernels::MatRef mean = layer ? e.mat(n.in[3], 1, s.rows) : kernels::MatRef{};
         const kernels::MatRef weight = affine ? e.mat(n.in.back(), 1, s.cols) : kernels::MatRef{};
         kernels::record_layer_norm_backward(e.device(), e.seq(), s, e.rows(n.in[0]), e.rows(n.in[1]),

@@ -1,6 +1,8 @@
 // Shape ops. flatten and reshape are views (the output is the input's storage under another shape); transpose
 // and slice are strided views that consuming kernels cannot read in place, so they are materialised by one
 // strided copy, and their gradients by the inverse copy.
+#include <string>
+
 #include "common/check.hpp"
 #include "graph/autodiff.hpp"
 #include "graph/exec.hpp"
@@ -18,12 +20,21 @@ std::vector<uint64_t> dims(const Shape& s) {
 OpDef view(const char* name) {
     OpDef d;
     d.name = name;
+    d.is_public = true;
+    d.category = "shape";
+    d.inputs = {"x"};
+    if (std::string(name) == "flatten") {
+        d.doc = "[d0, d1, ...] -> [d0 · d1 · ...] per sample (a view: no copy)";
+    } else {
+        d.doc = "the same elements under another per-sample shape; one dimension may be -1 (a view: no copy)";
+        d.attrs = {shape_attr("shape", "the per-sample shape, 1 to 5 dimensions, at most one -1 (inferred)")};
+    }
     d.view = true;
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         const uint64_t count = element_count(in[0]->shape);
         if (n.op == "flatten") return Shape{int64_t(count)};
-        Shape s = n.shape_attr;
+        Shape s = shape_attr_of(n);
         VKT_CHECK(!s.empty() && s.size() <= 5, "reshape '", n.name, "': 1 to 5 dimensions per sample, got ", s.size());
         int unknown = -1;
         uint64_t known = 1;
@@ -71,11 +82,15 @@ void record_transpose(Exec& e, int src, int dst, size_t a, size_t b, bool accumu
 OpDef transpose() {
     OpDef d;
     d.name = "transpose";
-    d.attrs = {{"dim0", AttrKind::integer, 0.0, 5.0}, {"dim1", AttrKind::integer, 0.0, 5.0}};
+    d.is_public = true;
+    d.doc = "swaps two per-sample dimensions (the batch dimension not counted; one strided copy)";
+    d.category = "shape";
+    d.inputs = {"x"};
+    d.attrs = {int_attr("dim0", 0, 5, "a per-sample dimension"), int_attr("dim1", 0, 5, "the other one")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
-        const auto a = size_t(n.attrs.at("dim0")), b = size_t(n.attrs.at("dim1"));
+        const auto a = attr<size_t>(n, "dim0"), b = attr<size_t>(n, "dim1");
         Shape s = in[0]->shape;
         VKT_CHECK(a < s.size() && b < s.size(), "transpose '", n.name, "': dimensions ", a, " and ", b, " of ",
                   shape_text(s), " (per sample, the batch dimension not counted)");
@@ -83,7 +98,7 @@ OpDef transpose() {
         return s;
     };
     d.record = [](Exec& e, const IrNode& n) {
-        record_transpose(e, n.in[0], n.out[0], n.attr_u32("dim0") + 1, n.attr_u32("dim1") + 1, false);
+        record_transpose(e, n.in[0], n.out[0], attr<size_t>(n, "dim0") + 1, attr<size_t>(n, "dim1") + 1, false);
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
         ad.emit("transpose_backward", n, "backward", {ad.grad_output(n)}, ad.grad_input(n, 0));
@@ -98,7 +113,7 @@ OpDef transpose_backward() {
     d.backward_only = true;
     d.can_accumulate = true;
     d.record = [](Exec& e, const IrNode& n) {
-        record_transpose(e, n.in[0], n.out[0], n.attr_u32("dim0") + 1, n.attr_u32("dim1") + 1, n.accumulate);
+        record_transpose(e, n.in[0], n.out[0], attr<size_t>(n, "dim0") + 1, attr<size_t>(n, "dim1") + 1, n.accumulate);
     };
     return d;
 }
@@ -114,12 +129,17 @@ kernels::StridedView slice_view(const Shape& full, size_t dim, uint64_t start) {
 OpDef slice() {
     OpDef d;
     d.name = "slice";
-    d.attrs = {{"dim", AttrKind::integer, 0.0, 5.0}, count_attr("start"), size_attr("end")};
+    d.is_public = true;
+    d.doc = "elements [start, end) of one per-sample dimension (one strided copy)";
+    d.category = "shape";
+    d.inputs = {"x"};
+    d.attrs = {int_attr("dim", 0, 5, "the per-sample dimension (the batch dimension not counted)"),
+               count_attr("start", "the first index kept"), size_attr("end", "one past the last index kept")};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
-        const auto dim = size_t(n.attrs.at("dim"));
-        const auto start = int64_t(n.attrs.at("start")), end = int64_t(n.attrs.at("end"));
+        const auto dim = attr<size_t>(n, "dim");
+        const auto start = attr<int64_t>(n, "start"), end = attr<int64_t>(n, "end");
         Shape s = in[0]->shape;
         VKT_CHECK(dim < s.size(), "slice '", n.name, "': dimension ", dim, " of ", shape_text(s));
         VKT_CHECK(0 <= start && start < end && end <= s[dim], "slice '", n.name, "': [", start, ", ", end,
@@ -129,9 +149,10 @@ OpDef slice() {
     };
     d.record = [](Exec& e, const IrNode& n) {
         const Shape& out = e.value(n.out[0]).shape;
-        kernels::record_strided_copy(e.device(), e.seq(), dims(out), e.batch(n.in[0]),
-                                     slice_view(e.value(n.in[0]).shape, n.attr_u32("dim") + 1, n.attr_u32("start")),
-                                     e.batch(n.out[0]), {0, kernels::contiguous_strides(dims(out))});
+        kernels::record_strided_copy(
+            e.device(), e.seq(), dims(out), e.batch(n.in[0]),
+            slice_view(e.value(n.in[0]).shape, attr<size_t>(n, "dim") + 1, attr<uint64_t>(n, "start")),
+            e.batch(n.out[0]), {0, kernels::contiguous_strides(dims(out))});
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
         ad.emit("slice_backward", n, "backward", {ad.grad_output(n)}, ad.grad_input(n, 0));
@@ -154,7 +175,7 @@ OpDef slice_backward() {
         const Shape& dy = e.value(n.in[0]).shape;
         kernels::record_strided_copy(
             e.device(), e.seq(), dims(dy), e.batch(n.in[0]), {0, kernels::contiguous_strides(dims(dy))}, dx,
-            slice_view(e.value(n.out[0]).shape, n.attr_u32("dim") + 1, n.attr_u32("start")), n.accumulate);
+            slice_view(e.value(n.out[0]).shape, attr<size_t>(n, "dim") + 1, attr<uint64_t>(n, "start")), n.accumulate);
     };
     return d;
 }

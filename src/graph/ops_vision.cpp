@@ -23,24 +23,42 @@ void expect_chw(const Node& n, const Node& in) {
               "; expected [channels, height, width] per sample");
 }
 
-// The window attributes convolution and pooling share (Model::conv2d / max_pool2d / avg_pool2d write them).
+// The window attributes convolution and pooling share (declared by window_attrs).
 struct Window {
     uint32_t kh, kw, stride_h, stride_w, pad_h, pad_w;
 };
-Window window_of(const std::map<std::string, double>& a) {
-    const auto u = [&](const char* key) { return uint32_t(a.at(key)); };
+template <typename N>
+Window window_of(const N& n) {
+    const auto u = [&](const char* key) { return attr<uint32_t>(n, key); };
     return {u("kernel_h"), u("kernel_w"), u("stride_h"), u("stride_w"), u("pad_h"), u("pad_w")};
+}
+
+// A missing _w attribute takes its _h one: Model::op("max_pool2d", {x}, {{"kernel_h", 3}}) is a 3x3 window. A
+// convolution's stride defaults to 1, a pooling's to its kernel (PyTorch's defaults).
+std::vector<AttrSpec> window_attrs(double kernel, bool pool) {
+    AttrSpec stride_h = size_attr("stride_h", "vertical stride");
+    stride_h = pool ? stride_h.or_same_as("kernel_h") : stride_h.or_default(1);
+    return {size_attr("kernel_h", "kernel height").or_default(kernel),
+            size_attr("kernel_w", "kernel width").or_same_as("kernel_h"),
+            stride_h,
+            size_attr("stride_w", "horizontal stride").or_same_as(pool ? "kernel_w" : "stride_h"),
+            count_attr("pad_h", pool
+                                    ? "implicit padding at the top and bottom (-inf for max, excluded from the average)"
+                                    : "zero padding at the top and bottom")
+                .or_default(0),
+            count_attr("pad_w", "padding at the left and right").or_same_as("pad_h")};
 }
 
 // ---- conv2d ----
 
-kernels::Conv2dShape conv_shape(const std::map<std::string, double>& a, const Shape& x_chw, int64_t batch) {
+template <typename N>
+kernels::Conv2dShape conv_shape(const N& a, const Shape& x_chw, int64_t batch) {
     kernels::Conv2dShape s;
     s.n = u32(batch);
     s.c_in = u32(x_chw[0]);
     s.h = u32(x_chw[1]);
     s.w = u32(x_chw[2]);
-    s.c_out = uint32_t(a.at("out"));
+    s.c_out = attr<uint32_t>(a, "out");
     const Window w = window_of(a);
     s.kh = w.kh;
     s.kw = w.kw;
@@ -48,17 +66,17 @@ kernels::Conv2dShape conv_shape(const std::map<std::string, double>& a, const Sh
     s.stride_w = w.stride_w;
     s.pad_h = w.pad_h;
     s.pad_w = w.pad_w;
-    s.dil_h = uint32_t(a.at("dil_h"));
-    s.dil_w = uint32_t(a.at("dil_w"));
-    s.groups = uint32_t(a.at("groups"));
+    s.dil_h = attr<uint32_t>(a, "dil_h");
+    s.dil_w = attr<uint32_t>(a, "dil_w");
+    s.groups = attr<uint32_t>(a, "groups");
     return s;
 }
 
 // The convolution of a node: the input is in[0] for the forward node, and the forward input's shape is kept in
 // the attributes of backward nodes (x_c, x_h, x_w).
 kernels::Conv2dShape conv_of(const Exec& e, const IrNode& n) {
-    const Shape chw{int64_t(n.attr("x_c")), int64_t(n.attr("x_h")), int64_t(n.attr("x_w"))};
-    return conv_shape(n.attrs, chw, e.ir().batch);
+    const Shape chw{attr<int64_t>(n, "x_c"), attr<int64_t>(n, "x_h"), attr<int64_t>(n, "x_w")};
+    return conv_shape(n, chw, e.ir().batch);
 }
 
 void declare(Exec& e, const IrNode& n, kernels::ConvDirection d, int out) {
@@ -72,14 +90,25 @@ void declare(Exec& e, const IrNode& n, kernels::ConvDirection d, int out) {
 OpDef conv2d() {
     OpDef d;
     d.name = "conv2d";
-    d.attrs = {size_attr("out"),      size_attr("kernel_h"), size_attr("kernel_w"), size_attr("stride_h"),
-               size_attr("stride_w"), count_attr("pad_h"),   count_attr("pad_w"),   size_attr("dil_h"),
-               size_attr("dil_w"),    size_attr("groups"),   flag_attr("bias")};
+    d.is_public = true;
+    d.doc = "2-D convolution of [C, H, W] -> [out, OH, OW] (PyTorch nn.Conv2d; weight [out, C/groups, kh, kw])";
+    d.category = "vision";
+    d.inputs = {"x"};
+    d.node_prefix = "conv";
+    d.summary = "conv2d{out}";
+    d.attrs = {size_attr("out", "output channels")};
+    for (const AttrSpec& a : window_attrs(3, false)) d.attrs.push_back(a);
+    d.attrs.push_back(size_attr("dil_h", "vertical dilation").or_default(1));
+    d.attrs.push_back(size_attr("dil_w", "horizontal dilation").or_same_as("dil_h"));
+    d.attrs.push_back(size_attr("groups", "channel groups (C and out are multiples of it)").or_default(1));
+    d.attrs.push_back(flag_attr("bias", "add a bias per output channel").or_default(1));
+    for (const char* x : {"x_c", "x_h", "x_w"})
+        d.attrs.push_back(size_attr(x, "the input's channels, height, width (for backward nodes)").set_by_lowering());
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
         expect_chw(n, *in[0]);
-        kernels::Conv2dShape s = conv_shape(n.attrs, in[0]->shape, 1);
+        kernels::Conv2dShape s = conv_shape(n, in[0]->shape, 1);
         try {
             s.validate();
         } catch (const Error& e) {
@@ -88,12 +117,12 @@ OpDef conv2d() {
         return Shape{int64_t(s.c_out), int64_t(s.out_h()), int64_t(s.out_w())};
     };
     d.params = [](const Node& n, const std::vector<const Node*>& in) {
-        const auto out = int64_t(n.attrs.at("out")), groups = int64_t(n.attrs.at("groups"));
-        const auto kh = int64_t(n.attrs.at("kernel_h")), kw = int64_t(n.attrs.at("kernel_w"));
+        const auto out = attr<int64_t>(n, "out"), groups = attr<int64_t>(n, "groups");
+        const auto kh = attr<int64_t>(n, "kernel_h"), kw = attr<int64_t>(n, "kernel_w");
         const int64_t per_group = in[0]->shape[0] / groups;
         const auto fan_in = uint32_t(per_group * kh * kw);
         std::vector<ParamDecl> p{{"weight", {out, per_group, kh, kw}, fan_in}};
-        if (n.attrs.at("bias") != 0) p.push_back({"bias", {out}, fan_in});
+        if (attr<bool>(n, "bias")) p.push_back({"bias", {out}, fan_in});
         return p;
     };
     d.lower = [](Ir& ir, IrNode& n) {
@@ -167,7 +196,8 @@ OpDef conv2d_bias_grad() {
 
 // ---- pooling ----
 
-kernels::Pool2dShape pool_shape(const std::map<std::string, double>& a, const Shape& nchw) {
+template <typename N>
+kernels::Pool2dShape pool_shape(const N& a, const Shape& nchw) {
     kernels::Pool2dShape s;
     s.n = u32(nchw[0]);
     s.c = u32(nchw[1]);
@@ -186,15 +216,21 @@ kernels::Pool2dShape pool_shape(const std::map<std::string, double>& a, const Sh
 OpDef pool(const char* name, bool max) {
     OpDef d;
     d.name = name;
-    d.attrs = {size_attr("kernel_h"), size_attr("kernel_w"), size_attr("stride_h"),
-               size_attr("stride_w"), count_attr("pad_h"),   count_attr("pad_w")};
+    d.is_public = true;
+    d.doc =
+        max ? "max over each window of [C, H, W] (PyTorch nn.MaxPool2d)"
+            : "mean over each window of [C, H, W], padding excluded (PyTorch nn.AvgPool2d, count_include_pad=False)";
+    d.category = "vision";
+    d.inputs = {"x"};
+    d.node_prefix = max ? "maxpool" : "avgpool";
+    d.attrs = window_attrs(2, true);
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
         expect_chw(n, *in[0]);
         Shape nchw{1};
         nchw.insert(nchw.end(), in[0]->shape.begin(), in[0]->shape.end());
-        const kernels::Pool2dShape s = pool_shape(n.attrs, nchw);
+        const kernels::Pool2dShape s = pool_shape(n, nchw);
         try {
             s.validate();
         } catch (const Error& e) {
@@ -203,7 +239,7 @@ OpDef pool(const char* name, bool max) {
         return Shape{in[0]->shape[0], int64_t(s.out_h()), int64_t(s.out_w())};
     };
     d.record = [max](Exec& e, const IrNode& n) {
-        const kernels::Pool2dShape s = pool_shape(n.attrs, e.value(n.in[0]).shape);
+        const kernels::Pool2dShape s = pool_shape(n, e.value(n.in[0]).shape);
         if (max)
             kernels::record_max_pool2d(e.device(), e.seq(), s, e.batch(n.in[0]), e.batch(n.out[0]));
         else
@@ -225,7 +261,7 @@ OpDef pool_backward(const char* name, bool max) {
     d.backward_only = true;
     d.can_accumulate = true;
     d.record = [max](Exec& e, const IrNode& n) {
-        const kernels::Pool2dShape s = pool_shape(n.attrs, e.value(n.out[0]).shape);
+        const kernels::Pool2dShape s = pool_shape(n, e.value(n.out[0]).shape);
         if (max)
             kernels::record_max_pool2d_backward(e.device(), e.seq(), s, e.batch(n.in[0]), e.batch(n.in[1]),
                                                 e.batch(n.out[0]), n.accumulate);
@@ -249,7 +285,16 @@ BnDims bn_dims(const Shape& x) {
 OpDef batch_norm2d() {
     OpDef d;
     d.name = "batch_norm2d";
-    d.attrs = {positive_real_attr("eps"), {"momentum", AttrKind::real, 0.0, 1.0}};
+    d.is_public = true;
+    d.doc = "per-channel normalisation of [C, H, W], batch statistics in training, running ones in evaluation "
+            "(PyTorch nn.BatchNorm2d)";
+    d.category = "vision";
+    d.inputs = {"x"};
+    d.node_prefix = "bn";
+    // Float values, as the typed builders (float parameters) store them: Model::op and batch_norm2d() agree bit for
+    // bit.
+    d.attrs = {positive_real_attr("eps", "added to the variance").or_default(double(1e-5f)),
+               real_attr("momentum", 0.0, 1.0, false, "running statistics' update factor").or_default(double(0.1f))};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -279,9 +324,9 @@ OpDef batch_norm2d() {
     d.record = [](Exec& e, const IrNode& n) {
         const BnDims k = bn_dims(e.value(n.in[0]).shape);
         const auto vec = [&](int v) { return e.mat(v, 1, k.c); };
-        const float eps = float(n.attr("eps"));
+        const float eps = attr<float>(n, "eps");
         if (e.ir().training)
-            kernels::record_batch_norm_train(e.device(), e.seq(), k.n, k.c, k.hw, eps, float(n.attr("momentum")),
+            kernels::record_batch_norm_train(e.device(), e.seq(), k.n, k.c, k.hw, eps, attr<float>(n, "momentum"),
                                              e.batch(n.in[0]), vec(n.in[1]), vec(n.in[2]), e.batch(n.out[0]),
                                              vec(n.out[1]), vec(n.out[2]), vec(n.in[3]), vec(n.in[4]));
         else

@@ -306,7 +306,8 @@ TEST(EmbeddingGraph, BuilderChecksArguments) {
         ADD_FAILURE() << "no error for: " << text;
     };
     fails([](Model& m) { m.embedding(m.input("x", {4}), 5, 3); }, "must be an integer (i32) model input");
-    fails([](Model& m) { m.embedding(m.input("ids", {4}, DataType::i32), 0, 3); }, "must be positive");
+    fails([](Model& m) { m.embedding(m.input("ids", {4}, DataType::i32), 0, 3); },
+          "attribute 'num_embeddings' is 0; expected [1, 2147483647]");
     fails([](Model& m) { m.position_embedding(m.embedding(m.input("ids", {9}, DataType::i32), 5, 3), 8); },
           "has 9 positions; max_positions is 8");
     fails([](Model& m) { m.position_embedding(m.input("x", {4, 3, 2}), 8); }, "expected [positions, channels]");

@@ -359,10 +359,10 @@ TEST(LayerNormModel, ParametersNamesAndChecks) {
     const int v = g.input("v", {4});
     const int s = g.input("s", {});
     const int l = g.input("labels", {4}, vktrain::DataType::i32);
-    expect_error([&] { g.layer_norm(v, 0.0f); }, "layer_norm: eps must be positive");
-    expect_error([&] { g.layer_norm(v, -1e-5f); }, "layer_norm: eps must be positive");
-    expect_error([&] { g.rms_norm(v, std::nanf("")); }, "rms_norm: eps must be positive");
-    expect_error([&] { g.rms_norm(v, INFINITY); }, "rms_norm: eps must be positive");
+    expect_error([&] { g.layer_norm(v, 0.0f); }, "layer_norm 'ln0': attribute 'eps' is 0; expected > 0");
+    expect_error([&] { g.layer_norm(v, -1e-5f); }, "layer_norm 'ln0': attribute 'eps' is -1e-05; expected > 0");
+    expect_error([&] { g.rms_norm(v, std::nanf("")); }, "rms_norm 'rms0': attribute 'eps' is not finite");
+    expect_error([&] { g.rms_norm(v, INFINITY); }, "rms_norm 'rms0': attribute 'eps' is not finite");
     expect_error([&] { g.layer_norm(s); }, "is a scalar per sample");
     expect_error([&] { g.rms_norm(l); }, "holds integers");
     expect_error([&] { g.layer_norm(99); }, "does not exist");
