@@ -1,18 +1,53 @@
 /* vktrain's C API: the C ABI for applications and bindings that cannot use the C++ API (Python through ctypes,
- * Kotlin/Java through JNI, Swift). Opaque handles; every call returns a vkt_status and, on failure, leaves a
- * one-line message for vkt_last_error() (per thread). Nothing here aborts or exits.
+ * Kotlin/Java through JNI, Swift). It covers what the C++ API does (docs/c-api.md lists the correspondence). Opaque
+ * handles; nothing here aborts or exits.
  *
  *   vkt_context* ctx;   vkt_context_create(NULL, &ctx);
  *   vkt_model* m;       vkt_model_create(&m);
  *   int64_t shape[1] = {784};
- *   int x, labels, h;   vkt_model_input(m, "x", shape, 1, VKT_F32, &x);
- *   vkt_model_linear(m, x, 128, 1, &h);  vkt_model_unary(m, "relu", h, &h);  vkt_model_linear(m, h, 10, 1, &h);
- *   vkt_model_input(m, "labels", NULL, 0, VKT_I32, &labels);  vkt_model_cross_entropy(m, h, labels, NULL);
- *   vkt_trainer_options o;  vkt_trainer_options_default(&o);
+ *   int32_t x, labels, h;  vkt_model_input(m, "x", shape, 1, VKT_F32, &x);
+ *   vkt_attr out = {"out", 128};
+ *   vkt_model_op(m, "linear", &x, 1, &out, 1, &h);  vkt_model_op(m, "relu", &h, 1, NULL, 0, &h);
+ *   out.value = 10;  vkt_model_op(m, "linear", &h, 1, &out, 1, &h);
+ *   vkt_model_input(m, "labels", NULL, 0, VKT_I32, &labels);
+ *   int32_t loss_in[2] = {h, labels};  vkt_model_op(m, "cross_entropy", loss_in, 2, NULL, 0, NULL);
+ *   vkt_trainer_options o;  vkt_trainer_options_default(&o, sizeof o);
  *   vkt_trainer* t;     vkt_trainer_create(ctx, m, &o, &t);
- *   const void* in[2] = {images, labels_i32};  vkt_step_result r;  vkt_trainer_step(t, in, 2, 128, &r);
+ *   const void* in[2] = {images, labels_i32};  vkt_step_result r = {sizeof r};  vkt_trainer_step(t, in, 2, 128, &r);
  *
- * Link libvktrain_c.so (or the static libvktrain.a, which contains these functions too).
+ * Link libvktrain_c.so (CMake: vktrain::vktrain_c) or the static libvktrain.a (vktrain::vktrain), which contains
+ * these functions too.
+ *
+ * STATUS CODES. Every function that can fail returns a vkt_status, by one rule:
+ *   VKT_OK                success: every output was written.
+ *   VKT_INVALID_ARGUMENT  the call breaks what this header says about its arguments, and nothing was done: a null
+ *                         handle, or a null pointer where one is required; an enum value outside its list; a
+ *                         struct_size smaller than the struct's first version; an array whose length disagrees with
+ *                         the model (input_count is not the model's number of inputs); a count whose sizes do not
+ *                         fit in size_t; an output buffer too small — then the size it needs is written to the
+ *                         call's size output (written, rank, ...) when that pointer is not null, so a call with
+ *                         capacity 0 is the way to ask for it.
+ *   VKT_ERROR             vktrain refused the request on its merits or the work failed: an unknown op, attribute,
+ *                         value, input or parameter name; a value out of range; shapes that do not fit; a file or
+ *                         device failure.
+ *   VKT_OUT_OF_MEMORY     an allocation failed.
+ * After a failure vkt_last_error() gives this thread's one-line message naming what is at fault. Functions that cannot
+ * fail (destroy, free, vkt_last_error, vkt_version) return nothing or a string.
+ *
+ * VERSIONED STRUCTS. Every struct passed by pointer begins with `uint32_t struct_size`, so a field added later does
+ * not break a binding built against an earlier header. Option structs (inputs) are filled by their *_default(&s,
+ * sizeof s) function, which writes the defaults of the fields within that size and sets struct_size; the library
+ * reads the fields of the newest version struct_size covers (the padding after a version's last field is not read)
+ * and takes the defaults for the rest. Result structs (outputs) have their
+ * struct_size set by the caller (vkt_step_result r = {sizeof r};) and the library writes only the fields it covers.
+ * A struct_size below the struct's first version (the *_SIZE_V1 constants) is VKT_INVALID_ARGUMENT. vkt_attr, an
+ * array element, is the one exception: its layout is fixed.
+ *
+ * STRINGS. char** outputs are allocated and freed with vkt_free. const char* outputs point into the object they
+ * describe (valid until it is destroyed or, for models, next changed) or, for the op listing, into static storage.
+ *
+ * THREADS. A trainer is used from one thread at a time, as in C++; a context may be shared. The log callback may be
+ * called from any thread that uses the context or a trainer made on it.
  */
 #ifndef VKTRAIN_VKTRAIN_H
 #define VKTRAIN_VKTRAIN_H
@@ -32,44 +67,211 @@ extern "C" {
 
 typedef enum vkt_status {
     VKT_OK = 0,
-    VKT_ERROR = 1,            /* a failure reported by vktrain (file, device, shape, ...): see vkt_last_error() */
-    VKT_INVALID_ARGUMENT = 2, /* a null handle or pointer, or an out-of-range value */
+    VKT_ERROR = 1,            /* refused on its merits, or the work failed: see vkt_last_error() */
+    VKT_INVALID_ARGUMENT = 2, /* the call breaks this header's contract (see STATUS CODES above) */
     VKT_OUT_OF_MEMORY = 3
 } vkt_status;
 
 typedef enum vkt_dtype { VKT_F32 = 0, VKT_I32 = 1 } vkt_dtype;
 typedef enum vkt_precision { VKT_PRECISION_MIXED = 0, VKT_PRECISION_FP32 = 1 } vkt_precision;
 typedef enum vkt_optimizer { VKT_ADAMW = 0, VKT_SGD = 1 } vkt_optimizer;
+typedef enum vkt_gemm_path {
+    VKT_GEMM_AUTO = 0, /* measured per shape on first use, the fastest kept (cached per device and driver) */
+    VKT_GEMM_COOPMAT = 1,
+    VKT_GEMM_TILED_FP16 = 2,
+    VKT_GEMM_FP32 = 3
+} vkt_gemm_path;
+typedef enum vkt_update_location {
+    VKT_UPDATE_AUTOMATIC = 0,
+    VKT_UPDATE_HOST = 1,
+    VKT_UPDATE_DEVICE = 2
+} vkt_update_location;
+typedef enum vkt_lr_schedule { VKT_LR_CONSTANT = 0, VKT_LR_WARMUP_COSINE = 1 } vkt_lr_schedule;
+typedef enum vkt_init_kind {
+    VKT_INIT_DEFAULT = 0, /* the op's PyTorch default */
+    VKT_INIT_ZEROS = 1,
+    VKT_INIT_ONES = 2,
+    VKT_INIT_CONSTANT = 3, /* a */
+    VKT_INIT_NORMAL = 4,   /* mean a, std b */
+    VKT_INIT_UNIFORM = 5   /* [a, b) */
+} vkt_init_kind;
+typedef enum vkt_log_level {
+    VKT_LOG_DEBUG = 0,
+    VKT_LOG_INFO = 1,
+    VKT_LOG_WARNING = 2,
+    VKT_LOG_ERROR = 3
+} vkt_log_level;
+typedef enum vkt_log_source { VKT_LOG_LIBRARY = 0, VKT_LOG_VALIDATION = 1 } vkt_log_source;
+typedef enum vkt_attr_kind {
+    VKT_ATTR_INTEGER = 0,
+    VKT_ATTR_REAL = 1,
+    VKT_ATTR_FLAG = 2,
+    VKT_ATTR_SHAPE = 3
+} vkt_attr_kind;
 
 typedef struct vkt_context vkt_context;
+typedef struct vkt_device_list vkt_device_list;
 typedef struct vkt_model vkt_model;
 typedef struct vkt_trainer vkt_trainer;
+typedef struct vkt_metadata vkt_metadata;
 
 /* The message of this thread's last failed call ("" when none); valid until the thread's next failing call. */
 VKT_API const char* vkt_last_error(void);
-/* Frees strings returned by this API (vkt_model_to_json). */
+/* Frees what this API returned through a char** (JSON, descriptions). */
 VKT_API void vkt_free(void* p);
 VKT_API const char* vkt_version(void);
 
-/* Context: one Vulkan device. device_index < 0 picks the default device; name may be NULL. */
+/* ---- Contexts: one Vulkan device ---- */
+
+/* A diagnostic (warnings and errors by default; validation-layer messages always). Called on the thread that ran
+ * into it; message is valid during the call. */
+typedef void (*vkt_log_callback)(void* user_data, vkt_log_level level, vkt_log_source source, const char* message);
+
 typedef struct vkt_context_options {
-    int32_t device_index;
+    uint32_t struct_size;
+    int32_t device_index;    /* < 0: the default device */
     const char* device_name; /* a substring of the device name, or NULL */
-    int32_t validation;      /* 1: Khronos validation layer */
+    int32_t validation;      /* 1: Khronos validation layer (its messages go to the log) */
     int32_t allow_coopmat;   /* 0 forbids VK_KHR_cooperative_matrix */
+    /* ---- end of version 1 ---- */
+    int32_t allow_fp16;           /* 0 forces every path to fp32 */
+    int32_t allow_unified_memory; /* 0 keeps staging copies even on unified memory */
+    int32_t tune_gemm_tiles;      /* 0 runs the device's default GEMM tiles, untimed */
+    const char* cache_dir;        /* NULL or "": $VKTRAIN_CACHE_DIR, $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain;
+                                     "none": no caching */
+    vkt_log_callback log;         /* NULL: to stderr */
+    void* log_user_data;
+    vkt_log_level log_level; /* the least severe level reported (default VKT_LOG_WARNING) */
 } vkt_context_options;
-VKT_API void vkt_context_options_default(vkt_context_options* options);
+#define VKT_CONTEXT_OPTIONS_SIZE_V1 (offsetof(vkt_context_options, allow_coopmat) + sizeof(int32_t))
+
+typedef struct vkt_device_info {
+    uint32_t struct_size;
+    uint32_t index;
+    char name[256];
+    char type[16]; /* discrete, integrated, virtual, cpu, other */
+    char driver_name[256];
+    char driver_info[256];
+    char api_version[32]; /* "1.4.305" */
+    uint32_t vendor_id, device_id, driver_version;
+    int32_t shader_float16, storage_buffer_16bit;
+    uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
+    int32_t subgroup_size_control;
+    uint32_t max_shared_memory, max_workgroup_invocations;
+    int32_t timestamps;
+    int32_t coopmat_extension, coopmat_feature; /* VK_KHR_cooperative_matrix listed; its feature bit set */
+    uint32_t coopmat_shape_count;
+    uint64_t device_memory_bytes; /* the largest device-local heap */
+    int32_t unified_memory;
+} vkt_device_info;
+#define VKT_DEVICE_INFO_SIZE_V1 sizeof(vkt_device_info)
+
+/* One entry of the device's cooperative-matrix property list. */
+typedef struct vkt_coopmat_shape {
+    uint32_t struct_size;
+    uint32_t m, n, k;
+    char a_type[8], b_type[8], c_type[8], result_type[8]; /* "f16", "f32", "s8", ... */
+    char scope[16];                                       /* "subgroup", "workgroup", ... */
+    int32_t saturating;
+} vkt_coopmat_shape;
+#define VKT_COOPMAT_SHAPE_SIZE_V1 sizeof(vkt_coopmat_shape)
+
+/* What a context may use (requested and supported) and the device memory vktrain holds. */
+typedef struct vkt_context_capabilities {
+    uint32_t struct_size;
+    int32_t coopmat, fp16, unified_memory;
+    uint64_t allocated_bytes, peak_allocated_bytes;
+} vkt_context_capabilities;
+#define VKT_CONTEXT_CAPABILITIES_SIZE_V1 sizeof(vkt_context_capabilities)
+
+VKT_API vkt_status vkt_context_options_default(vkt_context_options* options, size_t struct_size);
 VKT_API vkt_status vkt_context_create(const vkt_context_options* options /* NULL: defaults */, vkt_context** out);
 VKT_API void vkt_context_destroy(vkt_context* context);
 VKT_API const char* vkt_context_device_name(const vkt_context* context); /* NULL for a null handle */
+VKT_API vkt_status vkt_context_device_info(const vkt_context* context, vkt_device_info* out);
+VKT_API vkt_status vkt_context_coopmat_shape(const vkt_context* context, uint32_t index, vkt_coopmat_shape* out);
+VKT_API vkt_status vkt_context_capabilities_get(const vkt_context* context, vkt_context_capabilities* out);
 
-/* Models (see vktrain/model.hpp for each op). Each builder writes the new value's id to *out (may be NULL). */
+/* Every device the Vulkan loader reports (no device is created); options as for a context (validation, ...). */
+VKT_API vkt_status vkt_list_devices(const vkt_context_options* options /* NULL: defaults */, vkt_device_list** out);
+VKT_API vkt_status vkt_device_list_count(const vkt_device_list* list, size_t* count);
+VKT_API vkt_status vkt_device_list_get(const vkt_device_list* list, size_t index, vkt_device_info* out);
+VKT_API vkt_status vkt_device_list_coopmat_shape(const vkt_device_list* list, size_t device, uint32_t index,
+                                                 vkt_coopmat_shape* out);
+VKT_API void vkt_device_list_destroy(vkt_device_list* list);
+
+/* ---- The op registry: every op vkt_model_op builds, with its inputs and attributes (for generated bindings) ---- */
+
+typedef struct vkt_op_info {
+    uint32_t struct_size;
+    const char* name;       /* static storage, like every string of the listing */
+    const char* doc;        /* one line */
+    const char* category;   /* "dense", "vision", "activation", "elementwise", "shape", "norm", "attention", "loss",
+                               "embedding" */
+    size_t input_count;     /* names: vkt_op_input_name */
+    size_t attr_count;      /* vkt_op_attr */
+    int32_t loss;           /* a model's one loss (its last node) */
+    int32_t inference_only; /* no backward: models using it only run forward */
+} vkt_op_info;
+#define VKT_OP_INFO_SIZE_V1 sizeof(vkt_op_info)
+
+typedef struct vkt_op_attr_info {
+    uint32_t struct_size;
+    const char* name;
+    vkt_attr_kind kind;
+    double min, max; /* the accepted range (integer and real; flags are 0 or 1) */
+    int32_t min_open, max_open;
+    int32_t required;    /* no default: vkt_model_op needs it */
+    int32_t optional;    /* may be left out (doc says what that means) */
+    int32_t has_default; /* default_value applies when the attribute is not given */
+    double default_value;
+    const char* default_from; /* non-NULL: when not given, the value of this (earlier) attribute */
+    const char* doc;
+} vkt_op_attr_info;
+#define VKT_OP_ATTR_INFO_SIZE_V1 sizeof(vkt_op_attr_info)
+
+VKT_API size_t vkt_op_count(void);
+VKT_API vkt_status vkt_op_get(size_t index, vkt_op_info* out);
+VKT_API vkt_status vkt_op_find(const char* name, size_t* index); /* VKT_ERROR for an unknown op */
+VKT_API vkt_status vkt_op_input_name(size_t op, size_t input, const char** name);
+VKT_API vkt_status vkt_op_attr(size_t op, size_t attr, vkt_op_attr_info* out);
+/* The whole listing as one JSON array of {"name", "doc", "category", "inputs", "attrs": [{"name", "kind", "min",
+ * "max", "min_open", "max_open", "required", "optional", "default", "default_from", "doc"}], "loss",
+ * "inference_only"} (free with vkt_free). */
+VKT_API vkt_status vkt_ops_json(char** out);
+
+/* ---- Models ---- */
+
+/* An attribute for vkt_model_op: a number (integer, real and flag attributes) or, when shape is not NULL, a shape
+ * of rank dimensions (reshape's "shape"). A fixed layout: not versioned. */
+typedef struct vkt_attr {
+    const char* name;
+    double value;
+    const int64_t* shape;
+    size_t rank;
+} vkt_attr;
+
 VKT_API vkt_status vkt_model_create(vkt_model** out);
 VKT_API void vkt_model_destroy(vkt_model* model);
+/* shape: rank dimensions per sample (the batch dimension is implicit). */
 VKT_API vkt_status vkt_model_input(vkt_model* m, const char* name, const int64_t* shape, size_t rank, vkt_dtype type,
                                    int32_t* out);
+/* Any op of the registry (vkt_op_*): inputs are value ids in the op's input order; an attribute not given takes its
+ * default. Writes the new value's id to *out (may be NULL). Unknown ops and attributes, values out of range and
+ * shapes that do not fit are VKT_ERROR with a message naming them. */
+VKT_API vkt_status vkt_model_op(vkt_model* m, const char* op, const int32_t* inputs, size_t input_count,
+                                const vkt_attr* attrs, size_t attr_count, int32_t* out);
+/* Gives a node another name (its parameters become "<name>.weight", ...); before any set_trainable/weight decay/init.
+ */
+VKT_API vkt_status vkt_model_rename(vkt_model* m, int32_t node, const char* name);
+/* Parameter groups, by exact name or by prefix ending in '.' ("conv0." = every parameter of conv0). */
+VKT_API vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable);
+VKT_API vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay);
+VKT_API vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, vkt_init_kind kind, float a, float b);
+
+/* Typed shorthands for a few ops, kept from the first version of this header: each is vkt_model_op. */
 VKT_API vkt_status vkt_model_linear(vkt_model* m, int32_t x, uint32_t out_features, int32_t bias, int32_t* out);
-/* op: "relu", "gelu", "gelu_tanh", "silu", "softmax", "flatten" */
+/* op: "relu", "gelu", "gelu_tanh", "silu", "softmax", "flatten" (others: VKT_INVALID_ARGUMENT; use vkt_model_op) */
 VKT_API vkt_status vkt_model_unary(vkt_model* m, const char* op, int32_t x, int32_t* out);
 VKT_API vkt_status vkt_model_add(vkt_model* m, int32_t a, int32_t b, int32_t* out);
 VKT_API vkt_status vkt_model_conv2d(vkt_model* m, int32_t x, uint32_t out_channels, uint32_t kernel, uint32_t stride,
@@ -80,15 +282,76 @@ VKT_API vkt_status vkt_model_embedding(vkt_model* m, int32_t ids, uint32_t num_e
 VKT_API vkt_status vkt_model_self_attention(vkt_model* m, int32_t qkv, uint32_t heads, int32_t causal, int32_t* out);
 VKT_API vkt_status vkt_model_cross_entropy(vkt_model* m, int32_t logits, int32_t labels, int32_t* out);
 VKT_API vkt_status vkt_model_mse_loss(vkt_model* m, int32_t pred, int32_t target, int32_t* out);
-VKT_API vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable);
-/* The architecture as JSON (free with vkt_free) and back; vkt_load_model reads it from a weights file. */
+
+/* The recipes of the C++ API (Model::mlp, cnn, gpt, gpt_decoder). */
+typedef enum vkt_mlp_activation { VKT_MLP_RELU = 0, VKT_MLP_GELU = 1 /* tanh approximation */ } vkt_mlp_activation;
+VKT_API vkt_status vkt_model_mlp(uint32_t input_features, const uint32_t* hidden, size_t hidden_count, uint32_t classes,
+                                 vkt_mlp_activation activation, vkt_model** out);
+VKT_API vkt_status vkt_model_cnn(uint32_t classes, vkt_model** out);
+typedef struct vkt_gpt_options {
+    uint32_t struct_size;
+    uint32_t vocab; /* required */
+    uint32_t layers, heads, width, context;
+    uint32_t mlp; /* 0: 4 · width */
+    int32_t tied;
+    float eps; /* LayerNorm */
+} vkt_gpt_options;
+#define VKT_GPT_OPTIONS_SIZE_V1 sizeof(vkt_gpt_options)
+VKT_API vkt_status vkt_gpt_options_default(vkt_gpt_options* options, size_t struct_size);
+VKT_API vkt_status vkt_model_gpt(const vkt_gpt_options* options, vkt_model** out);
+VKT_API vkt_status vkt_model_gpt_decoder(const vkt_gpt_options* options, vkt_model** out);
+
+/* The architecture as JSON (docs/model-format.md; free with vkt_free) and back; vkt_load_model reads it from a
+ * weights file that vkt_trainer_save wrote. */
 VKT_API vkt_status vkt_model_to_json(const vkt_model* m, char** out);
 VKT_API vkt_status vkt_model_from_json(const char* json, vkt_model** out);
 VKT_API vkt_status vkt_load_model(const char* weights_path, vkt_model** out);
-VKT_API vkt_status vkt_model_parameter_count(const vkt_model* m, uint64_t* out);
+VKT_API vkt_status vkt_model_describe(const vkt_model* m, char** out); /* "784-256(relu)-10", ... */
 
-/* Trainers. */
+/* Inspection. Value ids are node indexes: node i produces value i. */
+typedef struct vkt_node_info {
+    uint32_t struct_size;
+    const char* op;     /* "input", "linear", ... (valid until the model next changes) */
+    const char* name;   /* "linear0" */
+    size_t input_count; /* vkt_model_node_input */
+    size_t rank;        /* of the per-sample output shape: vkt_model_value_shape */
+    vkt_dtype type;
+} vkt_node_info;
+#define VKT_NODE_INFO_SIZE_V1 sizeof(vkt_node_info)
+VKT_API vkt_status vkt_model_node_count(const vkt_model* m, size_t* count);
+VKT_API vkt_status vkt_model_node(const vkt_model* m, int32_t node, vkt_node_info* out);
+VKT_API vkt_status vkt_model_node_input(const vkt_model* m, int32_t node, size_t input, int32_t* value);
+/* A value's per-sample shape (the batch dimension not counted): rank dimensions into dims (capacity entries). */
+VKT_API vkt_status vkt_model_value_shape(const vkt_model* m, int32_t value, int64_t* dims, size_t capacity,
+                                         size_t* rank);
+/* The model's inputs (value ids, declaration order): the order vkt_trainer_step's inputs follow. */
+VKT_API vkt_status vkt_model_inputs(const vkt_model* m, int32_t* values, size_t capacity, size_t* count);
+VKT_API vkt_status vkt_model_loss(const vkt_model* m, int32_t* value); /* -1: no loss */
+/* What vkt_trainer_predict returns: the loss's prediction operand (the logits), and its per-sample shape. */
+VKT_API vkt_status vkt_model_output(const vkt_model* m, int32_t* value);
+VKT_API vkt_status vkt_model_output_shape(const vkt_model* m, int64_t* dims, size_t capacity, size_t* rank);
+
+/* Parameters and buffers (trainable and frozen parameters, then buffers, in declaration order). */
+typedef struct vkt_parameter_info {
+    uint32_t struct_size;
+    const char* name; /* "linear0.weight" (valid until the model next changes) */
+    size_t rank;
+    int64_t shape[8];
+    uint64_t elements;
+    int32_t trainable, buffer;
+    float weight_decay; /* < 0: the optimizer's */
+    vkt_init_kind init;
+    float init_a, init_b;
+} vkt_parameter_info;
+#define VKT_PARAMETER_INFO_SIZE_V1 sizeof(vkt_parameter_info)
+VKT_API vkt_status vkt_model_parameter_count(const vkt_model* m, uint64_t* out); /* elements, buffers excluded */
+VKT_API vkt_status vkt_model_parameter_tensors(const vkt_model* m, size_t* count);
+VKT_API vkt_status vkt_model_parameter(const vkt_model* m, size_t index, vkt_parameter_info* out);
+
+/* ---- Trainers ---- */
+
 typedef struct vkt_trainer_options {
+    uint32_t struct_size;
     vkt_precision precision;
     uint32_t batch_size;
     vkt_optimizer optimizer;
@@ -98,34 +361,121 @@ typedef struct vkt_trainer_options {
     float max_grad_norm; /* > 0: clip the global gradient norm */
     uint64_t seed;
     int32_t inference_only;
+    /* ---- end of version 1 ---- */
+    int32_t nesterov;   /* sgd */
+    float beta1, beta2; /* adamw */
+    float epsilon;      /* adamw */
+    /* dynamic loss scaling (mixed precision), torch.amp.GradScaler's defaults */
+    int32_t loss_scaling; /* 0: off */
+    float init_scale, growth_factor, backoff_factor;
+    int32_t growth_interval;
+    vkt_gemm_path gemm_path;
+    /* the learning-rate schedule (TrainerOptions::lr_schedule) */
+    vkt_lr_schedule lr_schedule;
+    uint64_t warmup_steps, total_steps;
+    float min_learning_rate;
+    uint32_t update_buckets; /* 0: automatic, 1: off */
+    vkt_update_location update_location;
 } vkt_trainer_options;
+#define VKT_TRAINER_OPTIONS_SIZE_V1 (offsetof(vkt_trainer_options, inference_only) + sizeof(int32_t))
+
 typedef struct vkt_step_result {
+    uint32_t struct_size;
     float loss;
     float loss_scale;
-    int32_t skipped;
+    int32_t skipped; /* 1: a gradient was inf/NaN; no update, scale backed off */
     float grad_norm;
     float learning_rate;
+    float host_ms, overlapped_ms; /* host work of the update, and the part overlapped with the device */
 } vkt_step_result;
-VKT_API void vkt_trainer_options_default(vkt_trainer_options* options);
-/* The trainer copies the model; the context must outlive nothing (the trainer keeps the device alive). */
+#define VKT_STEP_RESULT_SIZE_V1 sizeof(vkt_step_result)
+
+/* The trainer's state and what its options resolved to. Strings are owned by the trainer. */
+typedef struct vkt_trainer_info {
+    uint32_t struct_size;
+    float loss_scale;
+    float learning_rate; /* of the last step (or the next one before any step) */
+    uint64_t steps, skipped_steps;
+    uint32_t update_buckets;
+    vkt_update_location update_location; /* host or device */
+    const char* update_location_reason;
+    const char* gemm_path_summary; /* "coopmat", "tiled-fp16", "fp32" or "mixed" */
+    uint64_t device_bytes;
+    uint64_t arena_bytes, train_plan_bytes, eval_plan_bytes, unplanned_bytes;
+    uint32_t in_place;
+    uint64_t weight_uploads, weight_upload_bytes;
+} vkt_trainer_info;
+#define VKT_TRAINER_INFO_SIZE_V1 sizeof(vkt_trainer_info)
+
+VKT_API vkt_status vkt_trainer_options_default(vkt_trainer_options* options, size_t struct_size);
+/* The trainer copies the model and keeps the device alive, so the context may be destroyed first. */
 VKT_API vkt_status vkt_trainer_create(vkt_context* context, const vkt_model* model, const vkt_trainer_options* options,
                                       vkt_trainer** out);
 VKT_API void vkt_trainer_destroy(vkt_trainer* trainer);
-/* inputs[i]: `count` samples of model input i (declaration order), fp32 or int32 as declared. */
+VKT_API vkt_status vkt_trainer_get_options(const vkt_trainer* t, vkt_trainer_options* out);
+VKT_API vkt_status vkt_trainer_model(const vkt_trainer* t, vkt_model** out); /* a copy of its model */
+VKT_API vkt_status vkt_trainer_info_get(vkt_trainer* t, vkt_trainer_info* out);
+/* Every GEMM site's path, tiles and why, as a JSON array (free with vkt_free). */
+VKT_API vkt_status vkt_trainer_gemm_paths_json(const vkt_trainer* t, char** out);
+
+/* inputs[i]: `count` samples of model input i (declaration order: vkt_model_inputs), fp32 or int32 as declared;
+ * input_count must be the model's number of inputs. */
 VKT_API vkt_status vkt_trainer_step(vkt_trainer* t, const void* const* inputs, size_t input_count, uint32_t count,
-                                    vkt_step_result* out);
+                                    vkt_step_result* out /* may be NULL */);
+/* One step over micro_batch_count micro-batches (gradient accumulation): micro-batch j has counts[j] samples in
+ * inputs[j][0 .. input_count). */
+VKT_API vkt_status vkt_trainer_step_micro_batches(vkt_trainer* t, const void* const* const* inputs, size_t input_count,
+                                                  const uint32_t* counts, size_t micro_batch_count,
+                                                  vkt_step_result* out);
 VKT_API vkt_status vkt_trainer_evaluate(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                         double* loss);
-/* Writes count × (prediction size per sample) floats; fails with VKT_INVALID_ARGUMENT, before reading any input,
- * when capacity (in floats) is too small or a size computed from count does not fit in size_t. */
+/* Writes count × (output values per sample: vkt_model_output_shape) floats. When capacity (in floats) is too small,
+ * nothing is read or run: VKT_INVALID_ARGUMENT, and the number of floats needed goes to *written. Inputs the output
+ * does not depend on (labels) may be NULL. */
 VKT_API vkt_status vkt_trainer_predict(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                        float* out, size_t capacity, size_t* written);
+/* Loss and fp32 gradients (unscaled) without updating anything: every trainable parameter's gradient, in parameter
+ * order, one after the other (capacity and written in floats, as for predict). */
+VKT_API vkt_status vkt_trainer_compute_gradients(vkt_trainer* t, const void* const* inputs, size_t input_count,
+                                                 uint32_t count, float* loss, float* out, size_t capacity,
+                                                 size_t* written);
+/* Times every op of one training step (no update); the profile as JSON {"ops": [{"name", "microseconds"}],
+ * "total_microseconds", "gpu_timestamps"} (free with vkt_free). */
+VKT_API vkt_status vkt_trainer_profile_step(vkt_trainer* t, const void* const* inputs, size_t input_count,
+                                            uint32_t count, char** out);
+
+/* The peak rate (the schedule scales it) from the next step on; finite and >= 0. */
 VKT_API vkt_status vkt_trainer_set_learning_rate(vkt_trainer* t, float learning_rate);
 VKT_API vkt_status vkt_trainer_steps(const vkt_trainer* t, uint64_t* steps, uint64_t* skipped);
+
+/* A parameter or buffer by name ("linear0.weight"): its fp32 values (capacity and written in floats, as for
+ * predict), and replacing them (count must be its element count). */
+VKT_API vkt_status vkt_trainer_parameter(vkt_trainer* t, const char* name, float* out, size_t capacity,
+                                         size_t* written);
+VKT_API vkt_status vkt_trainer_set_parameter(vkt_trainer* t, const char* name, const float* values, size_t count);
+
+/* Weights (safetensors, the architecture in the metadata) and full checkpoints; keys/values: extra metadata
+ * entries (count of them; keys must not be vktrain's own, "vktrain_..."). */
 VKT_API vkt_status vkt_trainer_save(const vkt_trainer* t, const char* path);
+VKT_API vkt_status vkt_trainer_save_with_metadata(const vkt_trainer* t, const char* path, const char* const* keys,
+                                                  const char* const* values, size_t count);
 VKT_API vkt_status vkt_trainer_load(vkt_trainer* t, const char* path);
 VKT_API vkt_status vkt_trainer_save_checkpoint(const vkt_trainer* t, const char* path);
+VKT_API vkt_status vkt_trainer_save_checkpoint_with_metadata(const vkt_trainer* t, const char* path,
+                                                             const char* const* keys, const char* const* values,
+                                                             size_t count);
 VKT_API vkt_status vkt_trainer_load_checkpoint(vkt_trainer* t, const char* path);
+/* The same, handing back the checkpoint's extra entries (destroy with vkt_metadata_destroy). */
+VKT_API vkt_status vkt_trainer_load_checkpoint_with_metadata(vkt_trainer* t, const char* path, vkt_metadata** out);
+
+/* ---- Metadata of a weights file or checkpoint (every "__metadata__" entry, in file order) ---- */
+VKT_API vkt_status vkt_read_metadata(const char* path, vkt_metadata** out);
+VKT_API vkt_status vkt_metadata_count(const vkt_metadata* md, size_t* count);
+/* key and value are owned by md. */
+VKT_API vkt_status vkt_metadata_entry(const vkt_metadata* md, size_t index, const char** key, const char** value);
+/* VKT_ERROR when there is no such key. */
+VKT_API vkt_status vkt_metadata_get(const vkt_metadata* md, const char* key, const char** value);
+VKT_API void vkt_metadata_destroy(vkt_metadata* md);
 
 #ifdef __cplusplus
 }

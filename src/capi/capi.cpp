@@ -1,80 +1,32 @@
-// The C API (include/vktrain/vktrain.h) over the C++ API: every entry point catches everything, keeps the message
-// per thread and returns a status.
-#include "vktrain/vktrain.h"
-
-#include <cstdint>
+// The C API (include/vktrain/vktrain.h) over the C++ API: errors, contexts and devices, and weights-file metadata.
+// Models and the op listing are in capi_model.cpp, trainers in capi_trainer.cpp.
 #include <cstdlib>
-#include <cstring>
-#include <exception>
 #include <new>
-#include <stdexcept>
-#include <string>
 
-#include "vktrain/vktrain.hpp"
+#include "capi/capi_common.hpp"
+#include "io/safetensors.hpp"
 
-struct vkt_context {
-    vktrain::Context context;
-    std::string name;
+struct vkt_device_list {
+    std::vector<vktrain::DeviceInfo> devices;
 };
-struct vkt_model {
-    vktrain::Model model;
-};
-struct vkt_trainer {
-    vktrain::Trainer trainer;
-};
+
+namespace vktrain::capi {
 
 namespace {
-
 thread_local std::string g_error;
+} // namespace
 
-struct InvalidArgument : std::exception {
-    std::string message;
-    explicit InvalidArgument(std::string m) : message(std::move(m)) {}
-};
-
-// Runs f, turning every exception into a status and this thread's message.
-template <typename F>
-vkt_status guarded(F&& f) {
-    try {
-        f();
-        return VKT_OK;
-    } catch (const InvalidArgument& e) {
-        g_error = e.message;
-        return VKT_INVALID_ARGUMENT;
-    } catch (const std::bad_alloc&) {
-        g_error = "out of memory";
-        return VKT_OUT_OF_MEMORY;
-    } catch (const std::exception& e) {
-        g_error = e.what();
-        return VKT_ERROR;
-    } catch (...) {
-        g_error = "unknown error";
-        return VKT_ERROR;
-    }
+void set_error(const std::string& message) {
+    g_error = message;
 }
 
-template <typename T>
-T& need(T* p, const char* what) {
-    if (!p) throw InvalidArgument(std::string(what) + " is null");
-    return *p;
-}
-
-const char* text(const char* p, const char* what) {
-    if (!p) throw InvalidArgument(std::string(what) + " is null");
+char* copy_out(const std::string& s) {
+    char* p = static_cast<char*>(std::malloc(s.size() + 1));
+    if (!p) throw std::bad_alloc();
+    std::memcpy(p, s.c_str(), s.size() + 1);
     return p;
 }
 
-void set(int32_t* out, int value) {
-    if (out) *out = int32_t(value);
-}
-
-std::vector<const void*> inputs_of(const void* const* inputs, size_t count) {
-    if (!inputs && count) throw InvalidArgument("inputs is null");
-    return std::vector<const void*>(inputs, inputs + count);
-}
-
-// a · b, refused as an invalid argument when it does not fit 64 bits (or size_t): sizes computed from a caller's
-// count must not wrap around into a small buffer.
 uint64_t times(uint64_t a, uint64_t b, const std::string& what) {
     uint64_t r = 0;
     if (__builtin_mul_overflow(a, b, &r) || r > uint64_t(SIZE_MAX))
@@ -82,16 +34,129 @@ uint64_t times(uint64_t a, uint64_t b, const std::string& what) {
     return r;
 }
 
-// Every input of `count` samples has a byte size that fits: checked before anything reads the caller's buffers.
-void check_input_sizes(const vktrain::Trainer& t, uint64_t count, const char* call) {
-    const vktrain::Model& m = t.model();
+std::vector<const void*> inputs_of(const Model& m, const void* const* inputs, size_t input_count, const char* call) {
+    const size_t expected = m.inputs().size();
+    if (input_count != expected) {
+        std::string names;
+        for (int in : m.inputs()) names += (names.empty() ? "" : ", ") + m.nodes()[size_t(in)].name;
+        throw InvalidArgument(std::string(call) + ": input_count is " + std::to_string(input_count) +
+                              "; the model has " + std::to_string(expected) + " input(s) (" + names + ")");
+    }
+    if (!inputs && input_count) throw InvalidArgument(std::string(call) + ": inputs is null");
+    return std::vector<const void*>(inputs, inputs + input_count);
+}
+
+void check_input_sizes(const Model& m, uint64_t count, const char* call) {
     for (const int in : m.inputs()) {
         const std::string what = std::string(call) + ": input '" + m.nodes()[size_t(in)].name + "'";
         times(times(count, m.input_elements(in), what + " elements"), 4, what + " bytes");
     }
 }
 
+void too_small(const char* call, uint64_t needed, size_t capacity, size_t* written) {
+    if (written) *written = size_t(needed);
+    throw InvalidArgument(std::string(call) + ": " + std::to_string(needed) + " values do not fit a capacity of " +
+                          std::to_string(capacity) + " (the size needed is in *written)");
+}
+
+namespace {
+
+vkt_context_options context_defaults() {
+    const ContextOptions d;
+    vkt_context_options o{};
+    o.struct_size = sizeof o;
+    o.device_index = d.device_index;
+    o.device_name = nullptr;
+    o.validation = d.validation;
+    o.allow_coopmat = d.allow_coopmat;
+    o.allow_fp16 = d.allow_fp16;
+    o.allow_unified_memory = d.allow_unified_memory;
+    o.tune_gemm_tiles = d.tune_gemm_tiles;
+    o.cache_dir = nullptr;
+    o.log = nullptr;
+    o.log_user_data = nullptr;
+    o.log_level = vkt_log_level(int(d.log_level));
+    return o;
+}
+
+ContextOptions context_options(const vkt_context_options* from) {
+    const vkt_context_options o =
+        read_versioned(from, context_defaults(), {VKT_CONTEXT_OPTIONS_SIZE_V1}, "vkt_context_options");
+    if (o.log_level < VKT_LOG_DEBUG || o.log_level > VKT_LOG_ERROR)
+        throw InvalidArgument("vkt_context_options.log_level must be VKT_LOG_DEBUG .. VKT_LOG_ERROR");
+    ContextOptions c;
+    c.device_index = o.device_index;
+    if (o.device_name) c.device_name = o.device_name;
+    c.validation = o.validation != 0;
+    c.allow_coopmat = o.allow_coopmat != 0;
+    c.allow_fp16 = o.allow_fp16 != 0;
+    c.allow_unified_memory = o.allow_unified_memory != 0;
+    c.tune_gemm_tiles = o.tune_gemm_tiles != 0;
+    if (o.cache_dir) c.cache_dir = o.cache_dir;
+    c.log_level = LogLevel(int(o.log_level));
+    if (o.log) {
+        const vkt_log_callback fn = o.log;
+        void* user = o.log_user_data;
+        c.log = [fn, user](LogLevel level, LogSource source, const std::string& message) {
+            fn(user, vkt_log_level(int(level)), source == LogSource::validation ? VKT_LOG_VALIDATION : VKT_LOG_LIBRARY,
+               message.c_str());
+        };
+    }
+    return c;
+}
+
+vkt_device_info device_info(const DeviceInfo& d) {
+    vkt_device_info o{};
+    o.struct_size = sizeof o;
+    o.index = d.index;
+    copy_chars(o.name, d.name);
+    copy_chars(o.type, d.type);
+    copy_chars(o.driver_name, d.driver_name);
+    copy_chars(o.driver_info, d.driver_info);
+    copy_chars(o.api_version, d.api_version);
+    o.vendor_id = d.vendor_id;
+    o.device_id = d.device_id;
+    o.driver_version = d.driver_version;
+    o.shader_float16 = d.shader_float16;
+    o.storage_buffer_16bit = d.storage_buffer_16bit;
+    o.subgroup_size = d.subgroup_size;
+    o.min_subgroup_size = d.min_subgroup_size;
+    o.max_subgroup_size = d.max_subgroup_size;
+    o.subgroup_size_control = d.subgroup_size_control;
+    o.max_shared_memory = d.max_shared_memory;
+    o.max_workgroup_invocations = d.max_workgroup_invocations;
+    o.timestamps = d.timestamps;
+    o.coopmat_extension = d.coopmat_extension;
+    o.coopmat_feature = d.coopmat_feature;
+    o.coopmat_shape_count = uint32_t(d.coopmat_shapes.size());
+    o.device_memory_bytes = d.device_memory_bytes;
+    o.unified_memory = d.unified_memory;
+    return o;
+}
+
+void coopmat_shape(const DeviceInfo& d, uint32_t index, vkt_coopmat_shape* out) {
+    if (index >= d.coopmat_shapes.size())
+        throw InvalidArgument("coopmat shape " + std::to_string(index) + ": the device lists " +
+                              std::to_string(d.coopmat_shapes.size()));
+    const CoopMatShape& s = d.coopmat_shapes[index];
+    vkt_coopmat_shape o{};
+    o.struct_size = sizeof o;
+    o.m = s.m;
+    o.n = s.n;
+    o.k = s.k;
+    copy_chars(o.a_type, s.a_type);
+    copy_chars(o.b_type, s.b_type);
+    copy_chars(o.c_type, s.c_type);
+    copy_chars(o.result_type, s.result_type);
+    copy_chars(o.scope, s.scope);
+    o.saturating = s.saturating;
+    write_versioned(out, o, VKT_COOPMAT_SHAPE_SIZE_V1, "vkt_coopmat_shape");
+}
+
 } // namespace
+} // namespace vktrain::capi
+
+using namespace vktrain::capi;
 
 extern "C" {
 
@@ -107,28 +172,18 @@ const char* vkt_version(void) {
     return "0.1.0";
 }
 
-void vkt_context_options_default(vkt_context_options* o) {
-    if (!o) return;
-    o->device_index = -1;
-    o->device_name = nullptr;
-    o->validation = 0;
-    o->allow_coopmat = 1;
+vkt_status vkt_context_options_default(vkt_context_options* o, size_t struct_size) {
+    return guarded(
+        [&] { fill_default(o, struct_size, context_defaults(), VKT_CONTEXT_OPTIONS_SIZE_V1, "vkt_context_options"); });
 }
 
 vkt_status vkt_context_create(const vkt_context_options* options, vkt_context** out) {
     return guarded([&] {
         need(out, "out");
         *out = nullptr;
-        vktrain::ContextOptions o;
-        if (options) {
-            o.device_index = options->device_index;
-            if (options->device_name) o.device_name = options->device_name;
-            o.validation = options->validation != 0;
-            o.allow_coopmat = options->allow_coopmat != 0;
-        }
-        auto* c = new vkt_context{vktrain::Context(o), {}};
+        auto c = std::make_unique<vkt_context>(vkt_context{vktrain::Context(context_options(options)), {}});
         c->name = c->context.device_info().name;
-        *out = c;
+        *out = c.release();
     });
 }
 
@@ -140,233 +195,108 @@ const char* vkt_context_device_name(const vkt_context* context) {
     return context ? context->name.c_str() : nullptr;
 }
 
-vkt_status vkt_model_create(vkt_model** out) {
+vkt_status vkt_context_device_info(const vkt_context* context, vkt_device_info* out) {
     return guarded([&] {
-        need(out, "out");
-        *out = new vkt_model{};
+        write_versioned(out, device_info(need(context, "context").context.device_info()), VKT_DEVICE_INFO_SIZE_V1,
+                        "vkt_device_info");
     });
 }
 
-void vkt_model_destroy(vkt_model* model) {
-    delete model;
+vkt_status vkt_context_coopmat_shape(const vkt_context* context, uint32_t index, vkt_coopmat_shape* out) {
+    return guarded([&] { coopmat_shape(need(context, "context").context.device_info(), index, out); });
 }
 
-vkt_status vkt_model_input(vkt_model* m, const char* name, const int64_t* shape, size_t rank, vkt_dtype type,
-                           int32_t* out) {
+vkt_status vkt_context_capabilities_get(const vkt_context* context, vkt_context_capabilities* out) {
     return guarded([&] {
-        need(m, "model");
-        text(name, "name");
-        if (rank && !shape) throw InvalidArgument("shape is null");
-        if (type != VKT_F32 && type != VKT_I32) throw InvalidArgument("type must be VKT_F32 or VKT_I32");
-        set(out, m->model.input(name, std::vector<int64_t>(shape, shape + rank),
-                                type == VKT_I32 ? vktrain::DataType::i32 : vktrain::DataType::f32));
+        const vktrain::Context& c = need(context, "context").context;
+        vkt_context_capabilities o{};
+        o.struct_size = sizeof o;
+        o.coopmat = c.coopmat_available();
+        o.fp16 = c.fp16_available();
+        o.unified_memory = c.unified_memory_available();
+        o.allocated_bytes = c.allocated_bytes();
+        o.peak_allocated_bytes = c.peak_allocated_bytes();
+        write_versioned(out, o, VKT_CONTEXT_CAPABILITIES_SIZE_V1, "vkt_context_capabilities");
     });
 }
 
-vkt_status vkt_model_linear(vkt_model* m, int32_t x, uint32_t out_features, int32_t bias, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.linear(x, out_features, bias != 0)); });
-}
-
-vkt_status vkt_model_unary(vkt_model* m, const char* op, int32_t x, int32_t* out) {
-    return guarded([&] {
-        vktrain::Model& g = need(m, "model").model;
-        const std::string name = text(op, "op");
-        int v;
-        if (name == "relu")
-            v = g.relu(x);
-        else if (name == "gelu")
-            v = g.gelu(x);
-        else if (name == "gelu_tanh")
-            v = g.gelu_tanh(x);
-        else if (name == "silu")
-            v = g.silu(x);
-        else if (name == "softmax")
-            v = g.softmax(x);
-        else if (name == "flatten")
-            v = g.flatten(x);
-        else
-            throw InvalidArgument("unknown unary op '" + name + "' (relu, gelu, gelu_tanh, silu, softmax, flatten)");
-        set(out, v);
-    });
-}
-
-vkt_status vkt_model_add(vkt_model* m, int32_t a, int32_t b, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.add(a, b)); });
-}
-
-vkt_status vkt_model_conv2d(vkt_model* m, int32_t x, uint32_t out_channels, uint32_t kernel, uint32_t stride,
-                            uint32_t padding, int32_t* out) {
-    return guarded([&] {
-        set(out,
-            need(m, "model").model.conv2d(x, out_channels, vktrain::Conv2dOptions::square(kernel, stride, padding)));
-    });
-}
-
-vkt_status vkt_model_max_pool2d(vkt_model* m, int32_t x, uint32_t kernel, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.max_pool2d(x, vktrain::Pool2dOptions::square(kernel))); });
-}
-
-vkt_status vkt_model_layer_norm(vkt_model* m, int32_t x, float eps, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.layer_norm(x, eps)); });
-}
-
-vkt_status vkt_model_embedding(vkt_model* m, int32_t ids, uint32_t num_embeddings, uint32_t dim, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.embedding(ids, num_embeddings, dim)); });
-}
-
-vkt_status vkt_model_self_attention(vkt_model* m, int32_t qkv, uint32_t heads, int32_t causal, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.self_attention(qkv, heads, causal != 0)); });
-}
-
-vkt_status vkt_model_cross_entropy(vkt_model* m, int32_t logits, int32_t labels, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.cross_entropy(logits, labels)); });
-}
-
-vkt_status vkt_model_mse_loss(vkt_model* m, int32_t pred, int32_t target, int32_t* out) {
-    return guarded([&] { set(out, need(m, "model").model.mse_loss(pred, target)); });
-}
-
-vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable) {
-    return guarded([&] { need(m, "model").model.set_trainable(text(name_or_prefix, "name"), trainable != 0); });
-}
-
-vkt_status vkt_model_to_json(const vkt_model* m, char** out) {
-    return guarded([&] {
-        need(out, "out");
-        const std::string json = need(m, "model").model.to_json();
-        char* s = static_cast<char*>(std::malloc(json.size() + 1));
-        if (!s) throw std::bad_alloc();
-        std::memcpy(s, json.c_str(), json.size() + 1);
-        *out = s;
-    });
-}
-
-vkt_status vkt_model_from_json(const char* json, vkt_model** out) {
-    return guarded([&] {
-        need(out, "out");
-        *out = new vkt_model{vktrain::Model::from_json(text(json, "json"))};
-    });
-}
-
-vkt_status vkt_load_model(const char* weights_path, vkt_model** out) {
-    return guarded([&] {
-        need(out, "out");
-        *out = new vkt_model{vktrain::load_model(text(weights_path, "path"))};
-    });
-}
-
-vkt_status vkt_model_parameter_count(const vkt_model* m, uint64_t* out) {
-    return guarded([&] { need(out, "out") = need(m, "model").model.parameter_count(); });
-}
-
-void vkt_trainer_options_default(vkt_trainer_options* o) {
-    if (!o) return;
-    const vktrain::TrainerOptions d;
-    o->precision = VKT_PRECISION_MIXED;
-    o->batch_size = d.batch_size;
-    o->optimizer = VKT_ADAMW;
-    o->learning_rate = d.optimizer.learning_rate;
-    o->weight_decay = d.optimizer.weight_decay;
-    o->momentum = d.optimizer.momentum;
-    o->max_grad_norm = d.max_grad_norm;
-    o->seed = d.seed;
-    o->inference_only = 0;
-}
-
-vkt_status vkt_trainer_create(vkt_context* context, const vkt_model* model, const vkt_trainer_options* options,
-                              vkt_trainer** out) {
+vkt_status vkt_list_devices(const vkt_context_options* options, vkt_device_list** out) {
     return guarded([&] {
         need(out, "out");
         *out = nullptr;
-        const vkt_trainer_options& o = need(options, "options");
-        if (o.precision != VKT_PRECISION_MIXED && o.precision != VKT_PRECISION_FP32)
-            throw InvalidArgument("precision must be VKT_PRECISION_MIXED or VKT_PRECISION_FP32");
-        if (o.optimizer != VKT_ADAMW && o.optimizer != VKT_SGD)
-            throw InvalidArgument("optimizer must be VKT_ADAMW or VKT_SGD");
-        vktrain::TrainerOptions t;
-        t.precision = o.precision == VKT_PRECISION_FP32 ? vktrain::Precision::fp32 : vktrain::Precision::mixed;
-        t.batch_size = o.batch_size;
-        t.optimizer.kind = o.optimizer == VKT_SGD ? vktrain::OptimizerKind::sgd : vktrain::OptimizerKind::adamw;
-        t.optimizer.learning_rate = o.learning_rate;
-        t.optimizer.weight_decay = o.weight_decay;
-        t.optimizer.momentum = o.momentum;
-        t.max_grad_norm = o.max_grad_norm;
-        t.seed = o.seed;
-        t.inference_only = o.inference_only != 0;
-        *out = new vkt_trainer{vktrain::Trainer(need(context, "context").context, need(model, "model").model, t)};
+        *out = new vkt_device_list{vktrain::list_devices(context_options(options))};
     });
 }
 
-void vkt_trainer_destroy(vkt_trainer* trainer) {
-    delete trainer;
+vkt_status vkt_device_list_count(const vkt_device_list* list, size_t* count) {
+    return guarded([&] { need(count, "count") = need(list, "list").devices.size(); });
 }
 
-vkt_status vkt_trainer_step(vkt_trainer* t, const void* const* inputs, size_t input_count, uint32_t count,
-                            vkt_step_result* out) {
+vkt_status vkt_device_list_get(const vkt_device_list* list, size_t index, vkt_device_info* out) {
     return guarded([&] {
-        vktrain::Trainer& trainer = need(t, "trainer").trainer;
-        check_input_sizes(trainer, count, "step");
-        const vktrain::StepResult r = trainer.step(inputs_of(inputs, input_count), count);
-        if (out) *out = vkt_step_result{r.loss, r.loss_scale, r.skipped ? 1 : 0, r.grad_norm, r.learning_rate};
+        const auto& devices = need(list, "list").devices;
+        if (index >= devices.size())
+            throw InvalidArgument("device " + std::to_string(index) + ": the list has " +
+                                  std::to_string(devices.size()));
+        write_versioned(out, device_info(devices[index]), VKT_DEVICE_INFO_SIZE_V1, "vkt_device_info");
     });
 }
 
-vkt_status vkt_trainer_evaluate(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
-                                double* loss) {
+vkt_status vkt_device_list_coopmat_shape(const vkt_device_list* list, size_t device, uint32_t index,
+                                         vkt_coopmat_shape* out) {
     return guarded([&] {
-        vktrain::Trainer& trainer = need(t, "trainer").trainer;
-        check_input_sizes(trainer, count, "evaluate");
-        need(loss, "loss") = trainer.evaluate(inputs_of(inputs, input_count), count).loss;
+        const auto& devices = need(list, "list").devices;
+        if (device >= devices.size())
+            throw InvalidArgument("device " + std::to_string(device) + ": the list has " +
+                                  std::to_string(devices.size()));
+        coopmat_shape(devices[device], index, out);
     });
 }
 
-vkt_status vkt_trainer_predict(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
-                               float* out, size_t capacity, size_t* written) {
+void vkt_device_list_destroy(vkt_device_list* list) {
+    delete list;
+}
+
+vkt_status vkt_read_metadata(const char* path, vkt_metadata** out) {
     return guarded([&] {
-        vktrain::Trainer& trainer = need(t, "trainer").trainer;
-        check_input_sizes(trainer, count, "predict");
-        // Refused before any work: the output size, and that it fits the caller's buffer.
-        const vktrain::Model& m = trainer.model();
-        const uint64_t values = times(count, m.input_elements(m.output()), "predict: output values");
-        times(values, sizeof(float), "predict: output bytes");
-        if (values > capacity)
-            throw InvalidArgument("predict: " + std::to_string(values) + " values do not fit a capacity of " +
-                                  std::to_string(capacity));
-        const std::vector<float> p = trainer.predict(inputs_of(inputs, input_count), count);
-        if (p.size() != values)
-            throw std::runtime_error("predict: " + std::to_string(p.size()) + " values, expected " +
-                                     std::to_string(values));
-        if (!p.empty()) std::memcpy(&need(out, "out"), p.data(), p.size() * sizeof(float));
-        if (written) *written = p.size();
+        need(out, "out");
+        *out = nullptr;
+        auto md = std::make_unique<vkt_metadata>();
+        (void)vktrain::io::read_safetensors(text(path, "path"), &md->entries);
+        *out = md.release();
     });
 }
 
-vkt_status vkt_trainer_set_learning_rate(vkt_trainer* t, float learning_rate) {
-    return guarded([&] { need(t, "trainer").trainer.set_learning_rate(learning_rate); });
+vkt_status vkt_metadata_count(const vkt_metadata* md, size_t* count) {
+    return guarded([&] { need(count, "count") = need(md, "metadata").entries.size(); });
 }
 
-vkt_status vkt_trainer_steps(const vkt_trainer* t, uint64_t* steps, uint64_t* skipped) {
+vkt_status vkt_metadata_entry(const vkt_metadata* md, size_t index, const char** key, const char** value) {
     return guarded([&] {
-        const vktrain::Trainer& tr = need(t, "trainer").trainer;
-        if (steps) *steps = tr.steps();
-        if (skipped) *skipped = tr.skipped_steps();
+        const auto& entries = need(md, "metadata").entries;
+        if (index >= entries.size())
+            throw InvalidArgument("metadata entry " + std::to_string(index) + ": there are " +
+                                  std::to_string(entries.size()));
+        if (key) *key = entries[index].first.c_str();
+        if (value) *value = entries[index].second.c_str();
     });
 }
 
-vkt_status vkt_trainer_save(const vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.save(text(path, "path")); });
+vkt_status vkt_metadata_get(const vkt_metadata* md, const char* key, const char** value) {
+    return guarded([&] {
+        const std::string k = text(key, "key");
+        need(value, "value");
+        for (const auto& [name, v] : need(md, "metadata").entries)
+            if (name == k) {
+                *value = v.c_str();
+                return;
+            }
+        throw vktrain::Error("metadata has no entry '" + k + "'");
+    });
 }
 
-vkt_status vkt_trainer_load(vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.load(text(path, "path")); });
-}
-
-vkt_status vkt_trainer_save_checkpoint(const vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.save_checkpoint(text(path, "path")); });
-}
-
-vkt_status vkt_trainer_load_checkpoint(vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.load_checkpoint(text(path, "path")); });
+void vkt_metadata_destroy(vkt_metadata* md) {
+    delete md;
 }
 
 } // extern "C"

@@ -144,12 +144,14 @@ int Model::conv2d(int x, uint32_t out_channels, const Conv2dOptions& o) {
 }
 
 namespace {
-// A stride of 0 is the kernel size (PyTorch's default): the attribute is left to its default, which is that.
+// A stride of 0 is that dimension's kernel size (PyTorch's default).
 OpAttrs pool_attrs(const Pool2dOptions& o) {
-    OpAttrs a{{"kernel_h", o.kernel_h}, {"kernel_w", o.kernel_w}, {"pad_h", o.pad_h}, {"pad_w", o.pad_w}};
-    if (o.stride_h) a.emplace("stride_h", o.stride_h);
-    if (o.stride_w) a.emplace("stride_w", o.stride_w);
-    return a;
+    return {{"kernel_h", o.kernel_h},
+            {"kernel_w", o.kernel_w},
+            {"stride_h", o.stride_h ? o.stride_h : o.kernel_h},
+            {"stride_w", o.stride_w ? o.stride_w : o.kernel_w},
+            {"pad_h", o.pad_h},
+            {"pad_w", o.pad_w}};
 }
 } // namespace
 

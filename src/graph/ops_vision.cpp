@@ -33,15 +33,16 @@ Window window_of(const N& n) {
     return {u("kernel_h"), u("kernel_w"), u("stride_h"), u("stride_w"), u("pad_h"), u("pad_w")};
 }
 
-// A missing _w attribute takes its _h one: Model::op("max_pool2d", {x}, {{"kernel_h", 3}}) is a 3x3 window. A
-// convolution's stride defaults to 1, a pooling's to its kernel (PyTorch's defaults).
+// A missing _w attribute takes its _h one (Model::op("max_pool2d", {x}, {{"kernel_h", 3}}) is a 3x3 window with
+// stride 3); a convolution's stride defaults to 1, a pooling's to its kernel height (PyTorch's defaults for square
+// windows).
 std::vector<AttrSpec> window_attrs(double kernel, bool pool) {
     AttrSpec stride_h = size_attr("stride_h", "vertical stride");
     stride_h = pool ? stride_h.or_same_as("kernel_h") : stride_h.or_default(1);
     return {size_attr("kernel_h", "kernel height").or_default(kernel),
             size_attr("kernel_w", "kernel width").or_same_as("kernel_h"),
             stride_h,
-            size_attr("stride_w", "horizontal stride").or_same_as(pool ? "kernel_w" : "stride_h"),
+            size_attr("stride_w", "horizontal stride").or_same_as("stride_h"),
             count_attr("pad_h", pool
                                     ? "implicit padding at the top and bottom (-inf for max, excluded from the average)"
                                     : "zero padding at the top and bottom")

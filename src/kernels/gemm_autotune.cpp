@@ -28,7 +28,7 @@ io::Json read_cache(const runtime::Device& device, const std::string& path) {
         io::Json cache = io::read_json_file(path);
         if (cache.is_object()) return cache;
     } catch (const std::exception& e) {
-        device.logger().warning("ignoring unreadable cache " + path + ": " + e.what());
+        device.logger().warning_once("cache-read:" + path, "ignoring unreadable cache " + path + ": " + e.what());
     }
     return io::Json::object();
 }
@@ -40,7 +40,11 @@ void write_cache(const runtime::Device& device, const std::string& path, const i
         std::filesystem::create_directories(device.cache_dir(), ec);
         io::write_json_file(path, cache);
     } catch (const std::exception& e) {
-        device.logger().warning("could not write the cache " + path + ": " + e.what());
+        // Once per context: every later choice would fail the same way (a read-only or missing home, say).
+        device.logger().warning_once("cache-write:" + device.cache_dir(),
+                                     "could not write the cache " + path + ": " + e.what() +
+                                         " (vktrain runs without saving its caches; later failures in " +
+                                         device.cache_dir() + " are not reported)");
     }
 }
 

@@ -15,4 +15,12 @@ void Logger::log(LogLevel level, LogSource source, const std::string& message) c
                  message.c_str());
 }
 
+void Logger::warning_once(const std::string& key, const std::string& m) const {
+    {
+        std::lock_guard<std::mutex> lock(m_once_mutex);
+        if (!m_once.insert(key).second) return;
+    }
+    warning(m);
+}
+
 } // namespace vktrain::runtime

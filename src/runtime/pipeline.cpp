@@ -43,7 +43,8 @@ PipelineCache::~PipelineCache() {
     try {
         save();
     } catch (const std::exception& e) {
-        m_device.logger().warning(std::string("could not save the pipeline cache: ") + e.what());
+        m_device.logger().warning_once("cache-write:" + m_device.cache_dir(),
+                                       std::string("could not save the pipeline cache: ") + e.what());
     }
     const auto& fn = m_device.fn();
     for (auto& [key, k] : m_kernels) {

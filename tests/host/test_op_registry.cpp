@@ -178,7 +178,7 @@ TEST(OpRegistry, ModelOpRefusesWithOneLineNamingTheProblem) {
 }
 
 // Defaults follow PyTorch and the typed builders' option structs; a _w attribute copies its _h one, and a pooling's
-// stride is its kernel.
+// stride is its kernel height.
 TEST(OpRegistry, DefaultsCopyEarlierAttributes) {
     Model m;
     const int x = m.input("x", {3, 12, 12});
@@ -188,6 +188,11 @@ TEST(OpRegistry, DefaultsCopyEarlierAttributes) {
     EXPECT_EQ(pool.attrs.at("stride_w"), 3);
     EXPECT_EQ(pool.attrs.at("pad_w"), 1);
     EXPECT_EQ(pool.shape, (std::vector<int64_t>{3, 4, 4}));
+    vktrain::Pool2dOptions wide; // the typed builder keeps Pool2dOptions' meaning: stride 0 is that side's kernel
+    wide.kernel_h = 3;
+    const vktrain::Node& typed = m.nodes()[size_t(m.max_pool2d(x, wide))];
+    EXPECT_EQ(typed.attrs.at("stride_h"), 3);
+    EXPECT_EQ(typed.attrs.at("stride_w"), 2);
     const vktrain::Node& conv = m.nodes()[size_t(m.op("conv2d", {x}, {{"out", 4}, {"kernel_h", 5}, {"stride_h", 2}}))];
     EXPECT_EQ(conv.attrs.at("kernel_w"), 5);
     EXPECT_EQ(conv.attrs.at("stride_w"), 2);

@@ -15,20 +15,40 @@ OK, ERROR, INVALID = 0, 1, 2
 F32, I32 = 0, 1
 
 
+LOG_CALLBACK = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_int, C.c_char_p)
+
+
 class ContextOptions(C.Structure):
-    _fields_ = [("device_index", C.c_int32), ("device_name", C.c_char_p), ("validation", C.c_int32),
-                ("allow_coopmat", C.c_int32)]
+    _fields_ = [("struct_size", C.c_uint32), ("device_index", C.c_int32), ("device_name", C.c_char_p),
+                ("validation", C.c_int32), ("allow_coopmat", C.c_int32), ("allow_fp16", C.c_int32),
+                ("allow_unified_memory", C.c_int32), ("tune_gemm_tiles", C.c_int32), ("cache_dir", C.c_char_p),
+                ("log", LOG_CALLBACK), ("log_user_data", C.c_void_p), ("log_level", C.c_int)]
+
+
+# Version 1 of vkt_trainer_options: what a binding built against the first versioned header passes.
+TRAINER_OPTIONS_V1 = [("struct_size", C.c_uint32), ("precision", C.c_int), ("batch_size", C.c_uint32),
+                      ("optimizer", C.c_int), ("learning_rate", C.c_float), ("weight_decay", C.c_float),
+                      ("momentum", C.c_float), ("max_grad_norm", C.c_float), ("seed", C.c_uint64),
+                      ("inference_only", C.c_int32)]
+
+
+class TrainerOptionsV1(C.Structure):
+    _fields_ = TRAINER_OPTIONS_V1
 
 
 class TrainerOptions(C.Structure):
-    _fields_ = [("precision", C.c_int), ("batch_size", C.c_uint32), ("optimizer", C.c_int),
-                ("learning_rate", C.c_float), ("weight_decay", C.c_float), ("momentum", C.c_float),
-                ("max_grad_norm", C.c_float), ("seed", C.c_uint64), ("inference_only", C.c_int32)]
+    _fields_ = TRAINER_OPTIONS_V1 + [
+        ("nesterov", C.c_int32), ("beta1", C.c_float), ("beta2", C.c_float), ("epsilon", C.c_float),
+        ("loss_scaling", C.c_int32), ("init_scale", C.c_float), ("growth_factor", C.c_float),
+        ("backoff_factor", C.c_float), ("growth_interval", C.c_int32), ("gemm_path", C.c_int),
+        ("lr_schedule", C.c_int), ("warmup_steps", C.c_uint64), ("total_steps", C.c_uint64),
+        ("min_learning_rate", C.c_float), ("update_buckets", C.c_uint32), ("update_location", C.c_int)]
 
 
 class StepResult(C.Structure):
-    _fields_ = [("loss", C.c_float), ("loss_scale", C.c_float), ("skipped", C.c_int32), ("grad_norm", C.c_float),
-                ("learning_rate", C.c_float)]
+    _fields_ = [("struct_size", C.c_uint32), ("loss", C.c_float), ("loss_scale", C.c_float), ("skipped", C.c_int32),
+                ("grad_norm", C.c_float), ("learning_rate", C.c_float), ("host_ms", C.c_float),
+                ("overlapped_ms", C.c_float)]
 
 
 def fail(message):
@@ -49,7 +69,10 @@ def main():
 
     ctx = C.c_void_p()
     opts = ContextOptions()
-    lib.vkt_context_options_default(C.byref(opts))
+    check(lib.vkt_context_options_default(C.byref(opts), C.c_size_t(C.sizeof(opts))), "context defaults")
+    if opts.struct_size != C.sizeof(opts) or opts.allow_coopmat != 1 or opts.allow_fp16 != 1 or opts.log_level != 2:
+        fail("vkt_context_options_default wrote %d bytes, allow_fp16 %d, log_level %d"
+             % (opts.struct_size, opts.allow_fp16, opts.log_level))
     status = lib.vkt_context_create(C.byref(opts), C.byref(ctx))
     if status != OK:
         print("SKIP: no Vulkan device: " + lib.vkt_last_error().decode())
@@ -83,7 +106,7 @@ def main():
         fail("parameter count %d" % count.value)
 
     to = TrainerOptions()
-    lib.vkt_trainer_options_default(C.byref(to))
+    check(lib.vkt_trainer_options_default(C.byref(to), C.c_size_t(C.sizeof(to))), "trainer defaults")
     to.precision, to.batch_size, to.learning_rate, to.seed = 1, batch, 0.02, 3
     t = C.c_void_p()
     check(lib.vkt_trainer_create(ctx, m, C.byref(to), C.byref(t)), "vkt_trainer_create")
@@ -100,7 +123,7 @@ def main():
             ys.append(max(range(classes), key=lambda c: sum(a * b for a, b in zip(w[c], v))))
         return (C.c_float * len(xs))(*xs), (C.c_int32 * n)(*ys)
 
-    r = StepResult()
+    r = StepResult(struct_size=C.sizeof(StepResult))
     first = None
     for step in range(150):
         bx, by = batch_of(batch)
