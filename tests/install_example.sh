@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs vktrain into a scratch prefix and builds examples/train_mlp against it with find_package, as an
-# application would, then runs it briefly: the static library, its headers and its CMake package suffice
-# (no shader files, no glslang at run time).
+# Installs vktrain into a scratch prefix and builds examples/train_mlp (C++) and tests/install_c (C, through
+# vktrain::vktrain_c) against it with find_package, as an application would, then runs them briefly: the libraries,
+# their headers and the CMake package suffice (no shader files, no glslang at run time).
 #   install_example.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1 src=$2
@@ -24,3 +24,10 @@ cmake -S "$src/tests/install_interop" -B "$work/interop" -G Ninja -DCMAKE_PREFIX
   >"$work/interop-configure.log"
 cmake --build "$work/interop" >"$work/interop-build.log"
 "$work/interop/interop_app"
+
+# A C program (not C++) against the installed package's vktrain::vktrain_c (libvktrain_c.so and <vktrain/vktrain.h>).
+find "$work/prefix" -name 'libvktrain_c.so*' | grep -q . || { echo "no libvktrain_c.so installed" >&2; exit 1; }
+cmake -S "$src/tests/install_c" -B "$work/c" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" \
+  >"$work/c-configure.log"
+cmake --build "$work/c" >"$work/c-build.log" || { cat "$work/c-build.log" >&2; exit 1; }
+"$work/c/c_app"
