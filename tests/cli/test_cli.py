@@ -182,6 +182,43 @@ def case_shared_options(cli):
     check_one_line_error(p, 2, "--validation takes no value")
 
 
+def case_registry_models(cli):
+    """The op registry reaches the command (issue 22): `vktrain ops` lists it, mlp: specs take any activation op of
+    it, and net: specs chain any of its one-input ops with their attributes; a bad op or attribute is a one-line usage
+    error naming it, before any work."""
+    p = cli.run("ops")
+    check(p.returncode == 0, "vktrain ops exits 0")
+    for needle in ["linear(x)  [dense]", "conv2d(x)  [vision]", "cross_entropy(logits, labels)  [loss]",
+                   "kernel_w        integer [1, 2147483647]      default: kernel_h"]:
+        check(needle in p.stdout, "vktrain ops lists %r" % needle)
+    for spec, needles in [
+        ("net:nope", ["unknown op 'nope'", "ops of one input: linear"]),
+        ("net:add", ["op 'add' takes 2 inputs (a, b)"]),
+        ("net:linear", ["op 'linear' needs attribute 'out'"]),
+        ("net:linear(out=0)", ["linear: out 0 is outside [1, 2147483647]"]),
+        ("net:linear(out=4,stride=2)", ["op 'linear' has no attribute 'stride' (attributes: out, bias)"]),
+        ("net:linear(out=4,out=5)", ["attribute 'out' is given more than once"]),
+        ("net:reshape(shape=4xy)", ["shape '4xy' is not dimensions joined by 'x'"]),
+        ("net:relu(x", ["'relu(x' is not OP(KEY=VALUE,...)"]),
+        ("mlp:16:tanh", ["unknown activation 'tanh'", ":silu"]),
+    ]:
+        p = cli.run("train", "--model", spec)
+        check_one_line_error(p, 2, "--model", *needles)
+    need_data()
+    common = ["--limit", 64, "--test-limit", 64, "--epochs", 1, "--batch-size", 32, "--precision", "fp32"]
+    p = cli.run("train", "--model", "net:conv2d(out=4,kernel_h=3,pad_h=1),relu,max_pool2d,dropout(p=0.1)", *common)
+    check(p.returncode == 0, "a net: model trains")
+    check("model       [1, 28, 28] conv2d4 relu max_pool2d dropout flatten linear10 cross_entropy" in p.stdout,
+          "the images come in as [1, 28, 28]; flatten and the classifier are added")
+    p = cli.run("train", "--model", "mlp:16:silu", *common, "--output", "silu.safetensors")
+    check(p.returncode == 0 and "model       [784] linear16 silu linear10 cross_entropy" in p.stdout,
+          "an mlp: spec takes any activation of the registry")
+    p = cli.run("eval", "--weights", "silu.safetensors", "--test-limit", 64)
+    check(p.returncode == 0, "its weights evaluate")
+    p = cli.run("train", "--model", "net:conv2d(out=4,groups=3)", *common)
+    check_last_error(p, 1, "groups")
+
+
 def case_model_spec(cli):
     """GPT specs: a key given twice is refused rather than the last one winning, and depth is capped at what has been
     measured to work (4096 layers), with one line naming the key or the limit, before any work."""

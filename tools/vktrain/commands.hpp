@@ -20,6 +20,7 @@ int run_eval_text(const EvalArgs& args); // run_eval's path for weights with a v
 int run_eval(const std::vector<std::string>& args);
 int run_devices(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
+int run_ops(const std::vector<std::string>& args);
 
 // Help texts (each ends with a newline).
 const char* main_usage();
@@ -27,5 +28,6 @@ const char* train_usage();
 const char* eval_usage();
 const char* devices_usage();
 const char* generate_usage();
+const char* ops_usage();
 
 } // namespace vktrain::cli

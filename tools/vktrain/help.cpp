@@ -13,6 +13,7 @@ commands:
   eval      evaluate saved weights on the Fashion-MNIST test set
   generate  continue a text with a GPT trained by `vktrain train --model gpt:...`
   devices   list the Vulkan devices and their capabilities
+  ops       list the ops a model can use (--model net:...), with their attributes
 
   vktrain COMMAND --help   options of a command
   vktrain --version        print the version
@@ -29,9 +30,13 @@ Trains a built-in model on Fashion-MNIST (gzipped IDX files), evaluating on the 
 
 data and model:
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
-  --model SPEC            mlp:H1,H2,...[:relu|:gelu] hidden layer sizes (default mlp:256,128), or cnn:
+  --model SPEC            mlp:H1,H2,...[:ACTIVATION] hidden layer sizes (default mlp:256,128; relu, gelu = its tanh
+                          approximation, or another activation of `vktrain ops`), or cnn:
                           conv(1,32,5,p2)+relu+maxpool2, conv(32,64,5,p2)+relu+maxpool2, linear(3136,1024)+relu,
-                          linear(1024,10); its recipe defaults are weight decay 0.01 and a constant learning rate
+                          linear(1024,10); its recipe defaults are weight decay 0.01 and a constant learning rate;
+                          or net:OP[(KEY=VALUE,...)],...: ops of `vktrain ops` applied in order to the images
+                          ([1, 28, 28]), then flatten, a linear layer to the classes and cross-entropy, e.g.
+                          net:conv2d(out=16,kernel_h=3,pad_h=1),relu,max_pool2d,flatten,linear(out=128),relu
   --limit N               use the first N training samples
   --test-limit N          use the first N test samples
 
@@ -111,7 +116,8 @@ a text model (weights written by `vktrain train --model gpt:...`), the validatio
 
   --weights FILE          safetensors file written by `vktrain train --output`
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
-  --model SPEC            mlp:H1,H2,...[:relu|:gelu] or cnn; default: the architecture stored in the file
+  --model SPEC            mlp:H1,H2,...[:ACTIVATION], cnn or net:... (as for train); default: the architecture
+                          stored in the file
   --precision P           mixed or fp32 (default: the precision stored in the file, else mixed)
   --batch-size N          samples per forward pass (default 128)
   --test-limit N          use the first N test samples
@@ -161,6 +167,16 @@ Lists every Vulkan device with the capabilities vktrain uses, marking the one pi
 (discrete > integrated > virtual > cpu).
 
   --validation            enable the Vulkan validation layer
+  --help                  this text
+)";
+}
+
+const char* ops_usage() {
+    return R"(usage: vktrain ops
+
+Lists every op a model can use: its inputs, and each attribute's kind, range, default and meaning. The same list
+serves the C++ API (Model::op), the C API (vkt_model_op, vkt_op_*) and --model net:... specs.
+
   --help                  this text
 )";
 }
