@@ -454,6 +454,12 @@ VKT_API vkt_status vkt_trainer_parameter(vkt_trainer* t, const char* name, float
                                          size_t* written);
 VKT_API vkt_status vkt_trainer_set_parameter(vkt_trainer* t, const char* name, const float* values, size_t count);
 
+/* The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...; Trainer::optimizer_state), for inspection: the
+ * names as a JSON array (free with vkt_free), and one tensor by name (capacity and written in floats). */
+VKT_API vkt_status vkt_trainer_optimizer_state_names(const vkt_trainer* t, char** out);
+VKT_API vkt_status vkt_trainer_optimizer_state(const vkt_trainer* t, const char* name, float* out, size_t capacity,
+                                               size_t* written);
+
 /* Weights (safetensors, the architecture in the metadata) and full checkpoints; keys/values: extra metadata
  * entries (count of them; keys must not be vktrain's own, "vktrain_..."). */
 VKT_API vkt_status vkt_trainer_save(const vkt_trainer* t, const char* path);

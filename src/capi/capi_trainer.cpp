@@ -383,6 +383,25 @@ vkt_status vkt_trainer_set_parameter(vkt_trainer* t, const char* name, const flo
     });
 }
 
+vkt_status vkt_trainer_optimizer_state_names(const vkt_trainer* t, char** out) {
+    return guarded([&] {
+        need(out, "out");
+        vktrain::io::Json names = vktrain::io::Json::array();
+        for (const auto& [name, values] : need(t, "trainer").trainer.optimizer_state()) names.push_back(name);
+        *out = copy_out(names.dump());
+    });
+}
+
+vkt_status vkt_trainer_optimizer_state(const vkt_trainer* t, const char* name, float* out, size_t capacity,
+                                       size_t* written) {
+    return guarded([&] {
+        const std::string n = text(name, "name");
+        for (const auto& [state, values] : need(t, "trainer").trainer.optimizer_state())
+            if (state == n) return write_floats(values, out, capacity, written, "vkt_trainer_optimizer_state");
+        throw vktrain::Error("the optimizer has no state named '" + n + "'");
+    });
+}
+
 vkt_status vkt_trainer_save(const vkt_trainer* t, const char* path) {
     return guarded([&] { need(t, "trainer").trainer.save(text(path, "path")); });
 }

@@ -370,6 +370,14 @@ def main():
     if not profile["ops"] or profile["total_microseconds"] <= 0:
         fail("profile %r" % profile)
 
+    state = json.loads(json_out(lib.vkt_trainer_optimizer_state_names, t))
+    if "exp_avg.0" not in state:
+        fail("optimizer state names %r" % state)
+    expect(lib.vkt_trainer_optimizer_state(t, b"exp_avg.0", None, C.c_size_t(0), C.byref(written)), INVALID,
+           "capacity of 0", "the size of exp_avg.0")
+    if written.value != 12 * 6:
+        fail("exp_avg.0 has %d values" % written.value)
+
     # ---- parameters by name ----
     bias = (C.c_float * 3)()
     check(lib.vkt_trainer_parameter(t, b"linear2.bias", bias, C.c_size_t(3), C.byref(written)), "get linear2.bias")
