@@ -162,10 +162,8 @@ struct Trainer::Impl {
 
     // After a training replay of `count` samples: its mean loss.
     float finished(uint32_t count) {
-        for (float& c : counters) c += 1.0f; // a training forward pass (BatchNorm's num_batches_tracked)
-        // The divisor is count · positions, or with a cross-entropy ignore_index the positions not ignored (0: every
-        // one ignored, and the loss is 0 as every row's is).
-        const uint64_t divisor = train->loss_divisor();
+        for (float& c : counters) c += 1.0f;            // a training forward pass (BatchNorm's num_batches_tracked)
+        const uint64_t divisor = train->loss_divisor(); // 0: an ignore_index left nothing, and every row's loss is 0
         return divisor ? float(train->loss_sum(count) / double(divisor)) : 0.0f;
     }
 
@@ -429,7 +427,7 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
         // fp32 sums of the (scaled) gradients, each micro-batch's mean weighted by its share of the samples (with a
         // cross-entropy ignore_index: of the positions not ignored), so the step is that of one batch of them all (an
         // inf/NaN in any of them stays non-finite in the sum).
-        std::vector<uint64_t> weights;
+        std::vector<uint64_t> weights; // Program::loss_weight
         uint64_t weight_total = 0;
         for (const MicroBatch& b : micro_batches)
             weight_total += weights.emplace_back(m.train->loss_weight(b.inputs, b.count));
