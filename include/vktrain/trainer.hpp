@@ -118,6 +118,13 @@ struct Parameter {
     std::vector<float> data; // fp32 master values
 };
 
+// One output of Trainer::predict_all.
+struct Prediction {
+    std::string name;           // the output's name ("": the default output)
+    std::vector<int64_t> shape; // [count, per-sample shape...]
+    std::vector<float> data;    // fp32, row-major
+};
+
 class Trainer {
 public:
     Trainer(Context& context, const Model& model, const TrainerOptions& options);
@@ -152,10 +159,19 @@ public:
     StepProfile profile_step(const std::vector<const void*>& inputs, uint32_t count);
     StepProfile profile_step(const float* x, const int32_t* labels, uint32_t count);
 
-    // Forward pass in evaluation mode: the loss's prediction operand (e.g. logits, count × classes) as fp32, for
-    // any number of samples. Inputs the prediction does not depend on (labels) may be null.
+    // Forward pass in evaluation mode: the default output (Model::output(): the loss's prediction operand, e.g.
+    // logits, count × classes; in a model without a loss its only output) as fp32, for any number of samples. Inputs
+    // the prediction does not depend on (labels) may be null.
     std::vector<float> predict(const std::vector<const void*>& inputs, uint64_t count);
     std::vector<float> predict(const float* x, uint64_t count);
+    // The output named `output` (Model::output(value, name); "": the default output).
+    std::vector<float> predict(const std::vector<const void*>& inputs, uint64_t count, const std::string& output);
+    // Every output of one forward pass: the named outputs in Model::outputs() order, preceded by the default output
+    // under the name "" when the model has a loss whose prediction operand is not one of them.
+    std::vector<Prediction> predict_all(const std::vector<const void*>& inputs, uint64_t count);
+    // An output's per-sample shape (the batch dimension not counted; "": the default output), e.g. to size buffers.
+    std::vector<int64_t> output_shape(const std::string& output = "") const;
+    // Mean loss over the samples; throws for a model without a loss.
     EvalResult evaluate(const std::vector<const void*>& inputs, uint64_t count);
     EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
 
@@ -172,13 +188,18 @@ public:
     std::vector<std::pair<std::string, std::vector<float>>> optimizer_state() const;
     void set_parameters(const std::vector<Parameter>& params); // names and shapes must match
 
-    // Weights only: safetensors with the fp32 master weights and buffers under the parameter names, and the
-    // architecture (Model::to_json) in the metadata, so load_model() rebuilds the model. load() also reads the
-    // weights of a full checkpoint (its "optimizer.*" tensors are ignored) and changes nothing else.
+    // Weights only: safetensors with the fp32 master weights and persistent buffers under the parameter names (not
+    // buffers such as a decoder's key/value caches: ParameterInfo::persistent), and the architecture (Model::to_json)
+    // in the metadata, so load_model() rebuilds the model.
     void save(const std::string& path) const;
-    // The same with extra metadata entries (e.g. a text model's vocabulary); keys must not start with "vktrain_" unless
-    // they are the caller's own ("vktrain_vocabulary" is used by the vktrain tool).
+    // The same with extra metadata entries (e.g. a text model's vocabulary), which read_weights(path).metadata() gives
+    // back; keys must not start with "vktrain_" unless they are the caller's own ("vktrain_vocabulary" is used by the
+    // vktrain tool).
     void save(const std::string& path, const CheckpointMetadata& extra) const;
+    // Reads weights checked as parameters_for (vktrain/weights.hpp) checks them: F32, F16 or BF16 (or integer)
+    // tensors, every persistent one of this model's present with its shape; buffers that are not persistent (caches)
+    // restart from zeros, so Model::gpt_decoder loads the weights Model::gpt saved. A full checkpoint's weights load
+    // too (its "optimizer.*" tensors are ignored). Changes nothing else, and nothing at all on error.
     void load(const std::string& path);
 
     // Full training checkpoints, for resuming bit-identically: one safetensors file with the weights (under the

@@ -290,11 +290,12 @@ int Model::self_attention(int qkv, uint32_t heads, bool causal) {
     return add_node(n, "self_attention");
 }
 
-int Model::cross_entropy(int logits, int labels) {
+int Model::cross_entropy(int logits, int labels, const CrossEntropyOptions& options) {
     Node n;
     n.op = "cross_entropy";
     n.name = "loss";
     n.inputs = {logits, labels};
+    if (options.ignore_index) n.attrs["ignore_index"] = double(*options.ignore_index);
     return add_node(n, "cross_entropy");
 }
 
@@ -378,6 +379,7 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.fan_in = d.fan_in;
             p.buffer = d.buffer || d.counter;
             p.counter = d.counter;
+            p.persistent = !p.buffer || d.persistent;
             p.trainable = !d.buffer;
             p.init.kind = d.init;
             p.init.a = d.init_a;
@@ -422,9 +424,47 @@ uint32_t Model::input_features() const {
     return uint32_t(input_elements(input()));
 }
 
+void Model::output(int value, const std::string& name) {
+    check_value(value, "output");
+    VKT_CHECK(graph::is_valid_node_name(name), "output: '", graph::printable_name(name),
+              "' is not a valid output name (", graph::node_name_rule, ")");
+    for (const auto& [other, v] : m_outputs)
+        VKT_CHECK(other != name, "output: an output named '", name, "' exists already");
+    const Node& n = m_nodes[size_t(value)];
+    VKT_CHECK(value != m_loss, "output '", name, "': value ", value,
+              " is the loss; mark its prediction operand instead");
+    VKT_CHECK(n.type == DataType::f32, "output '", name, "': value ", value, " ('", n.name,
+              "') holds integers; outputs are real (f32) values");
+    m_outputs.emplace_back(name, value);
+}
+
+namespace {
+std::string output_list(const std::vector<std::pair<std::string, int>>& outputs) {
+    std::string s;
+    for (const auto& [name, v] : outputs) s += (s.empty() ? "" : ", ") + name;
+    return s.empty() ? "none" : s;
+}
+} // namespace
+
 int Model::output() const {
-    VKT_CHECK(m_loss >= 0, "the model has no loss (call cross_entropy or mse_loss)");
-    return m_nodes[size_t(m_loss)].inputs[0];
+    if (m_loss >= 0) return m_nodes[size_t(m_loss)].inputs[0];
+    VKT_CHECK(!m_outputs.empty(), "the model has no loss and no output (mark one with Model::output, or add a loss)");
+    VKT_CHECK(m_outputs.size() == 1, "the model has no loss and ", m_outputs.size(), " outputs (",
+              output_list(m_outputs), "): name the one to predict");
+    return m_outputs.front().second;
+}
+
+int Model::output(const std::string& name) const {
+    if (name.empty()) return output();
+    for (const auto& [n, v] : m_outputs)
+        if (n == name) return v;
+    VKT_FAIL("the model has no output named '", graph::printable_name(name), "' (outputs: ", output_list(m_outputs),
+             ")");
+}
+
+std::vector<int64_t> Model::shape(int value) const {
+    check_value(value, "shape");
+    return m_nodes[size_t(value)].shape;
 }
 
 uint32_t Model::classes() const {

@@ -10,10 +10,22 @@ namespace vktrain::graph {
 
 namespace {
 
+kernels::XentIgnore xent_ignore(const IrNode& n) {
+    kernels::XentIgnore ignore;
+    const auto it = n.attrs.find("ignore_index");
+    ignore.enabled = it != n.attrs.end();
+    if (ignore.enabled) ignore.index = int32_t(it->second);
+    return ignore;
+}
+
 OpDef cross_entropy() {
     OpDef d;
     d.name = "cross_entropy";
     d.loss = true;
+    // PyTorch's ignore_index (any int32); absent: every label must be a class.
+    AttrSpec ignore{"ignore_index", AttrKind::integer, -2147483648.0, 2147483647.0};
+    ignore.optional = true;
+    d.attrs = {ignore};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);
@@ -31,7 +43,7 @@ OpDef cross_entropy() {
         const kernels::MatRef logits = e.rows(n.in[0]);
         kernels::record_softmax_xent(e.device(), e.seq(), logits, *e.batch(n.in[1]).buffer, e.step_params(),
                                      *e.batch(n.out[0]).buffer, e.mat(n.out[1], logits.rows, logits.cols),
-                                     e.ir().loss_rows_per_sample);
+                                     e.ir().loss_rows_per_sample, xent_ignore(n));
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
         if (ad.needs_grad(n.in[0])) ad.set_grad(n.in[0], n.out[1]);

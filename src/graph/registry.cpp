@@ -101,6 +101,7 @@ void check_attributes(const OpDef& def, const Node& node) {
     }
     for (const AttrSpec& a : def.attrs) {
         const auto it = node.attrs.find(a.name);
+        if (it == node.attrs.end() && a.optional) continue;
         VKT_CHECK(it != node.attrs.end(), node.op, " '", node.name, "': attribute '", a.name, "' is missing");
         const double v = it->second;
         VKT_CHECK(std::isfinite(v), node.op, " '", node.name, "': attribute '", a.name, "' is not finite");

@@ -23,6 +23,7 @@ struct ParamDecl {
     InitKind init = InitKind::default_init; // default_init: U(+-1/sqrt(fan_in)) (PyTorch Linear/Conv2d)
     bool buffer = false;                    // state (running statistics), not trained
     bool counter = false;                   // a host-side buffer counting training forward passes
+    bool persistent = true;                 // buffers: false for run-time state that is never saved (caches)
     // Init::a and Init::b of `init` (normal: mean and std; an embedding's N(0, 1)).
     float init_a = 0.0f, init_b = 0.0f;
 };
@@ -36,6 +37,7 @@ struct AttrSpec {
     AttrKind kind;
     double min = 0.0, max = 0.0; // integer and real; flags are 0 or 1
     bool min_open = false, max_open = false;
+    bool optional = false; // may be absent (the op then behaves as before the attribute existed)
 };
 // Common ranges: a size (1 .. 2^31 - 1), a non-negative count, a yes/no.
 AttrSpec size_attr(const char* name);

@@ -1,5 +1,6 @@
 #include "graph/resources.hpp"
 
+#include <cstddef>
 #include <cstring>
 
 #include "common/check.hpp"
@@ -147,6 +148,10 @@ void Resources::write_state(const std::vector<float>& values) {
 void Resources::set_step(uint32_t n_valid, float loss_scale, uint32_t step) {
     kernels::StepParams p{n_valid, loss_scale, step, 0};
     m_step_params.write(&p, sizeof p);
+}
+
+void Resources::set_loss_terms(uint32_t terms) {
+    m_step_params.write(&terms, sizeof terms, offsetof(kernels::StepParams, loss_terms));
 }
 
 void Resources::make_io(const std::vector<uint64_t>& input_bytes, uint64_t row_loss_bytes) {

@@ -60,6 +60,7 @@ public:
     void read_state(std::vector<float>& out) const;
     void write_state(const std::vector<float>& values);
     void set_step(uint32_t n_valid, float loss_scale, uint32_t step);
+    void set_loss_terms(uint32_t terms); // StepParams::loss_terms (set_step zeroes it)
     void ensure_arena(uint64_t bytes);
     // Host-visible buffers both programs share (they never run at once): one upload buffer per model input and
     // the per-row losses. Made once, before any program records, at the larger program's sizes.

@@ -24,6 +24,8 @@
 #include "train/device_update.hpp"
 #include "train/pipeline.hpp"
 #include "train/trainer_setup.hpp"
+#include "train/outputs.hpp"
+#include "train/weights_io.hpp"
 
 namespace vktrain {
 
@@ -160,8 +162,9 @@ struct Trainer::Impl {
 
     // After a training replay of `count` samples: its mean loss.
     float finished(uint32_t count) {
-        for (float& c : counters) c += 1.0f; // a training forward pass (BatchNorm's num_batches_tracked)
-        return float(train->loss_sum(count) / (double(count) * train->loss_terms_per_sample()));
+        for (float& c : counters) c += 1.0f;            // a training forward pass (BatchNorm's num_batches_tracked)
+        const uint64_t divisor = train->loss_divisor(); // 0: an ignore_index left nothing, and every row's loss is 0
+        return divisor ? float(train->loss_sum(count) / double(divisor)) : 0.0f;
     }
 
     void refresh_params() { // after the master vector was swapped
@@ -399,11 +402,7 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
     const Impl::Guard guard(m, "step");
     m.training();
     VKT_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
-    uint64_t total = 0;
-    for (const MicroBatch& b : micro_batches) {
-        m.check_count(b.count);
-        total += b.count;
-    }
+    for (const MicroBatch& b : micro_batches) m.check_count(b.count);
     StepResult r;
     r.loss_scale = m.scale();
     r.learning_rate = scheduled_learning_rate(m.options.lr_schedule, m.base_lr, m.steps);
@@ -425,15 +424,21 @@ StepResult Trainer::step(const std::vector<MicroBatch>& micro_batches) {
         loss = m.run(micro_batches[0].inputs, micro_batches[0].count, r.loss_scale);
         g = m.train->grads();
     } else {
-        // fp32 sums of the (scaled) gradients, each micro-batch's mean weighted by its share of the samples (an
+        // fp32 sums of the (scaled) gradients, each micro-batch's mean weighted by its share of the samples (with a
+        // cross-entropy ignore_index: of the positions not ignored), so the step is that of one batch of them all (an
         // inf/NaN in any of them stays non-finite in the sum).
+        std::vector<uint64_t> weights; // Program::loss_weight
+        uint64_t weight_total = 0;
+        for (const MicroBatch& b : micro_batches)
+            weight_total += weights.emplace_back(m.train->loss_weight(b.inputs, b.count));
         m.accumulated.assign(m.layout.grad_count, 0.0f);
-        for (const MicroBatch& b : micro_batches) {
-            loss += double(m.run(b.inputs, b.count, r.loss_scale)) * b.count;
+        for (size_t i = 0; i < micro_batches.size(); ++i) {
+            const MicroBatch& b = micro_batches[i];
+            loss += double(m.run(b.inputs, b.count, r.loss_scale)) * double(weights[i]);
             train::accumulate_scaled(m.accumulated.data(), m.train->grads(), m.layout.grad_count,
-                                     float(double(b.count) / double(total)));
+                                     weight_total ? float(double(weights[i]) / double(weight_total)) : 0.0f);
         }
-        loss /= double(total);
+        loss = weight_total ? loss / double(weight_total) : 0.0;
         g = m.accumulated.data();
     }
     r.loss = float(loss);
@@ -517,16 +522,41 @@ StepProfile Trainer::profile_step(const float* x, const int32_t* labels, uint32_
 }
 
 std::vector<float> Trainer::predict(const std::vector<const void*>& inputs, uint64_t count) {
+    return predict(inputs, count, std::string());
+}
+
+std::vector<float> Trainer::predict(const std::vector<const void*>& inputs, uint64_t count, const std::string& output) {
     Impl& m = *m_impl;
     const Impl::Guard guard(m, "predict");
-    const uint64_t per = m.eval->prediction_elements_per_sample();
-    uint64_t values = 0;
-    VKT_CHECK(!__builtin_mul_overflow(count, per, &values) && values <= std::vector<float>().max_size(),
-              "predict: ", count, " samples of ", per, " values do not fit in memory");
-    std::vector<float> out(values);
+    const size_t k = train::output_index(m.model, output);
+    const uint64_t per = m.eval->output_elements_per_sample(k);
+    std::vector<float> out(train::output_values(count, per, "predict"));
     m.forward_chunks(inputs, count,
-                     [&](uint64_t start, uint32_t n) { m.eval->read_prediction(out.data() + start * per, n); });
+                     [&](uint64_t start, uint32_t n) { m.eval->read_output(k, out.data() + start * per, n); });
     return out;
+}
+
+std::vector<Prediction> Trainer::predict_all(const std::vector<const void*>& inputs, uint64_t count) {
+    Impl& m = *m_impl;
+    const Impl::Guard guard(m, "predict_all");
+    std::vector<Prediction> out;
+    const std::vector<size_t> which = train::all_outputs(m.model);
+    for (size_t k : which) {
+        const std::string name = k == 0 ? std::string() : m.model.outputs()[k - 1].first;
+        std::vector<int64_t> shape{int64_t(count)};
+        for (int64_t d : m.model.shape(m.model.output(name))) shape.push_back(d);
+        const uint64_t per = m.eval->output_elements_per_sample(k);
+        out.push_back({name, shape, std::vector<float>(train::output_values(count, per, "predict_all"))});
+    }
+    m.forward_chunks(inputs, count, [&](uint64_t start, uint32_t n) {
+        for (size_t i = 0; i < which.size(); ++i)
+            m.eval->read_output(which[i], out[i].data.data() + start * m.eval->output_elements_per_sample(which[i]), n);
+    });
+    return out;
+}
+
+std::vector<int64_t> Trainer::output_shape(const std::string& output) const {
+    return m_impl->model.shape(m_impl->model.output(output));
 }
 
 std::vector<float> Trainer::predict(const float* x, uint64_t count) {
@@ -539,12 +569,17 @@ std::vector<float> Trainer::predict(const float* x, uint64_t count) {
 EvalResult Trainer::evaluate(const std::vector<const void*>& inputs, uint64_t count) {
     Impl& m = *m_impl;
     const Impl::Guard guard(m, "evaluate");
+    VKT_CHECK(m.model.loss() >= 0, "evaluate: the model has no loss (use predict)");
     for (const void* p : inputs) VKT_CHECK(p != nullptr || count == 0, "evaluate: null input");
     EvalResult r;
     r.count = count;
     double sum = 0;
-    m.forward_chunks(inputs, count, [&](uint64_t, uint32_t n) { sum += m.eval->loss_sum(n); });
-    r.loss = count ? sum / (double(count) * m.eval->loss_terms_per_sample()) : 0.0;
+    uint64_t divisor = 0; // count · positions, or with a cross-entropy ignore_index the positions not ignored
+    m.forward_chunks(inputs, count, [&](uint64_t, uint32_t n) {
+        sum += m.eval->loss_sum(n);
+        divisor += m.eval->loss_divisor();
+    });
+    r.loss = divisor ? sum / double(divisor) : 0.0;
     return r;
 }
 
@@ -598,8 +633,9 @@ void Trainer::save(const std::string& path) const {
 
 void Trainer::save(const std::string& path, const CheckpointMetadata& extra) const {
     const Impl::Guard guard(*m_impl, "save");
-    std::vector<io::NamedTensor> tensors;
-    for (auto& p : parameters()) tensors.push_back({p.name, p.shape, std::move(p.data)});
+    std::vector<io::NamedTensor> tensors; // weights and persistent buffers (not a decoder's caches)
+    for (auto& p : train::persistent_only(m_impl->model, parameters()))
+        tensors.push_back({p.name, p.shape, std::move(p.data)});
     CheckpointMetadata metadata{{"vktrain_model", m_impl->model.describe()},
                                 {"vktrain_graph", m_impl->model.to_json()},
                                 {"vktrain_precision", m_impl->options.precision == Precision::mixed ? "mixed" : "fp32"},
@@ -614,12 +650,9 @@ void Trainer::save(const std::string& path, const CheckpointMetadata& extra) con
 
 void Trainer::load(const std::string& path) {
     const Impl::Guard guard(*m_impl, "load");
-    std::vector<io::NamedTensor> weights = io::read_safetensors(path);
-    // A full checkpoint's optimizer state is not weights.
-    weights.erase(std::remove_if(weights.begin(), weights.end(),
-                                 [](const io::NamedTensor& t) { return train::is_optimizer_tensor(t.name); }),
-                  weights.end());
-    m_impl->set_values(m_impl->values_from(weights, path));
+    // Checked against the model; a checkpoint's optimizer state is skipped and caches (buffers that are not
+    // persistent) start from zeros.
+    m_impl->set_values(m_impl->values_from(parameters_for(m_impl->model, read_weights(path)), path));
 }
 
 namespace {
@@ -764,20 +797,6 @@ std::string Trainer::gemm_path_summary() const {
     for (const auto& g : r)
         if (g.path != r.front().path) return "mixed";
     return to_string(r.front().path);
-}
-
-Model load_model(const std::string& path) {
-    std::vector<std::pair<std::string, std::string>> metadata;
-    io::read_safetensors(path, &metadata);
-    for (const auto& [k, v] : metadata)
-        if (k == "vktrain_graph") {
-            try {
-                return Model::from_json(v);
-            } catch (const Error& e) {
-                throw Error(path + ": " + e.what());
-            }
-        }
-    VKT_FAIL(path, ": the file records no model architecture (written by an earlier vktrain, or not by vktrain)");
 }
 
 } // namespace vktrain
