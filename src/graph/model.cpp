@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "common/check.hpp"
+#include "graph/name_pattern.hpp"
 #include "graph/names.hpp"
 #include "graph/registry.hpp"
 
@@ -295,17 +296,14 @@ void Model::softmax_cross_entropy(int logits) {
 }
 
 bool Model::matches(const std::string& pattern, const std::string& name) const {
-    if (!pattern.empty() && pattern.back() == '.') return name.compare(0, pattern.size(), pattern) == 0;
-    return name == pattern;
+    return graph::matches_pattern(pattern, name);
 }
 
 namespace {
 void check_pattern(const std::vector<ParameterInfo>& params, const std::string& pattern, const char* what) {
     bool any = false;
-    for (const auto& p : params)
-        any = any || (pattern.back() == '.' ? p.name.compare(0, pattern.size(), pattern) == 0 : p.name == pattern);
-    VKT_CHECK(!pattern.empty() && any, what, ": no parameter is named '", pattern, "'",
-              pattern.empty() || pattern.back() == '.' ? "" : " (a prefix ends with '.')");
+    for (const auto& p : params) any = any || graph::matches_pattern(pattern, p.name);
+    VKT_CHECK(any, what, ": no parameter matches '", pattern, "' (", graph::pattern_rule, ")");
 }
 } // namespace
 
@@ -354,7 +352,7 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.fan_in = d.fan_in;
             p.buffer = d.buffer || d.counter;
             p.counter = d.counter;
-            p.trainable = !d.buffer;
+            p.trainable = !p.buffer; // counters are buffers too: never trained
             p.init.kind = d.init;
             p.init.a = d.init_a;
             p.init.b = d.init_b;

@@ -290,24 +290,24 @@ TEST(Checkpoint, BadFilesThrowAndLeaveTheTrainerUnchanged) {
         {"missing optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              for (size_t i = 0; i < ts.size(); ++i)
-                 if (ts[i].name == "optimizer.exp_avg_sq.1") ts.erase(ts.begin() + long(i));
+                 if (ts[i].name == "optimizer.exp_avg_sq.linear0.bias") ts.erase(ts.begin() + long(i));
          }),
-         {"exp_avg_sq.1", "missing"}},
+         {"exp_avg_sq.linear0.bias", "missing"}},
         {"wrongly shaped optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg.0") x.shape = {int64_t(x.data.size())};
+                 if (x.name == "optimizer.exp_avg.linear0.weight") x.shape = {int64_t(x.data.size())};
          }),
-         {"optimizer.exp_avg.0", "shape"}},
+         {"optimizer.exp_avg.linear0.weight", "shape"}},
         {"wrongly sized optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg.2") {
+                 if (x.name == "optimizer.exp_avg.linear1.weight") {
                      x.shape = {1};
                      x.data.resize(1);
                  }
          }),
-         {"optimizer.exp_avg.2"}},
+         {"optimizer.exp_avg.linear1.weight"}},
         {"unexpected optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              ts.push_back({"optimizer.exp_avg.77", {1}, {0.0f}});
@@ -328,21 +328,42 @@ TEST(Checkpoint, BadFilesThrowAndLeaveTheTrainerUnchanged) {
         {"negative second moment",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg_sq.0") x.data[1] = -1.0f;
+                 if (x.name == "optimizer.exp_avg_sq.linear0.weight") x.data[1] = -1.0f;
          }),
-         {"exp_avg_sq.0", ">= 0"}},
+         {"exp_avg_sq.linear0.weight", ">= 0"}},
         {"infinite first moment",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg.1") x.data[0] = INFINITY;
+                 if (x.name == "optimizer.exp_avg.linear0.bias") x.data[0] = INFINITY;
          }),
-         {"exp_avg.1", "finite"}},
+         {"exp_avg.linear0.bias", "finite"}},
         {"unknown tensor",
          edit([](Tensors& ts, Metadata&) {
              ts.push_back({"bogus", {1}, {0.0f}});
          }),
          {"bogus"}},
-        {"format version", meta("vktrain_checkpoint", "2"), {"version"}},
+        {"format version", meta("vktrain_checkpoint", "3"), {"version"}},
+        {"trainable list not an object", meta("vktrain_optimizer_tensors", "[1]"), {"vktrain_optimizer_tensors"}},
+        {"trainable list not JSON", meta("vktrain_optimizer_tensors", "{"), {"vktrain_optimizer_tensors"}},
+        {"negative tensor steps",
+         meta("vktrain_optimizer_tensors", R"({"linear0.weight": -1})"),
+         {"vktrain_optimizer_tensors", "linear0.weight"}},
+        {"tensor steps beyond the optimizer's",
+         meta("vktrain_optimizer_tensors", R"({"linear0.weight": 1000})"),
+         {"vktrain_optimizer_tensors", "linear0.weight"}},
+        {"state of a tensor the checkpoint does not list",
+         meta("vktrain_optimizer_tensors", R"({"linear0.weight": 4, "linear1.weight": 4, "linear1.bias": 4,
+                                               "linear2.weight": 4, "linear2.bias": 4})"),
+         {"optimizer.exp_avg", "linear0.bias", "unexpected"}},
+        {"a listed tensor that is no parameter",
+         meta("vktrain_optimizer_tensors", R"({"linear9.weight": 4})"),
+         {"linear9.weight", "not a parameter"}},
+        {"missing trainable list",
+         edit([](Tensors&, Metadata& m) {
+             for (size_t i = 0; i < m.size(); ++i)
+                 if (m[i].first == "vktrain_optimizer_tensors") m.erase(m.begin() + long(i));
+         }),
+         {"vktrain_optimizer_tensors"}},
         {"missing metadata",
          edit([](Tensors&, Metadata& m) {
              for (size_t i = 0; i < m.size(); ++i)

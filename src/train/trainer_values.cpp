@@ -1,0 +1,108 @@
+// The Trainer's values as the API sees them: parameters one at a time or all, weights files and full checkpoints. The
+// host's fp32 masters and Optimizer are the API's view; a strategy with copies of its own (the device update) syncs
+// them first (UpdateStrategy::sync_host) and learns of every write (host_changed).
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.hpp"
+#include "io/safetensors.hpp"
+#include "runtime/device.hpp"
+#include "train/checkpoint.hpp"
+#include "train/trainer_impl.hpp"
+
+namespace vktrain {
+
+std::vector<Parameter> Trainer::parameters() const {
+    const Impl& m = *m_impl;
+    const Impl::Guard guard(m, "parameters");
+    m.sync_host();
+    std::vector<float> state;
+    m.res.read_state(state);
+    std::vector<Parameter> out;
+    for (const auto& s : m.layout.slots) {
+        const float* src = s.counter >= 0  ? m.counters.data() + s.counter
+                           : s.info.buffer ? state.data() + s.device_offset
+                                           : m.master.data() + s.master_offset;
+        out.push_back({s.info.name, s.info.shape, std::vector<float>(src, src + s.count)});
+    }
+    return out;
+}
+
+Parameter Trainer::parameter(const std::string& name) const {
+    const Impl& m = *m_impl;
+    const Impl::Guard guard(m, "parameter");
+    const graph::ParamSlot& s = m.layout.slots[m.slot_of(name, "parameter: ")];
+    if (s.grad_offset >= 0) m.sync_host(); // only trainable values can be newer on the device
+    return m.read(s);
+}
+
+void Trainer::set_parameters(const std::vector<Parameter>& params) {
+    Impl& m = *m_impl;
+    const Impl::Guard guard(m, "set_parameters");
+    m.set_values(params, m.check_values(params, "set_parameters", false));
+}
+
+void Trainer::set_parameter(const std::string& name, const std::vector<float>& values) {
+    Impl& m = *m_impl;
+    const Impl::Guard guard(m, "set_parameter");
+    const graph::ParamSlot& s = m.layout.slots[m.slot_of(name, "set_parameter: ")];
+    VKT_CHECK(values.size() == s.count, "set_parameter: tensor '", name, "' has ", s.count, " elements (shape ",
+              graph::shape_text(s.info.shape), "), got ", values.size());
+    const std::vector<Parameter> one{{name, s.info.shape, values}};
+    m.set_values(one, m.check_values(one, "set_parameter", false));
+}
+
+std::vector<std::pair<std::string, std::vector<float>>> Trainer::optimizer_state() const {
+    const Impl& m = *m_impl;
+    const Impl::Guard guard(m, "optimizer_state");
+    if (!m.train) return {};
+    m.sync_host();
+    return m.train->optimizer->state_tensors(train::trainable_names(m.layout));
+}
+
+void Trainer::save(const std::string& path) const {
+    save(path, {});
+}
+
+void Trainer::save(const std::string& path, const CheckpointMetadata& extra) const {
+    const Impl::Guard guard(*m_impl, "save");
+    std::vector<io::NamedTensor> tensors;
+    for (auto& p : parameters()) tensors.push_back({p.name, p.shape, std::move(p.data)});
+    CheckpointMetadata metadata{{"vktrain_model", m_impl->model.describe()},
+                                {"vktrain_graph", m_impl->model.to_json()},
+                                {"vktrain_precision", m_impl->options.precision == Precision::mixed ? "mixed" : "fp32"},
+                                {"vktrain_steps", std::to_string(m_impl->state.steps())}};
+    for (const auto& [k, v] : extra) {
+        for (const auto& [own, unused] : metadata)
+            VKT_CHECK(k != own, "save: metadata key '", k, "' is the format's own");
+        metadata.emplace_back(k, v);
+    }
+    io::write_safetensors(path, tensors, metadata);
+}
+
+void Trainer::load(const std::string& path) {
+    Impl& m = *m_impl;
+    const Impl::Guard guard(m, "load");
+    std::vector<io::NamedTensor> weights = io::read_safetensors(path);
+    // A full checkpoint's optimizer state is not weights.
+    weights.erase(std::remove_if(weights.begin(), weights.end(),
+                                 [](const io::NamedTensor& t) { return train::is_optimizer_tensor(t.name); }),
+                  weights.end());
+    m.set_values(weights, m.check_values(weights, path, true));
+}
+
+Model load_model(const std::string& path) {
+    std::vector<std::pair<std::string, std::string>> metadata;
+    io::read_safetensors(path, &metadata);
+    for (const auto& [k, v] : metadata)
+        if (k == "vktrain_graph") {
+            try {
+                return Model::from_json(v);
+            } catch (const Error& e) {
+                throw Error(path + ": " + e.what());
+            }
+        }
+    VKT_FAIL(path, ": the file records no model architecture (written by an earlier vktrain, or not by vktrain)");
+}
+
+} // namespace vktrain
