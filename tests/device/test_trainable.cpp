@@ -2,6 +2,8 @@
 // trainable keep their optimizer state bit for bit, newly trainable ones start as a fresh optimizer would, frozen ones
 // stop changing and lose their gradient buffers; a checkpoint loads into a trainer that trains more or fewer tensors.
 // Every update strategy (host, pipelined buckets, device) and both precisions.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
@@ -105,7 +107,7 @@ void expect_same_training(Trainer& a, Trainer& b) {
 }
 
 std::string temp_path(const std::string& name) {
-    return testing::TempDir() + "vktrain_trainable_" + name + ".safetensors";
+    return testing::TempDir() + "vktrain_trainable_" + name + "_" + std::to_string(::getpid()) + ".safetensors";
 }
 
 class TrainableAtRunTime : public testing::TestWithParam<Config> {
@@ -126,8 +128,7 @@ protected:
 // Freezing mid-run: the frozen weights stop changing bit for bit, the rest trains on with its optimizer state intact,
 // exactly as a trainer made with those parameters frozen that loads the checkpoint taken at the switch.
 TEST_P(TrainableAtRunTime, FreezingKeepsTheRestTrainingAsACheckpointedReference) {
-    const std::string path = temp_path("freeze_" + std::to_string(testing::UnitTest::GetInstance()->random_seed()) +
-                                       "_" + name().substr(name().find('/') + 1));
+    const std::string path = temp_path("freeze_" + name().substr(name().find('/') + 1));
     Trainer a(vkt_test::context(), mlp(), options(GetParam(), 3));
     expect_strategy(a);
     for (uint32_t i = 0; i < 3; ++i) a.step(make(i).x.data(), make(i).labels.data(), batch);
@@ -282,6 +283,25 @@ TEST(TrainableAtRunTimeErrors, BadChangesThrowAndChangeNothing) {
     EXPECT_THROW(inference.set_trainable("linear0.", false), vktrain::Error);
 }
 
+// The pipelined update writes a second bank of master weights and swaps it in: frozen weights the host writes between
+// steps (set_parameter) must be in both banks, or the swap after the next step would bring the old values back.
+TEST(TrainableAtRunTimeErrors, FrozenWeightsWrittenBetweenPipelinedStepsStay) {
+    TrainerOptions o;
+    o.precision = Precision::fp32;
+    o.batch_size = batch;
+    o.update_buckets = 3;
+    o.update_location = UpdateLocation::host;
+    Trainer t(vkt_test::context(), frozen_mlp(), o);
+    ASSERT_GT(t.update_buckets(), 1u);
+    t.step(make(0).x.data(), make(0).labels.data(), batch);
+    std::vector<float> w(40 * features, 0.125f);
+    t.set_parameter("linear0.weight", w);
+    for (uint32_t i = 1; i < 4; ++i) {
+        t.step(make(i).x.data(), make(i).labels.data(), batch);
+        EXPECT_TRUE(same_bits(t.parameter("linear0.weight").data, w)) << "after step " << i;
+    }
+}
+
 // Model::set_trainable on the model a trainer was made from changes nothing in the trainer (it compiled a copy).
 TEST(TrainableAtRunTimeErrors, TheModelATrainerWasMadeFromIsNotItsModel) {
     TrainerOptions o;
@@ -320,19 +340,19 @@ TEST_P(ParametersOneAtATime, ReadAndWriteOneTensor) {
         EXPECT_EQ(one.shape, p.shape);
         EXPECT_TRUE(same_bits(one.data, p.data)) << p.name;
     }
-    EXPECT_EQ(t.parameter("batch_norm2d0.num_batches_tracked").data, std::vector<float>{2.0f});
+    EXPECT_EQ(t.parameter("bn0.num_batches_tracked").data, std::vector<float>{2.0f});
 
     // One weight and one running statistic written; nothing else moves.
     std::vector<float> w(all[0].data.size());
     for (size_t i = 0; i < w.size(); ++i) w[i] = 0.01f * float(i % 7) - 0.03f;
     t.set_parameter(all[0].name, w);
     const std::vector<float> mean(3, 0.25f);
-    t.set_parameter("batch_norm2d0.running_mean", mean);
+    t.set_parameter("bn0.running_mean", mean);
     const auto now = t.parameters();
     for (size_t i = 0; i < now.size(); ++i) {
         if (now[i].name == all[0].name)
             EXPECT_TRUE(same_bits(now[i].data, w));
-        else if (now[i].name == "batch_norm2d0.running_mean")
+        else if (now[i].name == "bn0.running_mean")
             EXPECT_TRUE(same_bits(now[i].data, mean));
         else
             EXPECT_TRUE(same_bits(now[i].data, all[i].data)) << now[i].name;
