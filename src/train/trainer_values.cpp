@@ -1,12 +1,11 @@
-// The Trainer's values as the API sees them: parameters one at a time or all, weights files and full checkpoints. The
-// host's fp32 masters and Optimizer are the API's view; a strategy with copies of its own (the device update) syncs
-// them first (UpdateStrategy::sync_host) and learns of every write (host_changed).
+// The Trainer's values as the API sees them: parameters one at a time or all, the optimizer state, weights files
+// (checkpoints: trainer_checkpoint.cpp). The host's fp32 masters and Optimizer are the API's view; a strategy with
+// copies of its own (the device update) syncs them first (UpdateStrategy::sync_host) and learns of every write
+// (host_changed).
 #include <algorithm>
-#include <cmath>
 
 #include "common/check.hpp"
 #include "io/safetensors.hpp"
-#include "runtime/device.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer_impl.hpp"
 
