@@ -177,7 +177,10 @@ public:
     // "transformer.h.0.attn.c_attn"; before any set_trainable / set_weight_decay / set_init.
     void rename(int node, const std::string& name);
 
-    // Parameter groups, by exact name or by prefix ending in '.' ("conv0." = every parameter of conv0).
+    // Parameter groups, by pattern: an exact name, a prefix ending in '.' ("conv0." = every parameter of conv0), or
+    // with '*' for any characters ("*.bias", "h.*.attn."); a pattern no parameter matches throws. These shape the
+    // Trainers built from this model afterwards: a Trainer copies the model, so set_trainable here after it was built
+    // changes nothing there (use Trainer::set_trainable for a running trainer).
     void set_trainable(const std::string& name_or_prefix, bool trainable);
     void set_weight_decay(const std::string& name_or_prefix, float weight_decay);
     void set_init(const std::string& name_or_prefix, const Init& init);
@@ -255,6 +258,7 @@ private:
     std::unordered_map<std::string, int> m_node_index;                     // node name -> node
     std::set<std::string> m_parameter_names;                               // every parameter and buffer name, sorted
     std::unordered_map<std::string, std::vector<size_t>> m_override_index; // pattern -> its overrides, in order
+    std::vector<size_t> m_glob_overrides;                                  // overrides whose pattern has a '*'
 };
 
 } // namespace vktrain

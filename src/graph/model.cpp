@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "common/check.hpp"
+#include "graph/name_pattern.hpp"
 #include "graph/names.hpp"
 #include "graph/registry.hpp"
 
@@ -314,22 +315,28 @@ void Model::softmax_cross_entropy(int logits) {
     cross_entropy(logits, l);
 }
 
-// A pattern names at least one parameter or buffer: the exact name, or a prefix ending in '.' (found in the sorted
-// set at the first name not below it).
+// A pattern names at least one parameter or buffer (graph/name_pattern.hpp). Exact names and prefixes ending in '.'
+// are found in the sorted set of names (a prefix at the first name not below it); only a pattern with '*' is matched
+// against every name.
 void Model::check_pattern(const std::string& pattern, const char* what) const {
     bool any = false;
-    if (!pattern.empty() && pattern.back() == '.') {
+    if (pattern.find('*') != std::string::npos) {
+        for (const std::string& name : m_parameter_names)
+            if ((any = graph::matches_pattern(pattern, name))) break;
+    } else if (!pattern.empty() && pattern.back() == '.') {
         const auto it = m_parameter_names.lower_bound(pattern);
         any = it != m_parameter_names.end() && it->compare(0, pattern.size(), pattern) == 0;
     } else {
         any = m_parameter_names.count(pattern) != 0;
     }
-    VKT_CHECK(!pattern.empty() && any, what, ": no parameter is named '", pattern, "'",
-              pattern.empty() || pattern.back() == '.' ? "" : " (a prefix ends with '.')");
+    VKT_CHECK(any, what, ": no parameter matches '", pattern, "' (", graph::pattern_rule, ")");
 }
 
 void Model::add_override(Override o) {
-    m_override_index[o.pattern].push_back(m_overrides.size());
+    if (o.pattern.find('*') != std::string::npos)
+        m_glob_overrides.push_back(m_overrides.size()); // matched against every name (globs are few)
+    else
+        m_override_index[o.pattern].push_back(m_overrides.size());
     m_overrides.push_back(std::move(o));
 }
 
@@ -380,11 +387,11 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.buffer = d.buffer || d.counter;
             p.counter = d.counter;
             p.persistent = !p.buffer || d.persistent;
-            p.trainable = !d.buffer;
+            p.trainable = !p.buffer; // counters are buffers too: never trained
             p.init.kind = d.init;
             p.init.a = d.init_a;
             p.init.b = d.init_b;
-            // The patterns that can match p.name: the name itself and each of its prefixes ending in '.'.
+            // The patterns that can match p.name: the name itself, each of its prefixes ending in '.', and the globs.
             applies.clear();
             const auto collect = [&](const std::string& pattern) {
                 const auto it = m_override_index.find(pattern);
@@ -394,8 +401,10 @@ std::vector<ParameterInfo> Model::parameters() const {
                 collect(p.name);
                 for (size_t dot = p.name.find('.'); dot != std::string::npos; dot = p.name.find('.', dot + 1))
                     collect(p.name.substr(0, dot + 1));
-                std::sort(applies.begin(), applies.end());
             }
+            for (size_t k : m_glob_overrides)
+                if (graph::matches_pattern(m_overrides[k].pattern, p.name)) applies.push_back(k);
+            std::sort(applies.begin(), applies.end()); // in the order they were set: the last one wins
             for (size_t i : applies) {
                 const Override& o = m_overrides[i];
                 if (o.what == 0 && !p.buffer) p.trainable = o.trainable;

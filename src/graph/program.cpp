@@ -357,9 +357,9 @@ void Program::run() {
     finish();
 }
 
+// The weights' upload is the trainer's (Resources::upload_if_changed, before each replay), where a reader sees it.
 void Program::start() {
     m_res->set_loss_terms(uint32_t(m_loss_divisor)); // after the trainer's set_step, which clears it
-    m_res->upload_if_changed();
     m_seq->submit();
 }
 
@@ -391,7 +391,6 @@ StepProfile Program::profile() {
         m_profile_ops = std::move(ops);
     }
     m_res->set_loss_terms(uint32_t(m_loss_divisor));
-    m_res->upload_if_changed();
     if (fresh) m_profile->submit_and_wait(); // first-use driver work is not what a step costs
     const auto start = std::chrono::steady_clock::now();
     m_profile->submit_and_wait();

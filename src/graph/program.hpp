@@ -43,9 +43,10 @@ public:
     // inputs[i]: count samples of model input i (fp32 or int32 as declared); the rest of the batch is zeroed.
     void set_inputs(const std::vector<const void*>& inputs, uint32_t count);
     void run(); // start() then finish()
-    // A replay in parts: start() submits it; after wait_bucket(b) the gradients of buckets()[b] are readable through
-    // grads() (and its weights may change) while the device computes the rest; finish() waits for the whole replay
-    // (destroying the program also does). Every start() needs its finish().
+    // A replay in parts (the caller uploads changed weights first: Resources::upload_if_changed): start() submits it;
+    // after wait_bucket(b) the gradients of buckets()[b] are readable through grads() (and its weights may change)
+    // while the device computes the rest; finish() waits for the whole replay (destroying the program also does). Every
+    // start() needs its finish().
     void start();
     void wait_bucket(size_t bucket);
     void finish();
