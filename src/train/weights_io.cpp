@@ -2,6 +2,7 @@
 // (load_model), and which of a trainer's tensors a weights file holds (persistent_only, for Trainer::save).
 #include "train/weights_io.hpp"
 
+#include <unordered_map>
 #include <cmath>
 #include <cstdio>
 
@@ -31,11 +32,13 @@ std::vector<Parameter> parameters_for(const Model& model, const WeightsFile& fil
     const std::vector<ParameterInfo> infos = model.parameters();
     std::vector<Parameter> out(infos.size());
     std::vector<bool> seen(infos.size(), false);
+    std::unordered_map<std::string, size_t> index; // name -> infos[i] (a deep model has tens of thousands of tensors)
+    for (size_t i = 0; i < infos.size(); ++i) index.emplace(infos[i].name, i);
     for (const TensorView& t : file.tensors()) {
         if (train::is_optimizer_tensor(t.name)) continue; // a checkpoint's optimizer state is not weights
-        size_t i = 0;
-        while (i < infos.size() && infos[i].name != t.name) ++i;
-        VKT_CHECK(i < infos.size(), path, ": tensor '", t.name, "' is not a parameter or buffer of the model");
+        const auto found = index.find(t.name);
+        VKT_CHECK(found != index.end(), path, ": tensor '", t.name, "' is not a parameter or buffer of the model");
+        const size_t i = found->second;
         VKT_CHECK(!seen[i], path, ": tensor '", t.name, "' appears twice");
         VKT_CHECK(t.shape == infos[i].shape, path, ": tensor '", t.name, "' has shape ", graph::shape_text(t.shape),
                   ", the model's is ", graph::shape_text(infos[i].shape));
