@@ -9,23 +9,38 @@
 #include "elementwise.glsl"
 
 layout(local_size_x = ELT_WG) in;
-layout(binding = 0) readonly buffer BufG { float grads[]; };
-layout(binding = 1) buffer BufM { float master[]; };
-layout(binding = 2) buffer BufS1 { float state1[]; };
-layout(binding = 3) buffer BufS2 { float state2[]; };
-layout(binding = 4) buffer BufW { OUT_S weights[]; };
-layout(binding = 5) readonly buffer BufC { uint control[]; };
-layout(push_constant) uniform Push { UpdatePush p; };
+layout(binding = 0) readonly buffer BufG {
+    float grads[];
+};
+layout(binding = 1) buffer BufM {
+    float master[];
+};
+layout(binding = 2) buffer BufS1 {
+    float state1[];
+};
+layout(binding = 3) buffer BufS2 {
+    float state2[];
+};
+layout(binding = 4) buffer BufW {
+    OUT_S weights[];
+};
+layout(binding = 5) readonly buffer BufC {
+    uint control[];
+};
+layout(push_constant) uniform Push {
+    UpdatePush p;
+};
 
 void main() {
     const uint c = p.offsets[5];
     if (control[c] != 0u) return; // UpdateControl::found_inf
-    const bool first = control[c + 1u] != 0u;
     const float multiplier = uintBitsToFloat(control[c + 2u]);
     const float lr = uintBitsToFloat(control[c + 3u]);
-    const float step_size = uintBitsToFloat(control[c + 4u]);
-    const float bias2_sqrt = uintBitsToFloat(control[c + 5u]);
-    const float decay = uintBitsToFloat(control[c + UPDATE_CONTROL_WORDS + p.tensor]);
+    const uint t = c + UPDATE_CONTROL_WORDS + UPDATE_TENSOR_WORDS * p.tensor; // UpdateTensorControl
+    const float decay = uintBitsToFloat(control[t]);
+    const float step_size = uintBitsToFloat(control[t + 1u]);
+    const float bias2_sqrt = uintBitsToFloat(control[t + 2u]);
+    const bool first = control[t + 3u] != 0u;
     const bool wd = (p.flags & UPDATE_WEIGHT_DECAY) != 0u;
     FOR_EACH_ELEMENT(i, p.n) {
         precise float g = grads[p.offsets[0] + i] * multiplier; // the clip coefficient is 1: clipping stays on the host

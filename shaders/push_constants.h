@@ -33,16 +33,16 @@ struct GemmPush {
 #define GEMM_EPILOGUE_RELU 2u
 
 // Specialization constant ids of gemm_core.glsl (gemm.comp, conv.comp).
-#define GEMM_SPEC_BM 0       // rows of C per workgroup
-#define GEMM_SPEC_BN 1       // columns of C per workgroup
-#define GEMM_SPEC_BK 2       // depth of one shared-memory tile
-#define GEMM_SPEC_WG 3       // invocations per workgroup
-#define GEMM_SPEC_TM 4       // tiled: rows per invocation; coopmat: cooperative-matrix M
-#define GEMM_SPEC_TN 5       // tiled: columns per invocation; coopmat: cooperative-matrix N
-#define GEMM_SPEC_TK 6       // coopmat: cooperative-matrix K
-#define GEMM_SPEC_SG_N 7     // coopmat: subgroups along N (the rest along M)
-#define GEMM_SPEC_REGS 8     // tiled: 1 = register blocks without shared memory (CPU devices)
-#define GEMM_SPEC_VEC_B 9    // register blocks: 1 = B read as vec4 of 4 adjacent columns (see gemm_vec4_b_ok)
+#define GEMM_SPEC_BM 0    // rows of C per workgroup
+#define GEMM_SPEC_BN 1    // columns of C per workgroup
+#define GEMM_SPEC_BK 2    // depth of one shared-memory tile
+#define GEMM_SPEC_WG 3    // invocations per workgroup
+#define GEMM_SPEC_TM 4    // tiled: rows per invocation; coopmat: cooperative-matrix M
+#define GEMM_SPEC_TN 5    // tiled: columns per invocation; coopmat: cooperative-matrix N
+#define GEMM_SPEC_TK 6    // coopmat: cooperative-matrix K
+#define GEMM_SPEC_SG_N 7  // coopmat: subgroups along N (the rest along M)
+#define GEMM_SPEC_REGS 8  // tiled: 1 = register blocks without shared memory (CPU devices)
+#define GEMM_SPEC_VEC_B 9 // register blocks: 1 = B read as vec4 of 4 adjacent columns (see gemm_vec4_b_ok)
 #define GEMM_SPEC_COUNT 10
 
 // Convolution as implicit GEMM (conv.comp), per group g < groups; which GEMM is chosen by the
@@ -202,7 +202,6 @@ struct SoftmaxPush {
 #define SOFTMAX_FLAG_BACKWARD 1u // dx from p and dp, else p from x
 #define SOFTMAX_FLAG_CAUSAL 2u   // row r sees columns j <= r % cols only
 
-
 // The device ceilings of shaders/peak.comp (src/kernels/peak.cpp).
 struct PeakPush {
     uint iterations; // fma / coopmat: dependent steps per chain
@@ -220,8 +219,9 @@ struct PeakPush {
 // trainable tensor updates n fp32 master weights (binding 1) and their state (binding 2: the first moment or
 // momentum; binding 3: AdamW's second moment) from their fp32 gradients (binding 0), and writes the weights the
 // kernels read (binding 4, the activation type). Binding 5 is the step's control block, rewritten by the host
-// before each step: UpdateControl, then one fp32 decay factor (AdamW: 1 - lr * weight_decay, formed in double on
-// the host) per tensor. offsets[k]: binding k's first element in its bound range.
+// before each step: UpdateControl, then UpdateTensorControl per tensor (its scalars formed in double on the host and
+// rounded once, as the host optimizer forms them; per tensor because a tensor made trainable later has its own step
+// count). offsets[k]: binding k's first element in its bound range.
 struct UpdatePush {
     uint n;
     uint flags; // UPDATE_* bits
@@ -230,7 +230,7 @@ struct UpdatePush {
     uint offsets[6];
     uint pad1, pad2;
     float beta1, one_minus_beta1, beta2, one_minus_beta2, epsilon; // AdamW
-    float momentum, weight_decay;                                   // SGD
+    float momentum, weight_decay;                                  // SGD
     float pad3;
 };
 #define UPDATE_ADAMW 1u
@@ -238,15 +238,20 @@ struct UpdatePush {
 #define UPDATE_MOMENTUM 4u // SGD
 #define UPDATE_NESTEROV 8u // SGD
 struct UpdateControl {
-    uint found_inf;   // set by the scan of the gradients (nonfinite.comp): the update does nothing
-    uint first;       // SGD: this step creates the momentum buffers
+    uint found_inf; // set by the scan of the gradients (nonfinite.comp): the update does nothing
+    uint pad0;
     float multiplier; // 1 / the loss scale
     float lr;
-    float step_size;  // AdamW: lr / (1 - beta1^t)
-    float bias2_sqrt; // AdamW: sqrt(1 - beta2^t)
-    uint pad0, pad1;
+    uint pad1, pad2, pad3, pad4;
 };
-#define UPDATE_CONTROL_WORDS 8 // the per-tensor decays follow
+#define UPDATE_CONTROL_WORDS 8 // the tensors' UpdateTensorControl follow
+struct UpdateTensorControl {
+    float decay;      // AdamW: 1 - lr * weight_decay
+    float step_size;  // AdamW: lr / (1 - beta1^t), t the tensor's step
+    float bias2_sqrt; // AdamW: sqrt(1 - beta2^t)
+    uint first;       // SGD: this step creates the tensor's momentum buffer
+};
+#define UPDATE_TENSOR_WORDS 4
 
 #ifdef __cplusplus
 } // namespace vktrain::kernels

@@ -26,6 +26,14 @@ namespace vktrain {
 
 enum class DataType { f32, i32 }; // what an input holds: real values, or integers (class labels, token ids)
 
+// PyTorch's nn.CrossEntropyLoss(ignore_index=...): positions whose label equals ignore_index (padding) add no loss and
+// no gradient, and the mean is over the other positions; when every position of a batch is ignored the loss and the
+// gradients are 0 (PyTorch gives NaN there; a padded batch is not a diverged step). Without it (the default) every
+// label must be in [0, classes).
+struct CrossEntropyOptions {
+    std::optional<int32_t> ignore_index;
+};
+
 struct Conv2dOptions {
     uint32_t kernel_h = 3, kernel_w = 3;
     uint32_t stride_h = 1, stride_w = 1;
@@ -56,10 +64,13 @@ struct ParameterInfo {
     std::string name;           // PyTorch state_dict style: "conv0.weight", "bn0.running_mean", ...
     std::vector<int64_t> shape; // PyTorch layout: Linear weight [out, in], Conv2d weight [out, in/groups, kh, kw]
     uint32_t fan_in = 0;
-    bool trainable = true;     // false: frozen (uploaded once, no gradient, never read back)
-    bool buffer = false;       // true: state such as BatchNorm running statistics (saved, never trained)
-    bool counter = false;      // a buffer counting training forward passes (BatchNorm's num_batches_tracked; a 0-d
-                               // tensor, stored as F32: exact below 2^24)
+    bool trainable = true; // false: frozen (uploaded once, no gradient, never read back)
+    bool buffer = false;   // true: state such as BatchNorm running statistics (saved, never trained)
+    bool counter = false;  // a buffer counting training forward passes (BatchNorm's num_batches_tracked; a 0-d
+                           // tensor, stored as F32: exact below 2^24)
+    // false: a buffer that is not part of the model's saved state (PyTorch's register_buffer(persistent=False)), such
+    // as a decoder's key/value caches: never saved, not needed in a weights file, zero-filled when load() reads one.
+    bool persistent = true;
     float weight_decay = -1.0; // < 0: the optimizer's default
     Init init;
 };
@@ -90,6 +101,12 @@ struct GptOptions {
     bool tied = false;
     float eps = 1e-5f; // LayerNorm
 };
+
+class Model;
+// The options of a GPT: `model` must be exactly the graph Model::gpt or Model::gpt_decoder builds from them (for
+// instance the architecture a weights file records, load_model), else vktrain::Error "not a GPT of Model::gpt's
+// shape: ..." (one line, naming the first node that differs). mlp comes back as the width it has (4 · width too).
+GptOptions gpt_options(const Model& model);
 
 // Kept for source compatibility with the MLP-only API.
 enum class OpKind { relu, gelu };
@@ -197,9 +214,10 @@ public:
     // 1 / sqrt(C / heads); causal: position t attends to positions <= t only.
     int self_attention(int qkv, uint32_t heads, bool causal = true);
 
-    // Losses (one per model): mean over all samples and positions.
+    // Losses (at most one per model, and the last node): mean over all samples and positions. A model without a loss
+    // can only run inference (TrainerOptions::inference_only), and predicts its outputs (see output()).
     // logits [..., classes] against integer labels shaped like logits without the last dimension.
-    int cross_entropy(int logits, int labels);
+    int cross_entropy(int logits, int labels, const CrossEntropyOptions& options = {});
     // pred against a real-valued target of the same shape.
     int mse_loss(int pred, int target);
     // The earlier API: adds an i32 input "labels" and a cross-entropy loss on `logits`.
@@ -222,7 +240,10 @@ public:
     // "transformer.h.0.attn.c_attn"; before any set_trainable / set_weight_decay / set_init.
     void rename(int node, const std::string& name);
 
-    // Parameter groups, by exact name or by prefix ending in '.' ("conv0." = every parameter of conv0).
+    // Parameter groups, by pattern: an exact name, a prefix ending in '.' ("conv0." = every parameter of conv0), or
+    // with '*' for any characters ("*.bias", "h.*.attn."); a pattern no parameter matches throws. These shape the
+    // Trainers built from this model afterwards: a Trainer copies the model, so set_trainable here after it was built
+    // changes nothing there (use Trainer::set_trainable for a running trainer).
     void set_trainable(const std::string& name_or_prefix, bool trainable);
     void set_weight_decay(const std::string& name_or_prefix, float weight_decay);
     void set_init(const std::string& name_or_prefix, const Init& init);
@@ -238,15 +259,28 @@ public:
     static Model gpt(const GptOptions& options);
     // The same GPT for generation, one token per forward pass: inputs "ids" and "pos" (i32, [1] each: the new token
     // and its position), a key/value cache per layer (buffers "transformer.h.<l>.attn.cache.k" / ".v", fp32
-    // [context, width]) and the same parameter names as gpt(), so its weights load unchanged. predict() gives the
-    // next-token logits [1, vocab]. Compile it with batch size 1 and inference_only; positions must be fed in order
-    // 0, 1, 2, ... (a position overwrites that row of every cache).
+    // [context, width], not persistent: never saved, zero-filled by Trainer::load) and the same parameter names as
+    // gpt(), so Trainer::load reads gpt()'s weights files unchanged. No loss: its output "logits" (the default, what
+    // predict() gives) is the next-token logits [1, vocab]. Compile it with batch size 1 and inference_only;
+    // positions must be fed in order 0, 1, 2, ... (a position overwrites that row of every cache).
     static Model gpt_decoder(const GptOptions& options);
 
+    // Outputs: values that Trainer::predict reads back by name (several may be marked, at any time, the loss's
+    // operands included). Names follow the node name rule and are unique among outputs; an output is a real (f32)
+    // value, not the loss itself. Recorded by to_json, so a weights file keeps them.
+    void output(int value, const std::string& name);
+    const std::vector<std::pair<std::string, int>>& outputs() const { return m_outputs; } // declaration order
+    // The value predict() reads without a name, the default output: the loss's prediction operand (logits) when the
+    // model has a loss, else its only output. Throws vktrain::Error when there is none (no loss and no output, or no
+    // loss and several outputs).
+    int output() const;
+    // The value of the output named `name` ("": the default output); throws naming the outputs there are.
+    int output(const std::string& name) const;
+    std::vector<int64_t> shape(int value) const; // a value's per-sample shape (the batch dimension not counted)
+
     const std::vector<Node>& nodes() const { return m_nodes; }
-    std::vector<int> inputs() const; // input nodes in declaration order
-    int loss() const { return m_loss; }
-    int output() const; // what predict() returns: the loss's prediction operand (logits)
+    std::vector<int> inputs() const;    // input nodes in declaration order
+    int loss() const { return m_loss; } // -1: the model has no loss
     uint64_t input_elements(int input) const;
     uint32_t input_features() const; // elements per sample of the first input
     uint32_t classes() const;        // cross-entropy models: the logits' last dimension
@@ -279,12 +313,14 @@ private:
     std::vector<Node> m_nodes;
     std::map<std::string, int> m_counters;
     std::vector<Override> m_overrides;
+    std::vector<std::pair<std::string, int>> m_outputs;
     int m_loss = -1;
     // Indexes kept up to date as nodes are added, renamed and overridden, so that building a model of n nodes and
     // n parameter groups (a deep GPT sets one per parameter) takes O(n log n), not O(n^2) or worse:
     std::unordered_map<std::string, int> m_node_index;                     // node name -> node
     std::set<std::string> m_parameter_names;                               // every parameter and buffer name, sorted
     std::unordered_map<std::string, std::vector<size_t>> m_override_index; // pattern -> its overrides, in order
+    std::vector<size_t> m_glob_overrides;                                  // overrides whose pattern has a '*'
 };
 
 } // namespace vktrain

@@ -118,8 +118,25 @@ struct Parameter {
     std::vector<float> data; // fp32 master values
 };
 
+// One output of Trainer::predict_all.
+struct Prediction {
+    std::string name;           // the output's name ("": the default output)
+    std::vector<int64_t> shape; // [count, per-sample shape...]
+    std::vector<float> data;    // fp32, row-major
+};
+
+// What load_checkpoint did with the optimizer state, by parameter name, when the checkpoint's trainable parameters
+// differ from the trainer's (Trainer::set_trainable between saving and loading, or another Model::set_trainable):
+// restored for the parameters trainable in both; fresh (zero state, step 0) for those trainable only here; not kept for
+// those trainable only in the file (frozen here).
+struct OptimizerStateLoad {
+    std::vector<std::string> restored, fresh, dropped;
+};
+
 class Trainer {
 public:
+    // The trainer compiles its own copy of `model`: later changes to `model` (Model::set_trainable included) do not
+    // reach it; Trainer::set_trainable changes a running trainer.
     Trainer(Context& context, const Model& model, const TrainerOptions& options);
     ~Trainer();
     Trainer(const Trainer&) = delete;
@@ -152,10 +169,19 @@ public:
     StepProfile profile_step(const std::vector<const void*>& inputs, uint32_t count);
     StepProfile profile_step(const float* x, const int32_t* labels, uint32_t count);
 
-    // Forward pass in evaluation mode: the loss's prediction operand (e.g. logits, count × classes) as fp32, for
-    // any number of samples. Inputs the prediction does not depend on (labels) may be null.
+    // Forward pass in evaluation mode: the default output (Model::output(): the loss's prediction operand, e.g.
+    // logits, count × classes; in a model without a loss its only output) as fp32, for any number of samples. Inputs
+    // the prediction does not depend on (labels) may be null.
     std::vector<float> predict(const std::vector<const void*>& inputs, uint64_t count);
     std::vector<float> predict(const float* x, uint64_t count);
+    // The output named `output` (Model::output(value, name); "": the default output).
+    std::vector<float> predict(const std::vector<const void*>& inputs, uint64_t count, const std::string& output);
+    // Every output of one forward pass: the named outputs in Model::outputs() order, preceded by the default output
+    // under the name "" when the model has a loss whose prediction operand is not one of them.
+    std::vector<Prediction> predict_all(const std::vector<const void*>& inputs, uint64_t count);
+    // An output's per-sample shape (the batch dimension not counted; "": the default output), e.g. to size buffers.
+    std::vector<int64_t> output_shape(const std::string& output = "") const;
+    // Mean loss over the samples; throws for a model without a loss.
     EvalResult evaluate(const std::vector<const void*>& inputs, uint64_t count);
     EvalResult evaluate(const float* x, const int32_t* labels, uint64_t count);
 
@@ -168,23 +194,47 @@ public:
     // Every parameter and buffer (BatchNorm running statistics, read from the device), in Model::parameters()
     // order.
     std::vector<Parameter> parameters() const;
-    // The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...), for inspection and tests.
+    // One parameter or buffer by name, without copying the others. Throws vktrain::Error naming an unknown one.
+    Parameter parameter(const std::string& name) const;
+    // The optimizer's fp32 state of each trainable parameter, by parameter name ("exp_avg.linear0.weight",
+    // "exp_avg_sq.linear0.weight", "momentum_buffer.conv0.bias", ...) in parameters() order, for inspection and tests.
     std::vector<std::pair<std::string, std::vector<float>>> optimizer_state() const;
-    void set_parameters(const std::vector<Parameter>& params); // names and shapes must match
+    // Any subset of the parameters and buffers: every name must be one of them, once, with its shape, and the values
+    // finite (counters >= 0); the others keep their values. Checked before anything changes. The optimizer state is
+    // kept (as when a PyTorch user copies into param.data).
+    void set_parameters(const std::vector<Parameter>& params);
+    // One parameter or buffer: `values` must hold its element count (its shape's product), finite.
+    void set_parameter(const std::string& name, const std::vector<float>& values);
 
-    // Weights only: safetensors with the fp32 master weights and buffers under the parameter names, and the
-    // architecture (Model::to_json) in the metadata, so load_model() rebuilds the model. load() also reads the
-    // weights of a full checkpoint (its "optimizer.*" tensors are ignored) and changes nothing else.
+    // Freezes (false) or unfreezes (true) the parameters `pattern` matches (Model::set_trainable's patterns: an exact
+    // name, a prefix ending in '.', '*' for any characters), at any time between steps. Tensors that stay trainable
+    // keep their optimizer state bit for bit; newly trainable ones start fresh (zero state, step 0, as PyTorch creates
+    // a parameter's state at its first gradient); frozen ones lose theirs and get no gradient, readback or update (the
+    // training program is compiled again for the new set; weights, buffers and activations stay where they are).
+    // model() reflects the change, and checkpoints record it. Throws vktrain::Error, changing nothing, for a pattern
+    // no parameter matches, a change that would leave nothing trainable, or an inference_only trainer.
+    void set_trainable(const std::string& pattern, bool trainable);
+
+    // Weights only: safetensors with the fp32 master weights and persistent buffers under the parameter names (not
+    // buffers such as a decoder's key/value caches: ParameterInfo::persistent), and the architecture (Model::to_json)
+    // in the metadata, so load_model() rebuilds the model.
     void save(const std::string& path) const;
-    // The same with extra metadata entries (e.g. a text model's vocabulary); keys must not start with "vktrain_" unless
-    // they are the caller's own ("vktrain_vocabulary" is used by the vktrain tool).
+    // The same with extra metadata entries (e.g. a text model's vocabulary), which read_weights(path).metadata() gives
+    // back; keys must not start with "vktrain_" unless they are the caller's own ("vktrain_vocabulary" is used by the
+    // vktrain tool).
     void save(const std::string& path, const CheckpointMetadata& extra) const;
+    // Reads weights checked as parameters_for (vktrain/weights.hpp) checks them: F32, F16 or BF16 (or integer)
+    // tensors, every persistent one of this model's present with its shape; buffers that are not persistent (caches)
+    // restart from zeros, so Model::gpt_decoder loads the weights Model::gpt saved. A full checkpoint's weights load
+    // too (its "optimizer.*" tensors are ignored). Changes nothing else, and nothing at all on error. Unlike
+    // set_parameters, which takes a subset, the file must hold every persistent parameter and buffer.
     void load(const std::string& path);
 
     // Full training checkpoints, for resuming bit-identically: one safetensors file with the weights (under the
     // parameter names, so load() and other safetensors readers still see plain weights), the optimizer state under
-    // "optimizer.<name>" ("optimizer.exp_avg.0", ...) and, in the metadata, the model, precision, optimizer kind and
-    // step count, learning rate, exact loss scale and growth tracker, and the step and skipped-step counters.
+    // "optimizer.<kind>.<parameter name>" ("optimizer.exp_avg.linear0.weight", ...) and, in the metadata, the model,
+    // precision, optimizer kind and step count, the trainable parameters with their step counts, learning rate, exact
+    // loss scale and growth tracker, and the step and skipped-step counters.
     // `extra` entries (e.g. a caller's epoch counter) are stored alongside; their keys must not be the format's own
     // ("vktrain_checkpoint", "vktrain_model", ...). Written to a temporary file and renamed over `path`.
     void save_checkpoint(const std::string& path, const CheckpointMetadata& extra = {}) const;
@@ -193,7 +243,10 @@ public:
     // file; another model or optimizer kind; a missing, unexpected or wrongly shaped tensor; a malformed or
     // inconsistent number) and then leaves this trainer unchanged. The precision may differ from the checkpoint's
     // (continuing is then not bit-identical, but the state carries over); the learning rate is the checkpoint's.
-    CheckpointMetadata load_checkpoint(const std::string& path);
+    // The trainable parameters may differ too (staged unfreezing): see OptimizerStateLoad, filled in when given; a
+    // difference is also logged as a warning through the context's log. Files of the earlier index-keyed format
+    // ("optimizer.exp_avg.0") still load.
+    CheckpointMetadata load_checkpoint(const std::string& path, OptimizerStateLoad* optimizer_state_load = nullptr);
 
     const Model& model() const;
     const TrainerOptions& options() const;

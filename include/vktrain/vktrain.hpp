@@ -8,3 +8,4 @@
 #include "vktrain/options.hpp"
 #include "vktrain/text.hpp"
 #include "vktrain/trainer.hpp"
+#include "vktrain/weights.hpp"

@@ -42,10 +42,17 @@ void parallel_for(size_t count, size_t threads, F&& f) {
         if (e) std::rethrow_exception(e);
 }
 
+// The host's hardware threads, asked once per process: std::thread::hardware_concurrency() reads
+// /sys/devices/system/cpu/online on every call (glibc's get_nprocs), and the update path needs the count several
+// times per step. A process's CPU count does not change under it in any way this split cares about.
+inline size_t host_threads() {
+    static const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+    return threads;
+}
+
 // Threads worth starting for `elements` elements of streaming work (one per million, up to the hardware's, at most 8).
 inline size_t threads_for(size_t elements) {
-    const size_t hw = std::max(1u, std::thread::hardware_concurrency());
-    return std::max<size_t>(1, std::min<size_t>({hw, 8, elements >> 20}));
+    return std::max<size_t>(1, std::min<size_t>({host_threads(), 8, elements >> 20}));
 }
 
 // Host passes over many tensors (optimizer updates, gradient norms, fp16 copies) work in fixed chunks of every

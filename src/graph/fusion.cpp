@@ -1,5 +1,6 @@
 #include "graph/fusion.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "graph/registry.hpp"
@@ -16,7 +17,9 @@ void fuse_linear_relu(Ir& ir) {
     for (IrNode& r : ir.nodes) {
         if (r.op->name != "relu" || r.in.size() != 1 || r.out.size() != 1) continue;
         const int x = r.in[0];
-        if (uses[size_t(x)] != 1 || producer[size_t(x)] < 0 || x == ir.prediction) continue;
+        // An output must keep the Linear's own result, not the ReLU's.
+        const bool output = std::find(ir.outputs.begin(), ir.outputs.end(), x) != ir.outputs.end();
+        if (uses[size_t(x)] != 1 || producer[size_t(x)] < 0 || output) continue;
         IrNode& linear = ir.nodes[size_t(producer[size_t(x)])];
         if (linear.op->name != "linear" || linear.accumulate || linear.relu_epilogue) continue;
         linear.relu_epilogue = true;

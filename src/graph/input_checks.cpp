@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "common/check.hpp"
@@ -59,19 +60,24 @@ void check_input_values(const Model& model, const std::vector<const void*>& inpu
                   ", element ", k % per, ") is not finite");
     }
     // Each indexed input: the valid range [0, limit) and what the index is called in messages.
-    const auto check = [&](int input, int64_t limit, const char* what, const std::string& user) {
+    // `ignored`: a value allowed besides the range (cross-entropy's ignore_index).
+    const auto check = [&](int input, int64_t limit, const char* what, const std::string& user,
+                           std::optional<int32_t> ignored = std::nullopt) {
         for (size_t i = 0; i < ins.size(); ++i) {
             if (ins[i] != input || inputs[i] == nullptr) continue;
             const auto* v = static_cast<const int32_t*>(inputs[i]);
             const uint64_t n = count * model.input_elements(input);
             for (uint64_t k = 0; k < n; ++k)
-                VKT_CHECK(v[k] >= 0 && v[k] < limit, "input '", nodes[size_t(input)].name, "': ", what, " ", v[k],
-                          " at index ", k, " is outside [0, ", limit, ")", user);
+                VKT_CHECK((v[k] >= 0 && v[k] < limit) || v[k] == ignored, "input '", nodes[size_t(input)].name,
+                          "': ", what, " ", v[k], " at index ", k, " is outside [0, ", limit, ")", user);
         }
     };
     const int loss = model.loss();
-    if (loss >= 0 && nodes[size_t(loss)].op == "cross_entropy")
-        check(nodes[size_t(loss)].inputs[1], int64_t(model.classes()), "label", "");
+    if (loss >= 0 && nodes[size_t(loss)].op == "cross_entropy") {
+        const Node& n = nodes[size_t(loss)];
+        const std::optional<int32_t> ignored = optional_attr<int32_t>(n, "ignore_index");
+        check(n.inputs[1], int64_t(model.classes()), "label", ignored ? " and is not the ignore_index" : "", ignored);
+    }
     for (const Node& n : nodes)
         if (n.op == "embedding")
             check(n.inputs[0], attr<int64_t>(n, "num_embeddings"), "id", " (embedding '" + n.name + "')");

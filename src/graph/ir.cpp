@@ -32,7 +32,9 @@ int Ir::add_value(IrValue v) {
 
 Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
     VKT_CHECK(batch > 0, "batch size must be positive");
-    VKT_CHECK(model.loss() >= 0, "the model has no loss (call cross_entropy or mse_loss)");
+    VKT_CHECK(model.loss() >= 0 || !training,
+              "the model has no loss (call cross_entropy or mse_loss); without one it can only predict "
+              "(TrainerOptions::inference_only)");
     Ir ir;
     ir.training = training;
     ir.batch = batch;
@@ -137,7 +139,6 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
             g.label = ir.values[size_t(n.in[0])].label + ".grad";
             n.out.push_back(ir.add_value(g));
             ir.row_loss = id;
-            ir.prediction = n.in[0];
             ir.loss_node = int(ir.nodes.size());
         }
         if (def.lower) def.lower(ir, n);
@@ -146,6 +147,14 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
         if (def.loss) break;
     }
     ir.forward_nodes = ir.nodes.size();
+    // Model::output(): the loss's prediction operand, else the only output (several: predict() needs a name).
+    const bool has_default = model.loss() >= 0 || model.outputs().size() == 1;
+    const int default_output = has_default ? vmap[size_t(model.output())] : -1;
+    VKT_CHECK(model.loss() >= 0 || !model.outputs().empty(), "the model has no loss and no output: nothing to compute "
+                                                             "(mark an output with Model::output, or add a loss)");
+    ir.prediction = default_output;
+    ir.outputs.push_back(default_output);
+    for (const auto& [name, value] : model.outputs()) ir.outputs.push_back(vmap[size_t(value)]);
     fuse_linear_relu(ir);
     if (training) Autodiff(ir).run();
     return ir;

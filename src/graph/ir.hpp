@@ -79,8 +79,11 @@ struct Ir {
     int row_loss = -1;                  // the loss's per-row values (host_out)
     uint32_t loss_rows_per_sample = 1;  // per-row losses per sample (positions of a per-token loss)
     uint32_t loss_terms_per_sample = 1; // what the mean divides by per sample (MSE: every element)
-    int prediction = -1;                // the loss's prediction operand
-    size_t forward_nodes = 0;           // nodes [0, forward_nodes) are the forward pass (and the loss)
+    int prediction = -1;                // the default output (Model::output()), or -1 when the model has none
+    // What evaluation reads back for predict(): [0] the default output (-1: none), then the named outputs in
+    // Model::outputs() order. The memory planner keeps them alive to the end of the forward pass.
+    std::vector<int> outputs;
+    size_t forward_nodes = 0; // nodes [0, forward_nodes) are the forward pass (and the loss)
 
     int add_value(IrValue v);
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/check.hpp"
+#include "graph/name_pattern.hpp"
 #include "graph/names.hpp"
 #include "graph/registry.hpp"
 
@@ -206,8 +207,10 @@ int Model::softmax(int x) {
 int Model::self_attention(int qkv, uint32_t heads, bool causal) {
     return op("self_attention", {qkv}, {{"heads", heads}, {"causal", causal}});
 }
-int Model::cross_entropy(int logits, int labels) {
-    return op("cross_entropy", {logits, labels});
+int Model::cross_entropy(int logits, int labels, const CrossEntropyOptions& options) {
+    OpAttrs a;
+    if (options.ignore_index) a.emplace("ignore_index", *options.ignore_index);
+    return op("cross_entropy", {logits, labels}, a);
 }
 int Model::mse_loss(int pred, int target) {
     return op("mse_loss", {pred, target});
@@ -220,22 +223,28 @@ void Model::softmax_cross_entropy(int logits) {
     cross_entropy(logits, l);
 }
 
-// A pattern names at least one parameter or buffer: the exact name, or a prefix ending in '.' (found in the sorted
-// set at the first name not below it).
+// A pattern names at least one parameter or buffer (graph/name_pattern.hpp). Exact names and prefixes ending in '.'
+// are found in the sorted set of names (a prefix at the first name not below it); only a pattern with '*' is matched
+// against every name.
 void Model::check_pattern(const std::string& pattern, const char* what) const {
     bool any = false;
-    if (!pattern.empty() && pattern.back() == '.') {
+    if (pattern.find('*') != std::string::npos) {
+        for (const std::string& name : m_parameter_names)
+            if ((any = graph::matches_pattern(pattern, name))) break;
+    } else if (!pattern.empty() && pattern.back() == '.') {
         const auto it = m_parameter_names.lower_bound(pattern);
         any = it != m_parameter_names.end() && it->compare(0, pattern.size(), pattern) == 0;
     } else {
         any = m_parameter_names.count(pattern) != 0;
     }
-    VKT_CHECK(!pattern.empty() && any, what, ": no parameter is named '", pattern, "'",
-              pattern.empty() || pattern.back() == '.' ? "" : " (a prefix ends with '.')");
+    VKT_CHECK(any, what, ": no parameter matches '", pattern, "' (", graph::pattern_rule, ")");
 }
 
 void Model::add_override(Override o) {
-    m_override_index[o.pattern].push_back(m_overrides.size());
+    if (o.pattern.find('*') != std::string::npos)
+        m_glob_overrides.push_back(m_overrides.size()); // matched against every name (globs are few)
+    else
+        m_override_index[o.pattern].push_back(m_overrides.size());
     m_overrides.push_back(std::move(o));
 }
 
@@ -285,11 +294,12 @@ std::vector<ParameterInfo> Model::parameters() const {
             p.fan_in = d.fan_in;
             p.buffer = d.buffer || d.counter;
             p.counter = d.counter;
-            p.trainable = !d.buffer;
+            p.persistent = !p.buffer || d.persistent;
+            p.trainable = !p.buffer; // counters are buffers too: never trained
             p.init.kind = d.init;
             p.init.a = d.init_a;
             p.init.b = d.init_b;
-            // The patterns that can match p.name: the name itself and each of its prefixes ending in '.'.
+            // The patterns that can match p.name: the name itself, each of its prefixes ending in '.', and the globs.
             applies.clear();
             const auto collect = [&](const std::string& pattern) {
                 const auto it = m_override_index.find(pattern);
@@ -299,8 +309,10 @@ std::vector<ParameterInfo> Model::parameters() const {
                 collect(p.name);
                 for (size_t dot = p.name.find('.'); dot != std::string::npos; dot = p.name.find('.', dot + 1))
                     collect(p.name.substr(0, dot + 1));
-                std::sort(applies.begin(), applies.end());
             }
+            for (size_t k : m_glob_overrides)
+                if (graph::matches_pattern(m_overrides[k].pattern, p.name)) applies.push_back(k);
+            std::sort(applies.begin(), applies.end()); // in the order they were set: the last one wins
             for (size_t i : applies) {
                 const Override& o = m_overrides[i];
                 if (o.what == 0 && !p.buffer) p.trainable = o.trainable;
@@ -329,9 +341,47 @@ uint32_t Model::input_features() const {
     return uint32_t(input_elements(input()));
 }
 
+void Model::output(int value, const std::string& name) {
+    check_value(value, "output");
+    VKT_CHECK(graph::is_valid_node_name(name), "output: '", graph::printable_name(name),
+              "' is not a valid output name (", graph::node_name_rule, ")");
+    for (const auto& [other, v] : m_outputs)
+        VKT_CHECK(other != name, "output: an output named '", name, "' exists already");
+    const Node& n = m_nodes[size_t(value)];
+    VKT_CHECK(value != m_loss, "output '", name, "': value ", value,
+              " is the loss; mark its prediction operand instead");
+    VKT_CHECK(n.type == DataType::f32, "output '", name, "': value ", value, " ('", n.name,
+              "') holds integers; outputs are real (f32) values");
+    m_outputs.emplace_back(name, value);
+}
+
+namespace {
+std::string output_list(const std::vector<std::pair<std::string, int>>& outputs) {
+    std::string s;
+    for (const auto& [name, v] : outputs) s += (s.empty() ? "" : ", ") + name;
+    return s.empty() ? "none" : s;
+}
+} // namespace
+
 int Model::output() const {
-    VKT_CHECK(m_loss >= 0, "the model has no loss (call cross_entropy or mse_loss)");
-    return m_nodes[size_t(m_loss)].inputs[0];
+    if (m_loss >= 0) return m_nodes[size_t(m_loss)].inputs[0];
+    VKT_CHECK(!m_outputs.empty(), "the model has no loss and no output (mark one with Model::output, or add a loss)");
+    VKT_CHECK(m_outputs.size() == 1, "the model has no loss and ", m_outputs.size(), " outputs (",
+              output_list(m_outputs), "): name the one to predict");
+    return m_outputs.front().second;
+}
+
+int Model::output(const std::string& name) const {
+    if (name.empty()) return output();
+    for (const auto& [n, v] : m_outputs)
+        if (n == name) return v;
+    VKT_FAIL("the model has no output named '", graph::printable_name(name), "' (outputs: ", output_list(m_outputs),
+             ")");
+}
+
+std::vector<int64_t> Model::shape(int value) const {
+    check_value(value, "shape");
+    return m_nodes[size_t(value)].shape;
 }
 
 uint32_t Model::classes() const {

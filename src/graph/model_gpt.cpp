@@ -1,5 +1,6 @@
 // Model::gpt and Model::gpt_decoder: the GPT of the transformer recipe, for training (whole windows) and for
 // generation (one token over key/value caches), with one body and nanoGPT's names, so one weights file serves both.
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.hpp"
@@ -51,7 +52,10 @@ static Model build_gpt(const GptOptions& o, bool decode) {
     }
     x = named(m.layer_norm(x, o.eps), "transformer.ln_f");
     const int logits = o.tied ? m.linear_tied(x, wte) : named(m.linear(x, o.vocab, false), "lm_head");
-    m.cross_entropy(logits, m.input("targets", {t}, DataType::i32));
+    if (decode) // generation needs no loss: the next token's logits are the output
+        m.output(logits, "logits");
+    else
+        m.cross_entropy(logits, m.input("targets", {t}, DataType::i32));
     return m;
 }
 
@@ -81,6 +85,58 @@ Model Model::gpt(const GptOptions& o) {
 Model Model::gpt_decoder(const GptOptions& o) {
     check_options(o, "gpt_decoder");
     return build_gpt(o, true);
+}
+
+GptOptions gpt_options(const Model& model) {
+    const char* not_gpt = "not a GPT of Model::gpt's shape";
+    GptOptions g;
+    g.layers = 0;
+    bool decoder = false;
+    const auto attr = [&](const Node& n, const char* key) {
+        const auto it = n.attrs.find(key);
+        VKT_CHECK(it != n.attrs.end(), not_gpt, ": node '", n.name, "' has no attribute '", key, "'");
+        return it->second;
+    };
+    for (const Node& n : model.nodes()) {
+        if (n.name == "transformer.wte" && n.op == "embedding") {
+            g.vocab = uint32_t(attr(n, "num_embeddings"));
+            g.width = uint32_t(attr(n, "dim"));
+        } else if (n.name == "transformer.wpe") { // a position embedding, or in the decoder a table looked up
+            decoder = n.op == "embedding";
+            g.context = uint32_t(attr(n, decoder ? "num_embeddings" : "max_positions"));
+        } else if (n.op == "self_attention" || n.op == "cached_attention") {
+            g.heads = uint32_t(attr(n, "heads"));
+            ++g.layers;
+        } else if (n.name == "transformer.h.0.mlp.c_fc") {
+            g.mlp = uint32_t(attr(n, "out"));
+        } else if (n.op == "linear_tied") {
+            g.tied = true;
+        } else if (n.name == "transformer.ln_f") {
+            g.eps = float(attr(n, "eps"));
+        }
+    }
+    VKT_CHECK(g.vocab != 0 && g.layers != 0 && g.context != 0 && g.width != 0 && g.heads != 0, not_gpt,
+              ": it lacks the token and position embeddings or the attention layers");
+    // Everything else (a LayerNorm without affine, a head with a bias, another activation) must be what the options
+    // build, or a decoder made from them would run something other than the model.
+    Model expected;
+    try {
+        expected = decoder ? Model::gpt_decoder(g) : Model::gpt(g);
+    } catch (const Error& e) {
+        VKT_FAIL(not_gpt, " (", e.what(), ")");
+    }
+    const std::vector<Node>& have = model.nodes();
+    const std::vector<Node>& want = expected.nodes();
+    for (size_t i = 0; i < std::max(have.size(), want.size()); ++i) {
+        VKT_CHECK(i < have.size() && i < want.size(), not_gpt, ": it has ", have.size(),
+                  " nodes, the GPT of its options ", want.size());
+        const Node& a = have[i];
+        const Node& b = want[i];
+        VKT_CHECK(a.op == b.op && a.name == b.name && a.inputs == b.inputs && a.shape == b.shape && a.type == b.type &&
+                      a.attrs == b.attrs && a.shape_attr == b.shape_attr,
+                  not_gpt, ": node ", i, " ('", a.name, "', ", a.op, ") differs from the GPT of its options");
+    }
+    return g;
 }
 
 int Model::cached_attention(int qkv, int position, uint32_t heads, uint32_t max_positions) {

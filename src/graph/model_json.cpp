@@ -82,6 +82,16 @@ std::string Model::to_json() const {
         groups.push_back(g);
     }
     root["parameter_groups"] = groups;
+    if (!m_outputs.empty()) { // absent in files of earlier versions, and in models without named outputs
+        Json outputs = Json::array();
+        for (const auto& [name, value] : m_outputs) {
+            Json o = Json::object();
+            o["name"] = name;
+            o["value"] = value;
+            outputs.push_back(o);
+        }
+        root["outputs"] = outputs;
+    }
     return root.dump();
 }
 
@@ -141,6 +151,13 @@ Model Model::from_json(const std::string& text) {
                 if (const Json* t = g.find("trainable")) m.set_trainable(p, t->as_bool());
                 if (const Json* w = g.find("weight_decay")) m.set_weight_decay(p, float(w->as_number()));
                 if (const Json* in = g.find("init")) m.set_init(p, init_from(*in));
+            }
+        if (const Json* outputs = root.find("outputs"))
+            for (const Json& o : outputs->as_array()) {
+                const int64_t v = o.at("value").as_int64();
+                VKT_CHECK(v >= 0 && v < int64_t(m.m_nodes.size()), "output '", o.at("name").as_string(), "' is value ",
+                          v, ", which is not a node");
+                m.output(int(v), o.at("name").as_string());
             }
         (void)m.parameters(); // every op's parameter declaration reads its attributes: checked here, not later
         return m;

@@ -38,7 +38,10 @@ OpDef cached_attention() {
     };
     d.params = [](const Node& n, const std::vector<const Node*>& in) {
         const Shape cache{attr<int64_t>(n, "max_positions"), in[0]->shape[1] / 3};
-        return std::vector<ParamDecl>{{"k", cache, 0, InitKind::zeros, true}, {"v", cache, 0, InitKind::zeros, true}};
+        // Run-time state, not weights: never saved, zero-filled when a weights file is loaded.
+        std::vector<ParamDecl> caches{{"k", cache, 0, InitKind::zeros, true}, {"v", cache, 0, InitKind::zeros, true}};
+        for (ParamDecl& c : caches) c.persistent = false;
+        return caches;
     };
     d.lower = [](Ir& ir, IrNode& n) {
         VKT_CHECK(!ir.training, "cached_attention '", n.name,

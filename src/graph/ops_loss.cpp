@@ -10,6 +10,14 @@ namespace vktrain::graph {
 
 namespace {
 
+kernels::XentIgnore xent_ignore(const IrNode& n) {
+    kernels::XentIgnore ignore;
+    const std::optional<int32_t> index = optional_attr<int32_t>(n, "ignore_index");
+    ignore.enabled = index.has_value();
+    if (index) ignore.index = *index;
+    return ignore;
+}
+
 OpDef cross_entropy() {
     OpDef d;
     d.name = "cross_entropy";
@@ -21,6 +29,11 @@ OpDef cross_entropy() {
     d.fixed_name = true;
     d.mlp_summary = "";
     d.loss = true;
+    AttrSpec ignore = int_attr("ignore_index", -2147483648.0, 2147483647.0,
+                               "a label that adds no loss and no gradient, e.g. padding (PyTorch's ignore_index); "
+                               "absent: every label must be a class");
+    ignore.optional = true;
+    d.attrs = {ignore};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);
@@ -38,7 +51,7 @@ OpDef cross_entropy() {
         const kernels::MatRef logits = e.rows(n.in[0]);
         kernels::record_softmax_xent(e.device(), e.seq(), logits, *e.batch(n.in[1]).buffer, e.step_params(),
                                      *e.batch(n.out[0]).buffer, e.mat(n.out[1], logits.rows, logits.cols),
-                                     e.ir().loss_rows_per_sample);
+                                     e.ir().loss_rows_per_sample, xent_ignore(n));
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
         if (ad.needs_grad(n.in[0])) ad.set_grad(n.in[0], n.out[1]);

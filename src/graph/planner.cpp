@@ -71,6 +71,13 @@ MemoryPlan plan_memory(const Ir& ir, bool fp16, uint64_t alignment) {
         for (int v : n.in) touch(v);
         for (int v : n.out) touch(v);
     }
+    // Evaluation reads the outputs back after the last node: nothing may reuse their bytes before then.
+    if (!ir.training && !ir.nodes.empty())
+        for (int v : ir.outputs) {
+            if (v < 0) continue;
+            const auto r = size_t(storage_root(ir, v));
+            if (plan.first[r] >= 0) plan.last[r] = int(ir.nodes.size() - 1);
+        }
 
     std::vector<int> order;
     for (size_t v = 0; v < nv; ++v)

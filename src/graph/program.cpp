@@ -110,6 +110,27 @@ Program::Program(runtime::Device& device, const Model& model, const Layout& layo
     const uint64_t align = std::max<uint64_t>(device.caps().min_storage_buffer_offset_alignment, 64);
     m_plan = plan_memory(m_ir, m_fp16, align);
     if (m_ir.training) m_buckets = plan_buckets(m_ir, m_layout, max_buckets);
+    if (m_ir.loss_node >= 0) { // the host counts the positions a cross-entropy ignore_index leaves
+        const IrNode& loss = m_ir.nodes[size_t(m_ir.loss_node)];
+        const std::optional<int32_t> ignore =
+            loss.op->name == "cross_entropy" ? optional_attr<int32_t>(loss, "ignore_index") : std::nullopt;
+        if (ignore) {
+            for (size_t i = 0; i < m_ir.inputs.size(); ++i)
+                if (m_ir.inputs[i] == loss.in[1]) m_ignore_labels = int(i);
+            VKT_CHECK(m_ignore_labels >= 0, "internal: the labels of '", loss.name, "' are not a model input");
+            m_ignore_index = *ignore;
+        }
+    }
+}
+
+uint64_t Program::loss_divisor(const std::vector<const void*>& inputs, uint32_t count) const {
+    const uint64_t rows = uint64_t(count) * m_ir.loss_rows_per_sample;
+    if (m_ignore_labels < 0) return uint64_t(count) * m_ir.loss_terms_per_sample;
+    const auto* labels = static_cast<const int32_t*>(inputs.at(size_t(m_ignore_labels)));
+    if (labels == nullptr) return 0; // refused by the caller's input checks, or (predict) not needed
+    uint64_t n = 0;
+    for (uint64_t r = 0; r < rows; ++r) n += labels[r] != m_ignore_index ? 1 : 0;
+    return n;
 }
 
 Program::~Program() = default;
@@ -184,7 +205,7 @@ void Program::record(Resources& res) {
         VKT_CHECK(res.input(i).size() >= v.elements() * 4, "internal: input staging too small");
         loc[size_t(m_ir.inputs[i])] = {&res.input(i), 0};
     }
-    VKT_CHECK(res.row_loss().size() >= m_ir.values[size_t(m_ir.row_loss)].elements() * 4,
+    VKT_CHECK(m_ir.row_loss < 0 || res.row_loss().size() >= m_ir.values[size_t(m_ir.row_loss)].elements() * 4,
               "internal: row-loss buffer too small");
     if (m_ir.training) {
         const uint64_t g = std::max<uint64_t>(m_layout.grad_count, 1);
@@ -195,8 +216,10 @@ void Program::record(Resources& res) {
             m_grads_readback = Buffer(m_device, g * 4, MemoryKind::readback, "gradients readback");
         }
     } else {
-        m_prediction = Buffer(m_device, std::max<uint64_t>(m_ir.values[size_t(m_ir.prediction)].elements() * 4, 4),
-                              MemoryKind::readback, "prediction readback");
+        for (int v : m_ir.outputs)
+            m_outputs.push_back(v < 0 ? Buffer()
+                                      : Buffer(m_device, std::max<uint64_t>(m_ir.values[size_t(v)].elements() * 4, 4),
+                                               MemoryKind::readback, "output readback"));
     }
     const uint64_t esz_act = m_fp16 ? 2 : 4;
     const std::vector<int> roots = storage_roots(m_ir);
@@ -242,7 +265,7 @@ std::vector<uint64_t> Program::input_bytes() const {
 }
 
 uint64_t Program::row_loss_bytes() const {
-    return m_ir.values[size_t(m_ir.row_loss)].elements() * 4;
+    return m_ir.row_loss < 0 ? 0 : m_ir.values[size_t(m_ir.row_loss)].elements() * 4;
 }
 
 void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
@@ -283,8 +306,11 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
             done("readback");
         }
     } else {
-        const MatRef p = m_exec.batch(m_ir.prediction);
-        kernels::record_cast(m_device, seq, p, MatRef{&m_prediction, DType::f32, p.rows, p.cols, 0});
+        for (size_t k = 0; k < m_ir.outputs.size(); ++k) {
+            if (m_ir.outputs[k] < 0) continue;
+            const MatRef p = m_exec.batch(m_ir.outputs[k]);
+            kernels::record_cast(m_device, seq, p, MatRef{&m_outputs[k], DType::f32, p.rows, p.cols, 0});
+        }
         done("prediction.readback");
     }
     seq.end();
@@ -306,6 +332,7 @@ void Program::set_inputs(const std::vector<const void*>& inputs, uint32_t count)
         std::memset(dst + uint64_t(count) * per * 4, 0, uint64_t(m_ir.batch - count) * per * 4);
         staging.flush(0, staging.size());
     }
+    m_loss_divisor = loss_divisor(inputs, count);
 }
 
 // One copy per run of tensors contiguous in the gradient buffer (on unified memory the host reads in place).
@@ -331,8 +358,9 @@ void Program::run() {
     finish();
 }
 
+// The weights' upload is the trainer's (Resources::upload_if_changed, before each replay), where a reader sees it.
 void Program::start() {
-    m_res->upload_if_changed();
+    m_res->set_loss_terms(uint32_t(m_loss_divisor)); // after the trainer's set_step, which clears it
     m_seq->submit();
 }
 
@@ -363,7 +391,7 @@ StepProfile Program::profile() {
         m_profile = std::move(seq);
         m_profile_ops = std::move(ops);
     }
-    m_res->upload_if_changed();
+    m_res->set_loss_terms(uint32_t(m_loss_divisor));
     if (fresh) m_profile->submit_and_wait(); // first-use driver work is not what a step costs
     const auto start = std::chrono::steady_clock::now();
     m_profile->submit_and_wait();
@@ -378,6 +406,7 @@ StepProfile Program::profile() {
 }
 
 double Program::loss_sum(uint32_t count) const {
+    VKT_CHECK(m_ir.row_loss >= 0, "the model has no loss (call cross_entropy or mse_loss)");
     const uint64_t rows = uint64_t(count) * m_ir.loss_rows_per_sample;
     std::vector<float> r(rows);
     m_res->row_loss().read(r.data(), rows * 4);
@@ -392,12 +421,14 @@ const float* Program::grads() const {
     return static_cast<const float*>(b.mapped());
 }
 
-uint64_t Program::prediction_elements_per_sample() const {
-    return m_ir.values[size_t(m_ir.prediction)].elements() / m_ir.batch;
+uint64_t Program::output_elements_per_sample(size_t output) const {
+    const int v = m_ir.outputs.at(output);
+    VKT_CHECK(v >= 0, "internal: output ", output, " is not computed");
+    return m_ir.values[size_t(v)].elements() / m_ir.batch;
 }
 
-void Program::read_prediction(float* out, uint32_t count) const {
-    m_prediction.read(out, uint64_t(count) * prediction_elements_per_sample() * 4);
+void Program::read_output(size_t output, float* out, uint32_t count) const {
+    m_outputs.at(output).read(out, uint64_t(count) * output_elements_per_sample(output) * 4);
 }
 
 } // namespace vktrain::graph

@@ -43,9 +43,10 @@ public:
     // inputs[i]: count samples of model input i (fp32 or int32 as declared); the rest of the batch is zeroed.
     void set_inputs(const std::vector<const void*>& inputs, uint32_t count);
     void run(); // start() then finish()
-    // A replay in parts: start() submits it; after wait_bucket(b) the gradients of buckets()[b] are readable through
-    // grads() (and its weights may change) while the device computes the rest; finish() waits for the whole replay
-    // (destroying the program also does). Every start() needs its finish().
+    // A replay in parts (the caller uploads changed weights first: Resources::upload_if_changed): start() submits it;
+    // after wait_bucket(b) the gradients of buckets()[b] are readable through grads() (and its weights may change)
+    // while the device computes the rest; finish() waits for the whole replay (destroying the program also does). Every
+    // start() needs its finish().
     void start();
     void wait_bucket(size_t bucket);
     void finish();
@@ -54,10 +55,19 @@ public:
 
     double loss_sum(uint32_t count) const; // sum of the per-row losses of the first `count` samples
     uint32_t loss_terms_per_sample() const { return m_ir.loss_terms_per_sample; } // the mean's divisor per sample
+    // What the mean loss of `count` samples of `inputs` divides by: count · loss_terms_per_sample(), or with a
+    // cross-entropy ignore_index the positions whose label is not ignored (possibly 0; 0 for null labels too).
+    uint64_t loss_divisor(const std::vector<const void*>& inputs, uint32_t count) const;
+    uint64_t loss_divisor() const { return m_loss_divisor; } // of the batch set_inputs() last set
+    // A micro-batch's weight in a step's mean: its sample count, or with an ignore_index its loss_divisor.
+    uint64_t loss_weight(const std::vector<const void*>& inputs, uint32_t count) const {
+        return m_ignore_labels < 0 ? count : loss_divisor(inputs, count);
+    }
     const float* grads() const;                                    // training: fp32, Layout::grad_count elements
     const runtime::Buffer& grad_buffer() const { return m_grads; } // where the backward pass writes them
-    uint64_t prediction_elements_per_sample() const;
-    void read_prediction(float* out, uint32_t count) const; // evaluation: the loss's prediction operand, fp32
+    // Evaluation: the outputs it reads back (Ir::outputs: [0] the default output, then the named ones), as fp32.
+    uint64_t output_elements_per_sample(size_t output) const;
+    void read_output(size_t output, float* out, uint32_t count) const;
 
 private:
     struct Hooks {
@@ -77,9 +87,13 @@ private:
     std::vector<GemmReport> m_reports;
     std::vector<GradBucket> m_buckets;
     Resources* m_res = nullptr;
-    runtime::Buffer m_grads, m_grads_readback, m_prediction;
+    runtime::Buffer m_grads, m_grads_readback;
+    std::vector<runtime::Buffer> m_outputs; // evaluation: one readback per Ir::outputs entry (invalid for -1)
     std::unique_ptr<runtime::Sequence> m_seq, m_profile;
     std::vector<std::string> m_profile_ops;
+    int m_ignore_labels = -1; // with a cross-entropy ignore_index: the model input holding the labels
+    int32_t m_ignore_index = 0;
+    uint64_t m_loss_divisor = 0;
 };
 
 } // namespace vktrain::graph

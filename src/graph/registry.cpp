@@ -214,6 +214,16 @@ double attribute_value(const OpDef& def, const std::map<std::string, double>& at
     return it->second;
 }
 
+bool has_optional_attribute(const OpDef& def, const std::map<std::string, double>& attrs, const std::string& node,
+                            const char* name) {
+    const AttrSpec* a = find_attr(def, name);
+    VKT_CHECK(a != nullptr, "internal: op '", def.name, "' (node '", node, "') reads attribute '", name,
+              "', which it does not declare");
+    VKT_CHECK(a->optional, "internal: op '", def.name, "' asks whether it has attribute '", name,
+              "', which is not optional");
+    return attrs.count(name) != 0;
+}
+
 const std::vector<int64_t>& shape_attr_of(const Node& n) {
     const OpDef& def = op_def(n.op);
     bool declared = false;

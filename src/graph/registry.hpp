@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -26,6 +27,7 @@ struct ParamDecl {
     InitKind init = InitKind::default_init; // default_init: U(+-1/sqrt(fan_in)) (PyTorch Linear/Conv2d)
     bool buffer = false;                    // state (running statistics), not trained
     bool counter = false;                   // a host-side buffer counting training forward passes
+    bool persistent = true;                 // buffers: false for run-time state that is never saved (caches)
     // Init::a and Init::b of `init` (normal: mean and std; an embedding's N(0, 1)).
     float init_a = 0.0f, init_b = 0.0f;
 };
@@ -151,6 +153,10 @@ T attr_as(const OpDef& def, const std::map<std::string, double>& attrs, const st
                                               double(std::numeric_limits<T>::max())));
     }
 }
+// Whether a node carries an attribute its op declares optional (cross_entropy's ignore_index); reading an
+// undeclared one, or asking about a required one, is an internal error as above.
+bool has_optional_attribute(const OpDef& def, const std::map<std::string, double>& attrs, const std::string& node,
+                            const char* name);
 template <typename T>
 T attr(const IrNode& n, const char* name) {
     return attr_as<T>(n.attrs_of ? *n.attrs_of : *n.op, n.attrs, n.name, name);
@@ -158,6 +164,18 @@ T attr(const IrNode& n, const char* name) {
 template <typename T>
 T attr(const Node& n, const char* name) {
     return attr_as<T>(op_def(n.op), n.attrs, n.name, name);
+}
+// An optional attribute as T (checked as attr<T>), or nothing when the node lacks it.
+template <typename T>
+std::optional<T> optional_attr(const IrNode& n, const char* name) {
+    const OpDef& def = n.attrs_of ? *n.attrs_of : *n.op;
+    if (!has_optional_attribute(def, n.attrs, n.name, name)) return std::nullopt;
+    return attr<T>(n, name);
+}
+template <typename T>
+std::optional<T> optional_attr(const Node& n, const char* name) {
+    if (!has_optional_attribute(op_def(n.op), n.attrs, n.name, name)) return std::nullopt;
+    return attr<T>(n, name);
 }
 // The shape attribute (Node::shape_attr), checked to be declared.
 const std::vector<int64_t>& shape_attr_of(const Node& n);

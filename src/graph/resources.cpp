@@ -1,5 +1,6 @@
 #include "graph/resources.hpp"
 
+#include <cstddef>
 #include <cstring>
 
 #include "common/check.hpp"
@@ -43,13 +44,12 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
       m_unified(device.unified_memory_enabled()) {
     const uint64_t esz = m_fp16 ? 2 : 4;
     const uint64_t n = std::max<uint64_t>(layout.master_count, 1);
-    for (const ParamSlot& p : layout.slots)
-        if (p.grad_offset >= 0) m_trainable_bytes += p.count * esz;
     const uint64_t s = std::max<uint64_t>(layout.state_count, 1);
     m_step_params = Buffer(device, sizeof(kernels::StepParams), MemoryKind::upload, "step parameters");
     if (m_unified) { // the host writes weights and reads state where the device uses them: no staging copies
         m_weights = Buffer(device, n * esz, MemoryKind::shared, "weights");
         m_state = Buffer(device, s * 4, MemoryKind::shared, "state");
+        record_trainable_upload();
         return;
     }
     m_state = Buffer(device, s * 4, MemoryKind::device, "state");
@@ -60,13 +60,31 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
     m_upload->begin();
     m_upload->copy(m_weights_staging, m_weights, m_weights.size());
     m_upload->end();
-    m_upload_trainable = std::make_unique<runtime::Sequence>(device);
+    record_trainable_upload();
+}
+
+void Resources::record_trainable_upload() {
+    const uint64_t esz = m_fp16 ? 2 : 4;
+    m_trainable_bytes = 0;
+    for (const ParamSlot& p : m_layout.slots)
+        if (p.grad_offset >= 0) m_trainable_bytes += p.count * esz;
+    if (m_unified) return;
+    m_upload_trainable = std::make_unique<runtime::Sequence>(m_device);
     m_upload_trainable->begin();
-    for (const ParamSlot& p : layout.slots)
+    for (const ParamSlot& p : m_layout.slots)
         if (p.grad_offset >= 0)
             m_upload_trainable->copy(m_weights_staging, m_weights, p.count * esz, p.device_offset * esz,
                                      p.device_offset * esz);
     m_upload_trainable->end();
+}
+
+void Resources::set_layout(const Layout& layout) {
+    VKT_CHECK(m_dirty == Dirty::none, "internal: the trainable set changed with weights waiting for upload");
+    VKT_CHECK(layout.slots.size() == m_layout.slots.size() && layout.master_count == m_layout.master_count &&
+                  layout.state_count == m_layout.state_count,
+              "internal: another model's layout");
+    m_layout = layout;
+    record_trainable_upload();
 }
 
 void Resources::set_trainable_weights(const float* master) {
@@ -128,6 +146,22 @@ void Resources::read_state(std::vector<float>& out) const {
     m_state_io.read(out.data(), m_layout.state_count * 4);
 }
 
+void Resources::read_state(std::vector<float>& out, uint64_t offset, uint64_t count) const {
+    VKT_CHECK(offset + count <= m_layout.state_count, "internal: state range beyond ", m_layout.state_count);
+    out.assign(count, 0.0f);
+    if (count == 0) return;
+    if (m_unified) {
+        m_state.read(out.data(), count * 4, offset * 4);
+        return;
+    }
+    runtime::Sequence seq(m_device);
+    seq.begin();
+    seq.copy(m_state, m_state_io, count * 4, offset * 4, 0);
+    seq.end();
+    seq.submit_and_wait();
+    m_state_io.read(out.data(), count * 4);
+}
+
 void Resources::write_state(const std::vector<float>& values) {
     VKT_CHECK(values.size() == m_layout.state_count, "internal: state of ", values.size(), " values, expected ",
               m_layout.state_count);
@@ -147,6 +181,10 @@ void Resources::write_state(const std::vector<float>& values) {
 void Resources::set_step(uint32_t n_valid, float loss_scale, uint32_t step) {
     kernels::StepParams p{n_valid, loss_scale, step, 0};
     m_step_params.write(&p, sizeof p);
+}
+
+void Resources::set_loss_terms(uint32_t terms) {
+    m_step_params.write(&terms, sizeof terms, offsetof(kernels::StepParams, loss_terms));
 }
 
 void Resources::make_io(const std::vector<uint64_t>& input_bytes, uint64_t row_loss_bytes) {

@@ -39,6 +39,9 @@ Layout make_layout(const Model& model);
 class Resources {
 public:
     Resources(runtime::Device& device, const Layout& layout, Precision precision);
+    // The trainable set changed (Trainer::set_trainable): the same parameters at the same offsets, other ones trained.
+    // Call it with nothing waiting for upload (upload_if_changed() first).
+    void set_layout(const Layout& layout);
 
     runtime::Device& device() const { return m_device; }
     const Layout& layout() const { return m_layout; }
@@ -56,10 +59,14 @@ public:
     // set_trainable_weights(). Empty in fp32.
     std::vector<uint16_t*> trainable_half_staging();
     void trainable_weights_staged();
-    void upload_if_changed(); // submits the copy when weights were set since the last upload (none: unified)
+    // Brings the device's copy up to date before a replay that reads it (the trainer calls it, visibly, before each
+    // replay): submits the copy when weights were set since the last upload (none on unified memory).
+    void upload_if_changed();
     void read_state(std::vector<float>& out) const;
+    void read_state(std::vector<float>& out, uint64_t offset, uint64_t count) const; // `count` values from `offset`
     void write_state(const std::vector<float>& values);
     void set_step(uint32_t n_valid, float loss_scale, uint32_t step);
+    void set_loss_terms(uint32_t terms); // StepParams::loss_terms (set_step zeroes it)
     void ensure_arena(uint64_t bytes);
     // Host-visible buffers both programs share (they never run at once): one upload buffer per model input and
     // the per-row losses. Made once, before any program records, at the larger program's sizes.
@@ -77,6 +84,7 @@ public:
 
 private:
     runtime::Buffer& host_weights() { return m_unified ? m_weights : m_weights_staging; }
+    void record_trainable_upload(); // the copies of the trainable parameters (m_layout), and their bytes
 
     runtime::Device& m_device;
     Layout m_layout;

@@ -22,7 +22,8 @@ struct NamedTensor {
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata = {});
 
-// Reads every tensor (F32, F16 or BF16, converted to float) in header order; metadata, when requested, receives the
+// Reads every tensor (F32, F16 or BF16, converted to float) in header order, through vktrain::read_weights; metadata,
+// when requested, receives the
 // "__metadata__" entries in file order. Every inconsistency (header length, JSON, dtype, shape vs byte count,
 // offsets out of range or overlapping, duplicate names) throws vktrain::Error naming the path.
 std::vector<NamedTensor> read_safetensors(const std::string& path,

@@ -30,7 +30,7 @@ void check_buffer(const runtime::Buffer& b, uint64_t bytes, const char* op, cons
 
 void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const MatRef& logits,
                          const runtime::Buffer& labels, const runtime::Buffer& params, const runtime::Buffer& row_loss,
-                         const MatRef& dlogits, uint32_t rows_per_sample) {
+                         const MatRef& dlogits, uint32_t rows_per_sample, const XentIgnore& ignore) {
     check_matrix(device, logits, "softmax_xent", "logits");
     check_matrix(device, dlogits, "softmax_xent", "dlogits");
     VKT_CHECK(dlogits.rows == logits.rows && dlogits.cols == logits.cols, "softmax_xent: dlogits is ", dlogits.rows,
@@ -51,6 +51,8 @@ void record_softmax_xent(runtime::Device& device, runtime::Sequence& seq, const 
     pc.rows = logits.rows;
     pc.cols = logits.cols;
     pc.flags = rows_per_sample;
+    pc.pad0 = ignore.enabled ? 1u : 0u;
+    pc.offset2 = uint32_t(ignore.index); // the shader reads it back as an int
     const Operand ol = operand(device, logits, runtime::Access::read);
     const Operand od = operand(device, dlogits, runtime::Access::write);
     pc.offset0 = ol.offset;

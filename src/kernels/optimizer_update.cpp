@@ -13,6 +13,7 @@ namespace vktrain::kernels {
 
 static_assert(sizeof(UpdatePush) == 20 * 4, "UpdatePush layout must match shaders/push_constants.h");
 static_assert(sizeof(UpdateControl) == UPDATE_CONTROL_WORDS * 4, "UpdateControl must fill UPDATE_CONTROL_WORDS");
+static_assert(sizeof(UpdateTensorControl) == UPDATE_TENSOR_WORDS * 4, "UpdateTensorControl must fill its words");
 
 namespace {
 
@@ -25,6 +26,10 @@ uint64_t piece_elements(const runtime::Device& device) {
 }
 
 } // namespace
+
+uint64_t update_control_words(size_t tensors) {
+    return UPDATE_CONTROL_WORDS + uint64_t(UPDATE_TENSOR_WORDS) * tensors;
+}
 
 void record_gradient_scan(runtime::Device& device, runtime::Sequence& seq, const runtime::Buffer& grads, uint64_t count,
                           const runtime::Buffer& flag) {
@@ -45,7 +50,7 @@ void record_optimizer_update(runtime::Device& device, runtime::Sequence& seq, co
     const uint32_t state_copies = adamw ? 2 : momentum ? 1 : 0;
     VKT_CHECK(state_copies == 0 || (b.state && b.state->valid()), "optimizer_update: missing state buffer");
     const uint64_t esz = b.weight_type == DType::f16 ? 2 : 4;
-    const uint64_t control_words = UPDATE_CONTROL_WORDS + tensors.size();
+    const uint64_t control_words = update_control_words(tensors.size());
     VKT_CHECK(b.control->size() >= control_words * 4, "optimizer_update: the control block is too small for ",
               tensors.size(), " tensors");
     for (const UpdateTensor& t : tensors) {

@@ -29,9 +29,12 @@ struct UpdateBuffers {
     const runtime::Buffer* state = nullptr;   // fp32: AdamW 2 x, SGD with momentum 1 x the gradient count
     const runtime::Buffer* weights = nullptr; // weight_type
     DType weight_type = DType::f32;
-    const runtime::Buffer* control = nullptr; // UpdateControl + one decay per tensor (push_constants.h)
+    const runtime::Buffer* control = nullptr; // UpdateControl + UpdateTensorControl per tensor (push_constants.h)
     uint32_t state_stride = 0;                // the gradient count
 };
+
+// The control block's size in 32-bit words for `tensors` tensors.
+uint64_t update_control_words(size_t tensors);
 
 // Sets the flag (UpdateControl::found_inf, word 0 of `flag`) when any of the first `count` gradients is inf or NaN, in
 // pieces that each fit one binding.

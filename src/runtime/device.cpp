@@ -1,12 +1,12 @@
 #include "runtime/device.hpp"
 
 #include <algorithm>
-#include <thread>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 
+#include "common/parallel.hpp"
 #include "runtime/memory.hpp"
 #include "runtime/pipeline.hpp"
 #include "vktrain/vulkan_interop.hpp"
@@ -175,7 +175,7 @@ void Device::choose_paths(const ContextOptions& options) {
     m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
     m_tune_tiles = options.tune_gemm_tiles;
     // The threads a CPU device runs workgroups on: lavapipe's LP_NUM_THREADS where set, else one per core.
-    uint32_t threads = std::max(1u, std::thread::hardware_concurrency());
+    auto threads = uint32_t(std::min<size_t>(host_threads(), 1024));
     if (const char* lp = std::getenv("LP_NUM_THREADS"); lp && m_caps.info.type == "cpu") {
         char* end = nullptr;
         const unsigned long v = std::strtoul(lp, &end, 10);

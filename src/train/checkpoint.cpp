@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/check.hpp"
+#include "io/json.hpp"
 
 namespace vktrain::train {
 
@@ -24,10 +25,12 @@ constexpr const char* key_loss_scale = "vktrain_loss_scale";
 constexpr const char* key_growth_tracker = "vktrain_growth_tracker";
 constexpr const char* key_steps = "vktrain_steps";
 constexpr const char* key_skipped = "vktrain_skipped_steps";
+constexpr const char* key_trainable = "vktrain_optimizer_tensors"; // version 2: {"<parameter>": <its steps>, ...}
 
-constexpr const char* reserved_keys[] = {
-    key_checkpoint, key_model,          key_precision, key_optimizer, key_optimizer_steps, key_learning_rate,
-    key_loss_scale, key_growth_tracker, key_steps,     key_skipped,   key_graph,           key_peak_learning_rate};
+constexpr const char* reserved_keys[] = {key_checkpoint,      key_model,         key_precision,  key_optimizer,
+                                         key_optimizer_steps, key_learning_rate, key_loss_scale, key_growth_tracker,
+                                         key_steps,           key_skipped,       key_graph,      key_peak_learning_rate,
+                                         key_trainable};
 
 const std::string* find(const Metadata& metadata, const char* key) {
     for (const auto& [k, v] : metadata)
@@ -106,6 +109,12 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
         {key_skipped, std::to_string(c.skipped)},
     };
     if (!c.graph.empty()) metadata.emplace_back(key_graph, c.graph);
+    io::Json trainable = io::Json::object();
+    for (const auto& [name, steps] : c.trainable) {
+        VKT_CHECK(!trainable.contains(name), path, ": parameter '", name, "' is listed twice");
+        trainable[name] = steps;
+    }
+    metadata.emplace_back(key_trainable, trainable.dump());
     for (const auto& [key, value] : c.extra) {
         VKT_CHECK(!is_reserved_metadata_key(key), path, ": metadata key \"", key,
                   "\" is reserved for the checkpoint format");
@@ -124,8 +133,9 @@ Checkpoint read_checkpoint(const std::string& path) {
     const std::string* version = find(metadata, key_checkpoint);
     VKT_CHECK(version, path, ": not a vktrain checkpoint (no \"", key_checkpoint,
               "\" metadata; a weights-only file holds no optimizer or loss-scaler state)");
-    VKT_CHECK(*version == checkpoint_format_version, path, ": unsupported checkpoint format version \"", *version,
-              "\" (this build reads version ", checkpoint_format_version, ")");
+    VKT_CHECK(*version == checkpoint_format_version || *version == "1", path,
+              ": unsupported checkpoint format version \"", *version, "\" (this build reads versions 1 and ",
+              checkpoint_format_version, ")");
 
     Checkpoint c;
     c.model = require(path, metadata, key_model);
@@ -159,6 +169,25 @@ Checkpoint read_checkpoint(const std::string& path) {
               " optimizer steps but only ", c.steps - c.skipped, " steps that were not skipped");
     VKT_CHECK(c.learning_rate >= 0.0f, path, ": checkpoint learning rate must be >= 0, got ", c.learning_rate);
     VKT_CHECK(c.scaler.scale > 0.0f, path, ": checkpoint loss scale must be positive, got ", c.scaler.scale);
+    c.indexed_state = *version == "1";
+    if (!c.indexed_state) {
+        const std::string& text = require(path, metadata, key_trainable);
+        io::Json trainable;
+        try {
+            trainable = io::Json::parse(text, key_trainable);
+        } catch (const Error& e) {
+            VKT_FAIL(path, ": checkpoint metadata \"", key_trainable, "\": ", e.what());
+        }
+        VKT_CHECK(trainable.is_object(), path, ": checkpoint metadata \"", key_trainable,
+                  "\" must be an object of parameter names and step counts");
+        for (const auto& [name, steps] : trainable.as_object()) {
+            const bool ok = steps.is_number() && std::floor(steps.as_number()) == steps.as_number() &&
+                            steps.as_number() >= 0 && steps.as_number() <= double(c.optimizer_steps);
+            VKT_CHECK(ok, path, ": checkpoint metadata \"", key_trainable, "\": parameter '", name,
+                      "' must have a step count in [0, ", c.optimizer_steps, "] (the optimizer steps)");
+            c.trainable.emplace_back(name, int64_t(steps.as_number()));
+        }
+    }
 
     for (auto& [key, value] : metadata)
         if (!is_reserved_metadata_key(key)) c.extra.emplace_back(key, value);

@@ -1,7 +1,9 @@
 // Full training checkpoints as one safetensors file: the fp32 master weights under their parameter names (so the file
-// still loads as plain weights), the optimizer state under "optimizer.<name>" shaped like its parameter, and the
-// scalar state in the metadata. Floats that must round-trip bit-exactly (loss scale, learning rate) are stored as
-// C99 hex-float text ("0x1p+16").
+// still loads as plain weights), the optimizer state under "optimizer.<kind>.<parameter name>" shaped like its
+// parameter ("optimizer.exp_avg.linear0.weight"), and the scalar state in the metadata, with the trainable parameters
+// and each one's optimizer step count. Floats that must round-trip bit-exactly (loss scale, learning rate) are stored
+// as C99 hex-float text ("0x1p+16"). Version 1 files (state keyed by the trainable tensor's index,
+// "optimizer.exp_avg.0", and no per-tensor step counts) are still read.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +20,7 @@ namespace vktrain::train {
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-constexpr const char* checkpoint_format_version = "1";
+constexpr const char* checkpoint_format_version = "2";
 constexpr const char* optimizer_tensor_prefix = "optimizer.";
 
 struct Checkpoint {
@@ -33,8 +35,13 @@ struct Checkpoint {
     uint64_t steps = 0;                           // including skipped ones
     uint64_t skipped = 0;                         // skipped steps
     std::vector<io::NamedTensor> parameters;      // under the parameter names
-    std::vector<io::NamedTensor> optimizer_state; // names without the prefix ("exp_avg.0"), shaped like the parameter
-    Metadata extra;                               // the caller's metadata entries, in file order
+    std::vector<io::NamedTensor> optimizer_state; // names without the prefix ("exp_avg.linear0.weight"), shaped like
+                                                  // the parameter
+    // The trainable parameters in order, each with its optimizer step count (Optimizer::tensor_steps). Version 1
+    // files: empty, and optimizer_state keyed by index ("exp_avg.0") into the trainable parameters of the model.
+    std::vector<std::pair<std::string, int64_t>> trainable;
+    bool indexed_state = false; // a version 1 file
+    Metadata extra;             // the caller's metadata entries, in file order
 };
 
 // "optimizer.*": optimizer state in a checkpoint, not a parameter.
@@ -49,9 +56,10 @@ std::string float_to_text(float value);
 // or duplicated, or the file cannot be written.
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 
-// Reads a checkpoint and parses its metadata. Throws vktrain::Error "<path>: <problem>" (one line) when the file is
-// unreadable, is no checkpoint (e.g. weights only), has a newer format version, misses a metadata entry or holds a
-// value that does not parse. Consistency with a particular trainer is the caller's to check.
+// Reads a checkpoint (format version 1 or 2) and parses its metadata. Throws vktrain::Error "<path>: <problem>" (one
+// line) when the file is unreadable, is no checkpoint (e.g. weights only), has a newer format version, misses a
+// metadata entry or holds a value that does not parse. Consistency with a particular trainer is the caller's to
+// check.
 Checkpoint read_checkpoint(const std::string& path);
 
 } // namespace vktrain::train

@@ -1,8 +1,9 @@
-// The optimizer step on the device (TrainerOptions::update_location): fp32 master weights and optimizer state in
-// device memory, updated by kernels::record_optimizer_update after a scan of the gradients for inf/NaN, so that a
-// step moves no gradient down and no weight up. The host's master weights and Optimizer stay the API's: they are
-// brought up to date from the device whenever the host reads them (download) and written back when the host changed
-// them (upload). Skips follow GradScaler exactly: the kernels write nothing when the scan found an inf or NaN.
+// The device update strategy (train/update_strategy.hpp; TrainerOptions::update_location = device): fp32 master
+// weights and optimizer state in device memory, updated by kernels::record_optimizer_update after a scan of the
+// gradients for inf/NaN, so that a step moves no gradient down and no weight up. The host's master weights and
+// Optimizer stay the API's: they are brought up to date from the device whenever the host reads them (sync_host) and
+// written back before the next device step when the host changed them. Skips follow GradScaler exactly: the kernels
+// write nothing when the scan found an inf or NaN, and the host then drops the step too.
 #pragma once
 
 #include <cstdint>
@@ -14,40 +15,51 @@
 #include "runtime/memory.hpp"
 #include "runtime/sequence.hpp"
 #include "train/optimizer.hpp"
+#include "train/update_strategy.hpp"
 
 namespace vktrain::train {
 
-class DeviceUpdate {
+class DeviceUpdate final : public UpdateStrategy {
 public:
-    // grads: the training program's fp32 gradient buffer; weights: the buffer its kernels read (weight_type).
-    DeviceUpdate(runtime::Device& device, const graph::Layout& layout, const Optimizer& optimizer,
+    // grads: the training program's fp32 gradient buffer; weights: the buffer its kernels read (weight_type). The
+    // device's copies are uploaded from `master` and `optimizer` here.
+    DeviceUpdate(runtime::Device& device, const graph::Layout& layout, Optimizer& optimizer, std::vector<float>& master,
                  const runtime::Buffer& grads, const runtime::Buffer& weights, kernels::DType weight_type);
 
-    // Host -> device: the trainable parts of `master` (Layout::master_offset) and the optimizer's state.
-    void upload(const std::vector<float>& master, const Optimizer& optimizer);
-    // Device -> host: the same, into `master` and `optimizer` (whose step count and learning rate the trainer keeps).
-    void download(std::vector<float>& master, Optimizer& optimizer);
-
-    // One step: the control block for step optimizer.step_count() + 1 at `learning_rate`, gradients multiplied by
-    // `multiplier`; then submit() after the training replay was submitted, and wait().
-    void prepare(const Optimizer& optimizer, float multiplier, float learning_rate);
-    void submit() { m_seq.submit(); }
-    void wait() { m_seq.wait(); }
-    bool found_inf() const; // after wait(): the step was skipped on the device
+    // Writes the control block for the optimizer's next step (per tensor: its own step count, decay and bias
+    // corrections), after uploading the master weights and state if the host's are newer.
+    void begin(const StepScalars& scalars) override;
+    void submitted() override;                       // queues the scan and the update behind the training replay
+    void on_bucket(size_t, const float*) override {} // the gradients stay on the device
+    GradientCheck check() override;                  // waits for the update; grad_norm is NaN (not formed)
+    StepTiming finish(bool skip) override;           // host_seconds 0: the update ran on the device
+    void abandon() override;
+    void sync_host() override;
+    void host_changed(bool trainable_only) override;
 
     uint64_t device_bytes() const; // the master weights, state and control block
 
 private:
+    // Which copy holds the latest trainable weights and optimizer state: the host's (the API's) or the device's.
+    enum class Latest { both, host, device };
+
+    void upload();
+    void download();
     // count floats between `host` and the start of `buffer`.
     void transfer(const runtime::Buffer& buffer, float* host, uint64_t count, bool to_device);
 
     runtime::Device& m_device;
-    const graph::Layout& m_layout;
+    Optimizer& m_optimizer;
+    std::vector<float>& m_master;
     std::vector<kernels::UpdateTensor> m_tensors;
-    std::vector<size_t> m_slots; // per trainable tensor: its Layout slot
+    std::vector<uint64_t> m_master_offsets; // per trainable tensor: where it lies in m_master
+    uint64_t m_grad_count = 0;
     uint32_t m_state_copies = 0;
-    runtime::Buffer m_master, m_state, m_control;
+    runtime::Buffer m_master_buffer, m_state, m_control;
     runtime::Sequence m_seq;
+    Latest m_latest = Latest::both;
+    bool m_in_flight = false;
+    float m_learning_rate = 0.0f;
 };
 
 // The bytes of device memory a DeviceUpdate takes for `layout` (for the memory check before allocation).

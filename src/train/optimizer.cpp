@@ -192,7 +192,7 @@ void pack_chunk(const std::vector<float*>& params, const std::vector<uint16_t*>&
 } // namespace
 
 Optimizer::Optimizer(const OptimizerOptions& options, std::vector<size_t> param_sizes)
-    : m_options(options), m_param_sizes(std::move(param_sizes)) {
+    : m_options(options), m_param_sizes(std::move(param_sizes)), m_tensor_steps(m_param_sizes.size(), 0) {
     validate_options(m_options);
     const auto zeros = [this] {
         std::vector<std::vector<float>> tensors;
@@ -247,9 +247,9 @@ SgdScalars sgd_scalars(const Optimizer& o, size_t tensor, float grad_multiplier,
     return {grad_multiplier, clip, lr, o.weight_decay(tensor), o.options().momentum};
 }
 
-// The scalars of step step_count() + 1.
+// The scalars of the tensor's next step.
 AdamScalars adam_scalars(const Optimizer& o, size_t tensor, float grad_multiplier, float clip, float lr) {
-    const int64_t t = o.step_count() + 1;
+    const int64_t t = o.tensor_steps()[tensor] + 1;
     const OptimizerOptions& options = o.options();
     const double beta1 = options.beta1;
     const double beta2 = options.beta2;
@@ -276,16 +276,16 @@ AdamScalars adam_scalars(const Optimizer& o, size_t tensor, float grad_multiplie
 void Optimizer::sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
                          float grad_multiplier, float clip, const std::vector<uint16_t*>& halves) {
     const bool momentum = m_options.momentum != 0.0f;
-    // PyTorch creates the momentum buffer from the first gradient; restored state (step_count > 0) already has one.
-    const bool first = m_step_count == 0;
     parallel_chunks(tensor_chunks(m_param_sizes), [&](size_t, const TensorChunk& c) {
         float* buffer = momentum ? m_momentum_buffers[c.tensor].data() + c.begin : nullptr;
+        // PyTorch creates the momentum buffer from the first gradient; restored state (steps > 0) already has one.
+        const bool first = m_tensor_steps[c.tensor] == 0;
         const SgdKernels k = pick_sgd(weight_decay(c.tensor) != 0.0f, momentum, m_options.nesterov, first);
         k.in_place(params[c.tensor] + c.begin, grads[c.tensor] + c.begin, buffer, c.count,
                    sgd_scalars(*this, c.tensor, grad_multiplier, clip, m_options.learning_rate));
         pack_chunk(params, halves, c);
     });
-    ++m_step_count;
+    count_step();
 }
 
 void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads,
@@ -297,7 +297,12 @@ void Optimizer::adamw_step(const std::vector<float*>& params, const std::vector<
                m_exp_avg_sqs[c.tensor].data() + c.begin, c.count, s);
         pack_chunk(params, halves, c);
     });
+    count_step();
+}
+
+void Optimizer::count_step() {
     ++m_step_count;
+    for (int64_t& t : m_tensor_steps) ++t;
 }
 
 void Optimizer::begin_staged(float grad_multiplier, float clip, float learning_rate) {
@@ -338,7 +343,6 @@ void Optimizer::stage(const std::vector<size_t>& tensors, const std::vector<cons
     }
     const bool sgd = m_options.kind == OptimizerKind::sgd;
     const bool momentum = sgd && m_options.momentum != 0.0f;
-    const bool first = m_step_count == 0;
     const Staged& st = m_staged;
     parallel_chunks(tensor_chunks(sizes), [&](size_t, const TensorChunk& c) {
         const size_t t = c.tensor;
@@ -346,7 +350,8 @@ void Optimizer::stage(const std::vector<size_t>& tensors, const std::vector<cons
         float* out = params_out[t] + c.begin;
         const float* g = grads[t] + c.begin;
         if (sgd) {
-            const SgdKernels k = pick_sgd(weight_decay(t) != 0.0f, momentum, m_options.nesterov, first);
+            const SgdKernels k =
+                pick_sgd(weight_decay(t) != 0.0f, momentum, m_options.nesterov, m_tensor_steps[t] == 0);
             k.staged(p, out, g, momentum ? m_momentum_buffers[t].data() + c.begin : nullptr,
                      momentum ? m_momentum_next[t].data() + c.begin : nullptr, c.count,
                      sgd_scalars(*this, t, st.multiplier, st.clip, st.learning_rate));
@@ -368,48 +373,81 @@ void Optimizer::commit() {
     std::swap(m_exp_avgs, m_exp_avgs_next);
     std::swap(m_exp_avg_sqs, m_exp_avg_sqs_next);
     m_options.learning_rate = m_staged.learning_rate;
-    ++m_step_count;
+    count_step();
     m_staged = Staged{};
 }
 
 void Optimizer::advance(float learning_rate) {
     validate_step_learning_rate(learning_rate);
     m_options.learning_rate = learning_rate;
-    ++m_step_count;
+    count_step();
+}
+
+Optimizer Optimizer::regrouped(std::vector<size_t> param_sizes, const std::vector<int64_t>& from,
+                               std::vector<float> weight_decays) const {
+    VKT_CHECK(from.size() == param_sizes.size(), "optimizer: ", from.size(), " sources for ", param_sizes.size(),
+              " tensors");
+    Optimizer o(m_options, std::move(param_sizes));
+    o.set_weight_decays(std::move(weight_decays));
+    o.m_step_count = m_step_count;
+    for (size_t i = 0; i < from.size(); ++i) {
+        if (from[i] < 0) continue; // fresh: zero state, step 0
+        const auto k = size_t(from[i]);
+        VKT_CHECK(k < m_param_sizes.size() && m_param_sizes[k] == o.m_param_sizes[i], "optimizer: tensor ", i,
+                  " cannot take the state of tensor ", from[i]);
+        o.m_tensor_steps[i] = m_tensor_steps[k];
+        if (!m_momentum_buffers.empty()) o.m_momentum_buffers[i] = m_momentum_buffers[k];
+        if (!m_exp_avgs.empty()) {
+            o.m_exp_avgs[i] = m_exp_avgs[k];
+            o.m_exp_avg_sqs[i] = m_exp_avg_sqs[k];
+        }
+    }
+    return o;
 }
 
 void Optimizer::discard() {
     m_staged = Staged{};
 }
 
-std::vector<std::string> Optimizer::state_names() const {
-    std::vector<std::string> names;
+std::vector<std::string> Optimizer::state_names(const std::vector<std::string>& names) const {
+    VKT_CHECK(names.empty() || names.size() == m_param_sizes.size(), "optimizer state: ", names.size(), " names for ",
+              m_param_sizes.size(), " tensors");
+    std::vector<std::string> out;
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        const std::string index = std::to_string(i);
-        if (!m_momentum_buffers.empty()) names.push_back("momentum_buffer." + index);
+        const std::string name = names.empty() ? std::to_string(i) : names[i];
+        if (!m_momentum_buffers.empty()) out.push_back("momentum_buffer." + name);
         if (!m_exp_avgs.empty()) {
-            names.push_back("exp_avg." + index);
-            names.push_back("exp_avg_sq." + index);
+            out.push_back("exp_avg." + name);
+            out.push_back("exp_avg_sq." + name);
         }
     }
-    return names;
+    return out;
 }
 
-NamedTensors Optimizer::state_tensors() const {
+NamedTensors Optimizer::state_tensors(const std::vector<std::string>& names) const {
+    const std::vector<std::string> keys = state_names(names);
     NamedTensors tensors;
+    tensors.reserve(keys.size());
+    size_t k = 0;
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        const std::string index = std::to_string(i);
-        if (!m_momentum_buffers.empty()) tensors.emplace_back("momentum_buffer." + index, m_momentum_buffers[i]);
+        if (!m_momentum_buffers.empty()) tensors.emplace_back(keys[k++], m_momentum_buffers[i]);
         if (!m_exp_avgs.empty()) {
-            tensors.emplace_back("exp_avg." + index, m_exp_avgs[i]);
-            tensors.emplace_back("exp_avg_sq." + index, m_exp_avg_sqs[i]);
+            tensors.emplace_back(keys[k++], m_exp_avgs[i]);
+            tensors.emplace_back(keys[k++], m_exp_avg_sqs[i]);
         }
     }
     return tensors;
 }
 
-void Optimizer::load_state(int64_t step_count, const NamedTensors& tensors) {
+void Optimizer::load_state(int64_t step_count, const NamedTensors& tensors, const std::vector<std::string>& names,
+                           const std::vector<int64_t>& tensor_steps) {
     VKT_CHECK(step_count >= 0, "optimizer state: step count must be >= 0, got ", step_count);
+    VKT_CHECK(tensor_steps.empty() || tensor_steps.size() == m_param_sizes.size(),
+              "optimizer state: ", tensor_steps.size(), " step counts for ", m_param_sizes.size(), " tensors");
+    for (size_t i = 0; i < tensor_steps.size(); ++i)
+        VKT_CHECK(tensor_steps[i] >= 0 && tensor_steps[i] <= step_count, "optimizer state: tensor ",
+                  names.empty() ? std::to_string(i) : names.at(i), " has ", tensor_steps[i], " steps, outside [0, ",
+                  step_count, "]");
 
     // Map every expected name to its destination and size, then validate everything before touching any state so
     // that a bad checkpoint leaves the optimizer as it was.
@@ -418,15 +456,14 @@ void Optimizer::load_state(int64_t step_count, const NamedTensors& tensors) {
         size_t size;
         bool seen;
     };
+    const std::vector<std::string> keys = state_names(names);
     std::map<std::string, Slot> slots;
+    size_t k = 0;
     for (size_t i = 0; i < m_param_sizes.size(); ++i) {
-        const std::string index = std::to_string(i);
-        if (!m_momentum_buffers.empty()) {
-            slots["momentum_buffer." + index] = {&m_momentum_buffers[i], m_param_sizes[i], false};
-        }
+        if (!m_momentum_buffers.empty()) slots[keys[k++]] = {&m_momentum_buffers[i], m_param_sizes[i], false};
         if (!m_exp_avgs.empty()) {
-            slots["exp_avg." + index] = {&m_exp_avgs[i], m_param_sizes[i], false};
-            slots["exp_avg_sq." + index] = {&m_exp_avg_sqs[i], m_param_sizes[i], false};
+            slots[keys[k++]] = {&m_exp_avgs[i], m_param_sizes[i], false};
+            slots[keys[k++]] = {&m_exp_avg_sqs[i], m_param_sizes[i], false};
         }
     }
     for (const auto& [name, values] : tensors) {
@@ -438,18 +475,20 @@ void Optimizer::load_state(int64_t step_count, const NamedTensors& tensors) {
                   " elements, expected ", it->second.size);
         // A state that could only come from a corrupted file would turn the run to NaN silently.
         const bool second_moment = name.rfind("exp_avg_sq.", 0) == 0;
-        for (size_t k = 0; k < values.size(); ++k)
-            VKT_CHECK(std::isfinite(values[k]) && (!second_moment || values[k] >= 0.0f), "optimizer state: tensor '",
-                      name, "' holds ", values[k], " at element ", k,
+        for (size_t e = 0; e < values.size(); ++e)
+            VKT_CHECK(std::isfinite(values[e]) && (!second_moment || values[e] >= 0.0f), "optimizer state: tensor '",
+                      name, "' holds ", values[e], " at element ", e,
                       second_moment ? " (must be finite and >= 0)" : " (must be finite)");
         it->second.seen = true;
     }
-    for (const std::string& name : state_names()) {
-        VKT_CHECK(slots.at(name).seen, "optimizer state: missing tensor '", name, "'");
-    }
+    for (const std::string& name : keys) VKT_CHECK(slots.at(name).seen, "optimizer state: missing tensor '", name, "'");
 
     for (const auto& [name, values] : tensors) *slots.at(name).tensor = values;
     m_step_count = step_count;
+    if (tensor_steps.empty())
+        m_tensor_steps.assign(m_param_sizes.size(), step_count);
+    else
+        m_tensor_steps = tensor_steps;
 }
 
 } // namespace vktrain::train

@@ -12,8 +12,9 @@
 
 namespace vktrain::train {
 
-// Named state tensors for checkpoints: "momentum_buffer.<i>" (SGD with momentum), "exp_avg.<i>" and
-// "exp_avg_sq.<i>" (AdamW), where <i> is the parameter's index.
+// Named state tensors for checkpoints: "momentum_buffer.<name>" (SGD with momentum), "exp_avg.<name>" and
+// "exp_avg_sq.<name>" (AdamW), where <name> is the tensor's name as the caller gives it (the trainer: the parameter
+// name), or its index when none is given.
 using NamedTensors = std::vector<std::pair<std::string, std::vector<float>>>;
 
 class Optimizer {
@@ -45,8 +46,14 @@ public:
                const std::vector<uint16_t*>& halves = {});
     void commit();
     void discard();
-    // A step applied elsewhere (the device update): the learning rate and step count as step() would leave them.
+    // A step applied elsewhere (the device update): the learning rate and step counts as step() would leave them.
     void advance(float learning_rate);
+
+    // The same optimizer over another set of tensors (Trainer::set_trainable): tensor i of the result takes the state
+    // and step count of this optimizer's tensor from[i], or starts fresh (zero state, step 0) where from[i] < 0.
+    // step_count(), the learning rate and the options carry over; `weight_decays` as set_weight_decays takes them.
+    Optimizer regrouped(std::vector<size_t> param_sizes, const std::vector<int64_t>& from,
+                        std::vector<float> weight_decays) const;
 
     // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
     void set_weight_decays(std::vector<float> weight_decays);
@@ -54,7 +61,11 @@ public:
         return m_weight_decays.empty() ? m_options.weight_decay : m_weight_decays[tensor];
     }
 
-    int64_t step_count() const { return m_step_count; }
+    int64_t step_count() const { return m_step_count; } // updates applied
+    // Per tensor, the updates it has taken part in: AdamW's bias correction and SGD's first momentum buffer follow it,
+    // as PyTorch keeps a `step` per parameter and creates a parameter's state at its first gradient. It equals
+    // step_count() for tensors updated from the start; a tensor that became trainable later (regrouped) counts from 0.
+    const std::vector<int64_t>& tensor_steps() const { return m_tensor_steps; }
     float learning_rate() const { return m_options.learning_rate; }
     // For schedules; throws vktrain::Error unless lr >= 0 and finite (0: steps leave the weights as they are).
     void set_learning_rate(float lr);
@@ -62,18 +73,22 @@ public:
     const OptimizerOptions& options() const { return m_options; }
     const std::vector<size_t>& param_sizes() const { return m_param_sizes; }
 
-    // Everything besides step_count() needed to continue bit-identically (empty for SGD without momentum).
-    NamedTensors state_tensors() const;
-    // Restores a state exported by state_tensors() and step_count(). Requires exactly the expected names with the
-    // expected sizes; throws vktrain::Error naming the problem and leaves the optimizer unchanged on failure.
-    void load_state(int64_t step_count, const NamedTensors& tensors);
+    // Everything besides the step counts needed to continue bit-identically (empty for SGD without momentum), per
+    // tensor in order; `names` (empty: the indices) name the tensors.
+    NamedTensors state_tensors(const std::vector<std::string>& names = {}) const;
+    // Restores a state exported by state_tensors(names), step_count() and tensor_steps() (empty: every tensor at
+    // step_count; else each in [0, step_count]). Requires exactly the expected names with the expected sizes; throws
+    // vktrain::Error naming the problem and leaves the optimizer unchanged on failure.
+    void load_state(int64_t step_count, const NamedTensors& tensors, const std::vector<std::string>& names = {},
+                    const std::vector<int64_t>& tensor_steps = {});
 
 private:
     void sgd_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
                   float clip, const std::vector<uint16_t*>& halves);
     void adamw_step(const std::vector<float*>& params, const std::vector<const float*>& grads, float grad_multiplier,
                     float clip, const std::vector<uint16_t*>& halves);
-    std::vector<std::string> state_names() const;
+    std::vector<std::string> state_names(const std::vector<std::string>& names) const;
+    void count_step(); // one more update of every tensor
 
     struct Staged {
         bool active = false;
@@ -87,6 +102,7 @@ private:
     std::vector<size_t> m_param_sizes;
     std::vector<float> m_weight_decays;
     int64_t m_step_count = 0;
+    std::vector<int64_t> m_tensor_steps;                // per tensor
     std::vector<std::vector<float>> m_momentum_buffers; // SGD with momentum
     std::vector<std::vector<float>> m_exp_avgs;         // AdamW first moment
     std::vector<std::vector<float>> m_exp_avg_sqs;      // AdamW second moment

@@ -47,7 +47,7 @@ void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng) {
     }
 }
 
-// Whether the options ask for the bucketed update pipeline (train/pipeline.hpp).
+// Whether the options ask for the bucketed update pipeline (train/pipelined_update.hpp).
 uint32_t update_buckets(const TrainerOptions& o, const graph::Layout& l) {
     if (o.max_grad_norm > 0.0f) return 1; // clipping needs every gradient before any update
     if (o.update_buckets > 0) return o.update_buckets;

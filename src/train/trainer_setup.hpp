@@ -18,7 +18,8 @@ namespace vktrain::train {
 // The initial value of one parameter or buffer (ParameterInfo::init) from `rng`: identical on every platform.
 void init_values(float* out, const graph::ParamSlot& s, std::mt19937_64& rng);
 
-// The gradient buckets the options ask for (TrainerOptions::update_buckets; 1: no pipeline, train/pipeline.hpp).
+// The gradient buckets the options ask for (TrainerOptions::update_buckets; 1: no pipeline,
+// train/pipelined_update.hpp).
 uint32_t update_buckets(const TrainerOptions& o, const graph::Layout& l);
 
 struct Location {

@@ -241,6 +241,56 @@ void set_metadata(Metadata& metadata, const std::string& key, const std::string&
         if (k == key) v = value;
 }
 
+// Files of format version 1 (before the state was keyed by parameter name: "optimizer.exp_avg.0", no per-tensor step
+// counts) still load, into the same model and into one that trains fewer tensors.
+TEST(Checkpoint, VersionOneFilesStillLoad) {
+    const Precision precision = vkt_test::context().fp16_available() ? Precision::mixed : Precision::fp32;
+    Trainer a(vkt_test::context(), model(), options(precision, OptimizerKind::adamw, 42));
+    for (uint32_t i = 0; i < 4; ++i) {
+        const Batch b = make_batch(600 + i);
+        a.step(b.x.data(), b.labels.data(), batch_size);
+    }
+    const std::string v2 = temp_path("v2"), v1 = temp_path("v1");
+    a.save_checkpoint(v2);
+    std::vector<std::string> trainable;
+    for (const vktrain::ParameterInfo& p : model().parameters())
+        if (p.trainable && !p.buffer) trainable.push_back(p.name);
+    rewrite(v2, v1, [&](Tensors& ts, Metadata& m) {
+        for (auto& t : ts) {
+            if (t.name.rfind("optimizer.", 0) != 0) continue;
+            for (size_t i = 0; i < trainable.size(); ++i) {
+                const std::string suffix = "." + trainable[i];
+                if (t.name.size() > suffix.size() &&
+                    t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+                    t.name = t.name.substr(0, t.name.size() - suffix.size()) + "." + std::to_string(i);
+                    break;
+                }
+            }
+        }
+        set_metadata(m, "vktrain_checkpoint", "1");
+        for (size_t i = 0; i < m.size(); ++i)
+            if (m[i].first == "vktrain_optimizer_tensors") m.erase(m.begin() + long(i));
+    });
+    Trainer b(vkt_test::context(), model(), options(precision, OptimizerKind::adamw, 7));
+    b.load_checkpoint(v1);
+    expect_identical(capture(a), capture(b));
+
+    Model frozen = model();
+    frozen.set_trainable("linear0.", false);
+    Trainer c(vkt_test::context(), frozen, options(precision, OptimizerKind::adamw, 7));
+    vktrain::OptimizerStateLoad what;
+    c.load_checkpoint(v1, &what);
+    EXPECT_EQ(what.dropped, (std::vector<std::string>{"linear0.weight", "linear0.bias"}));
+    const auto state_a = a.optimizer_state(), state_c = c.optimizer_state();
+    ASSERT_EQ(state_c.size() + 4, state_a.size());
+    for (size_t i = 0; i < state_c.size(); ++i) {
+        EXPECT_EQ(state_c[i].first, state_a[i + 4].first);
+        EXPECT_TRUE(same_bits(state_c[i].second, state_a[i + 4].second)) << state_c[i].first;
+    }
+    std::remove(v1.c_str());
+    std::remove(v2.c_str());
+}
+
 TEST(Checkpoint, BadFilesThrowAndLeaveTheTrainerUnchanged) {
     const Precision precision = vkt_test::context().fp16_available() ? Precision::mixed : Precision::fp32;
     const auto train = [](Trainer& t, uint32_t steps, uint32_t seed) {
@@ -290,24 +340,24 @@ TEST(Checkpoint, BadFilesThrowAndLeaveTheTrainerUnchanged) {
         {"missing optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              for (size_t i = 0; i < ts.size(); ++i)
-                 if (ts[i].name == "optimizer.exp_avg_sq.1") ts.erase(ts.begin() + long(i));
+                 if (ts[i].name == "optimizer.exp_avg_sq.linear0.bias") ts.erase(ts.begin() + long(i));
          }),
-         {"exp_avg_sq.1", "missing"}},
+         {"exp_avg_sq.linear0.bias", "missing"}},
         {"wrongly shaped optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg.0") x.shape = {int64_t(x.data.size())};
+                 if (x.name == "optimizer.exp_avg.linear0.weight") x.shape = {int64_t(x.data.size())};
          }),
-         {"optimizer.exp_avg.0", "shape"}},
+         {"optimizer.exp_avg.linear0.weight", "shape"}},
         {"wrongly sized optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg.2") {
+                 if (x.name == "optimizer.exp_avg.linear1.weight") {
                      x.shape = {1};
                      x.data.resize(1);
                  }
          }),
-         {"optimizer.exp_avg.2"}},
+         {"optimizer.exp_avg.linear1.weight"}},
         {"unexpected optimizer tensor",
          edit([](Tensors& ts, Metadata&) {
              ts.push_back({"optimizer.exp_avg.77", {1}, {0.0f}});
@@ -328,21 +378,42 @@ TEST(Checkpoint, BadFilesThrowAndLeaveTheTrainerUnchanged) {
         {"negative second moment",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg_sq.0") x.data[1] = -1.0f;
+                 if (x.name == "optimizer.exp_avg_sq.linear0.weight") x.data[1] = -1.0f;
          }),
-         {"exp_avg_sq.0", ">= 0"}},
+         {"exp_avg_sq.linear0.weight", ">= 0"}},
         {"infinite first moment",
          edit([](Tensors& ts, Metadata&) {
              for (auto& x : ts)
-                 if (x.name == "optimizer.exp_avg.1") x.data[0] = INFINITY;
+                 if (x.name == "optimizer.exp_avg.linear0.bias") x.data[0] = INFINITY;
          }),
-         {"exp_avg.1", "finite"}},
+         {"exp_avg.linear0.bias", "finite"}},
         {"unknown tensor",
          edit([](Tensors& ts, Metadata&) {
              ts.push_back({"bogus", {1}, {0.0f}});
          }),
          {"bogus"}},
-        {"format version", meta("vktrain_checkpoint", "2"), {"version"}},
+        {"format version", meta("vktrain_checkpoint", "3"), {"version"}},
+        {"trainable list not an object", meta("vktrain_optimizer_tensors", "[1]"), {"vktrain_optimizer_tensors"}},
+        {"trainable list not JSON", meta("vktrain_optimizer_tensors", "{"), {"vktrain_optimizer_tensors"}},
+        {"negative tensor steps",
+         meta("vktrain_optimizer_tensors", R"({"linear0.weight": -1})"),
+         {"vktrain_optimizer_tensors", "linear0.weight"}},
+        {"tensor steps beyond the optimizer's",
+         meta("vktrain_optimizer_tensors", R"({"linear0.weight": 1000})"),
+         {"vktrain_optimizer_tensors", "linear0.weight"}},
+        {"state of a tensor the checkpoint does not list",
+         meta("vktrain_optimizer_tensors", R"({"linear0.weight": 4, "linear1.weight": 4, "linear1.bias": 4,
+                                               "linear2.weight": 4, "linear2.bias": 4})"),
+         {"optimizer.exp_avg", "linear0.bias", "unexpected"}},
+        {"a listed tensor that is no parameter",
+         meta("vktrain_optimizer_tensors", R"({"linear9.weight": 4})"),
+         {"linear9.weight", "not a parameter"}},
+        {"missing trainable list",
+         edit([](Tensors&, Metadata& m) {
+             for (size_t i = 0; i < m.size(); ++i)
+                 if (m[i].first == "vktrain_optimizer_tensors") m.erase(m.begin() + long(i));
+         }),
+         {"vktrain_optimizer_tensors"}},
         {"missing metadata",
          edit([](Tensors&, Metadata& m) {
              for (size_t i = 0; i < m.size(); ++i)

@@ -150,15 +150,15 @@ TEST_P(GptDecode, CachedPositionsMatchTheFullForwardPass) {
     const std::vector<float> want = full.predict({ids.data(), none.data()}, 1); // [context, vocab]
     const double tol = precision == Precision::fp32 ? 2e-5 : 3e-2;
     for (uint32_t p = 0; p < g.context; ++p) {
-        const int32_t id[1] = {ids[p]}, pos[1] = {int32_t(p)}, target[1] = {0};
-        const std::vector<float> got = dec.predict({id, pos, target}, 1);
+        const int32_t id[1] = {ids[p]}, pos[1] = {int32_t(p)};
+        const std::vector<float> got = dec.predict({id, pos}, 1);
         ASSERT_EQ(got.size(), g.vocab);
         for (uint32_t v = 0; v < g.vocab; ++v)
             ASSERT_NEAR(got[v], want[p * g.vocab + v], tol) << "position " << p << " token " << v;
     }
     // A position outside the context is refused before anything runs.
-    const int32_t id[1] = {0}, pos[1] = {int32_t(g.context)}, target[1] = {0};
-    EXPECT_THROW(dec.predict({id, pos, target}, 1), vktrain::Error);
+    const int32_t id[1] = {0}, pos[1] = {int32_t(g.context)};
+    EXPECT_THROW(dec.predict({id, pos}, 1), vktrain::Error);
     // The decoder cannot train.
     TrainerOptions train = o;
     train.inference_only = false;

@@ -127,6 +127,20 @@ std::map<std::string, std::function<Example()>> examples() {
         e.int_inputs = {labels(size_t(e.batch) * 4, 3, 22)};
         return e;
     };
+    // The same with PyTorch's ignore_index (a class index here): ignored positions add nothing and
+    // the mean is over the others (two of the three samples' positions are partly ignored).
+    m["cross_entropy_ignore_index"] = [] {
+        Example e;
+        int x = e.model.input("x", {4, 5});
+        x = e.model.linear(e.model.gelu_tanh(e.model.linear(x, 5)), 3); // [4, 3]
+        const int l = e.model.input("labels", {4}, vktrain::DataType::i32);
+        vktrain::CrossEntropyOptions ce;
+        ce.ignore_index = 1;
+        e.model.cross_entropy(x, l, ce);
+        e.float_inputs = {values(size_t(e.batch) * 20, 23)};
+        e.int_inputs = {{0, 1, 2, 1, 2, 2, 0, 1, 1, 0, 1, 2}};
+        return e;
+    };
     // Embeddings: i32 ids [5] over a vocabulary of 7 -> embedding(7, 4) -> body -> logits [5, 7] -> per-position
     // cross-entropy (ids, then labels).
     const auto tokens = [](const std::function<int(Model&, int)>& body) {

@@ -82,7 +82,8 @@ constexpr float k_sentinel = -7.25f;
 // Runs softmax_xent, then the non-finite scan on dlogits and on row_loss; checks the sentinels around
 // the operands (which sit at non-zero offsets).
 XentResult run_xent(const std::vector<float>& z, const std::vector<int32_t>& labels, uint32_t rows, uint32_t cols,
-                    uint32_t n_valid, float loss_scale, DType dt) {
+                    uint32_t n_valid, float loss_scale, DType dt, const vktrain::kernels::XentIgnore& ignore = {},
+                    uint32_t loss_terms = 0) {
     auto& dev = vkt_test::device();
     const size_t n = size_t(rows) * cols;
     std::vector<float> zs(k_logits_offset, k_sentinel);
@@ -96,7 +97,7 @@ XentResult run_xent(const std::vector<float>& z, const std::vector<int32_t>& lab
     rt::Buffer lbuf = vkt_test::make_buffer_u32(lbits);
     uint32_t scale_bits;
     std::memcpy(&scale_bits, &loss_scale, 4);
-    rt::Buffer pbuf = vkt_test::make_buffer_u32({n_valid, scale_bits, 0, 0});
+    rt::Buffer pbuf = vkt_test::make_buffer_u32({n_valid, scale_bits, 0, loss_terms});
     rt::Buffer loss = vkt_test::make_buffer(std::vector<float>(rows, 123.0f), DType::f32);
     rt::Buffer flags = vkt_test::make_buffer_u32({0, 0});
 
@@ -105,7 +106,7 @@ XentResult run_xent(const std::vector<float>& z, const std::vector<int32_t>& lab
     seq.fill(flags, 0);
     const MatRef dref{&dbuf, dt, rows, cols, k_dlogits_offset};
     vktrain::kernels::record_softmax_xent(dev, seq, MatRef{&zbuf, dt, rows, cols, k_logits_offset}, lbuf, pbuf, loss,
-                                          dref);
+                                          dref, 1, ignore);
     vktrain::kernels::record_nonfinite_scan(dev, seq, dref, flags);
     // A second flag word: the scan of the per-row losses (bad labels make a NaN loss).
     rt::Buffer loss_flag = vkt_test::make_buffer_u32({0});
@@ -260,6 +261,51 @@ TEST(SoftmaxXentLabels, NoValidRows) {
     const XentResult got = run_xent(z, make_labels(4, 3, 82), 4, 3, 0, 1.0f, DType::f32);
     for (float l : got.loss) EXPECT_EQ(l, 0.0f);
     for (float g : got.dlogits) EXPECT_EQ(g, 0.0f);
+}
+
+// PyTorch's ignore_index: valid rows labelled with it get loss 0 and gradient 0 (an index inside the class range or
+// outside it), the other valid rows are the reference's with the gradient divided by the rows counted (loss_terms,
+// which the host supplies) instead of all valid rows; padding stays zero; every row ignored gives zeros, no NaN.
+TEST(SoftmaxXentIgnore, IgnoredRowsAddNothingAndTheOthersDivideByTheirCount) {
+    const uint32_t rows = 37, cols = 9, n_valid = 30;
+    for (DType dt : {DType::f32, DType::f16}) {
+        if (dt == DType::f16 && !vkt_test::context().fp16_available()) continue;
+        for (const int32_t index : {-100, 4}) {
+            SCOPED_TRACE(std::string(vktrain::kernels::dtype_name(dt)) + " ignore_index " + std::to_string(index));
+            const auto z = make_logits(rows, cols, 91, dt);
+            std::vector<int32_t> labels = make_labels(rows, cols, 92);
+            for (uint32_t r = 0; r < rows; r += 3) labels[r] = index; // including padding rows
+            std::vector<int32_t> kept = labels;
+            uint32_t terms = 0;
+            for (uint32_t r = 0; r < n_valid; ++r) terms += labels[r] != index ? 1 : 0;
+            vktrain::kernels::XentIgnore ignore;
+            ignore.enabled = true;
+            ignore.index = index;
+            const XentResult got = run_xent(z, labels, rows, cols, n_valid, 256.0f, dt, ignore, terms);
+            // The reference: valid rows not ignored, scaled by 1 / terms (its factor is scale / n_valid).
+            for (int32_t& l : kept)
+                if (l == index) l = 0;
+            Reference ref = reference(z, kept, rows, cols, n_valid, 256.0f * float(n_valid) / float(terms), dt);
+            for (uint32_t r = 0; r < rows; ++r) {
+                if (labels[r] != index) continue;
+                ref.loss[r] = 0.0;
+                for (uint32_t j = 0; j < cols; ++j) ref.grad[size_t(r) * cols + j] = 0.0;
+            }
+            for (uint32_t r = 0; r < n_valid; ++r) {
+                if (labels[r] != index) continue;
+                EXPECT_EQ(got.loss[r], 0.0f) << "ignored row " << r;
+                for (uint32_t j = 0; j < cols; ++j) EXPECT_EQ(got.dlogits[size_t(r) * cols + j], 0.0f) << r;
+            }
+            expect_matches(got, ref, rows, cols, n_valid, dt);
+            EXPECT_EQ(got.nonfinite, 0u);
+            EXPECT_EQ(got.loss_nonfinite, 0u);
+            // Every row ignored: loss_terms 0, and no row divides by it.
+            const XentResult none =
+                run_xent(z, std::vector<int32_t>(rows, index), rows, cols, n_valid, 256.0f, dt, ignore, 0);
+            for (float l : none.loss) EXPECT_EQ(l, 0.0f);
+            for (float g : none.dlogits) EXPECT_EQ(g, 0.0f);
+        }
+    }
 }
 
 TEST(SoftmaxXentChecks, RejectMismatchedOperands) {

@@ -296,6 +296,54 @@ TEST(Optimizer, StateNamesCoverEveryParameter) {
     EXPECT_EQ(sgd_state[1].first, "momentum_buffer.1");
 }
 
+// Trainer::set_trainable regroups the optimizer: a tensor that stays keeps its state and step count and goes on
+// exactly as before; a new tensor starts as a fresh optimizer would (AdamW's bias correction and SGD's first momentum
+// buffer from its own first step), not at the other tensors' step count.
+void expect_regrouping_keeps_and_starts_fresh(const OptimizerOptions& options) {
+    std::mt19937 rng(17);
+    const size_t a = 5, b = 9, c = 4;
+    Tensors p = random_tensors({a, b, c}, rng, -1.0f, 1.0f);
+    Optimizer before(options, {a, b});
+    Optimizer alone(options, {b}); // tensor b by itself, the same steps
+    for (int s = 0; s < 3; ++s) {
+        const Tensors g = random_tensors({a, b}, rng, -1.0f, 1.0f);
+        std::vector<float> pb = p[1];
+        before.step({p[0].data(), p[1].data()}, {g[0].data(), g[1].data()});
+        alone.step({pb.data()}, {g[1].data()});
+        EXPECT_TRUE(bitwise_equal(pb, p[1]));
+    }
+    // Now b and c train, a is frozen.
+    Optimizer after = before.regrouped({b, c}, {1, -1}, {options.weight_decay, options.weight_decay});
+    EXPECT_EQ(after.step_count(), 3);
+    EXPECT_EQ(after.tensor_steps(), (std::vector<int64_t>{3, 0}));
+    const NamedTensors kept = after.state_tensors({"b", "c"}), old = alone.state_tensors({"b"});
+    for (size_t i = 0; i < old.size(); ++i) {
+        EXPECT_EQ(kept[i].first, old[i].first);
+        EXPECT_TRUE(bitwise_equal(kept[i].second, old[i].second)) << kept[i].first;
+    }
+    for (size_t i = old.size(); i < kept.size(); ++i)
+        for (float v : kept[i].second) EXPECT_EQ(v, 0.0f) << kept[i].first;
+    Optimizer fresh(options, {c});
+    std::vector<float> pb = p[1], pc = p[2];
+    const Tensors g = random_tensors({b, c}, rng, -1.0f, 1.0f);
+    after.step({p[1].data(), p[2].data()}, {g[0].data(), g[1].data()});
+    alone.step({pb.data()}, {g[0].data()});
+    fresh.step({pc.data()}, {g[1].data()});
+    EXPECT_TRUE(bitwise_equal(p[1], pb)) << "the tensor that stayed trainable went on differently";
+    EXPECT_TRUE(bitwise_equal(p[2], pc)) << "the new tensor did not start as a fresh optimizer";
+    EXPECT_EQ(after.tensor_steps(), (std::vector<int64_t>{4, 1}));
+    // The per-tensor counts go through a state round trip.
+    Optimizer copy(options, {b, c});
+    copy.load_state(after.step_count(), after.state_tensors({"b", "c"}), {"b", "c"}, after.tensor_steps());
+    EXPECT_EQ(copy.tensor_steps(), after.tensor_steps());
+    EXPECT_THROW(copy.load_state(2, after.state_tensors({"b", "c"}), {"b", "c"}, after.tensor_steps()), vktrain::Error);
+}
+
+TEST(Optimizer, RegroupedKeepsStateAndStartsNewTensorsFresh) {
+    expect_regrouping_keeps_and_starts_fresh(adamw_options(3e-3f, 0.01f));
+    expect_regrouping_keeps_and_starts_fresh(sgd_options(0.05f, 0.9f, 1e-4f, true));
+}
+
 void expect_load_error(Optimizer& optimizer, int64_t step_count, const NamedTensors& tensors, const char* needle) {
     try {
         optimizer.load_state(step_count, tensors);

@@ -1,6 +1,6 @@
-// The bucketed update pipeline (train/pipeline.hpp) on host data: bit-identical to the plain optimizer step, and an
-// overflow injected into any bucket, the last included, leaves every master weight, optimizer state value, fp16 copy
-// and the learning rate exactly as they were.
+// The bucketed update pipeline (train/pipelined_update.hpp) on host data: bit-identical to the plain optimizer step,
+// and an overflow injected into any bucket, the last included, leaves every master weight, optimizer state value, fp16
+// copy and the learning rate exactly as they were.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "common/half.hpp"
 #include "train/gradients.hpp"
 #include "train/optimizer.hpp"
-#include "train/pipeline.hpp"
+#include "train/pipelined_update.hpp"
 #include "vktrain/error.hpp"
 
 namespace {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <set>
 
+#include "host/scratch_dir.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/text.hpp"
 
@@ -24,22 +25,9 @@ std::string error_of(const std::function<void()>& f) {
     return "(no error)";
 }
 
-class TempDir {
+class TempDir : public vkt_test::ScratchDir {
 public:
-    TempDir() : m_path(fs::temp_directory_path() / ("vktrain-text-" + std::to_string(getpid()))) {
-        fs::remove_all(m_path);
-        fs::create_directories(m_path);
-    }
-    ~TempDir() { fs::remove_all(m_path); }
-    std::string write(const std::string& name, const std::string& bytes) const {
-        const fs::path p = m_path / name;
-        std::ofstream(p, std::ios::binary) << bytes;
-        return p.string();
-    }
-    std::string path() const { return m_path.string(); }
-
-private:
-    fs::path m_path;
+    TempDir() : ScratchDir("text") {}
 };
 
 TEST(Text, DecodesStrictUtf8AndRoundTrips) {

@@ -5,7 +5,6 @@
 
 #include "args.hpp"
 #include "commands.hpp"
-#include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "report.hpp"
 #include "text_model.hpp"
@@ -25,15 +24,15 @@ int run_eval(const std::vector<std::string>& args) {
 
     // Read the checkpoint first: a bad file is reported before the test set is decompressed, and its metadata says
     // which model and precision it was trained with.
-    std::vector<std::pair<std::string, std::string>> metadata;
-    io::read_safetensors(a.weights, &metadata);
+    const WeightsFile weights = read_weights(a.weights); // mapped: only the header is read here
+    const CheckpointMetadata& metadata = weights.metadata();
     // A text model (or a text run's checkpoint, which read_text_model names if it lacks the vocabulary).
     if (!spec && (find_metadata(metadata, key_vocabulary) || find_metadata(metadata, key_text_run)))
         return run_eval_text(a);
     std::optional<Model> stored_model;
     std::string model_source = "--model";
     if (!spec && find_metadata(metadata, "vktrain_graph")) {
-        stored_model = load_model(a.weights);
+        stored_model = load_model(weights);
         model_source = "architecture in " + a.weights;
     } else if (!spec) {
         const std::string* description = find_metadata(metadata, "vktrain_model");
@@ -79,7 +78,7 @@ int run_eval_text(const EvalArgs& a) {
     TextModelFile file = read_text_model(a.weights); // the same checks as `vktrain generate`
     const CharVocabulary& vocab = file.vocab;
     const Model& model = file.model;
-    const Precision precision = stored_precision(a.precision, a.weights, file.metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, file.metadata());
     const std::vector<int> inputs = model.inputs();
     if (inputs.empty() || model.nodes()[size_t(inputs[0])].shape.size() != 1)
         throw Error(a.weights + ": the model's first input is not a sequence of token ids");

@@ -51,11 +51,11 @@ int run_generate(const std::vector<std::string>& args) {
     }
     // The same checks as `vktrain eval` (every tensor of the file is one of the model's, none missing), and the
     // architecture must be the GPT the decoder mirrors.
-    TextModelFile file = read_text_model(a.weights);
+    const TextModelFile file = read_text_model(a.weights);
     const GptOptions g = gpt_options_of(file, a.weights);
     const CharVocabulary& vocab = file.vocab;
     std::vector<int32_t> tokens = vocab.encode(decode_utf8(a.prompt, "--prompt"));
-    const Precision precision = stored_precision(a.precision, a.weights, file.metadata);
+    const Precision precision = stored_precision(a.precision, a.weights, file.metadata());
 
     Context ctx(context_options(a.device));
     TrainerOptions o;
@@ -65,14 +65,7 @@ int run_generate(const std::vector<std::string>& args) {
     o.gemm_path = a.gemm_path;
     const Model model = a.no_cache ? file.model : Model::gpt_decoder(g);
     Trainer t(ctx, model, o);
-    std::vector<Parameter> params = std::move(file.parameters);
-    for (const ParameterInfo& p : model.parameters()) { // the decoder's key/value caches start empty
-        if (!p.buffer || a.no_cache) continue;
-        uint64_t n = 1;
-        for (int64_t d : p.shape) n *= uint64_t(d);
-        params.push_back({p.name, p.shape, std::vector<float>(n, 0.0f)});
-    }
-    t.set_parameters(params);
+    t.load(a.weights); // the decoder's key/value caches start empty
     if (!a.quiet)
         std::fprintf(stderr, "vktrain: generating %u characters, %s, %s, %s\n", a.tokens,
                      a.no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",
@@ -104,7 +97,7 @@ int run_generate(const std::vector<std::string>& args) {
             for (; primed < tokens.size(); ++primed) {
                 ids[0] = tokens[primed];
                 pos[0] = int32_t(primed - first);
-                logits = t.predict({ids.data(), pos.data(), none.data()}, 1);
+                logits = t.predict({ids.data(), pos.data()}, 1);
             }
         }
         const int32_t next = sample(logits, row, g.vocab, a.temperature, rng);

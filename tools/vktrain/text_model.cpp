@@ -1,11 +1,9 @@
 #include "text_model.hpp"
 
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
-#include "train/checkpoint.hpp"
 #include "util.hpp"
 
 namespace vktrain::cli {
@@ -58,103 +56,32 @@ std::vector<ValResult> parse_validations(const std::string& text, const std::str
     return out;
 }
 
-std::vector<Parameter> checked_parameters(const Model& model, std::vector<io::NamedTensor> tensors,
-                                          const std::string& path) {
-    const std::vector<ParameterInfo> infos = model.parameters();
-    std::vector<Parameter> out(infos.size());
-    std::vector<bool> seen(infos.size(), false);
-    for (io::NamedTensor& t : tensors) {
-        size_t i = 0;
-        while (i < infos.size() && infos[i].name != t.name) ++i;
-        if (i == infos.size())
-            throw Error(path + ": tensor '" + t.name + "' is not a parameter of the model the file records");
-        if (seen[i]) throw Error(path + ": tensor '" + t.name + "' appears twice");
-        if (t.shape != infos[i].shape)
-            throw Error(path + ": tensor '" + t.name + "' has the wrong shape for the model");
-        for (size_t k = 0; k < t.data.size(); ++k)
-            if (!std::isfinite(t.data[k]) || (infos[i].counter && t.data[k] < 0.0f))
-                throw Error(path + ": tensor '" + t.name + "' holds " + number(t.data[k]) + " at element " +
-                            std::to_string(k) + " (weights and buffers must be finite, counters >= 0)");
-        seen[i] = true;
-        out[i] = {t.name, t.shape, std::move(t.data)};
-    }
-    for (size_t i = 0; i < infos.size(); ++i)
-        if (!seen[i]) throw Error(path + ": tensor '" + infos[i].name + "' is missing");
-    return out;
-}
-
 TextModelFile read_text_model(const std::string& path) {
-    TextModelFile f;
-    std::vector<io::NamedTensor> tensors = io::read_safetensors(path, &f.metadata);
-    const std::string* symbols = find_metadata(f.metadata, key_vocabulary);
-    if (!symbols && find_metadata(f.metadata, key_text_run))
+    TextModelFile f{read_weights(path), Model(), CharVocabulary(), {}};
+    const std::string* symbols = f.file.metadata_value(key_vocabulary);
+    if (!symbols && f.file.metadata_value(key_text_run))
         throw Error(path + ": a checkpoint of a text run without its vocabulary (written by an earlier vktrain); use "
                            "the run's --output weights, or resume the run once to rewrite the checkpoint");
     if (!symbols)
         throw Error(path + ": no vocabulary (\"" + key_vocabulary + "\"): not a text model's weights or checkpoint");
-    const std::string* graph = find_metadata(f.metadata, "vktrain_graph");
-    if (!graph) throw Error(path + ": no architecture (\"vktrain_graph\") to rebuild the model from");
+    if (!f.file.metadata_value("vktrain_graph"))
+        throw Error(path + ": no architecture (\"vktrain_graph\") to rebuild the model from");
     try {
         f.vocab = CharVocabulary::from_utf8(*symbols);
-        f.model = Model::from_json(*graph);
     } catch (const Error& e) {
         throw Error(path + ": " + e.what());
     }
-    // A checkpoint also holds the optimizer state, which is not weights.
-    std::vector<io::NamedTensor> weights;
-    for (io::NamedTensor& t : tensors)
-        if (!train::is_optimizer_tensor(t.name)) weights.push_back(std::move(t));
-    f.parameters = checked_parameters(f.model, std::move(weights), path);
+    f.model = load_model(f.file);
+    f.parameters = parameters_for(f.model, f.file);
     return f;
 }
 
 GptOptions gpt_options_of(const TextModelFile& file, const std::string& path) {
     GptOptions g;
-    g.layers = 0;
-    const auto attr = [&](const Node& n, const char* key) {
-        const auto it = n.attrs.find(key);
-        if (it == n.attrs.end()) throw Error(path + ": node '" + n.name + "' has no attribute '" + key + "'");
-        return it->second;
-    };
-    for (const Node& n : file.model.nodes()) {
-        if (n.name == "transformer.wte" && n.op == "embedding") {
-            g.vocab = uint32_t(attr(n, "num_embeddings"));
-            g.width = uint32_t(attr(n, "dim"));
-        } else if (n.name == "transformer.wpe") {
-            g.context = uint32_t(attr(n, "max_positions"));
-        } else if (n.op == "self_attention") {
-            g.heads = uint32_t(attr(n, "heads"));
-            ++g.layers;
-        } else if (n.name == "transformer.h.0.mlp.c_fc") {
-            g.mlp = uint32_t(attr(n, "out"));
-        } else if (n.op == "linear_tied") {
-            g.tied = true;
-        } else if (n.name == "transformer.ln_f") {
-            g.eps = float(attr(n, "eps"));
-        }
-    }
-    const std::string not_gpt = path + ": not a GPT written by `vktrain train --model gpt:...`";
-    if (g.vocab == 0 || g.layers == 0 || g.context == 0 || g.width == 0 || g.heads == 0) throw Error(not_gpt);
-    // Generation runs Model::gpt_decoder(g), which mirrors Model::gpt(g) only: any other graph (a LayerNorm without
-    // affine, a head with a bias, ...) would be decoded as something it is not.
-    Model expected;
     try {
-        expected = Model::gpt(g);
+        g = gpt_options(file.model);
     } catch (const Error& e) {
-        throw Error(not_gpt + " (" + e.what() + ")");
-    }
-    const std::vector<Node>& have = file.model.nodes();
-    const std::vector<Node>& want = expected.nodes();
-    for (size_t i = 0; i < std::max(have.size(), want.size()); ++i) {
-        if (i >= have.size() || i >= want.size())
-            throw Error(not_gpt + ": it has " + std::to_string(have.size()) + " nodes, the GPT of its options " +
-                        std::to_string(want.size()));
-        const Node& a = have[i];
-        const Node& b = want[i];
-        if (a.op != b.op || a.name != b.name || a.inputs != b.inputs || a.shape != b.shape || a.type != b.type ||
-            a.attrs != b.attrs || a.shape_attr != b.shape_attr)
-            throw Error(not_gpt + ": node " + std::to_string(i) + " ('" + a.name + "', " + a.op +
-                        ") differs from the GPT of its options");
+        throw Error(path + ": " + e.what() + " (not a GPT written by `vktrain train --model gpt:...`)");
     }
     if (g.vocab != file.vocab.size())
         throw Error(path + ": the model has " + std::to_string(g.vocab) + " tokens, the vocabulary " +

@@ -7,11 +7,11 @@
 #include <utility>
 #include <vector>
 
-#include "io/safetensors.hpp"
 #include "report.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/text.hpp"
 #include "vktrain/trainer.hpp"
+#include "vktrain/weights.hpp"
 
 namespace vktrain::cli {
 
@@ -29,26 +29,21 @@ std::string format_validations(const std::vector<ValResult>& validations);
 // (the checkpoint's). Anything else throws vktrain::Error "<path>: ..." (one line).
 std::vector<ValResult> parse_validations(const std::string& text, const std::string& path, uint64_t last_step);
 
-// The values `tensors` give `model`'s parameters and buffers, in the model's order, checked as Trainer::load checks
-// a file: every tensor is one of the model's (by name, at most once, with its shape and finite values) and none is
-// missing. Throws vktrain::Error "<path>: tensor '<name>' ..." (one line). Kept in one function so that a library
-// reader of weight files can take it over.
-std::vector<Parameter> checked_parameters(const Model& model, std::vector<io::NamedTensor> tensors,
-                                          const std::string& path);
-
-// A text model's weights file or checkpoint, read once and checked whole.
+// A text model's weights file or checkpoint, read once (mapped) and checked whole.
 struct TextModelFile {
+    WeightsFile file;
     Model model; // the architecture the file records
     CharVocabulary vocab;
-    std::vector<Parameter> parameters; // checked_parameters(model, the file's tensors without optimizer state)
-    Metadata metadata;
+    std::vector<Parameter> parameters; // parameters_for(model, file): checked, without optimizer state
+    const Metadata& metadata() const { return file.metadata(); }
 };
 // Throws vktrain::Error "<path>: ..." (one line) for a file that is unreadable, has no vocabulary (a checkpoint of
-// an earlier version without one is named as such) or architecture, or whose tensors checked_parameters refuses.
+// an earlier version without one is named as such) or architecture, or whose tensors parameters_for refuses.
 TextModelFile read_text_model(const std::string& path);
 
-// The GptOptions of a GPT file. Throws vktrain::Error "<path>: ..." unless its architecture is exactly the graph
-// Model::gpt builds from them (the one Model::gpt_decoder mirrors for generation) and the vocabulary fits it.
+// The GptOptions of a GPT file (vktrain::gpt_options of its architecture). Throws vktrain::Error "<path>: ..." unless
+// its architecture is exactly the graph Model::gpt builds from them (the one Model::gpt_decoder mirrors for
+// generation) and the vocabulary fits it.
 GptOptions gpt_options_of(const TextModelFile& file, const std::string& path);
 
 // Throws vktrain::Error naming the file and the split unless `tokens` hold a window of `context` tokens and its

@@ -9,7 +9,6 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "io/json.hpp"
-#include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "report.hpp"
 #include "text_model.hpp"
@@ -204,8 +203,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     std::vector<ValResult> vals;
     const auto settings = run_settings(a, g, micro, lr, min_lr);
     if (!a.resume.empty()) {
-        std::vector<std::pair<std::string, std::string>> stored;
-        io::read_safetensors(a.resume, &stored);
+        const CheckpointMetadata stored = read_weights(a.resume).metadata();
         const std::string* run = find_metadata(stored, key_text_run);
         if (!run)
             throw Error(a.resume + ": not a checkpoint of a text run (`vktrain train --model gpt:... --checkpoint`)");

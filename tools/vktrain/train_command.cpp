@@ -13,7 +13,6 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "io/json.hpp"
-#include "io/safetensors.hpp"
 #include "model_spec.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -87,8 +86,7 @@ struct ResumeInfo {
 // the state by Trainer::load_checkpoint.
 uint32_t check_resume(TrainArgs& a, ResumeInfo& resume) {
     const std::string& path = a.resume;
-    CheckpointMetadata metadata;
-    io::read_safetensors(path, &metadata);
+    const CheckpointMetadata metadata = read_weights(path).metadata();
     if (!find_metadata(metadata, "vktrain_checkpoint"))
         throw Error(path + ": not a training checkpoint (a weights-only file has no optimizer or loss-scaler state; "
                            "write checkpoints with --checkpoint)");
