@@ -114,6 +114,7 @@ typedef struct vkt_device_list vkt_device_list;
 typedef struct vkt_model vkt_model;
 typedef struct vkt_trainer vkt_trainer;
 typedef struct vkt_metadata vkt_metadata;
+typedef struct vkt_weights vkt_weights;
 
 /* The message of this thread's last failed call ("" when none); valid until the thread's next failing call. */
 VKT_API const char* vkt_last_error(void);
@@ -264,7 +265,9 @@ VKT_API vkt_status vkt_model_op(vkt_model* m, const char* op, const int32_t* inp
 /* Gives a node another name (its parameters become "<name>.weight", ...); before any set_trainable/weight decay/init.
  */
 VKT_API vkt_status vkt_model_rename(vkt_model* m, int32_t node, const char* name);
-/* Parameter groups, by exact name or by prefix ending in '.' ("conv0." = every parameter of conv0). */
+/* Parameter groups, by pattern: an exact name, a prefix ending in '.' ("conv0." = every parameter of conv0), or '*'
+ * for any characters ("*.bias"); a pattern no parameter matches is VKT_ERROR. They shape the trainers made from this
+ * model afterwards (a trainer copies its model): vkt_trainer_set_trainable changes a running one. */
 VKT_API vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable);
 VKT_API vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay);
 VKT_API vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, vkt_init_kind kind, float a, float b);
@@ -300,6 +303,10 @@ typedef struct vkt_gpt_options {
 VKT_API vkt_status vkt_gpt_options_default(vkt_gpt_options* options, size_t struct_size);
 VKT_API vkt_status vkt_model_gpt(const vkt_gpt_options* options, vkt_model** out);
 VKT_API vkt_status vkt_model_gpt_decoder(const vkt_gpt_options* options, vkt_model** out);
+/* The options of a GPT (gpt_options): m must be exactly the graph vkt_model_gpt or vkt_model_gpt_decoder builds from
+ * them (e.g. the architecture a weights file records: vkt_load_model), else VKT_ERROR naming the first node that
+ * differs. out is a result struct here: its struct_size set by the caller (vkt_gpt_options_default sets it). */
+VKT_API vkt_status vkt_model_gpt_options(const vkt_model* m, vkt_gpt_options* out);
 
 /* The architecture as JSON (docs/model-format.md; free with vkt_free) and back; vkt_load_model reads it from a
  * weights file that vkt_trainer_save wrote. */
@@ -327,9 +334,22 @@ VKT_API vkt_status vkt_model_value_shape(const vkt_model* m, int32_t value, int6
 /* The model's inputs (value ids, declaration order): the order vkt_trainer_step's inputs follow. */
 VKT_API vkt_status vkt_model_inputs(const vkt_model* m, int32_t* values, size_t capacity, size_t* count);
 VKT_API vkt_status vkt_model_loss(const vkt_model* m, int32_t* value); /* -1: no loss */
-/* What vkt_trainer_predict returns: the loss's prediction operand (the logits), and its per-sample shape. */
+/* The default output, what vkt_trainer_predict returns, and its per-sample shape: the loss's prediction operand (the
+ * logits), or in a model without a loss its only output (VKT_ERROR when it has none or several). */
 VKT_API vkt_status vkt_model_output(const vkt_model* m, int32_t* value);
 VKT_API vkt_status vkt_model_output_shape(const vkt_model* m, int64_t* dims, size_t capacity, size_t* rank);
+
+/* Named outputs (Model::output(value, name)): values that vkt_trainer_predict_output reads back by name. Several may
+ * be marked, the loss's operands included; a name follows the node-name rule and is unique among outputs; an output
+ * is a real (f32) value, not the loss. A model without a loss runs only in an inference_only trainer, and predicts
+ * its outputs. Recorded by vkt_model_to_json, so a weights file keeps them. */
+VKT_API vkt_status vkt_model_mark_output(vkt_model* m, int32_t value, const char* name);
+VKT_API vkt_status vkt_model_output_count(const vkt_model* m, size_t* count); /* the named outputs */
+/* The index-th named output, in the order they were marked; name is owned by the model (valid until it next
+ * changes). */
+VKT_API vkt_status vkt_model_output_entry(const vkt_model* m, size_t index, const char** name, int32_t* value);
+/* The value of the output named `name` (NULL or "": the default output); VKT_ERROR naming the outputs there are. */
+VKT_API vkt_status vkt_model_find_output(const vkt_model* m, const char* name, int32_t* value);
 
 /* Parameters and buffers (trainable and frozen parameters, then buffers, in declaration order). */
 typedef struct vkt_parameter_info {
@@ -342,8 +362,11 @@ typedef struct vkt_parameter_info {
     float weight_decay; /* < 0: the optimizer's */
     vkt_init_kind init;
     float init_a, init_b;
+    /* ---- end of version 1 ---- */
+    int32_t persistent; /* 0: run-time state never saved (a decoder's key/value caches), zero-filled by a load */
+    int32_t counter;    /* a buffer counting training forward passes (BatchNorm's num_batches_tracked) */
 } vkt_parameter_info;
-#define VKT_PARAMETER_INFO_SIZE_V1 sizeof(vkt_parameter_info)
+#define VKT_PARAMETER_INFO_SIZE_V1 (offsetof(vkt_parameter_info, init_b) + sizeof(float))
 VKT_API vkt_status vkt_model_parameter_count(const vkt_model* m, uint64_t* out); /* elements, buffers excluded */
 VKT_API vkt_status vkt_model_parameter_tensors(const vkt_model* m, size_t* count);
 VKT_API vkt_status vkt_model_parameter(const vkt_model* m, size_t index, vkt_parameter_info* out);
@@ -429,11 +452,28 @@ VKT_API vkt_status vkt_trainer_step_micro_batches(vkt_trainer* t, const void* co
                                                   vkt_step_result* out);
 VKT_API vkt_status vkt_trainer_evaluate(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                         double* loss);
-/* Writes count × (output values per sample: vkt_model_output_shape) floats. When capacity (in floats) is too small,
- * nothing is read or run: VKT_INVALID_ARGUMENT, and the number of floats needed goes to *written. Inputs the output
- * does not depend on (labels) may be NULL. */
+/* Writes count × (output values per sample: vkt_model_output_shape) floats of the default output. When capacity (in
+ * floats) is too small, nothing is read or run: VKT_INVALID_ARGUMENT, and the number of floats needed goes to
+ * *written. Inputs the output does not depend on (labels) may be NULL. */
 VKT_API vkt_status vkt_trainer_predict(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
                                        float* out, size_t capacity, size_t* written);
+/* The same for the output named `output` (vkt_model_mark_output; NULL or "": the default output): count ×
+ * (vkt_trainer_output_shape's product) floats. An unknown name is VKT_ERROR naming the outputs there are. */
+VKT_API vkt_status vkt_trainer_predict_output(vkt_trainer* t, const char* output, const void* const* inputs,
+                                              size_t input_count, uint64_t count, float* out, size_t capacity,
+                                              size_t* written);
+/* An output's per-sample shape (NULL or "": the default output), e.g. to size the buffers above. */
+VKT_API vkt_status vkt_trainer_output_shape(const vkt_trainer* t, const char* output, int64_t* dims, size_t capacity,
+                                            size_t* rank);
+/* What vkt_trainer_predict_all writes, in order (Trainer::predict_all): the named outputs in the order they were
+ * marked, preceded by the default output (name "") when the model has a loss whose prediction operand is not one of
+ * them. name is owned by the trainer. */
+VKT_API vkt_status vkt_trainer_output_count(const vkt_trainer* t, size_t* count);
+VKT_API vkt_status vkt_trainer_output_name(const vkt_trainer* t, size_t index, const char** name);
+/* Every output of one forward pass, one after the other in that order, each count × its per-sample values (capacity
+ * and written in floats over all of them, as for predict). */
+VKT_API vkt_status vkt_trainer_predict_all(vkt_trainer* t, const void* const* inputs, size_t input_count,
+                                           uint64_t count, float* out, size_t capacity, size_t* written);
 /* Loss and fp32 gradients (unscaled) without updating anything: every trainable parameter's gradient, in parameter
  * order, one after the other (capacity and written in floats, as for predict). */
 VKT_API vkt_status vkt_trainer_compute_gradients(vkt_trainer* t, const void* const* inputs, size_t input_count,
@@ -448,14 +488,22 @@ VKT_API vkt_status vkt_trainer_profile_step(vkt_trainer* t, const void* const* i
 VKT_API vkt_status vkt_trainer_set_learning_rate(vkt_trainer* t, float learning_rate);
 VKT_API vkt_status vkt_trainer_steps(const vkt_trainer* t, uint64_t* steps, uint64_t* skipped);
 
-/* A parameter or buffer by name ("linear0.weight"): its fp32 values (capacity and written in floats, as for
- * predict), and replacing them (count must be its element count). */
+/* A parameter or buffer by name ("linear0.weight"), without copying the others: its fp32 values (capacity and
+ * written in floats, as for predict), and replacing them (count must be its element count; the values finite; the
+ * optimizer state is kept). An unknown name is VKT_ERROR. */
 VKT_API vkt_status vkt_trainer_parameter(vkt_trainer* t, const char* name, float* out, size_t capacity,
                                          size_t* written);
 VKT_API vkt_status vkt_trainer_set_parameter(vkt_trainer* t, const char* name, const float* values, size_t count);
 
-/* The optimizer's fp32 state ("exp_avg.0", "momentum_buffer.3", ...; Trainer::optimizer_state), for inspection: the
- * names as a JSON array (free with vkt_free), and one tensor by name (capacity and written in floats). */
+/* Freezes (0) or unfreezes (1) the parameters `pattern` matches (vkt_model_set_trainable's patterns) at any time
+ * between steps: tensors that stay trainable keep their optimizer state, newly trainable ones start fresh, frozen ones
+ * lose theirs. VKT_ERROR, changing nothing, for a pattern no parameter matches, a change that would leave nothing
+ * trainable, or an inference_only trainer. */
+VKT_API vkt_status vkt_trainer_set_trainable(vkt_trainer* t, const char* pattern, int32_t trainable);
+
+/* The optimizer's fp32 state by parameter name ("exp_avg.linear0.weight", "momentum_buffer.conv0.bias", ...;
+ * Trainer::optimizer_state), for inspection: the names as a JSON array (free with vkt_free), and one tensor by name
+ * (capacity and written in floats). */
 VKT_API vkt_status vkt_trainer_optimizer_state_names(const vkt_trainer* t, char** out);
 VKT_API vkt_status vkt_trainer_optimizer_state(const vkt_trainer* t, const char* name, float* out, size_t capacity,
                                                size_t* written);
@@ -473,8 +521,71 @@ VKT_API vkt_status vkt_trainer_save_checkpoint_with_metadata(const vkt_trainer* 
 VKT_API vkt_status vkt_trainer_load_checkpoint(vkt_trainer* t, const char* path);
 /* The same, handing back the checkpoint's extra entries (destroy with vkt_metadata_destroy). */
 VKT_API vkt_status vkt_trainer_load_checkpoint_with_metadata(vkt_trainer* t, const char* path, vkt_metadata** out);
+/* The same, also saying what became of the optimizer state (OptimizerStateLoad), which matters when the checkpoint
+ * trained other parameters than this trainer does (vkt_trainer_set_trainable between saving and loading): JSON
+ * {"restored": [names], "fresh": [names trainable here only: zero state], "dropped": [names frozen here]} (free with
+ * vkt_free). extra and optimizer_state_load may each be NULL. */
+VKT_API vkt_status vkt_trainer_load_checkpoint_report(vkt_trainer* t, const char* path, vkt_metadata** extra,
+                                                      char** optimizer_state_load);
+
+/* ---- Weights files read without copying (read_weights): a safetensors file (vktrain's, Hugging Face's, a converted
+ * torchvision checkpoint) mapped read-only, each tensor a view of its bytes, nothing converted until asked ---- */
+
+/* The file's element types, by its names: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL. */
+typedef enum vkt_element_type {
+    VKT_ELEMENT_F64 = 0,
+    VKT_ELEMENT_F32 = 1,
+    VKT_ELEMENT_F16 = 2,
+    VKT_ELEMENT_BF16 = 3,
+    VKT_ELEMENT_I64 = 4,
+    VKT_ELEMENT_I32 = 5,
+    VKT_ELEMENT_I16 = 6,
+    VKT_ELEMENT_I8 = 7,
+    VKT_ELEMENT_U8 = 8,
+    VKT_ELEMENT_BOOL = 9
+} vkt_element_type;
+
+typedef struct vkt_tensor_info {
+    uint32_t struct_size;
+    const char* name; /* owned by the weights handle */
+    vkt_element_type type;
+    const char* type_name; /* the file's name for it: "F32", "BF16", ... (static) */
+    size_t rank;           /* 0: a scalar holding one element; the dimensions: vkt_weights_tensor_shape */
+    uint64_t elements;
+    uint64_t bytes; /* elements × the type's size */
+    /* The bytes (little-endian, row-major) inside the mapping, valid until vkt_weights_destroy; not necessarily
+     * aligned for the type (read them through vkt_weights_tensor_f32 or memcpy). */
+    const void* data;
+} vkt_tensor_info;
+#define VKT_TENSOR_INFO_SIZE_V1 sizeof(vkt_tensor_info)
+
+/* Opens and checks a safetensors file (header, every tensor's dtype, shape and data offsets, duplicate names):
+ * VKT_ERROR "<path>: <problem>". The file must not be truncated while it is open (replacing it through a rename, as
+ * vkt_trainer_save does, is safe). */
+VKT_API vkt_status vkt_weights_open(const char* path, vkt_weights** out);
+VKT_API void vkt_weights_destroy(vkt_weights* w);
+/* 1: memory-mapped; 0: read into memory (a file that cannot be mapped, e.g. a pipe). */
+VKT_API vkt_status vkt_weights_mapped(const vkt_weights* w, int32_t* mapped);
+VKT_API vkt_status vkt_weights_tensor_count(const vkt_weights* w, size_t* count); /* tensors in the header's order */
+VKT_API vkt_status vkt_weights_tensor(const vkt_weights* w, size_t index, vkt_tensor_info* out);
+VKT_API vkt_status vkt_weights_tensor_shape(const vkt_weights* w, size_t index, int64_t* dims, size_t capacity,
+                                            size_t* rank);
+/* The index of the tensor named `name`: VKT_ERROR when the file has none. */
+VKT_API vkt_status vkt_weights_find(const vkt_weights* w, const char* name, size_t* index);
+/* A tensor's values as fp32 (floating types exactly, f64 rounded to nearest; integers to the nearest float; booleans
+ * 0 or 1): all of them (capacity and written in floats, as for predict), or elements [first, first + count) for
+ * converting a large tensor in pieces (a range outside the tensor is VKT_INVALID_ARGUMENT). */
+VKT_API vkt_status vkt_weights_tensor_f32(const vkt_weights* w, size_t index, float* out, size_t capacity,
+                                          size_t* written);
+VKT_API vkt_status vkt_weights_tensor_f32_range(const vkt_weights* w, size_t index, uint64_t first, uint64_t count,
+                                                float* out);
+/* The file's "__metadata__" entries, in file order, as a vkt_metadata (destroy with vkt_metadata_destroy). */
+VKT_API vkt_status vkt_weights_metadata(const vkt_weights* w, vkt_metadata** out);
+/* The architecture vktrain recorded in the file (as vkt_load_model, without reading the file again). */
+VKT_API vkt_status vkt_weights_model(const vkt_weights* w, vkt_model** out);
 
 /* ---- Metadata of a weights file or checkpoint (every "__metadata__" entry, in file order) ---- */
+/* A file's metadata (read_weights(path).metadata(): mapped, the tensors not read). */
 VKT_API vkt_status vkt_read_metadata(const char* path, vkt_metadata** out);
 VKT_API vkt_status vkt_metadata_count(const vkt_metadata* md, size_t* count);
 /* key and value are owned by md. */

@@ -1,10 +1,10 @@
-// The C API (include/vktrain/vktrain.h) over the C++ API: errors, contexts and devices, and weights-file metadata.
-// Models and the op listing are in capi_model.cpp, trainers in capi_trainer.cpp.
+// The C API (include/vktrain/vktrain.h) over the C++ API: errors, the shared size idioms, contexts and devices.
+// Models and the op listing are in capi_model.cpp, outputs and prediction in capi_outputs.cpp, trainers in
+// capi_trainer.cpp, weights files, metadata and checkpoints in capi_weights.cpp.
 #include <cstdlib>
 #include <new>
 
 #include "capi/capi_common.hpp"
-#include "io/safetensors.hpp"
 
 struct vkt_device_list {
     std::vector<vktrain::DeviceInfo> devices;
@@ -53,10 +53,28 @@ void check_input_sizes(const Model& m, uint64_t count, const char* call) {
     }
 }
 
-void too_small(const char* call, uint64_t needed, size_t capacity, size_t* written) {
+void too_small(const char* call, uint64_t needed, size_t capacity, size_t* written, const char* written_name) {
     if (written) *written = size_t(needed);
     throw InvalidArgument(std::string(call) + ": " + std::to_string(needed) + " values do not fit a capacity of " +
-                          std::to_string(capacity) + " (the size needed is in *written)");
+                          std::to_string(capacity) + " (the size needed is in *" + written_name + ")");
+}
+
+void write_floats(const std::vector<float>& values, float* out, size_t capacity, size_t* written, const char* call) {
+    if (values.size() > capacity) too_small(call, values.size(), capacity, written);
+    if (!values.empty()) std::memcpy(&need(out, "out"), values.data(), values.size() * sizeof(float));
+    if (written) *written = values.size();
+}
+
+void write_shape(const std::vector<int64_t>& shape, int64_t* dims, size_t capacity, size_t* rank, const char* call) {
+    if (shape.size() > capacity) too_small(call, shape.size(), capacity, rank, "rank");
+    if (!shape.empty()) std::memcpy(&need(dims, "dims"), shape.data(), shape.size() * sizeof(int64_t));
+    if (rank) *rank = shape.size();
+}
+
+uint64_t elements_of(const std::vector<int64_t>& shape) {
+    uint64_t n = 1;
+    for (const int64_t d : shape) n *= uint64_t(d);
+    return n;
 }
 
 namespace {
@@ -255,48 +273,6 @@ vkt_status vkt_device_list_coopmat_shape(const vkt_device_list* list, size_t dev
 
 void vkt_device_list_destroy(vkt_device_list* list) {
     delete list;
-}
-
-vkt_status vkt_read_metadata(const char* path, vkt_metadata** out) {
-    return guarded([&] {
-        need(out, "out");
-        *out = nullptr;
-        auto md = std::make_unique<vkt_metadata>();
-        (void)vktrain::io::read_safetensors(text(path, "path"), &md->entries);
-        *out = md.release();
-    });
-}
-
-vkt_status vkt_metadata_count(const vkt_metadata* md, size_t* count) {
-    return guarded([&] { need(count, "count") = need(md, "metadata").entries.size(); });
-}
-
-vkt_status vkt_metadata_entry(const vkt_metadata* md, size_t index, const char** key, const char** value) {
-    return guarded([&] {
-        const auto& entries = need(md, "metadata").entries;
-        if (index >= entries.size())
-            throw InvalidArgument("metadata entry " + std::to_string(index) + ": there are " +
-                                  std::to_string(entries.size()));
-        if (key) *key = entries[index].first.c_str();
-        if (value) *value = entries[index].second.c_str();
-    });
-}
-
-vkt_status vkt_metadata_get(const vkt_metadata* md, const char* key, const char** value) {
-    return guarded([&] {
-        const std::string k = text(key, "key");
-        need(value, "value");
-        for (const auto& [name, v] : need(md, "metadata").entries)
-            if (name == k) {
-                *value = v.c_str();
-                return;
-            }
-        throw vktrain::Error("metadata has no entry '" + k + "'");
-    });
-}
-
-void vkt_metadata_destroy(vkt_metadata* md) {
-    delete md;
 }
 
 } // extern "C"

@@ -13,6 +13,7 @@
 
 #include "vktrain/vktrain.h"
 #include "vktrain/vktrain.hpp"
+#include "vktrain/weights.hpp"
 
 struct vkt_context {
     vktrain::Context context;
@@ -27,9 +28,15 @@ struct vkt_model {
 struct vkt_trainer {
     vktrain::Trainer trainer;
     std::string gemm_path_summary; // vkt_trainer_info::gemm_path_summary points here
+    // What vkt_trainer_predict_all writes, in order ("": the default output); vkt_trainer_output_name points here.
+    // A trainer's outputs never change, so this is filled once, when it is made.
+    std::vector<std::string> output_names;
 };
 struct vkt_metadata {
     std::vector<std::pair<std::string, std::string>> entries;
+};
+struct vkt_weights {
+    vktrain::WeightsFile file;
 };
 
 namespace vktrain::capi {
@@ -98,8 +105,16 @@ std::vector<const void*> inputs_of(const Model& m, const void* const* inputs, si
 // Every input of `count` samples has a byte size that fits: checked before anything reads the caller's buffers.
 void check_input_sizes(const Model& m, uint64_t count, const char* call);
 
-// A size output: `needed` values do not fit `capacity`; the size goes to *written, then VKT_INVALID_ARGUMENT.
-[[noreturn]] void too_small(const char* call, uint64_t needed, size_t capacity, size_t* written);
+// A size output: `needed` values do not fit `capacity`; the size goes to *written (the call's size output, named in
+// the message as `written_name`), then VKT_INVALID_ARGUMENT.
+[[noreturn]] void too_small(const char* call, uint64_t needed, size_t capacity, size_t* written,
+                            const char* written_name = "written");
+// Copies `values` to the caller's buffer, or reports the size needed (vktrain.h: STATUS CODES).
+void write_floats(const std::vector<float>& values, float* out, size_t capacity, size_t* written, const char* call);
+// A shape into the caller's dims (capacity entries), its rank to *rank; a short buffer as too_small.
+void write_shape(const std::vector<int64_t>& shape, int64_t* dims, size_t capacity, size_t* rank, const char* call);
+// The product of a shape's dimensions (1 for a scalar).
+uint64_t elements_of(const std::vector<int64_t>& shape);
 
 // ---- versioned structs (vktrain.h, VERSIONED STRUCTS) ----
 

@@ -76,12 +76,6 @@ std::string ops_json() {
     return list.dump();
 }
 
-void write_shape(const std::vector<int64_t>& shape, int64_t* dims, size_t capacity, size_t* rank, const char* call) {
-    if (shape.size() > capacity) too_small(call, shape.size(), capacity, rank);
-    if (!shape.empty()) std::memcpy(&need(dims, "dims"), shape.data(), shape.size() * sizeof(int64_t));
-    if (rank) *rank = shape.size();
-}
-
 const Node& node_at(const Model& m, int32_t node) {
     if (node < 0 || size_t(node) >= m.nodes().size())
         throw Error("node " + std::to_string(node) + " does not exist (the model has " +
@@ -101,6 +95,19 @@ vkt_gpt_options gpt_defaults() {
     o.mlp = d.mlp;
     o.tied = d.tied;
     o.eps = d.eps;
+    return o;
+}
+
+vkt_gpt_options gpt_options_out(const GptOptions& g) {
+    vkt_gpt_options o = gpt_defaults();
+    o.vocab = g.vocab;
+    o.layers = g.layers;
+    o.heads = g.heads;
+    o.width = g.width;
+    o.context = g.context;
+    o.mlp = g.mlp;
+    o.tied = g.tied ? 1 : 0;
+    o.eps = g.eps;
     return o;
 }
 
@@ -354,6 +361,14 @@ vkt_status vkt_model_gpt_decoder(const vkt_gpt_options* options, vkt_model** out
     return guarded([&] { new_model(out, vktrain::Model::gpt_decoder(gpt_options_of(options))); });
 }
 
+vkt_status vkt_model_gpt_options(const vkt_model* m, vkt_gpt_options* out) {
+    return guarded([&] {
+        need(out, "out");
+        write_versioned(out, gpt_options_out(vktrain::gpt_options(model_of(m))), VKT_GPT_OPTIONS_SIZE_V1,
+                        "vkt_gpt_options");
+    });
+}
+
 // ---- JSON ----
 
 vkt_status vkt_model_to_json(const vkt_model* m, char** out) {
@@ -411,7 +426,7 @@ vkt_status vkt_model_value_shape(const vkt_model* m, int32_t value, int64_t* dim
 vkt_status vkt_model_inputs(const vkt_model* m, int32_t* values, size_t capacity, size_t* count) {
     return guarded([&] {
         const std::vector<int> in = model_of(m).inputs();
-        if (in.size() > capacity) too_small("vkt_model_inputs", in.size(), capacity, count);
+        if (in.size() > capacity) too_small("vkt_model_inputs", in.size(), capacity, count, "count");
         if (!in.empty()) need(values, "values");
         for (size_t i = 0; i < in.size(); ++i) values[i] = in[i];
         if (count) *count = in.size();
@@ -420,17 +435,6 @@ vkt_status vkt_model_inputs(const vkt_model* m, int32_t* values, size_t capacity
 
 vkt_status vkt_model_loss(const vkt_model* m, int32_t* value) {
     return guarded([&] { need(value, "value") = model_of(m).loss(); });
-}
-
-vkt_status vkt_model_output(const vkt_model* m, int32_t* value) {
-    return guarded([&] { need(value, "value") = model_of(m).output(); });
-}
-
-vkt_status vkt_model_output_shape(const vkt_model* m, int64_t* dims, size_t capacity, size_t* rank) {
-    return guarded([&] {
-        const vktrain::Model& g = model_of(m);
-        write_shape(g.nodes()[size_t(g.output())].shape, dims, capacity, rank, "vkt_model_output_shape");
-    });
 }
 
 vkt_status vkt_model_parameter_count(const vkt_model* m, uint64_t* out) {
@@ -456,15 +460,16 @@ vkt_status vkt_model_parameter(const vkt_model* m, size_t index, vkt_parameter_i
         o.struct_size = sizeof o;
         o.name = p.name.c_str();
         o.rank = p.shape.size();
-        o.elements = 1;
         for (size_t i = 0; i < p.shape.size() && i < 8; ++i) o.shape[i] = p.shape[i];
-        for (int64_t d : p.shape) o.elements *= uint64_t(d);
+        o.elements = elements_of(p.shape);
         o.trainable = p.trainable;
         o.buffer = p.buffer;
         o.weight_decay = p.weight_decay;
         o.init = vkt_init_kind(int(p.init.kind));
         o.init_a = p.init.a;
         o.init_b = p.init.b;
+        o.persistent = p.persistent;
+        o.counter = p.counter;
         write_versioned(out, o, VKT_PARAMETER_INFO_SIZE_V1, "vkt_parameter_info");
     });
 }

@@ -1,10 +1,12 @@
-// The C API's trainers: options (a versioned struct over TrainerOptions), steps, evaluation and prediction (sizes
-// checked before anything is read), parameters by name, weights, checkpoints and their metadata.
+// The C API's trainers: options (a versioned struct over TrainerOptions), steps, evaluation, gradients and profiles
+// (sizes checked before anything is read), parameters by name, trainability at run time and the optimizer state.
+// Prediction is in capi_outputs.cpp; weights and checkpoints in capi_weights.cpp.
 #include <cmath>
 #include <stdexcept>
 
 #include "capi/capi_common.hpp"
 #include "io/json.hpp"
+#include "train/outputs.hpp"
 
 namespace vktrain::capi {
 namespace {
@@ -135,24 +137,10 @@ void check_result(const vkt_step_result* out) {
                               "; set it to sizeof(vkt_step_result)");
 }
 
-CheckpointMetadata metadata_of(const char* const* keys, const char* const* values, size_t count) {
-    if (count && (!keys || !values)) throw InvalidArgument("metadata keys or values is null");
-    CheckpointMetadata md;
-    for (size_t i = 0; i < count; ++i)
-        md.emplace_back(text(keys[i], "metadata key"), text(values[i], "metadata value"));
-    return md;
-}
-
-// Copies `values` to the caller's buffer, or reports the size needed (vktrain.h: STATUS CODES).
-void write_floats(const std::vector<float>& values, float* out, size_t capacity, size_t* written, const char* call) {
-    if (values.size() > capacity) too_small(call, values.size(), capacity, written);
-    if (!values.empty()) std::memcpy(&need(out, "out"), values.data(), values.size() * sizeof(float));
-    if (written) *written = values.size();
-}
-
-Parameter find_parameter(const Trainer& t, const std::string& name) {
-    for (Parameter& p : t.parameters())
-        if (p.name == name) return std::move(p);
+// A parameter's or buffer's element count, by name (vktrain::Error for an unknown name, as Trainer::parameter).
+uint64_t parameter_elements(const Model& m, const std::string& name) {
+    for (const ParameterInfo& p : m.parameters())
+        if (p.name == name) return elements_of(p.shape);
     throw Error("the model has no parameter or buffer named '" + name + "'");
 }
 
@@ -175,7 +163,12 @@ vkt_status vkt_trainer_create(vkt_context* context, const vkt_model* model, cons
         need(out, "out");
         *out = nullptr;
         const vktrain::TrainerOptions o = trainer_options(options);
-        *out = new vkt_trainer{vktrain::Trainer(need(context, "context").context, need(model, "model").model, o), {}};
+        std::unique_ptr<vkt_trainer> t(
+            new vkt_trainer{vktrain::Trainer(need(context, "context").context, need(model, "model").model, o), {}, {}});
+        const vktrain::Model& m = t->trainer.model();
+        for (const size_t k : vktrain::train::all_outputs(m))
+            t->output_names.push_back(k == 0 ? std::string() : m.outputs()[k - 1].first);
+        *out = t.release();
     });
 }
 
@@ -280,25 +273,6 @@ vkt_status vkt_trainer_evaluate(vkt_trainer* t, const void* const* inputs, size_
     });
 }
 
-vkt_status vkt_trainer_predict(vkt_trainer* t, const void* const* inputs, size_t input_count, uint64_t count,
-                               float* out, size_t capacity, size_t* written) {
-    return guarded([&] {
-        vktrain::Trainer& trainer = need(t, "trainer").trainer;
-        const auto in = inputs_of(trainer.model(), inputs, input_count, "predict");
-        check_input_sizes(trainer.model(), count, "predict");
-        // Refused before any work: the output size, and that it fits the caller's buffer.
-        const vktrain::Model& m = trainer.model();
-        const uint64_t values = times(count, m.input_elements(m.output()), "predict: output values");
-        times(values, sizeof(float), "predict: output bytes");
-        if (values > capacity) too_small("predict", values, capacity, written);
-        const std::vector<float> p = trainer.predict(in, count);
-        if (p.size() != values)
-            throw std::runtime_error("predict: " + std::to_string(p.size()) + " values, expected " +
-                                     std::to_string(values));
-        write_floats(p, out, capacity, written, "predict");
-    });
-}
-
 vkt_status vkt_trainer_compute_gradients(vkt_trainer* t, const void* const* inputs, size_t input_count, uint32_t count,
                                          float* loss, float* out, size_t capacity, size_t* written) {
     return guarded([&] {
@@ -307,11 +281,7 @@ vkt_status vkt_trainer_compute_gradients(vkt_trainer* t, const void* const* inpu
         check_input_sizes(trainer.model(), count, "compute_gradients");
         uint64_t needed = 0;
         for (const vktrain::ParameterInfo& p : trainer.model().parameters())
-            if (p.trainable && !p.buffer) {
-                uint64_t e = 1;
-                for (int64_t d : p.shape) e *= uint64_t(d);
-                needed += e;
-            }
+            if (p.trainable && !p.buffer) needed += elements_of(p.shape);
         if (needed > capacity) too_small("compute_gradients", needed, capacity, written);
         std::vector<std::vector<float>> grads;
         const float l = trainer.compute_gradients(in, count, grads);
@@ -360,8 +330,12 @@ vkt_status vkt_trainer_steps(const vkt_trainer* t, uint64_t* steps, uint64_t* sk
 
 vkt_status vkt_trainer_parameter(vkt_trainer* t, const char* name, float* out, size_t capacity, size_t* written) {
     return guarded([&] {
-        const vktrain::Parameter p = find_parameter(need(t, "trainer").trainer, text(name, "name"));
-        write_floats(p.data, out, capacity, written, "vkt_trainer_parameter");
+        vktrain::Trainer& trainer = need(t, "trainer").trainer;
+        const std::string n = text(name, "name");
+        // The size first, so that asking for it (capacity 0) reads nothing back from the device.
+        const uint64_t needed = parameter_elements(trainer.model(), n);
+        if (needed > capacity) too_small("vkt_trainer_parameter", needed, capacity, written);
+        write_floats(trainer.parameter(n).data, out, capacity, written, "vkt_trainer_parameter");
     });
 }
 
@@ -369,18 +343,17 @@ vkt_status vkt_trainer_set_parameter(vkt_trainer* t, const char* name, const flo
     return guarded([&] {
         vktrain::Trainer& trainer = need(t, "trainer").trainer;
         const std::string n = text(name, "name");
-        std::vector<vktrain::Parameter> all = trainer.parameters();
-        for (vktrain::Parameter& p : all) {
-            if (p.name != n) continue;
-            if (count != p.data.size())
-                throw InvalidArgument("vkt_trainer_set_parameter: '" + n + "' has " + std::to_string(p.data.size()) +
-                                      " values, count is " + std::to_string(count));
-            if (count) std::memcpy(p.data.data(), &need(values, "values"), count * sizeof(float));
-            trainer.set_parameters(all);
-            return;
-        }
-        throw vktrain::Error("the model has no parameter or buffer named '" + n + "'");
+        const uint64_t elements = parameter_elements(trainer.model(), n);
+        if (count != elements)
+            throw InvalidArgument("vkt_trainer_set_parameter: '" + n + "' has " + std::to_string(elements) +
+                                  " values, count is " + std::to_string(count));
+        if (count) need(values, "values");
+        trainer.set_parameter(n, std::vector<float>(values, values + count));
     });
+}
+
+vkt_status vkt_trainer_set_trainable(vkt_trainer* t, const char* pattern, int32_t trainable) {
+    return guarded([&] { need(t, "trainer").trainer.set_trainable(text(pattern, "pattern"), trainable != 0); });
 }
 
 vkt_status vkt_trainer_optimizer_state_names(const vkt_trainer* t, char** out) {
@@ -399,43 +372,6 @@ vkt_status vkt_trainer_optimizer_state(const vkt_trainer* t, const char* name, f
         for (const auto& [state, values] : need(t, "trainer").trainer.optimizer_state())
             if (state == n) return write_floats(values, out, capacity, written, "vkt_trainer_optimizer_state");
         throw vktrain::Error("the optimizer has no state named '" + n + "'");
-    });
-}
-
-vkt_status vkt_trainer_save(const vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.save(text(path, "path")); });
-}
-
-vkt_status vkt_trainer_save_with_metadata(const vkt_trainer* t, const char* path, const char* const* keys,
-                                          const char* const* values, size_t count) {
-    return guarded([&] { need(t, "trainer").trainer.save(text(path, "path"), metadata_of(keys, values, count)); });
-}
-
-vkt_status vkt_trainer_load(vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.load(text(path, "path")); });
-}
-
-vkt_status vkt_trainer_save_checkpoint(const vkt_trainer* t, const char* path) {
-    return guarded([&] { need(t, "trainer").trainer.save_checkpoint(text(path, "path")); });
-}
-
-vkt_status vkt_trainer_save_checkpoint_with_metadata(const vkt_trainer* t, const char* path, const char* const* keys,
-                                                     const char* const* values, size_t count) {
-    return guarded(
-        [&] { need(t, "trainer").trainer.save_checkpoint(text(path, "path"), metadata_of(keys, values, count)); });
-}
-
-vkt_status vkt_trainer_load_checkpoint(vkt_trainer* t, const char* path) {
-    return guarded([&] { (void)need(t, "trainer").trainer.load_checkpoint(text(path, "path")); });
-}
-
-vkt_status vkt_trainer_load_checkpoint_with_metadata(vkt_trainer* t, const char* path, vkt_metadata** out) {
-    return guarded([&] {
-        need(out, "out");
-        *out = nullptr;
-        auto md = std::make_unique<vkt_metadata>();
-        md->entries = need(t, "trainer").trainer.load_checkpoint(text(path, "path"));
-        *out = md.release();
     });
 }
 
