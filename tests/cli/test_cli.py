@@ -284,8 +284,22 @@ def case_permission_denied(cli):
         binary = os.path.join(home, "vktrain")
         shutil.copy(cli.binary, binary)
         os.chmod(binary, 0o755)
+        # A sanitizer build's suppression files may lie where nobody cannot read them either: copies go beside it.
+        env = dict(os.environ)
+        for var in ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"):
+            if var not in env:
+                continue
+            options = []
+            for option in env[var].split(":"):
+                if option.startswith("suppressions="):
+                    copy = os.path.join(home, var.lower() + ".supp")
+                    shutil.copy(option[len("suppressions="):], copy)
+                    os.chmod(copy, 0o644)
+                    option = "suppressions=" + copy
+                options.append(option)
+            env[var] = ":".join(options)
         probe = subprocess.run([binary, "--version"], cwd="/", user=65534, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=60)
+                               stderr=subprocess.PIPE, text=True, timeout=60, env=env)
         check(probe.returncode == 0, "user nobody cannot run a copy of the command: " + probe.stderr.strip())
         locked = os.path.join(home, "locked")
         os.makedirs(locked)
@@ -294,7 +308,7 @@ def case_permission_denied(cli):
             cmd = [binary] + [str(a) for a in args]
             print("$ (as nobody) " + " ".join(cmd), flush=True)
             p = subprocess.run(cmd, cwd="/", user=65534, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               timeout=120)
+                               timeout=120, env=env)
             print("  stderr: " + p.stderr.strip())
             check_one_line_error(p, 1, "locked", "ermission denied")
     finally:
