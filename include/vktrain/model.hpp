@@ -87,10 +87,12 @@ struct Node {
 };
 
 // Model::gpt: token and learned position embeddings, `layers` blocks x = x + attn.c_proj(causal_attention(
-// attn.c_attn(ln_1(x)))); x = x + mlp.c_proj(GELU(mlp.c_fc(ln_2(x)))), a final LayerNorm and an untied output head
-// without bias (or the token embedding's weight when tied). Init (GPT-2): Linear and Embedding weights N(0, 0.02),
-// c_proj weights N(0, 0.02/sqrt(2·layers)), biases 0, LayerNorm 1 and 0. Parameter names follow nanoGPT:
-// "transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.ln_f.bias", "lm_head.weight", ...
+// attn.c_attn(ln_1(x)))); x = x + mlp.c_proj(GELU(mlp.c_fc(ln_2(x)))) (GELU: GptOptions::activation), a final LayerNorm
+// and an untied output head without bias (or the token embedding's weight when tied). Init (GPT-2): Linear and
+// Embedding weights N(0, 0.02), c_proj weights N(0, 0.02/sqrt(2·layers)), biases 0, LayerNorm 1 and 0. Parameter names
+// follow nanoGPT: "transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.ln_f.bias",
+// "lm_head.weight", ...
+enum class GptActivation { gelu, gelu_tanh };
 struct GptOptions {
     uint32_t vocab = 0; // required
     uint32_t layers = 4;
@@ -100,6 +102,11 @@ struct GptOptions {
     uint32_t mlp = 0; // 0: 4 · width
     bool tied = false;
     float eps = 1e-5f; // LayerNorm
+    // The MLP's activation: exact GELU (nn.GELU(), Hugging Face "gelu") or its tanh form (GPT-2's "gelu_new").
+    GptActivation activation = GptActivation::gelu;
+    // Tokens per sample of Model::gpt's inputs, at most context (0: context): a shorter window over the same weights
+    // (the position table keeps `context` rows), e.g. to predict on sequences shorter than the model's context.
+    uint32_t sequence = 0;
 };
 
 class Model;

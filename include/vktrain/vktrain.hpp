@@ -4,6 +4,7 @@
 #include "vktrain/context.hpp"
 #include "vktrain/data.hpp"
 #include "vktrain/error.hpp"
+#include "vktrain/import.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/options.hpp"
 #include "vktrain/text.hpp"

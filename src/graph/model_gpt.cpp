@@ -15,6 +15,7 @@ void check_options(const GptOptions& o, const char* what) {
     VKT_CHECK(o.layers >= 1 && o.heads >= 1 && o.width >= 1 && o.context >= 1, what,
               ": layers, heads, width and context must be at least 1");
     VKT_CHECK(o.width % o.heads == 0, what, ": width ", o.width, " is not a multiple of heads ", o.heads);
+    VKT_CHECK(o.sequence <= o.context, what, ": sequence ", o.sequence, " is longer than the context ", o.context);
 }
 
 } // namespace
@@ -22,7 +23,7 @@ void check_options(const GptOptions& o, const char* what) {
 // decode: inputs "ids" and "pos" of one position, cached attention; else "ids" of the whole context.
 static Model build_gpt(const GptOptions& o, bool decode) {
     const uint32_t mlp = o.mlp ? o.mlp : 4 * o.width;
-    const int64_t t = decode ? 1 : int64_t(o.context);
+    const int64_t t = decode ? 1 : int64_t(o.sequence ? o.sequence : o.context);
     Model m;
     const int ids = m.input("ids", {t}, DataType::i32);
     const int pos = decode ? m.input("pos", {1}, DataType::i32) : -1;
@@ -48,7 +49,8 @@ static Model build_gpt(const GptOptions& o, bool decode) {
                    : named(m.self_attention(a, o.heads, true), h + "attn.attention");
         x = m.add(x, named(m.linear(a, o.width), h + "attn.c_proj"));
         int f = named(m.linear(named(m.layer_norm(x, o.eps), h + "ln_2"), mlp), h + "mlp.c_fc");
-        x = m.add(x, named(m.linear(m.gelu(f), o.width), h + "mlp.c_proj"));
+        f = o.activation == GptActivation::gelu_tanh ? m.gelu_tanh(f) : m.gelu(f);
+        x = m.add(x, named(m.linear(f, o.width), h + "mlp.c_proj"));
     }
     x = named(m.layer_norm(x, o.eps), "transformer.ln_f");
     const int logits = o.tied ? m.linear_tied(x, wte) : named(m.linear(x, o.vocab, false), "lm_head");
@@ -92,6 +94,7 @@ GptOptions gpt_options(const Model& model) {
     GptOptions g;
     g.layers = 0;
     bool decoder = false;
+    uint32_t sequence = 0; // the ids input's length
     const auto attr = [&](const Node& n, const char* key) {
         const auto it = n.attrs.find(key);
         VKT_CHECK(it != n.attrs.end(), not_gpt, ": node '", n.name, "' has no attribute '", key, "'");
@@ -113,10 +116,15 @@ GptOptions gpt_options(const Model& model) {
             g.tied = true;
         } else if (n.name == "transformer.ln_f") {
             g.eps = float(attr(n, "eps"));
+        } else if (n.op == "gelu_tanh") {
+            g.activation = GptActivation::gelu_tanh;
+        } else if (n.op == "input" && n.name == "ids" && !n.shape.empty()) {
+            sequence = uint32_t(n.shape[0]);
         }
     }
     VKT_CHECK(g.vocab != 0 && g.layers != 0 && g.context != 0 && g.width != 0 && g.heads != 0, not_gpt,
               ": it lacks the token and position embeddings or the attention layers");
+    if (!decoder && sequence != g.context) g.sequence = sequence;
     // Everything else (a LayerNorm without affine, a head with a bias, another activation) must be what the options
     // build, or a decoder made from them would run something other than the model.
     Model expected;

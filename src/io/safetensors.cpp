@@ -45,8 +45,9 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 } // namespace
 
-void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       const std::vector<std::pair<std::string, std::string>>& metadata) {
+SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<TensorHeader>& tensors,
+                                     const std::vector<std::pair<std::string, std::string>>& metadata)
+    : m_path(path) {
     Json header = Json::object();
     Json::Object& members = header.as_object();
     if (!metadata.empty()) {
@@ -61,15 +62,13 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     std::unordered_set<std::string> names;
     uint64_t offset = 0;
     for (size_t i = 0; i < tensors.size(); ++i) {
-        const NamedTensor& tensor = tensors[i];
+        const TensorHeader& tensor = tensors[i];
         VKT_CHECK(!tensor.name.empty(), path, ": tensor ", i, " has an empty name");
         VKT_CHECK(tensor.name != "__metadata__", path, ": \"__metadata__\" is reserved and cannot name a tensor");
         VKT_CHECK(names.insert(tensor.name).second, path, ": duplicate tensor name \"", tensor.name, "\"");
         uint64_t count = 0;
-        VKT_CHECK(element_count(tensor.shape, count), path, ": tensor \"", tensor.name, "\": invalid shape ",
-                  shape_string(tensor.shape));
-        VKT_CHECK(count == tensor.data.size(), path, ": tensor \"", tensor.name, "\": shape ",
-                  shape_string(tensor.shape), " needs ", count, " elements, data has ", tensor.data.size());
+        VKT_CHECK(element_count(tensor.shape, count) && count <= max_offset / 4, path, ": tensor \"", tensor.name,
+                  "\": invalid shape ", shape_string(tensor.shape));
         const uint64_t end = offset + count * 4;
         VKT_CHECK(end <= max_offset, path, ": tensor data exceeds 2^53 bytes");
         Json entry = Json::object();
@@ -82,27 +81,56 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
         members.emplace_back(tensor.name, std::move(entry));
         offset = end;
     }
+    m_total = offset / 4;
     std::string text = header.dump(false);
     text.append((8 - text.size() % 8) % 8, ' '); // keeps the data 8-byte aligned for memory-mapping readers
 
-    AtomicFile file(path);
+    m_file = std::make_unique<AtomicFile>(path);
     unsigned char length[8];
     for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(uint64_t{text.size()} >> (8 * i));
-    file.write(length, sizeof(length));
-    file.write(text.data(), text.size());
-    std::vector<unsigned char> buffer(chunk_elements * 4);
-    for (const NamedTensor& tensor : tensors) {
-        for (size_t done = 0; done < tensor.data.size();) {
-            const size_t n = std::min(chunk_elements, tensor.data.size() - done);
-            for (size_t i = 0; i < n; ++i) {
-                const uint32_t bits = bits_from_float(tensor.data[done + i]);
-                for (size_t b = 0; b < 4; ++b) buffer[4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
-            }
-            file.write(buffer.data(), n * 4);
-            done += n;
+    m_file->write(length, sizeof(length));
+    m_file->write(text.data(), text.size());
+    m_buffer.resize(chunk_elements * 4);
+}
+
+SafetensorsWriter::~SafetensorsWriter() = default;
+
+void SafetensorsWriter::write(const float* values, uint64_t count) {
+    VKT_CHECK(count <= m_total - m_written, m_path, ": ", m_written + count, " values written, the tensors hold ",
+              m_total);
+    for (uint64_t done = 0; done < count;) {
+        const size_t n = size_t(std::min<uint64_t>(chunk_elements, count - done));
+        for (size_t i = 0; i < n; ++i) {
+            const uint32_t bits = bits_from_float(values[done + i]);
+            for (size_t b = 0; b < 4; ++b) m_buffer[4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
         }
+        m_file->write(m_buffer.data(), n * 4);
+        done += n;
     }
-    file.commit();
+    m_written += count;
+}
+
+void SafetensorsWriter::commit() {
+    VKT_CHECK(m_written == m_total, m_path, ": only ", m_written, " of the tensors' ", m_total, " values were written");
+    m_file->commit();
+}
+
+void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata) {
+    std::vector<TensorHeader> headers;
+    headers.reserve(tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const NamedTensor& tensor = tensors[i];
+        uint64_t count = 0;
+        VKT_CHECK(element_count(tensor.shape, count), path, ": tensor \"", tensor.name, "\": invalid shape ",
+                  shape_string(tensor.shape));
+        VKT_CHECK(count == tensor.data.size(), path, ": tensor \"", tensor.name, "\": shape ",
+                  shape_string(tensor.shape), " needs ", count, " elements, data has ", tensor.data.size());
+        headers.push_back({tensor.name, tensor.shape});
+    }
+    SafetensorsWriter writer(path, headers, metadata);
+    for (const NamedTensor& tensor : tensors) writer.write(tensor.data.data(), tensor.data.size());
+    writer.commit();
 }
 
 std::vector<NamedTensor> read_safetensors(const std::string& path,

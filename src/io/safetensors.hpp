@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,36 @@ struct NamedTensor {
 // existing file is never left half-written. Errors throw vktrain::Error naming the path.
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata = {});
+
+// One tensor of a file written piece by piece: its name and shape (F32 values).
+struct TensorHeader {
+    std::string name;
+    std::vector<int64_t> shape;
+};
+
+class AtomicFile;
+
+// Writes an F32 safetensors file tensor by tensor: the header (every name and shape, checked as write_safetensors
+// checks them) goes out first, then the values through write() in tensor order and in pieces of any size, so a
+// converter holds one tensor (or one piece of one) at a time. Nothing appears at `path` until commit(), which fails
+// unless exactly every value was written; a writer destroyed uncommitted leaves no file. Move-only in spirit.
+class SafetensorsWriter {
+public:
+    SafetensorsWriter(const std::string& path, const std::vector<TensorHeader>& tensors,
+                      const std::vector<std::pair<std::string, std::string>>& metadata = {});
+    ~SafetensorsWriter();
+    SafetensorsWriter(const SafetensorsWriter&) = delete;
+    SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+    void write(const float* values, uint64_t count);
+    void commit();
+
+private:
+    std::string m_path;
+    std::unique_ptr<AtomicFile> m_file;
+    uint64_t m_total = 0, m_written = 0; // elements
+    std::vector<unsigned char> m_buffer;
+};
 
 // Reads every tensor (F32, F16 or BF16, converted to float) in header order, through vktrain::read_weights; metadata,
 // when requested, receives the

@@ -240,4 +240,74 @@ DevicesArgs parse_devices_args(const std::vector<std::string>& args) {
     return a;
 }
 
+namespace {
+
+// The one positional argument of import/export (first, or anywhere among the options); the rest go to the table.
+std::vector<std::string> take_positional(const std::vector<std::string>& args, std::string& positional,
+                                         const std::set<std::string>& valued) {
+    std::vector<std::string> rest;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a.compare(0, 1, "-") == 0 || a.empty()) {
+            rest.push_back(a);
+            if (valued.count(a) && i + 1 < args.size()) rest.push_back(args[++i]);
+            continue;
+        }
+        if (!positional.empty()) throw UsageError("unexpected argument '" + a + "'");
+        positional = a;
+    }
+    return rest;
+}
+
+} // namespace
+
+ImportArgs parse_import_args(const std::vector<std::string>& args) {
+    ImportArgs a;
+    OptionTable t;
+    add_help(t, a.help);
+    add_precision(t, a.precision);
+    add_quiet(t, a.quiet);
+    t.value("--output", store(a.output));
+    t.flag("--force", [&a] { a.force = true; });
+    t.parse(take_positional(args, a.source, {"--output", "--precision"}));
+    if (a.help) return a;
+    if (a.source.empty()) throw UsageError("the Hugging Face model folder SRC is required");
+    if (a.output.empty()) throw UsageError("--output FILE is required");
+    return a;
+}
+
+ExportArgs parse_export_args(const std::vector<std::string>& args) {
+    ExportArgs a;
+    OptionTable t;
+    add_help(t, a.help);
+    add_quiet(t, a.quiet);
+    t.value("--output", store(a.output));
+    t.flag("--force", [&a] { a.force = true; });
+    t.parse(take_positional(args, a.weights, {"--output"}));
+    if (a.help) return a;
+    if (a.weights.empty()) throw UsageError("the weights FILE to export is required");
+    if (a.output.empty()) throw UsageError("--output DIR is required");
+    return a;
+}
+
+PredictArgs parse_predict_args(const std::vector<std::string>& args) {
+    PredictArgs a;
+    OptionTable t;
+    add_help(t, a.help);
+    add_device_options(t, a.device);
+    add_precision(t, a.precision);
+    add_gemm_path(t, a.gemm_path);
+    t.value("--weights", store(a.weights));
+    t.value("--input", store(a.input));
+    t.value("--output", store(a.output));
+    t.value("--batch-size", store_uint(a.batch_size, 1, max_batch));
+    t.flag("--force", [&a] { a.force = true; });
+    t.parse(args);
+    if (a.help) return a;
+    if (a.weights.empty()) throw UsageError("--weights FILE is required");
+    if (a.input.empty()) throw UsageError("--input FILE is required");
+    if (a.output.empty()) throw UsageError("--output FILE is required");
+    return a;
+}
+
 } // namespace vktrain::cli

@@ -108,6 +108,36 @@ struct GenerateArgs {
     bool quiet = false; // only the generated text
 };
 
+// `vktrain import SRC --output FILE`, `vktrain export FILE --output DIR`: the positional argument and the options.
+struct ImportArgs {
+    bool help = false;
+    std::string source;
+    std::string output;
+    Precision precision = Precision::mixed;
+    bool force = false;
+    bool quiet = false;
+};
+
+struct ExportArgs {
+    bool help = false;
+    std::string weights;
+    std::string output;
+    bool force = false;
+    bool quiet = false;
+};
+
+struct PredictArgs {
+    bool help = false;
+    std::string weights;
+    std::string input;
+    std::string output;
+    std::optional<Precision> precision; // unset: the file's
+    DeviceArgs device;
+    GemmPath gemm_path = GemmPath::auto_select;
+    uint32_t batch_size = 16; // samples per device pass
+    bool force = false;
+};
+
 struct DevicesArgs {
     bool help = false;
     bool validation = false;
@@ -117,5 +147,8 @@ TrainArgs parse_train_args(const std::vector<std::string>& args);
 EvalArgs parse_eval_args(const std::vector<std::string>& args);
 DevicesArgs parse_devices_args(const std::vector<std::string>& args);
 GenerateArgs parse_generate_args(const std::vector<std::string>& args);
+ImportArgs parse_import_args(const std::vector<std::string>& args);
+ExportArgs parse_export_args(const std::vector<std::string>& args);
+PredictArgs parse_predict_args(const std::vector<std::string>& args);
 
 } // namespace vktrain::cli

@@ -21,6 +21,9 @@ int run_eval(const std::vector<std::string>& args);
 int run_devices(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_ops(const std::vector<std::string>& args);
+int run_import(const std::vector<std::string>& args);
+int run_export(const std::vector<std::string>& args);
+int run_predict(const std::vector<std::string>& args);
 
 // Help texts (each ends with a newline).
 const char* main_usage();
@@ -29,5 +32,8 @@ const char* eval_usage();
 const char* devices_usage();
 const char* generate_usage();
 const char* ops_usage();
+const char* import_usage();
+const char* export_usage();
+const char* predict_usage();
 
 } // namespace vktrain::cli

@@ -14,6 +14,9 @@ commands:
   generate  continue a text with a GPT trained by `vktrain train --model gpt:...`
   devices   list the Vulkan devices and their capabilities
   ops       list the ops a model can use (--model net:...), with their attributes
+  import    convert a Hugging Face model folder (GPT-2) to a vktrain weights file
+  export    write a vktrain weights file as a Hugging Face model folder
+  predict   run a weights file's model on a safetensors tensor 'input', writing 'logits'
 
   vktrain COMMAND --help   options of a command
   vktrain --version        print the version
@@ -177,6 +180,66 @@ const char* ops_usage() {
 Lists every op a model can use: its inputs, and each attribute's kind, range, default and meaning. The same list
 serves the C++ API (Model::op), the C API (vkt_model_op, vkt_op_*) and --model net:... specs.
 
+  --help                  this text
+)";
+}
+
+const char* import_usage() {
+    return R"(usage: vktrain import SRC --output FILE [options]
+
+Converts the Hugging Face model folder SRC (config.json, and model.safetensors or the shards that
+model.safetensors.index.json lists; tensors F32, F16 or BF16) to a vktrain weights file: fp32 weights under
+vktrain's names and layouts, the architecture in its metadata (so eval, predict, train and the C API take it), and
+the original config.json and tensor names (so `vktrain export` writes the folder back). The files are memory-mapped
+and converted one tensor at a time. Supported model_type: gpt2 (GPT2LMHeadModel; keys with or without the
+"transformer." prefix, a tied or untied head, gelu_new or gelu; the h.N.attn.bias / masked_bias buffers are
+skipped).
+
+  --output FILE           the weights file to write
+  --precision P           mixed (default: weights must fit fp16, |x| <= 65504) or fp32 (fp32 storage on the
+                          device; any finite weight): what the file records for eval, predict and train
+  --force                 replace an existing --output file
+  --quiet                 print nothing on success
+  --help                  this text
+)";
+}
+
+const char* export_usage() {
+    return R"(usage: vktrain export FILE --output DIR [options]
+
+Writes the weights file FILE (from `vktrain import`, trained further or not, or a GPT trained by vktrain) as the
+Hugging Face folder DIR (created if absent): config.json (the imported one unchanged, or made from the GPT's
+options) and model.safetensors (F32, Hugging Face's names, order and layouts; the tied head and the causal-mask
+buffers are left out, as save_pretrained does). Importing a folder and exporting it gives back its F32 tensors bit
+for bit.
+
+  --output DIR            the folder to write
+  --force                 replace an existing config.json / model.safetensors in DIR
+  --quiet                 print nothing on success
+  --help                  this text
+)";
+}
+
+const char* predict_usage() {
+    return R"(usage: vktrain predict --weights FILE --input X.safetensors --output Y.safetensors [options]
+
+Runs the model of a weights file (its recorded architecture) forward in evaluation mode on the tensor named
+'input' of X.safetensors and writes the default output (the logits) as the F32 tensor 'logits' of Y.safetensors,
+shaped [batch] + the model's output shape. 'input' holds token ids (I32 or I64 [batch, positions]; a GPT takes any
+number of positions up to its context) or real values (F32, F16 or BF16 [batch] + the model's input shape, e.g.
+[batch, C, H, W] images).
+
+  --weights FILE          a vktrain weights file or checkpoint (e.g. from `vktrain import` or `vktrain train`)
+  --input FILE            safetensors file with the tensor 'input'
+  --output FILE           safetensors file to write ('logits')
+  --precision P           mixed or fp32 (default: the precision stored in the weights file)
+  --batch-size N          samples per device pass (default 16)
+  --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
+  --device INDEX|NAME     device index or a substring of its name
+  --no-coopmat            never use VK_KHR_cooperative_matrix
+  --no-tune               run every GEMM with the device's default tiles
+  --validation            enable the Vulkan validation layer
+  --force                 replace an existing --output file
   --help                  this text
 )";
 }

@@ -47,6 +47,9 @@ int dispatch(const std::vector<std::string>& args) {
     if (command == "devices") return run(run_devices);
     if (command == "generate") return run(run_generate);
     if (command == "ops") return run(run_ops);
+    if (command == "import") return run(run_import);
+    if (command == "export") return run(run_export);
+    if (command == "predict") return run(run_predict);
     if (command.compare(0, 1, "-") == 0) throw UsageError("unknown option '" + command + "' (see 'vktrain --help')");
     throw UsageError("unknown command '" + command + "' (see 'vktrain --help')");
 }

@@ -1,0 +1,64 @@
+// Models trained elsewhere, in and out: a Hugging Face model folder (config.json plus model.safetensors, or the
+// shards model.safetensors.index.json lists) becomes an ordinary vktrain weights file (fp32 masters, the architecture
+// in its metadata), which Trainer::load, load_model, `vktrain eval/predict/train` and the C API take; and such a file
+// goes back out as a Hugging Face folder in the layout it came from.
+//
+//   vktrain::ImportResult r = vktrain::import_hf("gpt2-folder", "gpt2.safetensors");
+//   vktrain::export_hf("gpt2.safetensors", "gpt2-out");   // config.json + model.safetensors, HF names and layouts
+//
+// Supported model_type values: import_architectures() ("gpt2": GPT2LMHeadModel).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vktrain/model.hpp"
+#include "vktrain/options.hpp"
+
+namespace vktrain {
+
+struct ImportOptions {
+    // The precision the file records for training and inference (its "vktrain_precision"). mixed stores the weights
+    // as fp16 on the device, so a weight outside fp16's range (|x| > 65504) is refused, naming it; fp32 keeps fp32
+    // storage and accepts every finite value.
+    Precision precision = Precision::mixed;
+};
+
+struct ImportResult {
+    std::string model_type;                // config.json's, e.g. "gpt2"
+    Model model;                           // the architecture written to the file
+    uint64_t parameters = 0;               // elements of the model's parameters
+    uint64_t tensors = 0;                  // tensors written
+    std::vector<std::string> skipped;      // the folder's non-parameter buffers (e.g. "h.0.attn.bias"), not imported
+    std::vector<std::string> source_files; // the safetensors files read
+};
+
+// Reads the Hugging Face folder `source` and writes the vktrain weights file `output` (replaced atomically: a failed
+// import leaves no file). The source files are memory-mapped and converted tensor by tensor (F32, F16 or BF16 to the
+// file's fp32), so at most one tensor's fp32 copy is held in memory besides the mapping. Every problem throws
+// vktrain::Error with one line naming the file and the field or tensor: an unsupported model_type or config option,
+// a missing, extra or mis-shaped tensor, a non-finite weight, a weight outside fp16's range in mixed precision.
+ImportResult import_hf(const std::string& source, const std::string& output, const ImportOptions& options = {});
+
+struct ExportOptions {
+    // Called with each weight's vktrain name, shape (vktrain's layout) and fp32 values before it is converted to the
+    // Hugging Face layout and written: the place to merge adapters into their base weights (LoRA). Unset: the values
+    // are written unchanged, so import -> export gives back the original F32 tensors bit for bit.
+    std::function<void(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& values)>
+        tensor_hook;
+    bool overwrite = false; // replace an existing config.json / model.safetensors in the folder
+};
+
+// Writes the weights file `weights` (from import_hf, or a GPT trained by vktrain) as the Hugging Face folder
+// `directory` (created if absent; its parent must exist): config.json (the imported config unchanged, or one made
+// from the GPT's options) and model.safetensors (F32, Hugging Face's names, order and layouts, e.g. GPT-2's Conv1D
+// weights [in, out]; the tied head left out, as save_pretrained does; non-parameter buffers left out: the model's
+// constructor rebuilds them). Throws vktrain::Error naming the file and the problem.
+void export_hf(const std::string& weights, const std::string& directory, const ExportOptions& options = {});
+
+// The config.json model_type values import_hf reads.
+std::vector<std::string> import_architectures();
+
+} // namespace vktrain
