@@ -5,6 +5,11 @@
 // folder back in the layout it came from.
 #include "vktrain/import.hpp"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -194,6 +199,29 @@ Source open_source(const std::string& dir) {
     return s;
 }
 
+// Drops a converted tensor's whole pages from this process's resident set, so an import's peak memory is not the
+// whole mapped source: the mapping is read-only and file-backed, and a later read (a tied head compared again) faults
+// the pages back in from the file. A file read into memory (not mapped) is left alone.
+void release(const void* data, uint64_t bytes, bool mapped) {
+#if defined(__unix__) || defined(__APPLE__)
+    if (!mapped || bytes == 0) return;
+    const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const auto begin = (uintptr_t(data) + page - 1) & ~(page - 1);
+    const auto end = (uintptr_t(data) + bytes) & ~(page - 1);
+    if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#else
+    (void)data;
+    (void)bytes;
+    (void)mapped;
+#endif
+}
+
+bool all_mapped(const std::vector<const WeightsFile*>& files) {
+    return std::all_of(files.begin(), files.end(), [](const WeightsFile* f) { return f->mapped(); });
+}
+
+constexpr uint64_t piece = uint64_t{1} << 20; // elements converted at a time where no transpose is needed
+
 bool floating(ElementType t) {
     return t == ElementType::f32 || t == ElementType::f16 || t == ElementType::bf16;
 }
@@ -234,7 +262,6 @@ std::vector<std::string> check_source(const Source& s, const Plan& plan, const s
         const TensorView& y = *s.tensors.at(a.target);
         VKT_CHECK(floating(x.type) && x.shape == y.shape, dir, ": tensor '", a.name, "' (", to_string(x.type), " ",
                   shape_text(x.shape), ") should be the same tensor as '", a.target, "' (tie_word_embeddings)");
-        constexpr uint64_t piece = 1 << 16;
         std::vector<float> u(piece), v(piece);
         for (uint64_t first = 0; first < x.elements(); first += piece) {
             const uint64_t n = std::min(piece, x.elements() - first);
@@ -255,9 +282,12 @@ std::vector<float> transposed(const std::vector<float>& x, int64_t rows, int64_t
     return y;
 }
 
-void check_values(const std::vector<float>& v, const std::string& name, const std::string& dir, bool fp16) {
-    for (size_t k = 0; k < v.size(); ++k) {
-        const float x = v[k];
+// v[0, count) are the tensor's elements [first, first + count).
+void check_values(const float* v, uint64_t count, uint64_t first, const std::string& name, const std::string& dir,
+                  bool fp16) {
+    for (uint64_t i = 0; i < count; ++i) {
+        const float x = v[i];
+        const uint64_t k = first + i;
         if (std::isfinite(x) && (!fp16 || std::fabs(x) <= 65504.0f)) continue;
         char value[32];
         std::snprintf(value, sizeof value, "%.9g", double(x));
@@ -321,12 +351,29 @@ ImportResult import_hf(const std::string& source, const std::string& output, con
     };
     io::SafetensorsWriter writer(output, headers, metadata);
     const bool fp16 = options.precision == Precision::mixed;
+    std::vector<const WeightsFile*> files;
+    for (const WeightsFile& f : src.files) files.push_back(&f);
+    const bool all_files_mapped = all_mapped(files);
+    std::vector<float> buffer;
     for (const TensorMap* m : maps) {
         const TensorView& t = *src.tensors.at(m->hf);
-        std::vector<float> v = t.to_f32(); // the one fp32 copy of this tensor
-        check_values(v, m->hf, source, fp16);
-        if (m->transpose) v = transposed(v, m->hf_shape[0], m->hf_shape[1]);
-        writer.write(v.data(), v.size());
+        if (m->transpose) { // a 2-D weight of one layer: converted whole, then transposed
+            std::vector<float> v = t.to_f32();
+            check_values(v.data(), v.size(), 0, m->hf, source, fp16);
+            v = transposed(v, m->hf_shape[0], m->hf_shape[1]);
+            writer.write(v.data(), v.size());
+        } else { // in pieces: an embedding table is the largest tensor
+            buffer.resize(size_t(std::min(piece, t.elements())));
+            for (uint64_t first = 0; first < t.elements(); first += piece) {
+                const uint64_t n = std::min(piece, t.elements() - first);
+                t.to_f32(buffer.data(), first, n);
+                check_values(buffer.data(), n, first, m->hf, source, fp16);
+                writer.write(buffer.data(), n);
+                const uint64_t size = element_size(t.type);
+                release(static_cast<const char*>(t.data) + first * size, n * size, all_files_mapped);
+            }
+        }
+        release(t.data, t.bytes, all_files_mapped);
         r.tensors += 1;
     }
     writer.commit();
@@ -412,13 +459,27 @@ void export_hf(const std::string& weights, const std::string& directory, const E
         for (const std::string& p : {config_out, weights_out})
             VKT_CHECK(!fs::exists(p), p, ": already exists (pass --force / ExportOptions::overwrite to replace it)");
     io::SafetensorsWriter writer(weights_out, headers, {{"format", "pt"}});
+    const bool mapped = file.mapped();
+    std::vector<float> buffer;
     for (const std::string& n : names) {
         const TensorMap& m = *by_hf.at(n);
         const TensorView& t = *file.find(m.vktrain);
-        std::vector<float> v = t.to_f32();
-        if (options.tensor_hook) options.tensor_hook(m.vktrain, t.shape, v);
-        if (m.transpose) v = transposed(v, m.hf_shape[1], m.hf_shape[0]);
-        writer.write(v.data(), v.size());
+        if (m.transpose || options.tensor_hook) { // the whole tensor at once
+            std::vector<float> v = t.to_f32();
+            if (options.tensor_hook) options.tensor_hook(m.vktrain, t.shape, v);
+            if (m.transpose) v = transposed(v, m.hf_shape[1], m.hf_shape[0]);
+            writer.write(v.data(), v.size());
+        } else {
+            buffer.resize(size_t(std::min(piece, t.elements())));
+            for (uint64_t first = 0; first < t.elements(); first += piece) {
+                const uint64_t count = std::min(piece, t.elements() - first);
+                t.to_f32(buffer.data(), first, count);
+                writer.write(buffer.data(), count);
+                const uint64_t size = element_size(t.type);
+                release(static_cast<const char*>(t.data) + first * size, count * size, mapped);
+            }
+        }
+        release(t.data, t.bytes, mapped);
     }
     {
         std::ofstream out(config_out + ".tmp", std::ios::binary | std::ios::trunc);

@@ -75,9 +75,9 @@ int run_import(const std::vector<std::string>& args) {
     options.precision = a.precision;
     const ImportResult r = import_hf(a.source, a.output, options);
     if (!a.quiet)
-        std::printf("imported %s (%s) from %s: %llu tensors, %llu parameters%s -> %s (%s) in %.2f s\n",
-                    r.model_type.c_str(), r.model.describe().c_str(), a.source.c_str(),
-                    static_cast<unsigned long long>(r.tensors), static_cast<unsigned long long>(r.parameters),
+        std::printf("imported %s from %s: %llu tensors, %llu parameters%s -> %s (%s) in %.2f s\n", r.model_type.c_str(),
+                    a.source.c_str(), static_cast<unsigned long long>(r.tensors),
+                    static_cast<unsigned long long>(r.parameters),
                     r.skipped.empty() ? "" : (", " + std::to_string(r.skipped.size()) + " buffers skipped").c_str(),
                     a.output.c_str(), precision_name(a.precision), seconds_since(start));
     return 0;
