@@ -4,7 +4,7 @@
 
 RUNNER (optional) is a command prefix the vktrain binary and the C API script run under (run-in-root.sh BUILD for
 the trixie device).
-For several checkpoints written by the test (F32 and BF16; keys with and without the "transformer." prefix; a single
+For several checkpoints written by the test (F32, BF16 and F16; keys with and without the "transformer." prefix; a single
 file and shards with model.safetensors.index.json; attn.bias buffers; tied and untied heads; gelu_new and gelu):
   - vktrain import + vktrain predict: logits within relative L2 1e-4 (fp32) and 1e-2 (mixed) of PyTorch (float64
     on the file's values);
@@ -108,6 +108,7 @@ VARIANTS = [
     ("bf16-noprefix-sharded", {}, "BF16", False, False, False, 2, np.int32, 16),
     ("f32-untied-gelu-inner-sharded", dict(tie_word_embeddings=False, activation_function="gelu", n_inner=48,
                                            layer_norm_epsilon=1e-6), "F32", True, False, False, 3, np.int64, 16),
+    ("f16-prefix", dict(activation_function="gelu_pytorch_tanh"), "F16", True, False, False, 1, np.int32, 5),
 ]
 
 
@@ -147,9 +148,10 @@ def variant(name, changes, dtype, prefix, head, buffers, shards, id_type, positi
     if dtype == "F32":
         same = all(exported[k] == original[k] for k in exported)
         check(same, "%s: import -> export gives back every F32 tensor bit for bit (%d tensors)" % (name, len(exported)))
-    else:  # BF16 comes back as F32 holding exactly the BF16 values
+    else:  # BF16 and F16 come back as F32 holding exactly their values
         a, b = folder_tensors(out), folder_tensors(folder)
-        check(all(np.array_equal(a[k], b[k]) for k in a), "%s: export holds the BF16 values exactly (as F32)" % name)
+        check(all(np.array_equal(a[k], b[k]) for k in a), "%s: export holds the %s values exactly (as F32)"
+              % (name, dtype))
     with open(os.path.join(out, "config.json")) as f:
         check(json.load(f) == config, "%s: export's config.json is the original" % name)
     loaded = ref.GPT2LMHeadModel(config)

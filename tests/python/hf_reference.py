@@ -165,7 +165,7 @@ def bf16_bytes(a):
 
 
 def write_safetensors(path, tensors, metadata=None, dtype="F32"):
-    """tensors: {name: numpy array} in order; float arrays are stored as `dtype` (F32 or BF16), integer and bool
+    """tensors: {name: numpy array} in order; float arrays are stored as `dtype` (F32, F16 or BF16), integer and bool
     arrays as they are."""
     header, blobs, offset = {}, [], 0
     if metadata:
@@ -175,6 +175,8 @@ def write_safetensors(path, tensors, metadata=None, dtype="F32"):
         if a.dtype == np.float32 or a.dtype == np.float64:
             if dtype == "BF16":
                 data, dt = bf16_bytes(a), "BF16"
+            elif dtype == "F16":
+                data, dt = np.ascontiguousarray(a, dtype="<f2").tobytes(), "F16"
             else:
                 data, dt = np.ascontiguousarray(a, dtype=np.float32).tobytes(), "F32"
         elif a.dtype == np.int64:
@@ -215,7 +217,8 @@ def read_safetensors(path, raw=False):
             bits = np.frombuffer(blob, dtype="<u2").astype(np.uint32) << 16
             out[name] = bits.view(np.float32).reshape(h["shape"])
         else:
-            out[name] = np.frombuffer(blob, dtype=_DTYPES[h["dtype"]][0]).reshape(h["shape"]).copy()
+            a = np.frombuffer(blob, dtype=_DTYPES[h["dtype"]][0]).reshape(h["shape"]).copy()
+            out[name] = a.astype(np.float32) if h["dtype"] == "F16" else a
     return out, meta
 
 
