@@ -442,6 +442,65 @@ def case_train_eval(cli):
     check_last_error(p, 1, weights)
 
 
+def write_f32_safetensors(path, name, shape, values):
+    """A one-tensor F32 safetensors file, with the standard library only."""
+    import struct
+    header = json.dumps({name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 4 * len(values)]}}).encode()
+    header += b" " * ((8 - len(header) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + struct.pack("<%df" % len(values), *values))
+
+
+def read_f32_safetensors(path, name):
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    h = header[name]
+    b, e = h["data_offsets"]
+    return h["shape"], list(struct.unpack("<%df" % ((e - b) // 4), data[b:e]))
+
+
+def case_predict_images(cli):
+    """`vktrain predict` on images [B, C, H, W]: its logits give the loss and accuracy `vktrain eval` reports."""
+    need_data()
+    weights = "net.safetensors"
+    p = cli.run("train", "--model", "net:conv2d(out=4,kernel_h=3,pad_h=1),relu,max_pool2d", "--limit", 300,
+                "--test-limit", 50, "--epochs", 1, "--batch-size", 100, "--precision", "fp32", "--quiet", "--output",
+                weights, "--force")
+    check(p.returncode == 0, "train exits 0")
+    count = 60
+    p = cli.run("eval", "--weights", weights, "--test-limit", count, "--precision", "fp32")
+    m = re.search(r"^test_loss ([0-9.]+)  test_accuracy ([0-9.]+)", p.stdout, re.M)
+    check(p.returncode == 0 and m is not None, "eval prints the test loss and accuracy")
+    with gzip.open(os.path.join(DATA_DIR, "t10k-images-idx3-ubyte.gz")) as f:
+        pixels = f.read()[16:16 + count * 784]
+    with gzip.open(os.path.join(DATA_DIR, "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = f.read()[8:8 + count]
+    write_f32_safetensors(os.path.join(cli.work, "images.safetensors"), "input", [count, 1, 28, 28],
+                          [b / 255.0 for b in pixels])
+    p = cli.run("predict", "--weights", weights, "--input", "images.safetensors", "--output", "logits.safetensors",
+                "--force", "--batch-size", 32)
+    check(p.returncode == 0, "predict exits 0")
+    shape, logits = read_f32_safetensors(os.path.join(cli.work, "logits.safetensors"), "logits")
+    check(shape == [count, 10], "logits are [%d, 10] (got %s)" % (count, shape))
+    loss, correct = 0.0, 0
+    for i in range(count):
+        row = logits[i * 10:(i + 1) * 10]
+        top = max(row)
+        loss += math.log(sum(math.exp(v - top) for v in row)) + top - row[labels[i]]
+        correct += row.index(top) == labels[i]
+    check(abs(loss / count - float(m.group(1))) < 1e-3, "loss from the logits %.4f is eval's %s" % (loss / count,
+                                                                                               m.group(1)))
+    check("%.4f" % (correct / count) == m.group(2), "accuracy from the logits %.4f is eval's %s" % (correct / count,
+                                                                                                 m.group(2)))
+    write_f32_safetensors(os.path.join(cli.work, "images.safetensors"), "input", [2, 28, 28], [0.0] * (2 * 784))
+    p = cli.run("predict", "--weights", weights, "--input", "images.safetensors", "--output", "logits.safetensors",
+                "--force")
+    check_one_line_error(p, 1, "tensor 'input' has shape [2, 28, 28], the model takes [batch] + [1, 28, 28]")
+
+
 def case_profile(cli):
     need_data()
     common = ["--limit", 300, "--test-limit", 100, "--epochs", 1, "--quiet"]
