@@ -291,6 +291,10 @@ typedef enum vkt_mlp_activation { VKT_MLP_RELU = 0, VKT_MLP_GELU = 1 /* tanh app
 VKT_API vkt_status vkt_model_mlp(uint32_t input_features, const uint32_t* hidden, size_t hidden_count, uint32_t classes,
                                  vkt_mlp_activation activation, vkt_model** out);
 VKT_API vkt_status vkt_model_cnn(uint32_t classes, vkt_model** out);
+typedef enum vkt_gpt_activation {
+    VKT_GPT_GELU = 0,     /* exact (Hugging Face "gelu") */
+    VKT_GPT_GELU_TANH = 1 /* the tanh form (GPT-2's "gelu_new") */
+} vkt_gpt_activation;
 typedef struct vkt_gpt_options {
     uint32_t struct_size;
     uint32_t vocab; /* required */
@@ -298,8 +302,11 @@ typedef struct vkt_gpt_options {
     uint32_t mlp; /* 0: 4 · width */
     int32_t tied;
     float eps; /* LayerNorm */
+    /* ---- end of version 1 ---- */
+    vkt_gpt_activation activation; /* the MLP's GELU (default VKT_GPT_GELU) */
+    uint32_t sequence;             /* tokens per sample, at most context (0: context) */
 } vkt_gpt_options;
-#define VKT_GPT_OPTIONS_SIZE_V1 sizeof(vkt_gpt_options)
+#define VKT_GPT_OPTIONS_SIZE_V1 (offsetof(vkt_gpt_options, eps) + sizeof(float))
 VKT_API vkt_status vkt_gpt_options_default(vkt_gpt_options* options, size_t struct_size);
 VKT_API vkt_status vkt_model_gpt(const vkt_gpt_options* options, vkt_model** out);
 VKT_API vkt_status vkt_model_gpt_decoder(const vkt_gpt_options* options, vkt_model** out);
@@ -314,6 +321,13 @@ VKT_API vkt_status vkt_model_to_json(const vkt_model* m, char** out);
 VKT_API vkt_status vkt_model_from_json(const char* json, vkt_model** out);
 VKT_API vkt_status vkt_load_model(const char* weights_path, vkt_model** out);
 VKT_API vkt_status vkt_model_describe(const vkt_model* m, char** out); /* "784-256(relu)-10", ... */
+
+/* Hugging Face folders in and out (vktrain/import.hpp): import_hf writes the weights file `output` from the folder
+ * `source` (config.json + model.safetensors or its shards; model_type gpt2), recording `precision` (mixed refuses
+ * weights outside fp16's range); export_hf writes the weights file as the folder `directory` (config.json +
+ * model.safetensors in Hugging Face's layout), replacing files there only when overwrite is non-zero. */
+VKT_API vkt_status vkt_import_hf(const char* source, const char* output, vkt_precision precision);
+VKT_API vkt_status vkt_export_hf(const char* weights, const char* directory, int32_t overwrite);
 
 /* Inspection. Value ids are node indexes: node i produces value i. */
 typedef struct vkt_node_info {

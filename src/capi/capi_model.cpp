@@ -95,6 +95,8 @@ vkt_gpt_options gpt_defaults() {
     o.mlp = d.mlp;
     o.tied = d.tied;
     o.eps = d.eps;
+    o.activation = d.activation == GptActivation::gelu_tanh ? VKT_GPT_GELU_TANH : VKT_GPT_GELU;
+    o.sequence = d.sequence;
     return o;
 }
 
@@ -108,6 +110,8 @@ vkt_gpt_options gpt_options_out(const GptOptions& g) {
     o.mlp = g.mlp;
     o.tied = g.tied ? 1 : 0;
     o.eps = g.eps;
+    o.activation = g.activation == GptActivation::gelu_tanh ? VKT_GPT_GELU_TANH : VKT_GPT_GELU;
+    o.sequence = g.sequence;
     return o;
 }
 
@@ -123,6 +127,11 @@ GptOptions gpt_options_of(const vkt_gpt_options* from) {
     g.mlp = o.mlp;
     g.tied = o.tied != 0;
     g.eps = o.eps;
+    if (o.activation != VKT_GPT_GELU && o.activation != VKT_GPT_GELU_TANH)
+        throw InvalidArgument("vkt_gpt_options.activation is " + std::to_string(int(o.activation)) +
+                              " (VKT_GPT_GELU or VKT_GPT_GELU_TANH)");
+    g.activation = o.activation == VKT_GPT_GELU_TANH ? GptActivation::gelu_tanh : GptActivation::gelu;
+    g.sequence = o.sequence;
     return g;
 }
 
@@ -385,6 +394,25 @@ vkt_status vkt_load_model(const char* weights_path, vkt_model** out) {
 
 vkt_status vkt_model_describe(const vkt_model* m, char** out) {
     return guarded([&] { need(out, "out") = copy_out(model_of(m).describe()); });
+}
+
+vkt_status vkt_import_hf(const char* source, const char* output, vkt_precision precision) {
+    return guarded([&] {
+        if (precision != VKT_PRECISION_MIXED && precision != VKT_PRECISION_FP32)
+            throw InvalidArgument("precision is " + std::to_string(int(precision)) +
+                                  " (VKT_PRECISION_MIXED or VKT_PRECISION_FP32)");
+        vktrain::ImportOptions o;
+        o.precision = precision == VKT_PRECISION_FP32 ? vktrain::Precision::fp32 : vktrain::Precision::mixed;
+        vktrain::import_hf(text(source, "source"), text(output, "output"), o);
+    });
+}
+
+vkt_status vkt_export_hf(const char* weights, const char* directory, int32_t overwrite) {
+    return guarded([&] {
+        vktrain::ExportOptions o;
+        o.overwrite = overwrite != 0;
+        vktrain::export_hf(text(weights, "weights"), text(directory, "directory"), o);
+    });
 }
 
 // ---- inspection ----

@@ -224,6 +224,41 @@ def gradients(name, config, folder, weights, seed):
           % (name, worst, worst_name, info["device"]))
 
 
+def capi_import_export(config, folder):
+    """vkt_import_hf / vkt_export_hf and the GPT options' activation through the C API (no device needed)."""
+    import ctypes as C
+    lib = C.CDLL(LIB)
+    lib.vkt_last_error.restype = C.c_char_p
+    out = os.path.join(WORK, "capi.safetensors")
+    check(lib.vkt_import_hf(folder.encode(), out.encode(), 1) == 0, "vkt_import_hf (fp32) returns VKT_OK")
+    _, meta = ref.read_safetensors(out)
+    check(meta.get("vktrain_precision") == "fp32", "vkt_import_hf records fp32")
+
+    class GptOptions(C.Structure):
+        _fields_ = [("struct_size", C.c_uint32), ("vocab", C.c_uint32), ("layers", C.c_uint32),
+                    ("heads", C.c_uint32), ("width", C.c_uint32), ("context", C.c_uint32), ("mlp", C.c_uint32),
+                    ("tied", C.c_int32), ("eps", C.c_float), ("activation", C.c_int), ("sequence", C.c_uint32)]
+    model = C.c_void_p()
+    check(lib.vkt_load_model(out.encode(), C.byref(model)) == 0, "vkt_load_model reads the imported file")
+    g = GptOptions(struct_size=C.sizeof(GptOptions))
+    check(lib.vkt_model_gpt_options(model, C.byref(g)) == 0 and g.activation == 1 and g.context == 16
+          and g.vocab == config["vocab_size"] and g.tied == 1, "vkt_model_gpt_options: gelu_tanh, context, tied")
+    rebuilt = C.c_void_p()
+    g.sequence = 4
+    check(lib.vkt_model_gpt(C.byref(g), C.byref(rebuilt)) == 0, "vkt_model_gpt takes activation and sequence")
+    lib.vkt_model_destroy(rebuilt)
+    lib.vkt_model_destroy(model)
+    check(lib.vkt_import_hf(folder.encode(), out.encode(), 7) == 2, "vkt_import_hf: a bad precision is invalid")
+    d = os.path.join(WORK, "capi-export")
+    check(lib.vkt_export_hf(out.encode(), d.encode(), 0) == 0, "vkt_export_hf returns VKT_OK")
+    same = folder_raw(d) == folder_raw(os.path.join(WORK, VARIANTS[0][0] + "-export"))
+    check(same, "vkt_export_hf writes what vktrain export wrote")
+    status = lib.vkt_export_hf(out.encode(), d.encode(), 0)
+    error = lib.vkt_last_error().decode()
+    check(status == 1 and "already exists" in error and "\n" not in error, "vkt_export_hf refuses to overwrite: " +
+          error)
+
+
 def bad_inputs(config, model, folder, weights):
     bad = os.path.join(WORK, "bad")
     out = os.path.join(WORK, "bad.safetensors")
@@ -293,6 +328,8 @@ def main():
         first = first or r
         if v[2] == "F32" and LIB != "-":
             gradients(v[0], r[0], r[2], r[3], seed=20 + i)
+    if LIB != "-" and not RUNNER:  # the C API's import and export need no device: once, on the host
+        capi_import_export(first[0], first[2])
     bad_inputs(*first)
     print("%d passed, %d failed" % (len(passes), len(failures)))
     if failures:
