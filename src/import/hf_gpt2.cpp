@@ -4,8 +4,6 @@
 // "transformer." prefix (GPT2Model checkpoints, such as the original "gpt2" upload, have none), the head (tied to the
 // token embedding by default, and then absent from save_pretrained's files) and the causal-mask buffers older files
 // carry ("h.N.attn.bias", "h.N.attn.masked_bias").
-#include <limits>
-
 #include "common/check.hpp"
 #include "import/hf_architecture.hpp"
 
@@ -13,7 +11,8 @@ namespace vktrain::hf {
 
 namespace {
 
-constexpr int64_t max_u32 = std::numeric_limits<uint32_t>::max();
+constexpr int64_t max_dim = int64_t{1} << 24;
+constexpr int64_t max_layers = 4096;
 
 bool ends_with(const std::string& s, const std::string& tail) {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
@@ -49,14 +48,16 @@ Plan gpt2_plan(const PlanInput& in) {
               ": scale_attn_by_inverse_layer_idx true is not supported");
     (void)config_bool(in, "reorder_and_upcast_attn", false); // numerics only: vktrain's attention is fp32 inside
 
+    // Bounds far above any GPT-2 (the largest has 1600 wide, 48 layers) that keep every tensor's element count in
+    // range and the graph small, so a hostile config.json fails here rather than building a model of 4e9 layers.
     GptOptions g;
-    g.vocab = uint32_t(config_int(in, "vocab_size", 50257, 2, max_u32));
-    g.context = uint32_t(config_int(in, "n_positions", 1024, 1, max_u32));
-    g.width = uint32_t(config_int(in, "n_embd", 768, 1, max_u32));
-    g.layers = uint32_t(config_int(in, "n_layer", 12, 1, max_u32));
-    g.heads = uint32_t(config_int(in, "n_head", 12, 1, max_u32));
+    g.vocab = uint32_t(config_int(in, "vocab_size", 50257, 2, max_dim));
+    g.context = uint32_t(config_int(in, "n_positions", 1024, 1, max_dim));
+    g.width = uint32_t(config_int(in, "n_embd", 768, 1, max_dim));
+    g.layers = uint32_t(config_int(in, "n_layer", 12, 1, max_layers));
+    g.heads = uint32_t(config_int(in, "n_head", 12, 1, max_dim));
     const io::Json* inner = in.config.find("n_inner");
-    g.mlp = inner == nullptr || inner->is_null() ? 0 : uint32_t(config_int(in, "n_inner", std::nullopt, 1, max_u32));
+    g.mlp = inner == nullptr || inner->is_null() ? 0 : uint32_t(config_int(in, "n_inner", std::nullopt, 1, max_dim));
     VKT_CHECK(g.width % g.heads == 0, in.origin, ": n_embd ", g.width, " is not a multiple of n_head ", g.heads);
     const double eps = config_real(in, "layer_norm_epsilon", 1e-5);
     VKT_CHECK(eps > 0.0 && eps < 1.0, in.origin, ": layer_norm_epsilon ", eps, " is outside (0, 1)");

@@ -237,6 +237,15 @@ TEST(HfImport, OneLineErrorsNameTheFieldOrTensor) {
     f.config["n_head"] = 3;
     EXPECT_CONTAINS(import_error(f), "n_embd 4 is not a multiple of n_head 3");
     f = tiny_gpt2(true);
+    f.config["n_layer"] = 4000000000.0;
+    EXPECT_CONTAINS(import_error(f), "field \"n_layer\" is 4000000000, outside [1, 4096]");
+    f = tiny_gpt2(true);
+    f.config["n_layer"] = 2;
+    EXPECT_CONTAINS(import_error(f), "missing tensor 'transformer.h.1.ln_1.weight'");
+    f = tiny_gpt2(true);
+    f.config["vocab_size"] = 1.5;
+    EXPECT_CONTAINS(import_error(f), "field \"vocab_size\" must be an integer, got 1.5");
+    f = tiny_gpt2(true);
     f.tensors.erase(f.tensors.begin() + 4);
     EXPECT_CONTAINS(import_error(f), "missing tensor 'transformer.h.0.attn.c_attn.weight'");
     f = tiny_gpt2(true);
