@@ -316,6 +316,7 @@ def bad_inputs(config, model, folder, weights):
     expect_error(["export", os.path.join(WORK, "nothing.safetensors"), "--output", os.path.join(WORK, "e")],
                  "nothing.safetensors")
     expect_error(["import", "--output", out], "SRC is required", status=2)
+    expect_error(["eval", "--weights", weights], "a model over token ids without a vocabulary")
 
 
 def main():

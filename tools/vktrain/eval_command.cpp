@@ -34,6 +34,10 @@ int run_eval(const std::vector<std::string>& args) {
     if (!spec && find_metadata(metadata, "vktrain_graph")) {
         stored_model = load_model(weights);
         model_source = "architecture in " + a.weights;
+        const std::vector<int> in = stored_model->inputs();
+        if (!in.empty() && stored_model->nodes()[size_t(in[0])].type == DataType::i32)
+            throw Error(a.weights + ": a model over token ids without a vocabulary (e.g. from `vktrain import`): eval "
+                                    "needs the text model's vocabulary; `vktrain predict` runs it on token ids");
     } else if (!spec) {
         const std::string* description = find_metadata(metadata, "vktrain_model");
         if (!description)
