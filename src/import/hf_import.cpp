@@ -23,6 +23,7 @@
 #include "common/check.hpp"
 #include "import/hf_architecture.hpp"
 #include "io/safetensors.hpp"
+#include "io/temp_files.hpp"
 #include "vktrain/weights.hpp"
 
 namespace vktrain {
@@ -481,15 +482,11 @@ void export_hf(const std::string& weights, const std::string& directory, const E
         }
         release(t.data, t.bytes, mapped);
     }
-    {
-        std::ofstream out(config_out + ".tmp", std::ios::binary | std::ios::trunc);
-        out << config_text;
-        out.close();
-        VKT_CHECK(out, config_out, ": cannot be written");
-    }
+    // Both files appear together or not at all: the config's temporary is removed if the weights fail to commit.
+    io::AtomicFile config_file(config_out);
+    config_file.write(config_text.data(), config_text.size());
     writer.commit();
-    fs::rename(config_out + ".tmp", config_out, ec);
-    VKT_CHECK(!ec, config_out, ": cannot be written (", ec.message(), ")");
+    config_file.commit();
 }
 
 } // namespace vktrain
