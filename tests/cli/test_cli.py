@@ -1043,6 +1043,77 @@ def case_text_split_too_short(cli):
     check_last_error(p, 1, "shortval2.txt", "validation split", "needs at least 17 tokens")
 
 
+def byte_level_symbols():
+    """GPT-2's bytes_to_unicode()."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def case_tokenize(cli):
+    """`vktrain tokenize`: ids on one line, --decode gives the bytes back, one-line errors for a missing or corrupt
+    tokenizer, ids out of range or not numbers, and invalid UTF-8."""
+    sym = byte_level_symbols()
+    vocab = {sym[b]: b for b in range(256)}
+    merges = [(sym[32], "t"), ("h", "e"), (sym[32] + "t", "he"), ("'", "s")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = os.path.join(cli.work, "tok")
+    os.makedirs(tok)
+    with open(os.path.join(tok, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(tok, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join("%s %s\n" % m for m in merges))
+    text = "it's the \u00e9t\u00e9 \U0001F600\n".encode("utf-8")
+    with open(os.path.join(cli.work, "in.txt"), "wb") as f:
+        f.write(text)
+    p = cli.run("tokenize", "--tokenizer", "tok", "in.txt")
+    check(p.returncode == 0 and p.stderr == "", "tokenize succeeds")
+    the, s = vocab[sym[32] + "the"], vocab["'s"]
+    expect = [ord("i"), ord("t"), s, the, 32] + list("\u00e9t\u00e9".encode()) + [32] + list("\U0001F600".encode()) + [10]
+    check(p.stdout == " ".join(map(str, expect)) + "\n", "ids are the BPE's, space-separated on one line")
+    with open(os.path.join(cli.work, "ids.txt"), "w") as f:
+        f.write(p.stdout)
+    back = subprocess.run([cli.binary, "tokenize", "--tokenizer", "tok", "--decode", "ids.txt"], cwd=cli.work,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(back.returncode == 0 and back.stdout == text, "--decode gives the bytes back")
+    # Errors.
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "nope", "in.txt"), 1, "nope: no such tokenizer folder")
+    check_one_line_error(cli.run("tokenize", "in.txt"), 2, "--tokenizer DIR is required")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok"), 2, "no FILE given")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "--bogus", "in.txt"), 2, "--bogus")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "missing.txt"), 1, "missing.txt")
+    with open(os.path.join(cli.work, "bad.txt"), "wb") as f:
+        f.write(b"ok \xff")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "bad.txt"), 1, "bad.txt", "invalid UTF-8",
+                         "at byte 3")
+    with open(os.path.join(cli.work, "range.txt"), "w") as f:
+        f.write("1 2 %d\n" % len(vocab))
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "--decode", "range.txt"), 1, "range.txt",
+                         "token id %d is not in the vocabulary of %d" % (len(vocab), len(vocab)))
+    with open(os.path.join(cli.work, "word.txt"), "w") as f:
+        f.write("1 x2 3\n")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "--decode", "word.txt"), 1, "word.txt",
+                         '"x2" at byte 2 is not a token id')
+    corrupt = os.path.join(cli.work, "corrupt")
+    os.makedirs(corrupt)
+    shutil.copy(os.path.join(tok, "merges.txt"), corrupt)
+    with open(os.path.join(corrupt, "vocab.json"), "w") as f:
+        f.write('{"a": 0,')
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "corrupt", "in.txt"), 1, "corrupt/vocab.json: JSON parse error")
+    with open(os.path.join(corrupt, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(corrupt, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\nh e\nonly\n")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "corrupt", "in.txt"), 1, "corrupt/merges.txt line 3: expected two tokens")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -21,6 +21,7 @@ int run_eval(const std::vector<std::string>& args);
 int run_devices(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_ops(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
 
 // Help texts (each ends with a newline).
 const char* main_usage();
@@ -29,5 +30,6 @@ const char* eval_usage();
 const char* devices_usage();
 const char* generate_usage();
 const char* ops_usage();
+const char* tokenize_usage();
 
 } // namespace vktrain::cli

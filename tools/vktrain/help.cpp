@@ -14,6 +14,7 @@ commands:
   generate  continue a text with a GPT trained by `vktrain train --model gpt:...`
   devices   list the Vulkan devices and their capabilities
   ops       list the ops a model can use (--model net:...), with their attributes
+  tokenize  a text's token ids under a tokenizer (GPT-2's BPE), or (--decode) the text of ids
 
   vktrain COMMAND --help   options of a command
   vktrain --version        print the version
@@ -177,6 +178,20 @@ const char* ops_usage() {
 Lists every op a model can use: its inputs, and each attribute's kind, range, default and meaning. The same list
 serves the C++ API (Model::op), the C API (vkt_model_op, vkt_op_*) and --model net:... specs.
 
+  --help                  this text
+)";
+}
+
+const char* tokenize_usage() {
+    return R"(usage: vktrain tokenize --tokenizer DIR [--decode] FILE
+
+Prints FILE's token ids, space-separated on one line. DIR holds GPT-2's byte-level BPE: tokenizer.json (a BPE model
+with the ByteLevel pre-tokenizer), or vocab.json and merges.txt; DIR may also name a tokenizer.json file. Text is
+text: "<|endoftext|>" in FILE is encoded as characters, not as the special token. decode(encode(FILE)) == FILE for
+any UTF-8 file.
+
+  --tokenizer DIR         the tokenizer's folder (required)
+  --decode                FILE holds token ids separated by white space; print the text they stand for
   --help                  this text
 )";
 }

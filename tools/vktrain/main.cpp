@@ -47,6 +47,7 @@ int dispatch(const std::vector<std::string>& args) {
     if (command == "devices") return run(run_devices);
     if (command == "generate") return run(run_generate);
     if (command == "ops") return run(run_ops);
+    if (command == "tokenize") return run(run_tokenize);
     if (command.compare(0, 1, "-") == 0) throw UsageError("unknown option '" + command + "' (see 'vktrain --help')");
     throw UsageError("unknown command '" + command + "' (see 'vktrain --help')");
 }
