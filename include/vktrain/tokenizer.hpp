@@ -75,6 +75,17 @@ std::unique_ptr<Tokenizer> char_tokenizer(const CharVocabulary& vocabulary);
 // Tokenizer::serialize()'s document back into a tokenizer; `what` names its source (a model file) in errors.
 std::unique_ptr<Tokenizer> tokenizer_from_string(const std::string& serialized, const std::string& what = "tokenizer");
 
+// A corpus (a file or a folder, with load_text_tokens' rules and errors) tokenised by `tokenizer`, streamed: each
+// file is read in chunks of options.chunk_bytes, and only what Tokenizer::encode_settled settles is encoded, so the
+// ids are those of encoding each file whole while the memory held is the token array plus a chunk. Each file is
+// encoded on its own (nothing is added between files). The result's `vocabulary` is empty.
+TextTokens load_text_tokens(const std::string& path, const Tokenizer& tokenizer, const TextLoadOptions& options = {});
+
+// The tokenizer a model file's metadata carries (tokenizer_metadata_key), or null when it has none; `what` names
+// the file in errors.
+std::unique_ptr<Tokenizer> tokenizer_from_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
+                                                   const std::string& what);
+
 // The Unicode version of the letter and number tables behind GPT-2's pre-tokenisation pattern ("14.0.0").
 const char* tokenizer_unicode_version();
 

@@ -246,4 +246,11 @@ std::unique_ptr<Tokenizer> tokenizer_from_string(const std::string& serialized, 
     return from_files(texts, what + ": ");
 }
 
+std::unique_ptr<Tokenizer> tokenizer_from_metadata(const std::vector<std::pair<std::string, std::string>>& metadata,
+                                                   const std::string& what) {
+    for (const auto& [key, value] : metadata)
+        if (key == tokenizer_metadata_key) return tokenizer_from_string(value, what + ": " + tokenizer_metadata_key);
+    return nullptr;
+}
+
 } // namespace vktrain

@@ -281,3 +281,37 @@ TEST(Tokenizer, ErrorsNameTheFileLineIdOrByte) {
 }
 
 } // namespace
+
+namespace {
+
+// A corpus streamed through load_text_tokens with a BPE gives the ids of encoding each file whole, for chunk sizes
+// down to one byte (a pre-token never splits across chunks), and folder rules as for characters.
+TEST(Tokenizer, CorpusStreamingEqualsEncodingEachFileWhole) {
+    const auto t = SmallBpe().load();
+    vkt_test::ScratchDir dir("tokenizer-corpus");
+    std::mt19937 rng(11);
+    std::string a = "it's the    'reel 're a12  \n\n  x \xc3\xa9t\xc3\xa9 in\xf0\x9f\x98\x80ing  ";
+    for (int i = 0; i < 20; ++i) a += random_text(rng, 30);
+    std::string b;
+    for (char& c : b = random_text(rng, 200))
+        if (c == 0) c = ' '; // the corpus reader refuses NUL bytes
+    for (char& c : a)
+        if (c == 0) c = ' ';
+    dir.write("a.txt", a);
+    dir.write("b.txt", b);
+    dir.write("c.bin", "ok\xff");
+    std::vector<int32_t> whole = t->encode(a);
+    const std::vector<int32_t> wb = t->encode(b);
+    whole.insert(whole.end(), wb.begin(), wb.end());
+    for (const size_t chunk : {size_t(1), size_t(2), size_t(3), size_t(7), size_t(64), size_t(1) << 20}) {
+        const vktrain::TextTokens got = vktrain::load_text_tokens(dir.path(), *t, {chunk});
+        ASSERT_EQ(got.tokens.to_vector(), whole) << "chunk " << chunk;
+        ASSERT_EQ(got.files.size(), 2u);
+        ASSERT_EQ(got.skipped.size(), 1u);
+        EXPECT_EQ(got.tokens.width(), 2u); // a vocabulary over 256 tokens
+    }
+    EXPECT_NE(error_of([&] { vktrain::load_text_tokens(dir.path() + "/c.bin", *t); }).find("invalid UTF-8"),
+              std::string::npos);
+}
+
+} // namespace

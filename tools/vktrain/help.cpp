@@ -46,6 +46,9 @@ weight decay 0.1, batch 32 windows of context+1 characters):
   --text PATH             a UTF-8 file, or a folder whose regular files (not *.dat, *.u8 or symlinks; invalid
                           UTF-8 skipped) are read in name order (default /usr/share/games/fortunes); the first 90%
                           of the characters train, the last 10% validate
+  --tokenizer DIR         tokenise --text with GPT-2's byte-level BPE from DIR (tokenizer.json, or vocab.json and
+                          merges.txt; see `vktrain tokenize`) instead of characters; the weights and checkpoints
+                          carry it (metadata vktrain_tokenizer), so eval, generate and --resume use it
   --steps N               optimizer steps (default 2000)
   --warmup N              linear warm-up steps, then cosine decay to --min-lr at the last step (default 100)
   --min-lr X              the learning rate at the last step (default lr / 10; 0 is allowed)
