@@ -17,10 +17,10 @@ cmake -S "$src" -B "$fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_
   -DVKTRAIN_BUILD_TESTS=OFF -DVKTRAIN_BUILD_TOOLS=OFF -DVKTRAIN_BUILD_BENCH=OFF -DVKTRAIN_BUILD_EXAMPLES=OFF \
   -DVKTRAIN_BUILD_C_SHARED=OFF -DVKTRAIN_INSTALL=OFF >"$fuzz.configure.log" 2>&1 \
   || { cat "$fuzz.configure.log"; exit 1; }
-cmake --build "$fuzz" -j"$(nproc)" --target fuzz_idx fuzz_safetensors fuzz_checkpoint fuzz_json fuzz_model fuzz_text \
+cmake --build "$fuzz" -j"$(nproc)" --target fuzz_idx fuzz_safetensors fuzz_checkpoint fuzz_json fuzz_model fuzz_text fuzz_tokenizer \
   >"$fuzz.build.log" 2>&1 || { grep -E 'error|Error' "$fuzz.build.log" | head -n 40; exit 1; }
 status=0
-for name in idx safetensors checkpoint json model text; do
+for name in idx safetensors checkpoint json model text tokenizer; do
   corpus="$fuzz/corpus-$name"
   rm -rf "$corpus" && mkdir -p "$corpus" && cp "$src/tests/fuzz/corpus/$name/"* "$corpus/"
   echo "fuzz_$name: ${seconds}s, seed $seed"

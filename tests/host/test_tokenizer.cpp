@@ -77,6 +77,7 @@ struct SmallBpe {
                   {"1", "2"},
                   {sp, "'"},
                   {sp, "1"},
+                  {"'", "r"},
                   {symbol(0xC3), symbol(0xA9)},
                   {symbol(0xC3) + symbol(0xA9), "t"}};
         Json vocab = Json::object();
