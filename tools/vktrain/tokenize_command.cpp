@@ -1,7 +1,10 @@
 // `vktrain tokenize --tokenizer DIR FILE`: FILE's token ids, space-separated on one line; with --decode, FILE holds
 // ids (separated by white space) and the text they stand for is printed. The text is streamed through
 // Tokenizer::encode_settled, so a corpus of any size takes a chunk's memory.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,9 +52,22 @@ void encode_file(const Tokenizer& tokenizer, const std::string& path) {
     std::fputc('\n', stdout);
 }
 
+// Prints the bytes of ids (and clears them); an id outside the vocabulary is an error naming the file.
+void write_text(const Tokenizer& tokenizer, std::vector<int32_t>& ids, const std::string& path) {
+    std::string text;
+    try {
+        text = tokenizer.decode(ids);
+    } catch (const Error& e) {
+        throw Error(path + ": " + e.what());
+    }
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    ids.clear();
+}
+
 void decode_file(const Tokenizer& tokenizer, const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw Error(path + ": cannot open");
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!file) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+    std::FILE* f = file.get();
     std::vector<int32_t> ids;
     std::string word;
     uint64_t offset = 0, start = 0;
@@ -64,11 +80,9 @@ void decode_file(const Tokenizer& tokenizer, const std::string& path) {
         } catch (const std::exception&) {
             used = 0;
         }
-        if (used != word.size() || word[0] == '+' || v < 0 || v > 0x7FFFFFFF) {
-            std::fclose(f);
+        if (used != word.size() || word[0] == '+' || v < 0 || v > 0x7FFFFFFF)
             throw Error(path + ": \"" + word.substr(0, 40) + "\" at byte " + std::to_string(start) +
                         " is not a token id (a non-negative integer)");
-        }
         ids.push_back(int32_t(v));
         word.clear();
     };
@@ -79,20 +93,11 @@ void decode_file(const Tokenizer& tokenizer, const std::string& path) {
             if (word.empty()) start = offset;
             word.push_back(char(c));
         }
-        if (ids.size() >= 65536) { // print as we go: decode() of a prefix is the prefix of the bytes
-            const std::string text = tokenizer.decode(ids);
-            std::fwrite(text.data(), 1, text.size(), stdout);
-            ids.clear();
-        }
+        if (ids.size() >= 65536) write_text(tokenizer, ids, path); // as we go: the bytes of a prefix come first
     }
+    if (std::ferror(f)) throw Error(path + ": read error");
     flush();
-    std::fclose(f);
-    try {
-        const std::string text = tokenizer.decode(ids);
-        std::fwrite(text.data(), 1, text.size(), stdout);
-    } catch (const Error& e) {
-        throw Error(path + ": " + e.what());
-    }
+    write_text(tokenizer, ids, path);
 }
 
 } // namespace
