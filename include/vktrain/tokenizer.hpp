@@ -29,7 +29,7 @@ class Tokenizer {
 public:
     virtual ~Tokenizer() = default;
 
-    // "char" or "gpt2-bpe".
+    // "char", "gpt2-bpe" or "sentencepiece".
     virtual std::string kind() const = 0;
     // One more than the largest id: what a model's embedding and head need.
     virtual uint64_t vocabulary_size() const = 0;
@@ -49,15 +49,17 @@ public:
     // Streaming: appends the ids of the longest prefix of `utf8` whose ids do not depend on what may follow it, and
     // returns its length in bytes; the caller keeps the rest and puts it before the next piece (and encode()s what
     // is left at the end). So a text encoded piece by piece, at any cuts between code points, gives encode()'s ids.
-    // For GPT-2's BPE the prefix ends where the last pre-token begins; for characters it is everything.
+    // For GPT-2's BPE the prefix ends where the last pre-token begins; for characters it is everything; for
+    // SentencePiece (which normalises the whole text and adds a dummy prefix to it) it is empty.
     virtual size_t encode_settled(std::string_view utf8, std::vector<int32_t>& out, uint64_t base = 0) const = 0;
 
     // The tokenizer as one JSON document (its source files inside), for tokenizer_from_string.
     virtual std::string serialize() const = 0;
 };
 
-// The tokenizer of a folder: tokenizer.json when present (a BPE model with GPT-2's byte-level pre-tokenizer), else
-// vocab.json + merges.txt. `path` may also name a tokenizer.json file. Throws naming the folder and the files looked
+// The tokenizer of a folder: SentencePiece's tokenizer.model when present (Llama, TinyLlama; when the build has
+// libsentencepiece), else tokenizer.json (a BPE model with GPT-2's byte-level pre-tokenizer), else vocab.json +
+// merges.txt. `path` may also name a tokenizer.json file. Throws naming the folder and the files looked
 // for when none is there, or naming the file, line or field at fault when one is malformed.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 

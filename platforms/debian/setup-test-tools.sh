@@ -6,7 +6,7 @@
 # $VKTRAIN_CACHE/npm once and checked against its checksum, so the tests never download.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
-apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format
+apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format python3-sentencepiece
 # Debian's nodejs and npm, unless a node and npm are already there (NodeSource's nodejs carries its own npm and
 # conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 || apt_install nodejs

@@ -68,6 +68,13 @@ std::unique_ptr<Tokenizer> from_files(const std::vector<std::pair<std::string, s
             if (n == name) return &text;
         return nullptr;
     };
+    // A Llama folder holds tokenizer.model and a tokenizer.json of the same model in Hugging Face's form (a
+    // Metaspace BPE); SentencePiece's own file is the one read.
+    if (const std::string* model = file("tokenizer.model"))
+        return text::make_sentencepiece(*model, where + "tokenizer.model");
+    if (const std::string* b64 = file("tokenizer.model.base64"))
+        return text::make_sentencepiece(text::base64_decode(*b64, where + "tokenizer.model.base64"),
+                                        where + "tokenizer.model");
     if (const std::string* json = file("tokenizer.json"))
         return tokenizer_from_hf_json(*json, where + "tokenizer.json");
     const std::string *vocab = file("vocab.json"), *merges = file("merges.txt");
@@ -76,7 +83,7 @@ std::unique_ptr<Tokenizer> from_files(const std::vector<std::pair<std::string, s
     name.resize(name.size() - (name.size() >= 2 && name.compare(name.size() - 2, 2, ": ") == 0 ? 2
                                : name.back() == '/'                                            ? 1
                                                                                                : 0));
-    VKT_FAIL(name, ": no tokenizer files (tokenizer.json, or vocab.json and merges.txt)");
+    VKT_FAIL(name, ": no tokenizer files (tokenizer.model, tokenizer.json, or vocab.json and merges.txt)");
 }
 
 // ---- characters
@@ -216,11 +223,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     const std::string dir = path.empty() || path.back() == '/' ? path : path + "/";
     const auto present = [&](const char* name) { return text::is_regular_file(dir + name); };
     std::vector<std::pair<std::string, std::string>> files;
-    for (const char* name : {"tokenizer.json", "vocab.json", "merges.txt"})
+    for (const char* name : {"tokenizer.model", "tokenizer.json", "vocab.json", "merges.txt"})
         if (present(name)) files.emplace_back(name, text::read_text_file(dir + name));
-    if (files.empty() && present("tokenizer.model"))
-        VKT_FAIL(dir, "tokenizer.model: SentencePiece tokenizers are not supported yet (GPT-2's byte-level BPE is: "
-                      "tokenizer.json, or vocab.json and merges.txt)");
     VKT_CHECK(!files.empty() || text::is_directory(path), path, ": no such tokenizer folder");
     return from_files(files, dir);
 }
@@ -235,7 +239,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_string(const std::string& serialized, 
         VKT_CHECK(symbols && symbols->is_string(), what, ": a character tokenizer without \"symbols\"");
         return char_tokenizer(CharVocabulary::from_utf8(symbols->as_string()));
     }
-    VKT_CHECK(kind == "gpt2-bpe", what, ": unknown tokenizer kind \"", kind, "\"");
+    VKT_CHECK(kind == "gpt2-bpe" || kind == "sentencepiece", what, ": unknown tokenizer kind \"", kind, "\"");
     const Json* files = j.find("files");
     VKT_CHECK(files && files->is_object(), what, ": no \"files\" object");
     std::vector<std::pair<std::string, std::string>> texts;

@@ -24,4 +24,12 @@ std::unique_ptr<vktrain::Tokenizer> make_gpt2_bpe(const std::vector<std::pair<st
                                                   std::vector<std::pair<std::string, std::string>> files,
                                                   const std::string& vocab_what, const std::string& merges_what);
 
+// A SentencePiece model from its serialised protobuf (tokenizer.model); fails naming `what` when the build has no
+// SentencePiece (sentencepiece_available()) or the bytes are not a model.
+bool sentencepiece_available();
+std::unique_ptr<vktrain::Tokenizer> make_sentencepiece(const std::string& model, const std::string& what);
+
+std::string base64_encode(const std::string& bytes);
+std::string base64_decode(const std::string& text, const std::string& what);
+
 } // namespace vktrain::text

@@ -9,6 +9,7 @@
 
 #include "host/scratch_dir.hpp"
 #include "io/json.hpp"
+#include "text/tokenizers.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/tokenizer.hpp"
 
@@ -273,7 +274,7 @@ TEST(Tokenizer, ErrorsNameTheFileLineIdOrByte) {
               std::string::npos);
     vkt_test::ScratchDir empty("tokenizer-empty");
     EXPECT_EQ(error_of([&] { vktrain::load_tokenizer(empty.path()); }),
-              empty.path() + ": no tokenizer files (tokenizer.json, or vocab.json and merges.txt)");
+              empty.path() + ": no tokenizer files (tokenizer.model, tokenizer.json, or vocab.json and merges.txt)");
     EXPECT_EQ(error_of([&] { vktrain::load_tokenizer(empty.path() + "/nope"); }),
               empty.path() + "/nope: no such tokenizer folder");
     const auto chars = vktrain::char_tokenizer(vktrain::CharVocabulary(U"ab"));
@@ -313,6 +314,33 @@ TEST(Tokenizer, CorpusStreamingEqualsEncodingEachFileWhole) {
     }
     EXPECT_NE(error_of([&] { vktrain::load_text_tokens(dir.path() + "/c.bin", *t); }).find("invalid UTF-8"),
               std::string::npos);
+}
+
+} // namespace
+
+namespace {
+
+// A SentencePiece model travels in a model file's metadata as base64 (JSON strings are UTF-8).
+TEST(Tokenizer, Base64RoundTripsEveryByteAndRefusesBadText) {
+    std::string bytes;
+    for (int i = 0; i < 256; ++i) bytes.push_back(char(i));
+    for (size_t n = 0; n <= bytes.size(); n += (n < 8 ? 1 : 37)) {
+        const std::string part = bytes.substr(bytes.size() - n);
+        const std::string text = vktrain::text::base64_encode(part);
+        EXPECT_EQ(text.size() % 4, 0u);
+        EXPECT_EQ(vktrain::text::base64_decode(text, "b"), part) << n;
+    }
+    EXPECT_EQ(vktrain::text::base64_encode("Man"), "TWFu");
+    EXPECT_EQ(vktrain::text::base64_encode("Ma"), "TWE=");
+    EXPECT_EQ(error_of([] { vktrain::text::base64_decode("TWF", "m"); }),
+              "m: base64 text of 3 characters (not a multiple of 4)");
+    EXPECT_EQ(error_of([] { vktrain::text::base64_decode("TW=u", "m"); }), "m: invalid base64 at character 3");
+    EXPECT_EQ(error_of([] { vktrain::text::base64_decode("T*Fu", "m"); }), "m: invalid base64 at character 1");
+    // Bytes that are not a SentencePiece model, through the serialised form, name the metadata.
+    const std::string bad = std::string("{\"kind\":\"sentencepiece\",\"files\":{\"tokenizer.model.base64\":\"") +
+                            vktrain::text::base64_encode("not a model") + "\"}}";
+    const std::string e = error_of([&] { vktrain::tokenizer_from_string(bad, "w.safetensors"); });
+    EXPECT_EQ(e.rfind("w.safetensors: tokenizer.model: ", 0), 0u) << e;
 }
 
 } // namespace

@@ -93,7 +93,9 @@ void decode_file(const Tokenizer& tokenizer, const std::string& path) {
             if (word.empty()) start = offset;
             word.push_back(char(c));
         }
-        if (ids.size() >= 65536) write_text(tokenizer, ids, path); // as we go: the bytes of a prefix come first
+        // As we go where the bytes of a prefix of the ids are a prefix of the bytes (not SentencePiece's: it drops
+        // the dummy prefix at the start of what it decodes).
+        if (ids.size() >= 65536 && tokenizer.kind() != "sentencepiece") write_text(tokenizer, ids, path);
     }
     if (std::ferror(f)) throw Error(path + ": read error");
     flush();
