@@ -42,8 +42,10 @@ public:
     virtual void encode(std::string_view utf8, std::vector<int32_t>& out, uint64_t base = 0) const = 0;
     std::vector<int32_t> encode(std::string_view utf8) const;
 
-    // The bytes the ids stand for, concatenated. For ids from encode() this is exactly the text encoded; other id
-    // sequences may end or begin inside a UTF-8 sequence. Throws naming the first id outside the vocabulary.
+    // The text the ids stand for. GPT-2's BPE and characters: the tokens' bytes concatenated, so for ids from
+    // encode() exactly the text encoded (other id sequences may end or begin inside a UTF-8 sequence).
+    // SentencePiece: its detokenisation (the dummy prefix dropped; a normalising model gives the normalised text).
+    // Throws naming the first id outside the vocabulary.
     virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
 
     // Streaming: appends the ids of the longest prefix of `utf8` whose ids do not depend on what may follow it, and
@@ -79,8 +81,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_string(const std::string& serialized, 
 
 // A corpus (a file or a folder, with load_text_tokens' rules and errors) tokenised by `tokenizer`, streamed: each
 // file is read in chunks of options.chunk_bytes, and only what Tokenizer::encode_settled settles is encoded, so the
-// ids are those of encoding each file whole while the memory held is the token array plus a chunk. Each file is
-// encoded on its own (nothing is added between files). The result's `vocabulary` is empty.
+// ids are those of encoding each file whole while the memory held is the token array plus a chunk and the unsettled
+// tail (GPT-2's BPE: one pre-token; SentencePiece: the file). Each file is encoded on its own (nothing is added
+// between files). The result's `vocabulary` is empty.
 TextTokens load_text_tokens(const std::string& path, const Tokenizer& tokenizer, const TextLoadOptions& options = {});
 
 // The tokenizer a model file's metadata carries (tokenizer_metadata_key), or null when it has none; `what` names
