@@ -13,7 +13,7 @@ import sys
 
 import sentencepiece as spm
 
-binary, work, src = sys.argv[1], sys.argv[2], sys.argv[3]
+binary, work, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 
