@@ -22,7 +22,7 @@ t0=$(date +%s)
 cmake -S "$src" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
   "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG" -DCMAKE_TOOLCHAIN_FILE="$src/platforms/debian/aarch64-toolchain.cmake" \
   -DCMAKE_PREFIX_PATH="$prefix" -DVKTRAIN_GLSLANG="$glslang" -DVKTRAIN_WERROR=ON -DVKTRAIN_BUILD_BENCH=OFF \
-  -DVKTRAIN_BUILD_EXAMPLES=OFF -DVKTRAIN_BUILD_C_SHARED=OFF -DVKTRAIN_INSTALL=OFF -DVKTRAIN_TEST_FUZZ=OFF \
+  -DVKTRAIN_BUILD_EXAMPLES=OFF -DVKTRAIN_BUILD_C_SHARED=OFF -DVKTRAIN_INSTALL=OFF -DVKTRAIN_TEST_FUZZ=OFF -DVKTRAIN_SENTENCEPIECE=OFF \
   -DVKTRAIN_TEST_SANITIZERS=OFF -DVKTRAIN_TEST_AARCH64=OFF >"$out.configure.log" 2>&1 \
   || { cat "$out.configure.log"; exit 1; }
 cmake --build "$out" -j"$(nproc)" --target vktrain_host_tests vktrain_device_tests vktrain_cli >"$out.build.log" 2>&1 \

@@ -8,5 +8,6 @@
 #include "vktrain/model.hpp"
 #include "vktrain/options.hpp"
 #include "vktrain/text.hpp"
+#include "vktrain/tokenizer.hpp"
 #include "vktrain/trainer.hpp"
 #include "vktrain/weights.hpp"

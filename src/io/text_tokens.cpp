@@ -9,6 +9,7 @@
 #include "io/text_stream.hpp"
 #include "io/tokenizer.hpp"
 #include "vktrain/text.hpp"
+#include "vktrain/tokenizer.hpp"
 
 namespace vktrain {
 
@@ -211,6 +212,86 @@ TextTokens load_text_tokens(const std::string& path, const TextLoadOptions& opti
     }
     VKT_CHECK(t.tokens.size() == characters, path, ": the corpus changed while it was read (", characters,
               " characters, then ", t.tokens.size(), ")");
+    return t;
+}
+
+} // namespace vktrain
+
+// ---- load_text_tokens with a tokenizer
+
+namespace vktrain {
+
+namespace {
+
+// The seam's adapter: a file's chunks are appended to the unsettled tail and what is settled is encoded, so a
+// pre-token never splits across chunks and the memory held is a chunk plus the tail (the last pre-token).
+class StreamingTokenizer final : public io::Tokenizer {
+public:
+    explicit StreamingTokenizer(const vktrain::Tokenizer& tokenizer) : m_tokenizer(tokenizer) {}
+    uint64_t vocabulary_size() const override { return m_tokenizer.vocabulary_size(); }
+    void encode(const io::TextChunk& chunk, TokenArray& out) override {
+        if (m_pending.empty()) m_offset = chunk.byte_offset;
+        m_pending.append(chunk.utf8);
+        m_ids.clear();
+        const size_t used = m_tokenizer.encode_settled(m_pending, m_ids, m_offset);
+        out.append(m_ids.data(), m_ids.size());
+        m_pending.erase(0, used);
+        m_offset += used;
+    }
+    void end_of_file(TokenArray& out) override {
+        m_ids.clear();
+        m_tokenizer.encode(m_pending, m_ids, m_offset);
+        out.append(m_ids.data(), m_ids.size());
+        m_pending.clear();
+    }
+
+private:
+    const vktrain::Tokenizer& m_tokenizer;
+    std::string m_pending;
+    uint64_t m_offset = 0;
+    std::vector<int32_t> m_ids;
+};
+
+} // namespace
+
+TextTokens load_text_tokens(const std::string& path, const Tokenizer& tokenizer, const TextLoadOptions& options) {
+    VKT_CHECK(options.chunk_bytes >= 1, "TextLoadOptions::chunk_bytes must be at least 1");
+    const io::CorpusFiles files = io::corpus_files(path);
+    TextTokens t;
+    // Pass 1: which files are valid UTF-8 (a folder's other files are left out, as load_text_tokens does).
+    std::vector<size_t> valid;
+    uint64_t bytes = 0;
+    for (size_t f = 0; f < files.paths.size(); ++f) {
+        std::string reason;
+        uint64_t file_bytes = 0;
+        if (!io::stream_utf8_file(
+                files.paths[f], options.chunk_bytes, [&](const io::TextChunk& c) { file_bytes += c.utf8.size(); },
+                reason)) {
+            VKT_CHECK(files.folder, path, ": ", reason);
+            t.skipped.push_back(files.names[f] + ": " + reason);
+            continue;
+        }
+        bytes += file_bytes;
+        valid.push_back(f);
+        t.files.push_back(files.paths[f]);
+    }
+    if (t.files.empty() || bytes == 0) io::fail_no_text(path, files, t.skipped);
+    // Pass 2: tokenised. The count is not known before; the array grows (a BPE gives about a token per 3-4 bytes).
+    t.tokens = TokenArray(tokenizer.vocabulary_size());
+    for (const size_t f : valid) {
+        StreamingTokenizer stream(tokenizer);
+        std::string reason;
+        bool ok = false;
+        try {
+            ok = io::stream_utf8_file(
+                files.paths[f], options.chunk_bytes,
+                [&](const io::TextChunk& chunk) { stream.encode(chunk, t.tokens); }, reason);
+            if (ok) stream.end_of_file(t.tokens);
+        } catch (const Error& e) {
+            VKT_FAIL(files.paths[f], ": ", e.what());
+        }
+        VKT_CHECK(ok, files.paths[f], ": the file changed while it was read (", reason, ")");
+    }
     return t;
 }
 

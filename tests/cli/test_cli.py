@@ -1102,6 +1102,121 @@ def case_text_split_too_short(cli):
     check_last_error(p, 1, "shortval2.txt", "validation split", "needs at least 17 tokens")
 
 
+def byte_level_symbols():
+    """GPT-2's bytes_to_unicode()."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def write_small_bpe(cli, name="tok", extra=()):
+    """A byte-level BPE folder (vocab.json + merges.txt): 256 byte tokens, a few merges, <|endoftext|>."""
+    sym = byte_level_symbols()
+    vocab = {sym[b]: b for b in range(256)}
+    merges = [(sym[32], "t"), ("h", "e"), (sym[32] + "t", "he"), ("'", "s")] + list(extra)
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = os.path.join(cli.work, name)
+    os.makedirs(tok)
+    with open(os.path.join(tok, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(tok, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join("%s %s\n" % m for m in merges))
+    return tok, vocab, sym
+
+
+def case_tokenize(cli):
+    """`vktrain tokenize`: ids on one line, --decode gives the bytes back, one-line errors for a missing or corrupt
+    tokenizer, ids out of range or not numbers, and invalid UTF-8."""
+    tok, vocab, sym = write_small_bpe(cli)
+    text = "it's the \u00e9t\u00e9 \U0001F600\n".encode("utf-8")
+    with open(os.path.join(cli.work, "in.txt"), "wb") as f:
+        f.write(text)
+    p = cli.run("tokenize", "--tokenizer", "tok", "in.txt")
+    check(p.returncode == 0 and p.stderr == "", "tokenize succeeds")
+    the, s = vocab[sym[32] + "the"], vocab["'s"]
+    expect = [ord("i"), ord("t"), s, the, 32] + list("\u00e9t\u00e9".encode()) + [32] + list("\U0001F600".encode()) + [10]
+    check(p.stdout == " ".join(map(str, expect)) + "\n", "ids are the BPE's, space-separated on one line")
+    with open(os.path.join(cli.work, "ids.txt"), "w") as f:
+        f.write(p.stdout)
+    back = subprocess.run([cli.binary, "tokenize", "--tokenizer", "tok", "--decode", "ids.txt"], cwd=cli.work,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(back.returncode == 0 and back.stdout == text, "--decode gives the bytes back")
+    # Errors.
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "nope", "in.txt"), 1, "nope: no such tokenizer folder")
+    check_one_line_error(cli.run("tokenize", "in.txt"), 2, "--tokenizer DIR is required")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok"), 2, "no FILE given")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "--bogus", "in.txt"), 2, "--bogus")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "missing.txt"), 1, "missing.txt")
+    with open(os.path.join(cli.work, "bad.txt"), "wb") as f:
+        f.write(b"ok \xff")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "bad.txt"), 1, "bad.txt", "invalid UTF-8",
+                         "at byte 3")
+    with open(os.path.join(cli.work, "range.txt"), "w") as f:
+        f.write("1 2 %d\n" % len(vocab))
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "--decode", "range.txt"), 1, "range.txt",
+                         "token id %d is not in the vocabulary of %d" % (len(vocab), len(vocab)))
+    with open(os.path.join(cli.work, "word.txt"), "w") as f:
+        f.write("1 x2 3\n")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "tok", "--decode", "word.txt"), 1, "word.txt",
+                         '"x2" at byte 2 is not a token id')
+    corrupt = os.path.join(cli.work, "corrupt")
+    os.makedirs(corrupt)
+    shutil.copy(os.path.join(tok, "merges.txt"), corrupt)
+    with open(os.path.join(corrupt, "vocab.json"), "w") as f:
+        f.write('{"a": 0,')
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "corrupt", "in.txt"), 1, "corrupt/vocab.json: JSON parse error")
+    with open(os.path.join(corrupt, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(corrupt, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\nh e\nonly\n")
+    check_one_line_error(cli.run("tokenize", "--tokenizer", "corrupt", "in.txt"), 1, "corrupt/merges.txt line 3: expected two tokens")
+
+
+
+def case_text_tokenizer(cli):
+    """train --text --tokenizer: a GPT over BPE tokens; its checkpoint and weights carry the tokenizer, so --resume
+    (without --tokenizer), eval and generate use it; a resume with another tokenizer is refused."""
+    tok, vocab, sym = write_small_bpe(cli)
+    other, _, _ = write_small_bpe(cli, "other", extra=[("o", "g")])
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "tok", "--steps", 6, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 3, "--val-limit", 4, "--checkpoint", "c.safetensors",
+                "--stop-after", 3, "--report", "r.json")
+    check(p.returncode == 0, "training with --tokenizer stops at step 3")
+    check(re.search(r"tokens \(\d+ train, \d+ validation\), vocabulary %d \(gpt2-bpe\)" % len(vocab), p.stdout),
+          "the corpus is counted in BPE tokens, the vocabulary is the tokenizer's")
+    report = read_report(cli, "r.json")
+    check(report["tokenizer"] == "gpt2-bpe" and report["vocabulary"] == len(vocab), "the report names the tokenizer")
+    md = safetensors_header(os.path.join(cli.work, "c.safetensors"))["__metadata__"]
+    check("vktrain_tokenizer" in md and "vktrain_vocabulary" not in md, "the checkpoint carries the tokenizer")
+    check(json.loads(md["vktrain_tokenizer"])["kind"] == "gpt2-bpe", "as a serialised gpt2-bpe tokenizer")
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "other", "--steps", 6, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 3, "--val-limit", 4, "--checkpoint", "c.safetensors",
+                "--resume", "c.safetensors")
+    check_last_error(p, 1, "c.safetensors", "tokenizer is not the one of --tokenizer other")
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 6, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 3, "--val-limit", 4, "--checkpoint", "c.safetensors", "--resume", "c.safetensors",
+                "--output", "w.safetensors", "--quiet")
+    check(p.returncode == 0, "resumed without --tokenizer: the checkpoint's is used")
+    md = safetensors_header(os.path.join(cli.work, "w.safetensors"))["__metadata__"]
+    check("vktrain_tokenizer" in md, "the weights carry the tokenizer")
+    p = cli.run("eval", "--weights", "w.safetensors", "--text", text, "--val-limit", 4)
+    check(p.returncode == 0 and re.search(r"^val_loss \S+  windows 4  tokens 64$", p.stdout, re.M),
+          "eval tokenises with the file's tokenizer")
+    check("vocabulary %d" % len(vocab) in p.stdout, "eval shows the tokenizer's vocabulary")
+    g = subprocess.run([cli.binary, "generate", "--weights", "w.safetensors", "--prompt", "it's the",
+                        "--tokens", "8", "--quiet"], cwd=cli.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(g.returncode == 0 and g.stdout.startswith(b"it's the") and g.stdout.endswith(b"\n"),
+          "generate encodes the prompt and decodes the tokens with the file's tokenizer")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -114,6 +114,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     t.value("--test-limit", store_uint(a.test_limit, 1, max_u64));
     // Text models.
     t.value("--text", store(a.text_path));
+    t.value("--tokenizer", store(a.tokenizer_path));
     t.value("--steps", store_uint(a.steps, 1, 1ull << 40));
     t.value("--warmup", store_uint(a.warmup, 0, 1ull << 40));
     t.value("--min-lr", store_real(a.min_lr, false));

@@ -64,6 +64,7 @@ struct TrainArgs {
 
     // Text models (--model gpt:...): steps, not epochs.
     std::string text_path;        // --text: a file or a folder (default: the fortunes folder)
+    std::string tokenizer_path;   // --tokenizer: a tokenizer folder (default: characters, or the checkpoint's)
     uint64_t steps = 2000;        // optimizer steps
     uint64_t warmup = 100;        // linear warm-up steps
     std::optional<double> min_lr; // the cosine's floor (default: lr / 10)

@@ -24,6 +24,7 @@ int run_ops(const std::vector<std::string>& args);
 int run_import(const std::vector<std::string>& args);
 int run_export(const std::vector<std::string>& args);
 int run_predict(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
 
 // Help texts (each ends with a newline).
 const char* main_usage();
@@ -35,5 +36,6 @@ const char* ops_usage();
 const char* import_usage();
 const char* export_usage();
 const char* predict_usage();
+const char* tokenize_usage();
 
 } // namespace vktrain::cli

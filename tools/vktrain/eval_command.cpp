@@ -27,7 +27,8 @@ int run_eval(const std::vector<std::string>& args) {
     const WeightsFile weights = read_weights(a.weights); // mapped: only the header is read here
     const CheckpointMetadata& metadata = weights.metadata();
     // A text model (or a text run's checkpoint, which read_text_model names if it lacks the vocabulary).
-    if (!spec && (find_metadata(metadata, key_vocabulary) || find_metadata(metadata, key_text_run)))
+    if (!spec && (find_metadata(metadata, key_vocabulary) || find_metadata(metadata, tokenizer_metadata_key) ||
+                  find_metadata(metadata, key_text_run)))
         return run_eval_text(a);
     std::optional<Model> stored_model;
     std::string model_source = "--model";
@@ -88,23 +89,33 @@ int run_eval_text(const EvalArgs& a) {
         throw Error(a.weights + ": the model's first input is not a sequence of token ids");
     const uint32_t context = uint32_t(model.nodes()[size_t(inputs[0])].shape[0]);
     const std::string text_path = a.text_path.empty() ? default_text_dir() : a.text_path;
-    // Streamed (one byte or two per character), then only the validation part mapped into the file's vocabulary.
-    const TextTokens corpus = load_text_tokens(text_path);
-    const TokenSpan split = split_tokens(corpus.tokens, 0.9).validation;
-    std::vector<int32_t> to_file(corpus.vocabulary.size());
-    for (uint32_t i = 0; i < corpus.vocabulary.size(); ++i) to_file[i] = vocab.id(corpus.vocabulary.symbol(int32_t(i)));
-    std::vector<int32_t> val(split.count);
-    corpus.tokens.copy(split.first, split.count, val.data());
-    for (uint64_t i = 0; i < val.size(); ++i) {
-        const int32_t id = to_file[size_t(val[i])];
-        if (id < 0) {
-            const char32_t c = corpus.vocabulary.symbol(val[i]);
-            char code[16];
-            std::snprintf(code, sizeof code, "U+%04X", unsigned(c));
-            throw Error(text_path + ": the validation text holds the character " + encode_utf8(std::u32string(1, c)) +
-                        " (" + code + "), which is not in the vocabulary of " + a.weights);
+    std::vector<int32_t> val;
+    if (file.tokenizer->kind() != "char") { // the file's tokenizer, streamed
+        const TextTokens corpus = load_text_tokens(text_path, *file.tokenizer);
+        const TokenSpan split = split_tokens(corpus.tokens, 0.9).validation;
+        val.resize(split.count);
+        corpus.tokens.copy(split.first, split.count, val.data());
+    } else {
+        // Streamed (one byte or two per character), then only the validation part mapped into the file's vocabulary.
+        const TextTokens corpus = load_text_tokens(text_path);
+        const TokenSpan split = split_tokens(corpus.tokens, 0.9).validation;
+        std::vector<int32_t> to_file(corpus.vocabulary.size());
+        for (uint32_t i = 0; i < corpus.vocabulary.size(); ++i)
+            to_file[i] = vocab.id(corpus.vocabulary.symbol(int32_t(i)));
+        val.resize(split.count);
+        corpus.tokens.copy(split.first, split.count, val.data());
+        for (uint64_t i = 0; i < val.size(); ++i) {
+            const int32_t id = to_file[size_t(val[i])];
+            if (id < 0) {
+                const char32_t c = corpus.vocabulary.symbol(val[i]);
+                char code[16];
+                std::snprintf(code, sizeof code, "U+%04X", unsigned(c));
+                throw Error(text_path + ": the validation text holds the character " +
+                            encode_utf8(std::u32string(1, c)) + " (" + code + "), which is not in the vocabulary of " +
+                            a.weights);
+            }
+            val[i] = id;
         }
-        val[i] = id;
     }
     check_split_length(val.size(), context, text_path, "validation");
     const TextWindows windows(val, context, 0);
@@ -118,12 +129,14 @@ int run_eval_text(const EvalArgs& a) {
     Trainer trainer(context_, model, options);
     trainer.set_parameters(file.parameters);
     std::printf("device      %s\n", device_summary(context_.device_info()).c_str());
-    std::printf("model       %s (%llu parameters, vocabulary %u, context %u)\n", a.weights.c_str(),
-                static_cast<unsigned long long>(model.parameter_count()), vocab.size(), context);
+    std::printf("model       %s (%llu parameters, vocabulary %llu, context %u)\n", a.weights.c_str(),
+                static_cast<unsigned long long>(model.parameter_count()),
+                static_cast<unsigned long long>(file.tokenizer->vocabulary_size()), context);
     std::printf("precision   %s, gemm path %s\n", precision_name(precision), trainer.gemm_path_summary().c_str());
     const ValResult r = validate(trainer, windows, a.val_limit, context);
-    std::printf("val_loss %s  windows %llu  characters %llu\n", fixed(r.loss, 6).c_str(),
-                static_cast<unsigned long long>(r.windows), static_cast<unsigned long long>(r.windows * context));
+    std::printf("val_loss %s  windows %llu  %s %llu\n", fixed(r.loss, 6).c_str(),
+                static_cast<unsigned long long>(r.windows), file.tokenizer->kind() == "char" ? "characters" : "tokens",
+                static_cast<unsigned long long>(r.windows * context));
     return 0;
 }
 

@@ -53,8 +53,13 @@ int run_generate(const std::vector<std::string>& args) {
     // architecture must be the GPT the decoder mirrors.
     const TextModelFile file = read_text_model(a.weights);
     const GptOptions g = gpt_options_of(file, a.weights);
-    const CharVocabulary& vocab = file.vocab;
-    std::vector<int32_t> tokens = vocab.encode(decode_utf8(a.prompt, "--prompt"));
+    const Tokenizer& tokenizer = *file.tokenizer;
+    std::vector<int32_t> tokens;
+    try {
+        tokens = tokenizer.encode(a.prompt);
+    } catch (const Error& e) {
+        throw Error(std::string("--prompt: ") + e.what());
+    }
     const Precision precision = stored_precision(a.precision, a.weights, file.metadata());
 
     Context ctx(context_options(a.device));
@@ -67,7 +72,7 @@ int run_generate(const std::vector<std::string>& args) {
     Trainer t(ctx, model, o);
     t.load(a.weights); // the decoder's key/value caches start empty
     if (!a.quiet)
-        std::fprintf(stderr, "vktrain: generating %u characters, %s, %s, %s\n", a.tokens,
+        std::fprintf(stderr, "vktrain: generating %u tokens, %s, %s, %s\n", a.tokens,
                      a.no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",
                      precision_name(precision), device_summary(ctx.device_info()).c_str());
 
@@ -107,7 +112,8 @@ int run_generate(const std::vector<std::string>& args) {
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     std::fputs(a.prompt.c_str(), stdout);
-    std::fputs(vocab.decode(out).c_str(), stdout);
+    const std::string text = tokenizer.decode(out); // may hold NUL bytes
+    std::fwrite(text.data(), 1, text.size(), stdout);
     std::fputs("\n", stdout);
     if (!a.quiet && a.tokens > 1)
         std::fprintf(stderr, "vktrain: %.3f ms per token (%u tokens in %.2f s; the first, with the prompt, %.1f ms)\n",

@@ -17,6 +17,7 @@ commands:
   import    convert a Hugging Face model folder (GPT-2) to a vktrain weights file
   export    write a vktrain weights file as a Hugging Face model folder
   predict   run a weights file's model on a safetensors tensor 'input', writing 'logits'
+  tokenize  a text's token ids (GPT-2's BPE, SentencePiece), or (--decode) the text of ids
 
   vktrain COMMAND --help   options of a command
   vktrain --version        print the version
@@ -48,6 +49,10 @@ weight decay 0.1, batch 32 windows of context+1 characters):
   --text PATH             a UTF-8 file, or a folder whose regular files (not *.dat, *.u8 or symlinks; invalid
                           UTF-8 skipped) are read in name order (default /usr/share/games/fortunes); the first 90%
                           of the characters train, the last 10% validate
+  --tokenizer DIR         tokenise --text with DIR's tokenizer (SentencePiece tokenizer.model, or GPT-2's BPE:
+                          tokenizer.json, or vocab.json and merges.txt; see `vktrain tokenize`) instead of
+                          characters; the weights and checkpoints carry it (metadata vktrain_tokenizer), so
+                          eval, generate and --resume use it
   --steps N               optimizer steps (default 2000)
   --warmup N              linear warm-up steps, then cosine decay to --min-lr at the last step (default 100)
   --min-lr X              the learning rate at the last step (default lr / 10; 0 is allowed)
@@ -240,6 +245,21 @@ number of positions up to its context) or real values (F32, F16 or BF16 [batch] 
   --no-tune               run every GEMM with the device's default tiles
   --validation            enable the Vulkan validation layer
   --force                 replace an existing --output file
+  --help                  this text
+)";
+}
+
+const char* tokenize_usage() {
+    return R"(usage: vktrain tokenize --tokenizer DIR [--decode] FILE
+
+Prints FILE's token ids, space-separated on one line. DIR holds a SentencePiece tokenizer.model (Llama; read first
+when present), or GPT-2's byte-level BPE: tokenizer.json (a BPE model with the ByteLevel pre-tokenizer), or
+vocab.json and merges.txt; DIR may also name a tokenizer.json file. Text is text: "<|endoftext|>" in FILE is
+encoded as characters, not as the special token. With GPT-2's BPE, decode(encode(FILE)) == FILE for any UTF-8
+file.
+
+  --tokenizer DIR         the tokenizer's folder (required)
+  --decode                FILE holds token ids separated by white space; print the text they stand for
   --help                  this text
 )";
 }

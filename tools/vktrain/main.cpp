@@ -50,6 +50,7 @@ int dispatch(const std::vector<std::string>& args) {
     if (command == "import") return run(run_import);
     if (command == "export") return run(run_export);
     if (command == "predict") return run(run_predict);
+    if (command == "tokenize") return run(run_tokenize);
     if (command.compare(0, 1, "-") == 0) throw UsageError("unknown option '" + command + "' (see 'vktrain --help')");
     throw UsageError("unknown command '" + command + "' (see 'vktrain --help')");
 }

@@ -57,19 +57,23 @@ std::vector<ValResult> parse_validations(const std::string& text, const std::str
 }
 
 TextModelFile read_text_model(const std::string& path) {
-    TextModelFile f{read_weights(path), Model(), CharVocabulary(), {}};
+    TextModelFile f{read_weights(path), Model(), CharVocabulary(), nullptr, {}};
+    f.tokenizer = tokenizer_from_metadata(f.file.metadata(), path);
     const std::string* symbols = f.file.metadata_value(key_vocabulary);
-    if (!symbols && f.file.metadata_value(key_text_run))
+    if (!symbols && !f.tokenizer && f.file.metadata_value(key_text_run))
         throw Error(path + ": a checkpoint of a text run without its vocabulary (written by an earlier vktrain); use "
                            "the run's --output weights, or resume the run once to rewrite the checkpoint");
-    if (!symbols)
+    if (!symbols && !f.tokenizer)
         throw Error(path + ": no vocabulary (\"" + key_vocabulary + "\"): not a text model's weights or checkpoint");
     if (!f.file.metadata_value("vktrain_graph"))
         throw Error(path + ": no architecture (\"vktrain_graph\") to rebuild the model from");
-    try {
-        f.vocab = CharVocabulary::from_utf8(*symbols);
-    } catch (const Error& e) {
-        throw Error(path + ": " + e.what());
+    if (!f.tokenizer) {
+        try {
+            f.vocab = CharVocabulary::from_utf8(*symbols);
+        } catch (const Error& e) {
+            throw Error(path + ": " + e.what());
+        }
+        f.tokenizer = char_tokenizer(f.vocab);
     }
     f.model = load_model(f.file);
     f.parameters = parameters_for(f.model, f.file);
@@ -83,9 +87,9 @@ GptOptions gpt_options_of(const TextModelFile& file, const std::string& path) {
     } catch (const Error& e) {
         throw Error(path + ": " + e.what() + " (not a GPT written by `vktrain train --model gpt:...`)");
     }
-    if (g.vocab != file.vocab.size())
+    if (g.vocab != file.tokenizer->vocabulary_size())
         throw Error(path + ": the model has " + std::to_string(g.vocab) + " tokens, the vocabulary " +
-                    std::to_string(file.vocab.size()));
+                    std::to_string(file.tokenizer->vocabulary_size()));
     return g;
 }
 

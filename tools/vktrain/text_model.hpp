@@ -3,6 +3,7 @@
 // history, and the one checked reading of the weights that both readers share.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "report.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/text.hpp"
+#include "vktrain/tokenizer.hpp"
 #include "vktrain/trainer.hpp"
 #include "vktrain/weights.hpp"
 
@@ -32,13 +34,15 @@ std::vector<ValResult> parse_validations(const std::string& text, const std::str
 // A text model's weights file or checkpoint, read once (mapped) and checked whole.
 struct TextModelFile {
     WeightsFile file;
-    Model model; // the architecture the file records
-    CharVocabulary vocab;
-    std::vector<Parameter> parameters; // parameters_for(model, file): checked, without optimizer state
+    Model model;                                // the architecture the file records
+    CharVocabulary vocab;                       // the characters (empty when the file carries another tokenizer)
+    std::shared_ptr<const Tokenizer> tokenizer; // the file's (tokenizer_metadata_key), else char_tokenizer(vocab)
+    std::vector<Parameter> parameters;          // parameters_for(model, file): checked, without optimizer state
     const Metadata& metadata() const { return file.metadata(); }
 };
-// Throws vktrain::Error "<path>: ..." (one line) for a file that is unreadable, has no vocabulary (a checkpoint of
-// an earlier version without one is named as such) or architecture, or whose tensors parameters_for refuses.
+// Throws vktrain::Error "<path>: ..." (one line) for a file that is unreadable, has no vocabulary or tokenizer (a
+// checkpoint of an earlier version without one is named as such) or architecture, or whose tensors parameters_for
+// refuses.
 TextModelFile read_text_model(const std::string& path);
 
 // The GptOptions of a GPT file (vktrain::gpt_options of its architecture). Throws vktrain::Error "<path>: ..." unless

@@ -138,16 +138,32 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
     if (!a.checkpoint.empty() && a.resume != a.checkpoint) check_output_path(a.checkpoint, "--checkpoint", a.force);
 
-    // The corpus: first 90% of the characters for training, the last 10% for validation. Streamed into one token
+    // The tokenizer: --tokenizer DIR, else the one a resumed checkpoint carries, else the corpus's characters.
+    std::shared_ptr<const Tokenizer> tokenizer;
+    if (!a.tokenizer_path.empty()) tokenizer = load_tokenizer(a.tokenizer_path);
+    if (!a.resume.empty()) {
+        std::shared_ptr<const Tokenizer> stored = tokenizer_from_metadata(read_weights(a.resume).metadata(), a.resume);
+        if (stored && tokenizer && stored->serialize() != tokenizer->serialize())
+            throw Error(a.resume + ": the checkpoint's tokenizer is not the one of --tokenizer " + a.tokenizer_path +
+                        " (a resumed run must repeat the original options)");
+        if (stored) tokenizer = stored;
+    }
+    // The corpus: first 90% of the tokens for training, the last 10% for validation. Streamed into one token
     // array, which the two splits and their windows view.
-    const TextTokens corpus = load_text_tokens(a.text_path);
+    const TextTokens corpus = tokenizer ? load_text_tokens(a.text_path, *tokenizer) : load_text_tokens(a.text_path);
     const CharVocabulary& vocab = corpus.vocabulary;
+    if (!tokenizer) tokenizer = char_tokenizer(vocab);
+    const bool chars = tokenizer->kind() == "char";
+    // What the weights and checkpoints carry so that eval and generate tokenise as training did.
+    const std::pair<std::string, std::string> tokenizer_entry =
+        chars ? std::make_pair(std::string(key_vocabulary), vocab.to_utf8())
+              : std::make_pair(std::string(tokenizer_metadata_key), tokenizer->serialize());
     const TokenSplit text = split_tokens(corpus.tokens, 0.9);
     Split split;
     split.train = text.train;
     split.val = text.validation;
     GptOptions g = spec.gpt;
-    g.vocab = vocab.size();
+    g.vocab = uint32_t(tokenizer->vocabulary_size());
     const uint32_t context = g.context;
     check_split_length(split.train.size(), context, a.text_path, "training");
     check_split_length(split.val.size(), context, a.text_path, "validation");
@@ -171,8 +187,10 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
                                   std::to_string(a.growth_interval) + ")"
                             : " (no loss scaling)";
     h += "\ntext        " + a.text_path + ": " + std::to_string(corpus.files.size()) + " files, " +
-         std::to_string(corpus.tokens.size()) + " characters (" + std::to_string(split.train.size()) + " train, " +
-         std::to_string(split.val.size()) + " validation), vocabulary " + std::to_string(vocab.size()) + "\n";
+         std::to_string(corpus.tokens.size()) + (chars ? " characters (" : " tokens (") +
+         std::to_string(split.train.size()) + " train, " + std::to_string(split.val.size()) +
+         " validation), vocabulary " + std::to_string(tokenizer->vocabulary_size()) +
+         (chars ? "" : " (" + tokenizer->kind() + ")") + "\n";
     for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
     h += "model       gpt layers " + std::to_string(g.layers) + " heads " + std::to_string(g.heads) + " width " +
          std::to_string(g.width) + " context " + std::to_string(g.context) + " mlp " +
@@ -201,7 +219,8 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
 
     io::Json history = io::Json::array();
     std::vector<ValResult> vals;
-    const auto settings = run_settings(a, g, micro, lr, min_lr);
+    auto settings = run_settings(a, g, micro, lr, min_lr);
+    if (!chars) settings.emplace_back("tokenizer", tokenizer->kind()); // absent from character runs, as before
     if (!a.resume.empty()) {
         const CheckpointMetadata stored = read_weights(a.resume).metadata();
         const std::string* run = find_metadata(stored, key_text_run);
@@ -225,7 +244,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         // The vocabulary too, so that `vktrain eval` and `vktrain generate` take a checkpoint like weights.
         trainer.save_checkpoint(a.checkpoint, {{key_text_run, join_settings(settings)},
                                                {key_text_validation, format_validations(vals)},
-                                               {key_vocabulary, vocab.to_utf8()}});
+                                               tokenizer_entry});
         saved_step = trainer.steps();
         print("checkpoint  " + a.checkpoint + " (step " + std::to_string(trainer.steps()) + ")\n");
     };
@@ -304,7 +323,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
 
     if (!a.output.empty()) {
         check_output_path(a.output, "--output", a.force);
-        trainer.save(a.output, {{key_vocabulary, vocab.to_utf8()}});
+        trainer.save(a.output, {tokenizer_entry});
         print("weights     " + a.output + "\n");
     }
     if (!a.report.empty()) {
@@ -316,7 +335,8 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         r["precision"] = precision_name(a.precision);
         r["model"] = a.model_spec;
         r["parameters"] = model.parameter_count();
-        r["vocabulary"] = vocab.size();
+        r["vocabulary"] = tokenizer->vocabulary_size();
+        r["tokenizer"] = tokenizer->kind();
         r["text"] = a.text_path;
         r["train_characters"] = split.train.size();
         r["validation_characters"] = split.val.size();

@@ -233,8 +233,8 @@ int run_train(const std::vector<std::string>& args) {
     }
     const ModelSpec spec = parse_model_spec(a.model_spec);
     if (spec.kind == "gpt") return run_train_text(a, spec);
-    for (const char* o : {"--text", "--steps", "--warmup", "--min-lr", "--clip", "--micro-batch", "--eval-at",
-                          "--val-limit", "--log-every"})
+    for (const char* o : {"--text", "--tokenizer", "--steps", "--warmup", "--min-lr", "--clip", "--micro-batch",
+                          "--eval-at", "--val-limit", "--log-every"})
         if (a.has(o)) throw UsageError(std::string(o) + " applies only to text models (--model gpt:...)");
     if (spec.kind == "cnn") { // the CNN recipe: AdamW with weight decay 0.01 at a constant learning rate
         if (!a.weight_decay_given) a.weight_decay = 0.01;
