@@ -24,6 +24,11 @@ struct ImportOptions {
     // as fp16 on the device, so a weight outside fp16's range (|x| > 65504) is refused, naming it; fp32 keeps fp32
     // storage and accepts every finite value.
     Precision precision = Precision::mixed;
+    // Carry the folder's tokenizer (tokenizer.model, tokenizer.json, or vocab.json + merges.txt; see
+    // load_tokenizer) into the file's metadata (tokenizer_metadata_key), so `eval`, `generate` and `train` tokenise
+    // as the model was trained. A folder without one imports without; a tokenizer that cannot be read, or whose
+    // vocabulary is larger than the model's, is an error unless this is false.
+    bool tokenizer = true;
 };
 
 struct ImportResult {
@@ -33,6 +38,7 @@ struct ImportResult {
     uint64_t tensors = 0;                  // tensors written
     std::vector<std::string> skipped;      // the folder's non-parameter buffers (e.g. "h.0.attn.bias"), not imported
     std::vector<std::string> source_files; // the safetensors files read
+    std::string tokenizer;                 // the carried tokenizer's kind ("gpt2-bpe", "sentencepiece"), or empty
 };
 
 // Reads the Hugging Face folder `source` and writes the vktrain weights file `output` (replaced atomically: a failed
@@ -42,6 +48,8 @@ struct ImportResult {
 // a missing, extra or mis-shaped tensor, a non-finite weight, a weight outside fp16's range in mixed precision.
 ImportResult import_hf(const std::string& source, const std::string& output, const ImportOptions& options = {});
 
+// export_hf also writes the tokenizer a file carries (its original tokenizer.json, vocab.json + merges.txt or
+// tokenizer.model) into the folder; a character-level vocabulary has no Hugging Face form and is left out.
 struct ExportOptions {
     // Called with each weight's vktrain name, shape (vktrain's layout) and fp32 values before it is converted to the
     // Hugging Face layout and written: the place to merge adapters into their base weights (LoRA). Unset: the values

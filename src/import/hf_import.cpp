@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,6 +25,8 @@
 #include "import/hf_architecture.hpp"
 #include "io/safetensors.hpp"
 #include "io/temp_files.hpp"
+#include "text/tokenizers.hpp"
+#include "vktrain/tokenizer.hpp"
 #include "vktrain/weights.hpp"
 
 namespace vktrain {
@@ -300,6 +303,51 @@ void check_values(const float* v, uint64_t count, uint64_t first, const std::str
     }
 }
 
+// The folder's tokenizer, serialised for the file's metadata, or empty when the folder has no tokenizer files.
+std::string folder_tokenizer(const std::string& source, const io::Json& config, const std::string& config_path,
+                             std::string& kind) {
+    bool any = false;
+    for (const char* name : {"tokenizer.model", "tokenizer.json", "vocab.json", "merges.txt"})
+        any = any || fs::is_regular_file(source + "/" + name);
+    if (!any) return {};
+    const std::string hint = " (pass --no-tokenizer / ImportOptions::tokenizer = false to import without it)";
+    std::unique_ptr<Tokenizer> t;
+    try {
+        t = load_tokenizer(source);
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + hint);
+    }
+    if (const io::Json* v = config.find("vocab_size"); v != nullptr && v->is_number()) {
+        const double vocab = v->as_number();
+        VKT_CHECK(double(t->vocabulary_size()) <= vocab, source, ": the tokenizer has ", t->vocabulary_size(),
+                  " tokens, more than ", config_path, "'s vocab_size ", vocab, hint);
+    }
+    kind = t->kind();
+    return t->serialize();
+}
+
+// The files of a serialised tokenizer, as its Hugging Face folder holds them (name, bytes); none for characters.
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const std::string& serialized,
+                                                                 const std::string& what) {
+    const io::Json j = io::Json::parse(serialized, what);
+    const io::Json* files = j.is_object() ? j.find("files") : nullptr;
+    std::vector<std::pair<std::string, std::string>> out;
+    if (files == nullptr) return out;
+    VKT_CHECK(files->is_object(), what, ": \"files\" is not an object");
+    const std::string suffix = ".base64";
+    for (const auto& [name, text] : files->as_object()) {
+        VKT_CHECK(text.is_string(), what, ": files.", name, " is not a string");
+        VKT_CHECK(name.find('/') == std::string::npos && name.find("..") == std::string::npos && !name.empty(), what,
+                  ": files names '", name, "', not a plain file name");
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.emplace_back(name.substr(0, name.size() - suffix.size()),
+                             text::base64_decode(text.as_string(), what + ": files." + name));
+        else
+            out.emplace_back(name, text.as_string());
+    }
+    return out;
+}
+
 std::string names_json(const std::vector<std::string>& names) {
     io::Json a = io::Json::array();
     for (const std::string& n : names) a.push_back(n);
@@ -342,7 +390,9 @@ ImportResult import_hf(const std::string& source, const std::string& output, con
     for (const TensorView* t : src.order)
         if (mapped.count(t->name)) hf_names.push_back(t->name);
 
-    const std::vector<std::pair<std::string, std::string>> metadata{
+    const std::string tokenizer =
+        options.tokenizer ? folder_tokenizer(source, config, config_path, r.tokenizer) : std::string();
+    std::vector<std::pair<std::string, std::string>> metadata{
         {"vktrain_model", plan.model.describe()},
         {"vktrain_graph", plan.model.to_json()},
         {"vktrain_precision", options.precision == Precision::mixed ? "mixed" : "fp32"},
@@ -350,6 +400,7 @@ ImportResult import_hf(const std::string& source, const std::string& output, con
         {hf::key_config, config_text},
         {hf::key_names, names_json(hf_names)},
     };
+    if (!tokenizer.empty()) metadata.emplace_back(tokenizer_metadata_key, tokenizer);
     io::SafetensorsWriter writer(output, headers, metadata);
     const bool fp16 = options.precision == Precision::mixed;
     std::vector<const WeightsFile*> files;
@@ -456,8 +507,13 @@ void export_hf(const std::string& weights, const std::string& directory, const E
     }
     const std::string config_out = directory + "/config.json";
     const std::string weights_out = directory + "/model.safetensors";
+    std::vector<std::pair<std::string, std::string>> tokenizer;
+    if (const std::string* t = file.metadata_value(tokenizer_metadata_key))
+        tokenizer = tokenizer_files(*t, weights + ": " + tokenizer_metadata_key);
+    std::vector<std::string> outputs{config_out, weights_out};
+    for (const auto& f : tokenizer) outputs.push_back(directory + "/" + f.first);
     if (!options.overwrite)
-        for (const std::string& p : {config_out, weights_out})
+        for (const std::string& p : outputs)
             VKT_CHECK(!fs::exists(p), p, ": already exists (pass --force / ExportOptions::overwrite to replace it)");
     io::SafetensorsWriter writer(weights_out, headers, {{"format", "pt"}});
     const bool mapped = file.mapped();
@@ -485,8 +541,14 @@ void export_hf(const std::string& weights, const std::string& directory, const E
     // Both files appear together or not at all: the config's temporary is removed if the weights fail to commit.
     io::AtomicFile config_file(config_out);
     config_file.write(config_text.data(), config_text.size());
+    std::vector<std::unique_ptr<io::AtomicFile>> tokenizer_out;
+    for (const auto& [name, bytes] : tokenizer) {
+        tokenizer_out.push_back(std::make_unique<io::AtomicFile>(directory + "/" + name));
+        tokenizer_out.back()->write(bytes.data(), bytes.size());
+    }
     writer.commit();
     config_file.commit();
+    for (const auto& f : tokenizer_out) f->commit();
 }
 
 } // namespace vktrain

@@ -1217,6 +1217,42 @@ def case_text_tokenizer(cli):
           "generate encodes the prompt and decodes the tokens with the file's tokenizer")
 
 
+
+def case_hf_tokenizer(cli):
+    """A GPT trained over BPE tokens goes out as a Hugging Face folder with its tokenizer files and comes back in
+    through `vktrain import` carrying them, so eval and generate take the imported file as they took the trained one."""
+    tok, vocab, sym = write_small_bpe(cli)
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "tok", "--steps", 4, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 4, "--val-limit", 4, "--precision", "fp32", "--output",
+                "w.safetensors", "--quiet")
+    check(p.returncode == 0, "train with --tokenizer exits 0")
+    p = cli.run("export", "w.safetensors", "--output", "hf")
+    check(p.returncode == 0 and "tokenizer" in p.stdout, "export writes the tokenizer too: " + p.stdout.strip())
+    for name in ("vocab.json", "merges.txt"):
+        with open(os.path.join(cli.work, "tok", name), "rb") as a, open(os.path.join(cli.work, "hf", name), "rb") as b:
+            check(a.read() == b.read(), "the exported %s is the tokenizer's, byte for byte" % name)
+    p = cli.run("import", "hf", "--output", "back.safetensors", "--precision", "fp32")
+    check(p.returncode == 0 and "tokenizer gpt2-bpe" in p.stdout, "import carries the folder's tokenizer: "
+          + p.stdout.strip())
+    md = safetensors_header(os.path.join(cli.work, "back.safetensors"))["__metadata__"]
+    check(json.loads(md["vktrain_tokenizer"])["kind"] == "gpt2-bpe", "the imported file holds the tokenizer")
+    losses = []
+    for weights in ("w.safetensors", "back.safetensors"):
+        p = cli.run("eval", "--weights", weights, "--text", text, "--val-limit", 4, "--precision", "fp32")
+        m = re.search(r"^val_loss (\S+)  windows 4  tokens 64$", p.stdout, re.M)
+        check(p.returncode == 0 and m is not None, "eval tokenises %s with its tokenizer" % weights)
+        losses.append(m.group(1))
+    check(losses[0] == losses[1], "the imported file evaluates as the trained one (%s, %s)" % tuple(losses))
+    g = subprocess.run([cli.binary, "generate", "--weights", "back.safetensors", "--prompt", "it's the",
+                        "--tokens", "8", "--quiet"], cwd=cli.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(g.returncode == 0 and g.stdout.startswith(b"it's the"), "generate takes the imported file")
+    p = cli.run("import", "hf", "--output", "bare.safetensors", "--no-tokenizer")
+    check(p.returncode == 0 and "tokenizer none" in p.stdout, "--no-tokenizer leaves it out")
+    os.remove(os.path.join(cli.work, "hf", "merges.txt"))
+    p = cli.run("import", "hf", "--output", "bad.safetensors")
+    check_one_line_error(p, 1, "merges.txt", "--no-tokenizer")
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -15,6 +15,7 @@
 #include "scratch_dir.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/import.hpp"
+#include "vktrain/tokenizer.hpp"
 #include "vktrain/weights.hpp"
 
 namespace {
@@ -46,10 +47,10 @@ struct Gpt2Folder {
     vktrain::io::Json config = vktrain::io::Json::object();
 };
 
-Gpt2Folder tiny_gpt2(bool prefix) {
+Gpt2Folder tiny_gpt2(bool prefix, int64_t vocab = 11) {
     Gpt2Folder f;
     f.config["model_type"] = "gpt2";
-    f.config["vocab_size"] = 11;
+    f.config["vocab_size"] = double(vocab);
     f.config["n_positions"] = 8;
     f.config["n_embd"] = 4;
     f.config["n_layer"] = 1;
@@ -64,7 +65,7 @@ Gpt2Folder tiny_gpt2(bool prefix) {
         for (float& x : v) x = (next += 0.001f);
         f.tensors.push_back({p + name, std::move(shape), std::move(v)});
     };
-    t("wte.weight", {11, 4});
+    t("wte.weight", {vocab, 4});
     t("wpe.weight", {8, 4});
     t("h.0.ln_1.weight", {4});
     t("h.0.ln_1.bias", {4});
@@ -287,3 +288,73 @@ TEST(HfImport, OneLineErrorsNameTheFieldOrTensor) {
 }
 
 } // namespace
+
+namespace {
+
+// GPT-2's byte-to-character map (bytes_to_unicode in its encoder.py): printable Latin-1 bytes stand for
+// themselves, the others for U+0100 onwards.
+std::string byte_symbol(int b) {
+    static const std::vector<char32_t> map = [] {
+        std::vector<char32_t> m(256, 0);
+        int next = 0;
+        for (int c = 0; c < 256; ++c) {
+            const bool printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
+            m[size_t(c)] = printable ? char32_t(c) : char32_t(256 + next++);
+        }
+        return m;
+    }();
+    const char32_t c = map[size_t(b)];
+    std::string s;
+    if (c < 0x80) {
+        s.push_back(char(c));
+    } else {
+        s.push_back(char(0xC0 | (c >> 6)));
+        s.push_back(char(0x80 | (c & 0x3F)));
+    }
+    return s;
+}
+
+// A byte-level BPE of 258 tokens: the 256 bytes, "ab" (merge "a b") and "Ġab" (merge "Ġ ab").
+void write_tiny_bpe(const std::string& dir) {
+    vktrain::io::Json vocab = vktrain::io::Json::object();
+    for (int b = 0; b < 256; ++b) vocab[byte_symbol(b)] = double(b);
+    vocab["ab"] = 256.0;
+    vocab[byte_symbol(' ') + "ab"] = 257.0;
+    vktrain::io::write_json_file(dir + "/vocab.json", vocab);
+    std::ofstream(dir + "/merges.txt") << "#version: 0.2\na b\n" << byte_symbol(' ') << " ab\n";
+}
+
+} // namespace
+
+TEST(HfImport, CarriesTheFoldersTokenizerInAndOut) {
+    vkt_test::ScratchDir dir("hf-tokenizer");
+    const std::string in = dir.path() + "/in", file = dir.path() + "/gpt2.safetensors";
+    write_folder(in, tiny_gpt2(false, 260));
+    write_tiny_bpe(in);
+    const vktrain::ImportResult r = vktrain::import_hf(in, file);
+    EXPECT_EQ(r.tokenizer, "gpt2-bpe");
+    const vktrain::WeightsFile w = vktrain::read_weights(file);
+    const std::unique_ptr<vktrain::Tokenizer> t = vktrain::tokenizer_from_metadata(w.metadata(), file);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->encode("ab ab"), (std::vector<int32_t>{256, 257}));
+
+    vktrain::export_hf(file, dir.path() + "/out"); // the tokenizer's files come back byte for byte
+    for (const char* name : {"vocab.json", "merges.txt"})
+        EXPECT_EQ(read_file(dir.path() + "/out/" + name), read_file(in + "/" + name)) << name;
+    EXPECT_CONTAINS(error_of([&] { vktrain::export_hf(file, dir.path() + "/out"); }), "already exists");
+
+    vktrain::ImportOptions without;
+    without.tokenizer = false;
+    EXPECT_EQ(vktrain::import_hf(in, file, without).tokenizer, "");
+    EXPECT_EQ(vktrain::read_weights(file).metadata_value(vktrain::tokenizer_metadata_key), nullptr);
+
+    // A tokenizer larger than the model's vocabulary, or one that cannot be read, is refused naming it.
+    std::filesystem::remove_all(in);
+    write_folder(in, tiny_gpt2(false, 200));
+    write_tiny_bpe(in);
+    EXPECT_CONTAINS(error_of([&] { vktrain::import_hf(in, file); }), "the tokenizer has 258 tokens, more than");
+    EXPECT_CONTAINS(error_of([&] { vktrain::import_hf(in, file); }), "--no-tokenizer");
+    std::filesystem::remove(in + "/merges.txt");
+    EXPECT_CONTAINS(error_of([&] { vktrain::import_hf(in, file); }), "merges.txt");
+    EXPECT_EQ(vktrain::import_hf(in, file, without).tokenizer, "");
+}

@@ -270,6 +270,7 @@ ImportArgs parse_import_args(const std::vector<std::string>& args) {
     add_quiet(t, a.quiet);
     t.value("--output", store(a.output));
     t.flag("--force", [&a] { a.force = true; });
+    t.flag("--no-tokenizer", [&a] { a.no_tokenizer = true; });
     t.parse(take_positional(args, a.source, {"--output", "--precision"}));
     if (a.help) return a;
     if (a.source.empty()) throw UsageError("the Hugging Face model folder SRC is required");

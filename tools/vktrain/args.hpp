@@ -117,6 +117,7 @@ struct ImportArgs {
     Precision precision = Precision::mixed;
     bool force = false;
     bool quiet = false;
+    bool no_tokenizer = false;
 };
 
 struct ExportArgs {

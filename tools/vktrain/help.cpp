@@ -204,6 +204,8 @@ skipped).
   --precision P           mixed (default: weights must fit fp16, |x| <= 65504) or fp32 (fp32 storage on the
                           device; any finite weight): what the file records for eval, predict and train
   --force                 replace an existing --output file
+  --no-tokenizer          leave the folder's tokenizer out (by default tokenizer.model, tokenizer.json or
+                          vocab.json + merges.txt go into the file, for eval, generate and train)
   --quiet                 print nothing on success
   --help                  this text
 )";
@@ -215,11 +217,12 @@ const char* export_usage() {
 Writes the weights file FILE (from `vktrain import`, trained further or not, or a GPT trained by vktrain) as the
 Hugging Face folder DIR (created if absent): config.json (the imported one unchanged, or made from the GPT's
 options) and model.safetensors (F32, Hugging Face's names, order and layouts; the tied head and the causal-mask
-buffers are left out, as save_pretrained does). Importing a folder and exporting it gives back its F32 tensors bit
-for bit.
+buffers are left out, as save_pretrained does), and the tokenizer files the weights file carries (tokenizer.json,
+vocab.json + merges.txt or tokenizer.model, as imported). Importing a folder and exporting it gives back its F32
+tensors bit for bit.
 
   --output DIR            the folder to write
-  --force                 replace an existing config.json / model.safetensors in DIR
+  --force                 replace an existing config.json / model.safetensors / tokenizer file in DIR
   --quiet                 print nothing on success
   --help                  this text
 )";

@@ -10,6 +10,7 @@
 #include "io/safetensors.hpp"
 #include "util.hpp"
 #include "vktrain/import.hpp"
+#include "vktrain/tokenizer.hpp"
 #include "vktrain/vktrain.hpp"
 
 namespace vktrain::cli {
@@ -73,13 +74,15 @@ int run_import(const std::vector<std::string>& args) {
     const Clock::time_point start = Clock::now();
     ImportOptions options;
     options.precision = a.precision;
+    options.tokenizer = !a.no_tokenizer;
     const ImportResult r = import_hf(a.source, a.output, options);
     if (!a.quiet)
-        std::printf("imported %s from %s: %llu tensors, %llu parameters%s -> %s (%s) in %.2f s\n", r.model_type.c_str(),
-                    a.source.c_str(), static_cast<unsigned long long>(r.tensors),
+        std::printf("imported %s from %s: %llu tensors, %llu parameters%s, tokenizer %s -> %s (%s) in %.2f s\n",
+                    r.model_type.c_str(), a.source.c_str(), static_cast<unsigned long long>(r.tensors),
                     static_cast<unsigned long long>(r.parameters),
                     r.skipped.empty() ? "" : (", " + std::to_string(r.skipped.size()) + " buffers skipped").c_str(),
-                    a.output.c_str(), precision_name(a.precision), seconds_since(start));
+                    r.tokenizer.empty() ? "none" : r.tokenizer.c_str(), a.output.c_str(), precision_name(a.precision),
+                    seconds_since(start));
     return 0;
 }
 
@@ -94,8 +97,9 @@ int run_export(const std::vector<std::string>& args) {
     options.overwrite = a.force;
     export_hf(a.weights, a.output, options);
     if (!a.quiet)
-        std::printf("exported %s -> %s/config.json, %s/model.safetensors in %.2f s\n", a.weights.c_str(),
-                    a.output.c_str(), a.output.c_str(), seconds_since(start));
+        std::printf(
+            "exported %s -> %s (config.json, model.safetensors%s) in %.2f s\n", a.weights.c_str(), a.output.c_str(),
+            read_weights(a.weights).metadata_value(tokenizer_metadata_key) ? ", tokenizer" : "", seconds_since(start));
     return 0;
 }
 
