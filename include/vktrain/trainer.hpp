@@ -83,6 +83,12 @@ struct MemoryReport {
     uint64_t unplanned_bytes = 0; // the training graph with one buffer per value
     uint32_t in_place = 0;        // values that reuse their input's bytes
     uint64_t total_bytes = 0;     // everything this trainer allocated (== device_bytes())
+    // Host memory, by what holds it. Frozen parameters live only on the device: they count in none of these.
+    uint64_t host_master_bytes = 0; // fp32 masters of the trainable parameters (and the update pipeline's second bank)
+    uint64_t host_optimizer_bytes = 0; // optimizer state (AdamW moments, SGD momentum; both banks when pipelined)
+    uint64_t host_gradient_bytes = 0;  // the gradients' readback and the accumulation sum
+    uint64_t host_staging_bytes = 0;   // the trainable weights' upload staging (storage precision)
+    uint64_t trainable_parameters = 0, frozen_parameters = 0; // elements
 };
 
 struct GemmReport {
@@ -211,8 +217,10 @@ public:
     // keep their optimizer state bit for bit; newly trainable ones start fresh (zero state, step 0, as PyTorch creates
     // a parameter's state at its first gradient); frozen ones lose theirs and get no gradient, readback or update (the
     // training program is compiled again for the new set; weights, buffers and activations stay where they are).
-    // model() reflects the change, and checkpoints record it. Throws vktrain::Error, changing nothing, for a pattern
-    // no parameter matches, a change that would leave nothing trainable, or an inference_only trainer.
+    // A frozen tensor lives only on the device, in the storage precision (its host master is dropped); unfreezing
+    // starts the new fp32 master from the device's copy (in mixed precision its fp16 values). model() reflects the
+    // change, and checkpoints record it. Throws vktrain::Error, changing nothing, for a pattern no parameter matches, a
+    // change that would leave nothing trainable, or an inference_only trainer.
     void set_trainable(const std::string& pattern, bool trainable);
 
     // Weights only: safetensors with the fp32 master weights and persistent buffers under the parameter names (not
