@@ -271,6 +271,11 @@ VKT_API vkt_status vkt_model_rename(vkt_model* m, int32_t node, const char* name
 VKT_API vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable);
 VKT_API vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay);
 VKT_API vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, vkt_init_kind kind, float a, float b);
+/* LoRA (Model::add_lora, PEFT's LoraConfig with bias "none") on every linear layer whose node name `pattern` matches:
+ * y = base(x) + (alpha / r)·B·A·dropout(x), parameters "<module>.lora_A.weight" [r, in] (Kaiming-uniform) and
+ * "<module>.lora_B.weight" [out, r] (zeros); every other parameter is frozen. VKT_ERROR for r == 0, alpha not
+ * positive, dropout outside [0, 1), a pattern matching no linear layer or a layer with LoRA already. */
+VKT_API vkt_status vkt_model_add_lora(vkt_model* m, const char* pattern, uint32_t r, float alpha, float dropout);
 
 /* Typed shorthands for a few ops, kept from the first version of this header: each is vkt_model_op. */
 VKT_API vkt_status vkt_model_linear(vkt_model* m, int32_t x, uint32_t out_features, int32_t bias, int32_t* out);

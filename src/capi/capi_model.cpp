@@ -275,6 +275,12 @@ vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int
     return guarded([&] { model_of(m).set_trainable(text(name_or_prefix, "name"), trainable != 0); });
 }
 
+vkt_status vkt_model_add_lora(vkt_model* m, const char* pattern, uint32_t r, float alpha, float dropout) {
+    return guarded([&] {
+        (void)model_of(m).add_lora(text(pattern, "pattern"), vktrain::LoraOptions{r, alpha, dropout});
+    });
+}
+
 vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay) {
     return guarded([&] { model_of(m).set_weight_decay(text(name_or_prefix, "name"), weight_decay); });
 }
