@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "capi/capi_common.hpp"
+#include "vktrain/lora.hpp"
 #include "io/json.hpp"
 
 namespace vktrain::capi {
@@ -279,6 +280,11 @@ vkt_status vkt_model_add_lora(vkt_model* m, const char* pattern, uint32_t r, flo
     return guarded([&] {
         (void)model_of(m).add_lora(text(pattern, "pattern"), vktrain::LoraOptions{r, alpha, dropout});
     });
+}
+
+vkt_status vkt_model_add_lora_adapter(vkt_model* m, const char* directory) {
+    return guarded(
+        [&] { (void)vktrain::add_lora(model_of(m), vktrain::read_lora_adapter_config(text(directory, "directory"))); });
 }
 
 vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay) {

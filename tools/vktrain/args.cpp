@@ -284,8 +284,9 @@ ExportArgs parse_export_args(const std::vector<std::string>& args) {
     add_help(t, a.help);
     add_quiet(t, a.quiet);
     t.value("--output", store(a.output));
+    t.value("--adapter", store(a.adapter));
     t.flag("--force", [&a] { a.force = true; });
-    t.parse(take_positional(args, a.weights, {"--output"}));
+    t.parse(take_positional(args, a.weights, {"--output", "--adapter"}));
     if (a.help) return a;
     if (a.weights.empty()) throw UsageError("the weights FILE to export is required");
     if (a.output.empty()) throw UsageError("--output DIR is required");

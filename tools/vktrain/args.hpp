@@ -124,6 +124,7 @@ struct ExportArgs {
     bool help = false;
     std::string weights;
     std::string output;
+    std::string adapter; // a PEFT LoRA folder merged into the weights (--adapter)
     bool force = false;
     bool quiet = false;
 };

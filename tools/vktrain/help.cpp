@@ -222,6 +222,8 @@ vocab.json + merges.txt or tokenizer.model, as imported). Importing a folder and
 tensors bit for bit.
 
   --output DIR            the folder to write
+  --adapter DIR           merge the PEFT LoRA adapter folder DIR (adapter_config.json, adapter_model.safetensors)
+                          into FILE's weights as PEFT's merge_and_unload does: W + (lora_alpha / r)·B·A
   --force                 replace an existing config.json / model.safetensors / tokenizer file in DIR
   --quiet                 print nothing on success
   --help                  this text
