@@ -245,7 +245,11 @@ public:
     // loss scale and growth tracker, and the step and skipped-step counters.
     // `extra` entries (e.g. a caller's epoch counter) are stored alongside; their keys must not be the format's own
     // ("vktrain_checkpoint", "vktrain_model", ...). Written to a temporary file and renamed over `path`.
-    void save_checkpoint(const std::string& path, const CheckpointMetadata& extra = {}) const;
+    // trainable_only: only the trainable parameters (and the buffers) are stored, not the frozen ones, so a checkpoint
+    // of LoRA on a frozen base holds the adapters, their optimizer state and the scaler; loading it takes the frozen
+    // parameters as this trainer holds them (load the base first).
+    void save_checkpoint(const std::string& path, const CheckpointMetadata& extra = {},
+                         bool trainable_only = false) const;
     // Restores everything save_checkpoint stored (device weights included) and returns its `extra` entries. Throws
     // vktrain::Error with a one-line message naming the file and the problem (not a checkpoint, e.g. a weights-only
     // file; another model or optimizer kind; a missing, unexpected or wrongly shaped tensor; a malformed or
