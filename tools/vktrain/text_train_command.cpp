@@ -226,13 +226,20 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     o.max_grad_norm = float(a.clip);
     o.lr_schedule = {LrScheduleKind::warmup_cosine, a.warmup, a.steps, float(min_lr)};
     Trainer trainer(ctx, model, o);
-    if (from_file) { // the file's weights: frozen ones one at a time straight to the device, the rest at once
+    if (from_file) {
+        // The file's weights one tensor at a time, from its mapping: a frozen one goes straight to the device, so the
+        // host never holds a second copy of a frozen base; the trainable ones are set together at the end.
         std::set<std::string> trains;
         for (const ParameterInfo& i : model.parameters())
             if (i.trainable && !i.buffer) trains.insert(i.name);
         std::vector<Parameter> trainable;
-        for (Parameter& p : parameters_for(from_model, *from_file)) {
-            if (trains.count(p.name))
+        for (const ParameterInfo& i : from_model.parameters()) {
+            const TensorView* t = from_file->find(i.name);
+            if (!t && !i.persistent) continue; // a cache: starts from zeros
+            if (!t) throw Error(a.from + ": tensor '" + i.name + "' is missing");
+            if (t->shape != i.shape) throw Error(a.from + ": tensor '" + i.name + "' has the wrong shape");
+            Parameter p{i.name, i.shape, t->to_f32()};
+            if (trains.count(i.name))
                 trainable.push_back(std::move(p));
             else
                 trainer.set_parameters({std::move(p)});
