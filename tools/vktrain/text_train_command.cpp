@@ -142,6 +142,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.checkpoint.empty() && a.resume != a.checkpoint) check_output_path(a.checkpoint, "--checkpoint", a.force);
 
     // --from FILE: its architecture (a GPT) and, once the trainer exists, its weights.
+    const bool from = !a.from.empty();
     std::optional<WeightsFile> from_file;
     Model from_model;
     GptOptions g = spec.gpt;
@@ -245,6 +246,8 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
                 trainer.set_parameters({std::move(p)});
         }
         trainer.set_parameters(trainable);
+        from_file
+            .reset(); // the mapping goes: the weights are the trainer's now (and a CPU device's memory is the host's)
     }
 
     std::string h = "vktrain " + std::string(tool_version) + "\n";
@@ -260,12 +263,12 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
          " validation), vocabulary " + std::to_string(tokenizer->vocabulary_size()) +
          (chars ? "" : " (" + tokenizer->kind() + ")") + "\n";
     for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
-    h += "model       " + (from_file ? a.from + ": " : std::string()) + "gpt layers " + std::to_string(g.layers) +
+    h += "model       " + (from ? a.from + ": " : std::string()) + "gpt layers " + std::to_string(g.layers) +
          " heads " + std::to_string(g.heads) + " width " + std::to_string(g.width) + " context " +
          std::to_string(g.context) + " mlp " + std::to_string(g.mlp ? g.mlp : 4 * g.width) + (g.tied ? " tied" : "") +
          " (" + std::to_string(model.parameter_count()) + " parameters)\n";
     const MemoryReport m = trainer.memory();
-    if (from_file) {
+    if (from) {
         const std::vector<LoraModule> adapters = model.lora_modules();
         h += "trainable   " + std::to_string(m.trainable_parameters) + " parameters, frozen " +
              std::to_string(m.frozen_parameters) +
@@ -300,7 +303,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     std::vector<ValResult> vals;
     auto settings = run_settings(a, g, micro, lr, min_lr);
     if (!chars) settings.emplace_back("tokenizer", tokenizer->kind()); // absent from character runs, as before
-    if (from_file) { // absent from runs of earlier versions, which had no --from
+    if (from) { // absent from runs of earlier versions, which had no --from
         const auto joined = [](const std::vector<std::string>& v) {
             std::string s;
             for (const std::string& x : v) s += (s.empty() ? "" : " ") + x;
@@ -338,7 +341,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         trainer.save_checkpoint(
             a.checkpoint,
             {{key_text_run, join_settings(settings)}, {key_text_validation, format_validations(vals)}, tokenizer_entry},
-            from_file.has_value());
+            from);
         saved_step = trainer.steps();
         print("checkpoint  " + a.checkpoint + " (step " + std::to_string(trainer.steps()) + ")\n");
     };
