@@ -216,3 +216,55 @@ TEST(LoraAdapterMerge, HookAddsTheScaledProductToAdaptedWeightsOnly) {
 }
 
 } // namespace
+
+namespace {
+
+// Trainer::save_checkpoint(path, extra, trainable_only): a LoRA checkpoint holds the adapters and their optimizer state
+// (no base tensor), and a trainer holding the same base resumes from it bit-identically; a trainer that trains a
+// tensor the checkpoint lacks refuses it by name.
+TEST(LoraCheckpoint, TrainableOnlyHoldsTheAdaptersAndResumesBitIdentically) {
+    const std::string root = vkt_test::temp_dir("lora_checkpoint");
+    const std::string path = root + "/c.safetensors";
+    Model m = Model::gpt(tiny());
+    vktrain::LoraOptions o;
+    o.r = 2;
+    m.add_lora("*.c_attn", o);
+    Trainer base(vkt_test::context(), Model::gpt(tiny()), options(Precision::fp32));
+    const auto base_weights = base.parameters();
+    const auto step = [](Trainer& t, uint32_t s) {
+        const auto ids = tokens(batch * tiny().context, 50 + s), targets = tokens(batch * tiny().context, 60 + s);
+        t.step({ids.data(), targets.data()}, batch);
+    };
+    Trainer a(vkt_test::context(), m, options(Precision::fp32));
+    a.set_parameters(base_weights);
+    for (uint32_t s = 0; s < 2; ++s) step(a, s);
+    a.save_checkpoint(path, {{"note", "x"}}, true);
+    const auto tensors = vktrain::io::read_safetensors(path);
+    EXPECT_EQ(tensors.size(), 2u * 2u * 3u); // A and B of two layers, each with exp_avg and exp_avg_sq
+    for (const auto& t : tensors) EXPECT_NE(t.name.find(".lora_"), std::string::npos) << t.name;
+    for (uint32_t s = 2; s < 4; ++s) step(a, s);
+
+    Trainer b(vkt_test::context(), m, options(Precision::fp32));
+    b.set_parameters(base_weights);
+    const auto extra = b.load_checkpoint(path);
+    ASSERT_EQ(extra.size(), 1u);
+    EXPECT_EQ(extra[0].second, "x");
+    EXPECT_EQ(b.steps(), 2u);
+    for (uint32_t s = 2; s < 4; ++s) step(b, s);
+    const auto pa = a.parameters(), pb = b.parameters();
+    ASSERT_EQ(pa.size(), pb.size());
+    for (size_t i = 0; i < pa.size(); ++i) EXPECT_EQ(pa[i].data, pb[i].data) << pa[i].name;
+
+    Model more = m;
+    more.set_trainable("lm_head.", true);
+    Trainer c(vkt_test::context(), more, options(Precision::fp32));
+    try {
+        c.load_checkpoint(path);
+        ADD_FAILURE() << "a checkpoint without lm_head.weight loaded into a trainer that trains it";
+    } catch (const vktrain::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tensor 'lm_head.weight' is missing"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove_all(root);
+}
+
+} // namespace
