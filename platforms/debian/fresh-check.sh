@@ -78,7 +78,7 @@ log "fresh-check: debootstrap bookworm (minbase) into $root from $mirror"
 debootstrap --variant=minbase --keyring="$(debian_keyring)" bookworm "$root" "$mirror" >"$logdir/debootstrap.log" 2>&1 \
   || fail "debootstrap of a clean bookworm root" "$logdir/debootstrap.log"
 # What a new machine of this kind has: its apt sources (bookworm, -updates, -security on the same mirror) and apt
-# settings, its DNS resolver. Nothing else of this machine's: no packages, no apt lists, no /var/cache/vktrain.
+# settings, its DNS resolver, its local certificate authorities. Nothing else of this machine's: no packages, no apt lists, no /var/cache/vktrain.
 rm -f "$root/etc/apt/sources.list"
 cat >"$root/etc/apt/sources.list.d/debian.sources" <<SRC
 Types: deb
@@ -91,6 +91,12 @@ for f in /etc/apt/apt.conf.d/*; do
   case "$(basename "$f")" in docker-*) ;; *) cp "$f" "$root/etc/apt/apt.conf.d/" ;; esac
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# The machine's local certificate authorities (a sandbox's or company's HTTPS proxy): part of its network, like the
+# resolver. The root's ca-certificates package, installed by setup-host.sh, adds them to its store.
+if [ -d /usr/local/share/ca-certificates ]; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -rL /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 [ ! -e "$root/var/cache/vktrain" ] || die "the new root already has /var/cache/vktrain"
 stage_done "debootstrap bookworm (minbase)"
 

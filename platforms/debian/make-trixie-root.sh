@@ -7,8 +7,10 @@ need_root
 
 root="$VKTRAIN_CACHE/trixie-root"
 stamp="$root/.vktrain-complete-v1"
-# Mesa and the layer from trixie-backports; python3-safetensors/numpy read our checkpoints in a test.
-packages=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools python3-safetensors python3-numpy)
+# Mesa and the layer from trixie-backports; python3-safetensors/numpy read our checkpoints in a test; host-built
+# binaries that can read SentencePiece tokenizers need libsentencepiece.so.0 (trixie's 0.2.0, the same soname).
+packages=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools python3-safetensors python3-numpy
+  libsentencepiece0)
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 missing_in_root() {
   local p

