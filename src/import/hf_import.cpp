@@ -14,18 +14,18 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "common/check.hpp"
+#include "graph/ir.hpp"
 #include "import/hf_architecture.hpp"
 #include "io/safetensors.hpp"
 #include "io/temp_files.hpp"
 #include "text/tokenizers.hpp"
+#include "text/utf8.hpp"
 #include "vktrain/tokenizer.hpp"
 #include "vktrain/weights.hpp"
 
@@ -59,21 +59,6 @@ namespace {
 const io::Json* field(const PlanInput& in, const char* key) {
     const io::Json* v = in.config.find(key);
     return v == nullptr || v->is_null() ? nullptr : v;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    VKT_CHECK(f, path, ": cannot be read");
-    std::ostringstream s;
-    s << f.rdbuf();
-    VKT_CHECK(!f.bad(), path, ": read error");
-    return s.str();
 }
 
 std::string join(const std::vector<std::string>& words) {
@@ -129,10 +114,9 @@ std::vector<std::string> import_architectures() {
 
 namespace {
 
+using graph::shape_text;
 using hf::join;
 using hf::Plan;
-using hf::read_text;
-using hf::shape_text;
 using hf::TensorMap;
 
 const hf::Architecture& architecture_of(const io::Json& config, const std::string& origin) {
@@ -361,7 +345,7 @@ ImportResult import_hf(const std::string& source, const std::string& output, con
               ": not a folder (expected a Hugging Face model folder with config.json)");
     const std::string config_path = source + "/config.json";
     VKT_CHECK(fs::exists(config_path), source, ": no config.json");
-    const std::string config_text = read_text(config_path);
+    const std::string config_text = text::read_text_file(config_path);
     const io::Json config = io::Json::parse(config_text, config_path);
     const hf::Architecture& arch = architecture_of(config, config_path);
 
