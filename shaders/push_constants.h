@@ -94,6 +94,10 @@ struct ElementPush {
 // Shared flag of the kernels that write a gradient: add to what the output holds instead of overwriting.
 #define FLAG_ACCUMULATE 16u
 
+// ElementPush::flags of add.comp (b) and cast.comp (src): multiply that operand by the fp32 whose bits are in
+// ElementPush::pad0 (add: out = a + s·b, torch.add's alpha; cast: dst = s·src). LoRA's alpha / r scaling.
+#define FLAG_SCALE 32u
+
 // Kernels over a tensor seen as [outer, channels, inner] (per-channel bias, channel sums, batch norm):
 // element (o, c, i) is at o * channels * inner + c * inner + i of each full-size operand; per-channel operands
 // hold `channels` elements. offsets[k] is the first element of binding k inside its bound range.

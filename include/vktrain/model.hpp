@@ -64,7 +64,7 @@ struct ParameterInfo {
     std::string name;           // PyTorch state_dict style: "conv0.weight", "bn0.running_mean", ...
     std::vector<int64_t> shape; // PyTorch layout: Linear weight [out, in], Conv2d weight [out, in/groups, kh, kw]
     uint32_t fan_in = 0;
-    bool trainable = true; // false: frozen (uploaded once, no gradient, never read back)
+    bool trainable = true; // false: frozen (lives only on the device: no host master, gradient or optimizer state)
     bool buffer = false;   // true: state such as BatchNorm running statistics (saved, never trained)
     bool counter = false;  // a buffer counting training forward passes (BatchNorm's num_batches_tracked; a 0-d
                            // tensor, stored as F32: exact below 2^24)
@@ -110,6 +110,22 @@ struct GptOptions {
 };
 
 class Model;
+
+// LoRA (PEFT's LoraConfig, bias "none"): a linear layer y = W·x + b becomes y = W·x + b + (alpha / r)·B·A·dropout(x)
+// with A [r, in] (PEFT's init: Kaiming-uniform with a = sqrt(5), i.e. U(+-1/sqrt(in))) and B [out, r] (zeros), so the
+// model starts as the base did. See Model::add_lora.
+struct LoraOptions {
+    uint32_t r = 8;
+    float alpha = 8.0f;   // the scaling is alpha / r
+    float dropout = 0.0f; // on the adapter's input only, in [0, 1)
+};
+
+// One adapted layer, as Model::lora_modules finds it in the graph.
+struct LoraModule {
+    std::string module; // the linear node's name, e.g. "transformer.h.0.attn.c_attn" (PEFT's module name)
+    uint32_t in = 0, out = 0;
+    LoraOptions options;
+};
 // The options of a GPT: `model` must be exactly the graph Model::gpt or Model::gpt_decoder builds from them (for
 // instance the architecture a weights file records, load_model), else vktrain::Error "not a GPT of Model::gpt's
 // shape: ..." (one line, naming the first node that differs). mlp comes back as the width it has (4 · width too).
@@ -254,6 +270,19 @@ public:
     void set_trainable(const std::string& name_or_prefix, bool trainable);
     void set_weight_decay(const std::string& name_or_prefix, float weight_decay);
     void set_init(const std::string& name_or_prefix, const Init& init);
+
+    // LoRA on every linear layer whose node name matches `pattern` (the parameter patterns' syntax applied to node
+    // names: "transformer.h.*.attn.c_attn", "*.c_fc", "transformer.h.0." for every linear of block 0). A graph
+    // transform: after each such node `<m>` come the nodes "<m>.lora_dropout" (when dropout > 0), "<m>.lora_A" and
+    // "<m>.lora_B" (linear, no bias: parameters "<m>.lora_A.weight" [r, in] and "<m>.lora_B.weight" [out, r], PEFT's
+    // names below "base_model.model.") and "<m>.lora" (add with alpha = alpha / r), which every former consumer of
+    // <m> now reads. As PEFT's get_peft_model does, every other parameter is frozen (set_trainable afterwards to
+    // train some base parameters too). Returns the adapted module names in graph order. Throws vktrain::Error for
+    // r == 0, alpha not positive and finite, dropout outside [0, 1), a pattern matching no linear layer, or a layer
+    // that already has LoRA; the model is unchanged then.
+    std::vector<std::string> add_lora(const std::string& pattern, const LoraOptions& options);
+    // The adapted layers, in graph order (empty without LoRA).
+    std::vector<LoraModule> lora_modules() const;
 
     // input -> [linear -> act] * hidden -> linear(classes) -> cross-entropy (inputs "x" and "labels").
     static Model mlp(uint32_t input_features, const std::vector<uint32_t>& hidden, uint32_t classes,

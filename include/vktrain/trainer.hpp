@@ -83,6 +83,12 @@ struct MemoryReport {
     uint64_t unplanned_bytes = 0; // the training graph with one buffer per value
     uint32_t in_place = 0;        // values that reuse their input's bytes
     uint64_t total_bytes = 0;     // everything this trainer allocated (== device_bytes())
+    // Host memory, by what holds it. Frozen parameters live only on the device: they count in none of these.
+    uint64_t host_master_bytes = 0; // fp32 masters of the trainable parameters (and the update pipeline's second bank)
+    uint64_t host_optimizer_bytes = 0; // optimizer state (AdamW moments, SGD momentum; both banks when pipelined)
+    uint64_t host_gradient_bytes = 0;  // the gradients' readback and the accumulation sum
+    uint64_t host_staging_bytes = 0;   // the trainable weights' upload staging (storage precision)
+    uint64_t trainable_parameters = 0, frozen_parameters = 0; // elements
 };
 
 struct GemmReport {
@@ -211,8 +217,10 @@ public:
     // keep their optimizer state bit for bit; newly trainable ones start fresh (zero state, step 0, as PyTorch creates
     // a parameter's state at its first gradient); frozen ones lose theirs and get no gradient, readback or update (the
     // training program is compiled again for the new set; weights, buffers and activations stay where they are).
-    // model() reflects the change, and checkpoints record it. Throws vktrain::Error, changing nothing, for a pattern
-    // no parameter matches, a change that would leave nothing trainable, or an inference_only trainer.
+    // A frozen tensor lives only on the device, in the storage precision (its host master is dropped); unfreezing
+    // starts the new fp32 master from the device's copy (in mixed precision its fp16 values). model() reflects the
+    // change, and checkpoints record it. Throws vktrain::Error, changing nothing, for a pattern no parameter matches, a
+    // change that would leave nothing trainable, or an inference_only trainer.
     void set_trainable(const std::string& pattern, bool trainable);
 
     // Weights only: safetensors with the fp32 master weights and persistent buffers under the parameter names (not
@@ -237,7 +245,11 @@ public:
     // loss scale and growth tracker, and the step and skipped-step counters.
     // `extra` entries (e.g. a caller's epoch counter) are stored alongside; their keys must not be the format's own
     // ("vktrain_checkpoint", "vktrain_model", ...). Written to a temporary file and renamed over `path`.
-    void save_checkpoint(const std::string& path, const CheckpointMetadata& extra = {}) const;
+    // trainable_only: only the trainable parameters (and the buffers) are stored, not the frozen ones, so a checkpoint
+    // of LoRA on a frozen base holds the adapters, their optimizer state and the scaler; loading it takes the frozen
+    // parameters as this trainer holds them (load the base first).
+    void save_checkpoint(const std::string& path, const CheckpointMetadata& extra = {},
+                         bool trainable_only = false) const;
     // Restores everything save_checkpoint stored (device weights included) and returns its `extra` entries. Throws
     // vktrain::Error with a one-line message naming the file and the problem (not a checkpoint, e.g. a weights-only
     // file; another model or optimizer kind; a missing, unexpected or wrongly shaped tensor; a malformed or

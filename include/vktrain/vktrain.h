@@ -271,6 +271,19 @@ VKT_API vkt_status vkt_model_rename(vkt_model* m, int32_t node, const char* name
 VKT_API vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable);
 VKT_API vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay);
 VKT_API vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, vkt_init_kind kind, float a, float b);
+/* LoRA (Model::add_lora, PEFT's LoraConfig with bias "none") on every linear layer whose node name `pattern` matches:
+ * y = base(x) + (alpha / r)·B·A·dropout(x), parameters "<module>.lora_A.weight" [r, in] (Kaiming-uniform) and
+ * "<module>.lora_B.weight" [out, r] (zeros); every other parameter is frozen. VKT_ERROR for r == 0, alpha not
+ * positive, dropout outside [0, 1), a pattern matching no linear layer or a layer with LoRA already. */
+VKT_API vkt_status vkt_model_add_lora(vkt_model* m, const char* pattern, uint32_t r, float alpha, float dropout);
+/* PEFT adapter folders (vktrain/lora.hpp): LoRA on the model as DIRECTORY/adapter_config.json says (its
+ * target_modules, r, lora_alpha, lora_dropout); a trainer's adapters read from and written to such a folder
+ * (adapter_model.safetensors with base_model.model.<module>.lora_A.weight [r, in] and lora_B.weight [out, r]).
+ * base_model_name_or_path may be NULL. */
+VKT_API vkt_status vkt_model_add_lora_adapter(vkt_model* m, const char* directory);
+VKT_API vkt_status vkt_trainer_load_lora_adapter(vkt_trainer* t, const char* directory);
+VKT_API vkt_status vkt_trainer_save_lora_adapter(const vkt_trainer* t, const char* directory,
+                                                 const char* base_model_name_or_path);
 
 /* Typed shorthands for a few ops, kept from the first version of this header: each is vkt_model_op. */
 VKT_API vkt_status vkt_model_linear(vkt_model* m, int32_t x, uint32_t out_features, int32_t bias, int32_t* out);

@@ -5,6 +5,7 @@
 #include "vktrain/data.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/import.hpp"
+#include "vktrain/lora.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/options.hpp"
 #include "vktrain/text.hpp"

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "capi/capi_common.hpp"
+#include "vktrain/lora.hpp"
 #include "io/json.hpp"
 
 namespace vktrain::capi {
@@ -273,6 +274,17 @@ vkt_status vkt_model_rename(vkt_model* m, int32_t node, const char* name) {
 
 vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable) {
     return guarded([&] { model_of(m).set_trainable(text(name_or_prefix, "name"), trainable != 0); });
+}
+
+vkt_status vkt_model_add_lora(vkt_model* m, const char* pattern, uint32_t r, float alpha, float dropout) {
+    return guarded([&] {
+        (void)model_of(m).add_lora(text(pattern, "pattern"), vktrain::LoraOptions{r, alpha, dropout});
+    });
+}
+
+vkt_status vkt_model_add_lora_adapter(vkt_model* m, const char* directory) {
+    return guarded(
+        [&] { (void)vktrain::add_lora(model_of(m), vktrain::read_lora_adapter_config(text(directory, "directory"))); });
 }
 
 vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay) {

@@ -1,6 +1,7 @@
 // The C API's files: weights files read without copying (read_weights: tensors as views, converted to fp32 on
 // request, the metadata, the recorded model), metadata handles, and a trainer's weights and checkpoints.
 #include "capi/capi_common.hpp"
+#include "vktrain/lora.hpp"
 #include "io/json.hpp"
 
 namespace vktrain::capi {
@@ -196,6 +197,16 @@ vkt_status vkt_trainer_save(const vkt_trainer* t, const char* path) {
 vkt_status vkt_trainer_save_with_metadata(const vkt_trainer* t, const char* path, const char* const* keys,
                                           const char* const* values, size_t count) {
     return guarded([&] { need(t, "trainer").trainer.save(text(path, "path"), metadata_of(keys, values, count)); });
+}
+
+vkt_status vkt_trainer_load_lora_adapter(vkt_trainer* t, const char* directory) {
+    return guarded([&] { vktrain::load_lora_adapter(need(t, "trainer").trainer, text(directory, "directory")); });
+}
+
+vkt_status vkt_trainer_save_lora_adapter(const vkt_trainer* t, const char* directory, const char* base) {
+    return guarded([&] {
+        vktrain::save_lora_adapter(need(t, "trainer").trainer, text(directory, "directory"), base ? base : "");
+    });
 }
 
 vkt_status vkt_trainer_load(vkt_trainer* t, const char* path) {

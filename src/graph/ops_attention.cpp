@@ -129,7 +129,8 @@ OpDef self_attention() {
     d.backward = [](Autodiff& ad, const IrNode& n) {
         const Autodiff::Target dqkv = ad.grad_input(n, 0);
         if (!dqkv.valid()) return;
-        const Shape& scores = ad.ir().values[size_t(n.out[2])].shape;
+        // A copy: scratch() adds values, which may move the vector a reference would point into.
+        const Shape scores = ad.ir().values[size_t(n.out[2])].shape;
         const int dp = ad.scratch(scores, Storage::f32, n.name + ".dprobs");
         const int ds = ad.scratch(scores, Storage::act, n.name + ".dscores");
         ad.emit("self_attention_backward", n, "backward", {n.in[0], n.out[1], ad.grad_output(n)}, dqkv, {dp, ds});

@@ -62,15 +62,25 @@ OpDef activation_backward() {
     return d;
 }
 
-// out = a + b (same shapes). Also how a gradient accumulates when the op producing a contribution cannot: then
+// add's alpha: 1 for the adds autodiff makes to accumulate gradients (they copy their forward node's attributes,
+// which may be a scaled add's, and must not scale) and for graphs recorded before alpha existed.
+float add_alpha(const IrNode& n) {
+    const auto it = n.attrs.find("alpha");
+    return n.backward || it == n.attrs.end() ? 1.0f : float(it->second);
+}
+
+// out = a + alpha·b (same shapes). Also how a gradient accumulates when the op producing a contribution cannot: then
 // in = {target, part}, out = {target}.
 OpDef add() {
     OpDef d;
     d.name = "add";
     d.is_public = true;
-    d.doc = "a + b, element-wise, same shapes (residual connections)";
+    d.doc = "a + alpha·b, element-wise, same shapes (residual connections; alpha: LoRA's scaling)";
     d.category = "elementwise";
     d.inputs = {"a", "b"};
+    AttrSpec alpha = real_attr("alpha", -1e30, 1e30, false, "the factor b is multiplied by (absent: 1)");
+    alpha.optional = true; // absent from the graphs of models without LoRA, which record what they did before
+    d.attrs = {alpha};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 2);
         expect_real(n, *in[0]);
@@ -81,12 +91,14 @@ OpDef add() {
     };
     d.inplace_input = 0;
     d.record = [](Exec& e, const IrNode& n) {
-        kernels::record_add(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.in[1]), e.batch(n.out[0]));
+        kernels::record_add(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.in[1]), e.batch(n.out[0]), add_alpha(n));
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
-        // Both inputs receive the output's gradient. The first one's gradient, when this is its first contribution,
-        // is the output's gradient itself (an alias: no kernel, no memory); otherwise a copy or an accumulation.
+        // Both inputs receive the output's gradient (b's times alpha). The first one's gradient, when this is its
+        // first contribution, is the output's gradient itself (an alias: no kernel, no memory); otherwise a copy or
+        // an accumulation.
         const int g = ad.grad_output(n);
+        const double b_scale = add_alpha(n);
         for (size_t i = 0; i < 2; ++i) {
             const Autodiff::Target t = ad.grad_input(n, i);
             if (!t.valid()) continue;
@@ -95,23 +107,26 @@ OpDef add() {
                 ad.ir().values[size_t(t.value)].view_of = g;
                 continue;
             }
-            ad.emit("copy", n, i == 0 ? "grad_a" : "grad_b", {g}, t);
+            ad.emit("copy", n, i == 0 ? "grad_a" : "grad_b", {g}, t, {}, {{"scale", i == 0 ? 1.0 : b_scale}});
         }
     };
     return d;
 }
 
-// out (+)= in: how add passes its gradient on (accumulating where the target already holds a contribution).
+// out (+)= scale·in: how add passes its gradient on (accumulating where the target already holds a contribution;
+// scale: add's alpha for b, else 1).
 OpDef copy() {
     OpDef d;
     d.name = "copy";
     d.backward_only = true;
     d.can_accumulate = true;
     d.record = [](Exec& e, const IrNode& n) {
+        const auto it = n.attrs.find("scale");
+        const float scale = it == n.attrs.end() ? 1.0f : float(it->second);
         if (n.accumulate)
-            kernels::record_add(e.device(), e.seq(), e.batch(n.out[0]), e.batch(n.in[0]), e.batch(n.out[0]));
+            kernels::record_add(e.device(), e.seq(), e.batch(n.out[0]), e.batch(n.in[0]), e.batch(n.out[0]), scale);
         else
-            kernels::record_cast(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.out[0]));
+            kernels::record_cast(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.out[0]), scale);
     };
     return d;
 }

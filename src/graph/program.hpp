@@ -65,6 +65,8 @@ public:
     }
     const float* grads() const;                                    // training: fp32, Layout::grad_count elements
     const runtime::Buffer& grad_buffer() const { return m_grads; } // where the backward pass writes them
+    // Host-visible bytes of the gradients' readback (0 without one: evaluation, unified memory).
+    uint64_t grad_readback_bytes() const { return m_grads_readback.valid() ? m_grads_readback.size() : 0; }
     // Evaluation: the outputs it reads back (Ir::outputs: [0] the default output, then the named ones), as fp32.
     uint64_t output_elements_per_sample(size_t output) const;
     void read_output(size_t output, float* out, uint32_t count) const;

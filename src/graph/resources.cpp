@@ -1,5 +1,6 @@
 #include "graph/resources.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -25,13 +26,16 @@ Layout make_layout(const Model& model) {
             s.device_offset = l.state_count;
             l.state_count += s.count;
         } else {
-            s.master_offset = l.master_count;
-            s.device_offset = l.master_count;
-            l.master_count += s.count;
+            s.device_offset = l.weight_count;
+            l.weight_count += s.count;
             if (p.trainable) {
+                s.master_offset = int64_t(l.master_count);
                 s.grad_offset = int64_t(l.grad_count);
+                l.master_count += s.count;
                 l.grad_count += s.count;
                 ++l.trainable_tensors;
+            } else {
+                l.frozen_count += s.count;
             }
         }
         l.slots.push_back(std::move(s));
@@ -43,7 +47,7 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
     : m_device(device), m_layout(layout), m_fp16(precision == Precision::mixed),
       m_unified(device.unified_memory_enabled()) {
     const uint64_t esz = m_fp16 ? 2 : 4;
-    const uint64_t n = std::max<uint64_t>(layout.master_count, 1);
+    const uint64_t n = std::max<uint64_t>(layout.weight_count, 1);
     const uint64_t s = std::max<uint64_t>(layout.state_count, 1);
     m_step_params = Buffer(device, sizeof(kernels::StepParams), MemoryKind::upload, "step parameters");
     if (m_unified) { // the host writes weights and reads state where the device uses them: no staging copies
@@ -55,80 +59,131 @@ Resources::Resources(runtime::Device& device, const Layout& layout, Precision pr
     m_state = Buffer(device, s * 4, MemoryKind::device, "state");
     m_state_io = Buffer(device, s * 4, MemoryKind::readback, "state transfer");
     m_weights = Buffer(device, n * esz, MemoryKind::device, "weights");
-    m_weights_staging = Buffer(device, n * esz, MemoryKind::upload, "weights staging");
-    m_upload = std::make_unique<runtime::Sequence>(device);
-    m_upload->begin();
-    m_upload->copy(m_weights_staging, m_weights, m_weights.size());
-    m_upload->end();
     record_trainable_upload();
 }
 
 void Resources::record_trainable_upload() {
     const uint64_t esz = m_fp16 ? 2 : 4;
-    m_trainable_bytes = 0;
-    for (const ParamSlot& p : m_layout.slots)
-        if (p.grad_offset >= 0) m_trainable_bytes += p.count * esz;
+    m_trainable_bytes = m_layout.master_count * esz;
     if (m_unified) return;
-    m_upload_trainable = std::make_unique<runtime::Sequence>(m_device);
-    m_upload_trainable->begin();
+    const uint64_t bytes = std::max<uint64_t>(m_trainable_bytes, 4);
+    if (!m_weights_staging.valid() || m_weights_staging.size() != bytes) {
+        m_upload.reset();
+        m_weights_staging = Buffer(m_device, bytes, MemoryKind::upload, "weights staging (trainable)");
+    }
+    m_upload = std::make_unique<runtime::Sequence>(m_device);
+    m_upload->begin();
     for (const ParamSlot& p : m_layout.slots)
-        if (p.grad_offset >= 0)
-            m_upload_trainable->copy(m_weights_staging, m_weights, p.count * esz, p.device_offset * esz,
-                                     p.device_offset * esz);
-    m_upload_trainable->end();
+        if (p.master_offset >= 0)
+            m_upload->copy(m_weights_staging, m_weights, p.count * esz, staged_at(p) * esz, p.device_offset * esz);
+    m_upload->end();
 }
 
 void Resources::set_layout(const Layout& layout) {
-    VKT_CHECK(m_dirty == Dirty::none, "internal: the trainable set changed with weights waiting for upload");
-    VKT_CHECK(layout.slots.size() == m_layout.slots.size() && layout.master_count == m_layout.master_count &&
+    VKT_CHECK(!m_dirty, "internal: the trainable set changed with weights waiting for upload");
+    VKT_CHECK(layout.slots.size() == m_layout.slots.size() && layout.weight_count == m_layout.weight_count &&
                   layout.state_count == m_layout.state_count,
               "internal: another model's layout");
     m_layout = layout;
     record_trainable_upload();
 }
 
-void Resources::set_trainable_weights(const float* master) {
-    if (m_dirty == Dirty::all) return set_weights(master);
+void Resources::set_weights(const float* master) {
     for (const ParamSlot& p : m_layout.slots) {
-        if (p.grad_offset < 0) continue;
+        if (p.master_offset < 0) continue;
         const float* src = master + p.master_offset;
         if (m_fp16)
-            floats_to_halves(src, static_cast<uint16_t*>(host_weights().mapped()) + p.device_offset, p.count);
+            floats_to_halves(src, static_cast<uint16_t*>(host_weights().mapped()) + staged_at(p), p.count);
         else
-            std::memcpy(static_cast<float*>(host_weights().mapped()) + p.device_offset, src, p.count * 4);
+            std::memcpy(static_cast<float*>(host_weights().mapped()) + staged_at(p), src, p.count * 4);
     }
-    host_weights().flush(0, host_weights().size());
-    m_dirty = Dirty::trainable;
+    if (m_layout.master_count > 0) host_weights().flush(0, host_weights().size());
+    m_dirty = true;
 }
 
 std::vector<uint16_t*> Resources::trainable_half_staging() {
     std::vector<uint16_t*> out;
     if (!m_fp16) return out;
     for (const ParamSlot& p : m_layout.slots)
-        if (p.grad_offset >= 0) out.push_back(static_cast<uint16_t*>(host_weights().mapped()) + p.device_offset);
+        if (p.master_offset >= 0) out.push_back(static_cast<uint16_t*>(host_weights().mapped()) + staged_at(p));
     return out;
 }
 
 void Resources::trainable_weights_staged() {
     host_weights().flush(0, host_weights().size());
-    if (m_dirty != Dirty::all) m_dirty = Dirty::trainable;
-}
-
-void Resources::set_weights(const float* master) {
-    if (m_fp16)
-        floats_to_halves(master, static_cast<uint16_t*>(host_weights().mapped()), m_layout.master_count);
-    else
-        std::memcpy(host_weights().mapped(), master, m_layout.master_count * 4);
-    host_weights().flush(0, host_weights().size());
-    m_dirty = Dirty::all;
+    m_dirty = true;
 }
 
 void Resources::upload_if_changed() {
-    if (m_dirty == Dirty::none) return;
-    if (!m_unified) (m_dirty == Dirty::all ? m_upload : m_upload_trainable)->submit_and_wait();
-    m_uploaded_bytes += m_dirty == Dirty::all ? m_weights.size() : m_trainable_bytes;
-    m_dirty = Dirty::none;
+    if (!m_dirty) return;
+    if (!m_unified) m_upload->submit_and_wait();
+    m_uploaded_bytes += m_trainable_bytes;
+    m_dirty = false;
     ++m_uploads;
+}
+
+namespace {
+constexpr uint64_t transfer_chunk = uint64_t(64) << 20; // bytes: bounds the transient host memory of a transfer
+} // namespace
+
+void Resources::write_device_only(const ParamSlot& p, const float* values) {
+    VKT_CHECK(p.device_only(), "internal: '", p.info.name, "' is not a frozen parameter");
+    const uint64_t esz = m_fp16 ? 2 : 4;
+    const uint64_t per = transfer_chunk / esz;
+    Buffer chunk;
+    for (uint64_t done = 0; done < p.count; done += per) {
+        const uint64_t n = std::min(per, p.count - done);
+        const uint64_t at = (p.device_offset + done) * esz;
+        Buffer& dst = m_unified ? m_weights : chunk;
+        if (!m_unified && !chunk.valid())
+            chunk = Buffer(m_device, std::min(p.count, per) * esz, MemoryKind::upload, "frozen weights transfer");
+        uint8_t* mapped = static_cast<uint8_t*>(dst.mapped()) + (m_unified ? at : 0);
+        if (m_fp16)
+            floats_to_halves(values + done, reinterpret_cast<uint16_t*>(mapped), n);
+        else
+            std::memcpy(mapped, values + done, n * 4);
+        dst.flush(m_unified ? at : 0, n * esz);
+        if (!m_unified) {
+            runtime::Sequence seq(m_device);
+            seq.begin();
+            seq.copy(chunk, m_weights, n * esz, 0, at);
+            seq.end();
+            seq.submit_and_wait();
+        }
+    }
+    m_uploaded_bytes += p.count * esz;
+    ++m_uploads;
+}
+
+void Resources::read_device_only(const ParamSlot& p, float* out) const {
+    VKT_CHECK(p.device_only(), "internal: '", p.info.name, "' is not a frozen parameter");
+    const uint64_t esz = m_fp16 ? 2 : 4;
+    const uint64_t per = transfer_chunk / esz;
+    Buffer chunk;
+    std::vector<uint16_t> halves;
+    for (uint64_t done = 0; done < p.count; done += per) {
+        const uint64_t n = std::min(per, p.count - done);
+        const uint64_t at = (p.device_offset + done) * esz;
+        const Buffer* src = &m_weights;
+        if (!m_unified) {
+            if (!chunk.valid())
+                chunk = Buffer(m_device, std::min(p.count, per) * esz, MemoryKind::readback, "frozen weights transfer");
+            runtime::Sequence seq(m_device);
+            seq.begin();
+            seq.copy(m_weights, chunk, n * esz, at, 0);
+            seq.end();
+            seq.submit_and_wait();
+            src = &chunk;
+        }
+        const uint64_t from = m_unified ? at : 0;
+        if (m_fp16) {
+            halves.resize(n);
+            src->read(halves.data(), n * 2, from);
+            halves_to_floats(halves.data(), out + done, n);
+        } else {
+            src->read(out + done, n * 4, from);
+        }
+    }
 }
 
 void Resources::read_state(std::vector<float>& out) const {

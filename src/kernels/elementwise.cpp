@@ -1,6 +1,7 @@
 #include "kernels/elementwise.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "common/check.hpp"
@@ -131,7 +132,8 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
     record_channel_bias_grad(device, seq, dy, db, dy.rows, dy.cols, 1);
 }
 
-void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out) {
+void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out,
+                float b_scale) {
     check_operand(device, a, "add", "a");
     check_operand(device, b, "add", "b");
     check_operand(device, out, a.count(), "add", "out");
@@ -148,7 +150,8 @@ void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a
     const Operand oa = operand(device, a, runtime::Access::read);
     const Operand ob = operand(device, b, runtime::Access::read);
     const Operand oo = operand(device, out, runtime::Access::write);
-    const ElementPush pc = element_push(a, oa.offset, ob.offset, oo.offset);
+    ElementPush pc = element_push(a, oa.offset, ob.offset, oo.offset, b_scale != 1.0f ? FLAG_SCALE : 0u);
+    std::memcpy(&pc.pad0, &b_scale, 4);
     seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
@@ -189,7 +192,7 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
     seq.dispatch(k, {ox.binding, ody.binding, odx.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 
-void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst) {
+void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst, float scale) {
     check_operand(device, src, "cast", "src");
     check_operand(device, dst, "cast", "dst");
     const uint64_t n = element_count(src);
@@ -201,7 +204,8 @@ void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& 
     const runtime::Kernel& k = element_kernel(device, variant, 2);
     const Operand os = operand(device, src, runtime::Access::read);
     const Operand od = operand(device, dst, runtime::Access::write);
-    const ElementPush pc = element_push(src, os.offset, od.offset);
+    ElementPush pc = element_push(src, os.offset, od.offset, 0, scale != 1.0f ? FLAG_SCALE : 0u);
+    std::memcpy(&pc.pad0, &scale, 4);
     seq.dispatch(k, {os.binding, od.binding}, &pc, sizeof(pc), element_groups(device, n));
 }
 

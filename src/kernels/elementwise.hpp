@@ -40,7 +40,9 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
 
 // out = a + b element-wise (same element count; each of a, b, out fp16 or fp32; one fp32 add, one rounding).
 // out may be exactly the same view as a or b (in-place accumulation: add(d, s, d)), but no other overlap.
-void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out);
+// b_scale != 1: out = a + b_scale·b (torch.add's alpha; s·b formed in fp32).
+void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out,
+                float b_scale = 1.0f);
 
 // y = act(x); x and y have the same shape (dtypes may differ).
 void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
@@ -51,7 +53,9 @@ void record_activation_backward(runtime::Device& device, runtime::Sequence& seq,
                                 const MatRef& dy, const MatRef& dx);
 
 // dst = src converted to dst's dtype (same element count; fp32 -> fp16 rounds to nearest even, overflow -> inf).
-void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst);
+// scale != 1: dst = scale·src (formed in fp32, rounded once).
+void record_cast(runtime::Device& device, runtime::Sequence& seq, const MatRef& src, const MatRef& dst,
+                 float scale = 1.0f);
 
 // flag[0] is set to 1 when any element of x is inf or NaN (it is never cleared here: fill it with 0 first).
 // flag is a buffer of at least 4 bytes holding a uint32. For checks that stay on the device (the trainer checks the

@@ -25,12 +25,13 @@ constexpr const char* key_loss_scale = "vktrain_loss_scale";
 constexpr const char* key_growth_tracker = "vktrain_growth_tracker";
 constexpr const char* key_steps = "vktrain_steps";
 constexpr const char* key_skipped = "vktrain_skipped_steps";
-constexpr const char* key_trainable = "vktrain_optimizer_tensors"; // version 2: {"<parameter>": <its steps>, ...}
+constexpr const char* key_trainable = "vktrain_optimizer_tensors";      // version 2: {"<parameter>": <its steps>, ...}
+constexpr const char* key_parameters = "vktrain_checkpoint_parameters"; // "trainable": only those and the buffers
 
 constexpr const char* reserved_keys[] = {key_checkpoint,      key_model,         key_precision,  key_optimizer,
                                          key_optimizer_steps, key_learning_rate, key_loss_scale, key_growth_tracker,
                                          key_steps,           key_skipped,       key_graph,      key_peak_learning_rate,
-                                         key_trainable};
+                                         key_trainable,       key_parameters};
 
 const std::string* find(const Metadata& metadata, const char* key) {
     for (const auto& [k, v] : metadata)
@@ -109,6 +110,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
         {key_skipped, std::to_string(c.skipped)},
     };
     if (!c.graph.empty()) metadata.emplace_back(key_graph, c.graph);
+    if (c.trainable_only) metadata.emplace_back(key_parameters, "trainable");
     io::Json trainable = io::Json::object();
     for (const auto& [name, steps] : c.trainable) {
         VKT_CHECK(!trainable.contains(name), path, ": parameter '", name, "' is listed twice");
@@ -140,6 +142,11 @@ Checkpoint read_checkpoint(const std::string& path) {
     Checkpoint c;
     c.model = require(path, metadata, key_model);
     if (const std::string* graph = find(metadata, key_graph)) c.graph = *graph;
+    if (const std::string* which = find(metadata, key_parameters)) {
+        VKT_CHECK(*which == "trainable", path, ": metadata ", key_parameters, " is \"", *which,
+                  "\", expected \"trainable\"");
+        c.trainable_only = true;
+    }
     const std::string& precision = require(path, metadata, key_precision);
     VKT_CHECK(precision == "mixed" || precision == "fp32", path, ": checkpoint metadata \"", key_precision,
               "\" must be mixed or fp32, got \"", precision, "\"");

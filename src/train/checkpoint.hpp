@@ -32,9 +32,10 @@ struct Checkpoint {
     float learning_rate = 0.0f;      // the rate of the last step
     float peak_learning_rate = 0.0f; // the rate TrainerOptions::lr_schedule scales (0 on write: learning_rate)
     LossScalerState scaler;
-    uint64_t steps = 0;                           // including skipped ones
-    uint64_t skipped = 0;                         // skipped steps
-    std::vector<io::NamedTensor> parameters;      // under the parameter names
+    uint64_t steps = 0;                      // including skipped ones
+    uint64_t skipped = 0;                    // skipped steps
+    std::vector<io::NamedTensor> parameters; // under the parameter names
+    bool trainable_only = false; // parameters: the trainable ones and the buffers only (frozen ones not saved)
     std::vector<io::NamedTensor> optimizer_state; // names without the prefix ("exp_avg.linear0.weight"), shaped like
                                                   // the parameter
     // The trainable parameters in order, each with its optimizer step count (Optimizer::tensor_steps). Version 1

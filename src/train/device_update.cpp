@@ -38,7 +38,7 @@ DeviceUpdate::DeviceUpdate(runtime::Device& device, const graph::Layout& layout,
         if (slot.grad_offset < 0) continue;
         m_tensors.push_back({uint32_t(slot.grad_offset), uint32_t(slot.count), uint32_t(slot.device_offset),
                              optimizer.weight_decay(k++)});
-        m_master_offsets.push_back(slot.master_offset);
+        m_master_offsets.push_back(uint64_t(slot.master_offset));
     }
     m_master_buffer = runtime::Buffer(device, n * 4, runtime::MemoryKind::device, "device update: master weights");
     if (m_state_copies)

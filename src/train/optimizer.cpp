@@ -491,4 +491,12 @@ void Optimizer::load_state(int64_t step_count, const NamedTensors& tensors, cons
         m_tensor_steps = tensor_steps;
 }
 
+uint64_t Optimizer::state_bytes() const {
+    uint64_t n = 0;
+    for (const auto* bank :
+         {&m_momentum_buffers, &m_exp_avgs, &m_exp_avg_sqs, &m_momentum_next, &m_exp_avgs_next, &m_exp_avg_sqs_next})
+        for (const auto& v : *bank) n += v.capacity() * 4;
+    return n;
+}
+
 } // namespace vktrain::train

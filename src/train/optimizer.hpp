@@ -72,6 +72,7 @@ public:
 
     const OptimizerOptions& options() const { return m_options; }
     const std::vector<size_t>& param_sizes() const { return m_param_sizes; }
+    uint64_t state_bytes() const; // host memory of the state, both banks (memory accounting)
 
     // Everything besides the step counts needed to continue bit-identically (empty for SGD without momentum), per
     // tensor in order; `names` (empty: the indices) name the tensors.

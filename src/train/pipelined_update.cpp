@@ -51,7 +51,7 @@ void PipelinedUpdate::host_changed(bool trainable_only) {
 void PipelinedUpdate::begin(const StepScalars& scalars) {
     VKT_CHECK(m_next->empty() || m_next->size() == m_master.size(), "pipelined step: master banks of ", m_master.size(),
               " and ", m_next->size(), " floats");
-    if (m_next_stale || m_next->size() != m_master.size()) *m_next = m_master; // frozen weights equal in both banks
+    if (m_next_stale || m_next->size() != m_master.size()) *m_next = m_master; // (trainable tensors only)
     m_next_stale = false;
     const size_t n = m_tensors.master_offsets.size();
     m_params.resize(n);

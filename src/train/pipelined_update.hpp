@@ -46,6 +46,7 @@ public:
 
     double sum_squares() const { return m_sum; } // of the last step's unscaled gradients, as global_sum_squares sums
     size_t buckets() const { return m_buckets.size(); }
+    uint64_t host_bytes() const override { return m_own_next.capacity() * 4; }
 
 private:
     Optimizer& m_optimizer;

@@ -27,7 +27,7 @@ TrainableTensors trainable_tensors(const graph::Layout& l) {
     TrainableTensors t;
     for (const auto& s : l.slots)
         if (s.grad_offset >= 0) {
-            t.master_offsets.push_back(s.master_offset);
+            t.master_offsets.push_back(size_t(s.master_offset));
             t.grad_offsets.push_back(size_t(s.grad_offset));
         }
     return t;
@@ -83,15 +83,23 @@ Trainer::Impl::Impl(Context& ctx, const Model& m, const TrainerOptions& o)
     res.make_io(inputs, rows);
     eval->record(res);
 
-    // Initial values: a fixed generator over the parameters in order, so a seed gives the same model everywhere.
+    // Initial values: a fixed generator over the parameters in order, so a seed gives the same model everywhere
+    // (frozen or not). A frozen parameter's values go straight to the device: the host keeps no copy.
     master.resize(layout.master_count);
-    std::vector<float> buffers(layout.state_count);
+    std::vector<float> buffers(layout.state_count), frozen;
     std::mt19937_64 rng(o.seed);
     counters.assign(layout.counter_count, 0.0f);
     for (const auto& s : layout.slots) {
         if (s.counter >= 0) continue;
+        if (s.device_only()) {
+            frozen.resize(s.count);
+            train::init_values(frozen.data(), s, rng);
+            res.write_device_only(s, frozen.data());
+            continue;
+        }
         train::init_values(s.info.buffer ? buffers.data() + s.device_offset : master.data() + s.master_offset, s, rng);
     }
+    std::vector<float>().swap(frozen);
     res.set_weights(master.data());
     res.write_state(buffers);
     if (training_program) install(std::move(training_program), std::move(optimizer));
@@ -151,6 +159,9 @@ Parameter Trainer::Impl::read(const graph::ParamSlot& s) const {
         p.data.assign(1, counters[size_t(s.counter)]);
     } else if (s.info.buffer) {
         res.read_state(p.data, s.device_offset, s.count);
+    } else if (s.device_only()) {
+        p.data.resize(s.count);
+        res.read_device_only(s, p.data.data());
     } else {
         const float* src = master.data() + s.master_offset;
         p.data.assign(src, src + s.count);
@@ -474,6 +485,15 @@ MemoryReport Trainer::memory() const {
     r.unplanned_bytes = p.plan().unplanned_bytes;
     r.in_place = p.plan().in_place;
     r.total_bytes = m.device_bytes;
+    r.host_master_bytes = m.master.capacity() * 4;
+    r.host_staging_bytes = m.res.staging_bytes();
+    if (m.train) {
+        r.host_master_bytes += m.train->update().host_bytes();
+        r.host_optimizer_bytes = m.train->optimizer->state_bytes();
+        r.host_gradient_bytes = m.train->program->grad_readback_bytes() + m.train->accumulated.capacity() * 4;
+    }
+    r.trainable_parameters = m.layout.master_count;
+    r.frozen_parameters = m.layout.frozen_count;
     return r;
 }
 

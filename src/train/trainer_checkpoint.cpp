@@ -61,7 +61,7 @@ std::string joined(const std::vector<std::string>& names) {
 
 } // namespace
 
-void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra) const {
+void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata& extra, bool trainable_only) const {
     const Impl& m = *m_impl;
     const Impl::Guard guard(m, "save_checkpoint");
     VKT_CHECK(m.train != nullptr, "this trainer was made inference_only: it has no training state to save");
@@ -78,7 +78,16 @@ void Trainer::save_checkpoint(const std::string& path, const CheckpointMetadata&
     c.scaler = m.state.scaler().get_state();
     c.steps = m.state.steps();
     c.skipped = m.state.skipped();
-    for (auto& p : parameters()) c.parameters.push_back({p.name, p.shape, std::move(p.data)});
+    c.trainable_only = trainable_only;
+    if (trainable_only) {
+        for (const auto& s : m.layout.slots)
+            if (!s.device_only()) { // trainable parameters, buffers and counters: the frozen ones are not read back
+                Parameter p = m.read(s);
+                c.parameters.push_back({p.name, p.shape, std::move(p.data)});
+            }
+    } else {
+        for (auto& p : parameters()) c.parameters.push_back({p.name, p.shape, std::move(p.data)});
+    }
     const std::vector<std::string> names = train::trainable_names(m.layout);
     std::vector<std::vector<int64_t>> shapes;
     for (const auto& s : m.layout.slots)
@@ -106,7 +115,15 @@ CheckpointMetadata Trainer::load_checkpoint(const std::string& path, OptimizerSt
 
     // Everything is validated into copies first, so a bad file leaves the trainer as it was.
     const std::string at = path + ": ";
-    const std::vector<size_t> slots = m.check_values(c.parameters, path, true);
+    // A trainable-only checkpoint leaves the frozen parameters as they are; its trainable ones must all be there.
+    const std::vector<size_t> slots = m.check_values(c.parameters, path, !c.trainable_only);
+    if (c.trainable_only) {
+        std::vector<bool> present(m.layout.slots.size(), false);
+        for (size_t i : slots) present[i] = true;
+        for (size_t i = 0; i < m.layout.slots.size(); ++i)
+            VKT_CHECK(present[i] || m.layout.slots[i].device_only(), at, "tensor '", m.layout.slots[i].info.name,
+                      "' is missing (a checkpoint of the trainable parameters holds every one this trainer trains)");
+    }
     std::map<std::string, int64_t> file_steps; // the checkpoint's trainable parameters
     for (const auto& [name, steps] : c.trainable) {
         VKT_CHECK(!m.layout.slots[m.slot_of(name, at)].info.buffer, at, "'", name,

@@ -109,7 +109,7 @@ struct Trainer::Impl {
     train::StepState state;
     std::unique_ptr<graph::Program> eval;
     std::unique_ptr<Training> train; // null: inference_only
-    std::vector<float> master;       // fp32 master weights of every parameter (Layout::master_offset)
+    std::vector<float> master;       // fp32 master weights of the trainable parameters (Layout::master_offset)
     std::vector<float> counters;     // ParameterInfo::counter buffers, counted on the host
     std::string full_batches_only;   // a node whose batch statistics refuse partial batches (its name), or empty
     uint64_t device_bytes = 0;
@@ -178,6 +178,8 @@ void Trainer::Impl::set_values(const std::vector<Tensor>& tensors, const std::ve
             if (!buffers) res.read_state(values);
             buffers = true;
             std::copy(v.begin(), v.end(), values.begin() + long(s.device_offset));
+        } else if (s.device_only()) { // frozen: straight to the device's copy, no host master
+            res.write_device_only(s, v.data());
         } else {
             weights = true;
             std::copy(v.begin(), v.end(), master.begin() + long(s.master_offset));

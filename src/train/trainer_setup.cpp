@@ -91,9 +91,10 @@ uint64_t check_memory(const runtime::Device& device, const graph::Layout& l, con
     const uint64_t esz = o.precision == Precision::mixed ? 2 : 4;
     const bool training = !o.inference_only;
     const uint64_t grads = training ? l.grad_count * 4 : 0;
-    const uint64_t on_device = l.master_count * esz + grads + l.state_count * 4 + arena +
+    const uint64_t on_device = l.weight_count * esz + grads + l.state_count * 4 + arena +
                                (where == UpdateLocation::device ? device_update_bytes(l, o.optimizer) : 0);
-    // Staging and readback; on unified memory the host maps the device's own weights and gradients instead.
+    // Staging (trainable weights only: frozen ones live on the device alone) and readback; on unified memory the host
+    // maps the device's own weights and gradients instead.
     const uint64_t visible = (device.unified_memory_enabled() ? 0 : l.master_count * esz + grads) + l.state_count * 4;
     const uint64_t state_per = o.optimizer.kind == OptimizerKind::adamw ? 8 : (o.optimizer.momentum > 0 ? 4 : 0);
     uint64_t host = l.master_count * 4 + (training ? l.grad_count * state_per : 0);

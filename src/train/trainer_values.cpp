@@ -21,6 +21,10 @@ std::vector<Parameter> Trainer::parameters() const {
     m.res.read_state(state);
     std::vector<Parameter> out;
     for (const auto& s : m.layout.slots) {
+        if (s.device_only()) { // frozen: read back from the device, in fp32
+            out.push_back(m.read(s));
+            continue;
+        }
         const float* src = s.counter >= 0  ? m.counters.data() + s.counter
                            : s.info.buffer ? state.data() + s.device_offset
                                            : m.master.data() + s.master_offset;

@@ -1253,6 +1253,75 @@ def case_hf_tokenizer(cli):
     p = cli.run("import", "hf", "--output", "bad.safetensors")
     check_one_line_error(p, 1, "merges.txt", "--no-tokenizer")
 
+def case_train_from(cli):
+    """`train --from FILE` fine-tunes a BPE GPT with --lora (adapters saved as a PEFT folder; the checkpoint holds only
+    the adapters, their optimizer state and the scaler; a run in slices resumes bit-identically) and with --freeze;
+    progress shows the trainable and frozen counts; bad combinations are one-line usage errors."""
+    tok, vocab, sym = write_small_bpe(cli)
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "tok", "--steps", 2, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--output",
+                "base.safetensors", "--quiet")
+    check(p.returncode == 0, "a base model trained over BPE tokens")
+    run = ["train", "--from", "base.safetensors", "--text", text, "--steps", 6, "--warmup", 1, "--batch-size", 4,
+           "--micro-batch", 2, "--eval-at", "3", "--val-limit", 4, "--precision", "fp32", "--lr", "1e-2",
+           "--lora", "*.attn.c_attn", "--lora", "*.mlp.c_fc", "--lora-r", 2, "--lora-alpha", 4]
+    p = cli.run(*run, "--output", "whole.safetensors", "--save-adapter", "adapter")
+    # c_attn 16 -> 48 and c_fc 16 -> 64 with r 2: 2 x (2 x 16 + 48 x 2) + ... in one layer
+    trainable = (2 * 16 + 48 * 2) + (2 * 16 + 64 * 2)
+    m = re.search(r"^trainable   (\d+) parameters, frozen (\d+) \(LoRA r 2 alpha 4 dropout 0 on 2 layers\)", p.stdout,
+                  re.M)
+    check(p.returncode == 0 and m is not None and int(m.group(1)) == trainable,
+          "--lora trains the adapters only (%s)" % (m.group(0) if m else p.stdout + p.stderr))
+    cfg = json.load(open(os.path.join(cli.work, "adapter", "adapter_config.json")))
+    check(cfg["peft_type"] == "LORA" and cfg["r"] == 2 and cfg["lora_alpha"] == 4 and
+          cfg["base_model_name_or_path"] == "base.safetensors" and cfg["fan_in_fan_out"] is True,
+          "--save-adapter writes PEFT's adapter_config.json")
+    names = set(safetensors_header(os.path.join(cli.work, "adapter", "adapter_model.safetensors"))) - {"__metadata__"}
+    check(len(names) == 4 and all(n.startswith("base_model.model.transformer.h.0.") for n in names),
+          "adapter_model.safetensors holds the four adapter tensors under PEFT's keys")
+    p = cli.run(*run, "--checkpoint", "c.safetensors", "--stop-after", 3)
+    check(p.returncode == 0 and "stopped     after step 3 of 6" in p.stdout, "first slice stops after 3 steps")
+    tensors = set(safetensors_header(os.path.join(cli.work, "c.safetensors"))) - {"__metadata__"}
+    check(all(".lora_" in n for n in tensors) and len(tensors) == 4 * 3,
+          "the LoRA checkpoint holds the adapters and their AdamW state only (%d tensors)" % len(tensors))
+    p = cli.run(*run, "--checkpoint", "c.safetensors", "--resume", "c.safetensors", "--output", "sliced.safetensors")
+    check(p.returncode == 0 and "resumed     c.safetensors at step 3" in p.stdout, "second slice resumes at step 3")
+    check(sha256(os.path.join(cli.work, "whole.safetensors")) == sha256(os.path.join(cli.work, "sliced.safetensors")),
+          "the sliced LoRA run's weights are bit-identical to the uninterrupted run's")
+    other = list(run)
+    other[other.index("--lora-r") + 1] = 4
+    p = cli.run(*other, "--resume", "c.safetensors")
+    check_last_error(p, 1, "c.safetensors", "--lora-options=r=2", "r=4")
+    p = cli.run("export", "base.safetensors", "--adapter", "adapter", "--output", "merged")
+    check(p.returncode == 0 and "+ adapter adapter" in p.stdout, "export --adapter merges the adapter")
+
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--freeze", "transformer.h.0.",
+                "--freeze", "transformer.w*", "--output", "frozen.safetensors")
+    m = re.search(r"^trainable   (\d+) parameters, frozen (\d+);", p.stdout, re.M)
+    check(p.returncode == 0 and m is not None and int(m.group(1)) > 0 and int(m.group(2)) > int(m.group(1)),
+          "--freeze leaves the head and ln_f training (%s)" % (m.group(0) if m else p.stdout + p.stderr))
+    base = read_safetensors(os.path.join(cli.work, "base.safetensors"))
+    frozen = read_safetensors(os.path.join(cli.work, "frozen.safetensors"))
+    name = "transformer.h.0.attn.c_attn.weight"
+    b0, b1 = base[0][name]["data_offsets"]
+    f0, f1 = frozen[0][name]["data_offsets"]
+    check(base[2][b0:b1] == frozen[2][f0:f1], "a frozen weight is saved unchanged")
+
+    p = cli.run("train", "--from", "base.safetensors", "--model", TINY_GPT, "--text", text)
+    check_one_line_error(p, 2, "--model does not apply")
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--lora", "*.c_attn")
+    check_one_line_error(p, 2, "--lora applies only with --from FILE")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--lora", "*.c_nope", "--steps", 2, "--warmup", 1)
+    check_one_line_error(p, 2, "--lora *.c_nope", "no linear layer matches '*.c_nope'")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--freeze", "nothing.", "--steps", 2,
+                "--warmup", 1)
+    check_one_line_error(p, 2, "--freeze nothing.", "no parameter matches 'nothing.'")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--lora-dropout", 1)
+    check_one_line_error(p, 2, "--lora-dropout")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

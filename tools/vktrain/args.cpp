@@ -131,6 +131,16 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     });
     t.value("--val-limit", store_uint(a.val_limit, 1, max_u64));
     t.value("--log-every", store_uint(a.log_every, 1, 1ull << 40));
+    t.value("--from", store(a.from));
+    t.value("--freeze", [&a](const std::string&, const std::string& v) { a.freeze.push_back(v); });
+    t.value("--lora", [&a](const std::string&, const std::string& v) { a.lora.push_back(v); });
+    t.value("--lora-r", store_uint(a.lora_r, 1, 65536));
+    t.value("--lora-alpha", store_real(a.lora_alpha, true));
+    t.value("--lora-dropout", [&a](const std::string& option, const std::string& v) {
+        a.lora_dropout = parse_real(option, v, false);
+        if (a.lora_dropout >= 1.0) throw UsageError(option + " must be in [0, 1), got " + v);
+    });
+    t.value("--save-adapter", store(a.save_adapter));
     // Training.
     t.value("--optimizer", store_choice(a.optimizer, Choices<OptimizerKind>{{"adamw", OptimizerKind::adamw},
                                                                             {"sgd", OptimizerKind::sgd}}));
@@ -284,8 +294,9 @@ ExportArgs parse_export_args(const std::vector<std::string>& args) {
     add_help(t, a.help);
     add_quiet(t, a.quiet);
     t.value("--output", store(a.output));
+    t.value("--adapter", store(a.adapter));
     t.flag("--force", [&a] { a.force = true; });
-    t.parse(take_positional(args, a.weights, {"--output"}));
+    t.parse(take_positional(args, a.weights, {"--output", "--adapter"}));
     if (a.help) return a;
     if (a.weights.empty()) throw UsageError("the weights FILE to export is required");
     if (a.output.empty()) throw UsageError("--output DIR is required");

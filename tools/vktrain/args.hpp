@@ -73,6 +73,13 @@ struct TrainArgs {
     std::vector<uint64_t> eval_at{0, 250, 500, 1000, 2000}; // validation loss after these steps (and the last)
     uint64_t val_limit = 0;                                 // validation windows (0: all)
     uint64_t log_every = 0;                                 // a progress line every N steps (0: steps / 40)
+    // Fine-tuning a model file (--from): its architecture and weights, parts frozen (--freeze, repeatable) or LoRA on
+    // linear layers (--lora, repeatable; the base is then frozen), the adapters written as a PEFT folder.
+    std::string from;
+    std::vector<std::string> freeze, lora;
+    uint32_t lora_r = 8;
+    double lora_alpha = 8.0, lora_dropout = 0.0; // PEFT's LoraConfig defaults
+    std::string save_adapter;
     bool has(const char* option) const { return given.count(option) != 0; }
 
     double effective_learning_rate() const {
@@ -124,6 +131,7 @@ struct ExportArgs {
     bool help = false;
     std::string weights;
     std::string output;
+    std::string adapter; // a PEFT LoRA folder merged into the weights (--adapter)
     bool force = false;
     bool quiet = false;
 };

@@ -65,6 +65,21 @@ weight decay 0.1, batch 32 windows of context+1 characters):
   counts steps here); --resume FILE continues it bit-identically (every option must repeat the original run's);
   a checkpoint records the vocabulary, so `vktrain eval` and `vktrain generate` also take it
 
+fine-tuning a model file (a GPT from `vktrain import` or `vktrain train`, on --text with the file's tokenizer, or
+--tokenizer DIR; the text recipe's options and defaults apply):
+  --from FILE             start from FILE's architecture and weights instead of --model
+  --freeze PATTERN        freeze the parameters PATTERN matches (an exact name, a prefix ending in '.', or '*' for
+                          any characters, e.g. transformer.h.0. or *.bias); repeatable. Frozen weights live only
+                          on the device: no master copy, gradient or optimizer state
+  --lora PATTERN          LoRA (PEFT's) on the linear layers whose names PATTERN matches (e.g. *.attn.c_attn,
+                          transformer.h.*); repeatable; everything else is frozen
+  --lora-r R              the adapters' rank (default 8)
+  --lora-alpha A          scaling alpha / r (default 8)
+  --lora-dropout P        dropout on the adapters' input (default 0)
+  --save-adapter DIR      write the trained adapters as a PEFT folder (adapter_config.json, adapter_model.safetensors)
+  with LoRA, --checkpoint holds only the adapters, their optimizer state and the loss scaler (the base comes from
+  --from again on --resume); progress shows the trainable and frozen parameter counts
+
 training:
   --precision P           mixed or fp32 (default mixed)
   --optimizer O           adamw or sgd (default adamw)
@@ -222,6 +237,8 @@ vocab.json + merges.txt or tokenizer.model, as imported). Importing a folder and
 tensors bit for bit.
 
   --output DIR            the folder to write
+  --adapter DIR           merge the PEFT LoRA adapter folder DIR (adapter_config.json, adapter_model.safetensors)
+                          into FILE's weights as PEFT's merge_and_unload does: W + (lora_alpha / r)·B·A
   --force                 replace an existing config.json / model.safetensors / tokenizer file in DIR
   --quiet                 print nothing on success
   --help                  this text

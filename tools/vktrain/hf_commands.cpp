@@ -10,6 +10,7 @@
 #include "io/safetensors.hpp"
 #include "util.hpp"
 #include "vktrain/import.hpp"
+#include "vktrain/lora.hpp"
 #include "vktrain/tokenizer.hpp"
 #include "vktrain/vktrain.hpp"
 
@@ -95,11 +96,13 @@ int run_export(const std::vector<std::string>& args) {
     const Clock::time_point start = Clock::now();
     ExportOptions options;
     options.overwrite = a.force;
+    if (!a.adapter.empty()) options.tensor_hook = lora_merge_hook(a.adapter, load_model(a.weights));
     export_hf(a.weights, a.output, options);
     if (!a.quiet)
-        std::printf(
-            "exported %s -> %s (config.json, model.safetensors%s) in %.2f s\n", a.weights.c_str(), a.output.c_str(),
-            read_weights(a.weights).metadata_value(tokenizer_metadata_key) ? ", tokenizer" : "", seconds_since(start));
+        std::printf("exported %s%s -> %s (config.json, model.safetensors%s) in %.2f s\n", a.weights.c_str(),
+                    a.adapter.empty() ? "" : (" + adapter " + a.adapter).c_str(), a.output.c_str(),
+                    read_weights(a.weights).metadata_value(tokenizer_metadata_key) ? ", tokenizer" : "",
+                    seconds_since(start));
     return 0;
 }
 

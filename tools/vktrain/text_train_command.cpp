@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <set>
 
 #include "args.hpp"
 #include "commands.hpp"
@@ -138,9 +141,30 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
     if (!a.checkpoint.empty() && a.resume != a.checkpoint) check_output_path(a.checkpoint, "--checkpoint", a.force);
 
-    // The tokenizer: --tokenizer DIR, else the one a resumed checkpoint carries, else the corpus's characters.
+    // --from FILE: its architecture (a GPT) and, once the trainer exists, its weights.
+    const bool from = !a.from.empty();
+    std::optional<WeightsFile> from_file;
+    Model from_model;
+    GptOptions g = spec.gpt;
+    if (!a.from.empty()) {
+        from_file = read_weights(a.from);
+        from_model = load_model(*from_file);
+        try {
+            g = gpt_options(from_model);
+        } catch (const Error& e) {
+            throw Error(a.from + ": --from takes a GPT (" + e.what() + ")");
+        }
+    }
+    // The tokenizer: --tokenizer DIR, else the one a resumed checkpoint carries, else the --from file's, else the
+    // corpus's characters.
     std::shared_ptr<const Tokenizer> tokenizer;
     if (!a.tokenizer_path.empty()) tokenizer = load_tokenizer(a.tokenizer_path);
+    if (from_file && !tokenizer) {
+        tokenizer = tokenizer_from_metadata(from_file->metadata(), a.from);
+        if (!tokenizer)
+            throw UsageError(a.from + " carries no tokenizer (a character-level model, or imported without one): pass "
+                                      "--tokenizer DIR");
+    }
     if (!a.resume.empty()) {
         std::shared_ptr<const Tokenizer> stored = tokenizer_from_metadata(read_weights(a.resume).metadata(), a.resume);
         if (stored && tokenizer && stored->serialize() != tokenizer->serialize())
@@ -162,14 +186,39 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     Split split;
     split.train = text.train;
     split.val = text.validation;
-    GptOptions g = spec.gpt;
-    g.vocab = uint32_t(tokenizer->vocabulary_size());
+    if (from_file) {
+        if (tokenizer->vocabulary_size() > g.vocab)
+            throw Error(a.from + ": the tokenizer has " + std::to_string(tokenizer->vocabulary_size()) +
+                        " tokens, the model's vocabulary only " + std::to_string(g.vocab));
+    } else {
+        g.vocab = uint32_t(tokenizer->vocabulary_size());
+    }
     const uint32_t context = g.context;
     check_split_length(split.train.size(), context, a.text_path, "training");
     check_split_length(split.val.size(), context, a.text_path, "validation");
     const TextWindows train_windows(split.train, context, a.seed);
     const TextWindows val_windows(split.val, context, 0);
-    const Model model = Model::gpt(g);
+    Model model = from_file ? from_model : Model::gpt(g);
+    // LoRA first (it freezes the whole base, as PEFT does), then --freeze.
+    const auto named = [](const char* option, const std::string& pattern, const auto& change) {
+        try {
+            change();
+        } catch (const Error& e) {
+            throw UsageError(std::string(option) + " " + pattern + ": " + e.what());
+        }
+    };
+    for (const std::string& pattern : a.lora)
+        named("--lora", pattern, [&] {
+            model.add_lora(pattern, LoraOptions{a.lora_r, float(a.lora_alpha), float(a.lora_dropout)});
+        });
+    for (const std::string& pattern : a.freeze)
+        named("--freeze", pattern, [&] { model.set_trainable(pattern, false); });
+    if (!a.save_adapter.empty()) {
+        if (a.lora.empty()) throw UsageError("--save-adapter needs --lora");
+        if (std::filesystem::is_directory(a.save_adapter)) // (a folder save_lora_adapter makes is new)
+            for (const char* f : {"/adapter_config.json", "/adapter_model.safetensors"})
+                check_output_path(a.save_adapter + f, "--save-adapter", a.force);
+    }
 
     Context ctx(context_options(a.device));
     TrainerOptions o = trainer_options(a);
@@ -178,6 +227,28 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     o.max_grad_norm = float(a.clip);
     o.lr_schedule = {LrScheduleKind::warmup_cosine, a.warmup, a.steps, float(min_lr)};
     Trainer trainer(ctx, model, o);
+    if (from_file) {
+        // The file's weights one tensor at a time, from its mapping: a frozen one goes straight to the device, so the
+        // host never holds a second copy of a frozen base; the trainable ones are set together at the end.
+        std::set<std::string> trains;
+        for (const ParameterInfo& i : model.parameters())
+            if (i.trainable && !i.buffer) trains.insert(i.name);
+        std::vector<Parameter> trainable;
+        for (const ParameterInfo& i : from_model.parameters()) {
+            const TensorView* t = from_file->find(i.name);
+            if (!t && !i.persistent) continue; // a cache: starts from zeros
+            if (!t) throw Error(a.from + ": tensor '" + i.name + "' is missing");
+            if (t->shape != i.shape) throw Error(a.from + ": tensor '" + i.name + "' has the wrong shape");
+            Parameter p{i.name, i.shape, t->to_f32()};
+            if (trains.count(i.name))
+                trainable.push_back(std::move(p));
+            else
+                trainer.set_parameters({std::move(p)});
+        }
+        trainer.set_parameters(trainable);
+        from_file
+            .reset(); // the mapping goes: the weights are the trainer's now (and a CPU device's memory is the host's)
+    }
 
     std::string h = "vktrain " + std::string(tool_version) + "\n";
     h += "device      " + device_summary(ctx.device_info()) + "\n";
@@ -192,10 +263,22 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
          " validation), vocabulary " + std::to_string(tokenizer->vocabulary_size()) +
          (chars ? "" : " (" + tokenizer->kind() + ")") + "\n";
     for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
-    h += "model       gpt layers " + std::to_string(g.layers) + " heads " + std::to_string(g.heads) + " width " +
-         std::to_string(g.width) + " context " + std::to_string(g.context) + " mlp " +
-         std::to_string(g.mlp ? g.mlp : 4 * g.width) + (g.tied ? " tied" : "") + " (" +
-         std::to_string(model.parameter_count()) + " parameters)\n";
+    h += "model       " + (from ? a.from + ": " : std::string()) + "gpt layers " + std::to_string(g.layers) +
+         " heads " + std::to_string(g.heads) + " width " + std::to_string(g.width) + " context " +
+         std::to_string(g.context) + " mlp " + std::to_string(g.mlp ? g.mlp : 4 * g.width) + (g.tied ? " tied" : "") +
+         " (" + std::to_string(model.parameter_count()) + " parameters)\n";
+    const MemoryReport m = trainer.memory();
+    if (from) {
+        const std::vector<LoraModule> adapters = model.lora_modules();
+        h += "trainable   " + std::to_string(m.trainable_parameters) + " parameters, frozen " +
+             std::to_string(m.frozen_parameters) +
+             (adapters.empty()
+                  ? std::string()
+                  : " (LoRA r " + std::to_string(a.lora_r) + " alpha " + number(a.lora_alpha) + " dropout " +
+                        number(a.lora_dropout) + " on " + std::to_string(adapters.size()) + " layers)") +
+             "; host memory: masters " + mib(m.host_master_bytes) + ", optimizer state " + mib(m.host_optimizer_bytes) +
+             "\n";
+    }
     h += "optimizer   " + std::string(optimizer_name(a.optimizer)) + " lr " + number(lr) + " warm-up " +
          std::to_string(a.warmup) + " then cosine to " + number(min_lr) + ", weight_decay " + number(a.weight_decay) +
          ", clip " + (a.clip > 0 ? number(a.clip) : std::string("off")) + "\n";
@@ -203,7 +286,6 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
          std::to_string(context) + " tokens" +
          (micro < a.batch_size ? " in micro-batches of " + std::to_string(micro) : std::string()) + ", seed " +
          std::to_string(a.seed) + "\n";
-    const MemoryReport m = trainer.memory();
     h += "memory      planned activation arena " + mib(m.arena_bytes) + ", trainer total " + mib(m.total_bytes) +
          ", device peak so far " + mib(ctx.peak_allocated_bytes()) + "\n";
     h += "gemm path   " + trainer.gemm_path_summary() + "\n";
@@ -221,6 +303,19 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     std::vector<ValResult> vals;
     auto settings = run_settings(a, g, micro, lr, min_lr);
     if (!chars) settings.emplace_back("tokenizer", tokenizer->kind()); // absent from character runs, as before
+    if (from) { // absent from runs of earlier versions, which had no --from
+        const auto joined = [](const std::vector<std::string>& v) {
+            std::string s;
+            for (const std::string& x : v) s += (s.empty() ? "" : " ") + x;
+            return s;
+        };
+        settings.emplace_back("--from", a.from);
+        settings.emplace_back("--freeze", joined(a.freeze));
+        settings.emplace_back("--lora", joined(a.lora));
+        if (!a.lora.empty())
+            settings.emplace_back("--lora-options", "r=" + std::to_string(a.lora_r) + ",alpha=" + number(a.lora_alpha) +
+                                                        ",dropout=" + number(a.lora_dropout));
+    }
     if (!a.resume.empty()) {
         const CheckpointMetadata stored = read_weights(a.resume).metadata();
         const std::string* run = find_metadata(stored, key_text_run);
@@ -242,9 +337,11 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         if (!checkpoint_checked) check_output_path(a.checkpoint, "--checkpoint", a.force);
         checkpoint_checked = true;
         // The vocabulary too, so that `vktrain eval` and `vktrain generate` take a checkpoint like weights.
-        trainer.save_checkpoint(a.checkpoint, {{key_text_run, join_settings(settings)},
-                                               {key_text_validation, format_validations(vals)},
-                                               tokenizer_entry});
+        // From a file, only what trains (LoRA: the adapters) and its state: the frozen rest comes from --from again.
+        trainer.save_checkpoint(
+            a.checkpoint,
+            {{key_text_run, join_settings(settings)}, {key_text_validation, format_validations(vals)}, tokenizer_entry},
+            from);
         saved_step = trainer.steps();
         print("checkpoint  " + a.checkpoint + " (step " + std::to_string(trainer.steps()) + ")\n");
     };
@@ -326,6 +423,10 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         trainer.save(a.output, {tokenizer_entry});
         print("weights     " + a.output + "\n");
     }
+    if (!a.save_adapter.empty()) {
+        save_lora_adapter(trainer, a.save_adapter, a.from);
+        print("adapter     " + a.save_adapter + " (PEFT: adapter_config.json, adapter_model.safetensors)\n");
+    }
     if (!a.report.empty()) {
         check_output_path(a.report, "--report", a.force);
         io::Json r = io::Json::object();
@@ -335,6 +436,9 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         r["precision"] = precision_name(a.precision);
         r["model"] = a.model_spec;
         r["parameters"] = model.parameter_count();
+        r["trainable_parameters"] = m.trainable_parameters;
+        r["frozen_parameters"] = m.frozen_parameters;
+        r["from"] = a.from.empty() ? io::Json() : io::Json(a.from);
         r["vocabulary"] = tokenizer->vocabulary_size();
         r["tokenizer"] = tokenizer->kind();
         r["text"] = a.text_path;
