@@ -43,8 +43,10 @@ struct RotaryRef {
 
 // y = x·cos + rotate_half(x)·sin per row (position t = row % positions) and head, with cos = cat(cos(freqs),
 // cos(freqs)), rotate_half(x) = cat(-x2, x1); sign -1: the inverse rotation (sin negated). `base` is added (the
-// accumulating backward). Tolerance: the device forms inv_freq as exp2(-(2i/D)·log2(theta)) (a few ulp from pow),
-// so the angle may differ by ~8 ulp of itself; its cos/sin are to ~2 ulp; then the result is rounded to `out`.
+// accumulating backward). Tolerance: the device forms inv_freq as exp2(-(2i/D)·log2(theta)) (Vulkan allows exp2
+// 3 + 2|x| ulp, so t·f may differ by ~8 ulp of itself over the angles where it matters), except for i = 0 (f = 1, the
+// angle t is exact: this checks the shader's cos/sin to ~4 ulp even at thousands of radians); then the result is
+// rounded to `out`.
 RotaryRef rotary_reference(const std::vector<float>& x, const RotaryShape& s, double sign, DType out,
                            const std::vector<float>* base = nullptr) {
     const uint32_t d = s.head_size, h = d / 2, width = s.heads * d;
@@ -65,8 +67,10 @@ RotaryRef rotary_reference(const std::vector<float>& x, const RotaryShape& s, do
                 const double b = base ? double((*base)[e]) : 0.0;
                 r.y[e] = double(q[j]) * c + rot * sn + b;
                 const double amp = std::fabs(q[j]) + std::fabs(rot);
-                r.tol[e] = amp * (8 * k_u32 * (1 + double(a)) + 4 * k_u32) + 2 * k_u32 * std::fabs(b) +
-                           unit(out) * std::fabs(r.y[e]) + floor_abs(out);
+                // i = 0: f = 1 exactly on both sides, so the angle is t exactly and only cos/sin may differ.
+                const double angle_err = j % h == 0 ? 0.0 : 8 * k_u32 * (1 + double(a));
+                r.tol[e] = amp * (angle_err + 4 * k_u32) + 2 * k_u32 * std::fabs(b) + unit(out) * std::fabs(r.y[e]) +
+                           floor_abs(out);
                 r.angle[e] = a;
             }
         }
