@@ -386,3 +386,56 @@ TEST(MulTrainer, PredictAndGradientsMixed) {
 }
 
 } // namespace
+
+// ---- mixed precision through the graph, accumulation paths included ----
+
+// The finite-difference examples of test_graph_ops.cpp (fp32 only) in both precisions: x -> linear -> [4, 16] ->
+// add(rotary(x), x) (rotary's inverse accumulates into x's gradient, in fp16 storage in mixed precision), and
+// mul(mul(x, x), linear(x)) (mul's second gradient onto the same value: a product into a temporary, then an add).
+// Every parameter gradient of mixed precision is within fp16's reach of fp32's (relative L2).
+void expect_mixed_matches_fp32(const vktrain::Model& m, uint32_t features, uint32_t classes) {
+    constexpr uint32_t n = 4;
+    const auto xs = vkt_test::random_values(size_t(n) * features, 631, -1, 1);
+    std::vector<int32_t> labels(n);
+    for (uint32_t i = 0; i < n; ++i) labels[i] = int32_t(i % classes);
+    std::vector<std::vector<float>> grads[2];
+    std::vector<vktrain::Parameter> params;
+    for (int k = 0; k < 2; ++k) {
+        vktrain::TrainerOptions o;
+        o.precision = k == 0 ? vktrain::Precision::fp32 : vktrain::Precision::mixed;
+        o.batch_size = n;
+        o.seed = 5;
+        vktrain::Trainer t(vkt_test::context(), m, o);
+        if (k == 0) params = t.parameters();
+        t.set_parameters(params); // the same weights in both (mixed rounds its device copies to fp16)
+        t.compute_gradients({xs.data(), labels.data()}, n, grads[k]);
+    }
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (size_t p = 0; p < grads[0].size(); ++p) {
+        double diff = 0, norm = 0;
+        for (size_t i = 0; i < grads[0][p].size(); ++i) {
+            diff += std::pow(double(grads[1][p][i]) - grads[0][p][i], 2);
+            norm += std::pow(double(grads[0][p][i]), 2);
+        }
+        EXPECT_GT(norm, 0.0) << params[p].name;
+        EXPECT_LE(std::sqrt(diff), 1e-2 * std::sqrt(norm)) << params[p].name << " gradient, mixed against fp32";
+    }
+}
+
+TEST(LlamaOpsMixed, RotaryAccumulatingBackwardMatchesFp32) {
+    VKT_REQUIRE_FP16();
+    vktrain::Model m;
+    int x = m.linear(m.input("x", {64}), 64);
+    x = m.reshape(x, {4, 16});
+    x = m.add(m.rotary(x, 2, 100.0f), x);
+    m.softmax_cross_entropy(m.linear(m.flatten(x), 3));
+    expect_mixed_matches_fp32(m, 64, 3);
+}
+
+TEST(LlamaOpsMixed, MulAccumulatingBackwardMatchesFp32) {
+    VKT_REQUIRE_FP16();
+    vktrain::Model m;
+    const int x = m.linear(m.input("x", {6}), 6);
+    m.softmax_cross_entropy(m.linear(m.mul(m.mul(x, x), m.linear(x, 6)), 3));
+    expect_mixed_matches_fp32(m, 6, 3);
+}
