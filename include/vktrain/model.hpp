@@ -236,6 +236,12 @@ public:
     // C / heads columns) -> [T, C] with head h in columns [h * C / heads, (h + 1) * C / heads); scores scaled by
     // 1 / sqrt(C / heads); causal: position t attends to positions <= t only.
     int self_attention(int qkv, uint32_t heads, bool causal = true);
+    // Attention over separate q [T, heads * D], k and v [T, kv_heads * D] per sample (Llama's layout after its
+    // q/k/v projections) -> [T, heads * D]. Grouped-query attention: query head h reads key/value head
+    // h / (heads / kv_heads), as Hugging Face's repeat_kv does (kv_heads == heads: plain multi-head attention,
+    // the same result as self_attention on q | k | v; kv_heads == 1: multi-query). Scores scaled by 1 / sqrt(D),
+    // softmax in fp32; causal: position t attends to positions <= t only. Nodes "attention0", "attention1", ...
+    int attention(int q, int k, int v, uint32_t heads, uint32_t kv_heads, bool causal = true);
 
     // Losses (at most one per model, and the last node): mean over all samples and positions. A model without a loss
     // can only run inference (TrainerOptions::inference_only), and predicts its outputs (see output()).

@@ -207,6 +207,9 @@ int Model::softmax(int x) {
 int Model::self_attention(int qkv, uint32_t heads, bool causal) {
     return op("self_attention", {qkv}, {{"heads", heads}, {"causal", causal}});
 }
+int Model::attention(int q, int k, int v, uint32_t heads, uint32_t kv_heads, bool causal) {
+    return op("attention", {q, k, v}, {{"heads", heads}, {"kv_heads", kv_heads}, {"causal", causal}});
+}
 int Model::cross_entropy(int logits, int labels, const CrossEntropyOptions& options) {
     OpAttrs a;
     if (options.ignore_index) a.emplace("ignore_index", *options.ignore_index);
