@@ -242,6 +242,12 @@ public:
     // a = t * theta^(-2i/D): y[i] = x[i] cos a - x[i + D/2] sin a, y[i + D/2] = x[i + D/2] cos a + x[i] sin a
     // (angles, cos and sin in fp32; theta: config.json's rope_theta). No parameters; nodes "rotary0", ...
     int rotary(int x, uint32_t heads, float theta = 10000.f);
+    // Attention over separate q [T, heads * D], k and v [T, kv_heads * D] per sample (Llama's layout after its
+    // q/k/v projections) -> [T, heads * D]. Grouped-query attention: query head h reads key/value head
+    // h / (heads / kv_heads), as Hugging Face's repeat_kv does (kv_heads == heads: plain multi-head attention,
+    // the same result as self_attention on q | k | v; kv_heads == 1: multi-query). Scores scaled by 1 / sqrt(D),
+    // softmax in fp32; causal: position t attends to positions <= t only. Nodes "attention0", "attention1", ...
+    int attention(int q, int k, int v, uint32_t heads, uint32_t kv_heads, bool causal = true);
 
     // Losses (at most one per model, and the last node): mean over all samples and positions. A model without a loss
     // can only run inference (TrainerOptions::inference_only), and predicts its outputs (see output()).

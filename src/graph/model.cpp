@@ -213,6 +213,9 @@ int Model::self_attention(int qkv, uint32_t heads, bool causal) {
 int Model::rotary(int x, uint32_t heads, float theta) {
     return op("rotary", {x}, {{"heads", heads}, {"theta", theta}});
 }
+int Model::attention(int q, int k, int v, uint32_t heads, uint32_t kv_heads, bool causal) {
+    return op("attention", {q, k, v}, {{"heads", heads}, {"kv_heads", kv_heads}, {"causal", causal}});
+}
 int Model::cross_entropy(int logits, int labels, const CrossEntropyOptions& options) {
     OpAttrs a;
     if (options.ignore_index) a.emplace("ignore_index", *options.ignore_index);
