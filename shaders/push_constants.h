@@ -90,6 +90,10 @@ struct ElementPush {
 // ElementPush::flags of activation.comp (beside ACT_FLAG_GELU / ACT_FLAG_BACKWARD; no flag: ReLU).
 #define ACT_FLAG_GELU_ERF 4u // exact GELU x * Phi(x)
 #define ACT_FLAG_SILU 8u     // x * sigmoid(x)
+// ... and the vision activations (issue 24; the kind bits above and these are exclusive).
+#define ACT_FLAG_RELU6 128u       // min(max(x, 0), 6)
+#define ACT_FLAG_HARDSWISH 256u   // x * relu6(x + 3) / 6
+#define ACT_FLAG_HARDSIGMOID 512u // relu6(x + 3) / 6
 
 // Shared flag of the kernels that write a gradient: add to what the output holds instead of overwriting.
 #define FLAG_ACCUMULATE 16u
@@ -128,7 +132,10 @@ struct PoolPush {
 };
 
 #define POOL_FLAG_MAX 1u      // else average (count_include_pad)
-#define POOL_FLAG_BACKWARD 2u // out = dx, gathered per input element; else out = y
+#define POOL_FLAG_BACKWARD 2u // out = dx, gathered per input element; else out = y (also adaptive_pool.comp)
+
+// ChannelPush::flags of plane_sum.comp: sum a·b instead of a.
+#define PLANE_FLAG_PRODUCT 1u
 
 // Dropout: keep element i when philox(seed, step, i) >= threshold, then scale by 1 / (1 - p). The step is
 // read from a buffer at offset2 so a recorded command buffer draws new masks on every replay.

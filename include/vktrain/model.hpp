@@ -210,12 +210,25 @@ public:
     int conv2d(int x, uint32_t out_channels, const Conv2dOptions& options);
     int max_pool2d(int x, const Pool2dOptions& options);
     int avg_pool2d(int x, const Pool2dOptions& options);
+    // [C, H, W] -> [C, out_h, out_w], each cell the mean of rows [floor(i·H/out_h), ceil((i+1)·H/out_h)) and columns
+    // likewise (PyTorch nn.AdaptiveAvgPool2d): any input size; 1×1 is global average pooling (ResNet / MobileNet
+    // heads). No parameters; nodes "adaptive_pool0", ...
+    int adaptive_avg_pool2d(int x, uint32_t out_h = 1, uint32_t out_w = 1);
+    // x [C, H, W] times one factor per channel, s [C, 1, 1] or [C] (squeeze-excitation:
+    // channel_mul(x, hardsigmoid(...pooled x...))); gradients dx = dy·s and ds = Σ_hw dy·x. Nodes "channel_mul0", ...
+    int channel_mul(int x, int s);
     // Per-channel normalisation of [C, H, W] with batch statistics in training and running ones in evaluation.
     int batch_norm2d(int x, float eps = 1e-5f, float momentum = 0.1f);
     int relu(int x);
     int gelu(int x);      // exact: x * Phi(x) (PyTorch nn.GELU())
     int gelu_tanh(int x); // tanh approximation (nn.GELU(approximate="tanh"))
     int silu(int x);
+    // MobileNet's activations, PyTorch's definitions and gradients (nn.ReLU6, nn.Hardswish, nn.Hardsigmoid):
+    //   relu6 = min(max(0, x), 6); hardswish = x * relu6(x + 3) / 6; hardsigmoid = relu6(x + 3) / 6.
+    // Nodes "relu6_0", "hardswish0", "hardsigmoid0", ...
+    int relu6(int x);
+    int hardswish(int x);
+    int hardsigmoid(int x);
     int add(int a, int b); // same shapes (residual connections)
     int mul(int a, int b); // a * b element-wise, same shapes (SwiGLU: mul(silu(gate), up)); nodes "mul0", ...
     int dropout(int x, float p);

@@ -162,6 +162,12 @@ int Model::max_pool2d(int x, const Pool2dOptions& o) {
 int Model::avg_pool2d(int x, const Pool2dOptions& o) {
     return op("avg_pool2d", {x}, pool_attrs(o));
 }
+int Model::adaptive_avg_pool2d(int x, uint32_t out_h, uint32_t out_w) {
+    return op("adaptive_avg_pool2d", {x}, {{"out_h", out_h}, {"out_w", out_w}});
+}
+int Model::channel_mul(int x, int s) {
+    return op("channel_mul", {x, s});
+}
 int Model::batch_norm2d(int x, float eps, float momentum) {
     return op("batch_norm2d", {x}, {{"eps", eps}, {"momentum", momentum}});
 }
@@ -176,6 +182,15 @@ int Model::gelu_tanh(int x) {
 }
 int Model::silu(int x) {
     return op("silu", {x});
+}
+int Model::relu6(int x) {
+    return op("relu6", {x});
+}
+int Model::hardswish(int x) {
+    return op("hardswish", {x});
+}
+int Model::hardsigmoid(int x) {
+    return op("hardsigmoid", {x});
 }
 int Model::flatten(int x) {
     return op("flatten", {x});

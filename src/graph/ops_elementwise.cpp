@@ -214,6 +214,12 @@ void register_elementwise_ops(std::vector<OpDef>& t) {
     t.push_back(activation("gelu_tanh", kernels::Activation::gelu,
                            "GELU's tanh approximation (PyTorch nn.GELU(approximate=\"tanh\"))", "gelu", "(gelu)"));
     t.push_back(activation("silu", kernels::Activation::silu, "x·sigmoid(x) (PyTorch nn.SiLU)", "silu"));
+    // MobileNet's activations (issue 24): PyTorch's definitions, gradients at the kinks included (activation.comp).
+    t.push_back(activation("relu6", kernels::Activation::relu6, "min(max(0, x), 6) (PyTorch nn.ReLU6)", "relu6_"));
+    t.push_back(activation("hardswish", kernels::Activation::hardswish, "x·relu6(x + 3)/6 (PyTorch nn.Hardswish)",
+                           "hardswish"));
+    t.push_back(activation("hardsigmoid", kernels::Activation::hardsigmoid, "relu6(x + 3)/6 (PyTorch nn.Hardsigmoid)",
+                           "hardsigmoid"));
     t.push_back(activation_backward());
     t.push_back(add());
     t.push_back(copy());

@@ -42,6 +42,8 @@ void register_ops(std::vector<OpDef>& t) {
     register_attention_ops(t);
     // Rotary position embeddings (Llama)
     register_rotary_ops(t);
+    // Adaptive average pooling and channel_mul (ResNet / MobileNet)
+    register_vision_head_ops(t);
 }
 
 namespace {

@@ -116,6 +116,8 @@ void register_dense_ops(std::vector<OpDef>& table);
 void register_elementwise_ops(std::vector<OpDef>& table);
 void register_loss_ops(std::vector<OpDef>& table);
 void register_vision_ops(std::vector<OpDef>& table);
+// Adaptive average pooling and squeeze-excitation's channel_mul (ops_vision_heads.cpp; ResNet / MobileNet)
+void register_vision_head_ops(std::vector<OpDef>& table);
 void register_shape_ops(std::vector<OpDef>& table);
 void register_decode_ops(std::vector<OpDef>& table); // generation
 // Embeddings: token embedding, positional embedding, weight tying (after dense: linear_tied reuses linear).

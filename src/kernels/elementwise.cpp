@@ -52,6 +52,9 @@ uint32_t activation_flags(Activation act) {
     case Activation::gelu: return ACT_FLAG_GELU;
     case Activation::gelu_erf: return ACT_FLAG_GELU_ERF;
     case Activation::silu: return ACT_FLAG_SILU;
+    case Activation::relu6: return ACT_FLAG_RELU6;
+    case Activation::hardswish: return ACT_FLAG_HARDSWISH;
+    case Activation::hardsigmoid: return ACT_FLAG_HARDSIGMOID;
     }
     VKT_FAIL("activation: unknown activation ", int(act));
 }

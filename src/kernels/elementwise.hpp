@@ -18,6 +18,10 @@ enum class Activation {
     gelu,     // the tanh approximation (PyTorch approximate="tanh")
     gelu_erf, // exact GELU x * Phi(x) (PyTorch nn.GELU() default); erf to ~1e-7 (shaders/activation.comp)
     silu,     // x * sigmoid(x)
+    // PyTorch's piecewise-linear vision activations, with its one-sided gradients at the kinks (activation.comp).
+    relu6,       // min(max(x, 0), 6)
+    hardswish,   // x * relu6(x + 3) / 6
+    hardsigmoid, // relu6(x + 3) / 6
 };
 
 // y[o, c, i] += bias[c] over y seen as [outer, channels, inner] (a linear layer's rows × cols output:

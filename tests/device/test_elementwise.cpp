@@ -1,7 +1,8 @@
 // Element-wise kernels (per-channel bias add and gradient, the element-wise sum, ReLU / GELU (tanh and exact)
-// / SiLU forward and backward, casts, the non-finite scan) against double-precision CPU references fed the same
-// (fp16-rounded) inputs, in fp32 and fp16, on odd shapes, with every operand at a non-zero offset between sentinels
-// that must survive untouched.
+// / SiLU / ReLU6 / hardswish / hardsigmoid forward and backward, casts, the non-finite scan) against double-precision
+// CPU references fed the same (fp16-rounded) inputs, in fp32 and fp16, on odd shapes, with every operand at a non-zero
+// offset between sentinels that must survive untouched.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -375,6 +376,25 @@ ActRef act_reference(Activation act, double x) {
         r.rel = silu_rel_error(x);
         break;
     }
+    // PyTorch's piecewise-linear activations (their kinks: ActivationSpecial.VisionKinksMatchPyTorch). A product
+    // and a division by 6 (2.5 ulp in GLSL), or one division and one addition for hardswish's derivative.
+    case Activation::relu6:
+        r.y = std::min(std::max(x, 0.0), 6.0);
+        r.grad = x > 0 && x < 6 ? 1 : 0;
+        r.grad_magnitude = r.grad;
+        break;
+    case Activation::hardswish:
+        r.y = x * std::min(std::max(x + 3, 0.0), 6.0) / 6;
+        r.grad = x < -3 ? 0 : x <= 3 ? x / 3 + 0.5 : 1;
+        r.grad_magnitude = x < -3 ? 0 : x <= 3 ? std::fabs(x / 3) + 0.5 : 1;
+        r.rel = 8 * k_u32;
+        break;
+    case Activation::hardsigmoid:
+        r.y = std::min(std::max(x + 3, 0.0), 6.0) / 6;
+        r.grad = x > -3 && x < 3 ? 1.0 / 6 : 0;
+        r.grad_magnitude = r.grad;
+        r.rel = 8 * k_u32;
+        break;
     }
     return r;
 }
@@ -385,6 +405,9 @@ const char* act_name(Activation a) {
     case Activation::gelu: return "gelu";
     case Activation::gelu_erf: return "gelu_erf";
     case Activation::silu: return "silu";
+    case Activation::relu6: return "relu6";
+    case Activation::hardswish: return "hardswish";
+    case Activation::hardsigmoid: return "hardsigmoid";
     }
     return "?";
 }
@@ -432,7 +455,8 @@ TEST_P(ActivationTest, ForwardAndBackwardMatchReference) {
 std::vector<ActCase> activation_cases() {
     const Shape shapes[] = {{1, 1}, {3, 7}, {37, 129}, {300, 301}};
     std::vector<ActCase> out;
-    for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_erf, Activation::silu})
+    for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_erf, Activation::silu, Activation::relu6,
+                         Activation::hardswish, Activation::hardsigmoid})
         for (auto [in, o] : {std::pair{DType::f32, DType::f32}, std::pair{DType::f16, DType::f16},
                              std::pair{DType::f16, DType::f32}, std::pair{DType::f32, DType::f16}})
             for (Shape s : shapes) out.push_back({a, in, o, s});

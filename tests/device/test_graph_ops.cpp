@@ -82,6 +82,16 @@ std::map<std::string, std::function<Example()>> examples() {
     };
     m["gelu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.gelu(x); }); };
     m["silu"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.silu(x); }); };
+    // MobileNet's activations: the upstream linear layer's outputs, scaled by 4, span the kinks at -3, 0, 3 and 6
+    // (elements whose differences straddle a kink are skipped).
+    const auto scaled = [](int (Model::*act)(int)) {
+        return [act] {
+            return classifier(6, {}, [act](Model& g, int x) { return (g.*act)(g.add(x, g.add(x, g.add(x, x)))); });
+        };
+    };
+    m["relu6"] = scaled(&Model::relu6);
+    m["hardswish"] = scaled(&Model::hardswish);
+    m["hardsigmoid"] = scaled(&Model::hardsigmoid);
     // A residual connection: x feeds the add and the branch, so its gradient accumulates.
     m["add"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.add(x, g.linear(g.gelu_tanh(x), 6)); }); };
     m["dropout"] = [] { return classifier(8, {}, [](Model& g, int x) { return g.dropout(x, 0.25f); }); };
@@ -105,6 +115,22 @@ std::map<std::string, std::function<Example()>> examples() {
     m["avg_pool2d"] = [] {
         return classifier(70, {2, 5, 7},
                           [](Model& g, int x) { return g.avg_pool2d(x, vktrain::Pool2dOptions::square(2)); });
+    };
+    // Bins that overlap (5 rows to 3, 7 columns to 2), and bins smaller than a cell (5 x 7 up to 7 x 4, then down to
+    // 3 x 2); x feeds both poolings, so the second backward accumulates into its gradient.
+    m["adaptive_avg_pool2d"] = [] {
+        return classifier(70, {2, 5, 7}, [](Model& g, int x) {
+            return g.add(g.adaptive_avg_pool2d(x, 3, 2), g.adaptive_avg_pool2d(g.adaptive_avg_pool2d(x, 7, 4), 3, 2));
+        });
+    };
+    // A squeeze-excitation block: global average pooling (the plane reduction), a linear squeeze and hardsigmoid give
+    // s [2, 1, 1], which scales x; x feeds both branches, so its two gradients add.
+    m["channel_mul"] = [] {
+        return classifier(30, {2, 3, 5}, [](Model& g, int x) {
+            const int pooled = g.flatten(g.adaptive_avg_pool2d(x));
+            const int s = g.reshape(g.hardsigmoid(g.linear(pooled, 2)), {2, 1, 1});
+            return g.channel_mul(x, s);
+        });
     };
     m["batch_norm2d"] = [] { return classifier(30, {3, 2, 5}, [](Model& g, int x) { return g.batch_norm2d(x); }); };
     // A regression head: MSE against a real-valued target of the prediction's shape.

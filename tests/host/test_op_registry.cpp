@@ -153,6 +153,39 @@ TEST(OpRegistry, TypedBuildersAreModelOp) {
     EXPECT_EQ(g.to_json(), h.to_json());
 }
 
+// MobileNet's ops (issue 24): the typed builders are Model::op, and bad shapes are one-line errors naming the node.
+TEST(OpRegistry, VisionHeadOpsBuildAndRefuse) {
+    Model a, b;
+    const auto both = [&](const std::function<int(Model&)>& typed, const std::function<int(Model&)>& generic) {
+        EXPECT_EQ(typed(a), generic(b));
+    };
+    both([](Model& m) { return m.input("img", {4, 7, 5}); }, [](Model& m) { return m.input("img", {4, 7, 5}); });
+    both([](Model& m) { return m.relu6(0); }, [](Model& m) { return m.op("relu6", {0}); });
+    both([](Model& m) { return m.hardswish(1); }, [](Model& m) { return m.op("hardswish", {1}); });
+    both([](Model& m) { return m.hardsigmoid(2); }, [](Model& m) { return m.op("hardsigmoid", {2}); });
+    both([](Model& m) { return m.adaptive_avg_pool2d(3); }, [](Model& m) { return m.op("adaptive_avg_pool2d", {3}); });
+    both([](Model& m) { return m.channel_mul(3, 4); }, [](Model& m) { return m.op("channel_mul", {3, 4}); });
+    both([](Model& m) { return m.adaptive_avg_pool2d(5, 3, 2); },
+         [](Model& m) {
+             return m.op("adaptive_avg_pool2d", {5}, {{"out_h", 3}, {"out_w", 2}});
+         });
+    EXPECT_EQ(a.to_json(), b.to_json());
+    EXPECT_EQ(a.nodes()[1].name, "relu6_0");
+    EXPECT_EQ(a.nodes()[4].name, "adaptive_pool0");
+    EXPECT_EQ(a.nodes()[5].name, "channel_mul0");
+    EXPECT_EQ(a.nodes()[4].shape, (std::vector<int64_t>{4, 1, 1}));
+    EXPECT_EQ(a.nodes()[6].shape, (std::vector<int64_t>{4, 3, 2}));
+
+    Model m;
+    const int x = m.input("x", {4, 7, 5}), flat = m.input("flat", {8});
+    EXPECT_ERROR(m.adaptive_avg_pool2d(flat), "adaptive_avg_pool2d 'adaptive_pool0': input 'flat' is [8]; expected");
+    EXPECT_ERROR(m.adaptive_avg_pool2d(x, 0, 2), "attribute 'out_h' is 0");
+    EXPECT_ERROR(m.channel_mul(x, m.input("s3", {3, 1, 1})),
+                 "channel_mul 'channel_mul0': s 's3' is [3, 1, 1]; expected [4, 1, 1] or [4] for x of [4, 7, 5]");
+    EXPECT_ERROR(m.channel_mul(flat, x), "channel_mul 'channel_mul0': x 'flat' is [8]; expected");
+    EXPECT_EQ(m.nodes()[size_t(m.channel_mul(x, m.input("s", {4})))].shape, (std::vector<int64_t>{4, 7, 5}));
+}
+
 TEST(OpRegistry, ModelOpRefusesWithOneLineNamingTheProblem) {
     Model m;
     const int x = m.input("x", {8});
