@@ -134,8 +134,9 @@ struct PoolPush {
 #define POOL_FLAG_MAX 1u      // else average (count_include_pad)
 #define POOL_FLAG_BACKWARD 2u // out = dx, gathered per input element; else out = y (also adaptive_pool.comp)
 
-// ChannelPush::flags of plane_sum.comp: sum a·b instead of a.
+// ChannelPush::flags of plane_sum.comp: sum a·b instead of a; one invocation per plane instead of a workgroup.
 #define PLANE_FLAG_PRODUCT 1u
+#define PLANE_FLAG_SERIAL 2u
 
 // Dropout: keep element i when philox(seed, step, i) >= threshold, then scale by 1 / (1 - p). The step is
 // read from a buffer at offset2 so a recorded command buffer draws new masks on every replay.

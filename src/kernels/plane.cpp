@@ -19,6 +19,17 @@ void AdaptivePool2dShape::validate() const {
 
 namespace {
 
+constexpr uint32_t k_plane_wg = 64; // RED_WG of shaders/plane_sum.comp
+
+// Measured on lavapipe 25 (PlaneTiming.GlobalAveragePool, 2 cores): the serial schedule wins at every shape, by far
+// where planes are short (40960 planes of 49: 2.3 ms against 307 ms; a workgroup's barriers cost microseconds on a
+// CPU device) and still at 128 planes of 12544 (2.4 ms against 10 ms). On GPUs (unmeasured here) a plane per
+// invocation only fills the device when there are many planes; few long planes get a workgroup each.
+PlaneSchedule plane_schedule(const runtime::Device& device, uint32_t planes, uint32_t inner) {
+    if (device.caps().info.type == "cpu") return PlaneSchedule::serial;
+    return planes >= 4096 || inner <= 64 ? PlaneSchedule::serial : PlaneSchedule::workgroup;
+}
+
 void check_same_type(const MatRef& in, const MatRef& out, const char* op, const char* in_name, const char* out_name) {
     VKT_CHECK(in.dtype == out.dtype, op, ": ", in_name, " is ", dtype_name(in.dtype), " but ", out_name, " is ",
               dtype_name(out.dtype), " (one storage type per call)");
@@ -55,7 +66,7 @@ void record_adaptive(runtime::Device& device, runtime::Sequence& seq, const char
 void record_adaptive_avg_pool2d(runtime::Device& device, runtime::Sequence& seq, const AdaptivePool2dShape& shape,
                                 const MatRef& x, const MatRef& y, bool plane_reduction) {
     if (plane_reduction && shape.oh == 1 && shape.ow == 1) {
-        // Global average pooling: a workgroup reduction per plane (measured against the per-output loop in
+        // Global average pooling: the plane sums (their schedule measured against the per-output loop in
         // tests/device/test_plane.cpp's PlaneTiming.GlobalAveragePool).
         shape.validate();
         check_operand(device, x, uint64_t(shape.n) * shape.c * shape.h * shape.w, "adaptive_avg_pool2d", "x");
@@ -73,7 +84,7 @@ void record_adaptive_avg_pool2d_backward(runtime::Device& device, runtime::Seque
 }
 
 void record_plane_sum(runtime::Device& device, runtime::Sequence& seq, uint32_t planes, uint32_t inner, const MatRef& a,
-                      const MatRef* b, const MatRef& out, float scale) {
+                      const MatRef* b, const MatRef& out, float scale, PlaneSchedule schedule) {
     const uint64_t count = uint64_t(planes) * inner;
     check_operand(device, a, count, "plane_sum", "a");
     if (b) check_operand(device, *b, count, "plane_sum", "b");
@@ -89,13 +100,16 @@ void record_plane_sum(runtime::Device& device, runtime::Sequence& seq, uint32_t 
     pc.outer = planes;
     pc.channels = 1;
     pc.inner = inner;
-    pc.flags = b ? PLANE_FLAG_PRODUCT : 0u;
+    if (schedule == PlaneSchedule::automatic) schedule = plane_schedule(device, planes, inner);
+    const bool serial = schedule == PlaneSchedule::serial;
+    pc.flags = (b ? PLANE_FLAG_PRODUCT : 0u) | (serial ? PLANE_FLAG_SERIAL : 0u);
     pc.eps = scale;
     pc.offsets[0] = oa.offset;
     pc.offsets[1] = ob.offset;
     pc.offsets[2] = oo.offset;
     const runtime::Kernel& k = kernel(device, variant_name("plane_sum", out.dtype, out.dtype), 3, sizeof(ChannelPush));
-    seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc), group_count(planes, 1));
+    seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc),
+                 group_count(planes, serial ? k_plane_wg : 1));
 }
 
 void record_channel_mul(runtime::Device& device, runtime::Sequence& seq, uint32_t planes, uint32_t inner,

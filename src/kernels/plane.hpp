@@ -23,8 +23,8 @@ struct AdaptivePool2dShape {
     void validate() const;
 };
 
-// y = the bin means. The 1×1 output (global average pooling) runs one workgroup reduction per plane unless
-// plane_reduction is false (then one invocation per output walks its bin, as for other sizes: for measurements).
+// y = the bin means. The 1×1 output (global average pooling) is record_plane_sum unless plane_reduction is false
+// (then one invocation per output walks its bin, as for other sizes: for measurements).
 void record_adaptive_avg_pool2d(runtime::Device& device, runtime::Sequence& seq, const AdaptivePool2dShape& shape,
                                 const MatRef& x, const MatRef& y, bool plane_reduction = true);
 
@@ -33,10 +33,15 @@ void record_adaptive_avg_pool2d_backward(runtime::Device& device, runtime::Seque
                                          const AdaptivePool2dShape& shape, const MatRef& dy, const MatRef& dx,
                                          bool accumulate = false);
 
-// out[q] = scale · Σ_j a[q, j] (· b[q, j] where b is given) over `planes` planes of `inner` elements: one workgroup
-// per plane, a fixed-order fp32 reduction (the same bits on every run).
+// How record_plane_sum spreads the work: one invocation per plane (serial: short planes, many of them), or one
+// workgroup per plane (a tree reduction: long planes, few of them); automatic picks by the shape (plane.cpp).
+enum class PlaneSchedule { automatic, serial, workgroup };
+
+// out[q] = scale · Σ_j a[q, j] (· b[q, j] where b is given) over `planes` planes of `inner` elements, in fp32 in a
+// fixed order (the same bits on every run).
 void record_plane_sum(runtime::Device& device, runtime::Sequence& seq, uint32_t planes, uint32_t inner, const MatRef& a,
-                      const MatRef* b, const MatRef& out, float scale = 1.0f);
+                      const MatRef* b, const MatRef& out, float scale = 1.0f,
+                      PlaneSchedule schedule = PlaneSchedule::automatic);
 
 // out[q, j] = x[q, j] · s[q] (s holds one value per plane).
 void record_channel_mul(runtime::Device& device, runtime::Sequence& seq, uint32_t planes, uint32_t inner,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 
 #include "device/support.hpp"
@@ -143,52 +144,60 @@ TEST(AdaptivePool, BadShapesAreOneLineErrors) {
     fails({1, 2, 3, 4, 2, 2}, "adaptive_avg_pool2d: x"); // 24 inputs, 12 given
 }
 
-// Per-plane sums with and without a product (global pooling's and squeeze-excitation's ds), and channel_mul.
+// Per-plane sums with and without a product (global pooling's and squeeze-excitation's ds), in both schedules, and
+// channel_mul.
 TEST(PlaneKernels, SumAndChannelMulMatchReference) {
     auto& dev = vkt_test::device();
+    using vktrain::kernels::PlaneSchedule;
     for (DType dt : {DType::f32, DType::f16}) {
         if (dt == DType::f16 && !vkt_test::context().fp16_available()) continue;
-        for (uint32_t inner : {1u, 7u, 49u, 300u}) {
-            const uint32_t planes = 37;
-            const size_t n = size_t(planes) * inner;
-            const auto a = vkt_test::round_through(vkt_test::random_values(n, 41 + inner), dt);
-            const auto b = vkt_test::round_through(vkt_test::random_values(n, 42 + inner), dt);
-            const auto s = vkt_test::round_through(vkt_test::random_values(planes, 43 + inner, -2, 2), dt);
-            vkt_test::Placed ao = place(a, dt, 1), bo = place(b, dt, 2), so = place(s, dt, 3);
-            vkt_test::Placed sum = place(std::vector<float>(planes, 5.0f), dt, 2),
-                             dot = place(std::vector<float>(planes, 5.0f), dt, 1),
-                             mul = place(std::vector<float>(n, 5.0f), dt, 4);
-            const vktrain::kernels::MatRef bref = bo.ref();
-            run([&](rt::Sequence& seq) {
-                vktrain::kernels::record_plane_sum(dev, seq, planes, inner, ao.ref(), nullptr, sum.ref(), 0.5f);
-                vktrain::kernels::record_plane_sum(dev, seq, planes, inner, ao.ref(), &bref, dot.ref());
-                vktrain::kernels::record_channel_mul(dev, seq, planes, inner, ao.ref(), so.ref(), mul.ref());
-            });
-            std::vector<double> rs(planes), ts(planes), rd(planes), td(planes), rm(n), tm(n);
-            for (uint32_t q = 0; q < planes; ++q) {
-                double s1 = 0, m1 = 0, s2 = 0, m2 = 0;
-                for (uint32_t j = 0; j < inner; ++j) {
-                    const size_t k = size_t(q) * inner + j;
-                    s1 += a[k];
-                    m1 += std::fabs(a[k]);
-                    s2 += double(a[k]) * b[k];
-                    m2 += std::fabs(double(a[k]) * b[k]);
-                    rm[k] = double(a[k]) * s[q];
-                    tm[k] = (k_u32 + unit(dt)) * std::fabs(rm[k]) + floor_abs(dt);
+        for (uint32_t inner : {1u, 7u, 49u, 300u})
+            for (PlaneSchedule schedule : {PlaneSchedule::serial, PlaneSchedule::workgroup}) {
+                const uint32_t planes = 37;
+                const size_t n = size_t(planes) * inner;
+                const auto a = vkt_test::round_through(vkt_test::random_values(n, 41 + inner), dt);
+                const auto b = vkt_test::round_through(vkt_test::random_values(n, 42 + inner), dt);
+                const auto s = vkt_test::round_through(vkt_test::random_values(planes, 43 + inner, -2, 2), dt);
+                vkt_test::Placed ao = place(a, dt, 1), bo = place(b, dt, 2), so = place(s, dt, 3);
+                vkt_test::Placed sum = place(std::vector<float>(planes, 5.0f), dt, 2),
+                                 dot = place(std::vector<float>(planes, 5.0f), dt, 1),
+                                 mul = place(std::vector<float>(n, 5.0f), dt, 4);
+                const vktrain::kernels::MatRef bref = bo.ref();
+                run([&](rt::Sequence& seq) {
+                    vktrain::kernels::record_plane_sum(dev, seq, planes, inner, ao.ref(), nullptr, sum.ref(), 0.5f,
+                                                       schedule);
+                    vktrain::kernels::record_plane_sum(dev, seq, planes, inner, ao.ref(), &bref, dot.ref(), 1.0f,
+                                                       schedule);
+                    vktrain::kernels::record_channel_mul(dev, seq, planes, inner, ao.ref(), so.ref(), mul.ref());
+                });
+                std::vector<double> rs(planes), ts(planes), rd(planes), td(planes), rm(n), tm(n);
+                for (uint32_t q = 0; q < planes; ++q) {
+                    double s1 = 0, m1 = 0, s2 = 0, m2 = 0;
+                    for (uint32_t j = 0; j < inner; ++j) {
+                        const size_t k = size_t(q) * inner + j;
+                        s1 += a[k];
+                        m1 += std::fabs(a[k]);
+                        s2 += double(a[k]) * b[k];
+                        m2 += std::fabs(double(a[k]) * b[k]);
+                        rm[k] = double(a[k]) * s[q];
+                        tm[k] = (k_u32 + unit(dt)) * std::fabs(rm[k]) + floor_abs(dt);
+                    }
+                    rs[q] = 0.5 * s1;
+                    // Serial: a chain of `inner` additions; the tree: inner / 64 per lane, then 6 levels.
+                    ts[q] = (inner + 10) * k_u32 * m1 + unit(dt) * std::fabs(rs[q]) + floor_abs(dt);
+                    rd[q] = s2;
+                    td[q] = (inner + 12) * k_u32 * m2 + unit(dt) * std::fabs(rd[q]) + floor_abs(dt);
                 }
-                rs[q] = 0.5 * s1;
-                ts[q] = (inner / 64 + 10) * k_u32 * m1 + unit(dt) * std::fabs(rs[q]) + floor_abs(dt);
-                rd[q] = s2;
-                td[q] = (inner / 64 + 12) * k_u32 * m2 + unit(dt) * std::fabs(rd[q]) + floor_abs(dt);
+                const std::string what = std::string(vktrain::kernels::dtype_name(dt)) + " inner " +
+                                         std::to_string(inner) +
+                                         (schedule == PlaneSchedule::serial ? " serial" : " workgroup");
+                expect_close(sum.values(), rs, ts, "plane sum " + what);
+                expect_close(dot.values(), rd, td, "plane dot " + what);
+                expect_close(mul.values(), rm, tm, "channel_mul " + what);
+                ao.values();
+                bo.values();
+                so.values();
             }
-            const std::string what = std::string(vktrain::kernels::dtype_name(dt)) + " inner " + std::to_string(inner);
-            expect_close(sum.values(), rs, ts, "plane sum " + what);
-            expect_close(dot.values(), rd, td, "plane dot " + what);
-            expect_close(mul.values(), rm, tm, "channel_mul " + what);
-            ao.values();
-            bo.values();
-            so.values();
-        }
     }
 }
 
@@ -229,27 +238,53 @@ TEST(ActivationSpecial, VisionKinksMatchPyTorch) {
     }
 }
 
-// Global average pooling of a MobileNetV2 head, [1280, 7, 7] x 32: the plane reduction against the per-output loop
-// (one invocation walking 49 elements). Prints both; checks nothing about speed (timings are not tests).
+// Global average pooling of a MobileNetV2 head, [1280, 7, 7] x 32, by the per-output loop of the adaptive kernel and
+// by both schedules of the plane sums, and the plane sums of other shapes (ResNet's [512, 7, 7] x 32, early layers'
+// long planes). Prints the times; checks nothing about speed (timings are not tests) but that every way agrees.
 TEST(PlaneTiming, GlobalAveragePool) {
+    using vktrain::kernels::PlaneSchedule;
     auto& dev = vkt_test::device();
-    const AdaptivePool2dShape s{32, 1280, 7, 7, 1, 1};
-    const size_t in_n = size_t(s.n) * s.c * 49, out_n = size_t(s.n) * s.c;
-    vkt_test::Placed xo = place(vkt_test::random_values(in_n, 51), DType::f32, 0);
-    vkt_test::Placed yo = place(std::vector<float>(out_n, 0.0f), DType::f32, 0);
-    for (bool reduce : {true, false}) {
+    const auto time_ms = [&](const std::function<void(rt::Sequence&)>& once) {
         const auto record = [&](rt::Sequence& seq) {
-            for (int r = 0; r < 10; ++r)
-                vktrain::kernels::record_adaptive_avg_pool2d(dev, seq, s, xo.ref(), yo.ref(), reduce);
+            for (int r = 0; r < 2; ++r) once(seq);
         };
         run(record); // warm-up: pipelines compiled
         const auto t0 = std::chrono::steady_clock::now();
         run(record);
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 10;
-        std::printf("global average pool [1280, 7, 7] x 32, %s: %.3f ms per call, %.2f GB/s\n",
-                    reduce ? "plane reduction" : "per-output loop", ms, double(in_n) * 4 / (ms * 1e6));
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 2;
+    };
+    struct Case {
+        uint32_t planes, inner;
+    };
+    for (const Case c : {Case{32 * 1280, 49}, Case{32 * 512, 49}, Case{32 * 64, 3136}, Case{2 * 64, 12544}}) {
+        const size_t in_n = size_t(c.planes) * c.inner;
+        vkt_test::Placed xo = place(vkt_test::random_values(in_n, 51), DType::f32, 0);
+        vkt_test::Placed y1 = place(std::vector<float>(c.planes, 0.0f), DType::f32, 0),
+                         y2 = place(std::vector<float>(c.planes, 0.0f), DType::f32, 0),
+                         y3 = place(std::vector<float>(c.planes, 0.0f), DType::f32, 0);
+        const AdaptivePool2dShape s{1, c.planes, c.inner, 1, 1, 1};
+        const float scale = 1.0f / float(c.inner);
+        const double loop = time_ms([&](rt::Sequence& seq) {
+            vktrain::kernels::record_adaptive_avg_pool2d(dev, seq, s, xo.ref(), y1.ref(), false);
+        });
+        const double serial = time_ms([&](rt::Sequence& seq) {
+            vktrain::kernels::record_plane_sum(dev, seq, c.planes, c.inner, xo.ref(), nullptr, y2.ref(), scale,
+                                               PlaneSchedule::serial);
+        });
+        const double tree = time_ms([&](rt::Sequence& seq) {
+            vktrain::kernels::record_plane_sum(dev, seq, c.planes, c.inner, xo.ref(), nullptr, y3.ref(), scale,
+                                               PlaneSchedule::workgroup);
+        });
+        const double gb = double(in_n) * 4 / 1e6;
+        std::printf("global average pool of %u planes of %u: per-output loop %.3f ms (%.2f GB/s), plane sums serial "
+                    "%.3f ms (%.2f GB/s), workgroup tree %.3f ms (%.2f GB/s)\n",
+                    c.planes, c.inner, loop, gb / loop, serial, gb / serial, tree, gb / tree);
+        const auto a = y1.values(), b = y2.values(), t = y3.values();
+        for (uint32_t q = 0; q < c.planes; q += 97) {
+            EXPECT_NEAR(a[q], b[q], 1e-5) << q;
+            EXPECT_NEAR(a[q], t[q], 1e-5) << q;
+        }
     }
-    yo.values();
 }
 
 } // namespace
