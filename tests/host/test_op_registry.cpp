@@ -175,6 +175,7 @@ TEST(OpRegistry, VisionHeadOpsBuildAndRefuse) {
     EXPECT_EQ(a.nodes()[5].name, "channel_mul0");
     EXPECT_EQ(a.nodes()[4].shape, (std::vector<int64_t>{4, 1, 1}));
     EXPECT_EQ(a.nodes()[6].shape, (std::vector<int64_t>{4, 3, 2}));
+    EXPECT_EQ(Model::from_json(a.to_json()).to_json(), a.to_json()); // saved models keep the ops and attributes
 
     Model m;
     const int x = m.input("x", {4, 7, 5}), flat = m.input("flat", {8});
