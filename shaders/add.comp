@@ -8,7 +8,8 @@
 // storage type (IN_F16: a, B_F16: b, OUT_F16: out). out may be the same view as a or b (in-place
 // accumulation, add(d, s, d)): each element is read by the invocation that writes it, before it writes it.
 // Bindings: 0 a (IN type), 1 b (B type), 2 out (OUT type). Push: n, offset0 = a's first element, offset1 =
-// b's, offset2 = out's; flags FLAG_SCALE: out = a + s·b with s the fp32 in pad0 (one rounding of s·b in fp32).
+// b's, offset2 = out's; flags FLAG_SCALE: out = a + s·b with s the fp32 in pad0 (one rounding of s·b in fp32);
+// FLAG_MUL: out = a·b instead (the op "mul": one fp32 product, one rounding to out's type).
 #include "elementwise.glsl"
 
 #ifdef B_F16
@@ -27,9 +28,11 @@ layout(push_constant) uniform Push { ElementPush p; };
 
 void main() {
     const bool scaled = (p.flags & FLAG_SCALE) != 0u;
+    const bool product = (p.flags & FLAG_MUL) != 0u;
     const float s = uintBitsToFloat(p.pad0);
     FOR_EACH_ELEMENT(i, p.n) {
+        const float av = LOAD_IN(a[p.offset0 + i]);
         const float bv = LOAD_B(b[p.offset1 + i]);
-        outv[p.offset2 + i] = STORE_OUT(LOAD_IN(a[p.offset0 + i]) + (scaled ? s * bv : bv));
+        outv[p.offset2 + i] = STORE_OUT(product ? av * bv : av + (scaled ? s * bv : bv));
     }
 }

@@ -97,6 +97,8 @@ struct ElementPush {
 // ElementPush::flags of add.comp (b) and cast.comp (src): multiply that operand by the fp32 whose bits are in
 // ElementPush::pad0 (add: out = a + s·b, torch.add's alpha; cast: dst = s·src). LoRA's alpha / r scaling.
 #define FLAG_SCALE 32u
+// ElementPush::flags of add.comp: out = a·b (element-wise product, the op "mul") instead of a + b.
+#define FLAG_MUL 64u
 
 // Kernels over a tensor seen as [outer, channels, inner] (per-channel bias, channel sums, batch norm):
 // element (o, c, i) is at o * channels * inner + c * inner + i of each full-size operand; per-channel operands
@@ -256,6 +258,20 @@ struct UpdateTensorControl {
     uint first;       // SGD: this step creates the tensor's momentum buffer
 };
 #define UPDATE_TENSOR_WORDS 4
+
+// Rotary position embeddings (rotary.comp, src/kernels/rotary.cpp), transformers' rotate_half convention: x seen as
+// rows × heads·head_size, row r at position r % positions; per head, element i < head_size / 2 pairs with
+// i + head_size / 2 and the pair turns by the angle t·theta^(-2i / head_size). One invocation per pair.
+struct RotaryPush {
+    uint pairs;     // rows · heads · head_size / 2
+    uint positions; // rows per sample (T)
+    uint heads;
+    uint half_size;        // head_size / 2
+    float log2_theta;      // log2(theta), formed in double on the host
+    uint flags;            // ROTARY_FLAG_INVERSE, FLAG_ACCUMULATE
+    uint offset0, offset1; // x (or dy), out (y or dx)
+};
+#define ROTARY_FLAG_INVERSE 1u // turn by -angle (the backward: the inverse rotation of dy)
 
 #ifdef __cplusplus
 } // namespace vktrain::kernels

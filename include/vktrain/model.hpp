@@ -247,6 +247,7 @@ public:
     int gelu_tanh(int x); // tanh approximation (nn.GELU(approximate="tanh"))
     int silu(int x);
     int add(int a, int b); // same shapes (residual connections)
+    int mul(int a, int b); // a * b element-wise, same shapes (SwiGLU: mul(silu(gate), up)); nodes "mul0", ...
     int dropout(int x, float p);
     int flatten(int x);                                    // [d0, d1, ...] -> [d0 * d1 * ...]
     int reshape(int x, const std::vector<int64_t>& shape); // same element count; one -1 is inferred
@@ -266,6 +267,17 @@ public:
     // C / heads columns) -> [T, C] with head h in columns [h * C / heads, (h + 1) * C / heads); scores scaled by
     // 1 / sqrt(C / heads); causal: position t attends to positions <= t only.
     int self_attention(int qkv, uint32_t heads, bool causal = true);
+    // Rotary position embeddings (Llama's RoPE, transformers' rotate_half convention): x per sample [T, heads * D]
+    // (D even) -> the same shape, each head's elements i and i + D/2 (i < D/2) at position t turned by the angle
+    // a = t * theta^(-2i/D): y[i] = x[i] cos a - x[i + D/2] sin a, y[i + D/2] = x[i + D/2] cos a + x[i] sin a
+    // (angles, cos and sin in fp32; theta: config.json's rope_theta). No parameters; nodes "rotary0", ...
+    int rotary(int x, uint32_t heads, float theta = 10000.f);
+    // Attention over separate q [T, heads * D], k and v [T, kv_heads * D] per sample (Llama's layout after its
+    // q/k/v projections) -> [T, heads * D]. Grouped-query attention: query head h reads key/value head
+    // h / (heads / kv_heads), as Hugging Face's repeat_kv does (kv_heads == heads: plain multi-head attention,
+    // the same result as self_attention on q | k | v; kv_heads == 1: multi-query). Scores scaled by 1 / sqrt(D),
+    // softmax in fp32; causal: position t attends to positions <= t only. Nodes "attention0", "attention1", ...
+    int attention(int q, int k, int v, uint32_t heads, uint32_t kv_heads, bool causal = true);
 
     // Losses (at most one per model, and the last node): mean over all samples and positions. A model without a loss
     // can only run inference (TrainerOptions::inference_only), and predicts its outputs (see output()).

@@ -183,6 +183,9 @@ int Model::flatten(int x) {
 int Model::add(int a, int b) {
     return op("add", {a, b});
 }
+int Model::mul(int a, int b) {
+    return op("mul", {a, b});
+}
 int Model::dropout(int x, float p) {
     return op("dropout", {x}, {{"p", p}});
 }
@@ -206,6 +209,12 @@ int Model::softmax(int x) {
 }
 int Model::self_attention(int qkv, uint32_t heads, bool causal) {
     return op("self_attention", {qkv}, {{"heads", heads}, {"causal", causal}});
+}
+int Model::rotary(int x, uint32_t heads, float theta) {
+    return op("rotary", {x}, {{"heads", heads}, {"theta", theta}});
+}
+int Model::attention(int q, int k, int v, uint32_t heads, uint32_t kv_heads, bool causal) {
+    return op("attention", {q, k, v}, {{"heads", heads}, {"kv_heads", kv_heads}, {"causal", causal}});
 }
 int Model::cross_entropy(int logits, int labels, const CrossEntropyOptions& options) {
     OpAttrs a;

@@ -1,6 +1,9 @@
-// Softmax over the last dimension and multi-head self-attention (GPT-2 layout), with their backward nodes.
-// Attention's GEMMs run as strided, two-level batched GEMMs (sample × head) straight on the columns of qkv and
-// of the output: no transposes or copies. Its sites are "<label>:<gemm>".
+// Softmax over the last dimension, multi-head self-attention (GPT-2's fused qkv) and attention over separate q, k
+// and v with grouped-query heads (Llama), with their backward nodes. Attention's GEMMs run as strided, two-level
+// batched GEMMs (sample × key/value head, once per query head of a group) straight on the head columns of the
+// inputs and of the output: no transposes or copies. Its sites are "<label>:<gemm>".
+#include <tuple>
+
 #include "common/check.hpp"
 #include "graph/autodiff.hpp"
 #include "graph/exec.hpp"
@@ -111,13 +114,13 @@ OpDef self_attention() {
     };
     const auto gemms = [](const Exec& e, const IrNode& n) {
         const kernels::AttentionShape a = attention_shape(e, n, n.in[0]);
-        return kernels::attention_forward_gemms(a, ref(e, n.in[0]), ref(e, n.out[2]), ref(e, n.out[1]),
-                                                ref(e, n.out[0]));
+        return kernels::attention_forward_gemms(a, kernels::fused_qkv(a, ref(e, n.in[0])), ref(e, n.out[2]),
+                                                ref(e, n.out[1]), ref(e, n.out[0]));
     };
     d.sites = [gemms](Exec& e, const IrNode& n) {
         const kernels::AttentionForwardGemms g = gemms(e, n);
-        e.declare_gemm(site(n, "scores"), kernels::gemm_shape(g.scores));
-        e.declare_gemm(site(n, "values"), kernels::gemm_shape(g.values));
+        e.declare_gemm(site(n, "scores"), kernels::gemm_shape(g.scores.at(0)));
+        e.declare_gemm(site(n, "values"), kernels::gemm_shape(g.values.at(0)));
     };
     d.record = [](Exec& e, const IrNode& n) {
         kernels::AttentionPaths paths;
@@ -151,10 +154,10 @@ OpDef self_attention_backward() {
     };
     d.sites = [gemms](Exec& e, const IrNode& n) {
         const kernels::AttentionBackwardGemms g = gemms(e, n);
-        e.declare_gemm(site(n, "dp"), kernels::gemm_shape(g.dp));
-        e.declare_gemm(site(n, "dq"), kernels::gemm_shape(g.dq));
-        e.declare_gemm(site(n, "dk"), kernels::gemm_shape(g.dk));
-        e.declare_gemm(site(n, "dv"), kernels::gemm_shape(g.dv));
+        e.declare_gemm(site(n, "dp"), kernels::gemm_shape(g.dp.at(0)));
+        e.declare_gemm(site(n, "dq"), kernels::gemm_shape(g.dq.at(0)));
+        e.declare_gemm(site(n, "dk"), kernels::gemm_shape(g.dk.at(0)));
+        e.declare_gemm(site(n, "dv"), kernels::gemm_shape(g.dv.at(0)));
     };
     d.record = [](Exec& e, const IrNode& n) {
         kernels::AttentionPaths paths;
@@ -169,6 +172,157 @@ OpDef self_attention_backward() {
     return d;
 }
 
+// ---- attention over separate q, k and v (grouped-query heads) ----
+
+// q [batch, seq, heads·D], k and v [batch, seq, kv_heads·D]: the shape from value v (q's layout, or with kv: k's).
+kernels::AttentionShape gqa_shape(const Exec& e, const IrNode& n, int v, bool kv) {
+    const Shape& s = e.value(v).shape;
+    kernels::AttentionShape a;
+    a.heads = attr<uint32_t>(n, "heads");
+    a.kv_heads = attr<uint32_t>(n, "kv_heads");
+    a.batch = uint32_t(s[0]);
+    a.seq = uint32_t(s[1]);
+    a.head_size = uint32_t(s[2] / (kv ? a.kv_heads : a.heads));
+    a.causal = attr<bool>(n, "causal");
+    return a;
+}
+
+// Every attention node and its backward nodes take q, k, v as in[0..2].
+kernels::AttentionQkv gqa_inputs(const Exec& e, const IrNode& n, const kernels::AttentionShape& a) {
+    return kernels::separate_qkv(a, ref(e, n.in[0]), ref(e, n.in[1]), ref(e, n.in[2]));
+}
+
+OpDef attention() {
+    OpDef d;
+    d.name = "attention";
+    d.is_public = true;
+    d.doc = "multi-head attention over separate q [T, heads*D], k and v [T, kv_heads*D] -> [T, heads*D]; query head h "
+            "reads key/value head h / (heads / kv_heads) (grouped-query attention), scores scaled by 1/sqrt(D)";
+    d.category = "attention";
+    d.inputs = {"q", "k", "v"};
+    d.attrs = {size_attr("heads", "query heads"),
+               size_attr("kv_heads", "key/value heads (they divide heads)").or_same_as("heads"),
+               flag_attr("causal", "position t attends to positions <= t only").or_default(1)};
+    d.infer = [](const Node& n, const std::vector<const Node*>& in) {
+        expect_inputs(n, in, 3);
+        for (const Node* x : in) expect_real(n, *x);
+        const auto heads = attr<int64_t>(n, "heads"), kv_heads = attr<int64_t>(n, "kv_heads");
+        const char* names[] = {"q", "k", "v"};
+        for (size_t i = 0; i < 3; ++i)
+            VKT_CHECK(in[i]->shape.size() == 2, "attention '", n.name, "': ", names[i], " '", in[i]->name, "' is ",
+                      shape_text(in[i]->shape), "; expected [positions, heads * head_size] per sample");
+        const Shape &q = in[0]->shape, &k = in[1]->shape, &v = in[2]->shape;
+        VKT_CHECK(heads % kv_heads == 0, "attention '", n.name, "': ", kv_heads, " key/value heads do not divide ",
+                  heads, " heads");
+        VKT_CHECK(q[1] % heads == 0, "attention '", n.name, "': ", heads, " heads do not divide q's ", q[1],
+                  " columns");
+        const int64_t head_size = q[1] / heads;
+        for (size_t i = 1; i < 3; ++i)
+            VKT_CHECK(in[i]->shape[1] == kv_heads * head_size, "attention '", n.name, "': ", names[i], " '",
+                      in[i]->name, "' has ", in[i]->shape[1], " columns; expected ", kv_heads, " key/value heads * ",
+                      head_size, " (q's head size)");
+        VKT_CHECK(k[0] == q[0] && v[0] == q[0], "attention '", n.name, "': q, k and v have ", q[0], ", ", k[0], " and ",
+                  v[0], " positions; they must agree");
+        return Shape{q[0], q[1]};
+    };
+    d.lower = [](Ir& ir, IrNode& n) {
+        // out[1]: the probabilities P (saved for the backward), out[2]: the fp32 scores S (scratch).
+        const Shape q = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
+        const Shape scores{q[0], attr<int64_t>(n, "heads"), q[1], q[1]};
+        for (const auto& [what, storage] : {std::pair{".probs", Storage::act}, {".scores", Storage::f32}}) {
+            IrValue v;
+            v.shape = scores;
+            v.storage = storage;
+            v.role = Role::scratch;
+            v.label = n.name + what;
+            n.out.push_back(ir.add_value(v));
+        }
+    };
+    const auto gemms = [](const Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        return kernels::attention_forward_gemms(a, gqa_inputs(e, n, a), ref(e, n.out[2]), ref(e, n.out[1]),
+                                                ref(e, n.out[0]));
+    };
+    d.sites = [gemms](Exec& e, const IrNode& n) {
+        const kernels::AttentionForwardGemms g = gemms(e, n);
+        e.declare_gemm(site(n, "scores"), kernels::gemm_shape(g.scores.at(0)));
+        e.declare_gemm(site(n, "values"), kernels::gemm_shape(g.values.at(0)));
+    };
+    d.record = [](Exec& e, const IrNode& n) {
+        kernels::AttentionPaths paths;
+        paths.scores = e.path(site(n, "scores"));
+        paths.values = e.path(site(n, "values"));
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        kernels::record_attention(e.device(), e.seq(), a, paths, gqa_inputs(e, n, a), ref(e, n.out[2]),
+                                  ref(e, n.out[1]), ref(e, n.out[0]));
+    };
+    d.backward = [](Autodiff& ad, const IrNode& n) {
+        // In input order, so that an input given twice (k == v) is written by the first gradient node and added
+        // to by the second.
+        const Autodiff::Target dq = ad.grad_input(n, 0), dk = ad.grad_input(n, 1), dv = ad.grad_input(n, 2);
+        const int q = n.in[0], k = n.in[1], v = n.in[2], p = n.out[1], dout = ad.grad_output(n);
+        if (dq.valid() || dk.valid()) {
+            // A copy: scratch() adds values, which may move the vector a reference would point into.
+            const Shape scores = ad.ir().values[size_t(n.out[2])].shape;
+            const int dp = ad.scratch(scores, Storage::f32, n.name + ".dprobs");
+            const int ds = ad.scratch(scores, Storage::act, n.name + ".dscores");
+            ad.emit("attention_backward", n, "backward", {q, k, v, p, dout}, Autodiff::Target{ds, false}, {dp});
+            ad.emit("attention_q_grad", n, "q_grad", {q, k, v, ds}, dq);
+            ad.emit("attention_k_grad", n, "k_grad", {q, k, v, ds}, dk);
+        }
+        ad.emit("attention_v_grad", n, "v_grad", {q, k, v, p, dout}, dv);
+    };
+    return d;
+}
+
+// in = {q, k, v, P, dO}; out = {dS (scratch), dP (fp32 scratch)}.
+OpDef attention_backward() {
+    OpDef d;
+    d.name = "attention_backward";
+    d.backward_only = true;
+    const auto gemms = [](const Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        return kernels::attention_dp_gemms(a, gqa_inputs(e, n, a), ref(e, n.in[4]), ref(e, n.out[1]));
+    };
+    d.sites = [gemms](Exec& e, const IrNode& n) {
+        e.declare_gemm(site(n, "dp"), kernels::gemm_shape(gemms(e, n).at(0)));
+    };
+    d.record = [](Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        kernels::record_attention_backward_scores(e.device(), e.seq(), a, e.path(site(n, "dp")), gqa_inputs(e, n, a),
+                                                  ref(e, n.in[3]), ref(e, n.in[4]), ref(e, n.out[1]), ref(e, n.out[0]));
+    };
+    return d;
+}
+
+// One input's gradient: q and k from in = {q, k, v, dS}, v from in = {q, k, v, P, dO}; out = {the gradient}.
+OpDef attention_input_grad(int which) {
+    static const char* const names[] = {"attention_q_grad", "attention_k_grad", "attention_v_grad"};
+    static const char* const gemm_names[] = {"dq", "dk", "dv"};
+    OpDef d;
+    d.name = names[which];
+    d.backward_only = true;
+    d.can_accumulate = true;
+    const auto args = [which](const Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        const kernels::AttentionQkv in = gqa_inputs(e, n, a);
+        const kernels::MatRef dout = which == 2 ? ref(e, n.in[4]) : kernels::MatRef{};
+        const kernels::AttentionOperand grad{ref(e, n.out[0]), 0, which == 0 ? a.channels() : a.kv_channels()};
+        return std::tuple{a, in, ref(e, n.in[3]), dout, grad};
+    };
+    d.sites = [which, args](Exec& e, const IrNode& n) {
+        const auto [a, in, p_or_ds, dout, grad] = args(e, n);
+        const auto g = kernels::attention_grad_gemms(a, which, in, p_or_ds, dout, grad, n.accumulate);
+        e.declare_gemm(site(n, gemm_names[which]), kernels::gemm_shape(g.at(0)));
+    };
+    d.record = [which, args](Exec& e, const IrNode& n) {
+        const auto [a, in, p_or_ds, dout, grad] = args(e, n);
+        kernels::record_attention_input_grad(e.device(), e.seq(), a, e.path(site(n, gemm_names[which])), which, in,
+                                             p_or_ds, dout, grad, n.accumulate);
+    };
+    return d;
+}
+
 } // namespace
 
 void register_attention_ops(std::vector<OpDef>& t) {
@@ -176,6 +330,10 @@ void register_attention_ops(std::vector<OpDef>& t) {
     t.push_back(softmax_backward());
     t.push_back(self_attention());
     t.push_back(self_attention_backward());
+    // attention over separate q, k and v with grouped-query heads (issue 23)
+    t.push_back(attention());
+    t.push_back(attention_backward());
+    for (int which = 0; which < 3; ++which) t.push_back(attention_input_grad(which));
 }
 
 } // namespace vktrain::graph

@@ -131,6 +131,35 @@ OpDef copy() {
     return d;
 }
 
+// out = a·b (same shapes: SwiGLU's gate). Its backward is two more of it, dA = dY·b and dB = dY·a; where a gradient
+// already holds a contribution, autodiff writes the product to a temporary and adds it (mul does not accumulate).
+OpDef mul() {
+    OpDef d;
+    d.name = "mul";
+    d.is_public = true;
+    d.doc = "a·b, element-wise, same shapes (SwiGLU's gating: silu(gate)·up)";
+    d.category = "elementwise";
+    d.inputs = {"a", "b"};
+    d.infer = [](const Node& n, const std::vector<const Node*>& in) {
+        expect_inputs(n, in, 2);
+        expect_real(n, *in[0]);
+        expect_real(n, *in[1]);
+        VKT_CHECK(in[0]->shape == in[1]->shape, "mul '", n.name, "': shapes ", shape_text(in[0]->shape), " and ",
+                  shape_text(in[1]->shape), " differ");
+        return in[0]->shape;
+    };
+    d.inplace_input = 0;
+    d.record = [](Exec& e, const IrNode& n) {
+        kernels::record_mul(e.device(), e.seq(), e.batch(n.in[0]), e.batch(n.in[1]), e.batch(n.out[0]));
+    };
+    d.backward = [](Autodiff& ad, const IrNode& n) {
+        const int g = ad.grad_output(n);
+        ad.emit("mul", n, "grad_a", {g, n.in[1]}, ad.grad_input(n, 0));
+        ad.emit("mul", n, "grad_b", {g, n.in[0]}, ad.grad_input(n, 1));
+    };
+    return d;
+}
+
 // The step counter the dropout masks depend on: StepParams::step, a uint32 at this byte offset.
 constexpr uint32_t k_step_offset = offsetof(kernels::StepParams, step);
 
@@ -188,6 +217,7 @@ void register_elementwise_ops(std::vector<OpDef>& t) {
     t.push_back(activation_backward());
     t.push_back(add());
     t.push_back(copy());
+    t.push_back(mul());
     t.push_back(dropout());
     t.push_back(dropout_backward());
 }

@@ -40,6 +40,8 @@ void register_ops(std::vector<OpDef>& t) {
     register_norm_ops(t);
     // softmax and self-attention (issue 12)
     register_attention_ops(t);
+    // Rotary position embeddings (Llama)
+    register_rotary_ops(t);
 }
 
 namespace {

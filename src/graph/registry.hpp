@@ -124,6 +124,8 @@ void register_embedding_ops(std::vector<OpDef>& table);
 void register_norm_ops(std::vector<OpDef>& table);
 // softmax and self-attention (issue 12)
 void register_attention_ops(std::vector<OpDef>& table);
+// Rotary position embeddings (ops_rotary.cpp; Llama)
+void register_rotary_ops(std::vector<OpDef>& table);
 
 // Checks for shape inference.
 void expect_inputs(const Node& node, const std::vector<const Node*>& inputs, size_t count);

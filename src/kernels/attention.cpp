@@ -50,20 +50,24 @@ GemmOperand block(const MatRef& m, uint64_t col0, uint32_t rows, uint32_t cols, 
     return GemmOperand{r, ld, outer, inner};
 }
 
-// The per-(sample, head) views of attention's operands.
+// The views of member j of a query-head group, items (sample o, key/value head g): query head g·group + j.
 struct Views {
-    uint64_t t, c, hs, tt, htt;
-    GemmOperand q(const MatRef& qkv) const { return block(qkv, 0, uint32_t(t), uint32_t(hs), 3 * c, t * 3 * c, hs); }
-    GemmOperand k(const MatRef& qkv) const { return block(qkv, c, uint32_t(t), uint32_t(hs), 3 * c, t * 3 * c, hs); }
-    GemmOperand v(const MatRef& qkv) const {
-        return block(qkv, 2 * c, uint32_t(t), uint32_t(hs), 3 * c, t * 3 * c, hs);
+    uint64_t t, d, g, c, tt, htt;
+    uint32_t j;
+    // q (or dq) and out (or dout): column (g·group + j)·d.
+    GemmOperand q(const AttentionOperand& x) const {
+        return block(x.mat, x.col0 + j * d, uint32_t(t), uint32_t(d), x.ld, t * x.ld, g * d);
     }
-    GemmOperand o(const MatRef& out) const { return block(out, 0, uint32_t(t), uint32_t(hs), c, t * c, hs); }
-    GemmOperand scores(const MatRef& s) const { return block(s, 0, uint32_t(t), uint32_t(t), t, htt, tt); }
+    // k, v (or their gradients): column g·d.
+    GemmOperand kv(const AttentionOperand& x) const {
+        return block(x.mat, x.col0, uint32_t(t), uint32_t(d), x.ld, t * x.ld, d);
+    }
+    GemmOperand o(const MatRef& out) const { return block(out, j * d, uint32_t(t), uint32_t(d), c, t * c, g * d); }
+    GemmOperand scores(const MatRef& s) const { return block(s, j * tt, uint32_t(t), uint32_t(t), t, htt, g * tt); }
 };
-Views views(const AttentionShape& s) {
+Views views(const AttentionShape& s, uint32_t j) {
     const uint64_t t = s.seq;
-    return {t, s.channels(), s.head_size, t * t, uint64_t(s.heads) * t * t};
+    return {t, s.head_size, s.group(), s.channels(), t * t, uint64_t(s.heads) * t * t, j};
 }
 
 GemmDesc desc(const GemmOperand& a, bool trans_a, const GemmOperand& b, bool trans_b, const GemmOperand& c,
@@ -75,7 +79,7 @@ GemmDesc desc(const GemmOperand& a, bool trans_a, const GemmOperand& b, bool tra
     d.trans_a = trans_a;
     d.trans_b = trans_b;
     d.outer = s.batch;
-    d.inner = s.heads;
+    d.inner = s.kv();
     d.accumulate = accumulate;
     return d;
 }
@@ -126,8 +130,10 @@ float AttentionShape::scale() const {
 void AttentionShape::validate() const {
     VKT_CHECK(heads > 0 && head_size > 0, "attention: ", heads, " heads of ", head_size,
               " columns; both must be positive");
-    VKT_CHECK(uint64_t(batch) * seq * 3 * channels() <= k_max_elements, "attention: qkv of ", batch, "x", seq, "x",
-              3 * channels(), " exceeds 2^31 - 4096 elements");
+    VKT_CHECK(kv() <= heads && heads % kv() == 0, "attention: ", kv(), " key/value heads do not divide ", heads,
+              " heads");
+    VKT_CHECK(uint64_t(batch) * seq * (channels() + 2 * kv_channels()) <= k_max_elements, "attention: q, k and v of ",
+              batch, "x", seq, "x", channels() + 2 * kv_channels(), " exceed 2^31 - 4096 elements");
     VKT_CHECK(score_elements() <= k_max_elements, "attention: scores of ", batch, "x", heads, "x", seq, "x", seq,
               " exceed 2^31 - 4096 elements");
 }
@@ -136,47 +142,169 @@ AttentionPaths AttentionPaths::all(GemmPath path) {
     return {path, path, path, path, path, path};
 }
 
-AttentionForwardGemms attention_forward_gemms(const AttentionShape& shape, const MatRef& qkv, const MatRef& s,
+AttentionQkv fused_qkv(const AttentionShape& shape, const MatRef& qkv) {
+    VKT_CHECK(shape.kv() == shape.heads, "attention: fused qkv rows need as many key/value heads as heads");
+    const uint64_t c = shape.channels();
+    return {{qkv, 0, 3 * c}, {qkv, c, 3 * c}, {qkv, 2 * c, 3 * c}};
+}
+
+AttentionQkv separate_qkv(const AttentionShape& shape, const MatRef& q, const MatRef& k, const MatRef& v) {
+    return {{q, 0, shape.channels()}, {k, 0, shape.kv_channels()}, {v, 0, shape.kv_channels()}};
+}
+
+AttentionForwardGemms attention_forward_gemms(const AttentionShape& shape, const AttentionQkv& in, const MatRef& s,
                                               const MatRef& p, const MatRef& out) {
-    const Views v = views(shape);
-    return {desc(v.q(qkv), false, v.k(qkv), true, v.scores(s), shape, false),
-            desc(v.scores(p), false, v.v(qkv), false, v.o(out), shape, false)};
+    AttentionForwardGemms g;
+    for (uint32_t j = 0; j < shape.group(); ++j) {
+        const Views v = views(shape, j);
+        g.scores.push_back(desc(v.q(in.q), false, v.kv(in.k), true, v.scores(s), shape, false));
+        g.values.push_back(desc(v.scores(p), false, v.kv(in.v), false, v.o(out), shape, false));
+    }
+    return g;
+}
+
+std::vector<GemmDesc> attention_dp_gemms(const AttentionShape& shape, const AttentionQkv& in, const MatRef& dout,
+                                         const MatRef& dp) {
+    std::vector<GemmDesc> out;
+    for (uint32_t j = 0; j < shape.group(); ++j) {
+        const Views v = views(shape, j);
+        out.push_back(desc(v.o(dout), false, v.kv(in.v), true, v.scores(dp), shape, false));
+    }
+    return out;
+}
+
+std::vector<GemmDesc> attention_grad_gemms(const AttentionShape& shape, int which, const AttentionQkv& in,
+                                           const MatRef& p_or_ds, const MatRef& dout, const AttentionOperand& grad,
+                                           bool accumulate) {
+    VKT_CHECK(which >= 0 && which <= 2, "internal: attention input ", which);
+    std::vector<GemmDesc> out;
+    for (uint32_t j = 0; j < shape.group(); ++j) {
+        const Views v = views(shape, j);
+        // dK and dV sum over the group's query heads: the first member writes, the others add.
+        const bool acc = accumulate || (which != 0 && j > 0);
+        if (which == 0)
+            out.push_back(desc(v.scores(p_or_ds), false, v.kv(in.k), false, v.q(grad), shape, acc));
+        else if (which == 1)
+            out.push_back(desc(v.scores(p_or_ds), true, v.q(in.q), false, v.kv(grad), shape, acc));
+        else
+            out.push_back(desc(v.scores(p_or_ds), true, v.o(dout), false, v.kv(grad), shape, acc));
+    }
+    return out;
 }
 
 AttentionBackwardGemms attention_backward_gemms(const AttentionShape& shape, const MatRef& qkv, const MatRef& p,
                                                 const MatRef& dout, const MatRef& dp, const MatRef& ds,
                                                 const MatRef& dqkv, bool accumulate) {
-    const Views v = views(shape);
-    return {desc(v.o(dout), false, v.v(qkv), true, v.scores(dp), shape, false),
-            desc(v.scores(ds), false, v.k(qkv), false, v.q(dqkv), shape, accumulate),
-            desc(v.scores(ds), true, v.q(qkv), false, v.k(dqkv), shape, accumulate),
-            desc(v.scores(p), true, v.o(dout), false, v.v(dqkv), shape, accumulate)};
+    const AttentionQkv in = fused_qkv(shape, qkv), d = fused_qkv(shape, dqkv);
+    return {attention_dp_gemms(shape, in, dout, dp), attention_grad_gemms(shape, 0, in, ds, dout, d.q, accumulate),
+            attention_grad_gemms(shape, 1, in, ds, dout, d.k, accumulate),
+            attention_grad_gemms(shape, 2, in, p, dout, d.v, accumulate)};
+}
+
+namespace {
+
+const char* input_name(int which) {
+    return which == 0 ? "q" : which == 1 ? "k" : "v";
+}
+
+// Each of q, k and v holds batch·seq rows of its heads' columns within its leading dimension.
+void check_inputs(const runtime::Device& device, const AttentionShape& shape, const AttentionQkv& in, const char* op,
+                  const char* prefix) {
+    const uint64_t rows = uint64_t(shape.batch) * shape.seq;
+    int which = 0;
+    for (const AttentionOperand* x : {&in.q, &in.k, &in.v}) {
+        const std::string what = prefix + std::string(input_name(which));
+        const uint64_t width = which == 0 ? shape.channels() : shape.kv_channels();
+        check_operand(device, x->mat, op, what.c_str());
+        VKT_CHECK(x->col0 + width <= x->ld && x->mat.count() >= rows * x->ld, op, ": ", what, " holds ", x->mat.count(),
+                  " elements; ", rows, " rows of ", x->ld, " with ", width, " columns from ", x->col0, " do not fit");
+        ++which;
+    }
+}
+
+void record_all(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const std::vector<GemmDesc>& g) {
+    for (const GemmDesc& d : g) record_gemm_strided(device, seq, path, d);
+}
+
+MatRef score_rows(const AttentionShape& shape, const MatRef& m) {
+    return MatRef{m.buffer, m.dtype, uint32_t(shape.score_elements() / shape.seq), shape.seq, m.offset};
+}
+
+} // namespace
+
+void record_attention(runtime::Device& device, runtime::Sequence& seq, const AttentionShape& shape,
+                      const AttentionPaths& paths, const AttentionQkv& in, const MatRef& s, const MatRef& p,
+                      const MatRef& out) {
+    const char* op = "attention";
+    shape.validate();
+    const uint64_t rows = uint64_t(shape.batch) * shape.seq;
+    check_inputs(device, shape, in, op, "");
+    check_operand(device, out, rows * shape.channels(), op, "out");
+    check_operand(device, s, shape.score_elements(), op, "scores");
+    check_operand(device, p, shape.score_elements(), op, "probabilities");
+    VKT_CHECK(s.dtype == DType::f32, op, ": scores must be f32");
+    const DType act = in.q.mat.dtype;
+    for (const auto& [m, what] : {std::pair{&in.k.mat, "k"}, {&in.v.mat, "v"}, {&p, "probabilities"}, {&out, "out"}})
+        check_same_type(op, *m, what, act, "q");
+    for (const auto& [m, what] : {std::pair{&s, "scores"}, {&p, "probabilities"}, {&out, "out"}})
+        for (const MatRef* other : {&in.q.mat, &in.k.mat, &in.v.mat, &s, &p, &out})
+            VKT_CHECK(m == other || !overlaps(*m, *other), op, ": ", what, " overlaps another operand");
+    if (rows == 0) return;
+    const AttentionForwardGemms g = attention_forward_gemms(shape, in, s, p, out);
+    record_all(device, seq, paths.scores, g.scores);
+    record_softmax(device, seq, score_rows(shape, s), score_rows(shape, p), shape.scale(), shape.causal);
+    record_all(device, seq, paths.values, g.values);
 }
 
 void record_attention(runtime::Device& device, runtime::Sequence& seq, const AttentionShape& shape,
                       const AttentionPaths& paths, const MatRef& qkv, const MatRef& s, const MatRef& p,
                       const MatRef& out) {
-    const char* op = "attention";
+    shape.validate();
+    check_operand(device, qkv, uint64_t(shape.batch) * shape.seq * 3 * shape.channels(), "attention", "qkv");
+    record_attention(device, seq, shape, paths, fused_qkv(shape, qkv), s, p, out);
+}
+
+void record_attention_backward_scores(runtime::Device& device, runtime::Sequence& seq, const AttentionShape& shape,
+                                      GemmPath dp_path, const AttentionQkv& in, const MatRef& p, const MatRef& dout,
+                                      const MatRef& dp, const MatRef& ds) {
+    const char* op = "attention_backward";
     shape.validate();
     const uint64_t rows = uint64_t(shape.batch) * shape.seq;
-    check_operand(device, qkv, rows * 3 * shape.channels(), op, "qkv");
-    check_operand(device, out, rows * shape.channels(), op, "out");
-    check_operand(device, s, shape.score_elements(), op, "scores");
+    check_inputs(device, shape, in, op, "");
+    check_operand(device, dout, rows * shape.channels(), op, "dout");
     check_operand(device, p, shape.score_elements(), op, "probabilities");
-    VKT_CHECK(s.dtype == DType::f32, op, ": scores must be f32");
-    check_same_type(op, p, "probabilities", qkv.dtype, "qkv");
-    check_same_type(op, out, "out", qkv.dtype, "qkv");
-    for (const auto& [m, what] : {std::pair{&s, "scores"}, {&p, "probabilities"}, {&out, "out"}})
-        for (const MatRef* other : {&qkv, &s, &p, &out})
+    check_operand(device, dp, shape.score_elements(), op, "dp");
+    check_operand(device, ds, shape.score_elements(), op, "ds");
+    VKT_CHECK(dp.dtype == DType::f32, op, ": dp must be f32");
+    for (const auto& [m, what] : {std::pair{&p, "probabilities"}, {&dout, "dout"}, {&ds, "ds"}})
+        check_same_type(op, *m, what, in.v.mat.dtype, "v");
+    for (const auto& [m, what] : {std::pair{&dp, "dp"}, {&ds, "ds"}})
+        for (const MatRef* other : {&in.v.mat, &p, &dout, &dp, &ds})
             VKT_CHECK(m == other || !overlaps(*m, *other), op, ": ", what, " overlaps another operand");
     if (rows == 0) return;
-    const AttentionForwardGemms g = attention_forward_gemms(shape, qkv, s, p, out);
-    record_gemm_strided(device, seq, paths.scores, g.scores);
-    record_softmax(device, seq,
-                   MatRef{s.buffer, s.dtype, uint32_t(shape.score_elements() / shape.seq), shape.seq, s.offset},
-                   MatRef{p.buffer, p.dtype, uint32_t(shape.score_elements() / shape.seq), shape.seq, p.offset},
-                   shape.scale(), shape.causal);
-    record_gemm_strided(device, seq, paths.values, g.values);
+    record_all(device, seq, dp_path, attention_dp_gemms(shape, in, dout, dp));
+    record_softmax_backward(device, seq, score_rows(shape, p), score_rows(shape, dp), score_rows(shape, ds),
+                            shape.scale(), shape.causal, false);
+}
+
+void record_attention_input_grad(runtime::Device& device, runtime::Sequence& seq, const AttentionShape& shape,
+                                 GemmPath path, int which, const AttentionQkv& in, const MatRef& p_or_ds,
+                                 const MatRef& dout, const AttentionOperand& grad, bool accumulate) {
+    const char* op = "attention_backward";
+    shape.validate();
+    VKT_CHECK(which >= 0 && which <= 2, "internal: attention input ", which);
+    const uint64_t rows = uint64_t(shape.batch) * shape.seq;
+    check_inputs(device, shape, in, op, "");
+    AttentionQkv g = in;
+    (which == 0 ? g.q : which == 1 ? g.k : g.v) = grad;
+    check_inputs(device, shape, g, op, "d");
+    check_operand(device, p_or_ds, shape.score_elements(), op, which == 2 ? "probabilities" : "ds");
+    if (which == 2) check_operand(device, dout, rows * shape.channels(), op, "dout");
+    check_same_type(op, grad.mat, "the gradient", p_or_ds.dtype, which == 2 ? "probabilities" : "ds");
+    for (const MatRef* other : {&in.q.mat, &in.k.mat, &in.v.mat, &p_or_ds, &dout})
+        VKT_CHECK(!overlaps(grad.mat, *other), op, ": d", input_name(which), " overlaps another operand");
+    if (rows == 0) return;
+    record_all(device, seq, path, attention_grad_gemms(shape, which, in, p_or_ds, dout, grad, accumulate));
 }
 
 void record_attention_backward(runtime::Device& device, runtime::Sequence& seq, const AttentionShape& shape,
@@ -199,15 +327,12 @@ void record_attention_backward(runtime::Device& device, runtime::Sequence& seq, 
             VKT_CHECK(m == other || !overlaps(*m, *other), op, ": ", what, " overlaps another operand");
     if (rows == 0) return;
     const AttentionBackwardGemms g = attention_backward_gemms(shape, qkv, p, dout, dp, ds, dqkv, accumulate);
-    const uint32_t score_rows = uint32_t(shape.score_elements() / shape.seq);
-    record_gemm_strided(device, seq, paths.dp, g.dp);
-    record_softmax_backward(device, seq, MatRef{p.buffer, p.dtype, score_rows, shape.seq, p.offset},
-                            MatRef{dp.buffer, dp.dtype, score_rows, shape.seq, dp.offset},
-                            MatRef{ds.buffer, ds.dtype, score_rows, shape.seq, ds.offset}, shape.scale(), shape.causal,
-                            false);
-    record_gemm_strided(device, seq, paths.dq, g.dq);
-    record_gemm_strided(device, seq, paths.dk, g.dk);
-    record_gemm_strided(device, seq, paths.dv, g.dv);
+    record_all(device, seq, paths.dp, g.dp);
+    record_softmax_backward(device, seq, score_rows(shape, p), score_rows(shape, dp), score_rows(shape, ds),
+                            shape.scale(), shape.causal, false);
+    record_all(device, seq, paths.dq, g.dq);
+    record_all(device, seq, paths.dk, g.dk);
+    record_all(device, seq, paths.dv, g.dv);
 }
 
 } // namespace vktrain::kernels

@@ -132,15 +132,18 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
     record_channel_bias_grad(device, seq, dy, db, dy.rows, dy.cols, 1);
 }
 
-void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out,
-                float b_scale) {
-    check_operand(device, a, "add", "a");
-    check_operand(device, b, "add", "b");
-    check_operand(device, out, a.count(), "add", "out");
-    VKT_CHECK(b.count() == a.count(), "add: b has ", b.count(), " elements (", b.rows, "x", b.cols, ") but a has ",
+namespace {
+
+// add.comp: out = a + b_scale·b, or a·b (FLAG_MUL). `op` names the kernel in messages.
+void record_binary(runtime::Device& device, runtime::Sequence& seq, const char* op, const MatRef& a, const MatRef& b,
+                   const MatRef& out, uint32_t flags, float b_scale) {
+    check_operand(device, a, op, "a");
+    check_operand(device, b, op, "b");
+    check_operand(device, out, a.count(), op, "out");
+    VKT_CHECK(b.count() == a.count(), op, ": b has ", b.count(), " elements (", b.rows, "x", b.cols, ") but a has ",
               a.count(), " (", a.rows, "x", a.cols, ")");
-    VKT_CHECK(same_view(out, a) || !overlaps(out, a), "add: out overlaps a without being the same view");
-    VKT_CHECK(same_view(out, b) || !overlaps(out, b), "add: out overlaps b without being the same view");
+    VKT_CHECK(same_view(out, a) || !overlaps(out, a), op, ": out overlaps a without being the same view");
+    VKT_CHECK(same_view(out, b) || !overlaps(out, b), op, ": out overlaps b without being the same view");
     const uint64_t n = a.count();
     if (n == 0) return;
 
@@ -150,9 +153,20 @@ void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a
     const Operand oa = operand(device, a, runtime::Access::read);
     const Operand ob = operand(device, b, runtime::Access::read);
     const Operand oo = operand(device, out, runtime::Access::write);
-    ElementPush pc = element_push(a, oa.offset, ob.offset, oo.offset, b_scale != 1.0f ? FLAG_SCALE : 0u);
+    ElementPush pc = element_push(a, oa.offset, ob.offset, oo.offset, flags);
     std::memcpy(&pc.pad0, &b_scale, 4);
     seq.dispatch(k, {oa.binding, ob.binding, oo.binding}, &pc, sizeof(pc), element_groups(device, n));
+}
+
+} // namespace
+
+void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out,
+                float b_scale) {
+    record_binary(device, seq, "add", a, b, out, b_scale != 1.0f ? FLAG_SCALE : 0u, b_scale);
+}
+
+void record_mul(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out) {
+    record_binary(device, seq, "mul", a, b, out, FLAG_MUL, 1.0f);
 }
 
 void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,

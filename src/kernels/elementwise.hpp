@@ -44,6 +44,10 @@ void record_bias_grad(runtime::Device& device, runtime::Sequence& seq, const Mat
 void record_add(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out,
                 float b_scale = 1.0f);
 
+// out = a·b element-wise (the op "mul": one fp32 product, one rounding; types and views as record_add, which it
+// shares a shader with).
+void record_mul(runtime::Device& device, runtime::Sequence& seq, const MatRef& a, const MatRef& b, const MatRef& out);
+
 // y = act(x); x and y have the same shape (dtypes may differ).
 void record_activation(runtime::Device& device, runtime::Sequence& seq, Activation act, const MatRef& x,
                        const MatRef& y);

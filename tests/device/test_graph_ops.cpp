@@ -180,6 +180,21 @@ std::map<std::string, std::function<Example()>> examples() {
     m["self_attention_full"] = [] {
         return classifier(45, {3, 15}, [](Model& g, int x) { return g.self_attention(x, 5, false); });
     };
+    // ---- attention over separate q, k and v with grouped-query heads (issue 23) ----
+    // 4 query heads of 3 over 2 key/value heads, causal, [4 positions, 6] projected to q [4, 12], k and v [4, 6].
+    m["attention"] = [] {
+        return classifier(24, {4, 6}, [](Model& g, int x) {
+            return g.attention(g.linear(x, 12), g.linear(x, 6), g.linear(x, 6), 4, 2);
+        });
+    };
+    // Multi-query (one key/value head), not causal; one projection is both k and v, and q also feeds a slice whose
+    // backward runs first, so the gradient nodes add into d(q) and d(kv) (accumulate mode).
+    m["attention_mqa_shared_kv"] = [] {
+        return classifier(15, {3, 5}, [](Model& g, int x) {
+            const int q = g.linear(x, 8), kv = g.linear(x, 2);
+            return g.add(g.attention(q, kv, kv, 4, 1, false), g.slice(q, 1, 0, 8));
+        });
+    };
     return m;
 }
 

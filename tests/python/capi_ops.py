@@ -71,12 +71,15 @@ RECIPES = {
     "rms_norm": ([F(4, 5)], {}),
     "softmax": ([F(5)], {}),
     "self_attention": ([F(4, 12)], {"heads": 2}),
+    "attention": ([F(4, 12), F(4, 6), F(4, 6)], {"heads": 4, "kv_heads": 2}),
     "cross_entropy": ([F(5), I()], {}),
     "mse_loss": ([F(5), F(5)], {}),
     "embedding": ([I(4)], {"num_embeddings": 10, "dim": 3}),
     "position_embedding": ([F(4, 3)], {"max_positions": 8}),
     "linear_tied": ([F(4, 3), OP("embedding", [I(4)], {"num_embeddings": 10, "dim": 3})], {}),
     "cached_attention": ([F(1, 12), I(1)], {"heads": 2, "max_positions": 8}),
+    "rotary": ([F(4, 12)], {"heads": 2}),
+    "mul": ([F(5), F(5)], {}),
 }
 
 
