@@ -115,7 +115,7 @@ TEST(LlamaModel, HuggingFaceNamesAndShapes) {
             EXPECT_EQ(p.shape, (std::vector<int64_t>{11, 16}));
         }
         const bool norm = p.name.find("norm") != std::string::npos;
-        EXPECT_EQ(p.init.kind, norm ? vktrain::InitKind::default_init : vktrain::InitKind::normal) << p.name;
+        EXPECT_EQ(p.init.kind, norm ? vktrain::InitKind::ones : vktrain::InitKind::normal) << p.name;
     }
     std::vector<std::string> want;
     for (const NamedTensor& t : tiny_llama().tensors) want.push_back(t.name);
