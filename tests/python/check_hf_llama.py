@@ -11,7 +11,8 @@ tied and untied heads; rope_theta 10000 and 500000; a single file and shards; ro
   - vktrain export: every F32 tensor back bit for bit, the config.json unchanged, and the folder loads into the
     reference with strict keys;
   - one fp32 training step's gradients (through the C API: vkt_load_model, vkt_trainer_load,
-    vkt_trainer_compute_gradients) within relative L2 1e-4 of PyTorch's, tensor by tensor;
+    vkt_trainer_compute_gradients) within relative L2 1e-4 of PyTorch's, tensor by tensor: full fine-tuning, and LoRA
+    on every projection (q, k, v, o, gate, up, down; PEFT's lora.Linear in the reference);
   - a Llama folder with a byte-level BPE tokenizer: `vktrain generate --temperature 0` (the whole window per token)
     gives PyTorch's greedy continuation, and `vktrain train --from` fine-tunes it (fully and with --lora);
 and every bad config or tensor fails with one line naming the field or tensor.
@@ -24,6 +25,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_llama_reference as llama  # noqa: E402
@@ -196,6 +198,84 @@ def gradients(name, config, folder, weights, seed):
           % (name, worst, worst_name, info["device"]))
 
 
+LORA_PATTERN, LORA_R, LORA_ALPHA = "model.layers.*_proj", 4, 12.0
+
+
+class LoraLayer(nn.Module):
+    """PEFT's lora.Linear around a frozen nn.Linear (bias "none", no dropout)."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
+
+
+def lora_gradients(name, config, folder, weights, seed):
+    """One batch's fp32 LoRA gradients (vkt_model_add_lora on the imported file) against PyTorch float64."""
+    rng = np.random.default_rng(seed)
+    m = reference(config, folder)
+    targets = {n: mod for n, mod in m.named_modules() if isinstance(mod, nn.Linear) and n.endswith("_proj")}
+    adapter = {}
+    for n, mod in targets.items():
+        adapter[n + ".lora_A.weight"] = (0.1 * rng.standard_normal((LORA_R, mod.in_features))).astype(np.float32)
+        adapter[n + ".lora_B.weight"] = (0.1 * rng.standard_normal((mod.out_features, LORA_R))).astype(np.float32)
+    adapter_path = os.path.join(WORK, name + "-adapter.safetensors")
+    ref.write_safetensors(adapter_path, adapter)
+    batch, t = 2, config["max_position_embeddings"]
+    ids = rng.integers(0, config["vocab_size"], size=(batch, t)).astype(np.int32)
+    labels = rng.integers(0, config["vocab_size"], size=(batch, t)).astype(np.int32)
+    inputs = os.path.join(WORK, name + "-lora-inputs.bin")
+    with open(inputs, "wb") as f:
+        f.write(ids.astype("<i4").tobytes() + labels.astype("<i4").tobytes())
+    script = os.path.join(WORK, "capi_lora_gradients.py")
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_lora_gradients.py"), script)
+    out = os.path.join(WORK, name + "-lora-grads")
+    p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, adapter_path,
+                                 LORA_PATTERN, str(LORA_R), str(LORA_ALPHA), str(batch), inputs, out],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        check(False, "%s: LoRA gradients through the C API (%s)" % (name, (p.stdout + p.stderr).strip()))
+        return
+    with open(out + ".json") as f:
+        info = json.load(f)
+    flat = np.fromfile(out + ".bin", dtype="<f4")
+
+    for n, mod in targets.items():
+        layer = LoraLayer(mod, LORA_R, LORA_ALPHA).double()
+        with torch.no_grad():
+            layer.lora_A.weight.copy_(torch.from_numpy(adapter[n + ".lora_A.weight"]))
+            layer.lora_B.weight.copy_(torch.from_numpy(adapter[n + ".lora_B.weight"]))
+        parent, child = n.rsplit(".", 1)
+        setattr(m.get_submodule(parent), child, layer)
+    for n, prm in m.named_parameters():
+        prm.requires_grad_(".lora_" in n)
+    logits = m(torch.from_numpy(ids.astype(np.int64)))
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
+                                             torch.from_numpy(labels.astype(np.int64)).reshape(-1))
+    loss.backward()
+    want = {k.replace(".base.", "."): prm.grad.numpy() for k, prm in m.named_parameters() if prm.requires_grad}
+    check(abs(info["loss"] - loss.item()) <= 1e-5 * abs(loss.item()),
+          "%s: LoRA loss %.7f, PyTorch %.7f" % (name, info["loss"], loss.item()))
+    offset, worst, worst_name, names = 0, 0.0, "", set()
+    for t_ in info["tensors"]:
+        size = int(np.prod(t_["shape"]))
+        g = flat[offset:offset + size].reshape(t_["shape"])
+        offset += size
+        names.add(t_["name"])
+        err = ref.relative_l2(g, want[t_["name"]]) if t_["name"] in want else float("inf")
+        if err > worst:
+            worst, worst_name = err, t_["name"]
+    check(names == set(want) and offset == flat.size and len(names) == 2 * 7 * config["num_hidden_layers"],
+          "%s: a gradient for exactly the adapters' tensors (%d)" % (name, len(names)))
+    check(worst <= 1e-4, "%s: fp32 LoRA gradients within relative L2 %.3g (worst: %s) <= 1e-4 of PyTorch's on %s"
+          % (name, worst, worst_name, info["device"]))
+
+
 def bytes_to_unicode():
     """GPT-2's byte-to-character map (bytes_to_unicode in its encoder.py)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
@@ -310,6 +390,8 @@ def main():
         first = first or r
         if v[2] == "F32" and LIB != "-":
             gradients(v[0], r[0], r[2], r[3], seed=20 + i)
+    if LIB != "-":
+        lora_gradients(VARIANTS[0][0], first[0], first[2], first[3], seed=40)
     generate_and_train(seed=30)
     bad_inputs(first[0], first[1], first[3])
     print("%d passed, %d failed" % (len(passes), len(failures)))
