@@ -334,6 +334,21 @@ def generate_and_train(seed):
     p = run(common + ["--output", out, "--force"], expect_ok=False)
     check(p.returncode == 0 and "llama layers 2 heads 4 kv_heads 2 width 64 context 16 intermediate 96" in p.stdout,
           "train --from fine-tunes an imported Llama (%s)" % (p.stderr.strip() or "ok"))
+    p = run(["eval", "--weights", out, "--text", text, "--val-limit", "2", "--precision", "fp32"], expect_ok=False)
+    check(p.returncode == 0 and "val_loss" in p.stdout, "eval takes the fine-tuned Llama with its tokenizer (%s)"
+          % (p.stderr.strip() or "ok"))
+    back = os.path.join(WORK, "tuned-export")
+    shutil.rmtree(back, ignore_errors=True)
+    p = run(["export", out, "--output", back, "--quiet"], expect_ok=False)
+    try:
+        llama.LlamaForCausalLM(config).load_strict(folder_tensors(back))
+        loaded = p.returncode == 0
+    except (RuntimeError, OSError) as e:
+        loaded = False
+        print(e)
+    check(loaded and os.path.exists(os.path.join(back, "vocab.json")),
+          "the fine-tuned Llama exports to a folder that loads with strict keys, tokenizer included (%s)"
+          % (p.stderr.strip() or "ok"))
     p = run(common + ["--lora", "model.layers.*.self_attn.q_proj", "--lora-r", "2", "--output",
                       os.path.join(WORK, "lora.safetensors"), "--force"], expect_ok=False)
     check(p.returncode == 0 and "on 2 layers" in p.stdout, "train --from --lora adapts an imported Llama's q_proj (%s)"
