@@ -267,7 +267,8 @@ struct RotaryPush {
     uint positions; // rows per sample (T)
     uint heads;
     uint half_size;        // head_size / 2
-    float log2_theta;      // log2(theta), formed in double on the host
+    float log2_theta;      // log2(theta) = log2_theta + log2_theta_lo, formed in double on the host and split
+    float log2_theta_lo;   // so the shader can carry the exponent 2i/D·log2(theta) beyond fp32
     uint flags;            // ROTARY_FLAG_INVERSE, FLAG_ACCUMULATE
     uint offset0, offset1; // x (or dy), out (y or dx)
 };

@@ -37,6 +37,21 @@ vec2 sincos(float v) {
     return vec2(-c, s);
 }
 
+// The frequency theta^(-2i/D) = 2^-(e·log2(theta)), e = 2i/D, within a few ulp of transformers' fp32 inv_freq
+// (1.0 / (theta ** e), which is within an ulp of the exact value): the exponent is carried in two floats
+// (log2(theta) split by the host, fma for the product's rounding error) and exp2 only sees its fractional part
+// (|r| <= 1/2, where Vulkan bounds exp2 to 4 ulp, against 3 + 2|x| ulp for the whole exponent, up to ~40 ulp at
+// theta = 500000), the integer part exact through ldexp. Each ulp of f moves the angle at position t by t·f·2^-24:
+// bit-exact inv_freq would need a correctly rounded exp2, which GLSL does not promise.
+float frequency(uint i, uint d) {
+    const float e = float(2u * i) / float(d);
+    precise const float hi = e * p.log2_theta;
+    precise const float lo = fma(e, p.log2_theta, -hi) + e * p.log2_theta_lo;
+    const float n = floor(hi + 0.5);
+    precise const float r = (hi - n) + lo; // hi - n is exact
+    return ldexp(exp2(-r), -int(n));
+}
+
 void main() {
     const uint per_row = p.heads * p.half_size;
     const uint d = 2u * p.half_size;
@@ -47,7 +62,7 @@ void main() {
         const uint rest = k - row * per_row;
         const uint head = rest / p.half_size;
         const uint i = rest - head * p.half_size;
-        const float f = exp2(-(float(2u * i) / float(d)) * p.log2_theta);
+        const float f = frequency(i, d);
         const float angle = float(row % p.positions) * f;
         vec2 sc = sincos(angle);
         if (inverse) sc.x = -sc.x;

@@ -9,7 +9,7 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(RotaryPush) == 8 * 4, "RotaryPush layout must match shaders/push_constants.h");
+static_assert(sizeof(RotaryPush) == 9 * 4, "RotaryPush layout must match shaders/push_constants.h");
 
 void record_rotary(runtime::Device& device, runtime::Sequence& seq, const RotaryShape& shape, const MatRef& x,
                    const MatRef& out, bool inverse, bool accumulate) {
@@ -37,7 +37,9 @@ void record_rotary(runtime::Device& device, runtime::Sequence& seq, const Rotary
     pc.positions = shape.positions;
     pc.heads = shape.heads;
     pc.half_size = shape.head_size / 2;
-    pc.log2_theta = float(std::log2(double(shape.theta)));
+    const double log2_theta = std::log2(double(shape.theta));
+    pc.log2_theta = float(log2_theta);
+    pc.log2_theta_lo = float(log2_theta - double(pc.log2_theta));
     pc.flags = (inverse ? ROTARY_FLAG_INVERSE : 0u) | (accumulate ? FLAG_ACCUMULATE : 0u);
     pc.offset0 = ox.offset;
     pc.offset1 = oo.offset;

@@ -195,6 +195,14 @@ std::map<std::string, std::function<Example()>> examples() {
             return g.add(g.attention(q, kv, kv, 4, 1, false), g.slice(q, 1, 0, 8));
         });
     };
+    // ---- Llama's ops (issue 23) ----
+    // Rotary embeddings of [4 positions, 2 heads of 8]; x also feeds the add, so the inverse rotation accumulates
+    // into x's gradient. theta 100: the angles turn far enough over 4 positions to matter.
+    m["rotary"] = [] {
+        return classifier(64, {4, 16}, [](Model& g, int x) { return g.add(g.rotary(x, 2, 100.0f), x); });
+    };
+    // x·x (both gradients land on x: the second one accumulates) times a linear branch of x.
+    m["mul"] = [] { return classifier(6, {}, [](Model& g, int x) { return g.mul(g.mul(x, x), g.linear(x, 6)); }); };
     return m;
 }
 
