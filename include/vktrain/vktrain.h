@@ -336,8 +336,8 @@ VKT_API vkt_status vkt_load_model(const char* weights_path, vkt_model** out);
 VKT_API vkt_status vkt_model_describe(const vkt_model* m, char** out); /* "784-256(relu)-10", ... */
 
 /* Hugging Face folders in and out (vktrain/import.hpp): import_hf writes the weights file `output` from the folder
- * `source` (config.json + model.safetensors or its shards; model_type gpt2), recording `precision` (mixed refuses
- * weights outside fp16's range); export_hf writes the weights file as the folder `directory` (config.json +
+ * `source` (config.json + model.safetensors or its shards; model_type gpt2 or llama), recording `precision` (mixed
+ * refuses weights outside fp16's range); export_hf writes the weights file as the folder `directory` (config.json +
  * model.safetensors in Hugging Face's layout), replacing files there only when overwrite is non-zero. */
 VKT_API vkt_status vkt_import_hf(const char* source, const char* output, vkt_precision precision);
 VKT_API vkt_status vkt_export_hf(const char* weights, const char* directory, int32_t overwrite);
