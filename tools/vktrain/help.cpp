@@ -11,7 +11,7 @@ Train neural networks with Vulkan compute in mixed precision.
 commands:
   train     train a model: an MLP or CNN on Fashion-MNIST, or a GPT on text
   eval      evaluate saved weights on the Fashion-MNIST test set
-  generate  continue a text with a GPT trained by `vktrain train --model gpt:...`
+  generate  continue a text with a GPT trained by `vktrain train --model gpt:...` or an imported Llama
   devices   list the Vulkan devices and their capabilities
   ops       list the ops a model can use (--model net:...), with their attributes
   import    convert a Hugging Face model folder (GPT-2) to a vktrain weights file
