@@ -306,22 +306,27 @@ def generate_and_train(seed):
     weights = os.path.join(WORK, "bpe.safetensors")
     run(["import", folder, "--output", weights, "--quiet"])
 
-    prompt, count = "ab ab", 6
-    ids = [256, 257]
+    prompt = "ab ab"
     m = reference(config, folder)
-    with torch.no_grad():
-        for _ in range(count):
-            logits = m(torch.tensor([ids], dtype=torch.int64))[0, -1, :258]
-            ids.append(int(torch.argmax(logits)))
     pieces = {v: k for k, v in vocab.items()}
     byte_of = {c: b for b, c in sym.items()}
-    want = prompt.encode() + b"".join(bytes(byte_of[c] for c in pieces[i]) for i in ids[2:]) + b"\n"
-    p = subprocess.run(RUNNER + [BIN, "generate", "--weights", weights, "--prompt", prompt, "--tokens", str(count),
-                                 "--temperature", "0", "--precision", "fp32"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    check(p.returncode == 0 and p.stdout == want and b"no cache (the whole window per token)" in p.stderr,
-          "generate: a Llama's greedy continuation is PyTorch's (%r, want %r; %s)"
-          % (p.stdout, want, p.stderr.decode().strip().splitlines()[0] if p.stderr else ""))
+    context = config["max_position_embeddings"]
+    # 6 tokens: a window of 8 positions; 20: past the context of 16, so the window restarts from its last 8 tokens.
+    for count in (6, 20):
+        ids, first = [256, 257], 0
+        with torch.no_grad():
+            for _ in range(count):
+                if len(ids) - first > context:
+                    first = len(ids) - context // 2
+                logits = m(torch.tensor([ids[first:]], dtype=torch.int64))[0, -1, :258]
+                ids.append(int(torch.argmax(logits)))
+        want = prompt.encode() + b"".join(bytes(byte_of[c] for c in pieces[i]) for i in ids[2:]) + b"\n"
+        p = subprocess.run(RUNNER + [BIN, "generate", "--weights", weights, "--prompt", prompt, "--tokens",
+                                     str(count), "--temperature", "0", "--precision", "fp32"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        check(p.returncode == 0 and p.stdout == want and b"no cache (the whole window per token)" in p.stderr,
+              "generate: a Llama's greedy continuation of %d tokens is PyTorch's (%r, want %r; %s)"
+              % (count, p.stdout, want, p.stderr.decode().strip().splitlines()[0] if p.stderr else ""))
 
     text = os.path.join(WORK, "text.txt")
     rng = np.random.default_rng(seed)

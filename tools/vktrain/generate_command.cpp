@@ -3,7 +3,8 @@
 // when the next token would not fit, the window restarts from its last max(1, context/2) tokens. By default the
 // model runs one position per token over a key/value cache (Model::gpt_decoder); --no-cache re-runs the whole
 // window for every token (the reference: both give the same logits, so the same text). A Llama (Model::llama, e.g.
-// from `vktrain import`) always re-runs the whole window: vktrain has no cached grouped-query attention.
+// from `vktrain import`) always re-runs the whole window: vktrain has no cached grouped-query attention. Its window
+// is only as long as the prompt and the new tokens when they fit in the context.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -88,7 +89,17 @@ int run_generate(const std::vector<std::string>& args) {
     o.batch_size = 1;
     o.inference_only = true;
     o.gemm_path = a.gemm_path;
-    const Model model = no_cache ? file.model : Model::gpt_decoder(g);
+    // The positions one forward pass runs: the context, or for a Llama only as many as the prompt and the new tokens
+    // fill when they fit in it (the same weights over a shorter window, LlamaOptions::sequence), so a short
+    // generation from a model of a long context does not pay for the whole context per token.
+    uint32_t window = context;
+    Model model = no_cache ? file.model : Model::gpt_decoder(g);
+    if (llama && tokens.size() + a.tokens < context) {
+        window = uint32_t(std::max<size_t>(1, tokens.size() + a.tokens));
+        LlamaOptions shorter = *llama;
+        shorter.sequence = window;
+        model = Model::llama(shorter);
+    }
     Trainer t(ctx, model, o);
     t.load(a.weights); // the decoder's key/value caches start empty
     if (!a.quiet)
@@ -97,7 +108,7 @@ int run_generate(const std::vector<std::string>& args) {
                      precision_name(precision), device_summary(ctx.device_info()).c_str());
 
     std::mt19937_64 rng(a.seed);
-    std::vector<int32_t> ids(context, 0), pos(1, 0), none(context, 0);
+    std::vector<int32_t> ids(window, 0), pos(1, 0), none(window, 0);
     std::vector<int32_t> out;
     // The window: tokens[first, size). At most `context` tokens; when the next one would not fit, it restarts from
     // its last `keep` tokens (at least one, so that a context of 1 still sees the last token). The cache then
