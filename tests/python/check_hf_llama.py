@@ -4,8 +4,9 @@
 
 RUNNER (optional) is a command prefix the vktrain binary and the C API script run under (run-in-root.sh BUILD for
 the trixie device).
-For several LlamaForCausalLM checkpoints written by the test (grouped-query and multi-head attention; F32 and BF16;
-tied and untied heads; rope_theta 10000 and 500000; a single file and shards; rotary_emb.inv_freq buffers):
+For several LlamaForCausalLM checkpoints written by the test (grouped-query, multi-query and multi-head attention;
+F32, BF16 and F16; tied and untied heads; rope_theta 10000, 1000 and 500000; a single file and shards;
+rotary_emb.inv_freq buffers):
   - vktrain import + vktrain predict: logits within relative L2 1e-4 (fp32) and 1e-2 (mixed) of PyTorch (float64
     on the file's values), on the full context and on a shorter window;
   - vktrain export: every F32 tensor back bit for bit, the config.json unchanged, and the folder loads into the
@@ -99,6 +100,7 @@ VARIANTS = [
     ("f32-mha-tiedhead-sharded", dict(tie_word_embeddings=True, num_key_value_heads=None, rms_norm_eps=1e-5),
      "F32", True, False, 2, np.int32, 9),
     ("f32-mqa-untied", dict(num_key_value_heads=1, rope_theta=1000.0), "F32", False, False, 1, np.int64, 16),
+    ("f16-gqa-untied", dict(rms_norm_eps=1e-5), "F16", False, False, 1, np.int32, 5),
 ]
 
 
@@ -121,12 +123,17 @@ def variant(name, changes, dtype, head, buffers, shards, id_type, positions, see
     ref.write_safetensors(x, {"input": ids})
     with torch.no_grad():
         want = reference(config, folder)(torch.from_numpy(ids.astype(np.int64))).numpy()
-    for precision, tol in (("fp32", 1e-4), ("mixed", 1e-2)):
-        y = os.path.join(WORK, "%s-%s-logits.safetensors" % (name, precision))
-        run(["predict", "--weights", weights, "--input", x, "--output", y, "--precision", precision, "--force"])
+    # In the trixie root (the coopmat device) mixed precision also runs with every GEMM forced onto cooperative
+    # matrices: at these small shapes the automatic choice takes the tiled path.
+    runs = [("fp32", 1e-4, []), ("mixed", 1e-2, [])] + ([("mixed-coopmat", 1e-2, ["--gemm-path", "coopmat"])]
+                                                       if RUNNER else [])
+    for label, tol, extra in runs:
+        precision = label.split("-")[0]
+        y = os.path.join(WORK, "%s-%s-logits.safetensors" % (name, label))
+        run(["predict", "--weights", weights, "--input", x, "--output", y, "--precision", precision, "--force"] + extra)
         got = ref.read_safetensors(y)[0]["logits"]
         err = ref.relative_l2(got, want) if got.shape == want.shape else float("inf")
-        check(err <= tol, "%s: %s logits %s relative L2 error %.3g <= %g" % (name, precision, list(got.shape), err, tol))
+        check(err <= tol, "%s: %s logits %s relative L2 error %.3g <= %g" % (name, label, list(got.shape), err, tol))
 
     out = os.path.join(WORK, name + "-export")
     shutil.rmtree(out, ignore_errors=True)
@@ -139,7 +146,7 @@ def variant(name, changes, dtype, head, buffers, shards, id_type, positions, see
     if dtype == "F32":
         same = all(exported[k] == original[k] for k in exported)
         check(same, "%s: import -> export gives back every F32 tensor bit for bit (%d tensors)" % (name, len(exported)))
-    else:  # BF16 comes back as F32 holding exactly its values
+    else:  # BF16 and F16 come back as F32 holding exactly their values
         a, b = folder_tensors(out), folder_tensors(folder)
         check(all(np.array_equal(a[k], b[k]) for k in a), "%s: export holds the %s values exactly (as F32)"
               % (name, dtype))
