@@ -61,9 +61,17 @@ Plan llama_plan(const PlanInput& in) {
     o.tied = config_bool(in, "tie_word_embeddings", false);
     const std::string act = config_string(in, "hidden_act", "silu");
     VKT_CHECK(act == "silu", in.origin, ": hidden_act \"", act, "\" is not supported (Llama's MLP is SwiGLU: silu)");
-    if (const io::Json* s = in.config.find("rope_scaling"); s != nullptr && !s->is_null())
-        VKT_FAIL(in.origin, ": rope_scaling ", s->dump(),
-                 " is not supported (vktrain's rotary embeddings are unscaled: rope_scaling must be null)");
+    if (const io::Json* s = in.config.find("rope_scaling"); s != nullptr && !s->is_null()) {
+        // transformers' "default" rope_type is the unscaled rotation; every other type (linear, dynamic, yarn,
+        // longrope, llama3) changes the frequencies.
+        const io::Json* type = s->is_object() ? s->find("rope_type") : nullptr;
+        if (type == nullptr && s->is_object()) type = s->find("type");
+        const bool unscaled =
+            type != nullptr && type->is_string() && type->as_string() == "default" && s->as_object().size() == 1;
+        VKT_CHECK(unscaled, in.origin, ": rope_scaling ", s->dump(),
+                  " is not supported (vktrain's rotary embeddings are unscaled: rope_scaling must be null or "
+                  "{\"rope_type\": \"default\"})");
+    }
     VKT_CHECK(!config_bool(in, "attention_bias", false), in.origin,
               ": attention_bias true is not supported (vktrain's Llama projections have no biases)");
     VKT_CHECK(!config_bool(in, "mlp_bias", false), in.origin,

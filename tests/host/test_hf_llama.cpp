@@ -279,6 +279,14 @@ TEST(HfImport, LlamaConfigErrorsNameTheField) {
     EXPECT_CONTAINS(e, "config.json: rope_scaling {");
     EXPECT_CONTAINS(e, "is not supported");
     EXPECT_EQ(e.find('\n'), std::string::npos);
+    vktrain::io::Json unscaled = vktrain::io::Json::object();
+    unscaled["rope_type"] = "default"; // transformers' name for no scaling: accepted
+    LlamaFolder plain = with("rope_scaling", unscaled);
+    std::filesystem::remove_all(in);
+    write_folder(in, plain);
+    EXPECT_EQ(vktrain::import_hf(in, out).model_type, "llama");
+    unscaled["factor"] = 2.0; // but not with a factor it would ignore
+    EXPECT_CONTAINS(import_error(with("rope_scaling", unscaled)), "config.json: rope_scaling {");
     EXPECT_CONTAINS(import_error(with("hidden_act", "gelu")), "config.json: hidden_act \"gelu\" is not supported");
     EXPECT_CONTAINS(import_error(with("num_key_value_heads", 3)),
                     "config.json: num_key_value_heads 3 does not divide num_attention_heads 4");
