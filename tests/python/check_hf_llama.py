@@ -283,6 +283,43 @@ def lora_gradients(name, config, folder, weights, seed):
           % (name, worst, worst_name, info["device"]))
 
 
+def capi_llama_options(config, weights):
+    """vkt_model_llama_options on an imported file and vkt_model_llama back (no device needed)."""
+    import ctypes as C
+    lib = C.CDLL(LIB)
+    lib.vkt_last_error.restype = C.c_char_p
+
+    class LlamaOptions(C.Structure):
+        _fields_ = [("struct_size", C.c_uint32), ("vocab", C.c_uint32), ("layers", C.c_uint32),
+                    ("heads", C.c_uint32), ("kv_heads", C.c_uint32), ("width", C.c_uint32),
+                    ("intermediate", C.c_uint32), ("context", C.c_uint32), ("tied", C.c_int32), ("eps", C.c_float),
+                    ("rope_theta", C.c_float), ("sequence", C.c_uint32)]
+    model = C.c_void_p()
+    check(lib.vkt_load_model(weights.encode(), C.byref(model)) == 0, "vkt_load_model reads an imported Llama")
+    o = LlamaOptions()
+    check(lib.vkt_llama_options_default(C.byref(o), C.c_size_t(C.sizeof(o))) == 0 and o.rope_theta == 10000.0
+          and o.eps == np.float32(1e-6), "vkt_llama_options_default: rope_theta 10000, eps 1e-6")
+    check(lib.vkt_model_llama_options(model, C.byref(o)) == 0 and o.vocab == config["vocab_size"]
+          and o.heads == config["num_attention_heads"] and o.kv_heads == config["num_key_value_heads"]
+          and o.intermediate == config["intermediate_size"] and o.context == config["max_position_embeddings"]
+          and o.tied == 0, "vkt_model_llama_options gives the config's sizes back")
+    rebuilt = C.c_void_p()
+    o.sequence = 4
+    check(lib.vkt_model_llama(C.byref(o), C.byref(rebuilt)) == 0, "vkt_model_llama builds it again (4 positions)")
+    lib.vkt_model_destroy(rebuilt)
+    o.kv_heads = 3
+    status = lib.vkt_model_llama(C.byref(o), C.byref(rebuilt))
+    error = lib.vkt_last_error().decode()
+    check(status != 0 and "kv_heads 3 does not divide heads 4" in error, "vkt_model_llama refuses: " + error)
+    gpt = C.c_void_p()
+    check(lib.vkt_model_cnn(10, C.byref(gpt)) == 0, "vkt_model_cnn")
+    status = lib.vkt_model_llama_options(gpt, C.byref(o))
+    error = lib.vkt_last_error().decode()
+    check(status != 0 and "not a Llama" in error, "vkt_model_llama_options refuses a CNN: " + error)
+    lib.vkt_model_destroy(gpt)
+    lib.vkt_model_destroy(model)
+
+
 def bytes_to_unicode():
     """GPT-2's byte-to-character map (bytes_to_unicode in its encoder.py)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
@@ -419,6 +456,8 @@ def main():
             gradients(v[0], r[0], r[2], r[3], seed=20 + i)
     if LIB != "-":
         lora_gradients(VARIANTS[0][0], first[0], first[2], first[3], seed=40)
+    if LIB != "-" and not RUNNER:  # the C API's model calls need no device: once, on the host
+        capi_llama_options(first[0], first[3])
     generate_and_train(seed=30)
     bad_inputs(first[0], first[1], first[3])
     print("%d passed, %d failed" % (len(passes), len(failures)))
