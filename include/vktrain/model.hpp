@@ -131,6 +131,36 @@ struct LoraModule {
 // shape: ..." (one line, naming the first node that differs). mlp comes back as the width it has (4 · width too).
 GptOptions gpt_options(const Model& model);
 
+// Model::llama: Hugging Face's LlamaForCausalLM. A token embedding, `layers` blocks
+//   x = x + o_proj(attention(rotary(q_proj(n)), rotary(k_proj(n)), v_proj(n)))   with n = input_layernorm(x)
+//   x = x + down_proj(silu(gate_proj(n)) * up_proj(n))                          with n = post_attention_layernorm(x)
+// (RMSNorm, rotary position embeddings in transformers' rotate_half convention with rope_theta, causal grouped-query
+// attention: query head h reads key/value head h / (heads / kv_heads), linear layers without biases), a final RMSNorm
+// and a head without bias (or the token embedding's weight when tied). Names are Hugging Face's:
+// "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight" ([heads · head size, width], nn.Linear's
+// [out, in]), "model.layers.0.mlp.gate_proj.weight", "model.layers.0.input_layernorm.weight", "model.norm.weight",
+// "lm_head.weight". Init (LlamaPreTrainedModel): Linear and Embedding weights N(0, 0.02), RMSNorm weights 1.
+struct LlamaOptions {
+    uint32_t vocab = 0;        // required (vocab_size)
+    uint32_t layers = 2;       // num_hidden_layers
+    uint32_t heads = 4;        // num_attention_heads; the head size is width / heads and must be even
+    uint32_t kv_heads = 0;     // num_key_value_heads, dividing heads (0: heads, plain multi-head attention)
+    uint32_t width = 128;      // hidden_size
+    uint32_t intermediate = 0; // intermediate_size, the SwiGLU width (0: 4 · width)
+    uint32_t context = 128;    // max_position_embeddings
+    bool tied = false;         // tie_word_embeddings
+    float eps = 1e-6f;         // rms_norm_eps
+    float rope_theta = 10000.0f;
+    // Tokens per sample of the inputs "ids" and "targets", at most context (0: context), as GptOptions::sequence.
+    uint32_t sequence = 0;
+};
+
+// The options of a Llama: `model` must be exactly the graph Model::llama builds from them, else vktrain::Error "not a
+// Llama of Model::llama's shape: ..." (one line, naming the first node that differs). The graph holds no position
+// table (rotary embeddings work at any position), so context comes back as the inputs' length and sequence as 0;
+// kv_heads and intermediate come back as the values they have.
+LlamaOptions llama_options(const Model& model);
+
 // Kept for source compatibility with the MLP-only API.
 enum class OpKind { relu, gelu };
 
@@ -325,6 +355,9 @@ public:
     // predict() gives) is the next-token logits [1, vocab]. Compile it with batch size 1 and inference_only;
     // positions must be fed in order 0, 1, 2, ... (a position overwrites that row of every cache).
     static Model gpt_decoder(const GptOptions& options);
+    // Hugging Face's LlamaForCausalLM over token ids: inputs "ids" and "targets" (i32, [sequence or context] each),
+    // next-token cross-entropy over every position. See LlamaOptions.
+    static Model llama(const LlamaOptions& options);
 
     // Outputs: values that Trainer::predict reads back by name (several may be marked, at any time, the loss's
     // operands included). Names follow the node name rule and are unique among outputs; an output is a real (f32)

@@ -327,6 +327,25 @@ VKT_API vkt_status vkt_model_gpt_decoder(const vkt_gpt_options* options, vkt_mod
  * them (e.g. the architecture a weights file records: vkt_load_model), else VKT_ERROR naming the first node that
  * differs. out is a result struct here: its struct_size set by the caller (vkt_gpt_options_default sets it). */
 VKT_API vkt_status vkt_model_gpt_options(const vkt_model* m, vkt_gpt_options* out);
+/* Model::llama (Hugging Face's LlamaForCausalLM, its parameter names; vktrain/model.hpp LlamaOptions) and its options
+ * back from a model of that shape (e.g. the architecture `vktrain import` recorded for a Llama folder). */
+typedef struct vkt_llama_options {
+    uint32_t struct_size;
+    uint32_t vocab; /* required (vocab_size) */
+    uint32_t layers, heads;
+    uint32_t kv_heads;     /* num_key_value_heads, dividing heads (0: heads) */
+    uint32_t width;        /* hidden_size */
+    uint32_t intermediate; /* 0: 4 · width */
+    uint32_t context;      /* max_position_embeddings */
+    int32_t tied;
+    float eps; /* rms_norm_eps */
+    float rope_theta;
+    uint32_t sequence; /* tokens per sample, at most context (0: context) */
+} vkt_llama_options;
+#define VKT_LLAMA_OPTIONS_SIZE_V1 (offsetof(vkt_llama_options, sequence) + sizeof(uint32_t))
+VKT_API vkt_status vkt_llama_options_default(vkt_llama_options* options, size_t struct_size);
+VKT_API vkt_status vkt_model_llama(const vkt_llama_options* options, vkt_model** out);
+VKT_API vkt_status vkt_model_llama_options(const vkt_model* m, vkt_llama_options* out);
 
 /* The architecture as JSON (docs/model-format.md; free with vkt_free) and back; vkt_load_model reads it from a
  * weights file that vkt_trainer_save wrote. */
@@ -336,8 +355,8 @@ VKT_API vkt_status vkt_load_model(const char* weights_path, vkt_model** out);
 VKT_API vkt_status vkt_model_describe(const vkt_model* m, char** out); /* "784-256(relu)-10", ... */
 
 /* Hugging Face folders in and out (vktrain/import.hpp): import_hf writes the weights file `output` from the folder
- * `source` (config.json + model.safetensors or its shards; model_type gpt2), recording `precision` (mixed refuses
- * weights outside fp16's range); export_hf writes the weights file as the folder `directory` (config.json +
+ * `source` (config.json + model.safetensors or its shards; model_type gpt2 or llama), recording `precision` (mixed
+ * refuses weights outside fp16's range); export_hf writes the weights file as the folder `directory` (config.json +
  * model.safetensors in Hugging Face's layout), replacing files there only when overwrite is non-zero. */
 VKT_API vkt_status vkt_import_hf(const char* source, const char* output, vkt_precision precision);
 VKT_API vkt_status vkt_export_hf(const char* weights, const char* directory, int32_t overwrite);

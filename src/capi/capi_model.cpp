@@ -136,6 +136,41 @@ GptOptions gpt_options_of(const vkt_gpt_options* from) {
     return g;
 }
 
+vkt_llama_options llama_out(const LlamaOptions& l) {
+    vkt_llama_options o{};
+    o.struct_size = sizeof o;
+    o.vocab = l.vocab;
+    o.layers = l.layers;
+    o.heads = l.heads;
+    o.kv_heads = l.kv_heads;
+    o.width = l.width;
+    o.intermediate = l.intermediate;
+    o.context = l.context;
+    o.tied = l.tied ? 1 : 0;
+    o.eps = l.eps;
+    o.rope_theta = l.rope_theta;
+    o.sequence = l.sequence;
+    return o;
+}
+
+LlamaOptions llama_options_of(const vkt_llama_options* from) {
+    const vkt_llama_options o = read_versioned(&need(from, "options"), llama_out(LlamaOptions{}),
+                                               {VKT_LLAMA_OPTIONS_SIZE_V1}, "vkt_llama_options");
+    LlamaOptions l;
+    l.vocab = o.vocab;
+    l.layers = o.layers;
+    l.heads = o.heads;
+    l.kv_heads = o.kv_heads;
+    l.width = o.width;
+    l.intermediate = o.intermediate;
+    l.context = o.context;
+    l.tied = o.tied != 0;
+    l.eps = o.eps;
+    l.rope_theta = o.rope_theta;
+    l.sequence = o.sequence;
+    return l;
+}
+
 void new_model(vkt_model** out, Model m) {
     need(out, "out");
     *out = nullptr;
@@ -387,6 +422,25 @@ vkt_status vkt_model_gpt_options(const vkt_model* m, vkt_gpt_options* out) {
         need(out, "out");
         write_versioned(out, gpt_options_out(vktrain::gpt_options(model_of(m))), VKT_GPT_OPTIONS_SIZE_V1,
                         "vkt_gpt_options");
+    });
+}
+
+vkt_status vkt_llama_options_default(vkt_llama_options* options, size_t struct_size) {
+    return guarded([&] {
+        fill_default(options, struct_size, llama_out(vktrain::LlamaOptions{}), {VKT_LLAMA_OPTIONS_SIZE_V1},
+                     "vkt_llama_options");
+    });
+}
+
+vkt_status vkt_model_llama(const vkt_llama_options* options, vkt_model** out) {
+    return guarded([&] { new_model(out, vktrain::Model::llama(llama_options_of(options))); });
+}
+
+vkt_status vkt_model_llama_options(const vkt_model* m, vkt_llama_options* out) {
+    return guarded([&] {
+        need(out, "out");
+        write_versioned(out, llama_out(vktrain::llama_options(model_of(m))), VKT_LLAMA_OPTIONS_SIZE_V1,
+                        "vkt_llama_options");
     });
 }
 

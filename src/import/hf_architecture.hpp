@@ -61,6 +61,10 @@ Plan gpt2_plan(const PlanInput& in);
 // `model` is not one.
 std::optional<io::Json> gpt2_config_for(const Model& model);
 
+// Llama (LlamaForCausalLM): hf_llama.cpp.
+Plan llama_plan(const PlanInput& in);
+std::optional<io::Json> llama_config_for(const Model& model);
+
 struct Architecture {
     const char* model_type;
     Plan (*plan)(const PlanInput&);

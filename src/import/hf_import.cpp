@@ -41,9 +41,10 @@ constexpr const char* key_config = "vktrain_hf_config";
 constexpr const char* key_names = "vktrain_hf_tensors";
 
 const std::vector<Architecture>& architectures() {
-    // One row per model_type (Llama's goes here).
+    // One row per model_type.
     static const std::vector<Architecture> table = {
         {"gpt2", &gpt2_plan, &gpt2_config_for},
+        {"llama", &llama_plan, &llama_config_for},
     };
     return table;
 }
@@ -439,7 +440,7 @@ void export_hf(const std::string& weights, const std::string& directory, const E
         }
         VKT_CHECK(!config.is_null(), weights,
                   ": no Hugging Face config recorded (not written by `vktrain import`) and the model is not one "
-                  "export can describe (a GPT built by Model::gpt)");
+                  "export can describe (a GPT built by Model::gpt, a Llama built by Model::llama)");
         config_text = config.dump(true) + "\n";
     }
     const hf::Architecture& arch = architecture_of(config, origin);

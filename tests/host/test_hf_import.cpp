@@ -230,7 +230,7 @@ TEST(HfImport, OneLineErrorsNameTheFieldOrTensor) {
     };
     Gpt2Folder f = tiny_gpt2(true);
     f.config["model_type"] = "llama2";
-    EXPECT_CONTAINS(import_error(f), "config.json: model_type \"llama2\" is not supported (supported: gpt2)");
+    EXPECT_CONTAINS(import_error(f), "config.json: model_type \"llama2\" is not supported (supported: gpt2, llama)");
     f = tiny_gpt2(true);
     f.config["scale_attn_weights"] = false;
     EXPECT_CONTAINS(import_error(f), "scale_attn_weights false is not supported");

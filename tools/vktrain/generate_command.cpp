@@ -2,12 +2,15 @@
 // time, sampling at a temperature (greedy at 0). The model sees a window of the text of at most `context` tokens;
 // when the next token would not fit, the window restarts from its last max(1, context/2) tokens. By default the
 // model runs one position per token over a key/value cache (Model::gpt_decoder); --no-cache re-runs the whole
-// window for every token (the reference: both give the same logits, so the same text).
+// window for every token (the reference: both give the same logits, so the same text). A Llama (Model::llama, e.g.
+// from `vktrain import`) always re-runs the whole window: vktrain has no cached grouped-query attention. Its window
+// is only as long as the prompt and the new tokens when they fit in the context.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "args.hpp"
@@ -50,9 +53,27 @@ int run_generate(const std::vector<std::string>& args) {
         return 0;
     }
     // The same checks as `vktrain eval` (every tensor of the file is one of the model's, none missing), and the
-    // architecture must be the GPT the decoder mirrors.
+    // architecture must be the GPT the decoder mirrors, or a Llama.
     const TextModelFile file = read_text_model(a.weights);
-    const GptOptions g = gpt_options_of(file, a.weights);
+    std::optional<LlamaOptions> llama;
+    try {
+        llama = llama_options(file.model);
+    } catch (const Error&) {
+        // not a Llama: a GPT, or gpt_options_of says what is wrong
+    }
+    const GptOptions g = llama ? GptOptions{} : gpt_options_of(file, a.weights);
+    const uint32_t context = llama ? llama->context : g.context;
+    // The tokens sampled: the model's vocabulary (a Llama's may be padded beyond its tokenizer's).
+    uint32_t vocab = g.vocab;
+    if (llama) {
+        const uint64_t tokens = file.tokenizer->vocabulary_size();
+        if (tokens > llama->vocab)
+            throw Error(a.weights + ": the tokenizer has " + std::to_string(tokens) + " tokens, the model only " +
+                        std::to_string(llama->vocab));
+        vocab = uint32_t(tokens);
+    }
+    const bool no_cache = a.no_cache || llama.has_value();
+    const uint32_t logits_row = llama ? llama->vocab : g.vocab;
     const Tokenizer& tokenizer = *file.tokenizer;
     std::vector<int32_t> tokens;
     try {
@@ -68,17 +89,26 @@ int run_generate(const std::vector<std::string>& args) {
     o.batch_size = 1;
     o.inference_only = true;
     o.gemm_path = a.gemm_path;
-    const Model model = a.no_cache ? file.model : Model::gpt_decoder(g);
+    // The positions one forward pass runs: the context, or for a Llama only as many as the prompt and the new tokens
+    // fill when they fit in it (the same weights over a shorter window, LlamaOptions::sequence), so a short
+    // generation from a model of a long context does not pay for the whole context per token.
+    uint32_t window = context;
+    Model model = no_cache ? file.model : Model::gpt_decoder(g);
+    if (llama && tokens.size() + a.tokens < context) {
+        window = uint32_t(std::max<size_t>(1, tokens.size() + a.tokens));
+        LlamaOptions shorter = *llama;
+        shorter.sequence = window;
+        model = Model::llama(shorter);
+    }
     Trainer t(ctx, model, o);
     t.load(a.weights); // the decoder's key/value caches start empty
     if (!a.quiet)
         std::fprintf(stderr, "vktrain: generating %u tokens, %s, %s, %s\n", a.tokens,
-                     a.no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",
+                     no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",
                      precision_name(precision), device_summary(ctx.device_info()).c_str());
 
     std::mt19937_64 rng(a.seed);
-    const uint32_t context = g.context;
-    std::vector<int32_t> ids(context, 0), pos(1, 0), none(context, 0);
+    std::vector<int32_t> ids(window, 0), pos(1, 0), none(window, 0);
     std::vector<int32_t> out;
     // The window: tokens[first, size). At most `context` tokens; when the next one would not fit, it restarts from
     // its last `keep` tokens (at least one, so that a context of 1 still sees the last token). The cache then
@@ -92,12 +122,12 @@ int run_generate(const std::vector<std::string>& args) {
     for (uint32_t i = 0; i < a.tokens; ++i) {
         if (tokens.size() - first > context) primed = first = tokens.size() - keep;
         size_t row = 0;
-        if (a.no_cache) {
+        if (no_cache) {
             const size_t n = tokens.size() - first;
             std::copy(tokens.begin() + long(first), tokens.end(), ids.begin());
             std::fill(ids.begin() + long(n), ids.end(), 0);
             logits = t.predict({ids.data(), none.data()}, 1);
-            row = (n - 1) * g.vocab;
+            row = (n - 1) * logits_row;
         } else {
             for (; primed < tokens.size(); ++primed) {
                 ids[0] = tokens[primed];
@@ -105,7 +135,7 @@ int run_generate(const std::vector<std::string>& args) {
                 logits = t.predict({ids.data(), pos.data()}, 1);
             }
         }
-        const int32_t next = sample(logits, row, g.vocab, a.temperature, rng);
+        const int32_t next = sample(logits, row, vocab, a.temperature, rng);
         tokens.push_back(next);
         out.push_back(next);
         if (i == 0) first_seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -11,7 +11,7 @@ Train neural networks with Vulkan compute in mixed precision.
 commands:
   train     train a model: an MLP or CNN on Fashion-MNIST, or a GPT on text
   eval      evaluate saved weights on the Fashion-MNIST test set
-  generate  continue a text with a GPT trained by `vktrain train --model gpt:...`
+  generate  continue a text with a GPT trained by `vktrain train --model gpt:...` or an imported Llama
   devices   list the Vulkan devices and their capabilities
   ops       list the ops a model can use (--model net:...), with their attributes
   import    convert a Hugging Face model folder (GPT-2) to a vktrain weights file
@@ -163,7 +163,7 @@ Continues --prompt with a GPT trained by `vktrain train --model gpt:...` (its we
 the vocabulary) and prints the prompt and the generated text; the time per token goes to stderr. Each new token
 costs one position over a key/value cache. The model sees at most a context of characters: when the next one
 would not fit, it restarts from the last context/2 (at least 1), with or without --no-cache (both give the same
-text).
+text). A Llama (from `vktrain import`) always re-runs the whole window per token (no key/value cache).
 
   --weights FILE          safetensors file written by `vktrain train --model gpt:...` (--output or --checkpoint)
   --prompt TEXT           the text to continue (default a newline); every character must be in the vocabulary

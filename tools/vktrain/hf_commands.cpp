@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "args.hpp"
 #include "commands.hpp"
@@ -139,20 +140,32 @@ int run_predict(const std::vector<std::string>& args) {
                         shape_text(first.shape) + " per sample ([batch, positions])");
         const int64_t positions = x->shape[1];
         if (positions != first.shape[0]) {
-            // A GPT runs on any window up to its context over the same weights (causal: a shorter window gives the
-            // same logits at its positions).
-            GptOptions g;
+            // A GPT or a Llama runs on any window up to its context over the same weights (causal: a shorter window
+            // gives the same logits at its positions).
+            std::optional<GptOptions> g;
+            std::optional<LlamaOptions> l;
             try {
                 g = gpt_options(model);
             } catch (const Error&) {
-                throw Error(a.input + ": tensor 'input' has " + std::to_string(positions) +
-                            " positions, the model takes exactly " + std::to_string(first.shape[0]));
+                try {
+                    l = llama_options(model);
+                } catch (const Error&) {
+                    throw Error(a.input + ": tensor 'input' has " + std::to_string(positions) +
+                                " positions, the model takes exactly " + std::to_string(first.shape[0]));
+                }
             }
-            if (positions < 1 || uint64_t(positions) > g.context)
+            const uint32_t context = g ? g->context : l->context;
+            if (positions < 1 || uint64_t(positions) > context)
                 throw Error(a.input + ": tensor 'input' has " + std::to_string(positions) +
-                            " positions, the model's context is " + std::to_string(g.context));
-            g.sequence = uint32_t(positions) == g.context ? 0 : uint32_t(positions);
-            model = Model::gpt(g);
+                            " positions, the model's context is " + std::to_string(context));
+            const uint32_t sequence = uint32_t(positions) == context ? 0 : uint32_t(positions);
+            if (g) {
+                g->sequence = sequence;
+                model = Model::gpt(*g);
+            } else {
+                l->sequence = sequence;
+                model = Model::llama(*l);
+            }
         }
         id_data = read_ids(*x, a.input, vocabulary_of(model, model.inputs()[0]));
     } else {

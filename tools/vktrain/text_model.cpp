@@ -85,7 +85,9 @@ GptOptions gpt_options_of(const TextModelFile& file, const std::string& path) {
     try {
         g = gpt_options(file.model);
     } catch (const Error& e) {
-        throw Error(path + ": " + e.what() + " (not a GPT written by `vktrain train --model gpt:...`)");
+        throw Error(
+            path + ": " + e.what() +
+            " (generate takes a GPT written by `vktrain train --model gpt:...` or a Llama built by Model::llama)");
     }
     if (g.vocab != file.tokenizer->vocabulary_size())
         throw Error(path + ": the model has " + std::to_string(g.vocab) + " tokens, the vocabulary " +

@@ -44,16 +44,26 @@ void refuse_image_options(const TrainArgs& a) {
             throw UsageError(std::string(o) + " does not apply to text models (they train by --steps on --text)");
 }
 
-std::vector<std::pair<std::string, std::string>> run_settings(const TrainArgs& a, const GptOptions& g, uint32_t micro,
-                                                              double lr, double min_lr) {
+// The run's model setting: the GPT's shape ("gpt:layers=...") or, for a Llama from --from, its shape ("llama:...").
+std::string model_setting(const GptOptions& g, const std::optional<LlamaOptions>& llama) {
+    if (llama)
+        return "llama:layers=" + std::to_string(llama->layers) + ",heads=" + std::to_string(llama->heads) +
+               ",kv_heads=" + std::to_string(llama->kv_heads) + ",width=" + std::to_string(llama->width) +
+               ",context=" + std::to_string(llama->context) + ",intermediate=" + std::to_string(llama->intermediate) +
+               ",tied=" + (llama->tied ? "1" : "0");
+    return "gpt:layers=" + std::to_string(g.layers) + ",heads=" + std::to_string(g.heads) +
+           ",width=" + std::to_string(g.width) + ",context=" + std::to_string(g.context) +
+           ",mlp=" + std::to_string(g.mlp ? g.mlp : 4 * g.width) + ",tied=" + (g.tied ? "1" : "0");
+}
+
+std::vector<std::pair<std::string, std::string>> run_settings(const TrainArgs& a, const std::string& model,
+                                                              uint32_t micro, double lr, double min_lr) {
     const auto exact = [](double v) {
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.17g", v);
         return std::string(buf);
     };
-    return {{"model", "gpt:layers=" + std::to_string(g.layers) + ",heads=" + std::to_string(g.heads) +
-                          ",width=" + std::to_string(g.width) + ",context=" + std::to_string(g.context) +
-                          ",mlp=" + std::to_string(g.mlp ? g.mlp : 4 * g.width) + ",tied=" + (g.tied ? "1" : "0")},
+    return {{"model", model},
             {"--text", a.text_path},
             {"--precision", precision_name(a.precision)},
             {"--optimizer", optimizer_name(a.optimizer)},
@@ -141,20 +151,26 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
     if (!a.checkpoint.empty() && a.resume != a.checkpoint) check_output_path(a.checkpoint, "--checkpoint", a.force);
 
-    // --from FILE: its architecture (a GPT) and, once the trainer exists, its weights.
+    // --from FILE: its architecture (a GPT or a Llama) and, once the trainer exists, its weights.
     const bool from = !a.from.empty();
     std::optional<WeightsFile> from_file;
     Model from_model;
     GptOptions g = spec.gpt;
+    std::optional<LlamaOptions> llama;
     if (!a.from.empty()) {
         from_file = read_weights(a.from);
         from_model = load_model(*from_file);
         try {
-            g = gpt_options(from_model);
-        } catch (const Error& e) {
-            throw Error(a.from + ": --from takes a GPT (" + e.what() + ")");
+            llama = llama_options(from_model);
+        } catch (const Error&) {
+            try {
+                g = gpt_options(from_model);
+            } catch (const Error& e) {
+                throw Error(a.from + ": --from takes a GPT or a Llama (" + e.what() + ")");
+            }
         }
     }
+    const uint32_t model_vocab = llama ? llama->vocab : g.vocab;
     // The tokenizer: --tokenizer DIR, else the one a resumed checkpoint carries, else the --from file's, else the
     // corpus's characters.
     std::shared_ptr<const Tokenizer> tokenizer;
@@ -187,13 +203,13 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     split.train = text.train;
     split.val = text.validation;
     if (from_file) {
-        if (tokenizer->vocabulary_size() > g.vocab)
+        if (tokenizer->vocabulary_size() > model_vocab)
             throw Error(a.from + ": the tokenizer has " + std::to_string(tokenizer->vocabulary_size()) +
-                        " tokens, the model's vocabulary only " + std::to_string(g.vocab));
+                        " tokens, the model's vocabulary only " + std::to_string(model_vocab));
     } else {
         g.vocab = uint32_t(tokenizer->vocabulary_size());
     }
-    const uint32_t context = g.context;
+    const uint32_t context = llama ? llama->context : g.context;
     check_split_length(split.train.size(), context, a.text_path, "training");
     check_split_length(split.val.size(), context, a.text_path, "validation");
     const TextWindows train_windows(split.train, context, a.seed);
@@ -263,10 +279,17 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
          " validation), vocabulary " + std::to_string(tokenizer->vocabulary_size()) +
          (chars ? "" : " (" + tokenizer->kind() + ")") + "\n";
     for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
-    h += "model       " + (from ? a.from + ": " : std::string()) + "gpt layers " + std::to_string(g.layers) +
-         " heads " + std::to_string(g.heads) + " width " + std::to_string(g.width) + " context " +
-         std::to_string(g.context) + " mlp " + std::to_string(g.mlp ? g.mlp : 4 * g.width) + (g.tied ? " tied" : "") +
-         " (" + std::to_string(model.parameter_count()) + " parameters)\n";
+    if (llama)
+        h += "model       " + a.from + ": llama layers " + std::to_string(llama->layers) + " heads " +
+             std::to_string(llama->heads) + " kv_heads " + std::to_string(llama->kv_heads) + " width " +
+             std::to_string(llama->width) + " context " + std::to_string(llama->context) + " intermediate " +
+             std::to_string(llama->intermediate) + (llama->tied ? " tied" : "") + " (" +
+             std::to_string(model.parameter_count()) + " parameters)\n";
+    else
+        h += "model       " + (from ? a.from + ": " : std::string()) + "gpt layers " + std::to_string(g.layers) +
+             " heads " + std::to_string(g.heads) + " width " + std::to_string(g.width) + " context " +
+             std::to_string(g.context) + " mlp " + std::to_string(g.mlp ? g.mlp : 4 * g.width) +
+             (g.tied ? " tied" : "") + " (" + std::to_string(model.parameter_count()) + " parameters)\n";
     const MemoryReport m = trainer.memory();
     if (from) {
         const std::vector<LoraModule> adapters = model.lora_modules();
@@ -301,7 +324,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
 
     io::Json history = io::Json::array();
     std::vector<ValResult> vals;
-    auto settings = run_settings(a, g, micro, lr, min_lr);
+    auto settings = run_settings(a, model_setting(g, llama), micro, lr, min_lr);
     if (!chars) settings.emplace_back("tokenizer", tokenizer->kind()); // absent from character runs, as before
     if (from) { // absent from runs of earlier versions, which had no --from
         const auto joined = [](const std::vector<std::string>& v) {
