@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1320,6 +1321,79 @@ def case_train_from(cli):
     check_one_line_error(p, 2, "--freeze nothing.", "no parameter matches 'nothing.'")
     p = cli.run("train", "--from", "base.safetensors", "--text", text, "--lora-dropout", 1)
     check_one_line_error(p, 2, "--lora-dropout")
+
+
+def case_generate_lora(cli):
+    """`generate` takes the LoRA model `train --from ... --lora --output` writes, merging its adapters on load
+    (W + (alpha / r)·B·A): the same greedy text, token for token, as the model merged by `export --adapter` and
+    imported again, with the key/value cache and without."""
+    tok, vocab, sym = write_small_bpe(cli)
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "tok", "--steps", 2, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--output",
+                "base.safetensors", "--quiet")
+    check(p.returncode == 0, "a base model trained over BPE tokens")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--steps", 6, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 6, "--val-limit", 4, "--precision", "fp32", "--lr", "5e-2", "--lora", "*.attn.c_attn",
+                "--lora", "*.mlp.c_fc", "--lora-r", 2, "--lora-alpha", 8, "--output", "tuned.safetensors",
+                "--save-adapter", "adapter", "--quiet")
+    check(p.returncode == 0, "a LoRA run writes the adapted model (%s)" % p.stderr)
+    header, _, data = read_safetensors(os.path.join(cli.work, "tuned.safetensors"))
+    b0, b1 = header["transformer.h.0.attn.c_attn.lora_B.weight"]["data_offsets"]
+    check(any(x != 0.0 for x in struct.unpack("<%df" % ((b1 - b0) // 4), data[b0:b1])),
+          "training moved B away from zero (else the merge would change nothing)")
+    p = cli.run("export", "base.safetensors", "--adapter", "adapter", "--output", "merged")
+    check(p.returncode == 0, "export --adapter merges the adapter (%s)" % p.stderr)
+    p = cli.run("import", "merged", "--output", "merged.safetensors", "--precision", "fp32")
+    check(p.returncode == 0, "the merged folder imports (%s)" % p.stderr)
+    outputs = {}
+    for weights in ["tuned.safetensors", "merged.safetensors", "base.safetensors"]:
+        for cache in [[], ["--no-cache"]]:
+            p = cli.run("generate", "--weights", weights, "--prompt", "the ", "--tokens", 24,
+                        "--temperature", 0, "--quiet", *cache)
+            check(p.returncode == 0, "generate %s %s (%s)" % (weights, " ".join(cache), p.stderr))
+            outputs[(weights, bool(cache))] = p.stdout
+    for cache in [False, True]:
+        check(outputs[("tuned.safetensors", cache)] == outputs[("merged.safetensors", cache)],
+              "generate on the LoRA file equals generate on the merged, imported file (no cache: %s): %r vs %r" %
+              (cache, outputs[("tuned.safetensors", cache)], outputs[("merged.safetensors", cache)]))
+    check(outputs[("tuned.safetensors", False)] == outputs[("tuned.safetensors", True)],
+          "the cached decoder and the whole window give the same text")
+    check(outputs[("tuned.safetensors", False)] != outputs[("base.safetensors", False)],
+          "the adapters change the text (the merge is not a no-op)")
+
+
+def case_train_from_chars(cli):
+    """`train --from` a character-level GPT (no tokenizer in the file): the new corpus is mapped onto the file's
+    characters, so it trains and writes the file's vocabulary back; a corpus holding a character the file lacks is
+    one line naming it."""
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--output", "base.safetensors", "--quiet")
+    check(p.returncode == 0, "a character-level base model (%s)" % p.stderr)
+    # Other text over a subset of the same characters: its own vocabulary would be smaller and ordered otherwise.
+    with open(os.path.join(cli.work, "other.txt"), "w") as f:
+        for i in range(200):
+            f.write(["the lazy dog sleeps.\n", "then the fox jumps over.\n"][i % 2])
+    p = cli.run("train", "--from", "base.safetensors", "--text", "other.txt", "--steps", 3, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 3, "--val-limit", 4, "--precision", "fp32", "--output",
+                "tuned.safetensors", "--report", "r.json", "--quiet")
+    check(p.returncode == 0, "train --from a character-level file (%s)" % p.stderr)
+    r = read_report(cli, "r.json")
+    base_vocab = read_safetensors(os.path.join(cli.work, "base.safetensors"))[1]["vktrain_vocabulary"]
+    check(r["from"] == "base.safetensors" and r["tokenizer"] == "char" and math.isfinite(r["final_loss"]) and
+          r["vocabulary"] == len(base_vocab) and math.isfinite(r["validation"][-1]["val_loss"]),
+          "the report has from, a finite loss and the file's vocabulary (%r)" % r)
+    tuned_vocab = read_safetensors(os.path.join(cli.work, "tuned.safetensors"))[1]["vktrain_vocabulary"]
+    check(base_vocab == tuned_vocab, "the tuned file carries the base's vocabulary, not the new corpus's")
+    p = cli.run("generate", "--weights", "tuned.safetensors", "--prompt", "the ", "--tokens", 8, "--temperature", 0,
+                "--quiet")
+    check(p.returncode == 0 and p.stdout.startswith("the "), "the tuned file generates (%s)" % p.stderr)
+    with open(os.path.join(cli.work, "bad.txt"), "w") as f:
+        f.write("the lazy dog sleeps.\n" * 100 + "Zebra\n")
+    p = cli.run("train", "--from", "base.safetensors", "--text", "bad.txt", "--steps", 2, "--warmup", 1)
+    check_one_line_error(p, 1, "base.safetensors is a character-level model", "bad.txt", "character \"Z\"",
+                         "not in the vocabulary")
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}

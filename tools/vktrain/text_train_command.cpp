@@ -175,11 +175,25 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     // corpus's characters.
     std::shared_ptr<const Tokenizer> tokenizer;
     if (!a.tokenizer_path.empty()) tokenizer = load_tokenizer(a.tokenizer_path);
+    // A character-level file (train --model gpt:... wrote it) carries its characters instead: the new corpus is
+    // mapped onto them, as `vktrain eval` maps a validation text, so ids keep their meaning.
+    CharVocabulary from_vocab;
+    bool from_chars = false;
     if (from_file && !tokenizer) {
         tokenizer = tokenizer_from_metadata(from_file->metadata(), a.from);
-        if (!tokenizer)
-            throw UsageError(a.from + " carries no tokenizer (a character-level model, or imported without one): pass "
-                                      "--tokenizer DIR");
+        const std::string* symbols = from_file->metadata_value(key_vocabulary);
+        if (!tokenizer && !symbols)
+            throw UsageError(a.from + " carries no tokenizer and no character vocabulary (\"" + key_vocabulary +
+                             "\"; imported without its tokenizer?): pass --tokenizer DIR");
+        if (!tokenizer) {
+            try {
+                from_vocab = CharVocabulary::from_utf8(*symbols);
+            } catch (const Error& e) {
+                throw Error(a.from + ": " + e.what());
+            }
+            tokenizer = char_tokenizer(from_vocab);
+            from_chars = true;
+        }
     }
     if (!a.resume.empty()) {
         std::shared_ptr<const Tokenizer> stored = tokenizer_from_metadata(read_weights(a.resume).metadata(), a.resume);
@@ -190,8 +204,16 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     }
     // The corpus: first 90% of the tokens for training, the last 10% for validation. Streamed into one token
     // array, which the two splits and their windows view.
-    const TextTokens corpus = tokenizer ? load_text_tokens(a.text_path, *tokenizer) : load_text_tokens(a.text_path);
-    const CharVocabulary& vocab = corpus.vocabulary;
+    const TextTokens corpus = [&] {
+        try {
+            return tokenizer ? load_text_tokens(a.text_path, *tokenizer) : load_text_tokens(a.text_path);
+        } catch (const Error& e) {
+            const std::string what = e.what();
+            if (!from_chars || what.find("is not in the vocabulary") == std::string::npos) throw;
+            throw Error(a.from + " is a character-level model, and takes only text made of its characters: " + what);
+        }
+    }();
+    const CharVocabulary& vocab = from_chars ? from_vocab : corpus.vocabulary;
     if (!tokenizer) tokenizer = char_tokenizer(vocab);
     const bool chars = tokenizer->kind() == "char";
     // What the weights and checkpoints carry so that eval and generate tokenise as training did.
