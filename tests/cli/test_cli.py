@@ -1361,6 +1361,18 @@ def case_generate_lora(cli):
           "the cached decoder and the whole window give the same text")
     check(outputs[("tuned.safetensors", False)] != outputs[("base.safetensors", False)],
           "the adapters change the text (the merge is not a no-op)")
+    # train --from the LoRA file trains on from the merged weights: the same run as from the merged, imported file.
+    losses = []
+    for weights in ["tuned.safetensors", "merged.safetensors"]:
+        p = cli.run("train", "--from", weights, "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                    "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--report", weights + ".json")
+        check(p.returncode == 0, "train --from %s (%s)" % (weights, p.stderr))
+        if weights == "tuned.safetensors":
+            check("merged      the 2 LoRA adapters of tuned.safetensors into its base weights" in p.stdout,
+                  "the header says the adapters were merged")
+        r = read_report(cli, weights + ".json")
+        losses.append((r["final_loss"], r["validation"][-1]["val_loss"]))
+    check(losses[0] == losses[1], "train --from the LoRA file equals train --from the merged file: %r" % losses)
 
 
 def case_train_from_chars(cli):
