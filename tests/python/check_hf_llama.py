@@ -413,8 +413,10 @@ def generate_and_train(seed):
     run(["import", merged_folder, "--output", merged, "--precision", "fp32", "--force", "--quiet"])
     texts = []
     for w in (lora, merged, weights):
-        p = run(["generate", "--weights", w, "--prompt", prompt, "--tokens", "12", "--temperature", "0",
-                 "--precision", "fp32", "--quiet"])
+        p = subprocess.run(RUNNER + [BIN, "generate", "--weights", w, "--prompt", prompt, "--tokens", "12",
+                                     "--temperature", "0", "--precision", "fp32", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # bytes: the text may not be UTF-8
+        check(p.returncode == 0, "generate --weights %s (%s)" % (w, p.stderr.decode(errors="replace").strip()))
         texts.append(p.stdout)
     check(texts[0] == texts[1] and texts[0] != texts[2],
           "generate on a Llama LoRA file gives the merged model's text, not the base's (%r, %r, base %r)"
