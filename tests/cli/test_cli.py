@@ -1326,7 +1326,7 @@ def case_train_from(cli):
 def case_generate_lora(cli):
     """`generate` takes the LoRA model `train --from ... --lora --output` writes, merging its adapters on load
     (W + (alpha / r)·B·A): the same greedy text, token for token, as the model merged by `export --adapter` and
-    imported again, with the key/value cache and without."""
+    imported again, with the key/value cache and without; so do `predict` on a shorter window and `train --from`."""
     tok, vocab, sym = write_small_bpe(cli)
     text = write_small_text(cli)
     p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "tok", "--steps", 2, "--warmup", 1,
@@ -1361,6 +1361,19 @@ def case_generate_lora(cli):
           "the cached decoder and the whole window give the same text")
     check(outputs[("tuned.safetensors", False)] != outputs[("base.safetensors", False)],
           "the adapters change the text (the merge is not a no-op)")
+    # predict on a window shorter than the context (which needs the plain GPT) runs the merged model too.
+    write_safetensors(os.path.join(cli.work, "ids.safetensors"),
+                      [("input", "I32", [2, 5], struct.pack("<10i", *[(7 * k) % 60 for k in range(10)]))], {})
+    logits = []
+    for weights in ["tuned.safetensors", "merged.safetensors"]:
+        out = weights + ".logits.safetensors"
+        p = cli.run("predict", "--weights", weights, "--input", "ids.safetensors", "--output", out, "--precision",
+                    "fp32")
+        check(p.returncode == 0, "predict --weights %s on 5 of 16 positions (%s)" % (weights, p.stderr))
+        header, _, data = read_safetensors(os.path.join(cli.work, out))
+        check(header["logits"]["shape"][:2] == [2, 5], "logits for 2 x 5 positions (%r)" % header["logits"]["shape"])
+        logits.append(data)
+    check(logits[0] == logits[1], "predict on the LoRA file gives the merged file's logits bit for bit")
     # train --from the LoRA file trains on from the merged weights: the same run as from the merged, imported file.
     losses = []
     for weights in ["tuned.safetensors", "merged.safetensors"]:
