@@ -1419,6 +1419,15 @@ def case_train_from_chars(cli):
     p = cli.run("train", "--from", "base.safetensors", "--text", "bad.txt", "--steps", 2, "--warmup", 1)
     check_one_line_error(p, 1, "base.safetensors is a character-level model", "bad.txt", "character \"Z\"",
                          "not in the vocabulary")
+    # Neither a tokenizer nor characters (the metadata dropped): --tokenizer is the way out.
+    header, metadata, data = read_safetensors(os.path.join(cli.work, "base.safetensors"))
+    del metadata["vktrain_vocabulary"]
+    tensors = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    write_safetensors(os.path.join(cli.work, "bare.safetensors"),
+                      [(n, t["dtype"], t["shape"], data[t["data_offsets"][0]:t["data_offsets"][1]]) for n, t in tensors],
+                      metadata)
+    p = cli.run("train", "--from", "bare.safetensors", "--text", "other.txt", "--steps", 2, "--warmup", 1)
+    check_one_line_error(p, 2, "bare.safetensors carries no tokenizer and no character vocabulary", "--tokenizer DIR")
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
