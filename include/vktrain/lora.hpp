@@ -23,6 +23,7 @@
 namespace vktrain {
 
 class Trainer;
+struct Parameter;
 
 // adapter_config.json's fields that vktrain reads and writes (peft_type "LORA", bias "none"; rank_pattern,
 // alpha_pattern, DoRA and other PEFT options are refused when set).
@@ -63,6 +64,11 @@ std::function<void(const std::string& name, const std::vector<int64_t>& shape, s
 lora_merge_hook(const std::string& directory, const Model& base);
 
 // W (out x in, row-major) += scaling · B (out x r) · A (r x in), accumulated in double per element.
+// The weights of model.without_lora() from `parameters`, the LoRA model's (e.g. parameters_for its file): each adapted
+// "<module>.weight" becomes W + (alpha / r)·B·A (merge_lora_weight, as PEFT's merge_and_unload) and the adapters'
+// tensors are dropped. Throws vktrain::Error naming a missing or mis-shaped tensor.
+std::vector<Parameter> merge_lora_parameters(const Model& model, std::vector<Parameter> parameters);
+
 void merge_lora_weight(std::vector<float>& w, const std::vector<float>& a, const std::vector<float>& b, uint32_t out,
                        uint32_t in, uint32_t r, double scaling);
 

@@ -338,6 +338,11 @@ public:
     std::vector<std::string> add_lora(const std::string& pattern, const LoraOptions& options);
     // The adapted layers, in graph order (empty without LoRA).
     std::vector<LoraModule> lora_modules() const;
+    // The graph without add_lora's nodes: each adapted layer's consumers read the layer itself again, so the result is
+    // the base architecture (gpt_options and llama_options take it). Parameter groups naming adapter tensors, and
+    // every trainable flag (add_lora's freezing), are dropped: the result trains whole. merge_lora_parameters gives
+    // its weights. A model without LoRA comes back as it is.
+    Model without_lora() const;
 
     // input -> [linear -> act] * hidden -> linear(classes) -> cross-entropy (inputs "x" and "labels").
     static Model mlp(uint32_t input_features, const std::vector<uint32_t>& hidden, uint32_t classes,

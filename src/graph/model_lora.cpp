@@ -5,6 +5,7 @@
 // GPU time, 85% of it in the six rank-r GEMMs a fused op would run too; the add and the scaled gradient copy, which
 // fusion could remove, were 2.8% of the step. Left for issue 25's fusion work.
 #include <cmath>
+#include <set>
 
 #include "common/check.hpp"
 #include "graph/name_pattern.hpp"
@@ -109,6 +110,37 @@ std::vector<LoraModule> Model::lora_modules() const {
         if (drop != m_node_index.end()) m.options.dropout = float(m_nodes[size_t(drop->second)].attrs.at("p"));
         out.push_back(std::move(m));
     }
+    return out;
+}
+
+Model Model::without_lora() const {
+    // Each adapter's nodes, and its sum "<m>.lora", whose consumers read "<m>" again.
+    std::set<std::string> adapter_nodes;
+    std::map<std::string, std::string> sums; // "<m>.lora" -> "<m>"
+    for (const LoraModule& m : lora_modules()) {
+        adapter_nodes.insert({m.module + ".lora_dropout", m.module + ".lora_A", m.module + ".lora_B"});
+        sums[m.module + ".lora"] = m.module;
+    }
+    Model out;
+    std::vector<int> map(m_nodes.size(), -1);
+    for (size_t i = 0; i < m_nodes.size(); ++i) {
+        const Node& from = m_nodes[i];
+        if (adapter_nodes.count(from.name)) continue;
+        const auto sum = sums.find(from.name);
+        if (sum != sums.end()) {
+            map[i] = map[size_t(m_node_index.at(sum->second))];
+            continue;
+        }
+        Node n = from;
+        for (int& x : n.inputs) x = map[size_t(x)];
+        map[i] = n.op == "input" ? out.input(n.name, n.shape, n.type) : out.add_node(n, "without_lora");
+    }
+    out.m_counters = m_counters;
+    // The parameter groups, less add_lora's freezing (every trainable flag: the merged model trains whole, as a base
+    // exported with its adapter merged and imported again would) and whatever names an adapter's tensors.
+    for (const Override& ov : m_overrides)
+        if (ov.what != 0 && ov.pattern.find(".lora_") == std::string::npos) out.add_override(ov);
+    for (const auto& [name, value] : m_outputs) out.output(map[size_t(value)], name);
     return out;
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "common/check.hpp"
 #include "io/json.hpp"
@@ -260,6 +261,34 @@ lora_merge_hook(const std::string& directory, const Model& base) {
         if (it == merges->end()) return;
         merge_lora_weight(values, it->second.a, it->second.b, it->second.out, it->second.in, r, scaling);
     };
+}
+
+std::vector<Parameter> merge_lora_parameters(const Model& model, std::vector<Parameter> parameters) {
+    const std::vector<LoraModule> modules = model.lora_modules();
+    if (modules.empty()) return parameters;
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < parameters.size(); ++i) index[parameters[i].name] = i;
+    const auto find = [&](const std::string& name, const std::vector<int64_t>& shape) -> std::vector<float>& {
+        const auto it = index.find(name);
+        VKT_CHECK(it != index.end(), "merge_lora_parameters: no tensor '", name, "'");
+        Parameter& p = parameters[it->second];
+        VKT_CHECK(p.shape == shape && p.data.size() == uint64_t(shape[0]) * uint64_t(shape[1]),
+                  "merge_lora_parameters: tensor '", name, "' is not of shape [", shape[0], ", ", shape[1], "]");
+        return p.data;
+    };
+    std::set<std::string> adapters;
+    for (const LoraModule& m : modules) {
+        const uint32_t r = m.options.r;
+        const std::string a = m.module + ".lora_A.weight", b = m.module + ".lora_B.weight";
+        merge_lora_weight(find(m.module + ".weight", {m.out, m.in}), find(a, {r, m.in}), find(b, {m.out, r}), m.out,
+                          m.in, r, double(m.options.alpha) / r);
+        adapters.insert({a, b});
+    }
+    std::vector<Parameter> out;
+    out.reserve(parameters.size() - adapters.size());
+    for (Parameter& p : parameters)
+        if (!adapters.count(p.name)) out.push_back(std::move(p));
+    return out;
 }
 
 } // namespace vktrain

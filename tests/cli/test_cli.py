@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1320,6 +1321,113 @@ def case_train_from(cli):
     check_one_line_error(p, 2, "--freeze nothing.", "no parameter matches 'nothing.'")
     p = cli.run("train", "--from", "base.safetensors", "--text", text, "--lora-dropout", 1)
     check_one_line_error(p, 2, "--lora-dropout")
+
+
+def case_generate_lora(cli):
+    """`generate` takes the LoRA model `train --from ... --lora --output` writes, merging its adapters on load
+    (W + (alpha / r)·B·A): the same greedy text, token for token, as the model merged by `export --adapter` and
+    imported again, with the key/value cache and without; so do `predict` on a shorter window and `train --from`."""
+    tok, vocab, sym = write_small_bpe(cli)
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--tokenizer", "tok", "--steps", 2, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--output",
+                "base.safetensors", "--quiet")
+    check(p.returncode == 0, "a base model trained over BPE tokens")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--steps", 6, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 6, "--val-limit", 4, "--precision", "fp32", "--lr", "5e-2", "--lora", "*.attn.c_attn",
+                "--lora", "*.mlp.c_fc", "--lora-r", 2, "--lora-alpha", 8, "--output", "tuned.safetensors",
+                "--save-adapter", "adapter", "--quiet")
+    check(p.returncode == 0, "a LoRA run writes the adapted model (%s)" % p.stderr)
+    header, _, data = read_safetensors(os.path.join(cli.work, "tuned.safetensors"))
+    b0, b1 = header["transformer.h.0.attn.c_attn.lora_B.weight"]["data_offsets"]
+    check(any(x != 0.0 for x in struct.unpack("<%df" % ((b1 - b0) // 4), data[b0:b1])),
+          "training moved B away from zero (else the merge would change nothing)")
+    p = cli.run("export", "base.safetensors", "--adapter", "adapter", "--output", "merged")
+    check(p.returncode == 0, "export --adapter merges the adapter (%s)" % p.stderr)
+    p = cli.run("import", "merged", "--output", "merged.safetensors", "--precision", "fp32")
+    check(p.returncode == 0, "the merged folder imports (%s)" % p.stderr)
+    outputs = {}
+    for weights in ["tuned.safetensors", "merged.safetensors", "base.safetensors"]:
+        for cache in [[], ["--no-cache"]]:
+            p = cli.run("generate", "--weights", weights, "--prompt", "the ", "--tokens", 24,
+                        "--temperature", 0, "--quiet", *cache)
+            check(p.returncode == 0, "generate %s %s (%s)" % (weights, " ".join(cache), p.stderr))
+            outputs[(weights, bool(cache))] = p.stdout
+    for cache in [False, True]:
+        check(outputs[("tuned.safetensors", cache)] == outputs[("merged.safetensors", cache)],
+              "generate on the LoRA file equals generate on the merged, imported file (no cache: %s): %r vs %r" %
+              (cache, outputs[("tuned.safetensors", cache)], outputs[("merged.safetensors", cache)]))
+    check(outputs[("tuned.safetensors", False)] == outputs[("tuned.safetensors", True)],
+          "the cached decoder and the whole window give the same text")
+    check(outputs[("tuned.safetensors", False)] != outputs[("base.safetensors", False)],
+          "the adapters change the text (the merge is not a no-op)")
+    # predict on a window shorter than the context (which needs the plain GPT) runs the merged model too.
+    write_safetensors(os.path.join(cli.work, "ids.safetensors"),
+                      [("input", "I32", [2, 5], struct.pack("<10i", *[(7 * k) % 60 for k in range(10)]))], {})
+    logits = []
+    for weights in ["tuned.safetensors", "merged.safetensors"]:
+        out = weights + ".logits.safetensors"
+        p = cli.run("predict", "--weights", weights, "--input", "ids.safetensors", "--output", out, "--precision",
+                    "fp32")
+        check(p.returncode == 0, "predict --weights %s on 5 of 16 positions (%s)" % (weights, p.stderr))
+        header, _, data = read_safetensors(os.path.join(cli.work, out))
+        check(header["logits"]["shape"][:2] == [2, 5], "logits for 2 x 5 positions (%r)" % header["logits"]["shape"])
+        logits.append(data)
+    check(logits[0] == logits[1], "predict on the LoRA file gives the merged file's logits bit for bit")
+    # train --from the LoRA file trains on from the merged weights: the same run as from the merged, imported file.
+    losses = []
+    for weights in ["tuned.safetensors", "merged.safetensors"]:
+        p = cli.run("train", "--from", weights, "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                    "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--report", weights + ".json")
+        check(p.returncode == 0, "train --from %s (%s)" % (weights, p.stderr))
+        if weights == "tuned.safetensors":
+            check("merged      the 2 LoRA adapters of tuned.safetensors into its base weights" in p.stdout,
+                  "the header says the adapters were merged")
+        r = read_report(cli, weights + ".json")
+        losses.append((r["final_loss"], r["validation"][-1]["val_loss"]))
+    check(losses[0] == losses[1], "train --from the LoRA file equals train --from the merged file: %r" % losses)
+
+
+def case_train_from_chars(cli):
+    """`train --from` a character-level GPT (no tokenizer in the file): the new corpus is mapped onto the file's
+    characters, so it trains and writes the file's vocabulary back; a corpus holding a character the file lacks is
+    one line naming it."""
+    text = write_small_text(cli)
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--output", "base.safetensors", "--quiet")
+    check(p.returncode == 0, "a character-level base model (%s)" % p.stderr)
+    # Other text over a subset of the same characters: its own vocabulary would be smaller and ordered otherwise.
+    with open(os.path.join(cli.work, "other.txt"), "w") as f:
+        for i in range(200):
+            f.write(["the lazy dog sleeps.\n", "then the fox jumps over.\n"][i % 2])
+    p = cli.run("train", "--from", "base.safetensors", "--text", "other.txt", "--steps", 3, "--warmup", 1,
+                "--batch-size", 4, "--eval-at", 3, "--val-limit", 4, "--precision", "fp32", "--output",
+                "tuned.safetensors", "--report", "r.json", "--quiet")
+    check(p.returncode == 0, "train --from a character-level file (%s)" % p.stderr)
+    r = read_report(cli, "r.json")
+    base_vocab = read_safetensors(os.path.join(cli.work, "base.safetensors"))[1]["vktrain_vocabulary"]
+    check(r["from"] == "base.safetensors" and r["tokenizer"] == "char" and math.isfinite(r["final_loss"]) and
+          r["vocabulary"] == len(base_vocab) and math.isfinite(r["validation"][-1]["val_loss"]),
+          "the report has from, a finite loss and the file's vocabulary (%r)" % r)
+    tuned_vocab = read_safetensors(os.path.join(cli.work, "tuned.safetensors"))[1]["vktrain_vocabulary"]
+    check(base_vocab == tuned_vocab, "the tuned file carries the base's vocabulary, not the new corpus's")
+    p = cli.run("generate", "--weights", "tuned.safetensors", "--prompt", "the ", "--tokens", 8, "--temperature", 0,
+                "--quiet")
+    check(p.returncode == 0 and p.stdout.startswith("the "), "the tuned file generates (%s)" % p.stderr)
+    with open(os.path.join(cli.work, "bad.txt"), "w") as f:
+        f.write("the lazy dog sleeps.\n" * 100 + "Zebra\n")
+    p = cli.run("train", "--from", "base.safetensors", "--text", "bad.txt", "--steps", 2, "--warmup", 1)
+    check_one_line_error(p, 1, "base.safetensors is a character-level model", "bad.txt", "character \"Z\"",
+                         "not in the vocabulary")
+    # Neither a tokenizer nor characters (the metadata dropped): --tokenizer is the way out.
+    header, metadata, data = read_safetensors(os.path.join(cli.work, "base.safetensors"))
+    del metadata["vktrain_vocabulary"]
+    tensors = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    write_safetensors(os.path.join(cli.work, "bare.safetensors"),
+                      [(n, t["dtype"], t["shape"], data[t["data_offsets"][0]:t["data_offsets"][1]]) for n, t in tensors],
+                      metadata)
+    p = cli.run("train", "--from", "bare.safetensors", "--text", "other.txt", "--steps", 2, "--warmup", 1)
+    check_one_line_error(p, 2, "bare.safetensors carries no tokenizer and no character vocabulary", "--tokenizer DIR")
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}

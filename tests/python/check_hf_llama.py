@@ -398,10 +398,29 @@ def generate_and_train(seed):
     check(loaded and os.path.exists(os.path.join(back, "vocab.json")),
           "the fine-tuned Llama exports to a folder that loads with strict keys, tokenizer included (%s)"
           % (p.stderr.strip() or "ok"))
-    p = run(common + ["--lora", "model.layers.*.self_attn.q_proj", "--lora-r", "2", "--output",
-                      os.path.join(WORK, "lora.safetensors"), "--force"], expect_ok=False)
+    lora = os.path.join(WORK, "lora.safetensors")
+    adapter = os.path.join(WORK, "lora-adapter")
+    shutil.rmtree(adapter, ignore_errors=True)
+    p = run(common + ["--lora", "model.layers.*.self_attn.q_proj", "--lora-r", "2", "--lr", "5e-2", "--output", lora,
+                      "--save-adapter", adapter, "--force"], expect_ok=False)
     check(p.returncode == 0 and "on 2 layers" in p.stdout, "train --from --lora adapts an imported Llama's q_proj (%s)"
           % (p.stderr.strip() or "ok"))
+    # generate takes the LoRA file, its adapters merged on load: the text of export --adapter + import, token for token.
+    merged_folder = os.path.join(WORK, "lora-merged")
+    shutil.rmtree(merged_folder, ignore_errors=True)
+    merged = os.path.join(WORK, "lora-merged.safetensors")
+    run(["export", weights, "--adapter", adapter, "--output", merged_folder, "--quiet"])
+    run(["import", merged_folder, "--output", merged, "--precision", "fp32", "--force", "--quiet"])
+    texts = []
+    for w in (lora, merged, weights):
+        p = subprocess.run(RUNNER + [BIN, "generate", "--weights", w, "--prompt", prompt, "--tokens", "12",
+                                     "--temperature", "0", "--precision", "fp32", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # bytes: the text may not be UTF-8
+        check(p.returncode == 0, "generate --weights %s (%s)" % (w, p.stderr.decode(errors="replace").strip()))
+        texts.append(p.stdout)
+    check(texts[0] == texts[1] and texts[0] != texts[2],
+          "generate on a Llama LoRA file gives the merged model's text, not the base's (%r, %r, base %r)"
+          % tuple(texts))
 
 
 def bad_inputs(config, model, weights):

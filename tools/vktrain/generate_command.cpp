@@ -54,7 +54,9 @@ int run_generate(const std::vector<std::string>& args) {
     }
     // The same checks as `vktrain eval` (every tensor of the file is one of the model's, none missing), and the
     // architecture must be the GPT the decoder mirrors, or a Llama.
-    const TextModelFile file = read_text_model(a.weights);
+    TextModelFile file = read_text_model(a.weights);
+    // A LoRA model (train --from ... --lora --output) runs as its base with the adapters merged.
+    const bool merged = merge_lora_into(file, a.weights);
     std::optional<LlamaOptions> llama;
     try {
         llama = llama_options(file.model);
@@ -101,7 +103,11 @@ int run_generate(const std::vector<std::string>& args) {
         model = Model::llama(shorter);
     }
     Trainer t(ctx, model, o);
-    t.load(a.weights); // the decoder's key/value caches start empty
+    // The decoder's key/value caches start empty. A merged LoRA model's weights are the merged ones, not the file's.
+    if (merged)
+        t.set_parameters(file.parameters);
+    else
+        t.load(a.weights);
     if (!a.quiet)
         std::fprintf(stderr, "vktrain: generating %u tokens, %s, %s, %s\n", a.tokens,
                      no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",

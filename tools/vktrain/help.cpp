@@ -65,9 +65,10 @@ weight decay 0.1, batch 32 windows of context+1 characters):
   counts steps here); --resume FILE continues it bit-identically (every option must repeat the original run's);
   a checkpoint records the vocabulary, so `vktrain eval` and `vktrain generate` also take it
 
-fine-tuning a model file (a GPT from `vktrain import` or `vktrain train`, on --text with the file's tokenizer, or
---tokenizer DIR; the text recipe's options and defaults apply):
-  --from FILE             start from FILE's architecture and weights instead of --model
+fine-tuning a model file (a GPT from `vktrain import` or `vktrain train`, on --text with the file's tokenizer or
+characters, or --tokenizer DIR; the text recipe's options and defaults apply):
+  --from FILE             start from FILE's architecture and weights instead of --model (a LoRA model file: its
+                          adapters merged into the base weights)
   --freeze PATTERN        freeze the parameters PATTERN matches (an exact name, a prefix ending in '.', or '*' for
                           any characters, e.g. transformer.h.0. or *.bias); repeatable. Frozen weights live only
                           on the device: no master copy, gradient or optimizer state
@@ -163,7 +164,8 @@ Continues --prompt with a GPT trained by `vktrain train --model gpt:...` (its we
 the vocabulary) and prints the prompt and the generated text; the time per token goes to stderr. Each new token
 costs one position over a key/value cache. The model sees at most a context of characters: when the next one
 would not fit, it restarts from the last context/2 (at least 1), with or without --no-cache (both give the same
-text). A Llama (from `vktrain import`) always re-runs the whole window per token (no key/value cache).
+text). A Llama (from `vktrain import`) always re-runs the whole window per token (no key/value cache). A LoRA
+model file (`vktrain train --from ... --lora --output`) runs with its adapters merged into the base weights.
 
   --weights FILE          safetensors file written by `vktrain train --model gpt:...` (--output or --checkpoint)
   --prompt TEXT           the text to continue (default a newline); every character must be in the vocabulary

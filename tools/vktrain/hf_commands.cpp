@@ -125,6 +125,7 @@ int run_predict(const std::vector<std::string>& args) {
     if (inputs.empty()) throw Error(a.weights + ": the model has no inputs");
     const Node& first = model.nodes()[size_t(inputs[0])];
     const bool ids = first.type == DataType::i32;
+    std::optional<std::vector<Parameter>> merged; // the weights when they are not the file's as they are
     if (x->shape.empty() || x->shape[0] < 1)
         throw Error(a.input + ": tensor 'input' has shape " + shape_text(x->shape) + ", expected [batch, ...]");
     const uint64_t batch = uint64_t(x->shape[0]);
@@ -139,9 +140,14 @@ int run_predict(const std::vector<std::string>& args) {
             throw Error(a.input + ": tensor 'input' has shape " + shape_text(x->shape) + ", the model takes ids " +
                         shape_text(first.shape) + " per sample ([batch, positions])");
         const int64_t positions = x->shape[1];
-        if (positions != first.shape[0]) {
+        const int64_t takes = first.shape[0];
+        if (positions != takes) {
             // A GPT or a Llama runs on any window up to its context over the same weights (causal: a shorter window
-            // gives the same logits at its positions).
+            // gives the same logits at its positions). A LoRA model does as its base with the adapters merged.
+            if (!model.lora_modules().empty()) {
+                merged = merge_lora_parameters(model, parameters_for(model, weights));
+                model = model.without_lora();
+            }
             std::optional<GptOptions> g;
             std::optional<LlamaOptions> l;
             try {
@@ -151,7 +157,7 @@ int run_predict(const std::vector<std::string>& args) {
                     l = llama_options(model);
                 } catch (const Error&) {
                     throw Error(a.input + ": tensor 'input' has " + std::to_string(positions) +
-                                " positions, the model takes exactly " + std::to_string(first.shape[0]));
+                                " positions, the model takes exactly " + std::to_string(takes));
                 }
             }
             const uint32_t context = g ? g->context : l->context;
@@ -185,7 +191,10 @@ int run_predict(const std::vector<std::string>& args) {
     options.gemm_path = a.gemm_path;
     options.inference_only = true;
     Trainer trainer(context, model, options);
-    trainer.load(a.weights);
+    if (merged)
+        trainer.set_parameters(*merged);
+    else
+        trainer.load(a.weights);
     std::vector<const void*> feeds(model.inputs().size(), nullptr); // labels and targets are not needed
     feeds[0] = ids ? static_cast<const void*>(id_data.data()) : static_cast<const void*>(real_data.data());
     const Clock::time_point start = Clock::now();

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "util.hpp"
+#include "vktrain/lora.hpp"
 
 namespace vktrain::cli {
 
@@ -80,6 +81,17 @@ TextModelFile read_text_model(const std::string& path) {
     return f;
 }
 
+bool merge_lora_into(TextModelFile& file, const std::string& path) {
+    if (file.model.lora_modules().empty()) return false;
+    try {
+        file.parameters = merge_lora_parameters(file.model, std::move(file.parameters));
+        file.model = file.model.without_lora();
+    } catch (const Error& e) {
+        throw Error(path + ": merging its LoRA adapters: " + e.what());
+    }
+    return true;
+}
+
 GptOptions gpt_options_of(const TextModelFile& file, const std::string& path) {
     GptOptions g;
     try {
@@ -87,7 +99,8 @@ GptOptions gpt_options_of(const TextModelFile& file, const std::string& path) {
     } catch (const Error& e) {
         throw Error(
             path + ": " + e.what() +
-            " (generate takes a GPT written by `vktrain train --model gpt:...` or a Llama built by Model::llama)");
+            " (generate takes a GPT or a Llama as `vktrain train` or `vktrain import` write them, a LoRA model of "
+            "`train --from ... --lora` too: its adapters are merged on load)");
     }
     if (g.vocab != file.tokenizer->vocabulary_size())
         throw Error(path + ": the model has " + std::to_string(g.vocab) + " tokens, the vocabulary " +

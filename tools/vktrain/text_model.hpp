@@ -45,6 +45,11 @@ struct TextModelFile {
 // refuses.
 TextModelFile read_text_model(const std::string& path);
 
+// A file `train --from ... --lora` wrote holds the adapters as graph nodes: its model becomes the base architecture
+// (Model::without_lora) and its parameters the merged weights (merge_lora_parameters, W + (alpha / r)·B·A), so that
+// what needs a plain GPT or Llama (generate's cached decoder) takes it. Returns whether there was anything to merge.
+bool merge_lora_into(TextModelFile& file, const std::string& path);
+
 // The GptOptions of a GPT file (vktrain::gpt_options of its architecture). Throws vktrain::Error "<path>: ..." unless
 // its architecture is exactly the graph Model::gpt builds from them (the one Model::gpt_decoder mirrors for
 // generation) and the vocabulary fits it.

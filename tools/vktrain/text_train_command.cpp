@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -157,9 +158,14 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     Model from_model;
     GptOptions g = spec.gpt;
     std::optional<LlamaOptions> llama;
+    // A LoRA model (an earlier `train --from ... --lora --output`) trains on as its base with the adapters merged,
+    // W + (alpha / r)·B·A, tensor by tensor as the weights are read below: by "<module>.weight".
+    std::map<std::string, LoraModule> merges;
     if (!a.from.empty()) {
         from_file = read_weights(a.from);
         from_model = load_model(*from_file);
+        for (const LoraModule& m : from_model.lora_modules()) merges[m.module + ".weight"] = m;
+        if (!merges.empty()) from_model = from_model.without_lora();
         try {
             llama = llama_options(from_model);
         } catch (const Error&) {
@@ -175,11 +181,25 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     // corpus's characters.
     std::shared_ptr<const Tokenizer> tokenizer;
     if (!a.tokenizer_path.empty()) tokenizer = load_tokenizer(a.tokenizer_path);
+    // A character-level file (train --model gpt:... wrote it) carries its characters instead: the new corpus is
+    // mapped onto them, as `vktrain eval` maps a validation text, so ids keep their meaning.
+    CharVocabulary from_vocab;
+    bool from_chars = false;
     if (from_file && !tokenizer) {
         tokenizer = tokenizer_from_metadata(from_file->metadata(), a.from);
-        if (!tokenizer)
-            throw UsageError(a.from + " carries no tokenizer (a character-level model, or imported without one): pass "
-                                      "--tokenizer DIR");
+        const std::string* symbols = from_file->metadata_value(key_vocabulary);
+        if (!tokenizer && !symbols)
+            throw UsageError(a.from + " carries no tokenizer and no character vocabulary (\"" + key_vocabulary +
+                             "\"; imported without its tokenizer?): pass --tokenizer DIR");
+        if (!tokenizer) {
+            try {
+                from_vocab = CharVocabulary::from_utf8(*symbols);
+            } catch (const Error& e) {
+                throw Error(a.from + ": " + e.what());
+            }
+            tokenizer = char_tokenizer(from_vocab);
+            from_chars = true;
+        }
     }
     if (!a.resume.empty()) {
         std::shared_ptr<const Tokenizer> stored = tokenizer_from_metadata(read_weights(a.resume).metadata(), a.resume);
@@ -190,8 +210,16 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
     }
     // The corpus: first 90% of the tokens for training, the last 10% for validation. Streamed into one token
     // array, which the two splits and their windows view.
-    const TextTokens corpus = tokenizer ? load_text_tokens(a.text_path, *tokenizer) : load_text_tokens(a.text_path);
-    const CharVocabulary& vocab = corpus.vocabulary;
+    const TextTokens corpus = [&] {
+        try {
+            return tokenizer ? load_text_tokens(a.text_path, *tokenizer) : load_text_tokens(a.text_path);
+        } catch (const Error& e) {
+            const std::string what = e.what();
+            if (!from_chars || what.find("is not in the vocabulary") == std::string::npos) throw;
+            throw Error(a.from + " is a character-level model, and takes only text made of its characters: " + what);
+        }
+    }();
+    const CharVocabulary& vocab = from_chars ? from_vocab : corpus.vocabulary;
     if (!tokenizer) tokenizer = char_tokenizer(vocab);
     const bool chars = tokenizer->kind() == "char";
     // What the weights and checkpoints carry so that eval and generate tokenise as training did.
@@ -256,6 +284,20 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
             if (!t) throw Error(a.from + ": tensor '" + i.name + "' is missing");
             if (t->shape != i.shape) throw Error(a.from + ": tensor '" + i.name + "' has the wrong shape");
             Parameter p{i.name, i.shape, t->to_f32()};
+            const auto merge = merges.find(i.name);
+            if (merge != merges.end()) {
+                const LoraModule& m = merge->second;
+                const auto adapter = [&](const char* part, std::vector<int64_t> shape) {
+                    const std::string name = m.module + part;
+                    const TensorView* x = from_file->find(name);
+                    if (!x) throw Error(a.from + ": tensor '" + name + "' is missing");
+                    if (x->shape != shape) throw Error(a.from + ": tensor '" + name + "' has the wrong shape");
+                    return x->to_f32();
+                };
+                merge_lora_weight(p.data, adapter(".lora_A.weight", {m.options.r, m.in}),
+                                  adapter(".lora_B.weight", {m.out, m.options.r}), m.out, m.in, m.options.r,
+                                  double(m.options.alpha) / m.options.r);
+            }
             if (trains.count(i.name))
                 trainable.push_back(std::move(p));
             else
@@ -279,6 +321,9 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
          " validation), vocabulary " + std::to_string(tokenizer->vocabulary_size()) +
          (chars ? "" : " (" + tokenizer->kind() + ")") + "\n";
     for (const std::string& s : corpus.skipped) h += "  skipped   " + s + "\n";
+    if (!merges.empty())
+        h += "merged      the " + std::to_string(merges.size()) + " LoRA adapters of " + a.from +
+             " into its base weights\n";
     if (llama)
         h += "model       " + a.from + ": llama layers " + std::to_string(llama->layers) + " heads " +
              std::to_string(llama->heads) + " kv_heads " + std::to_string(llama->kv_heads) + " width " +
