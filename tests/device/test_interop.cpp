@@ -16,17 +16,11 @@
 #include "runtime/context_access.hpp"
 #include "vktrain/trainer.hpp"
 #include "vktrain/vulkan_interop.hpp"
+#include "error_text.hpp"
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const vktrain::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using vkt_test::error_of;
 
 bool env_flag(const char* name) {
     const char* v = std::getenv(name);

@@ -10,22 +10,16 @@
 #include "kernels/gemm_autotune.hpp"
 #include "runtime/pipeline.hpp"
 #include "vktrain/trainer.hpp"
+#include "error_text.hpp"
 
 namespace {
+
+using vkt_test::error_of;
 
 namespace fs = std::filesystem;
 using vktrain::GemmPath;
 using vktrain::kernels::DType;
 using vktrain::kernels::MatRef;
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const vktrain::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 TEST(Runtime, ListDevicesReportsCapabilities) {
     const auto devices = vktrain::list_devices(vkt_test::context_options());

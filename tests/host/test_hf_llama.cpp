@@ -17,23 +17,13 @@
 #include "vktrain/error.hpp"
 #include "vktrain/import.hpp"
 #include "vktrain/weights.hpp"
+#include "error_text.hpp"
 
 namespace {
 
+using vkt_test::error_of;
+
 using vktrain::io::NamedTensor;
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const vktrain::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
-#define EXPECT_CONTAINS(haystack, needle)                                                                              \
-    EXPECT_NE(std::string(haystack).find(needle), std::string::npos)                                                   \
-        << "\"" << (haystack) << "\" lacks \"" << (needle) << "\""
 
 vktrain::LlamaOptions tiny_options() {
     vktrain::LlamaOptions o;

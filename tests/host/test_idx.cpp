@@ -10,6 +10,7 @@
 
 #include "vktrain/data.hpp"
 #include "vktrain/error.hpp"
+#include "error_text.hpp"
 
 namespace {
 
@@ -87,9 +88,6 @@ protected:
 
     std::filesystem::path m_dir;
 };
-
-#define EXPECT_CONTAINS(haystack, needle)                                                                              \
-    EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
 TEST_F(Idx, ReadsGzipAndRawFiles) {
     const Bytes image_data = pixels(5 * 3 * 4);

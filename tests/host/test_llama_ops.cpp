@@ -8,19 +8,13 @@
 
 #include "vktrain/error.hpp"
 #include "vktrain/model.hpp"
+#include "error_text.hpp"
 
 namespace {
 
-using vktrain::Model;
+using vkt_test::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const vktrain::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using vktrain::Model;
 
 #define EXPECT_ERROR(call, text)                                                                                       \
     do {                                                                                                               \

@@ -11,20 +11,14 @@
 #include "graph/registry.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/model.hpp"
+#include "error_text.hpp"
 
 namespace {
 
+using vkt_test::error_of;
+
 using vktrain::DataType;
 using vktrain::Model;
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const vktrain::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 #define EXPECT_ERROR(call, text)                                                                                       \
     do {                                                                                                               \

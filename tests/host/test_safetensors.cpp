@@ -14,6 +14,7 @@
 #include "io/json.hpp"
 #include "io/safetensors.hpp"
 #include "vktrain/error.hpp"
+#include "error_text.hpp"
 
 namespace {
 
@@ -84,9 +85,6 @@ protected:
 
     std::filesystem::path m_dir;
 };
-
-#define EXPECT_CONTAINS(haystack, needle)                                                                              \
-    EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
 std::vector<NamedTensor> sample_tensors() {
     std::vector<NamedTensor> tensors;

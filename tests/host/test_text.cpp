@@ -11,19 +11,13 @@
 #include "host/scratch_dir.hpp"
 #include "vktrain/error.hpp"
 #include "vktrain/text.hpp"
+#include "error_text.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
+using vkt_test::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const vktrain::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+namespace fs = std::filesystem;
 
 class TempDir : public vkt_test::ScratchDir {
 public:
