@@ -76,6 +76,21 @@ std::string site(const IrNode& n, const char* gemm) {
     return n.label + ":" + gemm;
 }
 
+// Both attentions' scratch outputs: out[1] the probabilities P (saved for the backward), out[2] the fp32 scores S,
+// each [batch, heads, T, T] from the first input's [batch, T, ...].
+void lower_attention_scratch(Ir& ir, IrNode& n) {
+    const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
+    const Shape scores{x[0], attr<int64_t>(n, "heads"), x[1], x[1]};
+    for (const auto& [what, storage] : {std::pair{".probs", Storage::act}, {".scores", Storage::f32}}) {
+        IrValue v;
+        v.shape = scores;
+        v.storage = storage;
+        v.role = Role::scratch;
+        v.label = n.name + what;
+        n.out.push_back(ir.add_value(v));
+    }
+}
+
 OpDef self_attention() {
     OpDef d;
     d.name = "self_attention";
@@ -99,19 +114,7 @@ OpDef self_attention() {
                   " heads do not divide ", s[1] / 3, " channels");
         return Shape{s[0], s[1] / 3};
     };
-    d.lower = [](Ir& ir, IrNode& n) {
-        // out[1]: the probabilities P (saved for the backward), out[2]: the fp32 scores S (scratch).
-        const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
-        const Shape scores{x[0], attr<int64_t>(n, "heads"), x[1], x[1]};
-        for (const auto& [what, storage] : {std::pair{".probs", Storage::act}, {".scores", Storage::f32}}) {
-            IrValue v;
-            v.shape = scores;
-            v.storage = storage;
-            v.role = Role::scratch;
-            v.label = n.name + what;
-            n.out.push_back(ir.add_value(v));
-        }
-    };
+    d.lower = lower_attention_scratch;
     const auto gemms = [](const Exec& e, const IrNode& n) {
         const kernels::AttentionShape a = attention_shape(e, n, n.in[0]);
         return kernels::attention_forward_gemms(a, kernels::fused_qkv(a, ref(e, n.in[0])), ref(e, n.out[2]),
@@ -225,19 +228,7 @@ OpDef attention() {
                   v[0], " positions; they must agree");
         return Shape{q[0], q[1]};
     };
-    d.lower = [](Ir& ir, IrNode& n) {
-        // out[1]: the probabilities P (saved for the backward), out[2]: the fp32 scores S (scratch).
-        const Shape q = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
-        const Shape scores{q[0], attr<int64_t>(n, "heads"), q[1], q[1]};
-        for (const auto& [what, storage] : {std::pair{".probs", Storage::act}, {".scores", Storage::f32}}) {
-            IrValue v;
-            v.shape = scores;
-            v.storage = storage;
-            v.role = Role::scratch;
-            v.label = n.name + what;
-            n.out.push_back(ir.add_value(v));
-        }
-    };
+    d.lower = lower_attention_scratch;
     const auto gemms = [](const Exec& e, const IrNode& n) {
         const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
         return kernels::attention_forward_gemms(a, gqa_inputs(e, n, a), ref(e, n.out[2]), ref(e, n.out[1]),
