@@ -52,13 +52,13 @@ std::vector<uint8_t> read_whole_file(const std::string& path) {
     return data;
 }
 
+#if VKTRAIN_HAVE_IMAGES
+
 void check_size(const std::string& name, uint64_t width, uint64_t height) {
     VKT_CHECK(width > 0 && height > 0, name, ": image has no pixels (", width, "x", height, ")");
     VKT_CHECK(width * height <= pixel_limit, name, ": ", width, "x", height, " pixels is over the limit of ",
               pixel_limit, " (a decompression bomb?)");
 }
-
-#if VKTRAIN_HAVE_IMAGES
 
 // ---- PNG ----
 
