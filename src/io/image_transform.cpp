@@ -98,15 +98,18 @@ Image vertical_pass(const Image& in, const Coefficients& c, const std::vector<in
     out.height = out_height;
     out.rgb.resize(size_t(in.width) * out_height * 3);
     const size_t stride = size_t(in.width) * 3;
+    // Row by row into an accumulator row: the same sums in the same order as Pillow's column loop, read sequentially.
+    std::vector<int32_t> acc(stride);
     for (uint32_t yy = 0; yy < out_height; ++yy) {
         const int32_t* k = &c.weights[size_t(yy) * c.ksize];
-        uint8_t* dst = out.rgb.data() + yy * stride;
-        for (size_t xc = 0; xc < stride; ++xc) {
-            int32_t s = 1 << (precision_bits - 1);
-            const uint8_t* p = in.rgb.data() + size_t(first[yy]) * stride + xc;
-            for (int y = 0; y < c.count[yy]; ++y) s += p[size_t(y) * stride] * k[y];
-            dst[xc] = clip8(s);
+        std::fill(acc.begin(), acc.end(), 1 << (precision_bits - 1));
+        for (int y = 0; y < c.count[yy]; ++y) {
+            const uint8_t* p = in.rgb.data() + size_t(first[yy] + y) * stride;
+            const int32_t w = k[y];
+            for (size_t xc = 0; xc < stride; ++xc) acc[xc] += p[xc] * w;
         }
+        uint8_t* dst = out.rgb.data() + yy * stride;
+        for (size_t xc = 0; xc < stride; ++xc) dst[xc] = clip8(acc[xc]);
     }
     return out;
 }
