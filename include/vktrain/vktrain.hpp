@@ -4,6 +4,7 @@
 #include "vktrain/context.hpp"
 #include "vktrain/data.hpp"
 #include "vktrain/error.hpp"
+#include "vktrain/images.hpp"
 #include "vktrain/import.hpp"
 #include "vktrain/lora.hpp"
 #include "vktrain/model.hpp"

@@ -8,9 +8,10 @@ need_root
 root="$VKTRAIN_CACHE/trixie-root"
 stamp="$root/.vktrain-complete-v1"
 # Mesa and the layer from trixie-backports; python3-safetensors/numpy read our checkpoints in a test; host-built
-# binaries that can read SentencePiece tokenizers need libsentencepiece.so.0 (trixie's 0.2.0, the same soname).
+# binaries that can read SentencePiece tokenizers need libsentencepiece.so.0 (trixie's 0.2.0, the same soname), and
+# those that decode images libpng16.so.16 and libjpeg.so.62 (trixie's libpng 1.6.48 and libjpeg-turbo 2.1.5).
 packages=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers vulkan-tools python3-safetensors python3-numpy
-  libsentencepiece0)
+  libsentencepiece0 libpng16-16t64 libjpeg62-turbo)
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 missing_in_root() {
   local p

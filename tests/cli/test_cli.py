@@ -1430,6 +1430,62 @@ def case_train_from_chars(cli):
     check_one_line_error(p, 2, "bare.safetensors carries no tokenizer and no character vocabulary", "--tokenizer DIR")
 
 
+def write_png(path, width, height, rgb):
+    """An 8-bit RGB PNG from bytes (zlib only: the command's tests need no imaging library)."""
+    import zlib
+    raw = b"".join(b"\0" + rgb[y * width * 3:(y + 1) * width * 3] for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def write_colour_folder(root, per_class, seed):
+    """Two classes, reddish and bluish 20x20 images with noise."""
+    import random
+    rnd = random.Random(seed)
+    for cls, (r, b) in (("blue", (40, 200)), ("red", (200, 40))):
+        for i in range(per_class):
+            px = bytearray()
+            for _ in range(20 * 20):
+                px += bytes([max(0, min(255, r + rnd.randint(-30, 30))), rnd.randint(60, 120),
+                             max(0, min(255, b + rnd.randint(-30, 30)))])
+            write_png(os.path.join(root, cls, "%02d.png" % i), 20, 20, bytes(px))
+
+
+def case_train_images(cli):
+    """`train --images DIR`: a net on a two-class PNG folder learns it (validation accuracy per epoch); a corrupt file
+    stops the run with one line naming it, or with --skip-bad-images is skipped and counted; the weights train on
+    with --from; image options without --images and a --from model of another input size are refused."""
+    write_colour_folder(os.path.join(cli.work, "train"), 12, 1)
+    write_colour_folder(os.path.join(cli.work, "val"), 4, 2)
+    with open(os.path.join(cli.work, "train", "red", "zz_bad.png"), "wb") as f:
+        f.write(b"this is not a PNG file")
+    common = ["--images", "train", "--val-images", "val", "--image-size", "16", "--model",
+              "net:conv2d(out=4,kernel_h=3,pad_h=1),relu,max_pool2d", "--batch-size", "8", "--precision", "fp32",
+              "--lr", "0.01", "--workers", "2"]
+    p = cli.run("train", *common, "--epochs", "1")
+    check_last_error(p, 1, "train/red/zz_bad.png", "not a PNG file")
+    p = cli.run("train", *common, "--epochs", "4", "--skip-bad-images", "--output", "img.safetensors")
+    check(p.returncode == 0, "trains with --skip-bad-images (%s)" % p.stderr)
+    epochs = [l for l in p.stdout.splitlines() if l.startswith("epoch ")]
+    check(len(epochs) == 4 and all("skipped 1 (first: " in l and "zz_bad.png" in l for l in epochs),
+          "four epoch lines, each counting the one skipped file")
+    acc = float(re.search(r"val_accuracy ([0-9.]+)", epochs[-1]).group(1))
+    check(acc >= 0.75, "validation accuracy %.3f >= 0.75 on reddish vs bluish images" % acc)
+    os.remove(os.path.join(cli.work, "train", "red", "zz_bad.png"))
+    p = cli.run("train", "--from", "img.safetensors", "--images", "train", "--val-images", "val", "--image-size", "16",
+                "--epochs", "1", "--batch-size", "8", "--precision", "fp32", "--lr", "0.001")
+    check(p.returncode == 0 and "val_accuracy" in p.stdout, "trains on --from the written weights (%s)" % p.stderr)
+    p = cli.run("train", "--from", "img.safetensors", "--images", "train", "--image-size", "24", "--epochs", "1")
+    check_last_error(p, 1, "img.safetensors", "[3, 24, 24]")
+    p = cli.run("train", "--workers", "2", "--epochs", "1")
+    check_one_line_error(p, 2, "--workers applies only with --images DIR")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

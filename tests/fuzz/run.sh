@@ -18,9 +18,9 @@ cmake -S "$src" -B "$fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_
   -DVKTRAIN_BUILD_C_SHARED=OFF -DVKTRAIN_INSTALL=OFF >"$fuzz.configure.log" 2>&1 \
   || { cat "$fuzz.configure.log"; exit 1; }
 cmake --build "$fuzz" -j"$(nproc)" --target fuzz_idx fuzz_safetensors fuzz_checkpoint fuzz_json fuzz_model fuzz_text fuzz_hf \
-  fuzz_tokenizer >"$fuzz.build.log" 2>&1 || { grep -E 'error|Error' "$fuzz.build.log" | head -n 40; exit 1; }
+  fuzz_tokenizer fuzz_image >"$fuzz.build.log" 2>&1 || { grep -E 'error|Error' "$fuzz.build.log" | head -n 40; exit 1; }
 status=0
-for name in idx safetensors checkpoint json model text hf tokenizer; do
+for name in idx safetensors checkpoint json model text hf tokenizer image; do
   corpus="$fuzz/corpus-$name"
   rm -rf "$corpus" && mkdir -p "$corpus" && cp "$src/tests/fuzz/corpus/$name/"* "$corpus/"
   echo "fuzz_$name: ${seconds}s, seed $seed"

@@ -141,6 +141,12 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
         if (a.lora_dropout >= 1.0) throw UsageError(option + " must be in [0, 1), got " + v);
     });
     t.value("--save-adapter", store(a.save_adapter));
+    t.value("--images", store(a.images));
+    t.value("--val-images", store(a.val_images));
+    t.value("--image-size", store_uint(a.image_size, 1, 4096));
+    t.value("--resize", store_uint(a.resize, 1, 65535));
+    t.value("--workers", store_uint(a.workers, 0, 256));
+    t.flag("--skip-bad-images", [&a] { a.skip_bad_images = true; });
     // Training.
     t.value("--optimizer", store_choice(a.optimizer, Choices<OptimizerKind>{{"adamw", OptimizerKind::adamw},
                                                                             {"sgd", OptimizerKind::sgd}}));

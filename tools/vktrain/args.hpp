@@ -80,6 +80,12 @@ struct TrainArgs {
     uint32_t lora_r = 8;
     double lora_alpha = 8.0, lora_dropout = 0.0; // PEFT's LoraConfig defaults
     std::string save_adapter;
+    // Image folders (--images DIR): torchvision's ImageFolder layout, PNG and JPEG (docs/images.md).
+    std::string images, val_images;
+    uint32_t image_size = 224; // RandomResizedCrop / CenterCrop size
+    uint32_t resize = 0;       // the eval transform's short side (0: image_size * 8 / 7, 256 for 224)
+    uint32_t workers = 2;      // decoding threads
+    bool skip_bad_images = false;
     bool has(const char* option) const { return given.count(option) != 0; }
 
     double effective_learning_rate() const {

@@ -15,6 +15,7 @@ struct TrainArgs;
 struct ModelSpec;
 TrainerOptions trainer_options(const TrainArgs& args);      // the options every `train` run shares
 int run_train_text(TrainArgs& args, const ModelSpec& spec); // run_train's path for --model gpt:...
+int run_train_images(TrainArgs& args);                      // run_train's path for --images DIR
 struct EvalArgs;
 int run_eval_text(const EvalArgs& args); // run_eval's path for weights with a vocabulary
 int run_eval(const std::vector<std::string>& args);

@@ -30,7 +30,8 @@ const char* train_usage() {
     return R"(usage: vktrain train [options]
 
 Trains a built-in model on Fashion-MNIST (gzipped IDX files), evaluating on the test set after every epoch, or
-(--model gpt:...) a character-level GPT on a text corpus for a number of steps.
+(--model gpt:...) a character-level GPT on a text corpus for a number of steps, or (--images DIR) a classifier on a
+folder of PNG and JPEG images.
 
 data and model:
   --data DIR              Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
@@ -80,6 +81,16 @@ characters, or --tokenizer DIR; the text recipe's options and defaults apply):
   --save-adapter DIR      write the trained adapters as a PEFT folder (adapter_config.json, adapter_model.safetensors)
   with LoRA, --checkpoint holds only the adapters, their optimizer state and the loss scaler (the base comes from
   --from again on --resume); progress shows the trainable and frozen parameter counts
+
+image folders (one sub-folder per class, as torchvision's ImageFolder; PNG and JPEG; docs/images.md):
+  --images DIR            train on DIR's images (RandomResizedCrop and horizontal flip, ImageNet normalisation)
+                          instead of Fashion-MNIST; the model is --model net:... or mlp:... on [3, S, S] images, or
+                          --from FILE (a model file whose input is [3, S, S])
+  --val-images DIR        accuracy after every epoch on DIR (Resize, CenterCrop; its classes must be --images')
+  --image-size S          the crop size S (default 224)
+  --resize N              the validation images' short side before the centre crop (default S * 8 / 7)
+  --workers N             decoding threads (default 2; 0: decode between steps)
+  --skip-bad-images       skip and count unreadable or corrupt images instead of stopping at the first
 
 training:
   --precision P           mixed or fp32 (default mixed)

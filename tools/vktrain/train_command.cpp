@@ -231,6 +231,9 @@ int run_train(const std::vector<std::string>& args) {
         std::fputs(train_usage(), stdout);
         return 0;
     }
+    if (!a.images.empty()) return run_train_images(a);
+    for (const char* o : {"--val-images", "--image-size", "--resize", "--workers", "--skip-bad-images"})
+        if (a.has(o)) throw UsageError(std::string(o) + " applies only with --images DIR");
     if (!a.from.empty()) {
         if (a.has("--model")) throw UsageError("--from FILE gives the model: --model does not apply");
         return run_train_text(a, ModelSpec{});
