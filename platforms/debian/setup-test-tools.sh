@@ -7,6 +7,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format python3-sentencepiece
+# torchvision's ResNets for the import/export parity test (tests/python/check_torchvision.py).
+apt_install python3-torchvision
 # Debian's nodejs and npm, unless a node and npm are already there (NodeSource's nodejs carries its own npm and
 # conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 || apt_install nodejs
