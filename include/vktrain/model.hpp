@@ -180,15 +180,20 @@ struct ResnetOptions {
 // weights file records, for instance), else vktrain::Error "not a ResNet of Model::resnet's shape: ..." (one line).
 ResnetOptions resnet_options(const Model& model);
 
-// Model::mobilenet: torchvision's MobileNetV2 (torchvision.models.mobilenet_v2, width 1.0) and, where built, V3.
+// Model::mobilenet: torchvision's MobileNetV2 and MobileNetV3 small / large (torchvision.models.mobilenet_v2,
+// mobilenet_v3_small, mobilenet_v3_large; width 1.0).
 // MobileNetV2: features.0 (3x3 stride-2 convolution to 32 channels, BatchNorm, ReLU6), features.1-17 (inverted
 // residuals: a 1x1 expansion with BatchNorm and ReLU6 unless the ratio is 1, a 3x3 depthwise convolution with
 // BatchNorm and ReLU6, a 1x1 projection with BatchNorm, a residual add where the stride is 1 and the widths agree),
 // features.18 (1x1 to 1280, BatchNorm, ReLU6), adaptive average pooling, flatten, classifier.0 (dropout) and
 // classifier.1 (linear); inputs "x" (f32 [3, height, width]) and "labels", cross-entropy. Names are torchvision's
 // ("features.0.0.weight", "features.2.conv.1.0.weight", "features.2.conv.3.running_var", "classifier.1.weight").
-// Init as torchvision's: convolutions kaiming_normal_(mode="fan_out"), BatchNorm 1 and 0, the classifier N(0, 0.01)
-// with a zero bias.
+// MobileNetV3: features.0 (3x3 stride-2 convolution to 16, BatchNorm, hardswish), the inverted residuals
+// "features.N.block.M" (expansion, depthwise, squeeze-excitation "block.M.fc1" / "fc2" with ReLU and hardsigmoid
+// through channel_mul, projection; ReLU or hardswish per torchvision's table; BatchNorm eps 1e-3, momentum 0.01), the
+// last 1x1 convolution, pooling, and classifier.0 (linear to 1024 / 1280), hardswish, classifier.2 (dropout),
+// classifier.3 (linear). Init as torchvision's: convolutions kaiming_normal_(mode="fan_out") with zero biases,
+// BatchNorm 1 and 0, linear layers N(0, 0.01) with zero biases.
 enum class MobilenetVariant { v2, v3_small, v3_large };
 struct MobilenetOptions {
     MobilenetVariant variant = MobilenetVariant::v2;
@@ -411,8 +416,7 @@ public:
     static Model llama(const LlamaOptions& options);
     // torchvision's ResNet-18/34/50/101/152 with its state_dict names. See ResnetOptions.
     static Model resnet(const ResnetOptions& options);
-    // torchvision's MobileNetV2 (and V3 small / large where MobilenetOptions::variant names them; V2 only so far),
-    // with its state_dict names. See MobilenetOptions.
+    // torchvision's MobileNetV2 and V3 small / large (MobilenetOptions::variant), with their state_dict names.
     static Model mobilenet(const MobilenetOptions& options);
 
     // Outputs: values that Trainer::predict reads back by name (several may be marked, at any time, the loss's

@@ -41,9 +41,14 @@ struct Arch {
 
 const std::vector<Arch>& archs() {
     static const std::vector<Arch> table = {
-        {"resnet18", 18, MobilenetVariant::v2, "fc"},   {"resnet34", 34, MobilenetVariant::v2, "fc"},
-        {"resnet50", 50, MobilenetVariant::v2, "fc"},   {"resnet101", 101, MobilenetVariant::v2, "fc"},
-        {"resnet152", 152, MobilenetVariant::v2, "fc"}, {"mobilenet_v2", 0, MobilenetVariant::v2, "classifier.1"},
+        {"resnet18", 18, MobilenetVariant::v2, "fc"},
+        {"resnet34", 34, MobilenetVariant::v2, "fc"},
+        {"resnet50", 50, MobilenetVariant::v2, "fc"},
+        {"resnet101", 101, MobilenetVariant::v2, "fc"},
+        {"resnet152", 152, MobilenetVariant::v2, "fc"},
+        {"mobilenet_v2", 0, MobilenetVariant::v2, "classifier.1"},
+        {"mobilenet_v3_small", 0, MobilenetVariant::v3_small, "classifier.3"},
+        {"mobilenet_v3_large", 0, MobilenetVariant::v3_large, "classifier.3"},
     };
     return table;
 }
@@ -66,7 +71,8 @@ const Arch& find_arch(const std::string& name) {
 std::string architecture_of_file(const WeightsFile& f) {
     if (f.find("conv1.weight") == nullptr) {
         if (f.find("features.18.0.weight") && f.find("features.1.conv.0.0.weight")) return "mobilenet_v2";
-        if (f.find("features.1.block.0.0.weight")) return "a MobileNetV3 (features.N.block.*)";
+        if (f.find("features.1.block.0.0.weight"))
+            return f.find("features.16.0.weight") ? "mobilenet_v3_large" : "mobilenet_v3_small";
         return "";
     }
     uint32_t blocks[4] = {0, 0, 0, 0};
@@ -266,7 +272,10 @@ std::string torchvision_architecture_of(const Model& model, const WeightsFile* f
     } catch (const Error&) {
     }
     try {
-        if (mobilenet_options(model).variant == MobilenetVariant::v2) return "mobilenet_v2";
+        const MobilenetVariant v = mobilenet_options(model).variant;
+        return v == MobilenetVariant::v2         ? "mobilenet_v2"
+               : v == MobilenetVariant::v3_small ? "mobilenet_v3_small"
+                                                 : "mobilenet_v3_large";
     } catch (const Error&) {
     }
     return "";

@@ -1,7 +1,7 @@
-// torchvision import/export without a device or PyTorch (the parity tests against torchvision itself are
-// tests/python/check_torchvision.py): Model::resnet's names, shapes and sizes, resnet_options, resize_input, the
-// safetensors writer's I64 tensors, and a ResNet-18 state_dict written here imported (with its head and with a new
-// one) and exported back.
+// torchvision models without a device or PyTorch (the import/export parity tests against torchvision itself are
+// tests/python/check_torchvision.py): Model::resnet's and Model::mobilenet's names, shapes and sizes against
+// torchvision's counts, resnet_options / mobilenet_options, resize_input, the safetensors writer's I64 tensors, and
+// automatic node names next to names given by rename.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -121,6 +121,38 @@ TEST(ModelNames, AutomaticNamesSkipNamesGivenByRename) {
     EXPECT_EQ(m.nodes()[2].name, "conv2");
     EXPECT_EQ(m.nodes()[3].name, "conv3");
     EXPECT_EQ(vktrain::Model::from_json(m.to_json()).nodes()[3].name, "conv3");
+}
+
+} // namespace
+
+namespace {
+
+TEST(TorchvisionMobilenet, HasTorchvisionsSizesAndOptionsComeBack) {
+    // torchvision 0.14: sum(p.numel() for p in model.parameters()) and len(state_dict()).
+    const struct {
+        vktrain::MobilenetVariant variant;
+        uint64_t parameters;
+        size_t tensors;
+    } cases[] = {{vktrain::MobilenetVariant::v2, 3504872, 314},
+                 {vktrain::MobilenetVariant::v3_small, 2542856, 244},
+                 {vktrain::MobilenetVariant::v3_large, 5483032, 312}};
+    for (const auto& c : cases) {
+        vktrain::MobilenetOptions o;
+        o.variant = c.variant;
+        o.classes = 10;
+        o.height = 96;
+        const vktrain::Model m = vktrain::Model::mobilenet(o);
+        const uint64_t head = c.variant == vktrain::MobilenetVariant::v2         ? 1280
+                              : c.variant == vktrain::MobilenetVariant::v3_small ? 1024
+                                                                                 : 1280;
+        EXPECT_EQ(m.parameter_count(), c.parameters - 990 * (head + 1)) << int(c.variant); // 10 classes, not 1000
+        EXPECT_EQ(m.parameters().size(), c.tensors) << int(c.variant);
+        const vktrain::MobilenetOptions back = vktrain::mobilenet_options(m);
+        EXPECT_TRUE(back.variant == c.variant && back.classes == 10 && back.height == 96 && back.width == 224);
+        EXPECT_CONTAINS(error_of([&] { vktrain::resnet_options(m); }), "not a ResNet of Model::resnet's shape");
+    }
+    const std::vector<vktrain::ParameterInfo> ps = vktrain::Model::mobilenet({}).parameters();
+    EXPECT_EQ(find(ps, "features.2.conv.1.0.weight")->shape, (std::vector<int64_t>{96, 1, 3, 3})); // depthwise
 }
 
 } // namespace

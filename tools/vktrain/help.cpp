@@ -220,7 +220,7 @@ skipped) and llama (LlamaForCausalLM).
 
 With --arch, SRC is a safetensors file of a torchvision model's state_dict() (torchvision's names; weights F32,
 F16 or BF16; num_batches_tracked I64). NAME: resnet18, resnet34, resnet50, resnet101, resnet152,
-mobilenet_v2 (docs/torchvision.md).
+mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large (docs/torchvision.md).
 
   --output FILE           the weights file to write
   --precision P           mixed (default: weights must fit fp16, |x| <= 65504) or fp32 (fp32 storage on the
@@ -247,7 +247,7 @@ Hugging Face folder DIR (created if absent): config.json (the imported one uncha
 options) and model.safetensors (F32, Hugging Face's names, order and layouts; the tied head and the causal-mask
 buffers are left out, as save_pretrained does), and the tokenizer files the weights file carries (tokenizer.json,
 vocab.json + merges.txt or tokenizer.model, as imported). Importing a folder and exporting it gives back its F32
-tensors bit for bit. A torchvision model (imported with --arch, or a ResNet or MobileNetV2 trained by vktrain) goes out instead as
+tensors bit for bit. A torchvision model (imported with --arch, or a ResNet or MobileNet trained by vktrain) goes out instead as
 the one safetensors file DIR: its state_dict under torchvision's names (num_batches_tracked I64), which
 load_state_dict(strict=True) takes.
 
