@@ -13,7 +13,8 @@ training-mode passes and num_batches_tracked set), saved as safetensors state_di
   - vktrain export: every tensor back identical (num_batches_tracked as I64), and load_state_dict(strict=True) takes it;
   - --classes N: a fresh nn.Linear-initialised head, the backbone unchanged, exported into resnet(num_classes=N);
   - one fp32 training step's gradients through the C API (BatchNorm in training mode) within relative L2 1e-4 of
-    PyTorch's, tensor by tensor: a new head on a frozen backbone, and full fine-tuning;
+    PyTorch's float64, tensor by tensor (or 4 times PyTorch float32's own error where a random MobileNetV2's is
+    larger): a new head on a frozen backbone, and full fine-tuning, for resnet18 and mobilenet_v2;
 and every bad input fails with one line naming the problem.
 """
 import json
@@ -177,12 +178,23 @@ def parity(arch, seed, dtype, sizes):
     return tensors, src, fp32
 
 
-def gradients(src, tensors, train_only, seed):
+def gradients(arch, src, tensors, train_only, seed):
     """One batch's fp32 gradients from vktrain (C API, training mode) against torchvision's in float64."""
-    name = "grad-" + ("full" if train_only == "-" else "head")
+    name = "grad-%s-%s" % (arch, "full" if train_only == "-" else "head")
+    head = {"resnet18": "fc.", "mobilenet_v2": "classifier.1."}[arch]
     weights = path(name + ".vkt.safetensors")
-    run(["import", src, "--arch", "resnet18", "--classes", "5", "--seed", str(seed), "--image-size", "64",
+    run(["import", src, "--arch", arch, "--classes", "5", "--seed", str(seed), "--image-size", "64",
          "--precision", "fp32", "--output", weights, "--force", "--quiet"])
+    got, meta = read_safetensors(weights)
+    if "mobilenet" in arch:
+        # compute_gradients would draw its own dropout masks: the file's graph gets p = 0 (the test's change, not
+        # vktrain's), as the reference's below.
+        graph = json.loads(meta["vktrain_graph"])
+        for n in graph["nodes"]:
+            if n["op"] == "dropout":
+                n["attrs"]["p"] = 0.0
+        meta["vktrain_graph"] = json.dumps(graph)
+        write_safetensors(weights, got, meta)
     rng = np.random.default_rng(seed)
     batch = 4
     x = rng.standard_normal((batch, 3, 64, 64)).astype(np.float32)
@@ -201,29 +213,46 @@ def gradients(src, tensors, train_only, seed):
     with open(out + ".json") as f:
         info = json.load(f)
     flat = np.fromfile(out + ".bin", dtype="<f4")
-    got, _ = read_safetensors(weights)
-    m = torchvision.models.resnet18(weights=None, num_classes=5)
-    m.load_state_dict({k: torch.from_numpy(got[k] if k.startswith("fc.") else np.asarray(v)) for k, v in tensors.items()
-                       if not k.startswith("fc.")} | {k: torch.from_numpy(got[k]) for k in ("fc.weight", "fc.bias")})
-    m = m.double().train()
-    for n_, p_ in m.named_parameters():
-        p_.requires_grad_(train_only == "-" or n_.startswith(train_only))
-    loss = torch.nn.functional.cross_entropy(m(torch.from_numpy(x).double()), torch.from_numpy(labels).long())
-    loss.backward()
-    params = dict(m.named_parameters())
-    want_names = [n_ for n_, p_ in m.named_parameters() if p_.requires_grad]
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items() if not k.startswith(head)}
+    state.update({k: torch.from_numpy(got[k]) for k in (head + "weight", head + "bias")})
+
+    def reference(dtype):
+        m = getattr(torchvision.models, arch)(weights=None, num_classes=5)
+        m.load_state_dict(state)
+        m = m.to(dtype).train()
+        for mod in m.modules():  # vktrain's graph has the dropout too, with p = 0 (above)
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        for n_, p_ in m.named_parameters():
+            p_.requires_grad_(train_only == "-" or n_.startswith(train_only))
+        loss = torch.nn.functional.cross_entropy(m(torch.from_numpy(x).to(dtype)), torch.from_numpy(labels).long())
+        loss.backward()
+        return loss.item(), {n_: p_.grad.double().numpy() for n_, p_ in m.named_parameters() if p_.requires_grad}
+
+    loss, want = reference(torch.float64)
+    # PyTorch's own float32 gradients: a randomly initialised MobileNetV2 in training mode amplifies fp32 rounding to
+    # ~1e-2 (a ResNet does not), so each tensor's bound is max(1e-4, 4 x PyTorch's own fp32 error on it).
+    _, want32 = reference(torch.float32)
+    largest = max(np.linalg.norm(g) for g in want.values())
     names = [t["name"] for t in info["tensors"]]
-    worst, offset = 0.0, 0
+    worst, worst_ratio, offset, zero_ok = 0.0, 0.0, 0, True
     for t in info["tensors"]:
         n_ = int(np.prod(t["shape"]))
         g = flat[offset:offset + n_].reshape(t["shape"])
         offset += n_
-        worst = max(worst, relative_l2(g, params[t["name"]].grad.numpy()))
-    check(sorted(names) == sorted(want_names) and abs(info["loss"] - loss.item()) <= 1e-5 * abs(loss.item())
-          and worst <= 1e-4,
-          "resnet18 64x64 %s: fp32 gradients of %d tensors, worst relative L2 %.2e <= 1e-4, loss %.6f vs %.6f (%s)" % (
-              "new head on a frozen backbone" if train_only != "-" else "full fine-tuning", len(names), worst,
-              info["loss"], loss.item(), info["device"]))
+        ref64 = want[t["name"]]
+        if np.linalg.norm(ref64) <= 1e-9 * largest:  # exactly zero (a bias before a training-mode BatchNorm)
+            zero_ok = zero_ok and np.linalg.norm(g) <= 1e-4 * largest
+            continue
+        err = relative_l2(g, ref64)
+        bound = max(1e-4, 4 * relative_l2(want32[t["name"]], ref64))
+        worst, worst_ratio = max(worst, err), max(worst_ratio, err / bound)
+    check(sorted(names) == sorted(want) and abs(info["loss"] - loss) <= 1e-5 * abs(loss) and worst_ratio <= 1
+          and zero_ok,
+          "%s 64x64 %s: fp32 gradients of %d tensors, worst relative L2 %.2e (bound max(1e-4, 4 x PyTorch fp32's "
+          "own), worst error/bound %.2f), loss %.6f vs %.6f (%s)" % (
+              arch, "new head on a frozen backbone" if train_only != "-" else "full fine-tuning", len(names), worst,
+              worst_ratio, info["loss"], loss, info["device"]))
 
 
 def main():
@@ -235,7 +264,7 @@ def main():
     parity("resnet50", 3, "F32", [(96, 2)])
     parity("resnet18", 4, "F16", [(96, 2)])
     if "resnet" not in ONLY:
-        parity("mobilenet_v2", 5, "F32", [(96, 2)])
+        _, src_v2, _ = parity("mobilenet_v2", 5, "F32", [(96, 2)])
         parity("mobilenet_v3_small", 6, "F32", [(96, 2)])
         parity("mobilenet_v3_large", 7, "BF16", [(96, 2)])
 
@@ -259,8 +288,12 @@ def main():
     check_export(head, "resnet18", exported, classes=7, what=" (--classes 7)")
 
     if LIB != "-":
-        gradients(src18, t18, "fc.", 11)
-        gradients(src18, t18, "-", 12)
+        gradients("resnet18", src18, t18, "fc.", 11)
+        gradients("resnet18", src18, t18, "-", 12)
+        if "resnet" not in ONLY:
+            t_v2, _ = read_safetensors(src_v2)
+            gradients("mobilenet_v2", src_v2, t_v2, "classifier.1.", 13)
+            gradients("mobilenet_v2", src_v2, t_v2, "-", 14)
 
     # Bad inputs: one line each, naming the file and the tensor.
     out = path("bad.vkt.safetensors")
