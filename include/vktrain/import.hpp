@@ -19,6 +19,8 @@
 
 namespace vktrain {
 
+class WeightsFile;
+
 struct ImportOptions {
     // The precision the file records for training and inference (its "vktrain_precision"). mixed stores the weights
     // as fp16 on the device, so a weight outside fp16's range (|x| > 65504) is refused, naming it; fp32 keeps fp32
@@ -68,5 +70,48 @@ void export_hf(const std::string& weights, const std::string& directory, const E
 
 // The config.json model_type values import_hf reads.
 std::vector<std::string> import_architectures();
+
+// ---- torchvision (docs/torchvision.md) ----
+
+// What import_torchvision builds from a state_dict file.
+struct TorchvisionImportOptions {
+    // torchvision_architectures(): "resnet18" ... "resnet152", "mobilenet_v2", "mobilenet_v3_small",
+    // "mobilenet_v3_large"
+    std::string arch;
+    // 0: the file's classifier (fc), its class count from fc.weight. N > 0: a new classifier of N outputs, initialised
+    // as nn.Linear's default (U(+-1/sqrt(in)) for weight and bias, from `seed`); the file's fc.* are then skipped
+    // (ImportResult::skipped) and may be absent. The classifier is fc (ResNet), classifier.1 (MobileNetV2) or
+    // classifier.3 (MobileNetV3).
+    uint32_t classes = 0;
+    // The input size the file records (Model::resnet's height and width; `vktrain predict` runs the model on other
+    // sizes through resize_input).
+    uint32_t height = 224, width = 224;
+    Precision precision = Precision::mixed; // as ImportOptions::precision
+    uint64_t seed = 0;                      // the new classifier's initialisation
+};
+
+// Reads the safetensors file `source` holding a torchvision model's state_dict() (torchvision 0.14's names; weights
+// F32, F16 or BF16; num_batches_tracked I64, kept as the vktrain counter it is) and writes the vktrain weights file
+// `output` (atomically; nothing is left on failure) of Model::resnet or Model::mobilenet with those names, the
+// architecture name in its metadata ("vktrain_torchvision"). Streamed from the mapping tensor by tensor, as import_hf.
+// Throws vktrain::Error, one line naming the file and the tensor: an unsupported arch, a file of another architecture
+// (naming it), a missing, unexpected or mis-shaped tensor, a non-floating weight, a counter that is not an integer in
+// [0, 2^24], a non-finite weight or, in mixed precision, one outside fp16's range.
+ImportResult import_torchvision(const std::string& source, const std::string& output,
+                                const TorchvisionImportOptions& options);
+
+// Writes the weights file `weights` (from import_torchvision, trained further or not, or a Model::resnet trained by
+// vktrain, or a Model::mobilenet) as a safetensors state_dict under torchvision's names (`output`, one file): F32
+// weights and buffers, num_batches_tracked as I64, in state_dict() order, {"format": "pt"}, so that
+// model.load_state_dict(safetensors.torch.load_file(output), strict=True) takes it. options.tensor_hook sees each
+// tensor as in export_hf; options.overwrite replaces an existing output.
+void export_torchvision(const std::string& weights, const std::string& output, const ExportOptions& options = {});
+
+// The architecture name a torchvision export would use for this model: the one `file` records (may be null), or the
+// ResNet its graph is; "" when it is not a torchvision model.
+std::string torchvision_architecture_of(const Model& model, const WeightsFile* file);
+
+// The --arch values import_torchvision reads.
+std::vector<std::string> torchvision_architectures();
 
 } // namespace vktrain

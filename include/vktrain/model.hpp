@@ -161,6 +161,57 @@ struct LlamaOptions {
 // kv_heads and intermediate come back as the values they have.
 LlamaOptions llama_options(const Model& model);
 
+// Model::resnet: torchvision's ResNet (torchvision.models.resnet18 ... resnet152, v1.5: the stride on the 3x3
+// convolution of a Bottleneck). A 7x7 stride-2 convolution, BatchNorm, ReLU and a 3x3 stride-2 max pool, four stages
+// of BasicBlocks (depth 18 and 34) or Bottlenecks (50, 101, 152) whose first block of stages 2-4 halves the size
+// (a 1x1 stride-2 convolution and BatchNorm on the shortcut: "downsample"), adaptive average pooling to 1x1 (so
+// any input size works: padding keeps every map at least 1x1), and a linear head; inputs "x" (f32 [3, height, width])
+// and "labels" (i32 []), cross-entropy. Names are torchvision's state_dict keys: "conv1.weight", "bn1.running_mean",
+// "bn1.num_batches_tracked", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias",
+// "fc.weight", ... Init as torchvision's: convolutions kaiming_normal_(mode="fan_out", nonlinearity="relu"), i.e.
+// N(0, sqrt(2 / (out_channels·kh·kw))), BatchNorm 1 and 0, the head nn.Linear's default U(+-1/sqrt(in)).
+struct ResnetOptions {
+    uint32_t depth = 18; // 18, 34, 50, 101 or 152
+    uint32_t classes = 1000;
+    uint32_t height = 224, width = 224; // the input images' size
+};
+
+// The options of a ResNet: `model` must be exactly the graph Model::resnet builds from them (the architecture a
+// weights file records, for instance), else vktrain::Error "not a ResNet of Model::resnet's shape: ..." (one line).
+ResnetOptions resnet_options(const Model& model);
+
+// Model::mobilenet: torchvision's MobileNetV2 and MobileNetV3 small / large (torchvision.models.mobilenet_v2,
+// mobilenet_v3_small, mobilenet_v3_large; width 1.0).
+// MobileNetV2: features.0 (3x3 stride-2 convolution to 32 channels, BatchNorm, ReLU6), features.1-17 (inverted
+// residuals: a 1x1 expansion with BatchNorm and ReLU6 unless the ratio is 1, a 3x3 depthwise convolution with
+// BatchNorm and ReLU6, a 1x1 projection with BatchNorm, a residual add where the stride is 1 and the widths agree),
+// features.18 (1x1 to 1280, BatchNorm, ReLU6), adaptive average pooling, flatten, classifier.0 (dropout) and
+// classifier.1 (linear); inputs "x" (f32 [3, height, width]) and "labels", cross-entropy. Names are torchvision's
+// ("features.0.0.weight", "features.2.conv.1.0.weight", "features.2.conv.3.running_var", "classifier.1.weight").
+// MobileNetV3: features.0 (3x3 stride-2 convolution to 16, BatchNorm, hardswish), the inverted residuals
+// "features.N.block.M" (expansion, depthwise, squeeze-excitation "block.M.fc1" / "fc2" with ReLU and hardsigmoid
+// through channel_mul, projection; ReLU or hardswish per torchvision's table; BatchNorm eps 1e-3, momentum 0.01), the
+// last 1x1 convolution, pooling, and classifier.0 (linear to 1024 / 1280), hardswish, classifier.2 (dropout),
+// classifier.3 (linear). Init as torchvision's: convolutions kaiming_normal_(mode="fan_out") with zero biases,
+// BatchNorm 1 and 0, linear layers N(0, 0.01) with zero biases.
+enum class MobilenetVariant { v2, v3_small, v3_large };
+struct MobilenetOptions {
+    MobilenetVariant variant = MobilenetVariant::v2;
+    uint32_t classes = 1000;
+    uint32_t height = 224, width = 224;
+    float dropout = 0.2f; // the classifier's dropout (torchvision's default)
+};
+
+// The options of a MobileNet: `model` must be exactly the graph Model::mobilenet builds from them, else
+// vktrain::Error "not a MobileNet of Model::mobilenet's shape: ..." (one line).
+MobilenetOptions mobilenet_options(const Model& model);
+
+// The same model for inputs of another per-sample shape (an image model at another resolution): the graph rebuilt
+// with the input `input` (a name; "": the first input) shaped `shape`. Throws vktrain::Error naming the node when
+// an op does not take the new shape, or when a parameter's shape would change (a linear layer reading a flattened
+// map sees another width), since the weights would no longer fit.
+Model resize_input(const Model& model, const std::string& input, const std::vector<int64_t>& shape);
+
 // Kept for source compatibility with the MLP-only API.
 enum class OpKind { relu, gelu };
 
@@ -363,6 +414,10 @@ public:
     // Hugging Face's LlamaForCausalLM over token ids: inputs "ids" and "targets" (i32, [sequence or context] each),
     // next-token cross-entropy over every position. See LlamaOptions.
     static Model llama(const LlamaOptions& options);
+    // torchvision's ResNet-18/34/50/101/152 with its state_dict names. See ResnetOptions.
+    static Model resnet(const ResnetOptions& options);
+    // torchvision's MobileNetV2 and V3 small / large (MobilenetOptions::variant), with their state_dict names.
+    static Model mobilenet(const MobilenetOptions& options);
 
     // Outputs: values that Trainer::predict reads back by name (several may be marked, at any time, the loss's
     // operands included). Names follow the node name rule and are unique among outputs; an output is a real (f32)

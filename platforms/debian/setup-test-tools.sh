@@ -7,6 +7,8 @@
 # checksum, so the tests never download.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
+# python3-pil and python3-torchvision: the image-folder test's references and torchvision's ResNets and MobileNets for
+# the import/export parity test (tests/python/check_torchvision.py).
 apt_install python3-torch python3-numpy libopenblas0-openmp clang libclang-rt-14-dev clang-format python3-sentencepiece \
   python3-pil python3-torchvision
 # Debian's nodejs and npm, unless a node and npm are already there (NodeSource's nodejs carries its own npm and

@@ -166,4 +166,39 @@ Model Model::from_json(const std::string& text) {
     }
 }
 
+Model resize_input(const Model& model, const std::string& input, const std::vector<int64_t>& shape) {
+    const std::vector<int> inputs = model.inputs();
+    VKT_CHECK(!inputs.empty(), "resize_input: the model has no inputs");
+    int target = inputs[0];
+    if (!input.empty()) {
+        const auto it =
+            std::find_if(inputs.begin(), inputs.end(), [&](int i) { return model.nodes()[size_t(i)].name == input; });
+        VKT_CHECK(it != inputs.end(), "resize_input: the model has no input '", input, "'");
+        target = *it;
+    }
+    const Node& in = model.nodes()[size_t(target)];
+    std::string shape_text = "[";
+    for (size_t i = 0; i < shape.size(); ++i) shape_text += (i ? ", " : "") + std::to_string(shape[i]);
+    shape_text += "]";
+    if (shape == in.shape) return model;
+    // The builder replayed over the recorded graph with the new input shape re-infers every shape and re-checks
+    // every op, as loading a file does.
+    Json root = Json::parse(model.to_json(), "model architecture");
+    Json& node = root["nodes"].as_array()[size_t(target)];
+    Json dims = Json::array();
+    for (int64_t d : shape) dims.push_back(d);
+    node["shape"] = std::move(dims);
+    Model resized;
+    try {
+        resized = Model::from_json(root.dump(false));
+    } catch (const Error& e) {
+        VKT_FAIL("the model does not take ", shape_text, " for its input '", in.name, "' (", e.what(), ")");
+    }
+    const std::vector<ParameterInfo> before = model.parameters(), after = resized.parameters();
+    for (size_t i = 0; i < before.size() && i < after.size(); ++i)
+        VKT_CHECK(before[i].shape == after[i].shape, "the model does not take ", shape_text, " for its input '",
+                  in.name, "': its parameter '", before[i].name, "' would change shape");
+    return resized;
+}
+
 } // namespace vktrain

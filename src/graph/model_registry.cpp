@@ -72,6 +72,9 @@ int Model::op(const std::string& name, const std::vector<int>& inputs, const OpA
         // Otherwise required (Model::add_node names it when missing) or optional.
     }
     const std::string prefix = def->node_prefix ? def->node_prefix : def->name;
+    // A name Model::rename gave an earlier node (torchvision's "conv1", "bn1") is skipped, not a clash.
+    while (!def->fixed_name && m_node_index.count(prefix + std::to_string(m_counters[prefix])) != 0)
+        ++m_counters[prefix];
     // The counter moves only when the node is added: a refused call leaves the next node's name as it was.
     n.name = def->fixed_name ? prefix : prefix + std::to_string(m_counters[prefix]);
     const int id = add_node(std::move(n), name.c_str());

@@ -5,11 +5,6 @@
 // folder back in the layout it came from.
 #include "vktrain/import.hpp"
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +16,7 @@
 
 #include "common/check.hpp"
 #include "graph/ir.hpp"
+#include "import/convert.hpp"
 #include "import/hf_architecture.hpp"
 #include "io/safetensors.hpp"
 #include "io/temp_files.hpp"
@@ -119,6 +115,10 @@ using graph::shape_text;
 using hf::join;
 using hf::Plan;
 using hf::TensorMap;
+using import::check_values;
+using import::floating;
+using import::piece;
+using import::release;
 
 const hf::Architecture& architecture_of(const io::Json& config, const std::string& origin) {
     VKT_CHECK(config.is_object(), origin, ": not a JSON object");
@@ -188,31 +188,8 @@ Source open_source(const std::string& dir) {
     return s;
 }
 
-// Drops a converted tensor's whole pages from this process's resident set, so an import's peak memory is not the
-// whole mapped source: the mapping is read-only and file-backed, and a later read (a tied head compared again) faults
-// the pages back in from the file. A file read into memory (not mapped) is left alone.
-void release(const void* data, uint64_t bytes, bool mapped) {
-#if defined(__unix__) || defined(__APPLE__)
-    if (!mapped || bytes == 0) return;
-    const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
-    const auto begin = (uintptr_t(data) + page - 1) & ~(page - 1);
-    const auto end = (uintptr_t(data) + bytes) & ~(page - 1);
-    if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-#else
-    (void)data;
-    (void)bytes;
-    (void)mapped;
-#endif
-}
-
 bool all_mapped(const std::vector<const WeightsFile*>& files) {
     return std::all_of(files.begin(), files.end(), [](const WeightsFile* f) { return f->mapped(); });
-}
-
-constexpr uint64_t piece = uint64_t{1} << 20; // elements converted at a time where no transpose is needed
-
-bool floating(ElementType t) {
-    return t == ElementType::f32 || t == ElementType::f16 || t == ElementType::bf16;
 }
 
 // Checks every tensor of the source against the plan: nothing missing, nothing unknown, shapes and dtypes right,
@@ -269,23 +246,6 @@ std::vector<float> transposed(const std::vector<float>& x, int64_t rows, int64_t
     for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c) y[size_t(c * rows + r)] = x[size_t(r * cols + c)];
     return y;
-}
-
-// v[0, count) are the tensor's elements [first, first + count).
-void check_values(const float* v, uint64_t count, uint64_t first, const std::string& name, const std::string& dir,
-                  bool fp16) {
-    for (uint64_t i = 0; i < count; ++i) {
-        const float x = v[i];
-        const uint64_t k = first + i;
-        if (std::isfinite(x) && (!fp16 || std::fabs(x) <= 65504.0f)) continue;
-        char value[32];
-        std::snprintf(value, sizeof value, "%.9g", double(x));
-        VKT_CHECK(std::isfinite(x), dir, ": tensor '", name, "' holds ", value, " at element ", k,
-                  " (weights must be finite)");
-        VKT_FAIL(dir, ": tensor '", name, "' holds ", value, " at element ", k,
-                 ", outside fp16's range (|x| <= 65504) that mixed precision stores weights in; import with "
-                 "--precision fp32 (ImportOptions::precision) to keep fp32 storage for it");
-    }
 }
 
 // The folder's tokenizer, serialised for the file's metadata, or empty when the folder has no tokenizer files.

@@ -2,6 +2,7 @@
 #include "io/temp_files.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <unordered_set>
 
@@ -60,19 +61,24 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
         members.emplace_back("__metadata__", std::move(meta));
     }
     std::unordered_set<std::string> names;
-    uint64_t offset = 0;
+    uint64_t offset = 0, elements = 0;
     for (size_t i = 0; i < tensors.size(); ++i) {
         const TensorHeader& tensor = tensors[i];
         VKT_CHECK(!tensor.name.empty(), path, ": tensor ", i, " has an empty name");
         VKT_CHECK(tensor.name != "__metadata__", path, ": \"__metadata__\" is reserved and cannot name a tensor");
         VKT_CHECK(names.insert(tensor.name).second, path, ": duplicate tensor name \"", tensor.name, "\"");
         uint64_t count = 0;
-        VKT_CHECK(element_count(tensor.shape, count) && count <= max_offset / 4, path, ": tensor \"", tensor.name,
+        VKT_CHECK(element_count(tensor.shape, count) && count <= max_offset / 8, path, ": tensor \"", tensor.name,
                   "\": invalid shape ", shape_string(tensor.shape));
-        const uint64_t end = offset + count * 4;
+        const uint64_t end = offset + count * (tensor.int64 ? 8 : 4);
         VKT_CHECK(end <= max_offset, path, ": tensor data exceeds 2^53 bytes");
+        if (tensor.int64) {
+            m_int64.emplace_back(elements, elements + count);
+            m_int64_names.push_back(tensor.name);
+        }
+        elements += count;
         Json entry = Json::object();
-        entry["dtype"] = "F32";
+        entry["dtype"] = tensor.int64 ? "I64" : "F32";
         Json& shape = entry["shape"] = Json::array();
         for (const int64_t dim : tensor.shape) shape.push_back(dim);
         Json& offsets = entry["data_offsets"] = Json::array();
@@ -81,7 +87,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
         members.emplace_back(tensor.name, std::move(entry));
         offset = end;
     }
-    m_total = offset / 4;
+    m_total = elements;
     std::string text = header.dump(false);
     text.append((8 - text.size() % 8) % 8, ' '); // keeps the data 8-byte aligned for memory-mapping readers
 
@@ -90,7 +96,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
     for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(uint64_t{text.size()} >> (8 * i));
     m_file->write(length, sizeof(length));
     m_file->write(text.data(), text.size());
-    m_buffer.resize(chunk_elements * 4);
+    m_buffer.resize(chunk_elements * 8);
 }
 
 SafetensorsWriter::~SafetensorsWriter() = default;
@@ -99,12 +105,25 @@ void SafetensorsWriter::write(const float* values, uint64_t count) {
     VKT_CHECK(count <= m_total - m_written, m_path, ": ", m_written + count, " values written, the tensors hold ",
               m_total);
     for (uint64_t done = 0; done < count;) {
-        const size_t n = size_t(std::min<uint64_t>(chunk_elements, count - done));
+        // The I64 tensor holding element m_written + done, if any, and where the run of one dtype ends.
+        const uint64_t at = m_written + done;
+        const auto range = std::find_if(m_int64.begin(), m_int64.end(), [at](const auto& r) { return r.second > at; });
+        const bool int64 = range != m_int64.end() && range->first <= at;
+        const uint64_t run_end = int64 ? range->second : range != m_int64.end() ? range->first : m_total;
+        const size_t n = size_t(std::min<uint64_t>({chunk_elements, count - done, run_end - at}));
         for (size_t i = 0; i < n; ++i) {
-            const uint32_t bits = bits_from_float(values[done + i]);
-            for (size_t b = 0; b < 4; ++b) m_buffer[4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
+            const float v = values[done + i];
+            if (int64) {
+                VKT_CHECK(v == std::floor(v) && std::fabs(v) < 9.2e18f, m_path, ": tensor \"",
+                          m_int64_names[size_t(range - m_int64.begin())], "\" is I64, got the value ", v);
+                const auto bits = static_cast<uint64_t>(static_cast<int64_t>(v));
+                for (size_t b = 0; b < 8; ++b) m_buffer[8 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
+            } else {
+                const uint32_t bits = bits_from_float(v);
+                for (size_t b = 0; b < 4; ++b) m_buffer[4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
+            }
         }
-        m_file->write(m_buffer.data(), n * 4);
+        m_file->write(m_buffer.data(), n * (int64 ? 8 : 4));
         done += n;
     }
     m_written += count;

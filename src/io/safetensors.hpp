@@ -23,10 +23,12 @@ struct NamedTensor {
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata = {});
 
-// One tensor of a file written piece by piece: its name and shape (F32 values).
+// One tensor of a file written piece by piece: its name and shape. Values are F32, or with int64 I64 (PyTorch's
+// integer buffers, such as BatchNorm's num_batches_tracked): write() still takes floats, which must then be integers.
 struct TensorHeader {
     std::string name;
     std::vector<int64_t> shape;
+    bool int64 = false;
 };
 
 class AtomicFile;
@@ -51,6 +53,9 @@ private:
     std::unique_ptr<AtomicFile> m_file;
     uint64_t m_total = 0, m_written = 0; // elements
     std::vector<unsigned char> m_buffer;
+    // The I64 tensors' element ranges [first, end) in write order (none in an all-F32 file).
+    std::vector<std::pair<uint64_t, uint64_t>> m_int64;
+    std::vector<std::string> m_int64_names;
 };
 
 // Reads every tensor (F32, F16 or BF16, converted to float) in header order, through vktrain::read_weights; metadata,

@@ -287,10 +287,28 @@ ImportArgs parse_import_args(const std::vector<std::string>& args) {
     t.value("--output", store(a.output));
     t.flag("--force", [&a] { a.force = true; });
     t.flag("--no-tokenizer", [&a] { a.no_tokenizer = true; });
-    t.parse(take_positional(args, a.source, {"--output", "--precision"}));
+    t.value("--arch", store(a.arch));
+    bool classes = false, size = false, seed = false;
+    t.value("--classes", [&](const std::string& option, const std::string& value) {
+        a.classes = uint32_t(parse_uint(option, value, 1, 1u << 24));
+        classes = true;
+    });
+    t.value("--image-size", [&](const std::string& option, const std::string& value) {
+        const size_t x = value.find('x');
+        a.height = uint32_t(parse_uint(option, value.substr(0, x), 1, 1u << 15));
+        a.width = x == std::string::npos ? a.height : uint32_t(parse_uint(option, value.substr(x + 1), 1, 1u << 15));
+        size = true;
+    });
+    add_seed(t, a.seed, &seed);
+    t.parse(
+        take_positional(args, a.source, {"--output", "--precision", "--arch", "--classes", "--image-size", "--seed"}));
     if (a.help) return a;
-    if (a.source.empty()) throw UsageError("the Hugging Face model folder SRC is required");
+    if (a.source.empty())
+        throw UsageError("the Hugging Face model folder or torchvision state_dict file SRC is required");
     if (a.output.empty()) throw UsageError("--output FILE is required");
+    if (a.arch.empty() && (classes || size || seed))
+        throw UsageError("--classes, --image-size and --seed apply to torchvision files (with --arch NAME)");
+    if (!a.arch.empty() && a.no_tokenizer) throw UsageError("--no-tokenizer applies to Hugging Face folders");
     return a;
 }
 

@@ -131,6 +131,11 @@ struct ImportArgs {
     bool force = false;
     bool quiet = false;
     bool no_tokenizer = false;
+    // A torchvision state_dict file (--arch NAME) instead of a Hugging Face folder.
+    std::string arch;
+    uint32_t classes = 0;               // --classes N: a new classifier
+    uint32_t height = 224, width = 224; // --image-size N or HxW
+    uint64_t seed = 0;
 };
 
 struct ExportArgs {

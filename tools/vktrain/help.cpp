@@ -219,6 +219,7 @@ serves the C++ API (Model::op), the C API (vkt_model_op, vkt_op_*) and --model n
 
 const char* import_usage() {
     return R"(usage: vktrain import SRC --output FILE [options]
+       vktrain import FILE.safetensors --arch NAME --output FILE [--classes N] [--image-size S] [options]
 
 Converts the Hugging Face model folder SRC (config.json, and model.safetensors or the shards that
 model.safetensors.index.json lists; tensors F32, F16 or BF16) to a vktrain weights file: fp32 weights under
@@ -226,7 +227,11 @@ vktrain's names and layouts, the architecture in its metadata (so eval, predict,
 the original config.json and tensor names (so `vktrain export` writes the folder back). The files are memory-mapped
 and converted one tensor at a time. Supported model_type: gpt2 (GPT2LMHeadModel; keys with or without the
 "transformer." prefix, a tied or untied head, gelu_new or gelu; the h.N.attn.bias / masked_bias buffers are
-skipped).
+skipped) and llama (LlamaForCausalLM).
+
+With --arch, SRC is a safetensors file of a torchvision model's state_dict() (torchvision's names; weights F32,
+F16 or BF16; num_batches_tracked I64). NAME: resnet18, resnet34, resnet50, resnet101, resnet152,
+mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large (docs/torchvision.md).
 
   --output FILE           the weights file to write
   --precision P           mixed (default: weights must fit fp16, |x| <= 65504) or fp32 (fp32 storage on the
@@ -234,6 +239,12 @@ skipped).
   --force                 replace an existing --output file
   --no-tokenizer          leave the folder's tokenizer out (by default tokenizer.model, tokenizer.json or
                           vocab.json + merges.txt go into the file, for eval, generate and train)
+  --arch NAME             SRC is a torchvision state_dict of this architecture
+  --classes N             (--arch) a new classifier of N outputs, initialised as nn.Linear's default; the file's
+                          fc.* are skipped
+  --seed S                (--arch) the new classifier's initialisation (default 0)
+  --image-size S          (--arch) the input size the file records, S or HxW (default 224; predict takes any
+                          size)
   --quiet                 print nothing on success
   --help                  this text
 )";
@@ -247,7 +258,9 @@ Hugging Face folder DIR (created if absent): config.json (the imported one uncha
 options) and model.safetensors (F32, Hugging Face's names, order and layouts; the tied head and the causal-mask
 buffers are left out, as save_pretrained does), and the tokenizer files the weights file carries (tokenizer.json,
 vocab.json + merges.txt or tokenizer.model, as imported). Importing a folder and exporting it gives back its F32
-tensors bit for bit.
+tensors bit for bit. A torchvision model (imported with --arch, or a ResNet or MobileNet trained by vktrain) goes out instead as
+the one safetensors file DIR: its state_dict under torchvision's names (num_batches_tracked I64), which
+load_state_dict(strict=True) takes.
 
   --output DIR            the folder to write
   --adapter DIR           merge the PEFT LoRA adapter folder DIR (adapter_config.json, adapter_model.safetensors)

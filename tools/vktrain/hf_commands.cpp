@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 
 #include "args.hpp"
@@ -64,6 +65,12 @@ std::vector<int32_t> read_ids(const TensorView& t, const std::string& path, uint
     return ids;
 }
 
+std::string join_names(const std::vector<std::string>& names) {
+    std::string s;
+    for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+}
+
 } // namespace
 
 int run_import(const std::vector<std::string>& args) {
@@ -74,6 +81,29 @@ int run_import(const std::vector<std::string>& args) {
     }
     check_output_path(a.output, "--output", a.force);
     const Clock::time_point start = Clock::now();
+    if (!a.arch.empty()) {
+        TorchvisionImportOptions options;
+        options.arch = a.arch;
+        options.classes = a.classes;
+        options.height = a.height;
+        options.width = a.width;
+        options.precision = a.precision;
+        options.seed = a.seed;
+        const ImportResult r = import_torchvision(a.source, a.output, options);
+        if (!a.quiet)
+            std::printf("imported torchvision %s from %s: %llu tensors, %llu parameters, %u classes%s, %ux%u inputs "
+                        "-> %s (%s) in %.2f s\n",
+                        r.model_type.c_str(), a.source.c_str(), static_cast<unsigned long long>(r.tensors),
+                        static_cast<unsigned long long>(r.parameters), r.model.classes(),
+                        a.classes ? " (a new head)" : "", a.height, a.width, a.output.c_str(),
+                        precision_name(a.precision), seconds_since(start));
+        return 0;
+    }
+    if (std::filesystem::is_regular_file(a.source))
+        throw Error(a.source +
+                    ": a file, not a Hugging Face folder (for a torchvision state_dict pass --arch NAME, "
+                    "one of " +
+                    join_names(torchvision_architectures()) + ")");
     ImportOptions options;
     options.precision = a.precision;
     options.tokenizer = !a.no_tokenizer;
@@ -97,6 +127,22 @@ int run_export(const std::vector<std::string>& args) {
     const Clock::time_point start = Clock::now();
     ExportOptions options;
     options.overwrite = a.force;
+    {
+        const WeightsFile file = read_weights(a.weights);
+        const std::string arch = torchvision_architecture_of(load_model(file), &file);
+        if (!arch.empty()) {
+            if (!a.adapter.empty())
+                throw Error(a.weights +
+                            ": --adapter merges LoRA adapters into Hugging Face exports; this is "
+                            "torchvision's " +
+                            arch);
+            export_torchvision(a.weights, a.output, options);
+            if (!a.quiet)
+                std::printf("exported %s -> %s (torchvision %s state_dict, safetensors) in %.2f s\n", a.weights.c_str(),
+                            a.output.c_str(), arch.c_str(), seconds_since(start));
+            return 0;
+        }
+    }
     if (!a.adapter.empty()) options.tensor_hook = lora_merge_hook(a.adapter, load_model(a.weights));
     export_hf(a.weights, a.output, options);
     if (!a.quiet)
@@ -123,7 +169,7 @@ int run_predict(const std::vector<std::string>& args) {
 
     const std::vector<int> inputs = model.inputs();
     if (inputs.empty()) throw Error(a.weights + ": the model has no inputs");
-    const Node& first = model.nodes()[size_t(inputs[0])];
+    const Node first = model.nodes()[size_t(inputs[0])];
     const bool ids = first.type == DataType::i32;
     std::optional<std::vector<Parameter>> merged; // the weights when they are not the file's as they are
     if (x->shape.empty() || x->shape[0] < 1)
@@ -178,9 +224,15 @@ int run_predict(const std::vector<std::string>& args) {
         if (x->type != ElementType::f32 && x->type != ElementType::f16 && x->type != ElementType::bf16)
             throw Error(a.input + ": tensor 'input' is " + to_string(x->type) + ", but the model takes real values " +
                         "(F32 [batch] + " + shape_text(first.shape) + ")");
-        if (per_sample != first.shape)
-            throw Error(a.input + ": tensor 'input' has shape " + shape_text(x->shape) +
-                        ", the model takes [batch] + " + shape_text(first.shape));
+        if (per_sample != first.shape) {
+            // An image model with adaptive pooling runs on other sizes over the same weights.
+            try {
+                model = resize_input(model, first.name, per_sample);
+            } catch (const Error& e) {
+                throw Error(a.input + ": tensor 'input' has shape " + shape_text(x->shape) +
+                            ", the model takes [batch] + " + shape_text(first.shape) + " (" + e.what() + ")");
+            }
+        }
         real_data = x->to_f32();
     }
 
