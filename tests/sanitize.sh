@@ -16,4 +16,4 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:suppressions=$src/tests/asan
 export LSAN_OPTIONS=suppressions=$src/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 cd "$asan"
-exec ctest --output-on-failure --timeout 1500 -L 'host|device|cli' -E 'trixie'
+exec ctest --output-on-failure --timeout 1500 -j"$(nproc)" -L 'host|device|cli' -E 'trixie'
