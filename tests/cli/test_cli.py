@@ -1309,6 +1309,12 @@ def case_train_from(cli):
     b0, b1 = base[0][name]["data_offsets"]
     f0, f1 = frozen[0][name]["data_offsets"]
     check(base[2][b0:b1] == frozen[2][f0:f1], "a frozen weight is saved unchanged")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--freeze", "*", "--train", "lm_head.",
+                "--lr-scale", "lm_head.=0.5")
+    m = re.search(r"^trainable   (\d+) parameters, frozen (\d+);", p.stdout, re.M)
+    check(p.returncode == 0 and m is not None and int(m.group(1)) == len(vocab) * 16,
+          "--freeze '*' --train lm_head. trains the head alone, with --lr-scale (%s)" % (m.group(0) if m else p.stderr))
 
     p = cli.run("train", "--from", "base.safetensors", "--model", TINY_GPT, "--text", text)
     check_one_line_error(p, 2, "--model does not apply")
