@@ -35,10 +35,9 @@ void main() {
     const uint c = p.offsets[5];
     if (control[c] != 0u) return; // UpdateControl::found_inf
     const float multiplier = uintBitsToFloat(control[c + 2u]);
-    const float lr = uintBitsToFloat(control[c + 3u]);
     const uint t = c + UPDATE_CONTROL_WORDS + UPDATE_TENSOR_WORDS * p.tensor; // UpdateTensorControl
     const float decay = uintBitsToFloat(control[t]);
-    const float step_size = uintBitsToFloat(control[t + 1u]);
+    const float step_size = uintBitsToFloat(control[t + 1u]); // SGD: the tensor's learning rate
     const float bias2_sqrt = uintBitsToFloat(control[t + 2u]);
     const bool first = control[t + 3u] != 0u;
     const bool wd = (p.flags & UPDATE_WEIGHT_DECAY) != 0u;
@@ -62,7 +61,7 @@ void main() {
                 state1[s1] = b;
                 d = (p.flags & UPDATE_NESTEROV) != 0u ? d + p.momentum * b : b;
             }
-            w = w - lr * d;
+            w = w - step_size * d;
         }
         master[p.offsets[1] + i] = w;
         weights[p.offsets[4] + i] = STORE_OUT(w);

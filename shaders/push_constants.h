@@ -255,13 +255,14 @@ struct UpdateControl {
     uint found_inf; // set by the scan of the gradients (nonfinite.comp): the update does nothing
     uint pad0;
     float multiplier; // 1 / the loss scale
-    float lr;
+    float lr;         // the step's rate (each tensor's scaled one is in its UpdateTensorControl)
     uint pad1, pad2, pad3, pad4;
 };
 #define UPDATE_CONTROL_WORDS 8 // the tensors' UpdateTensorControl follow
 struct UpdateTensorControl {
     float decay;      // AdamW: 1 - lr * weight_decay
-    float step_size;  // AdamW: lr / (1 - beta1^t), t the tensor's step
+    float step_size;  // AdamW: lr / (1 - beta1^t), t the tensor's step; SGD: lr. lr is the tensor's own rate
+                      // (the step's times its Model::set_learning_rate_scale), also in decay
     float bias2_sqrt; // AdamW: sqrt(1 - beta2^t)
     uint first;       // SGD: this step creates the tensor's momentum buffer
 };

@@ -73,6 +73,7 @@ struct ParameterInfo {
     bool persistent = true;
     float weight_decay = -1.0; // < 0: the optimizer's default
     Init init;
+    float lr_scale = 1.0f; // multiplies the optimizer's learning rate, schedule included (set_learning_rate_scale)
 };
 
 // One op of the graph. Node i produces value i; op "input" nodes are the model's inputs.
@@ -376,6 +377,10 @@ public:
     void set_trainable(const std::string& name_or_prefix, bool trainable);
     void set_weight_decay(const std::string& name_or_prefix, float weight_decay);
     void set_init(const std::string& name_or_prefix, const Init& init);
+    // Per-group learning rates (PyTorch param groups with their own lr): the optimizer's learning rate, after the
+    // schedule, times `scale` for the parameters the pattern matches (default 1; AdamW's decoupled weight decay uses
+    // the scaled rate too). Throws unless scale > 0 and finite. Saved with the model, kept by checkpoints.
+    void set_learning_rate_scale(const std::string& name_or_prefix, float scale);
 
     // LoRA on every linear layer whose node name matches `pattern` (the parameter patterns' syntax applied to node
     // names: "transformer.h.*.attn.c_attn", "*.c_fc", "transformer.h.0." for every linear of block 0). A graph
@@ -454,10 +459,11 @@ private:
     void check_value(int x, const char* op) const;
     struct Override {
         std::string pattern;
-        int what; // 0 trainable, 1 weight decay, 2 init
+        int what; // 0 trainable, 1 weight decay, 2 init, 3 learning-rate scale
         bool trainable = true;
         float weight_decay = 0.0f;
         Init init;
+        float lr_scale = 1.0f;
     };
     void add_override(Override o);
     void check_pattern(const std::string& pattern, const char* what) const;

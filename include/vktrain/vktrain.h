@@ -271,6 +271,9 @@ VKT_API vkt_status vkt_model_rename(vkt_model* m, int32_t node, const char* name
 VKT_API vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int32_t trainable);
 VKT_API vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, float weight_decay);
 VKT_API vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, vkt_init_kind kind, float a, float b);
+/* Per-group learning rates (Model::set_learning_rate_scale): the optimizer's rate, after the schedule, times `scale`
+ * (> 0 and finite, else VKT_ERROR) for the parameters the pattern matches; default 1. */
+VKT_API vkt_status vkt_model_set_learning_rate_scale(vkt_model* m, const char* name_or_prefix, float scale);
 /* LoRA (Model::add_lora, PEFT's LoraConfig with bias "none") on every linear layer whose node name `pattern` matches:
  * y = base(x) + (alpha / r)·B·A·dropout(x), parameters "<module>.lora_A.weight" [r, in] (Kaiming-uniform) and
  * "<module>.lora_B.weight" [out, r] (zeros); every other parameter is frozen. VKT_ERROR for r == 0, alpha not
@@ -411,6 +414,7 @@ typedef struct vkt_parameter_info {
     /* ---- end of version 1 ---- */
     int32_t persistent; /* 0: run-time state never saved (a decoder's key/value caches), zero-filled by a load */
     int32_t counter;    /* a buffer counting training forward passes (BatchNorm's num_batches_tracked) */
+    float lr_scale;     /* multiplies the optimizer's learning rate (vkt_model_set_learning_rate_scale) */
 } vkt_parameter_info;
 #define VKT_PARAMETER_INFO_SIZE_V1 (offsetof(vkt_parameter_info, init_b) + sizeof(float))
 VKT_API vkt_status vkt_model_parameter_count(const vkt_model* m, uint64_t* out); /* elements, buffers excluded */

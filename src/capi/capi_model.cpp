@@ -326,6 +326,10 @@ vkt_status vkt_model_set_weight_decay(vkt_model* m, const char* name_or_prefix, 
     return guarded([&] { model_of(m).set_weight_decay(text(name_or_prefix, "name"), weight_decay); });
 }
 
+vkt_status vkt_model_set_learning_rate_scale(vkt_model* m, const char* name_or_prefix, float scale) {
+    return guarded([&] { model_of(m).set_learning_rate_scale(text(name_or_prefix, "name"), scale); });
+}
+
 vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, vkt_init_kind kind, float a, float b) {
     return guarded([&] {
         if (kind < VKT_INIT_DEFAULT || kind > VKT_INIT_UNIFORM)
@@ -564,6 +568,7 @@ vkt_status vkt_model_parameter(const vkt_model* m, size_t index, vkt_parameter_i
         o.init_b = p.init.b;
         o.persistent = p.persistent;
         o.counter = p.counter;
+        o.lr_scale = p.lr_scale;
         write_versioned(out, o, VKT_PARAMETER_INFO_SIZE_V1, "vkt_parameter_info");
     });
 }

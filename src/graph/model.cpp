@@ -38,7 +38,8 @@ void Model::rename(int node, const std::string& name) {
     check_value(node, "rename");
     VKT_CHECK(graph::is_valid_node_name(name), "rename: '", graph::printable_name(name), "' is not a valid node name (",
               graph::node_name_rule, ")");
-    VKT_CHECK(m_overrides.empty(), "rename: rename nodes before set_trainable, set_weight_decay or set_init");
+    VKT_CHECK(m_overrides.empty(),
+              "rename: rename nodes before set_trainable, set_weight_decay, set_init or set_learning_rate_scale");
     Node& n = m_nodes[size_t(node)];
     if (n.name == name) return;
     VKT_CHECK(m_node_index.count(name) == 0, "rename: a node named '", name, "' exists already");
@@ -291,6 +292,17 @@ void Model::set_weight_decay(const std::string& pattern, float wd) {
     add_override(std::move(o));
 }
 
+void Model::set_learning_rate_scale(const std::string& pattern, float scale) {
+    VKT_CHECK(scale > 0 && std::isfinite(scale), "set_learning_rate_scale: the scale for '", pattern,
+              "' must be > 0 and finite, got ", scale);
+    check_pattern(pattern, "set_learning_rate_scale");
+    Override o;
+    o.pattern = pattern;
+    o.what = 3;
+    o.lr_scale = scale;
+    add_override(std::move(o));
+}
+
 void Model::set_init(const std::string& pattern, const Init& init) {
     check_pattern(pattern, "set_init");
     VKT_CHECK(std::isfinite(init.a) && std::isfinite(init.b), "set_init: values must be finite");
@@ -342,6 +354,7 @@ std::vector<ParameterInfo> Model::parameters() const {
                 if (o.what == 0 && !p.buffer) p.trainable = o.trainable;
                 if (o.what == 1) p.weight_decay = o.weight_decay;
                 if (o.what == 2 && !p.buffer) p.init = o.init;
+                if (o.what == 3 && !p.buffer) p.lr_scale = o.lr_scale;
             }
             out.push_back(std::move(p));
         }

@@ -79,6 +79,7 @@ std::string Model::to_json() const {
         if (o.what == 0) g["trainable"] = o.trainable;
         if (o.what == 1) g["weight_decay"] = double(o.weight_decay);
         if (o.what == 2) g["init"] = init_json(o.init);
+        if (o.what == 3) g["lr_scale"] = double(o.lr_scale);
         groups.push_back(g);
     }
     root["parameter_groups"] = groups;
@@ -151,6 +152,7 @@ Model Model::from_json(const std::string& text) {
                 if (const Json* t = g.find("trainable")) m.set_trainable(p, t->as_bool());
                 if (const Json* w = g.find("weight_decay")) m.set_weight_decay(p, float(w->as_number()));
                 if (const Json* in = g.find("init")) m.set_init(p, init_from(*in));
+                if (const Json* l = g.find("lr_scale")) m.set_learning_rate_scale(p, float(l->as_number()));
             }
         if (const Json* outputs = root.find("outputs"))
             for (const Json& o : outputs->as_array()) {

@@ -152,9 +152,12 @@ void DeviceUpdate::begin(const StepScalars& scalars) {
         const int64_t t = m_optimizer.tensor_steps()[i] + 1;
         const double bias1 = 1.0 - std::pow(double(o.beta1), double(t));
         const double bias2 = 1.0 - std::pow(double(o.beta2), double(t));
+        // The tensor's own rate (Model::set_learning_rate_scale), as the host optimizer forms it.
+        const double lr = m_optimizer.tensor_learning_rate(i, scalars.learning_rate);
+        const bool adamw = o.kind == OptimizerKind::adamw;
         kernels::UpdateTensorControl tc{};
-        tc.decay = float(1.0 - double(scalars.learning_rate) * double(m_tensors[i].weight_decay));
-        tc.step_size = float(double(scalars.learning_rate) / bias1);
+        tc.decay = float(1.0 - lr * double(m_tensors[i].weight_decay));
+        tc.step_size = float(adamw ? lr / bias1 : lr);
         tc.bias2_sqrt = float(std::sqrt(bias2));
         tc.first = t == 1 ? 1u : 0u;
         std::memcpy(&words[UPDATE_CONTROL_WORDS + UPDATE_TENSOR_WORDS * i], &tc, sizeof tc);
@@ -211,8 +214,8 @@ UpdateTiming time_update_locations(runtime::Device& device, const OptimizerOptio
         runtime::Buffer weights(device, n * esz, runtime::MemoryKind::device, "update timing: weights");
         runtime::Buffer control(device, kernels::update_control_words(1) * 4, runtime::MemoryKind::readback,
                                 "update timing: control");
-        // UpdateControl {found_inf 0, multiplier 1, lr 1e-3}, then one tensor {decay 1, step_size 1e-3,
-        // bias2_sqrt 1, first 0}.
+        // UpdateControl {found_inf 0, multiplier 1, lr 1e-3}, then one tensor {decay 1, step_size 1e-3 (SGD: the
+        // tensor's lr), bias2_sqrt 1, first 0}.
         const float words[UPDATE_CONTROL_WORDS + UPDATE_TENSOR_WORDS] = {0.0f, 0.0f, 1.0f, 1e-3f, 0.0f, 0.0f,
                                                                          0.0f, 0.0f, 1.0f, 1e-3f, 1.0f, 0.0f};
         control.write(words, sizeof words);

@@ -241,14 +241,24 @@ void Optimizer::set_weight_decays(std::vector<float> weight_decays) {
     m_weight_decays = std::move(weight_decays);
 }
 
+void Optimizer::set_learning_rate_scales(std::vector<float> scales) {
+    VKT_CHECK(scales.empty() || scales.size() == m_param_sizes.size(), "optimizer: ", scales.size(),
+              " learning-rate scales for ", m_param_sizes.size(), " tensors");
+    for (float s : scales)
+        VKT_CHECK(std::isfinite(s) && s > 0.0f, "optimizer: a learning-rate scale must be > 0 and finite, got ", s);
+    m_lr_scales = std::move(scales);
+}
+
 namespace {
 
 SgdScalars sgd_scalars(const Optimizer& o, size_t tensor, float grad_multiplier, float clip, float lr) {
-    return {grad_multiplier, clip, lr, o.weight_decay(tensor), o.options().momentum};
+    return {grad_multiplier, clip, static_cast<float>(o.tensor_learning_rate(tensor, lr)), o.weight_decay(tensor),
+            o.options().momentum};
 }
 
 // The scalars of the tensor's next step.
-AdamScalars adam_scalars(const Optimizer& o, size_t tensor, float grad_multiplier, float clip, float lr) {
+AdamScalars adam_scalars(const Optimizer& o, size_t tensor, float grad_multiplier, float clip, float base_lr) {
+    const double lr = o.tensor_learning_rate(tensor, base_lr);
     const int64_t t = o.tensor_steps()[tensor] + 1;
     const OptimizerOptions& options = o.options();
     const double beta1 = options.beta1;
@@ -260,12 +270,12 @@ AdamScalars adam_scalars(const Optimizer& o, size_t tensor, float grad_multiplie
     AdamScalars s{};
     s.multiplier = grad_multiplier;
     s.clip = clip;
-    s.decay = static_cast<float>(1.0 - double(lr) * static_cast<double>(o.weight_decay(tensor)));
+    s.decay = static_cast<float>(1.0 - lr * static_cast<double>(o.weight_decay(tensor)));
     s.beta1 = options.beta1;
     s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
     s.beta2 = options.beta2;
     s.one_minus_beta2 = static_cast<float>(1.0 - beta2);
-    s.step_size = static_cast<float>(double(lr) / bias1);
+    s.step_size = static_cast<float>(lr / bias1);
     s.bias2_sqrt = static_cast<float>(std::sqrt(bias2));
     s.epsilon = options.epsilon;
     return s;
@@ -384,11 +394,12 @@ void Optimizer::advance(float learning_rate) {
 }
 
 Optimizer Optimizer::regrouped(std::vector<size_t> param_sizes, const std::vector<int64_t>& from,
-                               std::vector<float> weight_decays) const {
+                               std::vector<float> weight_decays, std::vector<float> lr_scales) const {
     VKT_CHECK(from.size() == param_sizes.size(), "optimizer: ", from.size(), " sources for ", param_sizes.size(),
               " tensors");
     Optimizer o(m_options, std::move(param_sizes));
     o.set_weight_decays(std::move(weight_decays));
+    o.set_learning_rate_scales(std::move(lr_scales));
     o.m_step_count = m_step_count;
     for (size_t i = 0; i < from.size(); ++i) {
         if (from[i] < 0) continue; // fresh: zero state, step 0

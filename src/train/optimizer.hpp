@@ -51,14 +51,24 @@ public:
 
     // The same optimizer over another set of tensors (Trainer::set_trainable): tensor i of the result takes the state
     // and step count of this optimizer's tensor from[i], or starts fresh (zero state, step 0) where from[i] < 0.
-    // step_count(), the learning rate and the options carry over; `weight_decays` as set_weight_decays takes them.
+    // step_count(), the learning rate and the options carry over; `weight_decays` as set_weight_decays takes them,
+    // `lr_scales` as set_learning_rate_scales.
     Optimizer regrouped(std::vector<size_t> param_sizes, const std::vector<int64_t>& from,
-                        std::vector<float> weight_decays) const;
+                        std::vector<float> weight_decays, std::vector<float> lr_scales = {}) const;
 
     // Per-tensor weight decay (parameter groups): one value >= 0 per tensor; empty = options().weight_decay for all.
     void set_weight_decays(std::vector<float> weight_decays);
     float weight_decay(size_t tensor) const {
         return m_weight_decays.empty() ? m_options.weight_decay : m_weight_decays[tensor];
+    }
+    // Per-tensor learning-rate scales (parameter groups with their own lr): one value > 0 and finite per tensor;
+    // empty = 1 for all. A tensor's step uses learning_rate() x its scale, formed in double and rounded once as
+    // PyTorch's group lr (a Python float) is; AdamW's decoupled weight decay uses the scaled rate too.
+    void set_learning_rate_scales(std::vector<float> scales);
+    float learning_rate_scale(size_t tensor) const { return m_lr_scales.empty() ? 1.0f : m_lr_scales[tensor]; }
+    // The tensor's learning rate for a step at rate `lr`, in double (the scalars derived from it round once).
+    double tensor_learning_rate(size_t tensor, float lr) const {
+        return double(lr) * double(learning_rate_scale(tensor));
     }
 
     int64_t step_count() const { return m_step_count; } // updates applied
@@ -102,6 +112,7 @@ private:
     OptimizerOptions m_options;
     std::vector<size_t> m_param_sizes;
     std::vector<float> m_weight_decays;
+    std::vector<float> m_lr_scales;
     int64_t m_step_count = 0;
     std::vector<int64_t> m_tensor_steps;                // per tensor
     std::vector<std::vector<float>> m_momentum_buffers; // SGD with momentum

@@ -116,7 +116,15 @@ std::unique_ptr<graph::Program> Trainer::Impl::make_program(bool training) const
 std::unique_ptr<train::Optimizer> Trainer::Impl::make_optimizer(const graph::Layout& l) const {
     auto o = std::make_unique<train::Optimizer>(options.optimizer, train::trainable_sizes(l));
     o->set_weight_decays(weight_decays(l));
+    o->set_learning_rate_scales(learning_rate_scales(l));
     return o;
+}
+
+std::vector<float> Trainer::Impl::learning_rate_scales(const graph::Layout& l) const {
+    std::vector<float> scales;
+    for (const auto& s : l.slots)
+        if (s.grad_offset >= 0) scales.push_back(s.info.lr_scale);
+    return scales;
 }
 
 std::vector<float> Trainer::Impl::weight_decays(const graph::Layout& l) const {

@@ -45,7 +45,8 @@ struct Trainer::Impl {
     std::unique_ptr<graph::Program> make_program(bool training) const;
     // A fresh optimizer for `layout`'s trainable tensors, with their weight decays.
     std::unique_ptr<train::Optimizer> make_optimizer(const graph::Layout& l) const;
-    std::vector<float> weight_decays(const graph::Layout& l) const; // per trainable tensor (parameter groups)
+    std::vector<float> weight_decays(const graph::Layout& l) const;        // per trainable tensor (parameter groups)
+    std::vector<float> learning_rate_scales(const graph::Layout& l) const; // likewise
 
     Training& training();
     void check_inputs(const std::vector<const void*>& inputs, uint64_t count, bool allow_null) const;

@@ -37,8 +37,8 @@ void Trainer::set_trainable(const std::string& pattern, bool trainable) {
         const auto it = std::find(old_names.begin(), old_names.end(), n);
         from.push_back(it == old_names.end() ? -1 : int64_t(it - old_names.begin()));
     }
-    auto optimizer = std::make_unique<train::Optimizer>(
-        m.train->optimizer->regrouped(train::trainable_sizes(next_layout), from, m.weight_decays(next_layout)));
+    auto optimizer = std::make_unique<train::Optimizer>(m.train->optimizer->regrouped(
+        train::trainable_sizes(next_layout), from, m.weight_decays(next_layout), m.learning_rate_scales(next_layout)));
     // The masters of the new set: kept for tensors that stay trainable, read from the device for unfrozen ones.
     std::vector<float> next_master(next_layout.master_count);
     for (size_t i = 0; i < next_layout.slots.size(); ++i) {

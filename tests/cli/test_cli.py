@@ -1309,6 +1309,12 @@ def case_train_from(cli):
     b0, b1 = base[0][name]["data_offsets"]
     f0, f1 = frozen[0][name]["data_offsets"]
     check(base[2][b0:b1] == frozen[2][f0:f1], "a frozen weight is saved unchanged")
+    p = cli.run("train", "--from", "base.safetensors", "--text", text, "--steps", 2, "--warmup", 1, "--batch-size", 4,
+                "--eval-at", 2, "--val-limit", 4, "--precision", "fp32", "--freeze", "*", "--train", "lm_head.",
+                "--lr-scale", "lm_head.=0.5")
+    m = re.search(r"^trainable   (\d+) parameters, frozen (\d+);", p.stdout, re.M)
+    check(p.returncode == 0 and m is not None and int(m.group(1)) == len(vocab) * 16,
+          "--freeze '*' --train lm_head. trains the head alone, with --lr-scale (%s)" % (m.group(0) if m else p.stderr))
 
     p = cli.run("train", "--from", "base.safetensors", "--model", TINY_GPT, "--text", text)
     check_one_line_error(p, 2, "--model does not apply")
@@ -1485,6 +1491,106 @@ def case_train_images(cli):
     p = cli.run("train", "--workers", "2", "--epochs", "1")
     check_one_line_error(p, 2, "--workers applies only with --images DIR")
 
+
+IMAGE_NET = "net:conv2d(out=4,kernel_h=3,pad_h=1),relu,max_pool2d"
+
+
+def image_base(cli):
+    """Two colour folders and a small conv net trained on them for one epoch (base.safetensors): conv0 and the head
+    linear0, no BatchNorm (whose running statistics would change even when frozen)."""
+    write_colour_folder(os.path.join(cli.work, "train"), 8, 1)
+    write_colour_folder(os.path.join(cli.work, "val"), 4, 2)
+    p = cli.run("train", "--images", "train", "--image-size", "12", "--model", IMAGE_NET, "--batch-size", "8",
+                "--precision", "fp32", "--epochs", "1", "--workers", "1", "--output", "base.safetensors")
+    check(p.returncode == 0, "a base image model (%s)" % p.stderr)
+    return ["train", "--from", "base.safetensors", "--images", "train", "--image-size", "12", "--batch-size", "8",
+            "--precision", "fp32", "--workers", "1"]
+
+
+def tensor_bytes(cli, path):
+    header, _, data = read_safetensors(os.path.join(cli.work, path))
+    return {n: data[h["data_offsets"][0]:h["data_offsets"][1]] for n, h in header.items()}
+
+
+def tensor_values(cli, path):
+    return {n: struct.unpack("<%df" % (len(b) // 4), b) for n, b in tensor_bytes(cli, path).items()}
+
+
+def case_train_images_freeze(cli):
+    """`train --images --from FILE --freeze '*' --train HEAD.`: only the head trains (counts printed at the start);
+    the saved file's frozen tensors are byte-identical to the input's; the peak memory line follows the last epoch
+    and --report writes the run as JSON."""
+    run = image_base(cli)
+    names = set(tensor_bytes(cli, "base.safetensors"))
+    check(names == {"conv0.weight", "conv0.bias", "linear0.weight", "linear0.bias"}, "conv0 and the head linear0")
+    p = cli.run(*run, "--val-images", "val", "--epochs", "2", "--lr", "0.01", "--freeze", "*", "--train", "linear0.",
+                "--report", "r.json", "--output", "head.safetensors")
+    head = 2 * 6 * 6 * 4 + 2  # linear0: 2 classes from 4 x 6 x 6 features, and its bias
+    m = re.search(r"^trainable   (\d+) parameters, frozen (\d+)$", p.stdout, re.M)
+    check(p.returncode == 0 and m is not None and int(m.group(1)) == head and int(m.group(2)) == 4 * 3 * 3 * 3 + 4,
+          "only the head trains (%s)" % (m.group(0) if m else p.stdout + p.stderr))
+    lines = p.stdout.splitlines()
+    mem = [i for i, l in enumerate(lines) if re.fullmatch(r"memory  peak device \d+\.\d\d MiB, peak host "
+                                                         r"(\d+\.\d\d MiB|n/a)", l)]
+    last_epoch = max(i for i, l in enumerate(lines) if l.startswith("epoch 2/2"))
+    check(len(mem) == 1 and mem[0] > last_epoch, "one peak memory line after the last epoch")
+    before, after = tensor_bytes(cli, "base.safetensors"), tensor_bytes(cli, "head.safetensors")
+    check(before["conv0.weight"] == after["conv0.weight"] and before["conv0.bias"] == after["conv0.bias"],
+          "the frozen conv0 is saved byte-identical to the input's")
+    check(before["linear0.weight"] != after["linear0.weight"], "the head changed")
+    r = json.load(open(os.path.join(cli.work, "r.json")))
+    check(r["freeze"] == ["*"] and r["train"] == ["linear0."] and r["lr_scales"] == [] and
+          r["from"] == "base.safetensors" and r["trainable_parameters"] == head and r["epochs"] == 2,
+          "the report's settings")
+    check(len(r["history"]) == 2 and all(isinstance(e["train_loss"], float) and e["images_per_second"] > 0 and
+                                          0 <= e["waiting_share"] <= 1 and 0 <= e["val_accuracy"] <= 1
+                                          for e in r["history"]), "the report's per-epoch history")
+    check(r["final_val_accuracy"] == r["history"][-1]["val_accuracy"] and r["peak_device_bytes"] > 0 and
+          (r["peak_host_bytes"] is None or r["peak_host_bytes"] > 1 << 20) and r["images_per_second"] > 0,
+          "the report's final accuracy and peak memory")
+
+    # The last stage only, and the whole model (the default): counts as expected.
+    p = cli.run(*run, "--epochs", "1", "--freeze", "conv0.")
+    check(p.returncode == 0 and re.search(r"^trainable   %d parameters, frozen %d$" % (head, 4 * 27 + 4), p.stdout,
+                                          re.M), "--freeze conv0. leaves the head")
+    p = cli.run(*run, "--epochs", "1", "--report", "r.json")
+    check_one_line_error(p, 1, "--report r.json", "already exists")
+    p = cli.run(*run, "--epochs", "1", "--freeze", "nothing.")
+    check_one_line_error(p, 2, "--freeze nothing.", "no parameter matches 'nothing.'")
+    p = cli.run(*run, "--epochs", "1", "--freeze", "*", "--train", "nope")
+    check_one_line_error(p, 2, "--train nope", "no parameter matches 'nope'")
+
+
+def case_train_images_lr_scale(cli):
+    """`--lr-scale PATTERN=SCALE`: a tiny scale leaves those weights (nearly) where they were while the rest moves;
+    malformed values are one-line usage errors naming the option."""
+    run = image_base(cli)
+    p = cli.run(*run, "--epochs", "2", "--lr", "0.01", "--lr-scale", "conv0.=1e-6", "--output", "scaled.safetensors")
+    check(p.returncode == 0 and "; learning rate conv0. x1e-06" in p.stdout, "trains with --lr-scale (%s)" % p.stderr)
+    before, after = tensor_values(cli, "base.safetensors"), tensor_values(cli, "scaled.safetensors")
+
+    def moved(name):
+        return max(abs(a - b) for a, b in zip(before[name], after[name]))
+    # AdamW moves a weight by about lr x scale per step: 4 steps of 1e-8 at most, against 1e-2 unscaled.
+    check(moved("conv0.weight") < 1e-6 and moved("conv0.bias") < 1e-6, "conv0 barely moved (%g)" % moved("conv0.weight"))
+    check(moved("linear0.weight") > 1e-3, "the head moved (%g)" % moved("linear0.weight"))
+    p = cli.run(*run, "--epochs", "1", "--lr", "0.01", "--lr-scale", "conv0.=1e-6", "--lr-scale", "*=1",
+                "--output", "overridden.safetensors")
+    check(p.returncode == 0 and max(abs(a - b) for a, b in zip(
+        before["conv0.weight"], tensor_values(cli, "overridden.safetensors")["conv0.weight"])) > 1e-3,
+        "a later --lr-scale wins where they overlap")
+
+    for value, needles in (("conv0.", ["--lr-scale", "PATTERN=SCALE", "'conv0.'"]),
+                           ("=2", ["--lr-scale", "PATTERN=SCALE"]),
+                           ("conv0.=0", ["--lr-scale conv0.", "positive number", "'0'"]),
+                           ("conv0.=abc", ["--lr-scale conv0.", "positive number", "'abc'"]),
+                           ("conv0.=inf", ["--lr-scale conv0.", "'inf'"])):
+        p = cli.run(*run, "--epochs", "1", "--lr-scale", value)
+        check_one_line_error(p, 2, *needles)
+    p = cli.run(*run, "--epochs", "1", "--lr-scale", "nope.=0.5")
+    check_one_line_error(p, 2, "--lr-scale nope.", "no parameter matches 'nope.'")
+    p = cli.run("train", "--lr-scale", "linear0.=0.5", "--epochs", "1")
+    check_one_line_error(p, 2, "--lr-scale applies only with --from FILE or --images DIR")
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 

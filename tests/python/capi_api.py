@@ -62,7 +62,8 @@ class TrainerInfo(C.Structure):
 class ParameterInfo(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("name", C.c_char_p), ("rank", C.c_size_t), ("shape", C.c_int64 * 8),
                 ("elements", C.c_uint64), ("trainable", C.c_int32), ("buffer", C.c_int32),
-                ("weight_decay", C.c_float), ("init", C.c_int), ("init_a", C.c_float), ("init_b", C.c_float)]
+                ("weight_decay", C.c_float), ("init", C.c_int), ("init_a", C.c_float), ("init_b", C.c_float),
+                ("persistent", C.c_int32), ("counter", C.c_int32), ("lr_scale", C.c_float)]
 
 
 class GptOptions(C.Structure):
@@ -250,6 +251,9 @@ def main():
         fail("the MLP has %d inputs" % count.value)
     check(lib.vkt_model_set_weight_decay(m, b"linear0.", C.c_float(0.5)), "set_weight_decay")
     check(lib.vkt_model_set_init(m, b"linear2.bias", 3, C.c_float(0.25), C.c_float(0)), "set_init")
+    check(lib.vkt_model_set_learning_rate_scale(m, b"linear1.", C.c_float(0.125)), "set_learning_rate_scale")
+    expect(lib.vkt_model_set_learning_rate_scale(m, b"linear1.", C.c_float(0)), ERROR, "must be > 0 and finite",
+           "a learning-rate scale of 0")
     tensors = C.c_size_t()
     check(lib.vkt_model_parameter_tensors(m, C.byref(tensors)), "parameter tensors")
     params = {}
@@ -263,6 +267,8 @@ def main():
     if params["linear0.weight"].weight_decay != 0.5 or params["linear1.weight"].weight_decay >= 0 or \
             params["linear2.bias"].init != 3 or [params["linear0.weight"].shape[i] for i in range(2)] != [12, 6]:
         fail("parameter groups did not reach the parameters")
+    if params["linear1.bias"].lr_scale != 0.125 or params["linear0.weight"].lr_scale != 1.0:
+        fail("learning-rate scales did not reach the parameters")
 
     # ---- a version-1 trainer options struct: the later fields take their defaults ----
     v1 = TrainerOptionsV1()

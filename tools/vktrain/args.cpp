@@ -132,7 +132,17 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     t.value("--val-limit", store_uint(a.val_limit, 1, max_u64));
     t.value("--log-every", store_uint(a.log_every, 1, 1ull << 40));
     t.value("--from", store(a.from));
-    t.value("--freeze", [&a](const std::string&, const std::string& v) { a.freeze.push_back(v); });
+    t.value("--freeze", [&a](const std::string&, const std::string& v) {
+        a.freeze.push_back(v);
+        a.trainable_changes.emplace_back(v, false);
+    });
+    t.value("--train", [&a](const std::string&, const std::string& v) { a.trainable_changes.emplace_back(v, true); });
+    t.value("--lr-scale", [&a](const std::string& option, const std::string& v) {
+        const size_t eq = v.rfind('=');
+        if (eq == std::string::npos || eq == 0)
+            throw UsageError(option + " expects PATTERN=SCALE (e.g. layer4.=0.1), got '" + v + "'");
+        a.lr_scales.emplace_back(v.substr(0, eq), parse_real(option + " " + v.substr(0, eq), v.substr(eq + 1), true));
+    });
     t.value("--lora", [&a](const std::string&, const std::string& v) { a.lora.push_back(v); });
     t.value("--lora-r", store_uint(a.lora_r, 1, 65536));
     t.value("--lora-alpha", store_real(a.lora_alpha, true));

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "option_table.hpp"
@@ -77,6 +78,10 @@ struct TrainArgs {
     // linear layers (--lora, repeatable; the base is then frozen), the adapters written as a PEFT folder.
     std::string from;
     std::vector<std::string> freeze, lora;
+    // --freeze and --train PATTERN in command-line order (second: trainable), later ones winning where they overlap;
+    // --lr-scale PATTERN=SCALE (repeatable) likewise.
+    std::vector<std::pair<std::string, bool>> trainable_changes;
+    std::vector<std::pair<std::string, double>> lr_scales;
     uint32_t lora_r = 8;
     double lora_alpha = 8.0, lora_dropout = 0.0; // PEFT's LoraConfig defaults
     std::string save_adapter;

@@ -73,6 +73,10 @@ characters, or --tokenizer DIR; the text recipe's options and defaults apply):
   --freeze PATTERN        freeze the parameters PATTERN matches (an exact name, a prefix ending in '.', or '*' for
                           any characters, e.g. transformer.h.0. or *.bias); repeatable. Frozen weights live only
                           on the device: no master copy, gradient or optimizer state
+  --train PATTERN         make the parameters PATTERN matches trainable again (after --freeze '*': only those
+                          train); --freeze and --train apply in command-line order, the later one winning
+  --lr-scale PATTERN=X    the learning rate (after its schedule) times X > 0 for the parameters PATTERN matches,
+                          e.g. fc.=10 or layer4.=0.1; repeatable, later ones winning where they overlap
   --lora PATTERN          LoRA (PEFT's) on the linear layers whose names PATTERN matches (e.g. *.attn.c_attn,
                           transformer.h.*); repeatable; everything else is frozen
   --lora-r R              the adapters' rank (default 8)
@@ -86,6 +90,9 @@ image folders (one sub-folder per class, as torchvision's ImageFolder; PNG and J
   --images DIR            train on DIR's images (RandomResizedCrop and horizontal flip, ImageNet normalisation)
                           instead of Fashion-MNIST; the model is --model net:... or mlp:... on [3, S, S] images, or
                           --from FILE (a model file whose input is [3, S, S])
+                          --freeze, --train and --lr-scale apply as above (head only: --freeze '*' --train fc.);
+                          after the last epoch a line with the peak device and host memory; --report FILE:
+                          settings, per-epoch loss, accuracy and images/s, peak memory as JSON
   --val-images DIR        accuracy after every epoch on DIR (Resize, CenterCrop; its classes must be --images')
   --image-size S          the crop size S (default 224)
   --resize N              the validation images' short side before the centre crop (default S * 8 / 7)

@@ -1,7 +1,8 @@
 // `vktrain train --images DIR`: a classifier on a torchvision-style image folder. Batches come from ImageLoader
 // (decoded on --workers threads while the device runs the previous step), with RandomResizedCrop and a horizontal
 // flip; --val-images gives the accuracy after every epoch through the eval transform. The model is --model net:... or
-// mlp:... on [3, S, S] images, or --from FILE whose input is [3, S, S].
+// mlp:... on [3, S, S] images, or --from FILE whose input is [3, S, S]; --freeze / --train / --lr-scale choose what
+// trains and how fast (docs/torchvision.md), and --report FILE writes the run as JSON.
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -9,6 +10,8 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "finetune.hpp"
+#include "io/json.hpp"
 #include "model_spec.hpp"
 #include "util.hpp"
 #include "vktrain/images.hpp"
@@ -90,6 +93,86 @@ ValResult validate(Trainer& trainer, ImageLoader& loader, uint64_t classes) {
     return v;
 }
 
+struct EpochResult {
+    uint32_t epoch = 0;
+    double train_loss = 0.0, images_per_second = 0.0, waiting_share = 0.0, seconds = 0.0;
+    uint64_t images = 0;
+    size_t skipped = 0;
+    std::optional<ValResult> val;
+};
+
+io::Json report_json(const TrainArgs& a, const Context& context, const Trainer& trainer, const ImageFolder& train,
+                     const std::optional<ImageFolder>& val, const std::vector<EpochResult>& epochs,
+                     const std::optional<uint64_t>& host_peak) {
+    const auto strings = [](const auto& items, bool trainable) {
+        io::Json j = io::Json::array();
+        for (const auto& [pattern, t] : items)
+            if (t == trainable) j.push_back(pattern);
+        return j;
+    };
+    io::Json r = io::Json::object();
+    r["vktrain_version"] = tool_version;
+    r["date"] = utc_now_iso8601();
+    r["device"] = device_json(context.device_info());
+    r["precision"] = precision_name(a.precision);
+    r["model"] = trainer.model().describe();
+    r["from"] = a.from.empty() ? io::Json() : io::Json(a.from);
+    r["images"] = a.images;
+    r["train_images"] = train.files.size();
+    r["val_images"] = a.val_images.empty() ? io::Json() : io::Json(a.val_images);
+    r["validation_images"] = val ? val->files.size() : 0;
+    r["classes"] = train.classes.size();
+    r["image_size"] = a.image_size;
+    r["workers"] = a.workers;
+    r["optimizer"] = optimizer_name(a.optimizer);
+    r["learning_rate"] = a.effective_learning_rate();
+    r["weight_decay"] = a.weight_decay;
+    r["lr_schedule"] = a.cosine_schedule ? "cosine" : "constant";
+    r["batch_size"] = a.batch_size;
+    r["epochs"] = a.epochs;
+    r["seed"] = a.seed;
+    r["freeze"] = strings(a.trainable_changes, false);
+    r["train"] = strings(a.trainable_changes, true);
+    io::Json scales = io::Json::array();
+    for (const auto& [pattern, scale] : a.lr_scales) {
+        io::Json g = io::Json::object();
+        g["pattern"] = pattern;
+        g["scale"] = scale;
+        scales.push_back(std::move(g));
+    }
+    r["lr_scales"] = std::move(scales);
+    const MemoryReport m = trainer.memory();
+    r["parameters"] = trainer.model().parameter_count();
+    r["trainable_parameters"] = m.trainable_parameters;
+    r["frozen_parameters"] = m.frozen_parameters;
+    r["update_location"] = trainer.update_location() == UpdateLocation::device ? "device" : "host";
+    io::Json history = io::Json::array();
+    double seconds = 0.0;
+    uint64_t images = 0;
+    for (const EpochResult& e : epochs) {
+        io::Json j = io::Json::object();
+        j["epoch"] = e.epoch;
+        j["train_loss"] = e.train_loss;
+        j["images_per_second"] = e.images_per_second;
+        j["waiting_share"] = e.waiting_share;
+        j["seconds"] = e.seconds;
+        j["skipped"] = e.skipped;
+        j["val_accuracy"] = e.val ? io::Json(e.val->accuracy) : io::Json();
+        history.push_back(std::move(j));
+        seconds += e.seconds;
+        images += e.images;
+    }
+    r["history"] = std::move(history);
+    r["images_per_second"] = seconds > 0 ? double(images) / seconds : 0.0;
+    r["train_seconds"] = seconds;
+    r["final_train_loss"] = epochs.empty() ? io::Json() : io::Json(epochs.back().train_loss);
+    r["final_val_accuracy"] = epochs.empty() || !epochs.back().val ? io::Json() : io::Json(epochs.back().val->accuracy);
+    r["peak_device_bytes"] = context.peak_allocated_bytes();
+    r["peak_host_bytes"] = host_peak ? io::Json(*host_peak) : io::Json();
+    r["trainer_device_bytes"] = trainer.device_bytes();
+    return r;
+}
+
 std::string skipped_note(const std::vector<SkippedImage>& skipped) {
     if (skipped.empty()) return "";
     return " (first: " + one_line(skipped.front().error) + ")";
@@ -98,10 +181,11 @@ std::string skipped_note(const std::vector<SkippedImage>& skipped) {
 } // namespace
 
 int run_train_images(TrainArgs& a) {
-    for (const char* o : {"--data", "--limit", "--test-limit", "--text", "--tokenizer", "--steps", "--freeze", "--lora",
-                          "--checkpoint", "--resume", "--stop-after", "--profile", "--report"})
+    for (const char* o : {"--data", "--limit", "--test-limit", "--text", "--tokenizer", "--steps", "--lora",
+                          "--checkpoint", "--resume", "--stop-after", "--profile"})
         if (a.has(o)) throw UsageError(std::string(o) + " does not apply with --images DIR");
     if (!a.output.empty()) check_output_path(a.output, "--output", a.force);
+    if (!a.report.empty()) check_output_path(a.report, "--report", a.force);
 
     const ImageFolder train = scan_image_folder(a.images);
     std::optional<ImageFolder> val;
@@ -132,7 +216,8 @@ int run_train_images(TrainArgs& a) {
         val_loader.emplace(*val, vo);
     }
 
-    const Model model = image_model(a, classes);
+    Model model = image_model(a, classes);
+    apply_parameter_groups(model, a); // --freeze, --train, --lr-scale
     Context context(context_options(a.device));
     Trainer trainer(context, model, trainer_options(a));
     if (!a.from.empty()) trainer.load(a.from);
@@ -143,8 +228,15 @@ int run_train_images(TrainArgs& a) {
           " decoding threads\n");
     print("model       " + model.describe() + "\n");
     print("precision   " + std::string(precision_name(a.precision)) + "\n");
+    const MemoryReport mem = trainer.memory();
+    std::string groups;
+    for (const auto& [pattern, scale] : a.lr_scales)
+        groups += (groups.empty() ? "" : ", ") + pattern + " x" + number(scale);
+    print("trainable   " + std::to_string(mem.trainable_parameters) + " parameters, frozen " +
+          std::to_string(mem.frozen_parameters) + (groups.empty() ? "" : "; learning rate " + groups) + "\n");
 
     const uint64_t steps_per_epoch = (train.files.size() + a.batch_size - 1) / a.batch_size;
+    std::vector<EpochResult> epochs;
     for (uint32_t epoch = 1; epoch <= a.epochs; ++epoch) {
         const Clock::time_point start = Clock::now();
         double wait = 0.0, loss_sum = 0.0;
@@ -165,24 +257,40 @@ int run_train_images(TrainArgs& a) {
             samples += b.count;
         }
         const double seconds = seconds_since(start);
+        EpochResult e;
+        e.epoch = epoch;
+        e.seconds = seconds;
+        e.images = samples;
+        e.train_loss = samples ? loss_sum / double(samples) : 0.0;
+        e.images_per_second = double(samples) / seconds;
+        e.waiting_share = wait / seconds;
+        e.skipped = loader.skipped().size();
         std::string line = "epoch " + std::to_string(epoch) + "/" + std::to_string(a.epochs) + "  train_loss " +
-                           fixed(samples ? loss_sum / double(samples) : 0.0, 4) + "  images/s " +
-                           fixed(double(samples) / seconds, 1) + "  waiting_for_images " +
-                           fixed(100.0 * wait / seconds, 0) + "%";
+                           fixed(e.train_loss, 4) + "  images/s " + fixed(e.images_per_second, 1) +
+                           "  waiting_for_images " + fixed(100.0 * e.waiting_share, 0) + "%";
         if (!loader.skipped().empty())
             line += "  skipped " + std::to_string(loader.skipped().size()) + skipped_note(loader.skipped());
         if (val_loader) {
             const ValResult v = validate(trainer, *val_loader, classes);
             line += "  val_accuracy " + fixed(v.accuracy, 4);
             if (v.skipped) line += "  val_skipped " + std::to_string(v.skipped);
+            e.val = v;
         }
         print(line + "\n");
         if (samples == 0) throw Error(a.images + ": no image could be read (every file was skipped)");
+        epochs.push_back(std::move(e));
     }
+    const std::optional<uint64_t> host_peak = peak_host_bytes();
+    print(peak_memory_line(context.peak_allocated_bytes(), host_peak) + "\n");
     if (!a.output.empty()) {
         check_output_path(a.output, "--output", a.force);
         trainer.save(a.output);
         print("weights     " + a.output + "\n");
+    }
+    if (!a.report.empty()) {
+        check_output_path(a.report, "--report", a.force);
+        io::write_json_file(a.report, report_json(a, context, trainer, train, val, epochs, host_peak));
+        print("report      " + a.report + "\n");
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "args.hpp"
+#include "finetune.hpp"
 #include "commands.hpp"
 #include "io/json.hpp"
 #include "model_spec.hpp"
@@ -255,8 +256,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         named("--lora", pattern, [&] {
             model.add_lora(pattern, LoraOptions{a.lora_r, float(a.lora_alpha), float(a.lora_dropout)});
         });
-    for (const std::string& pattern : a.freeze)
-        named("--freeze", pattern, [&] { model.set_trainable(pattern, false); });
+    apply_parameter_groups(model, a); // --freeze, --train, --lr-scale
     if (!a.save_adapter.empty()) {
         if (a.lora.empty()) throw UsageError("--save-adapter needs --lora");
         if (std::filesystem::is_directory(a.save_adapter)) // (a folder save_lora_adapter makes is new)
@@ -380,6 +380,14 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         settings.emplace_back("--from", a.from);
         settings.emplace_back("--freeze", joined(a.freeze));
         settings.emplace_back("--lora", joined(a.lora));
+        // Only when given: runs of earlier versions, which had neither, resume as before.
+        std::string train_patterns, scales;
+        for (const auto& [pattern, trainable] : a.trainable_changes)
+            if (trainable) train_patterns += (train_patterns.empty() ? "" : " ") + pattern;
+        for (const auto& [pattern, scale] : a.lr_scales)
+            scales += (scales.empty() ? "" : " ") + pattern + "=" + number(scale);
+        if (!train_patterns.empty()) settings.emplace_back("--train", train_patterns);
+        if (!scales.empty()) settings.emplace_back("--lr-scale", scales);
         if (!a.lora.empty())
             settings.emplace_back("--lora-options", "r=" + std::to_string(a.lora_r) + ",alpha=" + number(a.lora_alpha) +
                                                         ",dropout=" + number(a.lora_dropout));

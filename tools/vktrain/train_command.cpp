@@ -238,7 +238,9 @@ int run_train(const std::vector<std::string>& args) {
         if (a.has("--model")) throw UsageError("--from FILE gives the model: --model does not apply");
         return run_train_text(a, ModelSpec{});
     }
-    for (const char* o : {"--freeze", "--lora", "--lora-r", "--lora-alpha", "--lora-dropout", "--save-adapter"})
+    for (const char* o : {"--freeze", "--train", "--lr-scale"})
+        if (a.has(o)) throw UsageError(std::string(o) + " applies only with --from FILE or --images DIR");
+    for (const char* o : {"--lora", "--lora-r", "--lora-alpha", "--lora-dropout", "--save-adapter"})
         if (a.has(o)) throw UsageError(std::string(o) + " applies only with --from FILE");
     const ModelSpec spec = parse_model_spec(a.model_spec);
     if (spec.kind == "gpt") return run_train_text(a, spec);
