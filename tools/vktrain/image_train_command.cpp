@@ -132,7 +132,8 @@ int run_train_images(TrainArgs& a) {
         val_loader.emplace(*val, vo);
     }
 
-    const Model model = image_model(a, classes);
+    Model model = image_model(a, classes);
+    if (a.freeze_bn) model.freeze_batch_norm(); // every BatchNorm: its running statistics normalise and stay
     Context context(context_options(a.device));
     Trainer trainer(context, model, trainer_options(a));
     if (!a.from.empty()) trainer.load(a.from);
