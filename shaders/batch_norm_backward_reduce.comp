@@ -6,8 +6,10 @@
 //   dgamma[c] = sum dy * xhat = invstd * sum dy * (x - mean)
 // in fp32, one workgroup per channel, fixed-order reductions (reduce.glsl), written fp32 (they feed the
 // fp32 master weights). batch_norm_backward_dx.comp then uses both sums for dx.
+// Frozen statistics (BN_FLAG_FROZEN): bindings 2 and 3 hold running_mean and running_var, and
+// invstd = 1 / sqrt(running_var + eps) as batch_norm_apply.comp computes it in evaluation.
 // Bindings: 0 x (IN type), 1 dy (IN type), 2 save_mean, 3 save_invstd (fp32), 4 dgamma, 5 dbeta (fp32).
-// Push: ChannelPush (outer = n, channels = c, inner = hw); offsets[k] is binding k's first element.
+// Push: ChannelPush (outer = n, channels = c, inner = hw, flags, eps); offsets[k] is binding k's first element.
 #include "elementwise.glsl"
 #include "reduce.glsl"
 
@@ -35,7 +37,8 @@ void main() {
         const vec2 sums = workgroup_sum2(sum_dy, sum_dy_xc);
         if (gl_LocalInvocationIndex == 0u) {
             dbeta[p.offsets[5] + c] = sums.x;
-            dgamma[p.offsets[4] + c] = sums.y * save_invstd[p.offsets[3] + c];
+            const float s = save_invstd[p.offsets[3] + c];
+            dgamma[p.offsets[4] + c] = sums.y * ((p.flags & BN_FLAG_FROZEN) != 0u ? inversesqrt(s + p.eps) : s);
         }
     }
 }

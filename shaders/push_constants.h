@@ -120,6 +120,10 @@ struct ChannelPush {
 
 // ChannelPush::flags of batch_norm_apply.comp.
 #define BN_FLAG_EVAL 1u // normalise with running_mean / running_var (+ eps) instead of the batch statistics
+// ChannelPush::flags of batch_norm_backward_reduce.comp and batch_norm_backward_dx.comp: the forward normalised with
+// the running statistics (frozen BatchNorm in training), which are constants: the mean and invstd bindings hold
+// running_mean and running_var, invstd = 1 / sqrt(running_var + eps), and dx = dy * gamma * invstd.
+#define BN_FLAG_FROZEN 2u
 
 // 2-D pooling over planes = N * C images of h × w; output oh × ow. Bindings 0 x, 1 dy, 2 out (see pool2d.comp).
 struct PoolPush {

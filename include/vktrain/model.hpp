@@ -370,6 +370,15 @@ public:
     // "transformer.h.0.attn.c_attn"; before any set_trainable / set_weight_decay / set_init.
     void rename(int node, const std::string& name);
 
+    // BatchNorm with frozen running statistics while the rest trains (PyTorch's bn.eval() inside model.train(), the
+    // usual choice for small-batch fine-tuning): every batch_norm2d node whose name matches `pattern` (an exact node
+    // name, a prefix ending in '.' such as "layer4.", or with '*' for any characters; "*" is every one) normalises
+    // with its running statistics in training too, leaves them and num_batches_tracked as they are, and its
+    // gradients treat them as constants (weight and bias still train unless frozen by set_trainable). frozen = false
+    // undoes it. Stored as the node attribute frozen_stats: it is saved in the model file and shown by describe().
+    // Throws vktrain::Error naming the pattern when it matches no batch_norm2d node.
+    void freeze_batch_norm(const std::string& pattern = "*", bool frozen = true);
+
     // Parameter groups, by pattern: an exact name, a prefix ending in '.' ("conv0." = every parameter of conv0), or
     // with '*' for any characters ("*.bias", "h.*.attn."); a pattern no parameter matches throws. These shape the
     // Trainers built from this model afterwards: a Trainer copies the model, so set_trainable here after it was built

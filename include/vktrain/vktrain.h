@@ -274,6 +274,12 @@ VKT_API vkt_status vkt_model_set_init(vkt_model* m, const char* name_or_prefix, 
 /* Per-group learning rates (Model::set_learning_rate_scale): the optimizer's rate, after the schedule, times `scale`
  * (> 0 and finite, else VKT_ERROR) for the parameters the pattern matches; default 1. */
 VKT_API vkt_status vkt_model_set_learning_rate_scale(vkt_model* m, const char* name_or_prefix, float scale);
+/* BatchNorm with frozen running statistics in training (Model::freeze_batch_norm; PyTorch's bn.eval() inside
+ * model.train()): the batch_norm2d nodes whose names `pattern` matches (an exact node name, a prefix ending in '.', or
+ * '*' for any characters; "*" is every one) normalise with the running statistics, leave them unchanged and
+ * back-propagate with them as constants (frozen 1), or train as usual again (frozen 0). Saved in the model file. A
+ * pattern matching no batch_norm2d node is VKT_ERROR. */
+VKT_API vkt_status vkt_model_freeze_batch_norm(vkt_model* m, const char* pattern, int32_t frozen);
 /* LoRA (Model::add_lora, PEFT's LoraConfig with bias "none") on every linear layer whose node name `pattern` matches:
  * y = base(x) + (alpha / r)·B·A·dropout(x), parameters "<module>.lora_A.weight" [r, in] (Kaiming-uniform) and
  * "<module>.lora_B.weight" [out, r] (zeros); every other parameter is frozen. VKT_ERROR for r == 0, alpha not

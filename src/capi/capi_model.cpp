@@ -311,6 +311,10 @@ vkt_status vkt_model_set_trainable(vkt_model* m, const char* name_or_prefix, int
     return guarded([&] { model_of(m).set_trainable(text(name_or_prefix, "name"), trainable != 0); });
 }
 
+vkt_status vkt_model_freeze_batch_norm(vkt_model* m, const char* pattern, int32_t frozen) {
+    return guarded([&] { model_of(m).freeze_batch_norm(text(pattern, "pattern"), frozen != 0); });
+}
+
 vkt_status vkt_model_add_lora(vkt_model* m, const char* pattern, uint32_t r, float alpha, float dropout) {
     return guarded([&] {
         (void)model_of(m).add_lora(text(pattern, "pattern"), vktrain::LoraOptions{r, alpha, dropout});

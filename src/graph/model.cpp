@@ -282,6 +282,25 @@ void Model::set_trainable(const std::string& pattern, bool trainable) {
     add_override(std::move(o));
 }
 
+void Model::freeze_batch_norm(const std::string& pattern, bool frozen) {
+    std::vector<size_t> match;
+    size_t any_bn = 0;
+    for (size_t i = 0; i < m_nodes.size(); ++i) {
+        if (m_nodes[i].op != "batch_norm2d") continue;
+        ++any_bn;
+        if (graph::matches_pattern(pattern, m_nodes[i].name)) match.push_back(i);
+    }
+    VKT_CHECK(!match.empty(), "freeze_batch_norm: no batch_norm2d node matches '", pattern, "' (", graph::pattern_rule,
+              " over node names", any_bn ? std::string("") : std::string("; the model has no batch_norm2d node"), ")");
+    // Only a frozen node carries the attribute: model files of unfrozen models stay as they were.
+    for (size_t i : match) {
+        if (frozen)
+            m_nodes[i].attrs["frozen_stats"] = 1;
+        else
+            m_nodes[i].attrs.erase("frozen_stats");
+    }
+}
+
 void Model::set_weight_decay(const std::string& pattern, float wd) {
     VKT_CHECK(wd >= 0 && std::isfinite(wd), "set_weight_decay: weight decay must be >= 0 and finite");
     check_pattern(pattern, "set_weight_decay");

@@ -5,6 +5,7 @@
 // convolutions are grouped conv2d (groups = channels).
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <iterator>
 #include <string>
 
@@ -178,6 +179,14 @@ Model mobilenet_v3(const MobilenetOptions& o) {
     return m;
 }
 
+// A node's attributes that make the architecture: frozen_stats (Model::freeze_batch_norm) is a training choice, so a
+// fine-tuned model with frozen BatchNorm is still the torchvision architecture it was.
+std::map<std::string, double> architecture_attrs(const Node& n) {
+    std::map<std::string, double> a = n.attrs;
+    a.erase("frozen_stats");
+    return a;
+}
+
 } // namespace
 
 Model Model::mobilenet(const MobilenetOptions& o) {
@@ -229,7 +238,7 @@ MobilenetOptions mobilenet_options(const Model& model) {
         const Node& a = have[i];
         const Node& b = want[i];
         VKT_CHECK(a.op == b.op && a.name == b.name && a.inputs == b.inputs && a.shape == b.shape && a.type == b.type &&
-                      a.attrs == b.attrs && a.shape_attr == b.shape_attr,
+                      architecture_attrs(a) == b.attrs && a.shape_attr == b.shape_attr,
                   not_mobilenet, ": node ", i, " ('", a.name, "', ", a.op,
                   ") differs from the MobileNet of its options");
     }

@@ -165,6 +165,8 @@ std::string Model::describe() const {
         }
         const graph::OpDef& def = graph::op_def(n.op);
         s += def.summary ? expand(def.summary, n) : n.op;
+        const auto frozen = n.attrs.find("frozen_stats"); // Model::freeze_batch_norm
+        if (frozen != n.attrs.end() && frozen->second != 0) s += "(frozen)";
     }
     return s;
 }

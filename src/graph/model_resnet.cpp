@@ -4,6 +4,8 @@
 // tensors come out in state_dict() order.
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <string>
 
 #include "common/check.hpp"
 #include "vktrain/model.hpp"
@@ -44,6 +46,14 @@ int conv_bn(Model& m, int x, uint32_t out, uint32_t kernel, uint32_t stride, con
 int named(Model& m, int node, const std::string& name) {
     m.rename(node, name);
     return node;
+}
+
+// A node's attributes that make the architecture: frozen_stats (Model::freeze_batch_norm) is a training choice, so a
+// fine-tuned model with frozen BatchNorm is still the torchvision architecture it was.
+std::map<std::string, double> architecture_attrs(const Node& n) {
+    std::map<std::string, double> a = n.attrs;
+    a.erase("frozen_stats");
+    return a;
 }
 
 } // namespace
@@ -138,7 +148,7 @@ ResnetOptions resnet_options(const Model& model) {
         const Node& a = have[i];
         const Node& b = want[i];
         VKT_CHECK(a.op == b.op && a.name == b.name && a.inputs == b.inputs && a.shape == b.shape && a.type == b.type &&
-                      a.attrs == b.attrs && a.shape_attr == b.shape_attr,
+                      architecture_attrs(a) == b.attrs && a.shape_attr == b.shape_attr,
                   not_resnet, ": node ", i, " ('", a.name, "', ", a.op, ") differs from the ResNet-", o.depth,
                   " of its options");
     }

@@ -275,12 +275,26 @@ OpDef pool_backward(const char* name, bool max) {
 
 // ---- batch normalisation ----
 // in = {x, weight, bias, running_mean, running_var}; training adds out[1], out[2] = saved mean and invstd (fp32).
+// With frozen_stats (Model::freeze_batch_norm; PyTorch's bn.eval() while the rest trains) the training forward is the
+// evaluation one: the running statistics normalise and stay as they are, nothing is saved (the backward reads the
+// running statistics, constants of the step), and the backward treats mean and variance as constants.
 
 struct BnDims {
     uint32_t n, c, hw;
 };
 BnDims bn_dims(const Shape& x) {
     return {u32(x[0]), u32(x[1]), u32(x[2] * x[3])};
+}
+
+// Optional, so that the graphs (and files) of models that never froze a BatchNorm stay as they were.
+AttrSpec frozen_stats_attr() {
+    AttrSpec a = flag_attr("frozen_stats", "1: training too normalises with the running statistics and leaves them as "
+                                           "they are (Model::freeze_batch_norm); absent: batch statistics in training");
+    a.optional = true;
+    return a;
+}
+bool frozen_stats(const IrNode& n) {
+    return optional_attr<bool>(n, "frozen_stats").value_or(false);
 }
 
 OpDef batch_norm2d() {
@@ -295,7 +309,8 @@ OpDef batch_norm2d() {
     // Float values, as the typed builders (float parameters) store them: Model::op and batch_norm2d() agree bit for
     // bit.
     d.attrs = {positive_real_attr("eps", "added to the variance").or_default(double(1e-5f)),
-               real_attr("momentum", 0.0, 1.0, false, "running statistics' update factor").or_default(double(0.1f))};
+               real_attr("momentum", 0.0, 1.0, false, "running statistics' update factor").or_default(double(0.1f)),
+               frozen_stats_attr()};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -311,7 +326,7 @@ OpDef batch_norm2d() {
                                       {"num_batches_tracked", {}, 0, InitKind::zeros, false, true}};
     };
     d.lower = [](Ir& ir, IrNode& n) {
-        if (!ir.training) return;
+        if (!ir.training || frozen_stats(n)) return;
         const int64_t c = ir.values[size_t(n.in[0])].shape[1];
         for (const char* what : {".save_mean", ".save_invstd"}) {
             IrValue v;
@@ -326,7 +341,7 @@ OpDef batch_norm2d() {
         const BnDims k = bn_dims(e.value(n.in[0]).shape);
         const auto vec = [&](int v) { return e.mat(v, 1, k.c); };
         const float eps = attr<float>(n, "eps");
-        if (e.ir().training)
+        if (e.ir().training && !frozen_stats(n))
             kernels::record_batch_norm_train(e.device(), e.seq(), k.n, k.c, k.hw, eps, attr<float>(n, "momentum"),
                                              e.batch(n.in[0]), vec(n.in[1]), vec(n.in[2]), e.batch(n.out[0]),
                                              vec(n.out[1]), vec(n.out[2]), vec(n.in[3]), vec(n.in[4]));
@@ -345,13 +360,16 @@ OpDef batch_norm2d() {
         Autodiff::Target out = dx;
         if (!out.valid())
             out = {ad.scratch(ad.ir().values[size_t(n.in[0])].shape, Storage::act, n.name + ".dx"), false};
-        ad.emit("batch_norm2d_backward", n, "backward", {n.in[0], ad.grad_output(n), n.in[1], n.out[1], n.out[2]}, out,
+        const bool frozen = frozen_stats(n);
+        ad.emit("batch_norm2d_backward", n, "backward",
+                {n.in[0], ad.grad_output(n), n.in[1], frozen ? n.in[3] : n.out[1], frozen ? n.in[4] : n.out[2]}, out,
                 {dg.value, db.value});
     };
     return d;
 }
 
-// in = {x, dy, gamma, save_mean, save_invstd}; out = {dx, dgamma, dbeta}.
+// in = {x, dy, gamma, save_mean, save_invstd}, or with frozen_stats {x, dy, gamma, running_mean, running_var};
+// out = {dx, dgamma, dbeta}.
 OpDef batch_norm2d_backward() {
     OpDef d;
     d.name = "batch_norm2d_backward";
@@ -360,9 +378,15 @@ OpDef batch_norm2d_backward() {
     d.record = [](Exec& e, const IrNode& n) {
         const BnDims k = bn_dims(e.value(n.in[0]).shape);
         const auto vec = [&](int v) { return e.mat(v, 1, k.c); };
-        kernels::record_batch_norm_backward(e.device(), e.seq(), k.n, k.c, k.hw, e.batch(n.in[0]), e.batch(n.in[1]),
-                                            vec(n.in[2]), vec(n.in[3]), vec(n.in[4]), e.batch(n.out[0]), vec(n.out[1]),
-                                            vec(n.out[2]), n.accumulate);
+        if (frozen_stats(n))
+            kernels::record_batch_norm_frozen_backward(e.device(), e.seq(), k.n, k.c, k.hw, attr<float>(n, "eps"),
+                                                       e.batch(n.in[0]), e.batch(n.in[1]), vec(n.in[2]), vec(n.in[3]),
+                                                       vec(n.in[4]), e.batch(n.out[0]), vec(n.out[1]), vec(n.out[2]),
+                                                       n.accumulate);
+        else
+            kernels::record_batch_norm_backward(e.device(), e.seq(), k.n, k.c, k.hw, e.batch(n.in[0]), e.batch(n.in[1]),
+                                                vec(n.in[2]), vec(n.in[3]), vec(n.in[4]), e.batch(n.out[0]),
+                                                vec(n.out[1]), vec(n.out[2]), n.accumulate);
     };
     return d;
 }

@@ -125,39 +125,66 @@ void record_batch_norm_eval(runtime::Device& device, runtime::Sequence& seq, uin
                       element_groups(device, uint64_t(n) * c * hw));
 }
 
-void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c, uint32_t hw,
-                                const MatRef& x, const MatRef& dy, const MatRef& gamma, const MatRef& save_mean,
-                                const MatRef& save_invstd, const MatRef& dx, const MatRef& dgamma, const MatRef& dbeta,
-                                bool accumulate_dx) {
-    const char* op = "batch_norm_backward";
+namespace {
+
+// Both backward forms: `mean` and `scale` are the saved batch mean and invstd, or (frozen) running_mean and
+// running_var.
+void record_backward(runtime::Device& device, runtime::Sequence& seq, const char* op, uint32_t n, uint32_t c,
+                     uint32_t hw, bool frozen, float eps, const MatRef& x, const MatRef& dy, const MatRef& gamma,
+                     const MatRef& mean, const MatRef& scale, const MatRef& dx, const MatRef& dgamma,
+                     const MatRef& dbeta, bool accumulate_dx) {
+    const char* mean_name = frozen ? "running_mean" : "save_mean";
+    const char* scale_name = frozen ? "running_var" : "save_invstd";
     check_operands(device, op, n, c, hw, {{&x, "x"}, {&dy, "dy"}, {&dx, "dx"}}, {{&gamma, "gamma"}},
-                   {{&save_mean, "save_mean"}, {&save_invstd, "save_invstd"}, {&dgamma, "dgamma"}, {&dbeta, "dbeta"}},
+                   {{&mean, mean_name}, {&scale, scale_name}, {&dgamma, "dgamma"}, {&dbeta, "dbeta"}},
                    {{&dx, "dx"}, {&dgamma, "dgamma"}, {&dbeta, "dbeta"}});
+    if (frozen) check_eps(op, eps);
     if (c == 0) return;
     // n·hw == 0 still writes dgamma = dbeta = 0 (sums over no elements); dx is empty.
 
     const DType t = x.dtype;
     ChannelPush pc = channel_push(n, c, hw);
+    pc.eps = eps;
+    const uint32_t mode = frozen ? BN_FLAG_FROZEN : 0u;
+    pc.flags = mode;
     dispatch_operands(device, seq, variant_name("batch_norm_backward_reduce", t, t), pc,
                       {{&x, runtime::Access::read},
                        {&dy, runtime::Access::read},
-                       {&save_mean, runtime::Access::read},
-                       {&save_invstd, runtime::Access::read},
+                       {&mean, runtime::Access::read},
+                       {&scale, runtime::Access::read},
                        {&dgamma, runtime::Access::write},
                        {&dbeta, runtime::Access::write}},
                       group_count(c, 1));
     if (uint64_t(n) * hw == 0) return;
-    pc.flags = accumulate_dx ? FLAG_ACCUMULATE : 0u;
+    pc.flags = mode | (accumulate_dx ? FLAG_ACCUMULATE : 0u);
     dispatch_operands(device, seq, variant_name("batch_norm_backward_dx", t, t), pc,
                       {{&x, runtime::Access::read},
                        {&dy, runtime::Access::read},
                        {&gamma, runtime::Access::read},
-                       {&save_mean, runtime::Access::read},
-                       {&save_invstd, runtime::Access::read},
+                       {&mean, runtime::Access::read},
+                       {&scale, runtime::Access::read},
                        {&dgamma, runtime::Access::read},
                        {&dbeta, runtime::Access::read},
                        {&dx, accumulate_dx ? runtime::Access::read_write : runtime::Access::write}},
                       element_groups(device, uint64_t(n) * c * hw));
+}
+
+} // namespace
+
+void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c, uint32_t hw,
+                                const MatRef& x, const MatRef& dy, const MatRef& gamma, const MatRef& save_mean,
+                                const MatRef& save_invstd, const MatRef& dx, const MatRef& dgamma, const MatRef& dbeta,
+                                bool accumulate_dx) {
+    record_backward(device, seq, "batch_norm_backward", n, c, hw, false, 0.0f, x, dy, gamma, save_mean, save_invstd, dx,
+                    dgamma, dbeta, accumulate_dx);
+}
+
+void record_batch_norm_frozen_backward(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c,
+                                       uint32_t hw, float eps, const MatRef& x, const MatRef& dy, const MatRef& gamma,
+                                       const MatRef& running_mean, const MatRef& running_var, const MatRef& dx,
+                                       const MatRef& dgamma, const MatRef& dbeta, bool accumulate_dx) {
+    record_backward(device, seq, "batch_norm_frozen_backward", n, c, hw, true, eps, x, dy, gamma, running_mean,
+                    running_var, dx, dgamma, dbeta, accumulate_dx);
 }
 
 } // namespace vktrain::kernels

@@ -39,4 +39,12 @@ void record_batch_norm_backward(runtime::Device& device, runtime::Sequence& seq,
                                 const MatRef& save_invstd, const MatRef& dx, const MatRef& dgamma, const MatRef& dbeta,
                                 bool accumulate_dx = false);
 
+// Backward of frozen statistics (a training forward that ran record_batch_norm_eval, PyTorch's bn.eval() inside
+// training): the mean and variance are constants, so with invstd = 1/sqrt(running_var + eps) computed as the
+// evaluation forward does, dbeta = Σ dy, dgamma = invstd·Σ dy·(x - running_mean) (fp32) and dx (+)= gamma·invstd·dy.
+void record_batch_norm_frozen_backward(runtime::Device& device, runtime::Sequence& seq, uint32_t n, uint32_t c,
+                                       uint32_t hw, float eps, const MatRef& x, const MatRef& dy, const MatRef& gamma,
+                                       const MatRef& running_mean, const MatRef& running_var, const MatRef& dx,
+                                       const MatRef& dgamma, const MatRef& dbeta, bool accumulate_dx = false);
+
 } // namespace vktrain::kernels

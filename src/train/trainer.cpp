@@ -8,6 +8,8 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <set>
+#include <string>
 
 #include "common/check.hpp"
 #include "graph/input_checks.hpp"
@@ -57,8 +59,19 @@ Trainer::Impl::Impl(Context& ctx, const Model& m, const TrainerOptions& o)
       host_bytes(train::check_memory(*device, layout, o, location.where, 0)), res(*device, layout, o.precision),
       state(o) {
     VKT_CHECK(o.batch_size > 0, "batch size must be positive");
-    for (const Node& n : m.nodes())
-        if (n.op == "batch_norm2d" && full_batches_only.empty()) full_batches_only = n.name;
+    std::set<std::string> frozen_stats; // batch_norm2d nodes with frozen statistics (Model::freeze_batch_norm)
+    for (const Node& n : m.nodes()) {
+        if (n.op != "batch_norm2d") continue;
+        const auto frozen = n.attrs.find("frozen_stats");
+        if (frozen != n.attrs.end() && frozen->second != 0)
+            frozen_stats.insert(n.name); // normalises each sample alone: padding changes nothing
+        else if (full_batches_only.empty())
+            full_batches_only = n.name;
+    }
+    counter_step.assign(layout.counter_count, 1.0f);
+    for (const auto& s : layout.slots) // a frozen BatchNorm's num_batches_tracked stays, as with bn.eval() in PyTorch
+        if (s.counter >= 0 && frozen_stats.count(s.info.name.substr(0, s.info.name.rfind('.'))) != 0)
+            counter_step[size_t(s.counter)] = 0.0f;
     std::unique_ptr<graph::Program> training_program;
     std::unique_ptr<train::Optimizer> optimizer;
     if (!o.inference_only) {
@@ -229,7 +242,8 @@ float Trainer::Impl::run(const MicroBatch& b, float loss_scale) {
 }
 
 float Trainer::Impl::finished(uint32_t count) {
-    for (float& c : counters) c += 1.0f; // a training forward pass (BatchNorm's num_batches_tracked)
+    for (size_t i = 0; i < counters.size(); ++i)
+        counters[i] += counter_step[i]; // a training forward pass (BatchNorm's num_batches_tracked)
     const graph::Program& p = *train->program;
     const uint64_t divisor = p.loss_divisor(); // 0: an ignore_index left nothing, and every row's loss is 0
     return divisor ? float(p.loss_sum(count) / double(divisor)) : 0.0f;
@@ -358,7 +372,7 @@ StepProfile Trainer::profile_step(const std::vector<const void*>& inputs, uint32
     // running statistics do move, as in any training-mode forward pass).
     p.set_inputs(inputs, count);
     m.res.set_step(count, m.state.loss_scale(), uint32_t(m.state.steps()));
-    for (float& c : m.counters) c += 1.0f; // a training forward pass, as in PyTorch
+    for (size_t i = 0; i < m.counters.size(); ++i) m.counters[i] += m.counter_step[i]; // a training forward pass
     m.upload_weights();
     return p.profile();
 }

@@ -112,6 +112,7 @@ struct Trainer::Impl {
     std::unique_ptr<Training> train; // null: inference_only
     std::vector<float> master;       // fp32 master weights of the trainable parameters (Layout::master_offset)
     std::vector<float> counters;     // ParameterInfo::counter buffers, counted on the host
+    std::vector<float> counter_step; // what a training forward pass adds to each: 0 for a frozen BatchNorm's, else 1
     std::string full_batches_only;   // a node whose batch statistics refuse partial batches (its name), or empty
     uint64_t device_bytes = 0;
 };

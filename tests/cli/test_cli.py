@@ -1592,6 +1592,45 @@ def case_train_images_lr_scale(cli):
     p = cli.run("train", "--lr-scale", "linear0.=0.5", "--epochs", "1")
     check_one_line_error(p, 2, "--lr-scale applies only with --from FILE or --images DIR")
 
+def case_train_images_freeze_bn(cli):
+    """`train --images DIR --freeze-bn`: every BatchNorm keeps its running statistics (and num_batches_tracked) while
+    the rest trains, the model line and the written file say so (graph attribute frozen_stats); without --freeze-bn
+    they move; --freeze-bn without --images, or on a model without BatchNorm, is one clear line."""
+    write_colour_folder(os.path.join(cli.work, "train"), 8, 1)
+    write_colour_folder(os.path.join(cli.work, "val"), 2, 2)
+    common = ["--images", "train", "--val-images", "val", "--image-size", "12", "--batch-size", "8",
+              "--precision", "fp32", "--lr", "0.01", "--workers", "1", "--epochs", "2"]
+    net = "net:conv2d(out=4,kernel_h=3,pad_h=1),batch_norm2d,relu,max_pool2d"
+
+    def stats(name):
+        header, metadata, data = read_safetensors(os.path.join(cli.work, name))
+        graph = json.loads(metadata["vktrain_graph"])
+        bn = [n for n in graph["nodes"] if n["op"] == "batch_norm2d"]
+        out = {"frozen": [n.get("attrs", {}).get("frozen_stats", 0) for n in bn]}
+        for suffix in ("running_mean", "running_var", "num_batches_tracked"):
+            t = header[bn[0]["name"] + "." + suffix]
+            raw = data[t["data_offsets"][0]:t["data_offsets"][1]]
+            fmt = {"F32": "f", "I64": "q"}[t["dtype"]]
+            out[suffix] = list(struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw))
+        return out
+
+    p = cli.run("train", *common, "--model", net, "--freeze-bn", "--output", "frozen.safetensors")
+    check(p.returncode == 0 and "val_accuracy" in p.stdout, "trains with --freeze-bn (%s)" % p.stderr)
+    check("batch_norm2d(frozen)" in p.stdout, "the model line shows the frozen BatchNorm")
+    s = stats("frozen.safetensors")
+    check(s["frozen"] == [1] and s["running_mean"] == [0.0] * 4 and s["running_var"] == [1.0] * 4
+          and s["num_batches_tracked"] == [0], "--freeze-bn: running statistics as initialised, frozen_stats 1 (%s)" % s)
+    p = cli.run("train", *common, "--model", net, "--output", "free.safetensors")
+    check(p.returncode == 0, "trains without --freeze-bn (%s)" % p.stderr)
+    s = stats("free.safetensors")
+    check(s["frozen"] == [0] and s["running_mean"] != [0.0] * 4 and s["num_batches_tracked"] == [4],
+          "without --freeze-bn the running statistics move, 4 batches tracked (%s)" % s)
+    p = cli.run("train", "--freeze-bn", "--epochs", "1")
+    check_one_line_error(p, 2, "--freeze-bn applies only with --images DIR")
+    p = cli.run("train", *common, "--model", "net:conv2d(out=4,kernel_h=3,pad_h=1),relu", "--freeze-bn")
+    check_one_line_error(p, 1, "no batch_norm2d node matches '*'", "the model has no batch_norm2d node")
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -1,10 +1,11 @@
 """One batch's loss and fp32 gradients of a vktrain image classifier (x [B, 3, H, W] float32, labels [B] int32)
 through the C API (ctypes only: no numpy, so it also runs under the trixie root's Python).
 
-  capi_vision_gradients.py LIBVKTRAIN_C WEIGHTS BATCH X.bin LABELS.bin TRAIN_ONLY OUT_PREFIX
+  capi_vision_gradients.py LIBVKTRAIN_C WEIGHTS BATCH X.bin LABELS.bin TRAIN_ONLY OUT_PREFIX [frozen-bn]
 
 TRAIN_ONLY: "-" trains every parameter; a prefix ("fc.") freezes every other parameter first (vkt_model_set_trainable),
-as fine-tuning a new head on a frozen backbone does. Writes OUT_PREFIX.bin (every trainable parameter's gradient,
+as fine-tuning a new head on a frozen backbone does. "frozen-bn": every BatchNorm keeps its running statistics
+(vkt_model_freeze_batch_norm, PyTorch's bn.eval() inside model.train()). Writes OUT_PREFIX.bin (every trainable parameter's gradient,
 float32, in parameter order) and OUT_PREFIX.json ({"loss", "device", "tensors": [{"name", "shape"}]}).
 """
 import ctypes as C
@@ -12,6 +13,7 @@ import json
 import sys
 
 lib_path, weights, batch, x_path, labels_path, train_only, out = sys.argv[1:8]
+frozen_bn = sys.argv[8:9] == ["frozen-bn"]
 batch = int(batch)
 lib = C.CDLL(lib_path)
 lib.vkt_last_error.restype = C.c_char_p
@@ -43,6 +45,8 @@ check(lib.vkt_load_model(weights.encode(), C.byref(model)), "vkt_load_model")
 if train_only != "-":
     check(lib.vkt_model_set_trainable(model, b"*", 0), "vkt_model_set_trainable")
     check(lib.vkt_model_set_trainable(model, train_only.encode(), 1), "vkt_model_set_trainable")
+if frozen_bn:
+    check(lib.vkt_model_freeze_batch_norm(model, b"*", 1), "vkt_model_freeze_batch_norm")
 o = TrainerOptions()
 check(lib.vkt_trainer_options_default(C.byref(o), C.c_size_t(C.sizeof(o))), "vkt_trainer_options_default")
 o.precision, o.batch_size = 1, batch  # VKT_PRECISION_FP32

@@ -157,6 +157,7 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
     t.value("--resize", store_uint(a.resize, 1, 65535));
     t.value("--workers", store_uint(a.workers, 0, 256));
     t.flag("--skip-bad-images", [&a] { a.skip_bad_images = true; });
+    t.flag("--freeze-bn", [&a] { a.freeze_bn = true; });
     // Training.
     t.value("--optimizer", store_choice(a.optimizer, Choices<OptimizerKind>{{"adamw", OptimizerKind::adamw},
                                                                             {"sgd", OptimizerKind::sgd}}));

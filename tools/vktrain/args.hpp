@@ -91,6 +91,7 @@ struct TrainArgs {
     uint32_t resize = 0;       // the eval transform's short side (0: image_size * 8 / 7, 256 for 224)
     uint32_t workers = 2;      // decoding threads
     bool skip_bad_images = false;
+    bool freeze_bn = false; // --freeze-bn: every BatchNorm normalises with its running statistics, which stay
     bool has(const char* option) const { return given.count(option) != 0; }
 
     double effective_learning_rate() const {

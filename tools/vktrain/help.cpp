@@ -98,6 +98,9 @@ image folders (one sub-folder per class, as torchvision's ImageFolder; PNG and J
   --resize N              the validation images' short side before the centre crop (default S * 8 / 7)
   --workers N             decoding threads (default 2; 0: decode between steps)
   --skip-bad-images       skip and count unreadable or corrupt images instead of stopping at the first
+  --freeze-bn             every BatchNorm normalises with its running statistics in training too and leaves them
+                          (and num_batches_tracked) as they are; weight and bias still train (PyTorch's bn.eval()
+                          inside model.train(): the usual choice for fine-tuning on small batches)
 
 training:
   --precision P           mixed or fp32 (default mixed)

@@ -234,6 +234,7 @@ int run_train(const std::vector<std::string>& args) {
     if (!a.images.empty()) return run_train_images(a);
     for (const char* o : {"--val-images", "--image-size", "--resize", "--workers", "--skip-bad-images"})
         if (a.has(o)) throw UsageError(std::string(o) + " applies only with --images DIR");
+    if (a.freeze_bn) throw UsageError("--freeze-bn applies only with --images DIR (an image classifier's BatchNorm)");
     if (!a.from.empty()) {
         if (a.has("--model")) throw UsageError("--from FILE gives the model: --model does not apply");
         return run_train_text(a, ModelSpec{});
