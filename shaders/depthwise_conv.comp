@@ -30,6 +30,7 @@ layout(constant_id = DW_SPEC_STRIDE_W) const uint SW = 1;
 layout(constant_id = DW_SPEC_DIL_H) const uint DH = 1;
 layout(constant_id = DW_SPEC_DIL_W) const uint DW = 1;
 layout(constant_id = DW_SPEC_SMEM) const uint SMEM = 4096;
+layout(constant_id = DW_SPEC_RX) const uint RX = 4;
 
 const uint KT = KH * KW;
 // The input region a TH × TW block of outputs reads (forward, backward weight).
@@ -39,6 +40,12 @@ const uint XC = (TW - 1u) * SW + (KW - 1u) * DW + 1u;
 // over the block's rows and taps span at most floor((TH - 1 + (KH - 1)·DH) / SH) + 2 values.
 const uint YR = (TH - 1u + (KH - 1u) * DH) / SH + 2u;
 const uint YC = (TW - 1u + (KW - 1u) * DW) / SW + 2u;
+// Each invocation computes RX adjacent outputs of a row at once (register blocks): the staged values one tap row of
+// them reads are loaded once, XT of them (forward, weight gradient) or DT (data gradient) instead of RX·KW; on CPU
+// devices every shared-memory load is a gather, so this decides the speed.
+const uint XT = (RX - 1u) * SW + (KW - 1u) * DW + 1u;
+const uint DT = RX + (KW - 1u) * DW;
+const uint BLOCKS = TH * (TW / RX); // register blocks per tile
 
 layout(binding = 0) readonly buffer BufIn0 { IN_S in0[]; }; // forward: x; backward: dy
 layout(binding = 1) readonly buffer BufIn1 { IN_S in1[]; }; // forward, backward data: w; backward weight: x
@@ -84,17 +91,27 @@ void forward() {
         for (uint i = gl_LocalInvocationID.x; i < p.mult * KT; i += WG)
             s_tile[w_at + i] = LOAD_IN(in1[p.in1_offset + ch * p.mult * KT + i]);
         barrier();
-        for (uint i = gl_LocalInvocationID.x; i < p.mult * TH * TW; i += WG) {
-            const uint j = i / (TH * TW), o = i - j * (TH * TW);
-            const uint ly = o / TW, lx = o - ly * TW;
-            const uint oy = oy0 + ly, ox = ox0 + lx;
-            if (oy >= p.oh || ox >= p.ow) continue;
-            float acc = 0.0;
-            [[unroll]] for (uint ky = 0; ky < KH; ++ky)
-                [[unroll]] for (uint kx = 0; kx < KW; ++kx)
-                    acc = fma(s_tile[(ly * SH + ky * DH) * XC + lx * SW + kx * DW], s_tile[w_at + j * KT + ky * KW + kx],
-                              acc);
-            store(p.out_offset + ((plane * p.mult + j) * p.oh + oy) * p.ow + ox, acc);
+        for (uint j = 0; j < p.mult; ++j) {
+            float wr[KT];
+            [[unroll]] for (uint k = 0; k < KT; ++k) wr[k] = s_tile[w_at + j * KT + k];
+            for (uint b = gl_LocalInvocationID.x; b < BLOCKS; b += WG) {
+                const uint ly = b / (TW / RX), lx = (b - ly * (TW / RX)) * RX;
+                const uint oy = oy0 + ly, ox = ox0 + lx;
+                if (oy >= p.oh || ox >= p.ow) continue;
+                float acc[RX];
+                [[unroll]] for (uint r = 0; r < RX; ++r) acc[r] = 0.0;
+                [[unroll]] for (uint ky = 0; ky < KH; ++ky) {
+                    float xv[XT];
+                    const uint row = (ly * SH + ky * DH) * XC + lx * SW;
+                    [[unroll]] for (uint t = 0; t < XT; ++t) xv[t] = s_tile[row + t];
+                    [[unroll]] for (uint kx = 0; kx < KW; ++kx)
+                        [[unroll]] for (uint r = 0; r < RX; ++r)
+                            acc[r] = fma(xv[r * SW + kx * DW], wr[ky * KW + kx], acc[r]);
+                }
+                const uint at = p.out_offset + ((plane * p.mult + j) * p.oh + oy) * p.ow + ox;
+                [[unroll]] for (uint r = 0; r < RX; ++r)
+                    if (ox + r < p.ow) store(at + r, acc[r]);
+            }
         }
         barrier(); // before the next tile overwrites s_tile
     }
@@ -117,26 +134,38 @@ void backward_data() {
         for (uint i = gl_LocalInvocationID.x; i < p.mult * KT; i += WG)
             s_tile[w_at + i] = LOAD_IN(in1[p.in1_offset + ch * p.mult * KT + i]);
         barrier();
-        for (uint o = gl_LocalInvocationID.x; o < TH * TW; o += WG) {
-            const uint ly = o / TW, lx = o - ly * TW;
+        for (uint b = gl_LocalInvocationID.x; b < BLOCKS; b += WG) {
+            const uint ly = b / (TW / RX), lx = (b - ly * (TW / RX)) * RX;
             const uint iy = iy0 + ly, ix = ix0 + lx;
             if (iy >= p.h || ix >= p.w) continue;
-            // Tap (ky, kx) reaches dy row (iy + pad - ky·DH) / SH when that divides exactly; relative to oy_lo·SH
-            // the numerator is never negative.
-            const uint ry = uint(int(iy + p.pad_h) - oy_lo * int(SH)), rx = uint(int(ix + p.pad_w) - ox_lo * int(SW));
-            float acc = 0.0;
+            // Tap (ky, kx) of dx (iy, ix + r) reaches dy row (iy + pad - ky·DH) / SH and column
+            // (ix + r + pad - kx·DW) / SW where those divide exactly; relative to oy_lo·SH and ox_lo·SW the numerators
+            // are never negative. nx0 is the numerator of r = 0, kx = KW - 1, the smallest of the block.
+            const uint ry = uint(int(iy + p.pad_h) - oy_lo * int(SH));
+            const uint nx0 = uint(int(ix + p.pad_w) - ox_lo * int(SW)) - (KW - 1u) * DW;
+            float acc[RX];
+            [[unroll]] for (uint r = 0; r < RX; ++r) acc[r] = 0.0;
             for (uint j = 0; j < p.mult; ++j) {
                 const uint dy_at = j * YR * YC, wj = w_at + j * KT;
                 [[unroll]] for (uint ky = 0; ky < KH; ++ky) {
                     const uint ny = ry - ky * DH;
+                    const bool row_hit = ny % SH == 0u;
+                    const uint row = dy_at + (ny / SH) * YC;
+                    float dv[DT]; // dv[t]: numerator nx0 + t, zero where it does not divide
+                    [[unroll]] for (uint t = 0; t < DT; ++t) {
+                        const float v = s_tile[row + (nx0 + t) / SW];
+                        dv[t] = row_hit && (nx0 + t) % SW == 0u ? v : 0.0;
+                    }
                     [[unroll]] for (uint kx = 0; kx < KW; ++kx) {
-                        const uint nx = rx - kx * DW;
-                        const float v = s_tile[dy_at + (ny / SH) * YC + nx / SW] * s_tile[wj + ky * KW + kx];
-                        acc += (ny % SH == 0u && nx % SW == 0u) ? v : 0.0;
+                        const float wv = s_tile[wj + ky * KW + kx];
+                        [[unroll]] for (uint r = 0; r < RX; ++r)
+                            acc[r] = fma(dv[r + (KW - 1u - kx) * DW], wv, acc[r]);
                     }
                 }
             }
-            store(p.out_offset + (plane * p.h + iy) * p.w + ix, acc);
+            const uint at = p.out_offset + (plane * p.h + iy) * p.w + ix;
+            [[unroll]] for (uint r = 0; r < RX; ++r)
+                if (ix + r < p.w) store(at + r, acc[r]);
         }
         barrier();
     }
@@ -158,13 +187,18 @@ void backward_weight() {
                 stage(false, p.in0_offset + (img * p.c * p.mult + oc) * p.oh * p.ow, int(oy0), int(ox0), p.oh, p.ow,
                       TH, TW, dy_at);
                 barrier();
-                for (uint o = gl_LocalInvocationID.x; o < TH * TW; o += WG) {
-                    const uint ly = o / TW, lx = o - ly * TW;
-                    const float d = s_tile[dy_at + o]; // zero past the plane's edge
-                    [[unroll]] for (uint ky = 0; ky < KH; ++ky)
+                for (uint b = gl_LocalInvocationID.x; b < BLOCKS; b += WG) {
+                    const uint ly = b / (TW / RX), lx = (b - ly * (TW / RX)) * RX;
+                    float d[RX]; // zero past the plane's edge
+                    [[unroll]] for (uint r = 0; r < RX; ++r) d[r] = s_tile[dy_at + ly * TW + lx + r];
+                    [[unroll]] for (uint ky = 0; ky < KH; ++ky) {
+                        float xv[XT];
+                        const uint row = (ly * SH + ky * DH) * XC + lx * SW;
+                        [[unroll]] for (uint t = 0; t < XT; ++t) xv[t] = s_tile[row + t];
                         [[unroll]] for (uint kx = 0; kx < KW; ++kx)
-                            acc[ky * KW + kx] =
-                                fma(d, s_tile[(ly * SH + ky * DH) * XC + lx * SW + kx * DW], acc[ky * KW + kx]);
+                            [[unroll]] for (uint r = 0; r < RX; ++r)
+                                acc[ky * KW + kx] = fma(d[r], xv[r * SW + kx * DW], acc[ky * KW + kx]);
+                    }
                 }
                 barrier();
             }

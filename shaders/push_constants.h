@@ -94,7 +94,8 @@ struct DepthwisePush {
 #define DW_SPEC_DIL_H 8
 #define DW_SPEC_DIL_W 9
 #define DW_SPEC_SMEM 10 // floats of shared memory
-#define DW_SPEC_COUNT 11
+#define DW_SPEC_RX 11   // adjacent outputs (along a row) per invocation; divides TILE_W
+#define DW_SPEC_COUNT 12
 
 // Element-wise, column-reduction, loss and scan kernels (bias_add, bias_grad, activation, cast,
 // softmax_xent, nonfinite): n elements, a rows × cols view of them, per-kernel flags and the element

@@ -10,11 +10,11 @@
 
 namespace vktrain::kernels {
 
-// How one depthwise convolution runs: invocations per workgroup and the tile of outputs (forward, backward weight)
-// or of dx (backward data) a workgroup computes per step.
+// How one depthwise convolution runs: invocations per workgroup, the tile of outputs (forward, backward weight)
+// or of dx (backward data) a workgroup computes per step, and the adjacent outputs of a row per invocation.
 struct DepthwisePlan {
-    uint32_t wg = 64, tile_h = 8, tile_w = 8;
-    std::string name() const; // "depthwise 8x32 wg16"
+    uint32_t wg = 64, tile_h = 8, tile_w = 8, rx = 4;
+    std::string name() const; // "depthwise 8x32 wg16 rx4"
 };
 
 // The plan for `s` in direction `d`, or nothing where the shape is not depthwise or its staging does not fit the

@@ -92,6 +92,9 @@ std::vector<Case> all_cases() {
     for (auto [path, d] : k_paths)
         for (ConvDirection dir : k_dirs)
             for (size_t shape = 0; shape < std::size(k_shapes); ++shape) {
+                // fp16 in, fp32 out (the weight gradients of mixed precision) on fewer shapes: each shape and
+                // direction is a pipeline of its own to compile.
+                if (d == DType::f32 && path != GemmPath::fp32 && shape != 1 && shape != 4 && shape != 5) continue;
                 out.push_back({path, d, dir, shape, false});
                 if (shape == 1 || shape == 5) out.push_back({path, d, dir, shape, true});
             }
