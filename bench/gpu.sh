@@ -8,7 +8,8 @@
 #                            data if missing, then runs: `vktrain devices`; the device tests, where the coopmat
 #                            tests must run (a skip fails); bench/run_suite.sh gpu (ceilings, GEMMs up to 4096^3 on
 #                            every path, fp32 vs mixed training steps, host update) with PyTorch on CUDA beside it
-#                            (fp16 matmul at the same sizes; an AMP + GradScaler step of the same MLPs). Results go
+#                            (fp16 matmul at the same sizes; an AMP + GradScaler step of the same MLPs); the depthwise
+#                            convolution bench (vktrain_bench_depthwise). Results go
 #                            to $OUT (the device tool's folder) or bench/results/<date>/, the suite as one JSON.
 # With the device tool: run(command="bench/gpu.sh run", carry=["gpu-pack"], timeout_s=540).
 set -uo pipefail
@@ -20,7 +21,7 @@ pack)
   build=${VKTRAIN_BUILD:-$here/build}
   rm -rf "$pack" && mkdir -p "$pack/bin" "$pack/tests" "$pack/data" "$pack/debs"
   cp "$build/bin/vktrain" "$build/bin/vktrain_bench_gemm" "$build/bin/vktrain_bench_host" \
-    "$build/bin/vktrain_bench_elementwise" "$pack/bin/"
+    "$build/bin/vktrain_bench_elementwise" "$build/bin/vktrain_bench_depthwise" "$pack/bin/"
   cp "$build/tests/vktrain_device_tests" "$pack/tests/"
   cp /usr/share/datasets/fashion-mnist/*.gz "$pack/data/"
   (cd "$pack/debs" && apt-get download libvulkan1 >/dev/null 2>&1) ||
@@ -48,6 +49,9 @@ run)
   echo "== suite"
   export VKTRAIN_BUILD="$pack"
   "$here/bench/run_suite.sh" gpu "$out/suite-gpu.json" 2>&1 | tee "$out/suite.log" | tail -n 40
+  echo "== depthwise convolutions (MobileNetV2 shapes, kernel vs per-group GEMM, a training step)"
+  "$pack/bin/vktrain_bench_depthwise" --out "$out/depthwise-gpu.json" --train-step 64 2>&1 | tee "$out/depthwise.log" |
+    tail -n 12
   ;;
 *)
   echo "usage: bench/gpu.sh pack|run" >&2

@@ -69,6 +69,34 @@ struct ConvPush {
 #define CONV_DIR_BACKWARD_DATA 1
 #define CONV_DIR_BACKWARD_WEIGHT 2
 
+// Depthwise convolution (depthwise_conv.comp, src/kernels/depthwise_conv.cpp): groups = c channels, c_out = c·mult
+// (output channel ch·mult + j reads input channel ch), NCHW. The direction, the tile of outputs one workgroup
+// computes and the kernel's size, stride and dilation are specialization constants (so that the tap loops unroll);
+// sizes and padding come here. in0/in1/out are the direction's operands as in record_conv2d: forward x, w -> y;
+// backward data dy, w -> dx; backward weight dy, x -> dw. *_offset: element offsets in their bound ranges.
+// tiles_x, tiles_y: tiles across one output plane (forward: y's; backward data: dx's; backward weight: dy's).
+struct DepthwisePush {
+    uint in0_offset, in1_offset, out_offset;
+    uint n, c, mult;
+    uint h, w, oh, ow;
+    uint pad_h, pad_w;
+    uint tiles_x, tiles_y;
+    uint accumulate; // 1: out += result
+};
+#define DW_SPEC_DIR 0    // CONV_DIR_*
+#define DW_SPEC_WG 1     // invocations per workgroup (a power of two)
+#define DW_SPEC_TILE_H 2 // rows of the tile one workgroup computes per step
+#define DW_SPEC_TILE_W 3 // columns of that tile
+#define DW_SPEC_KH 4
+#define DW_SPEC_KW 5
+#define DW_SPEC_STRIDE_H 6
+#define DW_SPEC_STRIDE_W 7
+#define DW_SPEC_DIL_H 8
+#define DW_SPEC_DIL_W 9
+#define DW_SPEC_SMEM 10 // floats of shared memory
+#define DW_SPEC_RX 11   // adjacent outputs (along a row) per invocation; divides TILE_W
+#define DW_SPEC_COUNT 12
+
 // Element-wise, column-reduction, loss and scan kernels (bias_add, bias_grad, activation, cast,
 // softmax_xent, nonfinite): n elements, a rows × cols view of them, per-kernel flags and the element
 // offsets of up to three buffers (which buffer is which is listed in each shader).

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "graph/registry.hpp"
+#include "kernels/depthwise_conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "runtime/device.hpp"
 
@@ -160,7 +161,13 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
                 r.path = c.path;
                 r.reason = c.reason;
             }
-            if (!shape.is_conv) {
+            if (shape.is_conv) {
+                if (const auto dw = kernels::plan_depthwise(m_device, shape.conv.direction, shape.conv.shape);
+                    dw && !kernels::forced_conv_gemm()) {
+                    r.tiles = dw->name();
+                    r.tile_reason = "groups = channels: the depthwise kernel, not a GEMM per group";
+                }
+            } else {
                 if (m_device.tune_tiles_enabled()) {
                     const kernels::TileChoice t = kernels::choose_gemm_tile(m_device, r.path, shape.gemm);
                     choice.tile = t.tile;
@@ -291,7 +298,15 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
         if (n.op->record && !n.fused) { // fused: computed by another node's kernel
             n.op->record(m_exec, n);
             auto it = m_exec.paths().find(n.label);
-            done(it == m_exec.paths().end() ? n.label : n.label + " (gemm " + to_string(it->second) + ")");
+            if (it == m_exec.paths().end()) {
+                done(n.label);
+            } else {
+                const auto site = m_exec.sites().find(n.label);
+                const bool depthwise =
+                    site != m_exec.sites().end() && site->second.is_conv &&
+                    kernels::uses_depthwise_kernel(m_device, site->second.conv.direction, site->second.conv.shape);
+                done(n.label + (depthwise ? " (depthwise " : " (gemm ") + to_string(it->second) + ")");
+            }
         }
         close_buckets(int(i));
     }

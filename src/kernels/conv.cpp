@@ -1,5 +1,8 @@
 #include "kernels/conv.hpp"
 
+#include <atomic>
+
+#include "kernels/depthwise_conv.hpp"
 #include "kernels/gemm.hpp"
 #include "push_constants.h"
 #include "runtime/device.hpp"
@@ -9,6 +12,8 @@ namespace vktrain::kernels {
 static_assert(sizeof(ConvPush) == 30 * 4, "ConvPush layout must match shaders/push_constants.h");
 
 namespace {
+
+std::atomic<bool> g_force_gemm{false};
 
 int64_t out_extent(uint32_t in, uint32_t pad, uint32_t dil, uint32_t k, uint32_t stride) {
     const int64_t span = int64_t(in) + 2 * int64_t(pad) - int64_t(dil) * (int64_t(k) - 1) - 1;
@@ -75,6 +80,22 @@ void Conv2dShape::validate() const {
                   " elements; at most 2^31 - 1 are supported (32-bit shader indexing)");
 }
 
+bool is_depthwise(const Conv2dShape& s) {
+    return s.groups > 1 && s.groups == s.c_in && s.c_out % s.groups == 0;
+}
+
+bool uses_depthwise_kernel(const runtime::Device& device, ConvDirection d, const Conv2dShape& s) {
+    return !forced_conv_gemm() && plan_depthwise(device, d, s).has_value();
+}
+
+void force_conv_gemm(bool on) {
+    g_force_gemm = on;
+}
+
+bool forced_conv_gemm() {
+    return g_force_gemm;
+}
+
 const char* to_string(ConvDirection d) {
     switch (d) {
     case ConvDirection::forward: return "conv_fwd";
@@ -138,6 +159,12 @@ void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath pat
         break;
     }
 
+    if (!forced_conv_gemm()) {
+        if (const auto plan = plan_depthwise(device, direction, s)) {
+            record_depthwise_conv2d(device, seq, path, direction, s, *plan, in0, in1, out, accumulate);
+            return;
+        }
+    }
     const GemmConfig cfg = gemm_config(device, path, out.dtype, m, n, k);
     runtime::KernelDesc desc = cfg.kernel_desc("conv_" + cfg.suffix, sizeof(ConvPush), CONV_SPEC_COUNT);
     desc.spec[CONV_SPEC_DIR] = dir;

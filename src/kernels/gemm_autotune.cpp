@@ -285,6 +285,14 @@ double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& prob
 
 GemmChoice choose_conv_path(runtime::Device& device, GemmPath requested, const ConvProblem& problem) {
     problem.shape.validate();
+    if (requested == GemmPath::auto_select && device.fp16_enabled() &&
+        uses_depthwise_kernel(device, problem.direction, problem.shape)) {
+        // Both fp16 paths run the same depthwise kernel (there is no GEMM to put on cooperative matrices).
+        GemmChoice choice;
+        choice.path = GemmPath::tiled_fp16;
+        choice.reason = "depthwise kernel (the same on both fp16 paths)";
+        return choice;
+    }
     return choose_path(device, requested, problem.key(),
                        [&](GemmPath path) { return time_conv(device, path, problem); });
 }

@@ -108,6 +108,15 @@ std::map<std::string, std::function<Example()>> examples() {
             return g.conv2d(x, 4, o);
         });
     };
+    // Depthwise (groups = channels, the depthwise kernel): MobileNet's 3x3, stride 2, on 3 channels of 5x7. (The
+    // conv2d example above, groups 2 of 2 channels with 4 outputs, is depthwise with multiplier 2.)
+    m["conv2d_depthwise"] = [] {
+        return classifier(105, {3, 5, 7}, [](Model& g, int x) {
+            vktrain::Conv2dOptions o = vktrain::Conv2dOptions::square(3, 2, 1);
+            o.groups = 3;
+            return g.conv2d(x, 3, o);
+        });
+    };
     m["max_pool2d"] = [] {
         return classifier(70, {2, 5, 7},
                           [](Model& g, int x) { return g.max_pool2d(x, vktrain::Pool2dOptions::square(3, 2, 1)); });
