@@ -3,7 +3,7 @@
 
   /usr/bin/python3 bench/vision_recipe.py VKTRAIN_BINARY [--work DIR] [--results FILE] [--quick] [--device N]
                                           [--models resnet18,mobilenet_v2] [--modes head,last-stage,full]
-                                          [--reuse]
+                                          [--precisions fp32,mixed] [--epochs N] [--heldout N] [--reuse] (--help)
 
 1. Data: Debian's dataset-fashion-mnist (IDX files) rendered as RGB PNG image folders at 64x64 (PIL's bilinear
    upscaling of the 28x28 grey image, the grey copied into R, G and B), one sub-folder per class:
@@ -23,8 +23,8 @@
    (wait4), and the exported model (`vktrain export`) is loaded into torchvision with load_state_dict(strict=True)
    and evaluated on heldout/ by PyTorch as a cross-check of the accuracy.
 A mode whose flags this vktrain does not have (a usage error naming the flag) is recorded as not run, with the
-error. Results: bench/results/<date>/vision-recipe.json and a Markdown table on stdout. --quick: fewer and smaller
-images and one epoch (a smoke test of the recipe, not its numbers).
+error. Results: bench/results/<date>/vision-recipe.json and .md (a Markdown table, also on stdout). --quick: a few
+images a class and one epoch (a smoke test of the recipe, not its numbers; results in WORK).
 """
 import argparse
 import datetime
