@@ -92,6 +92,8 @@ def parse():
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default 4; --quick 1)")
     p.add_argument("--pretrain-epochs", type=int, default=None, help="PyTorch pre-training epochs (default 2)")
     p.add_argument("--heldout", type=int, default=100, help="held-out test images per class (default 100)")
+    p.add_argument("--lrs", default="head=1e-3,last-stage=1e-3,full=1e-3",
+                   help="AdamW learning rate per mode (MODE=LR,...; default 1e-3 for each)")
     p.add_argument("--no-baseline", action="store_true", help="skip the from-random-weights baseline")
     p.add_argument("--reuse", action="store_true", help="reuse WORK's images and pre-trained models")
     return p.parse_args()
@@ -348,6 +350,11 @@ def main():
     vk = Vktrain(a.binary, a.device, os.path.join(a.work, "log.txt"))
     runs = []
     lrs = {"head": 1e-3, "last-stage": 1e-3, "full": 1e-3}
+    for item in [i for i in a.lrs.split(",") if i]:
+        mode, _, value = item.partition("=")
+        if mode not in lrs or not value:
+            raise SystemExit("--lrs: expected MODE=LR with MODE head, last-stage or full, got %r" % item)
+        lrs[mode] = float(value)
     for arch in models:
         base = os.path.join(a.work, "%s-base.safetensors" % arch)
         vk(["import", state["pretrain"][arch]["file"], "--arch", arch, "--classes", "5", "--image-size", str(SIZE),
