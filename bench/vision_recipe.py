@@ -305,17 +305,17 @@ def finetune(vk, a, arch, base, mode, precision, epochs, batch, lr, tag, cross_c
 
 
 def table(runs):
-    lines = ["| model | mode | precision | held-out accuracy | images/s | peak device MiB | peak host MiB | epochs | "
-             "wall s |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | mode | precision | lr | held-out accuracy | images/s | peak device MiB | peak host MiB | epochs | "
+             "wall s |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         name = r["model"] + ("" if r["pretrained"] else " (random init)")
         if not r["run"]:
-            lines.append("| %s | %s | %s | not run: %s | | | | | |" % (name, r["mode"], r["precision"],
-                                                                   r["why"].replace("|", "/")))
+            lines.append("| %s | %s | %s | %g | not run: %s | | | | | |" % (name, r["mode"], r["precision"], r["lr"],
+                                                                        r["why"].replace("|", "/")))
             continue
         fmt = lambda v, f: "n/a" if v is None else f % v  # noqa: E731
-        lines.append("| %s | %s | %s | %.3f | %.1f | %s | %s | %d | %.0f |" % (
-            name, r["mode"], r["precision"], r["heldout_accuracy"], r["images_per_second"],
+        lines.append("| %s | %s | %s | %g | %.3f | %.1f | %s | %s | %d | %.0f |" % (
+            name, r["mode"], r["precision"], r["lr"], r["heldout_accuracy"], r["images_per_second"],
             fmt(r["peak_device_mib"], "%.0f"), fmt(r["peak_host_mib"] or r["peak_host_rss_mib"], "%.0f"),
             r["epochs"], r["wall_seconds"]))
     return "\n".join(lines)
