@@ -217,7 +217,7 @@ int run_train_images(TrainArgs& a) {
     }
 
     Model model = image_model(a, classes);
-    apply_parameter_groups(model, a); // --freeze, --train, --lr-scale
+    apply_parameter_groups(model, a);           // --freeze, --train, --lr-scale
     if (a.freeze_bn) model.freeze_batch_norm(); // every BatchNorm: its running statistics normalise and stay
     Context context(context_options(a.device));
     Trainer trainer(context, model, trainer_options(a));
