@@ -8,6 +8,7 @@
 // checks that every tensor fits.
 #include "dtypes.glsl"
 #include "elementwise.glsl"
+#define GEMM_CUSTOM_REGISTERS // the register blocks below, with the gathers hoisted out of the k loop
 #include "gemm_core.glsl"
 
 layout(constant_id = CONV_SPEC_DIR) const uint DIR = CONV_DIR_FORWARD;
@@ -102,6 +103,159 @@ void store_c(uint m, uint n, float v) {
     if (p.accumulate != 0) v += LOAD_OUT(c[idx]);
     c[idx] = STORE_OUT(v);
 }
+
+#ifndef COOPMAT
+// Register blocks (REGS != 0, CPU devices; see gemm_core.glsl) for the implicit GEMM. The generic loop would call
+// load_b per k and column, decomposing both indices with four or more multiply-high divisions per gathered
+// element. Here each invocation decomposes its TN fixed columns once per block, and walks k as nested loops over
+// its factors (channel, tap row, tap column, or image, output row, output column for the weight gradient), so an
+// element costs an add, a bounds test and the load. k still runs in ascending order: the sums are those of the
+// generic loop, bit for bit.
+float g_acc[TM * TN];
+float g_av[TM];
+float g_bv[TN];
+
+void fma_step() {
+    [[unroll]] for (uint i = 0; i < TM; ++i)
+        [[unroll]] for (uint j = 0; j < TN; ++j) g_acc[i * TN + j] = fma(g_av[i], g_bv[j], g_acc[i * TN + j]);
+}
+
+// y = w · im2col(x): column n = (image, oy, ox), k = (ic, ky, kx).
+void forward_registers(uint m0, uint nb) {
+    const uint ohw = p.oh * p.ow, hw = p.h * p.w;
+    uint a_row[TM];
+    [[unroll]] for (uint i = 0; i < TM; ++i) a_row[i] = p.a_offset + (g_group * p.c_out_g + min(m0 + i, g_m - 1)) * p.k;
+    uint x_plane[TN];
+    int iy0[TN], ix0[TN];
+    [[unroll]] for (uint j = 0; j < TN; ++j) {
+        const uint n = min(nb + j, g_n - 1);
+        const uint img = div_by(n, ohw, p.div_ohw), o = n - img * ohw;
+        const uint oy = div_by(o, p.ow, p.div_ow), ox = o - oy * p.ow;
+        x_plane[j] = p.b_offset + (img * (p.c_in_g * p.groups) + g_group * p.c_in_g) * hw;
+        iy0[j] = int(oy * p.stride_h) - int(p.pad_h);
+        ix0[j] = int(ox * p.stride_w) - int(p.pad_w);
+    }
+    uint k = 0;
+    for (uint ic = 0; ic < p.c_in_g; ++ic)
+        for (uint ky = 0; ky < p.kh; ++ky) {
+            uint row[TN];
+            bool row_in[TN];
+            [[unroll]] for (uint j = 0; j < TN; ++j) {
+                const int iy = iy0[j] + int(ky * p.dil_h);
+                row_in[j] = iy >= 0 && uint(iy) < p.h;
+                row[j] = x_plane[j] + ic * hw + uint(iy) * p.w; // wraps where iy < 0: never read then
+            }
+            for (uint kx = 0; kx < p.kw; ++kx, ++k) {
+                [[unroll]] for (uint i = 0; i < TM; ++i) g_av[i] = float(a[a_row[i] + k]);
+                [[unroll]] for (uint j = 0; j < TN; ++j) {
+                    const int ix = ix0[j] + int(kx * p.dil_w);
+                    const bool inside = row_in[j] && ix >= 0 && uint(ix) < p.w;
+                    const float v = float(b[inside ? row[j] + uint(ix) : p.b_offset]);
+                    g_bv[j] = inside ? v : 0.0;
+                }
+                fma_step();
+            }
+        }
+}
+
+// dx = wᵀ · gather(dy): column n = (image, iy, ix), k = (oc, ky, kx); a tap contributes where
+// iy + pad − ky·dil is a multiple of the stride inside the output.
+void backward_data_registers(uint m0, uint nb) {
+    const uint ohw = p.oh * p.ow, hw = p.h * p.w, khw = p.kh * p.kw;
+    uint a_row[TM];
+    [[unroll]] for (uint i = 0; i < TM; ++i)
+        a_row[i] = p.a_offset + (g_group * p.c_out_g * p.c_in_g + min(m0 + i, g_m - 1)) * khw;
+    uint dy_plane[TN];
+    int ty0[TN], tx0[TN];
+    [[unroll]] for (uint j = 0; j < TN; ++j) {
+        const uint n = min(nb + j, g_n - 1);
+        const uint img = div_by(n, hw, p.div_hw), s = n - img * hw;
+        const uint iy = div_by(s, p.w, p.div_w), ix = s - iy * p.w;
+        dy_plane[j] = p.b_offset + (img * (p.c_out_g * p.groups) + g_group * p.c_out_g) * ohw;
+        ty0[j] = int(iy + p.pad_h);
+        tx0[j] = int(ix + p.pad_w);
+    }
+    for (uint oc = 0; oc < p.c_out_g; ++oc) {
+        const uint a_oc = oc * p.c_in_g * khw;
+        uint rk = 0;
+        for (uint ky = 0; ky < p.kh; ++ky) {
+            uint row[TN];
+            bool row_hit[TN];
+            [[unroll]] for (uint j = 0; j < TN; ++j) {
+                const int ty = ty0[j] - int(ky * p.dil_h);
+                const uint uy = uint(max(ty, 0)), oy = div_by(uy, p.stride_h, p.div_stride_h);
+                row_hit[j] = ty >= 0 && oy * p.stride_h == uy && oy < p.oh;
+                row[j] = dy_plane[j] + oc * ohw + oy * p.ow;
+            }
+            for (uint kx = 0; kx < p.kw; ++kx, ++rk) {
+                [[unroll]] for (uint i = 0; i < TM; ++i) g_av[i] = float(a[a_row[i] + a_oc + rk]);
+                [[unroll]] for (uint j = 0; j < TN; ++j) {
+                    const int tx = tx0[j] - int(kx * p.dil_w);
+                    const uint ux = uint(max(tx, 0)), ox = div_by(ux, p.stride_w, p.div_stride_w);
+                    const bool hit = row_hit[j] && tx >= 0 && ox * p.stride_w == ux && ox < p.ow;
+                    const float v = float(b[hit ? row[j] + ox : p.b_offset]);
+                    g_bv[j] = hit ? v : 0.0;
+                }
+                fma_step();
+            }
+        }
+    }
+}
+
+// dw = dy · im2col(x)ᵀ: column n = (ic, ky, kx), k = (image, oy, ox).
+void backward_weight_registers(uint m0, uint nb) {
+    const uint ohw = p.oh * p.ow, hw = p.h * p.w, khw = p.kh * p.kw;
+    uint a_row[TM];
+    [[unroll]] for (uint i = 0; i < TM; ++i) a_row[i] = p.a_offset + (g_group * p.c_out_g + min(m0 + i, g_m - 1)) * ohw;
+    uint x_plane[TN];
+    int ky_off[TN], kx_off[TN];
+    [[unroll]] for (uint j = 0; j < TN; ++j) {
+        const uint n = min(nb + j, g_n - 1);
+        const uint ic = div_by(n, khw, p.div_khw), rk = n - ic * khw;
+        const uint ky = div_by(rk, p.kw, p.div_kw), kx = rk - ky * p.kw;
+        x_plane[j] = p.b_offset + (g_group * p.c_in_g + ic) * hw;
+        ky_off[j] = int(ky * p.dil_h) - int(p.pad_h);
+        kx_off[j] = int(kx * p.dil_w) - int(p.pad_w);
+    }
+    const uint x_image = p.c_in_g * p.groups * hw, dy_image = p.c_out_g * p.groups * ohw, images = g_k / ohw;
+    for (uint img = 0; img < images; ++img)
+        for (uint oy = 0; oy < p.oh; ++oy) {
+            uint row[TN];
+            bool row_in[TN];
+            [[unroll]] for (uint j = 0; j < TN; ++j) {
+                const int iy = int(oy * p.stride_h) + ky_off[j];
+                row_in[j] = iy >= 0 && uint(iy) < p.h;
+                row[j] = x_plane[j] + img * x_image + uint(iy) * p.w; // wraps where iy < 0: never read then
+            }
+            const uint a_pos = img * dy_image + oy * p.ow;
+            for (uint ox = 0; ox < p.ow; ++ox) {
+                [[unroll]] for (uint i = 0; i < TM; ++i) g_av[i] = float(a[a_row[i] + a_pos + ox]);
+                [[unroll]] for (uint j = 0; j < TN; ++j) {
+                    const int ix = int(ox * p.stride_w) + kx_off[j];
+                    const bool inside = row_in[j] && ix >= 0 && uint(ix) < p.w;
+                    const float v = float(b[inside ? row[j] + uint(ix) : p.b_offset]);
+                    g_bv[j] = inside ? v : 0.0;
+                }
+                fma_step();
+            }
+        }
+}
+
+void gemm_block_registers(uint m0, uint n0) {
+    const uint nb = n0 + gl_LocalInvocationID.x * TN;
+    [[unroll]] for (uint i = 0; i < TM * TN; ++i) g_acc[i] = 0.0;
+    if (DIR == CONV_DIR_FORWARD)
+        forward_registers(m0, nb);
+    else if (DIR == CONV_DIR_BACKWARD_DATA)
+        backward_data_registers(m0, nb);
+    else
+        backward_weight_registers(m0, nb);
+    // One store sequence in a loop, as in gemm_core.glsl (the fp16 conversion is long).
+    float result[TM * TN];
+    [[unroll]] for (uint i = 0; i < TM * TN; ++i) result[i] = g_acc[i];
+    [[dont_unroll]] for (uint i = 0; i < TM * TN; ++i) store_checked(m0 + i / TN, nb + i % TN, result[i]);
+}
+#endif
 
 void main() {
     g_m = p.m;

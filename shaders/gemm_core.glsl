@@ -118,6 +118,10 @@ void gemm_block_shared(uint m0, uint n0) {
         store_checked(m0 + ty + (i / TN) * RY, n0 + tx + (i % TN) * RX, result[i]);
 }
 
+#ifdef GEMM_CUSTOM_REGISTERS
+// The includer brings its own register blocks (conv.comp: its gathers decomposed once per block, not per load).
+void gemm_block_registers(uint m0, uint n0);
+#else
 // Register blocks without shared memory or barriers (REGS != 0), for CPU devices such as lavapipe: a
 // workgroup runs on one thread with its invocations as SIMD lanes, so barriers and shared-memory traffic
 // cost more than reloading operands. The WG invocations lie along N; each accumulates a TM × TN block
@@ -155,6 +159,7 @@ void gemm_block_registers(uint m0, uint n0) {
     [[unroll]] for (uint i = 0; i < TM * TN; ++i) result[i] = acc[i];
     [[dont_unroll]] for (uint i = 0; i < TM * TN; ++i) store_checked(m0 + i / TN, nb + i % TN, result[i]);
 }
+#endif
 
 void gemm_block(uint m0, uint n0) {
     if (REGS != 0)

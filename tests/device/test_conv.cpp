@@ -38,6 +38,11 @@ const NamedShape k_shapes[] = {
     {"pointwise", make_shape(3, 5, 4, 6, 7, 1, 1)},
     {"recipe1", make_shape(2, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2)},
     {"recipe2", make_shape(2, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2)},
+    // The register blocks walk k as nested loops and decompose columns once per block: dilation and stride along
+    // both axes with padding wider than the dilated tap, ResNet's strided 3x3 and 1x1 (downsample) on odd planes.
+    {"dilated", make_shape(3, 3, 9, 8, 4, 3, 2, 3, 2, 2, 1, 2, 3)},
+    {"strided3x3", make_shape(2, 8, 9, 10, 12, 3, 3, 2, 2, 1, 1)},
+    {"down1x1", make_shape(2, 6, 7, 8, 10, 1, 1, 2, 2)},
 };
 
 struct Case {

@@ -1,0 +1,246 @@
+// Dense convolutions (implicit GEMM, shaders/conv.comp) in their three directions on every path the device offers:
+// the CNN recipe's two 5x5 layers at its batch, and ResNet-18's 7x7 stem, 3x3 and 1x1 layers (stride 1 and 2) at a
+// small input, plus a 1x1 stride-1 (pointwise) layer. Each is given as GFLOP/s and as a fraction of the device's
+// fp32 FMA ceiling measured in this run by the same binary (src/kernels/peak.cpp, as vktrain_bench_gemm and
+// vktrain_bench_depthwise do), and, on the coopmat path, of the cooperative-matrix peak too; a 1024^3 GEMM on
+// the same path (best of its tile configurations) is the reference a convolution should approach. The summary
+// gives the median fraction per path and direction. Writes JSON to --out and a table to stdout.
+//   vktrain_bench_conv [--out FILE] [--device NAME] [--repeats 3] [--cnn-batch 128] [--resnet-batch 8]
+//                      [--paths fp32,tiled-fp16,coopmat] [--only cnn|resnet] [--no-gemm]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/json.hpp"
+#include "kernels/conv.hpp"
+#include "kernels/gemm_autotune.hpp"
+#include "kernels/peak.hpp"
+#include "runtime/context_access.hpp"
+#include "runtime/device.hpp"
+#include "vktrain/context.hpp"
+
+using vktrain::GemmPath;
+using vktrain::kernels::ConvDirection;
+using vktrain::kernels::ConvProblem;
+using vktrain::kernels::DType;
+namespace vk = vktrain::kernels;
+
+namespace {
+
+struct Layer {
+    const char* name;
+    const char* model; // "cnn" or "resnet"
+    uint32_t c_in, hw, c_out, k, stride, pad;
+};
+
+// The CNN recipe (vktrain train --model cnn): 1->32 on 28x28 and 32->64 on 14x14, 5x5 with padding 2. ResNet-18 at
+// a 64x64 input: the stem, a 3x3 of each stage width, the strided 3x3 and 1x1 (downsample) layers entering stage 2,
+// and a pointwise 1x1 stride-1 layer (MobileNet-style) for the path without gathers.
+const Layer k_layers[] = {
+    {"cnn.conv1", "cnn", 1, 28, 32, 5, 1, 2},
+    {"cnn.conv2", "cnn", 32, 14, 64, 5, 1, 2},
+    {"resnet.stem", "resnet", 3, 64, 64, 7, 2, 3},
+    {"resnet.l1.3x3", "resnet", 64, 16, 64, 3, 1, 1},
+    {"resnet.l2.3x3s2", "resnet", 64, 16, 128, 3, 2, 1},
+    {"resnet.l2.1x1s2", "resnet", 64, 16, 128, 1, 2, 0},
+    {"resnet.l2.3x3", "resnet", 128, 8, 128, 3, 1, 1},
+    {"resnet.l3.3x3", "resnet", 256, 4, 256, 3, 1, 1},
+    {"pointwise.1x1", "resnet", 128, 8, 256, 1, 1, 0},
+};
+
+const char* dir_name(ConvDirection d) {
+    return d == ConvDirection::forward ? "fwd" : d == ConvDirection::backward_data ? "bwd_data" : "bwd_weight";
+}
+
+double conv_flops(const ConvProblem& p) {
+    const auto& s = p.shape;
+    return 2.0 * s.n * s.c_out * s.out_h() * s.out_w() * (s.c_in / s.groups) * s.kh * s.kw;
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t h = v.size() / 2;
+    return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+vktrain::io::Json ceiling_json(const vk::PeakResult& r, const char* unit) {
+    vktrain::io::Json j = vktrain::io::Json::object();
+    j["value"] = r.value;
+    j["unit"] = unit;
+    j["config"] = r.value > 0 ? r.config : r.unavailable;
+    return j;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string out, device, only;
+    uint32_t cnn_batch = 128, resnet_batch = 8;
+    int repeats = 3;
+    bool gemm = true;
+    std::vector<GemmPath> paths = {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat};
+    const auto bad = [](const std::string& msg) {
+        std::fprintf(stderr, "vktrain_bench_conv: error: %s\n", msg.c_str());
+        return 2;
+    };
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (a == "--out" && has_value)
+            out = argv[++i];
+        else if (a == "--device" && has_value)
+            device = argv[++i];
+        else if (a == "--repeats" && has_value)
+            repeats = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--cnn-batch" && has_value)
+            cnn_batch = uint32_t(std::max(1, std::atoi(argv[++i])));
+        else if (a == "--resnet-batch" && has_value)
+            resnet_batch = uint32_t(std::max(1, std::atoi(argv[++i])));
+        else if (a == "--only" && has_value) {
+            only = argv[++i];
+            if (only != "cnn" && only != "resnet") return bad("--only takes cnn or resnet, got '" + only + "'");
+        } else if (a == "--no-gemm")
+            gemm = false;
+        else if (a == "--paths" && has_value) {
+            paths.clear();
+            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) {
+                const std::string p = t;
+                if (p == "fp32")
+                    paths.push_back(GemmPath::fp32);
+                else if (p == "tiled-fp16")
+                    paths.push_back(GemmPath::tiled_fp16);
+                else if (p == "coopmat")
+                    paths.push_back(GemmPath::coopmat);
+                else
+                    return bad("unknown path '" + p + "' in --paths (fp32, tiled-fp16, coopmat)");
+            }
+        } else
+            return bad("unknown argument '" + a + "'");
+    }
+    try {
+        vktrain::ContextOptions o;
+        o.device_name = device;
+        o.cache_dir = "none";
+        vktrain::Context ctx(o);
+        auto& dev = vktrain::detail::ContextAccess::device(ctx);
+        const auto& info = ctx.device_info();
+        std::printf("device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str());
+
+        const vk::PeakResult fma32 = vk::measure_fma_peak(dev, false);
+        const vk::PeakResult cm = vk::measure_coopmat_peak(dev);
+        std::printf("ceilings: fma fp32 %.1f GFLOP/s (%s), coopmat %.1f GFLOP/s (%s)\n", fma32.value,
+                    fma32.config.c_str(), cm.value, cm.value > 0 ? cm.config.c_str() : cm.unavailable.c_str());
+        vktrain::io::Json ceilings = vktrain::io::Json::object();
+        ceilings["fma_f32"] = ceiling_json(fma32, "GFLOP/s");
+        ceilings["coopmat"] = ceiling_json(cm, "GFLOP/s");
+
+        vktrain::io::Json results = vktrain::io::Json::array(), gemms = vktrain::io::Json::array();
+        vktrain::io::Json summary = vktrain::io::Json::array();
+        std::printf("%-18s %-10s %-11s %11s %9s %8s %8s\n", "layer", "direction", "path", "us", "GFLOP/s", "fma",
+                    "coopmat");
+        for (GemmPath path : paths) {
+            if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
+            if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
+            std::map<ConvDirection, std::vector<double>> fractions;
+            for (const Layer& l : k_layers) {
+                if (!only.empty() && only != l.model) continue;
+                for (ConvDirection dir :
+                     {ConvDirection::forward, ConvDirection::backward_data, ConvDirection::backward_weight}) {
+                    if (dir == ConvDirection::backward_data && l.c_in <= 3) continue; // the image needs no dx
+                    ConvProblem p;
+                    p.direction = dir;
+                    // Training writes fp16 activations' gradients and fp32 weight gradients on the fp16 paths.
+                    p.out = path == GemmPath::fp32 || dir == ConvDirection::backward_weight ? DType::f32 : DType::f16;
+                    auto& s = p.shape;
+                    s.n = std::string(l.model) == "cnn" ? cnn_batch : resnet_batch;
+                    s.c_in = l.c_in;
+                    s.c_out = l.c_out;
+                    s.h = s.w = l.hw;
+                    s.kh = s.kw = l.k;
+                    s.stride_h = s.stride_w = l.stride;
+                    s.pad_h = s.pad_w = l.pad;
+                    const double us = vk::time_conv(dev, path, p, repeats);
+                    const double gflops = conv_flops(p) / (us * 1e3);
+                    const double fraction = gflops / fma32.value;
+                    fractions[dir].push_back(fraction);
+                    const double cm_fraction = path == GemmPath::coopmat && cm.value > 0 ? gflops / cm.value : 0;
+                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%\n", l.name, dir_name(dir),
+                                vktrain::to_string(path), us, gflops, 100 * fraction, 100 * cm_fraction);
+                    std::fflush(stdout);
+                    vktrain::io::Json r = vktrain::io::Json::object();
+                    r["layer"] = l.name;
+                    r["shape"] = p.key();
+                    r["direction"] = dir_name(dir);
+                    r["path"] = vktrain::to_string(path);
+                    r["microseconds"] = us;
+                    r["gflops"] = gflops;
+                    r["fraction_of_fma_f32"] = fraction;
+                    if (path == GemmPath::coopmat) r["fraction_of_coopmat"] = cm_fraction;
+                    results.push_back(r);
+                }
+            }
+            double gemm_fraction = 0;
+            if (gemm) {
+                // The reference: a square 1024^3 GEMM on this path, the best of its tiles (what tuning would pick).
+                vk::GemmShape g{false, false, 1024, 1024, 1024, path == GemmPath::fp32 ? DType::f32 : DType::f16};
+                const auto configs = vk::gemm_shape_configs(dev, path, g);
+                double us = 0;
+                std::string best;
+                for (uint32_t t = 0; t < configs.size(); ++t) {
+                    const double u = vk::time_gemm(dev, path, g, repeats, t);
+                    if (t == 0 || u < us) {
+                        us = u;
+                        best = configs[t].tile_name();
+                    }
+                }
+                const double gflops = 2.0 * 1024 * 1024 * 1024 / (us * 1e3);
+                gemm_fraction = gflops / fma32.value;
+                std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%%  %s\n", "gemm 1024^3", "-",
+                            vktrain::to_string(path), us, gflops, 100 * gemm_fraction, best.c_str());
+                vktrain::io::Json r = vktrain::io::Json::object();
+                r["shape"] = g.key();
+                r["path"] = vktrain::to_string(path);
+                r["microseconds"] = us;
+                r["gflops"] = gflops;
+                r["fraction_of_fma_f32"] = gemm_fraction;
+                r["tiles"] = best;
+                gemms.push_back(r);
+            }
+            for (const auto& [dir, f] : fractions) {
+                const double med = median(f);
+                std::printf("median %-10s %-11s %5.1f%% of the fp32 FMA ceiling over %zu layers%s\n", dir_name(dir),
+                            vktrain::to_string(path), 100 * med, f.size(),
+                            gemm ? (" (GEMM 1024^3: " + std::to_string(int(100 * gemm_fraction + 0.5)) + "%)").c_str()
+                                 : "");
+                vktrain::io::Json r = vktrain::io::Json::object();
+                r["direction"] = dir_name(dir);
+                r["path"] = vktrain::to_string(path);
+                r["layers"] = uint32_t(f.size());
+                r["median_fraction_of_fma_f32"] = med;
+                if (gemm) r["gemm_1024_fraction_of_fma_f32"] = gemm_fraction;
+                summary.push_back(r);
+            }
+        }
+        if (!out.empty()) {
+            vktrain::io::Json doc = vktrain::io::Json::object();
+            doc["device"] = info.name;
+            doc["driver"] = info.driver_name + " " + info.driver_info;
+            doc["cnn_batch"] = cnn_batch;
+            doc["resnet_batch"] = resnet_batch;
+            doc["repeats"] = repeats;
+            doc["ceilings"] = ceilings;
+            doc["results"] = results;
+            doc["gemm_reference"] = gemms;
+            doc["summary"] = summary;
+            vktrain::io::write_json_file(out, doc);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vktrain_bench_conv: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
