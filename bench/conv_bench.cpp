@@ -4,9 +4,12 @@
 // fp32 FMA ceiling measured in this run by the same binary (src/kernels/peak.cpp, as vktrain_bench_gemm and
 // vktrain_bench_depthwise do), and, on the coopmat path, of the cooperative-matrix peak too; a 1024^3 GEMM on
 // the same path (best of its tile configurations) is the reference a convolution should approach. The summary
-// gives the median fraction per path and direction. Writes JSON to --out and a table to stdout.
+// gives the median fraction per path and direction. Each convolution is timed with every tile configuration its path
+// has (what choose_conv_tile picks among; --default-tiles: the default only) and the best is its result. The data
+// gradient of a model's first layer (the images) is left out: training never computes it. Writes JSON to --out and
+// a table to stdout.
 //   vktrain_bench_conv [--out FILE] [--device NAME] [--repeats 3] [--cnn-batch 128] [--resnet-batch 8]
-//                      [--paths fp32,tiled-fp16,coopmat] [--only cnn|resnet] [--no-gemm]
+//                      [--paths fp32,tiled-fp16,coopmat] [--only cnn|resnet] [--no-gemm] [--default-tiles]
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -81,7 +84,7 @@ int main(int argc, char** argv) {
     std::string out, device, only;
     uint32_t cnn_batch = 128, resnet_batch = 8;
     int repeats = 3;
-    bool gemm = true;
+    bool gemm = true, default_tiles = false;
     std::vector<GemmPath> paths = {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat};
     const auto bad = [](const std::string& msg) {
         std::fprintf(stderr, "vktrain_bench_conv: error: %s\n", msg.c_str());
@@ -105,6 +108,8 @@ int main(int argc, char** argv) {
             if (only != "cnn" && only != "resnet") return bad("--only takes cnn or resnet, got '" + only + "'");
         } else if (a == "--no-gemm")
             gemm = false;
+        else if (a == "--default-tiles")
+            default_tiles = true;
         else if (a == "--paths" && has_value) {
             paths.clear();
             for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) {
@@ -163,13 +168,27 @@ int main(int argc, char** argv) {
                     s.kh = s.kw = l.k;
                     s.stride_h = s.stride_w = l.stride;
                     s.pad_h = s.pad_w = l.pad;
-                    const double us = vk::time_conv(dev, path, p, repeats);
+                    // Every tile configuration (what choose_conv_tile picks among) unless --default-tiles; the
+                    // best is the result, the default's time is kept beside it.
+                    const auto configs = vk::conv_configs(dev, path, dir, s, p.out);
+                    const size_t tried = default_tiles ? 1 : configs.size();
+                    double us = 0, default_us = 0;
+                    std::string best;
+                    for (uint32_t t = 0; t < tried; ++t) {
+                        const double u = vk::time_conv(dev, path, p, repeats, t);
+                        if (t == 0) default_us = u;
+                        if (t == 0 || u < us) {
+                            us = u;
+                            best = configs[t].tile_name();
+                        }
+                    }
                     const double gflops = conv_flops(p) / (us * 1e3);
                     const double fraction = gflops / fma32.value;
                     fractions[dir].push_back(fraction);
                     const double cm_fraction = path == GemmPath::coopmat && cm.value > 0 ? gflops / cm.value : 0;
-                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%\n", l.name, dir_name(dir),
-                                vktrain::to_string(path), us, gflops, 100 * fraction, 100 * cm_fraction);
+                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%  %s (default %.1f us)\n", l.name,
+                                dir_name(dir), vktrain::to_string(path), us, gflops, 100 * fraction, 100 * cm_fraction,
+                                best.c_str(), default_us);
                     std::fflush(stdout);
                     vktrain::io::Json r = vktrain::io::Json::object();
                     r["layer"] = l.name;
@@ -180,6 +199,9 @@ int main(int argc, char** argv) {
                     r["gflops"] = gflops;
                     r["fraction_of_fma_f32"] = fraction;
                     if (path == GemmPath::coopmat) r["fraction_of_coopmat"] = cm_fraction;
+                    r["tiles"] = best;
+                    r["default_microseconds"] = default_us;
+                    r["default_fraction_of_fma_f32"] = conv_flops(p) / (default_us * 1e3) / fma32.value;
                     results.push_back(r);
                 }
             }

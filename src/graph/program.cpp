@@ -71,12 +71,12 @@ void Exec::declare_conv(const std::string& site, const kernels::ConvProblem& pro
 
 void Exec::conv(const std::string& site, kernels::ConvDirection direction, const kernels::Conv2dShape& shape,
                 const MatRef& in0, const MatRef& in1, const MatRef& out, bool accumulate) {
-    kernels::record_conv2d(m_device, seq(), path(site), direction, shape, in0, in1, out, accumulate);
+    kernels::record_conv2d(m_device, seq(), path(site), direction, shape, in0, in1, out, accumulate, tile(site));
 }
 
 uint32_t Exec::tile(const std::string& site) const {
     const auto it = m_tiles.find(site);
-    return it == m_tiles.end() ? 0 : it->second; // 0: the default tiles (conv sites, tuning off)
+    return it == m_tiles.end() ? 0 : it->second; // 0: the default tiles (tuning off)
 }
 
 GemmPath Exec::path(const std::string& site) const {
@@ -166,6 +166,19 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
                     dw && !kernels::forced_conv_gemm()) {
                     r.tiles = dw->name();
                     r.tile_reason = "groups = channels: the depthwise kernel, not a GEMM per group";
+                } else if (m_device.tune_tiles_enabled()) {
+                    kernels::ConvProblem problem = shape.conv;
+                    if (r.path == GemmPath::fp32) problem.out = kernels::DType::f32;
+                    const kernels::TileChoice t = kernels::choose_conv_tile(m_device, r.path, problem);
+                    choice.tile = t.tile;
+                    r.tiles = t.name;
+                    r.tile_reason = t.reason;
+                } else {
+                    r.tiles =
+                        kernels::conv_configs(m_device, r.path, shape.conv.direction, shape.conv.shape, shape.conv.out)
+                            .front()
+                            .tile_name();
+                    r.tile_reason = "the default (tuning off)";
                 }
             } else {
                 if (m_device.tune_tiles_enabled()) {
@@ -183,7 +196,7 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
         GemmReport r = it->second.report;
         r.site = site;
         m_exec.paths()[site] = r.path;
-        if (!shape.is_conv && m_device.tune_tiles_enabled()) m_exec.tiles()[site] = it->second.tile;
+        if (m_device.tune_tiles_enabled()) m_exec.tiles()[site] = it->second.tile;
         m_reports.push_back(std::move(r));
     }
     // Schedule order reads better than alphabetical: a site is "<node label>" or "<node label>:<part>".

@@ -39,7 +39,28 @@ uint32_t conv_division_magic(uint64_t d) {
     return uint32_t(((uint64_t(1) << (31 + l)) + d - 1) / d);
 }
 
+// The per-group GEMM of a direction: C (m × n) = A (m × k) · B (k × n); see ConvPush.
+struct ConvGemm {
+    uint32_t m, n, k;
+};
+ConvGemm conv_gemm(ConvDirection direction, const Conv2dShape& s) {
+    const uint32_t cin_g = s.c_in / s.groups, cout_g = s.c_out / s.groups, khw = s.kh * s.kw;
+    switch (direction) {
+    case ConvDirection::forward: return {cout_g, s.n * s.out_h() * s.out_w(), cin_g * khw};
+    case ConvDirection::backward_data: return {cin_g, s.n * s.h * s.w, cout_g * khw};
+    case ConvDirection::backward_weight: return {cout_g, cin_g * khw, s.n * s.out_h() * s.out_w()};
+    }
+    return {0, 0, 0};
+}
+
 } // namespace
+
+std::vector<GemmConfig> conv_configs(const runtime::Device& device, GemmPath path, ConvDirection direction,
+                                     const Conv2dShape& shape, DType out) {
+    shape.validate();
+    const ConvGemm g = conv_gemm(direction, shape);
+    return gemm_configs(device, path, path == GemmPath::fp32 ? DType::f32 : out, g.m, g.n, g.k);
+}
 
 uint32_t Conv2dShape::out_h() const {
     return uint32_t(out_extent(h, pad_h, dil_h, kh, stride_h));
@@ -106,7 +127,8 @@ const char* to_string(ConvDirection d) {
 }
 
 void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath path, ConvDirection direction,
-                   const Conv2dShape& s, const MatRef& in0, const MatRef& in1, const MatRef& out, bool accumulate) {
+                   const Conv2dShape& s, const MatRef& in0, const MatRef& in1, const MatRef& out, bool accumulate,
+                   uint32_t tile) {
     const char* op = to_string(direction);
     s.validate();
     VKT_CHECK(path != GemmPath::auto_select, op, ": needs a concrete path, not auto (see choose_conv_path)");
@@ -165,7 +187,7 @@ void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath pat
             return;
         }
     }
-    const GemmConfig cfg = gemm_config(device, path, out.dtype, m, n, k);
+    const GemmConfig cfg = gemm_config(device, path, out.dtype, m, n, k, false, tile);
     runtime::KernelDesc desc = cfg.kernel_desc("conv_" + cfg.suffix, sizeof(ConvPush), CONV_SPEC_COUNT);
     desc.spec[CONV_SPEC_DIR] = dir;
     const runtime::Kernel& kernel = device.pipelines().get(desc);

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "kernels/gemm.hpp"
 #include "kernels/tensor.hpp"
 #include "runtime/sequence.hpp"
 #include "vktrain/context.hpp"
@@ -59,9 +61,15 @@ void record_conv2d_backward_weight(runtime::Device& device, runtime::Sequence& s
                                    bool accumulate = false);
 
 // The three above by direction, with operands named by their role in it: forward (x, w → y),
-// backward_data (dy, w → dx), backward_weight (dy, x → dw).
+// backward_data (dy, w → dx), backward_weight (dy, x → dw). `tile` indexes conv_configs (0: the default; past the
+// end: the default), as chosen per problem by choose_conv_tile (gemm_autotune.hpp).
 void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath path, ConvDirection direction,
                    const Conv2dShape& shape, const MatRef& in0, const MatRef& in1, const MatRef& out,
-                   bool accumulate = false);
+                   bool accumulate = false, uint32_t tile = 0);
+
+// The tile configurations the implicit GEMM of one convolution may run with on `path` (gemm_configs for its
+// per-group GEMM sizes, the default first; a depthwise convolution on its own kernel ignores them).
+std::vector<GemmConfig> conv_configs(const runtime::Device& device, GemmPath path, ConvDirection direction,
+                                     const Conv2dShape& shape, DType out);
 
 } // namespace vktrain::kernels

@@ -188,9 +188,13 @@ std::vector<GemmConfig> gemm_shape_configs(const runtime::Device& device, GemmPa
                         gemm_vec4_b(shape_desc(path, s), 0));
 }
 
-TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape) {
+namespace {
+
+// choose_gemm_tile and choose_conv_tile: `configs` of the problem named `key` in the tile cache, `time(i)` the
+// microseconds of configs[i].
+TileChoice choose_tile(runtime::Device& device, const std::vector<GemmConfig>& configs, const std::string& key,
+                       const std::function<double(uint32_t)>& time) {
     TileChoice choice;
-    const std::vector<GemmConfig> configs = gemm_shape_configs(device, path, shape);
     choice.name = configs.front().tile_name();
     if (configs.size() == 1) {
         choice.reason = "the only tiles";
@@ -198,7 +202,6 @@ TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmSh
     }
     std::lock_guard<std::mutex> lock(g_cache_mutex);
     const std::string file = cache_path(device, "gemm-tiles");
-    const std::string key = std::string(to_string(path)) + "|" + shape.key();
     const auto pick = [&](const std::string& name, const char* how) {
         for (uint32_t i = 0; i < configs.size(); ++i)
             if (configs[i].tile_name() == name) {
@@ -226,7 +229,7 @@ TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmSh
     double best = 0;
     for (uint32_t i = 0; i < configs.size(); ++i) {
         // The best of two timings: a CPU device shares its cores with the rest of the machine.
-        const double us = std::min(time_gemm(device, path, shape, 3, i), time_gemm(device, path, shape, 3, i));
+        const double us = std::min(time(i), time(i));
         choice.us.push_back(us);
         times[configs[i].tile_name()] = us;
         if (i == 0 || us < best) {
@@ -245,6 +248,20 @@ TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmSh
     return choice;
 }
 
+} // namespace
+
+TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape) {
+    return choose_tile(device, gemm_shape_configs(device, path, shape),
+                       std::string(to_string(path)) + "|" + shape.key(),
+                       [&](uint32_t i) { return time_gemm(device, path, shape, 3, i); });
+}
+
+TileChoice choose_conv_tile(runtime::Device& device, GemmPath path, const ConvProblem& problem) {
+    return choose_tile(device, conv_configs(device, path, problem.direction, problem.shape, problem.out),
+                       std::string(to_string(path)) + "|" + problem.key(),
+                       [&](uint32_t i) { return time_conv(device, path, problem, 3, i); });
+}
+
 std::string ConvProblem::key() const {
     const Conv2dShape& s = shape;
     return detail::concat(to_string(direction), ":n=", s.n, ",c=", s.c_in, ",h=", s.h, ",w=", s.w, ",oc=", s.c_out,
@@ -252,7 +269,7 @@ std::string ConvProblem::key() const {
                           ",d=", s.dil_h, "x", s.dil_w, ",g=", s.groups, ",out=", dtype_name(out));
 }
 
-double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats) {
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats, uint32_t tile) {
     const Conv2dShape& s = problem.shape;
     s.validate();
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
@@ -279,7 +296,7 @@ double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& prob
     refs[1].buffer = &in1;
     refs[2].buffer = &res;
     return time_recorded(device, {&in0, &in1}, repeats, [&](runtime::Sequence& seq) {
-        record_conv2d(device, seq, path, problem.direction, s, refs[0], refs[1], refs[2]);
+        record_conv2d(device, seq, path, problem.direction, s, refs[0], refs[1], refs[2], false, tile);
     });
 }
 

@@ -74,7 +74,12 @@ struct ConvProblem {
 // As choose_gemm_path, for a convolution (timed and cached like a GEMM shape).
 GemmChoice choose_conv_path(runtime::Device& device, GemmPath requested, const ConvProblem& problem);
 
-// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output).
-double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3);
+// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output) with conv_configs(...)[tile].
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3,
+                 uint32_t tile = 0);
+
+// As choose_gemm_tile, for the implicit GEMM of a convolution (conv_configs; the same cache file, keyed by
+// "<path>|<ConvProblem::key()>").
+TileChoice choose_conv_tile(runtime::Device& device, GemmPath path, const ConvProblem& problem);
 
 } // namespace vktrain::kernels

@@ -26,12 +26,12 @@ struct ConvCheck {
     std::vector<double> tolerance;
 };
 
-// Runs record_conv2d(path, dir, s, ..., accumulate) on the current device with inputs from `seed` and checks every
-// output element against the reference: |got - ref| <= 2·γ_K·Σ|a·b| + u_out·|ref| + floor_abs(out), K the
+// Runs record_conv2d(path, dir, s, ..., accumulate, tile) on the current device with inputs from `seed` and checks
+// every output element against the reference: |got - ref| <= 2·γ_K·Σ|a·b| + u_out·|ref| + floor_abs(out), K the
 // reduction length (plus one when accumulating into a random initial output), γ_K = K·u/(1 - K·u) for fp32
 // accumulation, and that nothing around the output's view changed (failures are reported with ADD_FAILURE).
 ConvCheck check_conv2d(vktrain::GemmPath path, DType out, vktrain::kernels::ConvDirection dir,
-                       const vktrain::kernels::Conv2dShape& s, bool accumulate, uint32_t seed);
+                       const vktrain::kernels::Conv2dShape& s, bool accumulate, uint32_t seed, uint32_t tile = 0);
 
 // Runs depthwise convolutions as per-group GEMMs (kernels::force_conv_gemm) for one scope.
 class ForceConvGemm {

@@ -4,12 +4,15 @@
 // depthwise, 1x1, the CNN recipe's 5x5 layers), operands at non-zero offsets and accumulate mode. The GEMM is
 // forced for the depthwise shape too; test_depthwise_conv.cpp covers the depthwise kernel.
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "device/conv_reference.hpp"
 #include "device/support.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
+#include "vktrain/model.hpp"
+#include "vktrain/trainer.hpp"
 
 namespace {
 
@@ -98,6 +101,71 @@ std::vector<Case> all_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Conv, ConvTest, testing::ValuesIn(all_cases()), case_name);
+
+// Every tile configuration of every path (what choose_conv_tile picks among: register blocks of several sizes on
+// CPU devices, shared-memory tiles on GPUs, subgroup layouts for coopmat) in all three directions, on shapes whose
+// sizes are multiples of no tile.
+TEST(ConvTiles, EveryConfigurationMatchesReference) {
+    auto& dev = vkt_test::device();
+    const std::pair<GemmPath, DType> paths[] = {
+        {GemmPath::fp32, DType::f32}, {GemmPath::tiled_fp16, DType::f16}, {GemmPath::coopmat, DType::f32}};
+    const size_t shapes[] = {0, 6, 7}; // odd, dilated, strided3x3
+    for (auto [path, out] : paths) {
+        if (path == GemmPath::coopmat && !dev.coopmat_enabled()) continue;
+        if (path != GemmPath::fp32 && !dev.fp16_enabled()) continue;
+        for (ConvDirection dir : {ConvDirection::forward, ConvDirection::backward_data, ConvDirection::backward_weight})
+            for (size_t shape : shapes) {
+                const Conv2dShape& s = k_shapes[shape].s;
+                const auto configs = vktrain::kernels::conv_configs(dev, path, dir, s, out);
+                for (uint32_t t = 0; t < configs.size(); ++t) {
+                    SCOPED_TRACE(path_name(path) + " " + vktrain::kernels::to_string(dir) + " " + k_shapes[shape].name +
+                                 " tiles " + configs[t].tile_name());
+                    vkt_test::check_conv2d(path, out, dir, s, shape == 0, 200 + uint32_t(shape), t);
+                }
+            }
+    }
+}
+
+// A Trainer with tuning on reports tuned tiles for every convolution site (all three directions), and trains to the
+// same weights as with the default tiles, bit for bit (fp32 path).
+TEST(ConvTiles, TunedTrainerMatchesTheDefaultTilesBitForBit) {
+    vktrain::Model m;
+    int x = m.input("x", {2 * 9 * 10});
+    x = m.reshape(m.linear(x, 2 * 9 * 10), {2, 9, 10}); // so that the convolution's input gradient is computed too
+    x = m.relu(m.conv2d(x, 5, vktrain::Conv2dOptions::square(3, 2, 1)));
+    x = m.linear(m.flatten(x), 3);
+    m.softmax_cross_entropy(x);
+    const uint32_t batch = 4;
+    const auto xs = vkt_test::random_values(size_t(batch) * 180, 31);
+    const std::vector<int32_t> labels = {0, 2, 1, 2};
+    std::vector<std::vector<vktrain::Parameter>> weights;
+    for (bool tune : {false, true}) {
+        auto o = vkt_test::context_options();
+        o.tune_gemm_tiles = tune;
+        vktrain::Context ctx(o);
+        vktrain::TrainerOptions t;
+        t.precision = vktrain::Precision::fp32;
+        t.batch_size = batch;
+        t.seed = 3;
+        vktrain::Trainer trainer(ctx, m, t);
+        size_t conv_sites = 0;
+        for (const auto& g : trainer.gemm_paths()) {
+            if (g.shape.rfind("conv_", 0) != 0) continue;
+            ++conv_sites;
+            EXPECT_FALSE(g.tiles.empty()) << g.site;
+            EXPECT_NE(g.tile_reason.find(tune ? "tuned" : "default"), std::string::npos) << g.tile_reason;
+        }
+        EXPECT_EQ(conv_sites, 3u); // forward, input gradient, weight gradient
+        for (int step = 0; step < 2; ++step) trainer.step(xs.data(), labels.data(), batch);
+        weights.push_back(trainer.parameters());
+    }
+    ASSERT_EQ(weights[0].size(), weights[1].size());
+    for (size_t i = 0; i < weights[0].size(); ++i) {
+        const auto &a = weights[0][i].data, &b = weights[1][i].data;
+        ASSERT_EQ(a.size(), b.size());
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << weights[0][i].name;
+    }
+}
 
 TEST(ConvShape, OutputSizeAndValidation) {
     Conv2dShape s = make_shape(2, 3, 7, 9, 5, 3, 2, 2, 1, 1, 2, 1, 2);
