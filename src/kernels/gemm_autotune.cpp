@@ -259,7 +259,9 @@ TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmSh
 TileChoice choose_conv_tile(runtime::Device& device, GemmPath path, const ConvProblem& problem) {
     return choose_tile(device, conv_configs(device, path, problem.direction, problem.shape, problem.out),
                        std::string(to_string(path)) + "|" + problem.key(),
-                       [&](uint32_t i) { return time_conv(device, path, problem, 3, i); });
+                       // One repetition per timing (after the warm-up): a convolution of a real model's batch
+                       // runs long enough to time once, and a ResNet has dozens of distinct problems to tune.
+                       [&](uint32_t i) { return time_conv(device, path, problem, 1, i); });
 }
 
 std::string ConvProblem::key() const {
