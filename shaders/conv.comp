@@ -187,6 +187,19 @@ void backward_data_registers(uint m0, uint nb) {
                 row_hit[j] = ty >= 0 && oy * p.stride_h == uy && oy < p.oh;
                 row[j] = dy_plane[j] + oc * ohw + oy * p.ow;
             }
+            if (p.stride_w == 1u) { // every tap of the row hits where it lies inside: no division, no multiple test
+                for (uint kx = 0; kx < p.kw; ++kx, ++rk) {
+                    [[unroll]] for (uint i = 0; i < TM; ++i) g_av[i] = float(a[a_row[i] + a_oc + rk]);
+                    [[unroll]] for (uint j = 0; j < TN; ++j) {
+                        const uint ox = uint(tx0[j] - int(kx * p.dil_w)); // past ow where negative
+                        const bool hit = row_hit[j] && ox < p.ow;
+                        const float v = float(b[hit ? row[j] + ox : p.b_offset]);
+                        g_bv[j] = hit ? v : 0.0;
+                    }
+                    fma_step();
+                }
+                continue;
+            }
             for (uint kx = 0; kx < p.kw; ++kx, ++rk) {
                 [[unroll]] for (uint i = 0; i < TM; ++i) g_av[i] = float(a[a_row[i] + a_oc + rk]);
                 [[unroll]] for (uint j = 0; j < TN; ++j) {
