@@ -1,6 +1,8 @@
-// Element-wise kernels (the gradient scan, the input cast, ReLU forward and backward, bias add) as GB/s against the
-// device's copy bandwidth measured in the same run, at the sizes of the models vktrain trains. Writes JSON.
-//   vktrain_bench_elementwise [--device NAME] [--repeats N] [--caps C1,C2,...] [--out FILE]
+// Element-wise kernels (the gradient scan, the input cast, ReLU forward and backward, bias add) and the row
+// kernels (LayerNorm and RMSNorm forward and backward, softmax forward and backward, causal or not) as GB/s against
+// the device's copy bandwidth measured in the same run, at the sizes of the models vktrain trains. Writes JSON.
+// GB/s counts the bytes that must move: every input read once and every output written once.
+//   vktrain_bench_elementwise [--device NAME] [--repeats N] [--caps C1,C2,...] [--only elementwise|rows] [--out FILE]
 // --caps also times each kernel with each of these caps on workgroups (Device::element_group_cap), for tuning.
 #include <cstdio>
 #include <algorithm>
@@ -11,7 +13,9 @@
 #include <vector>
 
 #include "io/json.hpp"
+#include "kernels/attention.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/layer_norm.hpp"
 #include "kernels/timing.hpp"
 #include "kernels/peak.hpp"
 #include "runtime/context_access.hpp"
@@ -29,13 +33,14 @@ namespace k = vktrain::kernels;
 struct Args {
     std::string device, out;
     int repeats = 20;
-    std::vector<uint32_t> caps; // --caps: also time these workgroup caps (a sweep)
+    std::vector<uint32_t> caps;           // --caps: also time these workgroup caps (a sweep)
+    bool elementwise = true, rows = true; // --only: one of the two groups
 };
 
 [[noreturn]] void usage(const char* why) {
     std::fprintf(stderr,
                  "vktrain_bench_elementwise: %s\nusage: vktrain_bench_elementwise [--device NAME] "
-                 "[--repeats N] [--caps LIST] [--out FILE]\n",
+                 "[--repeats N] [--caps LIST] [--only elementwise|rows] [--out FILE]\n",
                  why);
     std::exit(2);
 }
@@ -50,6 +55,11 @@ Args parse(int argc, char** argv) {
             a.device = v;
         } else if (s == "--out") {
             a.out = v;
+        } else if (s == "--only") {
+            if (std::strcmp(v, "elementwise") != 0 && std::strcmp(v, "rows") != 0)
+                usage("--only takes elementwise or rows");
+            a.elementwise = std::strcmp(v, "elementwise") == 0;
+            a.rows = !a.elementwise;
         } else if (s == "--caps") {
             for (const char* q = v; *q;) {
                 char* end = nullptr;
@@ -69,6 +79,114 @@ Args parse(int argc, char** argv) {
         }
     }
     return a;
+}
+
+// One timed row kernel (or the kernels of one op direction as a training step runs them).
+struct RowCase {
+    std::string op;
+    double bytes; // inputs read once + outputs written once
+    std::function<void(rt::Sequence&)> record;
+};
+
+// LayerNorm, RMSNorm and softmax at the GPT recipe's shapes (LayerNorm 4096 rows (batch 32 x context 128) of
+// width 128; attention scores 32 x 4 heads x 128 rows of 128) and a 124M model's (4096 rows of 768; scores of
+// 12 heads x 1024 rows of 1024), each in fp32 and, where the device has it, fp16 storage. Best of three.
+void row_kernels(rt::Device& dev, double copy, int repeats, bool f16, vktrain::io::Json& results) {
+    struct Shape {
+        const char* what;
+        uint32_t rows, cols;
+        bool softmax;
+    };
+    const std::vector<Shape> shapes = {{"gpt-recipe", 4096, 128, false},
+                                       {"124M", 4096, 768, false},
+                                       {"gpt-recipe", 16384, 128, true},
+                                       {"124M", 12288, 1024, true}};
+    std::vector<DType> types = {DType::f32};
+    if (f16) types.push_back(DType::f16);
+    for (const Shape& sh : shapes)
+        for (DType t : types) {
+            const uint32_t rows = sh.rows, cols = sh.cols;
+            const uint64_t n = uint64_t(rows) * cols;
+            const double e = t == DType::f16 ? 2.0 : 4.0, dn = double(n), dr = double(rows), dc = double(cols);
+            rt::Buffer x(dev, n * 4 + 16, rt::MemoryKind::device, "x");
+            rt::Buffer y(dev, n * 4 + 16, rt::MemoryKind::device, "y");
+            rt::Buffer z(dev, n * 4 + 16, rt::MemoryKind::device, "z");
+            rt::Buffer w(dev, uint64_t(cols) * 8 + 16, rt::MemoryKind::device, "weight");
+            rt::Buffer stats(dev, uint64_t(rows) * 8 + 16, rt::MemoryKind::device, "stats");
+            rt::Buffer grads(dev, uint64_t(cols) * 8 + 16, rt::MemoryKind::device, "grads");
+            const MatRef xm{&x, t, rows, cols, 0}, ym{&y, t, rows, cols, 0}, zm{&z, t, rows, cols, 0};
+            const MatRef weight{&w, t, 1, cols, 0}, bias{&w, t, 1, cols, cols};
+            const MatRef mean{&stats, DType::f32, rows, 1, 0}, rstd{&stats, DType::f32, rows, 1, rows};
+            const MatRef dw{&grads, DType::f32, 1, cols, 0}, db{&grads, DType::f32, 1, cols, cols};
+            std::vector<RowCase> cases;
+            if (!sh.softmax) {
+                for (const k::NormKind kind : {k::NormKind::layer, k::NormKind::rms}) {
+                    const bool ln = kind == k::NormKind::layer;
+                    const std::string name = ln ? "layer_norm" : "rms_norm";
+                    const k::RowNorm s{kind, rows, cols, 1e-5f};
+                    const MatRef* b = ln ? &bias : nullptr;
+                    const MatRef* m = ln ? &mean : nullptr;
+                    const double params = (ln ? 2.0 : 1.0) * dc, nstats = (ln ? 2.0 : 1.0) * dr;
+                    // forward: x, weight (, bias) in; y, mean (LayerNorm), rstd out
+                    cases.push_back(
+                        {name + "_forward", 2 * e * dn + e * params + 4 * nstats, [&, s, b, m](rt::Sequence& q) {
+                             k::record_layer_norm(dev, q, s, xm, &weight, b, ym, m, rstd);
+                         }});
+                    // backward: x, dy, weight, statistics in; dx, dweight (, dbias) out, as a step runs it
+                    cases.push_back({name + "_backward", 3 * e * dn + e * dc + 4 * nstats + 4 * params,
+                                     [&, s, ln, m](rt::Sequence& q) {
+                                         k::record_layer_norm_backward(dev, q, s, xm, ym, &weight, m, rstd, zm);
+                                         k::record_layer_norm_weight_grad(dev, q, s, xm, ym, m, rstd, dw);
+                                         if (ln) k::record_bias_grad(dev, q, ym, db);
+                                     }});
+                }
+            } else {
+                // Attention's scores and their gradient are fp32 scratch; p and dx have the storage type.
+                const MatRef s32{&x, DType::f32, rows, cols, 0}, dp32{&z, DType::f32, rows, cols, 0};
+                for (const bool causal : {false, true}) {
+                    // A causal row reads and writes its visible part only, and writes its masked part.
+                    const double vis = causal ? (dc + 1) / (2 * dc) : 1.0;
+                    const std::string c = causal ? "_causal" : "";
+                    cases.push_back({"softmax" + c + "_forward", 4 * vis * dn + e * dn, [&, causal](rt::Sequence& q) {
+                                         k::record_softmax(dev, q, s32, ym, 0.125f, causal);
+                                     }});
+                    cases.push_back(
+                        {"softmax" + c + "_backward", (4 + e) * vis * dn + e * dn, [&, causal](rt::Sequence& q) {
+                             const MatRef dx{&x, t, rows, cols, 0};
+                             k::record_softmax_backward(dev, q, ym, dp32, dx, 0.125f, causal);
+                         }});
+                }
+            }
+            for (const RowCase& c : cases) {
+                // The device's cap on workgroups (LayerNorm and RMSNorm loop rows on a CPU device) against one
+                // workgroup per row, interleaved three times, best of each.
+                const uint32_t cap = dev.element_group_cap();
+                double us = 1e30, uncapped = 1e30;
+                for (int rep = 0; rep < 3; ++rep) {
+                    dev.set_element_group_cap(65535);
+                    uncapped = std::min(uncapped, k::time_recorded(dev, {&x, &y, &z, &w, &stats}, repeats, c.record));
+                    dev.set_element_group_cap(cap);
+                    us = std::min(us, k::time_recorded(dev, {&x, &y, &z, &w, &stats}, repeats, c.record));
+                }
+                const double gbs = c.bytes / (us * 1e3);
+                std::printf("  %-24s %-10s %s %5ux%-6u %9.1f us  %7.2f GB/s  %.3f of copy  (%.1f us with one "
+                            "workgroup per row)\n",
+                            c.op.c_str(), sh.what, t == DType::f16 ? "f16" : "f32", rows, cols, us, gbs,
+                            copy > 0 ? gbs / copy : 0.0, uncapped);
+                vktrain::io::Json r = vktrain::io::Json::object();
+                r["op"] = c.op;
+                r["shape"] = sh.what;
+                r["storage"] = t == DType::f16 ? "f16" : "f32";
+                r["rows"] = rows;
+                r["cols"] = cols;
+                r["us"] = us;
+                r["gb_s"] = gbs;
+                r["fraction_of_copy"] = copy > 0 ? gbs / copy : 0.0;
+                r["group_cap"] = cap;
+                r["us_one_workgroup_per_row"] = uncapped;
+                results.push_back(r);
+            }
+        }
 }
 
 } // namespace
@@ -92,6 +210,7 @@ int main(int argc, char** argv) {
         // layer at batch 1024.
         const std::vector<std::pair<uint32_t, uint32_t>> shapes = {{128, 256}, {128, 784}, {1, 235146}, {1024, 4096}};
         for (const auto& [rows, cols] : shapes) {
+            if (!args.elementwise) break;
             const uint64_t n = uint64_t(rows) * cols;
             rt::Buffer x(dev, n * 4 + 16, rt::MemoryKind::device, "x");
             rt::Buffer y(dev, n * 4 + 16, rt::MemoryKind::device, "y");
@@ -157,6 +276,7 @@ int main(int argc, char** argv) {
                 results.push_back(r);
             }
         }
+        if (args.rows) row_kernels(dev, copy, std::max(1, args.repeats / 4), f16, results);
         if (!args.out.empty()) {
             vktrain::io::Json doc = vktrain::io::Json::object();
             doc["device"] = ctx.device_info().name;

@@ -7,15 +7,20 @@
 //   LayerNorm: dx (+)= rstd * (g - mean_row(g) - xhat * mean_row(g * xhat))
 //   RMSNorm:   dx (+)= rstd * (g - xhat * mean_row(g * xhat))
 // (the derivative through the row's mean and biased variance, or through its mean square). One workgroup per
-// row, fixed-order sums (reduce.glsl); the weight and bias gradients are column sums over rows
+// row, fixed-order sums (row_reduce.glsl); x and dy are read from memory once: each invocation keeps g and xhat of
+// its NORM_PER elements in registers, for rows of up to ROW_WG · NORM_PER elements (longer rows are read twice).
+// The weight and bias gradients are column sums over rows
 // (layer_norm_weight_grad.comp, bias_grad.comp).
 // Bindings: 0 x, 1 dy, 2 weight (IN type), 3 rstd (fp32), 4 dx (OUT type, read-write with FLAG_ACCUMULATE);
 // LayerNorm only: 5 mean (fp32). Push: NormPush; offsets[k] is binding k's first element.
 #include "elementwise.glsl"
-#define RED_WG 64
-#include "reduce.glsl"
+// 16 invocations per row: on lavapipe (a workgroup is one thread, invocations SIMD lanes) 64 made the GPT recipe's
+// 128-wide rows 8x slower (vktrain_bench_elementwise --only rows), per-workgroup work dominating short rows.
+#define ROW_WG 16
+#include "row_reduce.glsl"
+#define NORM_PER 16
 
-layout(local_size_x = RED_WG) in;
+layout(local_size_x = ROW_WG) in;
 layout(binding = 0) readonly buffer BufX { IN_S x[]; };
 layout(binding = 1) readonly buffer BufDy { IN_S dy[]; };
 layout(binding = 2) readonly buffer BufWeight { IN_S weight[]; };
@@ -41,27 +46,55 @@ void main() {
 #else
         const float mean = save_mean[p.offsets[5] + r];
 #endif
+        const bool cached = p.cols <= ROW_WG * NORM_PER; // uniform
+        float gv[NORM_PER], xv[NORM_PER];
         float sum_g = 0.0, sum_gx = 0.0;
-        for (uint j = t; j < p.cols; j += RED_WG) {
-            float g = LOAD_IN(dy[gr + j]);
-            if (affine) g *= LOAD_IN(weight[p.offsets[2] + j]);
-            sum_g += g;
-            sum_gx += g * ((LOAD_IN(x[xr + j]) - mean) * rstd);
+        if (cached) {
+            [[unroll]] for (uint k = 0; k < NORM_PER; ++k) {
+                const uint j = t + k * ROW_WG;
+                gv[k] = 0.0;
+                xv[k] = 0.0;
+                if (j < p.cols) {
+                    gv[k] = LOAD_IN(dy[gr + j]);
+                    if (affine) gv[k] *= LOAD_IN(weight[p.offsets[2] + j]);
+                    xv[k] = (LOAD_IN(x[xr + j]) - mean) * rstd;
+                }
+                sum_g += gv[k];
+                sum_gx += gv[k] * xv[k];
+            }
+        } else {
+            for (uint j = t; j < p.cols; j += ROW_WG) {
+                float g = LOAD_IN(dy[gr + j]);
+                if (affine) g *= LOAD_IN(weight[p.offsets[2] + j]);
+                sum_g += g;
+                sum_gx += g * ((LOAD_IN(x[xr + j]) - mean) * rstd);
+            }
         }
-        const vec2 sums = workgroup_sum2(sum_g, sum_gx);
+        const vec2 sums = row_sum2(sum_g, sum_gx);
 #ifdef RMS_NORM
         const float mean_g = 0.0;
 #else
         const float mean_g = sums.x / cols;
 #endif
         const float mean_gx = sums.y / cols;
-        for (uint j = t; j < p.cols; j += RED_WG) {
-            float g = LOAD_IN(dy[gr + j]);
-            if (affine) g *= LOAD_IN(weight[p.offsets[2] + j]);
-            const float xhat = (LOAD_IN(x[xr + j]) - mean) * rstd;
-            float v = rstd * (g - mean_g - xhat * mean_gx);
-            if (accumulate) v += LOAD_OUT(dx[dr + j]);
-            dx[dr + j] = STORE_OUT(v);
+        if (cached) {
+            [[unroll]] for (uint k = 0; k < NORM_PER; ++k) {
+                const uint j = t + k * ROW_WG;
+                if (j < p.cols) {
+                    float v = rstd * (gv[k] - mean_g - xv[k] * mean_gx);
+                    if (accumulate) v += LOAD_OUT(dx[dr + j]);
+                    dx[dr + j] = STORE_OUT(v);
+                }
+            }
+        } else {
+            for (uint j = t; j < p.cols; j += ROW_WG) {
+                float g = LOAD_IN(dy[gr + j]);
+                if (affine) g *= LOAD_IN(weight[p.offsets[2] + j]);
+                const float xhat = (LOAD_IN(x[xr + j]) - mean) * rstd;
+                float v = rstd * (g - mean_g - xhat * mean_gx);
+                if (accumulate) v += LOAD_OUT(dx[dr + j]);
+                dx[dr + j] = STORE_OUT(v);
+            }
         }
     }
 }

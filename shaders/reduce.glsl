@@ -1,8 +1,7 @@
 // Deterministic workgroup reductions for the per-channel and per-row kernels (channel sums, batch-norm
-// statistics and gradients, MSE row losses, LayerNorm / RMSNorm rows). Include after elementwise.glsl; the including
-// shader sets local_size_x = RED_WG (one-dimensional workgroups) and may define RED_WG (a power of two) first: the
-// LayerNorm kernels use 64, because their rows are short and many and on a CPU device (one thread per workgroup,
-// invocations as SIMD lanes) the tree's cost is paid per row.
+// statistics and gradients, MSE row losses). Include after elementwise.glsl; the including shader sets
+// local_size_x = RED_WG (one-dimensional workgroups) and may define RED_WG (a power of two) first. (LayerNorm and
+// RMSNorm rows, short and many, use row_reduce.glsl's two-barrier sums instead.)
 //
 // Each invocation first sums its own elements in index order (a fixed subset: j = t, t + RED_WG, ...), then
 // the RED_WG partial sums are combined by a fixed binary tree in shared memory. The order of every addition

@@ -113,6 +113,9 @@ struct StepProfile {
     std::vector<OpTiming> ops;
     double total_microseconds = 0.0; // GPU time of the whole step (the sum of ops), else host wall-clock time
     bool gpu_timestamps = false;     // false: the device has no timestamps; only the total (host clock) is filled
+    // Compute dispatches one training step records: the forward and backward replay as step() runs it, plus the
+    // device update's scan and optimizer kernels when the update runs on the device (copies and fills not counted).
+    uint32_t dispatches = 0;
 };
 
 // String entries a caller stores in a checkpoint's metadata and gets back when loading it.

@@ -536,7 +536,8 @@ VKT_API vkt_status vkt_trainer_compute_gradients(vkt_trainer* t, const void* con
                                                  uint32_t count, float* loss, float* out, size_t capacity,
                                                  size_t* written);
 /* Times every op of one training step (no update); the profile as JSON {"ops": [{"name", "microseconds"}],
- * "total_microseconds", "gpu_timestamps"} (free with vkt_free). */
+ * "total_microseconds", "gpu_timestamps", "dispatches"} (free with vkt_free); "dispatches": the compute dispatches
+ * one training step records (StepProfile::dispatches). */
 VKT_API vkt_status vkt_trainer_profile_step(vkt_trainer* t, const void* const* inputs, size_t input_count,
                                             uint32_t count, char** out);
 

@@ -312,6 +312,7 @@ vkt_status vkt_trainer_profile_step(vkt_trainer* t, const void* const* inputs, s
         root["ops"] = ops;
         root["total_microseconds"] = p.total_microseconds;
         root["gpu_timestamps"] = p.gpu_timestamps;
+        root["dispatches"] = p.dispatches;
         *out = copy_out(root.dump());
     });
 }

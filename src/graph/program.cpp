@@ -430,7 +430,12 @@ StepProfile Program::profile() {
     for (uint32_t i = 0; i < n; ++i)
         p.ops.push_back({m_profile_ops[i], gpu ? m_profile->elapsed_ns(i, i + 1) / 1000.0 : 0.0});
     p.total_microseconds = gpu ? m_profile->elapsed_ns(0, n) / 1000.0 : host_us;
+    p.dispatches = dispatches();
     return p;
+}
+
+uint32_t Program::dispatches() const {
+    return m_seq ? uint32_t(m_seq->dispatch_count()) : 0u;
 }
 
 double Program::loss_sum(uint32_t count) const {

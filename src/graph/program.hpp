@@ -52,6 +52,8 @@ public:
     void finish();
     const std::vector<GradBucket>& buckets() const { return m_buckets; } // training: at least one
     StepProfile profile();
+    // Compute dispatches one replay (run()) records; the profiling replay records the same ones.
+    uint32_t dispatches() const;
 
     double loss_sum(uint32_t count) const; // sum of the per-row losses of the first `count` samples
     uint32_t loss_terms_per_sample() const { return m_ir.loss_terms_per_sample; } // the mean's divisor per sample

@@ -1,5 +1,6 @@
 #include "kernels/layer_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -75,6 +76,14 @@ std::string variant(NormKind kind, const char* op, DType in, DType out) {
     return variant_name((std::string(kind == NormKind::rms ? "rms_norm" : "layer_norm") + op).c_str(), in, out);
 }
 
+// One workgroup per row on GPUs; on a CPU device at most Device::element_group_cap() workgroups, each looping over
+// rows (the shaders stride rows by the workgroup count): there every workgroup is a call of the compiled shader with
+// a fixed cost, which dominated the GPT recipe's 128-wide rows. Each row is computed the same way whichever
+// workgroup takes it, so the results do not depend on the count.
+uint32_t row_groups(const runtime::Device& device, uint32_t rows) {
+    return std::min(group_count(rows, 1), device.element_group_cap());
+}
+
 NormPush norm_push(const RowNorm& s, uint32_t flags) {
     NormPush pc{};
     pc.rows = s.rows;
@@ -107,7 +116,7 @@ void record_layer_norm(runtime::Device& device, runtime::Sequence& seq, const Ro
         ops.push_back({mean, runtime::Access::write});
         ops.push_back({bias ? bias : &x, runtime::Access::read});
     }
-    dispatch_operands(device, seq, variant(s.kind, "", t, t), pc, ops, group_count(s.rows, 1));
+    dispatch_operands(device, seq, variant(s.kind, "", t, t), pc, ops, row_groups(device, s.rows));
 }
 
 void record_layer_norm_backward(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,
@@ -127,7 +136,7 @@ void record_layer_norm_backward(runtime::Device& device, runtime::Sequence& seq,
                     {&rstd, runtime::Access::read},
                     {&dx, accumulate ? runtime::Access::read_write : runtime::Access::write}};
     if (s.kind == NormKind::layer) ops.push_back({mean, runtime::Access::read});
-    dispatch_operands(device, seq, variant(s.kind, "_backward", t, t), pc, ops, group_count(s.rows, 1));
+    dispatch_operands(device, seq, variant(s.kind, "_backward", t, t), pc, ops, row_groups(device, s.rows));
 }
 
 void record_layer_norm_weight_grad(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,

@@ -38,6 +38,7 @@ public:
     void host_changed(bool trainable_only) override;
 
     uint64_t device_bytes() const; // the master weights, state and control block
+    uint32_t dispatches() const override { return uint32_t(m_seq.dispatch_count()); }
 
 private:
     // Which copy holds the latest trainable weights and optimizer state: the host's (the API's) or the device's.

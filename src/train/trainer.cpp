@@ -374,7 +374,9 @@ StepProfile Trainer::profile_step(const std::vector<const void*>& inputs, uint32
     m.res.set_step(count, m.state.loss_scale(), uint32_t(m.state.steps()));
     for (size_t i = 0; i < m.counters.size(); ++i) m.counters[i] += m.counter_step[i]; // a training forward pass
     m.upload_weights();
-    return p.profile();
+    StepProfile profile = p.profile();
+    profile.dispatches += m.training().update().dispatches(); // the update step() would run after the replay
+    return profile;
 }
 
 StepProfile Trainer::profile_step(const float* x, const int32_t* labels, uint32_t count) {

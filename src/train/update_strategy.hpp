@@ -69,6 +69,8 @@ public:
     virtual void abandon() {}
     // Host memory the strategy holds besides the masters and the optimizer (a second bank of masters).
     virtual uint64_t host_bytes() const { return 0; }
+    // Compute dispatches the strategy records per step on the device (the device update's scan and optimizer).
+    virtual uint32_t dispatches() const { return 0; }
 
     // The host's fp32 master weights and train::Optimizer are the API's view (parameters(), checkpoints). A strategy
     // that keeps a copy of its own brings the host's up to date here before they are read or written...

@@ -526,6 +526,9 @@ def case_profile(cli):
           "profile entries are {op, microseconds >= 0}")
     check(len(set(e["op"] for e in r["profile"])) == len(r["profile"]), "profile ops are unique")
     check(r["profile_total_us"] > 0, "report has profile_total_us > 0")
+    m = re.search(r"[ \n](\d+) (?:compute )?dispatches", p.stdout)
+    check(m is not None and isinstance(r.get("profile_dispatches"), int) and r["profile_dispatches"] > 0
+          and int(m.group(1)) == r["profile_dispatches"], "the table and the report give the dispatches per step")
     if timestamps:
         total = sum(e["microseconds"] for e in r["profile"])
         check(abs(total - r["profile_total_us"]) <= 1e-3 * r["profile_total_us"] + 0.01,
@@ -750,6 +753,21 @@ def case_text_gpt(cli):
     m = re.search(r"^val_loss (\S+)  windows 64", p.stdout, re.M)
     check(p.returncode == 0 and m and abs(float(m.group(1)) - val[150]) < 1e-5,
           "eval reproduces the final validation loss (%s vs %.6f)" % (m and m.group(1), val[150]))
+
+
+def case_text_profile(cli):
+    """train --text --profile prints the step's profile and its dispatch count, and reports both."""
+    if not os.path.isdir(TEXT_DIR):
+        raise Skip("no text corpus at " + TEXT_DIR + " (Debian package fortunes)")
+    p = cli.run("train", "--model", "gpt:layers=1,heads=2,width=16,context=16", "--text", TEXT_DIR, "--steps", 2,
+                "--warmup", 1, "--batch-size", 4, "--eval-at", "2", "--val-limit", 4, "--profile", "--report", "tp.json", "--quiet")
+    check(p.returncode == 0, "train --text --profile exits 0")
+    check(re.search(r"^profile     one training step", p.stdout, re.M) is not None, "prints the profile")
+    m = re.search(r"[ \n](\d+) (?:compute )?dispatches", p.stdout)
+    r = read_report(cli, "tp.json")
+    check(m is not None and r.get("profile_dispatches") == int(m.group(1)) and r["profile_dispatches"] > 20,
+          "the table and the report give the same dispatch count (%s, %r)" % (m and m.group(1),
+                                                                               r.get("profile_dispatches")))
 
 
 def peak_rss(cli, *args):

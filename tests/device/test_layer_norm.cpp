@@ -277,6 +277,16 @@ const LnCase k_cases[] = {
     {DType::f16, NormKind::rms, 13, 300, true},
     {DType::f16, NormKind::rms, 70001, 3, true},
     {DType::f32, NormKind::rms, 3, 4099, true},
+    // Rows the forward and backward keep in registers (up to 16 invocations x 16 elements) and the next longer,
+    // read from memory again; a width of 768 (GPT-2 124M) in fp16; 1000 + noise across that boundary.
+    {DType::f32, NormKind::layer, 5, 256, true},
+    {DType::f32, NormKind::layer, 5, 257, true},
+    {DType::f32, NormKind::layer, 13, 17, false},
+    {DType::f16, NormKind::layer, 5, 768, true},
+    {DType::f16, NormKind::rms, 5, 256, true},
+    {DType::f32, NormKind::rms, 5, 257, true},
+    {DType::f32, NormKind::layer, 5, 256, true, 1000, 1},
+    {DType::f32, NormKind::layer, 5, 257, true, 1000, 1},
 };
 INSTANTIATE_TEST_SUITE_P(All, LayerNormKernel, testing::ValuesIn(k_cases),
                          [](const auto& param_info) { return case_name(param_info.param); });

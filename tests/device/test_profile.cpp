@@ -180,4 +180,27 @@ TEST(Profile, GeluNamesAndBadBatches) {
     EXPECT_EQ(t.steps(), 0u);
 }
 
+// StepProfile::dispatches: the compute dispatches of one step, counted where they are recorded. The MLP
+// 20 -> 16 -> 12 -> 4 with ReLUs runs one kernel per op of its profile (the readback is a copy): the input cast,
+// 3 GEMMs forward (bias and ReLU in their epilogues), the loss, 3 weight-grad GEMMs, 3 bias grads, 2 input-grad GEMMs
+// and 2 ReLU backwards: 15. With GELU the activations cannot go into the epilogue: 2 more forward kernels. The
+// device update adds the gradient scan and one optimizer kernel per parameter tensor (6 here, each small).
+TEST(Profile, DispatchesPerStepCountedAndFusionDropsThem) {
+    const Batch b = make_batch(8, 20, 4, 3);
+    const auto dispatches = [&](vktrain::OpKind act, vktrain::UpdateLocation where) {
+        TrainerOptions o = options(Precision::fp32);
+        o.update_location = where;
+        Trainer t(vkt_test::context(), Model::mlp(20, {16, 12}, 4, act), o);
+        const uint32_t n = t.profile_step(b.x.data(), b.labels.data(), 8).dispatches;
+        t.step(b.x.data(), b.labels.data(), 8); // the count is the step's: profiling again after a step agrees
+        EXPECT_EQ(t.profile_step(b.x.data(), b.labels.data(), 5).dispatches, n);
+        return n;
+    };
+    using vktrain::OpKind;
+    using vktrain::UpdateLocation;
+    EXPECT_EQ(dispatches(OpKind::relu, UpdateLocation::host), 15u);
+    EXPECT_EQ(dispatches(OpKind::gelu, UpdateLocation::host), 17u); // no epilogue fusion for GELU
+    EXPECT_EQ(dispatches(OpKind::relu, UpdateLocation::device), 15u + 1u + 6u);
+}
+
 } // namespace

@@ -373,7 +373,7 @@ def main():
     if not any(grads) or not math.isfinite(gl.value):
         fail("gradients")
     profile = json.loads(json_out(lib.vkt_trainer_profile_step, t, inputs, C.c_size_t(2), batch))
-    if not profile["ops"] or profile["total_microseconds"] <= 0:
+    if not profile["ops"] or profile["total_microseconds"] <= 0 or profile.get("dispatches", 0) <= 0:
         fail("profile %r" % profile)
 
     state = json.loads(json_out(lib.vkt_trainer_optimizer_state_names, t))

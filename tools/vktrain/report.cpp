@@ -64,9 +64,10 @@ std::string percent(double part, double total) {
 
 std::string profile_table(const StepProfile& p, uint32_t samples) {
     const std::string step = "one training step on the first batch (" + std::to_string(samples) + " samples)";
+    const std::string dispatches = "            " + std::to_string(p.dispatches) + " compute dispatches per step\n";
     if (!p.gpu_timestamps)
         return "profile     " + step + ": " + fixed(p.total_microseconds, 1) +
-               " µs (host clock); the device has no timestamp queries, so there are no per-op times\n";
+               " µs (host clock); the device has no timestamp queries, so there are no per-op times\n" + dispatches;
     std::string s = "profile     " + step +
                     ", GPU timestamps; each timestamp waits for the op\n"
                     "            before it, so ops never overlap and the times are slightly pessimistic\n";
@@ -83,7 +84,7 @@ std::string profile_table(const StepProfile& p, uint32_t samples) {
     const double other = p.total_microseconds - gemm;
     s += "  " + pad_right("total", width) + pad_left(fixed(p.total_microseconds, 1), 12) + pad_left("100.0", 8) +
          "   gemm " + fixed(gemm, 1) + " µs (" + percent(gemm, p.total_microseconds) + "%), other " + fixed(other, 1) +
-         " µs (" + percent(other, p.total_microseconds) + "%)\n";
+         " µs (" + percent(other, p.total_microseconds) + "%), " + std::to_string(p.dispatches) + " dispatches\n";
     return s;
 }
 
@@ -215,6 +216,7 @@ io::Json train_report(const RunInfo& run) {
         r["profile"] = std::move(ops);
         r["profile_total_us"] = run.profile->total_microseconds;
         r["profile_gpu_timestamps"] = run.profile->gpu_timestamps;
+        r["profile_dispatches"] = run.profile->dispatches;
     }
     return r;
 }

@@ -560,6 +560,7 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
             }
             r["profile"] = std::move(ops);
             r["profile_total_us"] = profile.total_microseconds;
+            r["profile_dispatches"] = profile.dispatches;
         }
         io::write_json_file(a.report, r);
         print("report      " + a.report + "\n");
