@@ -3,6 +3,7 @@
 // Model::llama: the same logits at every position, for multi-head, grouped-query and multi-query attention, head
 // sizes below and above the kernel's 64 invocations, and contexts past its 64-key chunks.
 #include <cmath>
+#include <cstdio>
 
 #include "device/support.hpp"
 
@@ -109,6 +110,57 @@ TEST(LlamaDecoder, NamesAndShapes) {
         for (const auto& q : d.parameters()) found = found || (q.name == p.name && q.shape == p.shape);
         EXPECT_TRUE(found) << p.name;
     }
+}
+
+// The decode step's dispatches: one attention kernel per layer (the rotary embeddings and the cache write folded in:
+// no rotary dispatch), against the whole-window forward pass it replaces. The counts are printed for the report.
+TEST(LlamaDecoder, OneAttentionDispatchPerLayerAndNoRotary) {
+    LlamaOptions o;
+    o.vocab = 11;
+    o.layers = 3;
+    o.heads = 4;
+    o.kv_heads = 2;
+    o.width = 32;
+    o.context = 16;
+    TrainerOptions t;
+    t.precision = Precision::fp32;
+    t.batch_size = 1;
+    t.inference_only = true;
+    Trainer full(vkt_test::context(), Model::llama(o), t);
+    Trainer dec(vkt_test::context(), Model::llama_decoder(o), t);
+    auto& device = vkt_test::device();
+    const int32_t id[1] = {3}, pos[1] = {0};
+    dec.predict({id, pos}, 1); // the first call may upload or prepare; count a steady step
+    const uint64_t all = device.dispatch_count(""), attention = device.dispatch_count("attention_decode"),
+                   rotary = device.dispatch_count("rotary");
+    const int32_t pos1[1] = {1};
+    dec.predict({id, pos1}, 1);
+    const uint64_t step = device.dispatch_count("") - all;
+    EXPECT_EQ(device.dispatch_count("attention_decode") - attention, o.layers);
+    EXPECT_EQ(device.dispatch_count("rotary"), rotary);
+    const std::vector<int32_t> ids(o.context, 1), none(o.context, 0);
+    full.predict({ids.data(), none.data()}, 1);
+    const uint64_t before = device.dispatch_count("");
+    full.predict({ids.data(), none.data()}, 1);
+    const uint64_t window = device.dispatch_count("") - before;
+    std::printf("[llama decode] %u layers: %llu dispatches per cached token, %llu per whole-window forward pass\n",
+                o.layers, static_cast<unsigned long long>(step), static_cast<unsigned long long>(window));
+    EXPECT_LT(step, window);
+
+    // The GPT recipe's decoder for comparison (LayerNorm, biases, GELU; one qkv GEMM per layer).
+    vktrain::GptOptions g;
+    g.vocab = 11;
+    g.layers = 3;
+    g.heads = 4;
+    g.width = 32;
+    g.context = 16;
+    Trainer gpt(vkt_test::context(), Model::gpt_decoder(g), t);
+    gpt.predict({id, pos}, 1);
+    const uint64_t g0 = device.dispatch_count(""), ga = device.dispatch_count("attention_decode");
+    gpt.predict({id, pos1}, 1);
+    EXPECT_EQ(device.dispatch_count("attention_decode") - ga, g.layers);
+    std::printf("[gpt decode] %u layers: %llu dispatches per cached token\n", g.layers,
+                static_cast<unsigned long long>(device.dispatch_count("") - g0));
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, LlamaDecode, testing::Values(Precision::fp32, Precision::mixed),
