@@ -14,7 +14,7 @@
 #include "rotary.glsl"
 
 #define WG 64
-#define ATTN_DECODE_MAX_HEAD 256
+#define ATTN_DECODE_MAX_HEAD 512 // vktrain::decoder_max_head_size
 layout(local_size_x = WG) in;
 layout(binding = 0) readonly buffer BufQ { IN_S qv[]; };
 layout(binding = 1) readonly buffer BufK { IN_S kv[]; };

@@ -94,6 +94,11 @@ struct Node {
 // follow nanoGPT: "transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.ln_f.bias",
 // "lm_head.weight", ...
 enum class GptActivation { gelu, gelu_tanh };
+// The largest head size (width / heads) the cached decoders (Model::gpt_decoder, Model::llama_decoder) take: their
+// attention kernel holds one head's q, k and v in shared memory. Larger heads are refused; `vktrain generate` then
+// re-runs the whole window per token instead.
+constexpr uint32_t decoder_max_head_size = 512;
+
 struct GptOptions {
     uint32_t vocab = 0; // required
     uint32_t layers = 4;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kernels/tensor.hpp"
+#include "vktrain/model.hpp"
 #include "runtime/sequence.hpp"
 
 namespace vktrain::runtime {
@@ -12,7 +13,7 @@ class Device;
 namespace vktrain::kernels {
 
 // The largest head size the kernel holds (shaders/attention_decode.comp, ATTN_DECODE_MAX_HEAD).
-constexpr uint32_t attention_decode_max_head = 256;
+constexpr uint32_t attention_decode_max_head = decoder_max_head_size;
 
 struct AttentionDecodeShape {
     uint32_t heads = 1;         // query heads

@@ -81,10 +81,11 @@ class LlamaDecode : public testing::TestWithParam<Precision> {};
 
 TEST_P(LlamaDecode, CachedPositionsMatchTheFullForwardPass) {
     if (GetParam() == Precision::mixed) VKT_REQUIRE_FP16();
-    // head sizes 8, 16 and 80 (two passes of the kernel's 64 columns); 70 positions: two chunks of 64 keys.
+    // head sizes 8, 16, 80 (two passes of the kernel's 64 columns) and 512 (eight); 70 positions: two chunks of 64.
     const Case cases[] = {{"grouped-query", 4, 2, 32, 70, 10000.0f},
                           {"multi-head", 2, 2, 32, 9, 500000.0f},
-                          {"multi-query, head size 80", 2, 1, 160, 12, 1000.0f}};
+                          {"multi-query, head size 80", 2, 1, 160, 12, 1000.0f},
+                          {"head size 512 (the largest)", 1, 1, 512, 3, 10000.0f}};
     for (const Case& c : cases) expect_cached_matches_full(c, GetParam());
 }
 

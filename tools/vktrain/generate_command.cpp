@@ -74,7 +74,9 @@ int run_generate(const std::vector<std::string>& args) {
                         std::to_string(llama->vocab));
         vocab = uint32_t(tokens);
     }
-    const bool no_cache = a.no_cache;
+    // The cached decoders hold a head in shared memory: beyond decoder_max_head_size, the whole window per token.
+    const uint32_t head_size = llama ? llama->width / llama->heads : g.width / g.heads;
+    const bool no_cache = a.no_cache || head_size > decoder_max_head_size;
     const uint32_t logits_row = llama ? llama->vocab : g.vocab;
     const Tokenizer& tokenizer = *file.tokenizer;
     std::vector<int32_t> tokens;
@@ -110,7 +112,10 @@ int run_generate(const std::vector<std::string>& args) {
         t.load(a.weights);
     if (!a.quiet)
         std::fprintf(stderr, "vktrain: generating %u tokens, %s, %s, %s\n", a.tokens,
-                     no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",
+                     !no_cache    ? "key/value cache (one position per token)"
+                     : a.no_cache ? "no cache (the whole window per token)"
+                                  : "no cache (the whole window per token: the head size is above the cached "
+                                    "decoder's 512)",
                      precision_name(precision), device_summary(ctx.device_info()).c_str());
 
     std::mt19937_64 rng(a.seed);
