@@ -10,7 +10,9 @@
 #     step (--profile) so that the host's share of the step shows, and where the optimizer runs (the automatic choice,
 #     the update forced onto the device, and the host update without the bucketed pipeline);
 #   - the host update (unscale + AdamW + fp16 pack) at 1M/10M/124M parameters against memcpy (vktrain_bench_host);
-#   - PyTorch on this machine's CPU (or its GPU, see bench/gpu.sh) for the same MLP, when python3 has torch.
+#   - PyTorch on this machine's CPU (or its GPU, see bench/gpu.sh) for the same MLP, when python3 has torch;
+#   - generation: `vktrain generate` tokens/s (key/value cache and --no-cache) for the GPT recipe's network and a
+#     small Llama against PyTorch CPU greedy generation with a key/value cache (bench/generate_bench.py).
 # Binaries come from the build folder: the script builds nothing.
 #   bench/run_suite.sh host|root|gpu [OUT.json]
 #     host: the default Vulkan device of this machine; root: the trixie root's lavapipe 26 (run-in-root.sh);
@@ -93,6 +95,12 @@ if "$python" -c 'import torch' 2>/dev/null; then
     "$python" "$here/bench/torch_mlp.py" --device cuda --hidden 4096,4096 --batch 1024 --limit "$big_limit" --amp \
       --out "$tmp/torch-amp-mlp4096.json" >&2 || true
   fi
+  echo "== generation ($where)" >&2
+  gen_args=(--vktrain "$build/bin/vktrain" --work "$tmp/generate-work" --out "$tmp/generate.json")
+  [ "$where" = root ] && gen_args+=(--runner "${runner[*]}")
+  [ "$where" = gpu ] && gen_args+=(--threads "$(nproc)")
+  [ "${SUITE_QUICK:-0}" = 1 ] && gen_args+=(--tokens 20 --train-steps 10)
+  "$python" "$here/bench/generate_bench.py" "${gen_args[@]}" >&2 || true
 else
   echo "== PyTorch: not installed for $python; skipped" >&2
 fi

@@ -88,6 +88,8 @@ def main():
         if t:
             torch[key] = t
     doc["pytorch"] = torch
+    generate = load(os.path.join(tmp, "generate.json"))  # bench/generate_bench.py
+    doc["generate"] = generate["rows"] if generate else []
 
     # Issue 13's targets, each as a measured ratio (None where this run cannot tell).
     ceil32 = doc["ceilings"].get("fma_f32", {}).get("value") or 0
@@ -121,6 +123,8 @@ def main():
                 g["path"] == "coopmat"]
         if 4096 in mm and ours:
             targets["coopmat_4096_over_pytorch_fp16_matmul"] = max(ours) / mm[4096]
+    for g in doc["generate"]:  # issue 25: cached generation tokens/s against PyTorch CPU with a key/value cache
+        targets["generate_%s_tokens_per_s_over_pytorch_cpu" % g["model"]] = g["ratio"]
     doc["targets"] = targets
     with open(out, "w") as f:
         json.dump(doc, f, indent=2)

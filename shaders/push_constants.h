@@ -208,21 +208,24 @@ struct EmbeddingPush {
 };
 
 // Decode-time attention with a key/value cache (attention_decode.comp): one new position p (read from an int32
-// buffer) per call; qkv [3 * width] of it (q | k | v, heads of head_size), k/v caches fp32 [max_positions, width],
-// out [width]. The new k and v are written to row p, then each head attends over rows 0..p.
+// buffer) per call; its q, k and v (GPT: three slices of one qkv row; Llama: three tensors, grouped-query), k/v
+// caches fp32 [max_positions, kv_heads · head_size], out [heads · head_size]. The new k and v are written to row p,
+// then each query head attends over rows 0..p of its key/value head.
 struct AttnDecodePush {
     uint heads;
+    uint kv_heads; // dividing heads: query head h reads key/value head h / (heads / kv_heads)
     uint head_size;
-    uint width;
     uint max_positions;
     float scale;
-    uint offset_qkv;
+    float log2_theta, log2_theta_lo; // rotary embeddings at the position (as RotaryPush), if flags has ROTARY
+    uint flags;                      // ATTN_DECODE_FLAG_ROTARY
+    uint offset_q, offset_k, offset_v; // the new position's q [heads · head_size], k and v [kv_heads · head_size]
     uint offset_pos;
-    uint offset_k;
-    uint offset_v;
+    uint offset_kc, offset_vc; // the caches, fp32 [max_positions, kv_heads · head_size]
     uint offset_out;
-    uint pad0, pad1;
+    uint pad0;
 };
+#define ATTN_DECODE_FLAG_ROTARY 1u // rotate q and the new k by the position's angles before use (a Llama's decoder)
 // LayerNorm / RMSNorm (layer_norm*.comp, src/kernels/layer_norm.cpp): x seen as rows × cols, normalised over
 // each row's cols elements; per-row statistics (mean, rstd) are fp32 with `rows` elements, weight / bias and
 // the parameter gradients have `cols`. offsets[k] is the first element of binding k inside its bound range.

@@ -94,6 +94,11 @@ struct Node {
 // follow nanoGPT: "transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.ln_f.bias",
 // "lm_head.weight", ...
 enum class GptActivation { gelu, gelu_tanh };
+// The largest head size (width / heads) the cached decoders (Model::gpt_decoder, Model::llama_decoder) take: their
+// attention kernel holds one head's q, k and v in shared memory. Larger heads are refused; `vktrain generate` then
+// re-runs the whole window per token instead.
+constexpr uint32_t decoder_max_head_size = 512;
+
 struct GptOptions {
     uint32_t vocab = 0; // required
     uint32_t layers = 4;
@@ -428,6 +433,11 @@ public:
     // Hugging Face's LlamaForCausalLM over token ids: inputs "ids" and "targets" (i32, [sequence or context] each),
     // next-token cross-entropy over every position. See LlamaOptions.
     static Model llama(const LlamaOptions& options);
+    // Generation for llama(): inputs "ids" and "pos" (i32 [1]: one token and its position, 0-based), the rotary
+    // embeddings and grouped-query attention of each layer in one cached op (buffers
+    // "model.layers.<l>.self_attn.cache.k" / ".v", fp32 [context, kv_heads · head size], not persistent), the same
+    // parameter names as llama(), output "logits" [1, vocab]. Batch size 1, inference_only, positions fed in order.
+    static Model llama_decoder(const LlamaOptions& options);
     // torchvision's ResNet-18/34/50/101/152 with its state_dict names. See ResnetOptions.
     static Model resnet(const ResnetOptions& options);
     // torchvision's MobileNetV2 and V3 small / large (MobilenetOptions::variant), with their state_dict names.

@@ -78,9 +78,13 @@ void check_input_values(const Model& model, const std::vector<const void*>& inpu
         const std::optional<int32_t> ignored = optional_attr<int32_t>(n, "ignore_index");
         check(n.inputs[1], int64_t(model.classes()), "label", ignored ? " and is not the ignore_index" : "", ignored);
     }
-    for (const Node& n : nodes)
+    for (const Node& n : nodes) {
         if (n.op == "embedding")
             check(n.inputs[0], attr<int64_t>(n, "num_embeddings"), "id", " (embedding '" + n.name + "')");
+        // A decoder's position (its last input) indexes the rows of the key/value caches.
+        if (n.op == "cached_attention" || n.op == "cached_rotary_attention")
+            check(n.inputs.back(), attr<int64_t>(n, "max_positions"), "position", " (the cache of '" + n.name + "')");
+    }
 }
 
 } // namespace vktrain::graph

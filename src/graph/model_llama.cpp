@@ -1,6 +1,7 @@
-// Model::llama and llama_options: Hugging Face's LlamaForCausalLM with its own parameter names, so that importing a
-// checkpoint is a name check and the config mapping (src/import/hf_llama.cpp). The rotary, mul and attention ops are
-// built through Model::op, the same calls their typed builders make.
+// Model::llama, Model::llama_decoder and llama_options: Hugging Face's LlamaForCausalLM with its own parameter names,
+// so that importing a checkpoint is a name check and the config mapping (src/import/hf_llama.cpp), and its decoder for
+// generation (one position over key/value caches, the same parameters). The rotary, mul and attention ops are built
+// through Model::op, the same calls their typed builders make.
 #include <algorithm>
 
 #include "common/check.hpp"
@@ -26,18 +27,20 @@ void check_options(const LlamaOptions& o, const char* what) {
 
 } // namespace
 
-Model Model::llama(const LlamaOptions& o) {
-    check_options(o, "llama");
+// decode: inputs "ids" and "pos" of one position, the rotary embeddings and attention in one cached op; else "ids" and
+// "targets" of the whole window.
+static Model build_llama(const LlamaOptions& o, bool decode) {
     const uint32_t kv = o.kv_heads ? o.kv_heads : o.heads;
     const uint32_t head = o.width / o.heads;
     const uint32_t inter = o.intermediate ? o.intermediate : 4 * o.width;
-    const int64_t t = int64_t(o.sequence ? o.sequence : o.context);
+    const int64_t t = decode ? 1 : int64_t(o.sequence ? o.sequence : o.context);
     Model m;
     const auto named = [&m](int node, const std::string& name) {
         m.rename(node, name);
         return node;
     };
     const int ids = m.input("ids", {t}, DataType::i32);
+    const int pos = decode ? m.input("pos", {1}, DataType::i32) : -1;
     const int embed = named(m.embedding(ids, o.vocab, o.width), "model.embed_tokens");
     int x = embed;
     for (uint32_t l = 0; l < o.layers; ++l) {
@@ -46,10 +49,18 @@ Model Model::llama(const LlamaOptions& o) {
         int q = named(m.linear(n, o.heads * head, false), h + "self_attn.q_proj");
         int k = named(m.linear(n, kv * head, false), h + "self_attn.k_proj");
         const int v = named(m.linear(n, kv * head, false), h + "self_attn.v_proj");
-        q = named(m.op("rotary", {q}, {{"heads", o.heads}, {"theta", o.rope_theta}}), h + "self_attn.q_rotary");
-        k = named(m.op("rotary", {k}, {{"heads", kv}, {"theta", o.rope_theta}}), h + "self_attn.k_rotary");
-        const int a = named(m.op("attention", {q, k, v}, {{"heads", o.heads}, {"kv_heads", kv}, {"causal", 1}}),
-                            h + "self_attn.attention");
+        int a;
+        if (decode) {
+            a = named(
+                m.op("cached_rotary_attention", {q, k, v, pos},
+                     {{"heads", o.heads}, {"kv_heads", kv}, {"theta", o.rope_theta}, {"max_positions", o.context}}),
+                h + "self_attn.cache");
+        } else {
+            q = named(m.op("rotary", {q}, {{"heads", o.heads}, {"theta", o.rope_theta}}), h + "self_attn.q_rotary");
+            k = named(m.op("rotary", {k}, {{"heads", kv}, {"theta", o.rope_theta}}), h + "self_attn.k_rotary");
+            a = named(m.op("attention", {q, k, v}, {{"heads", o.heads}, {"kv_heads", kv}, {"causal", 1}}),
+                      h + "self_attn.attention");
+        }
         x = m.add(x, named(m.linear(a, o.width, false), h + "self_attn.o_proj"));
         n = named(m.rms_norm(x, o.eps), h + "post_attention_layernorm");
         const int gate = named(m.linear(n, inter, false), h + "mlp.gate_proj");
@@ -59,7 +70,16 @@ Model Model::llama(const LlamaOptions& o) {
     }
     x = named(m.rms_norm(x, o.eps), "model.norm");
     const int logits = o.tied ? m.linear_tied(x, embed) : named(m.linear(x, o.vocab, false), "lm_head");
-    m.cross_entropy(logits, m.input("targets", {t}, DataType::i32));
+    if (decode) // generation needs no loss: the next token's logits are the output
+        m.output(logits, "logits");
+    else
+        m.cross_entropy(logits, m.input("targets", {t}, DataType::i32));
+    return m;
+}
+
+Model Model::llama(const LlamaOptions& o) {
+    check_options(o, "llama");
+    Model m = build_llama(o, false);
     // LlamaPreTrainedModel._init_weights: Linear and Embedding weights N(0, initializer_range = 0.02); RMSNorm 1.
     const Init normal{InitKind::normal, 0.0f, 0.02f};
     for (const ParameterInfo& p : m.parameters()) {
@@ -67,6 +87,14 @@ Model Model::llama(const LlamaOptions& o) {
         if (!norm) m.set_init(p.name, normal);
     }
     return m;
+}
+
+Model Model::llama_decoder(const LlamaOptions& o) {
+    check_options(o, "llama_decoder");
+    // The caches hold the whole context (the positions the rotary angles are defined for); sequence is unused.
+    LlamaOptions d = o;
+    d.sequence = 0;
+    return build_llama(d, true);
 }
 
 LlamaOptions llama_options(const Model& model) {

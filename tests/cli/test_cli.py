@@ -1069,6 +1069,28 @@ def case_text_validation_history(cli):
         check("resumed" not in p.stdout and "step 6/" not in p.stdout, "nothing trained")
 
 
+def case_generate_large_head(cli):
+    """A GPT whose head is larger than the cached decoder holds (520 > 512 columns) still generates: the whole window
+    per token, said so in the progress line; a head of 512 runs over the key/value cache with the same greedy text
+    as --no-cache."""
+    text = write_small_text(cli)
+    for width, cached in ((520, False), (512, True)):
+        weights = "h%d.safetensors" % width
+        p = cli.run("train", "--model", "gpt:layers=1,heads=1,width=%d,context=6,mlp=8" % width, "--text", text,
+                    "--steps", 2, "--warmup", 1, "--batch-size", 2, "--eval-at", 0, "--val-limit", 2, "--quiet",
+                    "--output", weights)
+        check(p.returncode == 0, "head size %d: the model trains" % width)
+        texts = []
+        for extra in ([], ["--no-cache"]):
+            p = cli.run("generate", "--weights", weights, "--prompt", "th", "--tokens", 8, "--temperature", 0,
+                        "--precision", "fp32", *extra)
+            mode = ("key/value cache" if cached else "the head size is above") if not extra else "no cache"
+            check(p.returncode == 0 and len(p.stdout) == 11 and mode in p.stderr,
+                  "head size %d: generate %s runs %r (%s)" % (width, extra or "(default)", mode, p.stderr.strip()))
+            texts.append(p.stdout)
+        check(texts[0] == texts[1], "head size %d: the same greedy text both ways (%r, %r)" % (width, *texts))
+
+
 def case_generate_weight_checks(cli):
     """generate refuses what eval refuses (one check of the tensors against the recorded architecture): an extra
     tensor, a head bias the graph declares but the file lacks, a final LayerNorm without affine whose tensors are

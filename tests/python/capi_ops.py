@@ -83,6 +83,7 @@ RECIPES = {
     "position_embedding": ([F(4, 3)], {"max_positions": 8}),
     "linear_tied": ([F(4, 3), OP("embedding", [I(4)], {"num_embeddings": 10, "dim": 3})], {}),
     "cached_attention": ([F(1, 12), I(1)], {"heads": 2, "max_positions": 8}),
+    "cached_rotary_attention": ([F(1, 8), F(1, 4), F(1, 4), I(1)], {"heads": 2, "kv_heads": 1, "max_positions": 8}),
     "rotary": ([F(4, 12)], {"heads": 2}),
     "mul": ([F(5), F(5)], {}),
 }

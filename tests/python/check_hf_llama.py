@@ -14,8 +14,8 @@ rotary_emb.inv_freq buffers):
   - one fp32 training step's gradients (through the C API: vkt_load_model, vkt_trainer_load,
     vkt_trainer_compute_gradients) within relative L2 1e-4 of PyTorch's, tensor by tensor: full fine-tuning, and LoRA
     on every projection (q, k, v, o, gate, up, down; PEFT's lora.Linear in the reference);
-  - a Llama folder with a byte-level BPE tokenizer: `vktrain generate --temperature 0` (the whole window per token)
-    gives PyTorch's greedy continuation, and `vktrain train --from` fine-tunes it (fully and with --lora);
+  - a Llama folder with a byte-level BPE tokenizer: `vktrain generate --temperature 0` (over the key/value cache, and
+    with --no-cache the whole window per token) gives PyTorch's greedy continuation, and `vktrain train --from` fine-tunes it (fully and with --lora);
 and every bad config or tensor fails with one line naming the field or tensor.
 """
 import json
@@ -365,12 +365,16 @@ def generate_and_train(seed):
                 logits = m(torch.tensor([ids[first:]], dtype=torch.int64))[0, -1, :258]
                 ids.append(int(torch.argmax(logits)))
         want = prompt.encode() + b"".join(bytes(byte_of[c] for c in pieces[i]) for i in ids[2:]) + b"\n"
-        p = subprocess.run(RUNNER + [BIN, "generate", "--weights", weights, "--prompt", prompt, "--tokens",
-                                     str(count), "--temperature", "0", "--precision", "fp32"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        check(p.returncode == 0 and p.stdout == want and b"no cache (the whole window per token)" in p.stderr,
-              "generate: a Llama's greedy continuation of %d tokens is PyTorch's (%r, want %r; %s)"
-              % (count, p.stdout, want, p.stderr.decode().strip().splitlines()[0] if p.stderr else ""))
+        # By default over the key/value cache (Model::llama_decoder), and with --no-cache the whole window per token.
+        for flags, mode in (([], b"key/value cache (one position per token)"),
+                            (["--no-cache"], b"no cache (the whole window per token)")):
+            p = subprocess.run(RUNNER + [BIN, "generate", "--weights", weights, "--prompt", prompt, "--tokens",
+                                         str(count), "--temperature", "0", "--precision", "fp32"] + flags,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            check(p.returncode == 0 and p.stdout == want and mode in p.stderr,
+                  "generate %s: a Llama's greedy continuation of %d tokens is PyTorch's (%r, want %r; %s)"
+                  % (" ".join(flags) or "(cached)", count, p.stdout, want,
+                     p.stderr.decode().strip().splitlines()[0] if p.stderr else ""))
 
     text = os.path.join(WORK, "text.txt")
     rng = np.random.default_rng(seed)

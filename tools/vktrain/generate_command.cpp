@@ -1,10 +1,10 @@
 // `vktrain generate`: continues a prompt with a GPT trained by `vktrain train --model gpt:...`, one character at a
 // time, sampling at a temperature (greedy at 0). The model sees a window of the text of at most `context` tokens;
 // when the next token would not fit, the window restarts from its last max(1, context/2) tokens. By default the
-// model runs one position per token over a key/value cache (Model::gpt_decoder); --no-cache re-runs the whole
-// window for every token (the reference: both give the same logits, so the same text). A Llama (Model::llama, e.g.
-// from `vktrain import`) always re-runs the whole window: vktrain has no cached grouped-query attention. Its window
-// is only as long as the prompt and the new tokens when they fit in the context.
+// model runs one position per token over a key/value cache (Model::gpt_decoder, or Model::llama_decoder for a Llama
+// such as `vktrain import` makes: grouped-query attention with the rotary embeddings at the position); --no-cache
+// re-runs the whole window for every token (the reference: both give the same logits, so the same text). Without
+// the cache a Llama's window is only as long as the prompt and the new tokens when they fit in the context.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -74,7 +74,9 @@ int run_generate(const std::vector<std::string>& args) {
                         std::to_string(llama->vocab));
         vocab = uint32_t(tokens);
     }
-    const bool no_cache = a.no_cache || llama.has_value();
+    // The cached decoders hold a head in shared memory: beyond decoder_max_head_size, the whole window per token.
+    const uint32_t head_size = llama ? llama->width / llama->heads : g.width / g.heads;
+    const bool no_cache = a.no_cache || head_size > decoder_max_head_size;
     const uint32_t logits_row = llama ? llama->vocab : g.vocab;
     const Tokenizer& tokenizer = *file.tokenizer;
     std::vector<int32_t> tokens;
@@ -95,8 +97,8 @@ int run_generate(const std::vector<std::string>& args) {
     // fill when they fit in it (the same weights over a shorter window, LlamaOptions::sequence), so a short
     // generation from a model of a long context does not pay for the whole context per token.
     uint32_t window = context;
-    Model model = no_cache ? file.model : Model::gpt_decoder(g);
-    if (llama && tokens.size() + a.tokens < context) {
+    Model model = no_cache ? file.model : llama ? Model::llama_decoder(*llama) : Model::gpt_decoder(g);
+    if (no_cache && llama && tokens.size() + a.tokens < context) {
         window = uint32_t(std::max<size_t>(1, tokens.size() + a.tokens));
         LlamaOptions shorter = *llama;
         shorter.sequence = window;
@@ -110,7 +112,10 @@ int run_generate(const std::vector<std::string>& args) {
         t.load(a.weights);
     if (!a.quiet)
         std::fprintf(stderr, "vktrain: generating %u tokens, %s, %s, %s\n", a.tokens,
-                     no_cache ? "no cache (the whole window per token)" : "key/value cache (one position per token)",
+                     !no_cache    ? "key/value cache (one position per token)"
+                     : a.no_cache ? "no cache (the whole window per token)"
+                                  : "no cache (the whole window per token: the head size is above the cached "
+                                    "decoder's 512)",
                      precision_name(precision), device_summary(ctx.device_info()).c_str());
 
     std::mt19937_64 rng(a.seed);

@@ -185,7 +185,8 @@ Continues --prompt with a GPT trained by `vktrain train --model gpt:...` (its we
 the vocabulary) and prints the prompt and the generated text; the time per token goes to stderr. Each new token
 costs one position over a key/value cache. The model sees at most a context of characters: when the next one
 would not fit, it restarts from the last context/2 (at least 1), with or without --no-cache (both give the same
-text). A Llama (from `vktrain import`) always re-runs the whole window per token (no key/value cache). A LoRA
+text). A Llama (from `vktrain import`) decodes over a key/value cache too (grouped-query attention, rotary
+embeddings at the position); a head over 512 columns re-runs the whole window instead. A LoRA
 model file (`vktrain train --from ... --lora --output`) runs with its adapters merged into the base weights.
 
   --weights FILE          safetensors file written by `vktrain train --model gpt:...` (--output or --checkpoint)
