@@ -9,13 +9,14 @@
 #                            tests must run (a skip fails); bench/run_suite.sh gpu (ceilings, GEMMs up to 4096^3 on
 #                            every path, fp32 vs mixed training steps, host update) with PyTorch on CUDA beside it
 #                            (fp16 matmul at the same sizes; an AMP + GradScaler step of the same MLPs); the depthwise
-#                            convolution bench (vktrain_bench_depthwise); the CNN and GPT recipes' training steps,
+#                            convolution bench (vktrain_bench_depthwise); dense convolutions and fused attention (vktrain_bench_conv,
+#                            vktrain_bench_attention); the CNN and GPT recipes' training steps,
 #                            vktrain fp32 and mixed against PyTorch CUDA fp32 and AMP + GradScaler on the same
 #                            networks (bench/torch_recipes.py); generation tokens/s against PyTorch with a key/value
 #                            cache (bench/generate_bench.py, PyTorch on the CPU and on CUDA). Results go
 #                            to $OUT (the device tool's folder) or bench/results/<date>/, the suite as one JSON.
 # With the device tool: run(command="bench/gpu.sh run", carry=["gpu-pack"], timeout_s=540).
-# GPU_SH_PARTS (default all): a comma-separated subset of tests,suite,depthwise,recipes,generate, e.g.
+# GPU_SH_PARTS (default all): a comma-separated subset of tests,suite,depthwise,conv,recipes,generate, e.g.
 # GPU_SH_PARTS=recipes,generate for a short run, or for a dry run here on lavapipe with PyTorch on the CPU (PyTorch
 # falls back to the CPU when CUDA is absent; GPU_SH_RECIPE_STEPS scales the recipe runs down).
 set -uo pipefail
@@ -27,7 +28,8 @@ pack)
   build=${VKTRAIN_BUILD:-$here/build}
   rm -rf "$pack" && mkdir -p "$pack/bin" "$pack/tests" "$pack/data" "$pack/debs"
   cp "$build/bin/vktrain" "$build/bin/vktrain_bench_gemm" "$build/bin/vktrain_bench_host" \
-    "$build/bin/vktrain_bench_elementwise" "$build/bin/vktrain_bench_depthwise" "$pack/bin/"
+    "$build/bin/vktrain_bench_elementwise" "$build/bin/vktrain_bench_depthwise" "$build/bin/vktrain_bench_conv" \
+    "$build/bin/vktrain_bench_attention" "$pack/bin/"
   cp "$build/tests/vktrain_device_tests" "$pack/tests/"
   cp /usr/share/datasets/fashion-mnist/*.gz "$pack/data/"
   # The GPT recipe's corpus (Debian's fortunes, text files only) for the recipe and generation benches.
@@ -52,7 +54,7 @@ run)
   fi
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; uname -a; } | tee "$out/machine.txt"
   "$pack/bin/vktrain" devices 2>&1 | tee -a "$out/machine.txt"
-  parts=",${GPU_SH_PARTS:-tests,suite,depthwise,recipes,generate},"
+  parts=",${GPU_SH_PARTS:-tests,suite,depthwise,conv,recipes,generate},"
   want() { [[ "$parts" == *",$1,"* ]]; }
   python=${PYTHON:-python3}
   torch_device=$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null ||
@@ -72,6 +74,13 @@ run)
     echo "== depthwise convolutions (MobileNetV2 shapes, kernel vs per-group GEMM, a training step)"
     "$pack/bin/vktrain_bench_depthwise" --out "$out/depthwise-gpu.json" --train-step 64 2>&1 | tee "$out/depthwise.log" |
       tail -n 12
+  fi
+  if want conv; then
+    echo "== dense convolutions (CNN recipe, ResNet-18 shapes) per path and direction, and fused attention at context 2048"
+    "$pack/bin/vktrain_bench_conv" --out "$out/conv-gpu.json" 2>&1 | tee "$out/conv.log" | tail -n 12
+    "$pack/bin/vktrain_bench_attention" --out "$out/attention-gpu.json" 2>&1 | tee "$out/attention.log" | tail -n 12
+    "$pack/bin/vktrain_bench_attention" --precision mixed --out "$out/attention-gpu-mixed.json" 2>&1 |
+      tee -a "$out/attention.log" | tail -n 12
   fi
   if want recipes; then
     # The recipes' networks (bench/run_cnn_recipe.sh, run_gpt_recipe.sh) for a short run each: the CNN for 100 steps
