@@ -58,6 +58,9 @@ struct ContextOptions {
                                       // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
     LogCallback log;                  // nullptr: warnings and errors to stderr
     LogLevel log_level = LogLevel::warning;
+    // false runs attention unfused everywhere (the T x T score matrix materialised); true (the default) runs the
+    // fused kernels (kernels/flash_attention.hpp) wherever the head size allows.
+    bool allow_fused_attention = true;
 };
 
 namespace runtime {

@@ -30,7 +30,7 @@ int Ir::add_value(IrValue v) {
     return int(values.size() - 1);
 }
 
-Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
+Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bool fused_attention) {
     VKT_CHECK(batch > 0, "batch size must be positive");
     VKT_CHECK(model.loss() >= 0 || !training,
               "the model has no loss (call cross_entropy or mse_loss); without one it can only predict "
@@ -39,6 +39,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed) {
     ir.training = training;
     ir.batch = batch;
     ir.seed = seed;
+    ir.fused_attention = fused_attention;
     const auto& nodes = model.nodes();
     const std::vector<ParameterInfo> infos = model.parameters();
     size_t next_param = 0;

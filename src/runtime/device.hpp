@@ -45,6 +45,7 @@ public:
     // Effective capabilities: requested ∧ supported.
     bool coopmat_enabled() const { return m_coopmat_enabled; }
     bool fp16_enabled() const { return m_fp16_enabled; }
+    bool fused_attention_enabled() const { return m_fused_attention_enabled; } // ContextOptions::allow_fused_attention
     bool unified_memory_enabled() const { return m_unified_enabled; }
     // Programs time the tile configurations of each GEMM shape on its path (kernels::choose_gemm_tile).
     bool tune_tiles_enabled() const { return m_tune_tiles; }
@@ -94,6 +95,7 @@ private:
     std::string m_cache_dir;
     bool m_coopmat_enabled = false;
     bool m_fp16_enabled = false;
+    bool m_fused_attention_enabled = false;
     bool m_unified_enabled = false;
     bool m_tune_tiles = true;
     std::map<std::string, std::string> m_tile_memo;

@@ -27,6 +27,8 @@ using vktrain::kernels::DType;
 
 vktrain::ContextOptions context_options();
 vktrain::Context& context();
+// context() with ContextOptions::allow_fused_attention off: the unfused attention graph path (its GEMM sites).
+vktrain::Context& unfused_attention_context();
 vktrain::runtime::Device& device();
 bool expect_coopmat();     // VKTRAIN_TEST_EXPECT_COOPMAT=1: coopmat tests must run, not skip
 int validation_messages(); // seen so far in this process

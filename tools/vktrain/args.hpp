@@ -26,7 +26,8 @@ struct DeviceArgs {
     std::string device; // --device: all digits -> index, otherwise a name substring
     bool validation = false;
     bool no_coopmat = false;
-    bool no_tune = false; // --no-tune: the device's default GEMM tiles, nothing timed
+    bool no_tune = false;        // --no-tune: the device's default GEMM tiles, nothing timed
+    bool fused_attention = true; // --attention fused|unfused
 };
 
 struct TrainArgs {
