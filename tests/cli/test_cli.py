@@ -776,7 +776,7 @@ def case_attention_context_2048(cli):
     for mode in ("fused", "unfused"):
         p = cli.run("train", "--model", "gpt:layers=1,heads=2,width=16,context=2048", "--text", "long.txt",
                     "--steps", 2, "--warmup", 0, "--batch-size", 1, "--precision", "fp32", "--val-limit", 1,
-                    "--eval-at", 2, "--attention", mode, "--report", mode + ".json", "--quiet", timeout=600)
+                    "--eval-at", 2, "--attention", mode, "--no-tune", "--report", mode + ".json", "--quiet", timeout=600)
         check(p.returncode == 0, "a GPT with context 2048 trains two steps with --attention " + mode)
         r = read_report(cli, mode + ".json")
         losses[mode] = [v["val_loss"] for v in r["validation"]]
