@@ -2,7 +2,8 @@
 // and v with grouped-query heads (Llama), with their backward nodes. Attention's GEMMs run as strided, two-level
 // batched GEMMs (sample × key/value head, once per query head of a group) straight on the head columns of the
 // inputs and of the output: no transposes or copies. Its sites are "<label>:<gemm>". Where the IR allows
-// (Ir::fused_attention, ContextOptions::allow_fused_attention) and the head size fits, both attentions run the fused
+// (Ir::fused_attention, ContextOptions::allow_fused_attention), the head size fits and the score matrix is large
+// (ContextOptions::fused_attention_min_score_bytes), both attentions run the fused
 // kernels instead (kernels/flash_attention.hpp): no scores in memory, only a per-row log-sum-exp saved, no GEMM sites.
 #include <tuple>
 
@@ -105,11 +106,15 @@ AttrSpec fused_attr() {
 
 // Both attentions' lowering: fused where the IR allows it and the kernels take the head size, with out[1] the
 // per-row log-sum-exp (fp32 [batch, heads, T], saved for the backward); else the unfused scratch outputs.
+// Fused only where the unfused score matrix would be large (Ir::fused_attention_min_bytes): below that the strided
+// GEMMs are faster than the fused kernels today, above it memory (or the device's binding limit) decides.
 void lower_attention(Ir& ir, IrNode& n, int64_t head_size) {
-    const bool use = ir.fused_attention && head_size <= int64_t(kernels::k_flash_max_head_size);
+    const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
+    const double score_bytes = double(x[0]) * double(attr<int64_t>(n, "heads")) * double(x[1]) * double(x[1]) * 4.0;
+    const bool use = ir.fused_attention && head_size <= int64_t(kernels::k_flash_max_head_size) &&
+                     score_bytes >= double(ir.fused_attention_min_bytes);
     n.attrs["fused"] = use ? 1.0 : 0.0;
     if (!use) return lower_attention_scratch(ir, n);
-    const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
     IrValue v;
     v.shape = {x[0], attr<int64_t>(n, "heads"), x[1]};
     v.storage = Storage::f32;

@@ -44,6 +44,7 @@ vktrain::ContextOptions context_options() {
 
 std::unique_ptr<vktrain::Context> g_context;
 std::unique_ptr<vktrain::Context> g_unfused_attention_context;
+std::unique_ptr<vktrain::Context> g_fused_attention_context;
 
 // The shared context is destroyed when the tests end, not during static destruction at exit: by then
 // the driver (lavapipe's LLVM) may already have torn down state that device destruction still needs.
@@ -51,6 +52,7 @@ class ContextEnvironment : public testing::Environment {
 public:
     void TearDown() override {
         g_unfused_attention_context.reset();
+        g_fused_attention_context.reset();
         g_context.reset();
     }
 };
@@ -79,6 +81,15 @@ vktrain::Context& unfused_attention_context() {
         g_unfused_attention_context = std::make_unique<vktrain::Context>(o);
     }
     return *g_unfused_attention_context;
+}
+
+vktrain::Context& fused_attention_context() {
+    if (!g_fused_attention_context) {
+        vktrain::ContextOptions o = context_options();
+        o.fused_attention_min_score_bytes = 0;
+        g_fused_attention_context = std::make_unique<vktrain::Context>(o);
+    }
+    return *g_fused_attention_context;
 }
 
 vktrain::runtime::Device& device() {

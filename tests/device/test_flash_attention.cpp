@@ -349,7 +349,7 @@ TEST(FlashAttentionGraph, FusedTrainsLikeUnfused) {
             o.precision = precision;
             if (precision == vktrain::Precision::mixed) o.gemm_path = GemmPath::tiled_fp16;
             vktrain::Trainer tu(vkt_test::unfused_attention_context(), model, o);
-            vktrain::Trainer tf(vkt_test::context(), model, o);
+            vktrain::Trainer tf(vkt_test::fused_attention_context(), model, o);
             tf.set_parameters(tu.parameters());
             std::vector<std::vector<float>> gu, gf;
             const float lu = tu.compute_gradients(in, batch, gu), lf = tf.compute_gradients(in, batch, gf);
@@ -379,16 +379,24 @@ TEST(FlashAttentionGraph, FusedPlanHoldsNoScoreMatrix) {
     vktrain::TrainerOptions o;
     o.batch_size = batch;
     o.precision = vktrain::Precision::fp32;
-    const auto peak = [&](bool fused) {
+    const auto peak = [&](bool fused, uint64_t min_score_bytes) {
         vktrain::ContextOptions co = vkt_test::context_options();
         co.allow_fused_attention = fused;
+        co.fused_attention_min_score_bytes = min_score_bytes;
         vktrain::Context ctx(co);
         vktrain::Trainer t(ctx, attention_model(seq, 0, true), o);
         return ctx.peak_allocated_bytes();
     };
-    const uint64_t fused = peak(true), unfused = peak(false);
+    const uint64_t fused = peak(true, 0), unfused = peak(false, 0);
     const uint64_t score_bytes = uint64_t(batch) * 4 * seq * seq * 4;
     EXPECT_GE(unfused, fused + 2 * score_bytes) << "fused " << fused << " bytes, unfused " << unfused;
+
+    // The automatic choice (ContextOptions::fused_attention_min_score_bytes): a node runs fused exactly when its
+    // unfused score matrix (batch · heads · T² fp32) reaches the threshold; the default (64 MiB) keeps this small
+    // one unfused, where the strided GEMMs are faster.
+    EXPECT_EQ(peak(true, score_bytes), fused) << "a score matrix of exactly the threshold runs fused";
+    EXPECT_EQ(peak(true, score_bytes + 1), unfused) << "a score matrix below the threshold runs unfused";
+    EXPECT_EQ(peak(true, vktrain::ContextOptions{}.fused_attention_min_score_bytes), unfused) << "the default";
 }
 
 // Central differences of the loss (fp32, fused path) against the fused gradients of the attention inputs'
@@ -403,7 +411,7 @@ TEST(FlashAttentionGraph, FiniteDifferencesMatchFusedGradients) {
         o.batch_size = batch;
         o.seed = 4;
         o.precision = vktrain::Precision::fp32;
-        vktrain::Trainer t(vkt_test::context(), attention_model(seq, kv_heads, true), o);
+        vktrain::Trainer t(vkt_test::fused_attention_context(), attention_model(seq, kv_heads, true), o);
         // Larger weights than the init so that the attention is far from uniform.
         std::vector<vktrain::Parameter> p = t.parameters();
         for (auto& param : p)
