@@ -251,6 +251,28 @@ struct SoftmaxPush {
 #define SOFTMAX_FLAG_BACKWARD 1u // dx from p and dp, else p from x
 #define SOFTMAX_FLAG_CAUSAL 2u   // row r sees columns j <= r % cols only
 
+// ---- fused (flash) attention (issue 25): shaders/flash_attention*.comp, src/kernels/flash_attention.cpp ----
+// Rows of q, k, v, o (and dO) are ld[0..3] elements apart, a sample's seq rows in a row, head h in columns
+// [h·head_size, (h+1)·head_size) from the operand's first element; lse is fp32 [batch, heads, seq]. Backward:
+// ld[4], ld[5] are the rows of the gradients (dq; or dk and dv). offsets[k]: binding k's first element (plus the
+// operand's first column) in its bound range.
+struct FlashAttentionPush {
+    uint batch, seq, heads, kv_heads;
+    uint flags;  // FLASH_FLAG_*, FLAG_ACCUMULATE (backward: add to the gradients)
+    float scale; // 1/sqrt(head_size)
+    uint pad0, pad1;
+    uint ld[6];
+    uint pad2, pad3;
+    uint offsets[8];
+};
+#define FLASH_FLAG_CAUSAL 2u // query t sees keys j <= t only
+#define FLASH_FLAG_DK 4u     // backward dk/dv kernel: write dk (binding 6)
+#define FLASH_FLAG_DV 8u     // ... and/or dv (binding 7)
+// Specialization constants: the head size and the keys (forward, dq) or queries (dk/dv) staged per block.
+#define FLASH_SPEC_HD 0
+#define FLASH_SPEC_KB 1
+#define FLASH_WG 64 // rows (queries, or keys for dk/dv) per workgroup: one per invocation
+
 // The device ceilings of shaders/peak.comp (src/kernels/peak.cpp).
 struct PeakPush {
     uint iterations; // fma / coopmat: dependent steps per chain

@@ -58,6 +58,15 @@ struct ContextOptions {
                                       // $XDG_CACHE_HOME/vktrain or ~/.cache/vktrain; "none" disables caching
     LogCallback log;                  // nullptr: warnings and errors to stderr
     LogLevel log_level = LogLevel::warning;
+    // false runs attention unfused everywhere (the T x T score matrix materialised); true (the default) allows the
+    // fused kernels (kernels/flash_attention.hpp) wherever the head size allows, for the attention nodes that
+    // fused_attention_min_score_bytes selects.
+    bool allow_fused_attention = true;
+    // Attention nodes whose unfused score matrix (batch · heads · T² fp32 values) is smaller than this run unfused:
+    // there the strided GEMMs are faster than the fused kernels today (measured on lavapipe: 1.5x at the GPT
+    // recipe's context 128). Larger ones, and any the device could not bind unfused (maxStorageBufferRange), run
+    // fused, in memory linear in the context. 0 fuses every node the head size allows.
+    uint64_t fused_attention_min_score_bytes = uint64_t(64) << 20;
 };
 
 namespace runtime {

@@ -1,7 +1,10 @@
 // Softmax over the last dimension, multi-head self-attention (GPT-2's fused qkv) and attention over separate q, k
 // and v with grouped-query heads (Llama), with their backward nodes. Attention's GEMMs run as strided, two-level
 // batched GEMMs (sample × key/value head, once per query head of a group) straight on the head columns of the
-// inputs and of the output: no transposes or copies. Its sites are "<label>:<gemm>".
+// inputs and of the output: no transposes or copies. Its sites are "<label>:<gemm>". Where the IR allows
+// (Ir::fused_attention, ContextOptions::allow_fused_attention), the head size fits and the score matrix is large
+// (ContextOptions::fused_attention_min_score_bytes), both attentions run the fused
+// kernels instead (kernels/flash_attention.hpp): no scores in memory, only a per-row log-sum-exp saved, no GEMM sites.
 #include <tuple>
 
 #include "common/check.hpp"
@@ -9,6 +12,7 @@
 #include "graph/exec.hpp"
 #include "graph/registry.hpp"
 #include "kernels/attention.hpp"
+#include "kernels/flash_attention.hpp"
 
 namespace vktrain::graph {
 
@@ -91,6 +95,34 @@ void lower_attention_scratch(Ir& ir, IrNode& n) {
     }
 }
 
+// Set by lowering: the node (and its backward) runs the fused kernels.
+bool fused(const IrNode& n) {
+    return attr<bool>(n, "fused");
+}
+AttrSpec fused_attr() {
+    return flag_attr("fused", "runs the fused attention kernels (ContextOptions::allow_fused_attention)")
+        .set_by_lowering();
+}
+
+// Both attentions' lowering: fused where the IR allows it and the kernels take the head size, with out[1] the
+// per-row log-sum-exp (fp32 [batch, heads, T], saved for the backward); else the unfused scratch outputs.
+// Fused only where the unfused score matrix would be large (Ir::fused_attention_min_bytes): below that the strided
+// GEMMs are faster than the fused kernels today, above it memory (or the device's binding limit) decides.
+void lower_attention(Ir& ir, IrNode& n, int64_t head_size) {
+    const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
+    const double score_bytes = double(x[0]) * double(attr<int64_t>(n, "heads")) * double(x[1]) * double(x[1]) * 4.0;
+    const bool use = ir.fused_attention && head_size <= int64_t(kernels::k_flash_max_head_size) &&
+                     score_bytes >= double(ir.fused_attention_min_bytes);
+    n.attrs["fused"] = use ? 1.0 : 0.0;
+    if (!use) return lower_attention_scratch(ir, n);
+    IrValue v;
+    v.shape = {x[0], attr<int64_t>(n, "heads"), x[1]};
+    v.storage = Storage::f32;
+    v.role = Role::scratch;
+    v.label = n.name + ".lse";
+    n.out.push_back(ir.add_value(v));
+}
+
 OpDef self_attention() {
     OpDef d;
     d.name = "self_attention";
@@ -100,7 +132,7 @@ OpDef self_attention() {
     d.inputs = {"qkv"};
     d.node_prefix = "attn";
     d.attrs = {size_attr("heads", "heads (they divide C)"),
-               flag_attr("causal", "position t attends to positions <= t only").or_default(1)};
+               flag_attr("causal", "position t attends to positions <= t only").or_default(1), fused_attr()};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 1);
         expect_real(n, *in[0]);
@@ -114,18 +146,27 @@ OpDef self_attention() {
                   " heads do not divide ", s[1] / 3, " channels");
         return Shape{s[0], s[1] / 3};
     };
-    d.lower = lower_attention_scratch;
+    d.lower = [](Ir& ir, IrNode& n) {
+        lower_attention(ir, n, ir.values[size_t(n.in[0])].shape[2] / 3 / attr<int64_t>(n, "heads"));
+    };
     const auto gemms = [](const Exec& e, const IrNode& n) {
         const kernels::AttentionShape a = attention_shape(e, n, n.in[0]);
         return kernels::attention_forward_gemms(a, kernels::fused_qkv(a, ref(e, n.in[0])), ref(e, n.out[2]),
                                                 ref(e, n.out[1]), ref(e, n.out[0]));
     };
     d.sites = [gemms](Exec& e, const IrNode& n) {
+        if (fused(n)) return;
         const kernels::AttentionForwardGemms g = gemms(e, n);
         e.declare_gemm(site(n, "scores"), kernels::gemm_shape(g.scores.at(0)));
         e.declare_gemm(site(n, "values"), kernels::gemm_shape(g.values.at(0)));
     };
     d.record = [](Exec& e, const IrNode& n) {
+        if (fused(n)) {
+            const kernels::AttentionShape a = attention_shape(e, n, n.in[0]);
+            kernels::record_flash_attention(e.device(), e.seq(), a, kernels::fused_qkv(a, ref(e, n.in[0])),
+                                            ref(e, n.out[0]), ref(e, n.out[1]));
+            return;
+        }
         kernels::AttentionPaths paths;
         paths.scores = e.path(site(n, "scores"));
         paths.values = e.path(site(n, "values"));
@@ -135,6 +176,11 @@ OpDef self_attention() {
     d.backward = [](Autodiff& ad, const IrNode& n) {
         const Autodiff::Target dqkv = ad.grad_input(n, 0);
         if (!dqkv.valid()) return;
+        if (fused(n)) { // recomputes the probabilities from q, k and the saved log-sum-exp
+            ad.emit("self_attention_fused_backward", n, "backward", {n.in[0], n.out[0], n.out[1], ad.grad_output(n)},
+                    dqkv);
+            return;
+        }
         // A copy: scratch() adds values, which may move the vector a reference would point into.
         const Shape scores = ad.ir().values[size_t(n.out[2])].shape;
         const int dp = ad.scratch(scores, Storage::f32, n.name + ".dprobs");
@@ -175,6 +221,22 @@ OpDef self_attention_backward() {
     return d;
 }
 
+// in = {qkv, O, lse, dO}; out = {d(qkv)}: the fused kernels' backward.
+OpDef self_attention_fused_backward() {
+    OpDef d;
+    d.name = "self_attention_fused_backward";
+    d.backward_only = true;
+    d.can_accumulate = true; // d(qkv)
+    d.record = [](Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = attention_shape(e, n, n.in[0]);
+        const kernels::AttentionQkv g = kernels::fused_qkv(a, ref(e, n.out[0]));
+        kernels::record_flash_attention_backward(e.device(), e.seq(), a, kernels::fused_qkv(a, ref(e, n.in[0])),
+                                                 ref(e, n.in[1]), ref(e, n.in[2]), ref(e, n.in[3]), &g.q, &g.k, &g.v,
+                                                 n.accumulate);
+    };
+    return d;
+}
+
 // ---- attention over separate q, k and v (grouped-query heads) ----
 
 // q [batch, seq, heads·D], k and v [batch, seq, kv_heads·D]: the shape from value v (q's layout, or with kv: k's).
@@ -205,7 +267,7 @@ OpDef attention() {
     d.inputs = {"q", "k", "v"};
     d.attrs = {size_attr("heads", "query heads"),
                size_attr("kv_heads", "key/value heads (they divide heads)").or_same_as("heads"),
-               flag_attr("causal", "position t attends to positions <= t only").or_default(1)};
+               flag_attr("causal", "position t attends to positions <= t only").or_default(1), fused_attr()};
     d.infer = [](const Node& n, const std::vector<const Node*>& in) {
         expect_inputs(n, in, 3);
         for (const Node* x : in) expect_real(n, *x);
@@ -228,22 +290,30 @@ OpDef attention() {
                   v[0], " positions; they must agree");
         return Shape{q[0], q[1]};
     };
-    d.lower = lower_attention_scratch;
+    d.lower = [](Ir& ir, IrNode& n) {
+        lower_attention(ir, n, ir.values[size_t(n.in[0])].shape[2] / attr<int64_t>(n, "heads"));
+    };
     const auto gemms = [](const Exec& e, const IrNode& n) {
         const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
         return kernels::attention_forward_gemms(a, gqa_inputs(e, n, a), ref(e, n.out[2]), ref(e, n.out[1]),
                                                 ref(e, n.out[0]));
     };
     d.sites = [gemms](Exec& e, const IrNode& n) {
+        if (fused(n)) return;
         const kernels::AttentionForwardGemms g = gemms(e, n);
         e.declare_gemm(site(n, "scores"), kernels::gemm_shape(g.scores.at(0)));
         e.declare_gemm(site(n, "values"), kernels::gemm_shape(g.values.at(0)));
     };
     d.record = [](Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        if (fused(n)) {
+            kernels::record_flash_attention(e.device(), e.seq(), a, gqa_inputs(e, n, a), ref(e, n.out[0]),
+                                            ref(e, n.out[1]));
+            return;
+        }
         kernels::AttentionPaths paths;
         paths.scores = e.path(site(n, "scores"));
         paths.values = e.path(site(n, "values"));
-        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
         kernels::record_attention(e.device(), e.seq(), a, paths, gqa_inputs(e, n, a), ref(e, n.out[2]),
                                   ref(e, n.out[1]), ref(e, n.out[0]));
     };
@@ -252,6 +322,13 @@ OpDef attention() {
         // to by the second.
         const Autodiff::Target dq = ad.grad_input(n, 0), dk = ad.grad_input(n, 1), dv = ad.grad_input(n, 2);
         const int q = n.in[0], k = n.in[1], v = n.in[2], p = n.out[1], dout = ad.grad_output(n);
+        if (fused(n)) { // each gradient recomputes the probabilities from q, k and the saved log-sum-exp (n.out[1])
+            const std::vector<int> in{q, k, v, n.out[0], n.out[1], dout};
+            ad.emit("attention_fused_q_grad", n, "q_grad", in, dq);
+            ad.emit("attention_fused_k_grad", n, "k_grad", in, dk);
+            ad.emit("attention_fused_v_grad", n, "v_grad", in, dv);
+            return;
+        }
         if (dq.valid() || dk.valid()) {
             // A copy: scratch() adds values, which may move the vector a reference would point into.
             const Shape scores = ad.ir().values[size_t(n.out[2])].shape;
@@ -314,6 +391,23 @@ OpDef attention_input_grad(int which) {
     return d;
 }
 
+// in = {q, k, v, O, lse, dO}; out = {the gradient of q, k or v (`which` 0, 1, 2)}: the fused kernels' backward.
+OpDef attention_fused_grad(int which) {
+    static const char* const names[] = {"attention_fused_q_grad", "attention_fused_k_grad", "attention_fused_v_grad"};
+    OpDef d;
+    d.name = names[which];
+    d.backward_only = true;
+    d.can_accumulate = true;
+    d.record = [which](Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        const kernels::AttentionOperand grad{ref(e, n.out[0]), 0, which == 0 ? a.channels() : a.kv_channels()};
+        kernels::record_flash_attention_backward(
+            e.device(), e.seq(), a, gqa_inputs(e, n, a), ref(e, n.in[3]), ref(e, n.in[4]), ref(e, n.in[5]),
+            which == 0 ? &grad : nullptr, which == 1 ? &grad : nullptr, which == 2 ? &grad : nullptr, n.accumulate);
+    };
+    return d;
+}
+
 } // namespace
 
 void register_attention_ops(std::vector<OpDef>& t) {
@@ -325,6 +419,9 @@ void register_attention_ops(std::vector<OpDef>& t) {
     t.push_back(attention());
     t.push_back(attention_backward());
     for (int which = 0; which < 3; ++which) t.push_back(attention_input_grad(which));
+    // the fused (flash) kernels' backward nodes (issue 25)
+    t.push_back(self_attention_fused_backward());
+    for (int which = 0; which < 3; ++which) t.push_back(attention_fused_grad(which));
 }
 
 } // namespace vktrain::graph

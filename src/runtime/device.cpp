@@ -173,6 +173,12 @@ void Device::choose_paths(const ContextOptions& options) {
     m_fp16_enabled = options.allow_fp16 && m_caps.info.storage_buffer_16bit;
     m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
     m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
+    // The fused attention kernels need Vulkan 1.1 and 16 KiB of shared memory (every device has both); whether a
+    // shape fits them (head size) is decided per node (kernels::flash_attention_supported).
+    m_fused_attention_enabled = options.allow_fused_attention && m_caps.info.max_shared_memory >= 16384;
+    m_fused_attention_min_bytes = options.fused_attention_min_score_bytes;
+    if (m_caps.max_storage_buffer_range != 0)
+        m_fused_attention_min_bytes = std::min(m_fused_attention_min_bytes, m_caps.max_storage_buffer_range);
     m_tune_tiles = options.tune_gemm_tiles;
     // The threads a CPU device runs workgroups on: lavapipe's LP_NUM_THREADS where set, else one per core.
     auto threads = uint32_t(std::min<size_t>(host_threads(), 1024));

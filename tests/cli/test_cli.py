@@ -782,6 +782,28 @@ def peak_rss(cli, *args):
     return child.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
 
 
+def case_attention_context_2048(cli):
+    """A GPT with a context of 2048 trains on the fused attention path (no 2048 x 2048 score matrix per head), and
+    --attention unfused (and auto, which picks unfused for scores this small) trains the same steps to the same loss;
+    a bad --attention value is a usage error."""
+    p = cli.run("train", "--model", "gpt", "--attention", "flash")
+    check_one_line_error(p, 2, "--attention expects auto, fused or unfused, got 'flash'")
+    line = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n"
+    with open(os.path.join(cli.work, "long.txt"), "w") as f:
+        f.write(line * 300)  # 25,800 characters: the validation split (a tenth) holds a window of 2049
+    losses = {}
+    for mode in ("fused", "unfused", "auto"):  # auto: these 32 MiB of scores are below its 64 MiB, so unfused
+        p = cli.run("train", "--model", "gpt:layers=1,heads=2,width=16,context=2048", "--text", "long.txt",
+                    "--steps", 2, "--warmup", 0, "--batch-size", 1, "--precision", "fp32", "--val-limit", 1,
+                    "--eval-at", 2, "--attention", mode, "--no-tune", "--report", mode + ".json", "--quiet", timeout=600)
+        check(p.returncode == 0, "a GPT with context 2048 trains two steps with --attention " + mode)
+        r = read_report(cli, mode + ".json")
+        losses[mode] = [v["val_loss"] for v in r["validation"]]
+    check(len(losses["fused"]) == 1 and abs(losses["fused"][0] - losses["unfused"][0]) < 1e-4 and
+          abs(losses["auto"][0] - losses["unfused"][0]) < 1e-4,
+          "fused, unfused and auto attention give the same validation loss (%r)" % losses)
+
+
 def case_text_memory(cli):
     """Loading a text corpus holds about one byte per character (the token array), not the file, its decoded copy,
     the splits and int32 ids (18 bytes per byte before): a 24 MB corpus adds at most 3 bytes per byte to the peak

@@ -43,12 +43,18 @@ vktrain::ContextOptions context_options() {
 }
 
 std::unique_ptr<vktrain::Context> g_context;
+std::unique_ptr<vktrain::Context> g_unfused_attention_context;
+std::unique_ptr<vktrain::Context> g_fused_attention_context;
 
 // The shared context is destroyed when the tests end, not during static destruction at exit: by then
 // the driver (lavapipe's LLVM) may already have torn down state that device destruction still needs.
 class ContextEnvironment : public testing::Environment {
 public:
-    void TearDown() override { g_context.reset(); }
+    void TearDown() override {
+        g_unfused_attention_context.reset();
+        g_fused_attention_context.reset();
+        g_context.reset();
+    }
 };
 testing::Environment* const g_environment = testing::AddGlobalTestEnvironment(new ContextEnvironment);
 
@@ -66,6 +72,24 @@ vktrain::Context& context() {
                      vktrain::detail::ContextAccess::device(*g_context).validation() ? "on" : "off");
     }
     return *g_context;
+}
+
+vktrain::Context& unfused_attention_context() {
+    if (!g_unfused_attention_context) {
+        vktrain::ContextOptions o = context_options();
+        o.allow_fused_attention = false;
+        g_unfused_attention_context = std::make_unique<vktrain::Context>(o);
+    }
+    return *g_unfused_attention_context;
+}
+
+vktrain::Context& fused_attention_context() {
+    if (!g_fused_attention_context) {
+        vktrain::ContextOptions o = context_options();
+        o.fused_attention_min_score_bytes = 0;
+        g_fused_attention_context = std::make_unique<vktrain::Context>(o);
+    }
+    return *g_fused_attention_context;
 }
 
 vktrain::runtime::Device& device() {

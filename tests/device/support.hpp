@@ -27,6 +27,11 @@ using vktrain::kernels::DType;
 
 vktrain::ContextOptions context_options();
 vktrain::Context& context();
+// context() with ContextOptions::allow_fused_attention off: the unfused attention graph path (its GEMM sites).
+vktrain::Context& unfused_attention_context();
+// context() with every attention node fused (ContextOptions::fused_attention_min_score_bytes 0): by default only
+// large score matrices run fused, so the small shapes of the tests need this to reach the fused graph path.
+vktrain::Context& fused_attention_context();
 vktrain::runtime::Device& device();
 bool expect_coopmat();     // VKTRAIN_TEST_EXPECT_COOPMAT=1: coopmat tests must run, not skip
 int validation_messages(); // seen so far in this process

@@ -524,7 +524,7 @@ TEST(AttentionTrainer, MixedPathsMatchFp32) {
         o.batch_size = batch;
         o.seed = 5;
         o.precision = vktrain::Precision::fp32;
-        vktrain::Trainer t32(vkt_test::context(), model, o);
+        vktrain::Trainer t32(vkt_test::unfused_attention_context(), model, o);
         std::vector<std::vector<float>> g32;
         const float loss32 = t32.compute_gradients(in, batch, g32);
         std::vector<GemmPath> paths{GemmPath::tiled_fp16};
@@ -532,7 +532,7 @@ TEST(AttentionTrainer, MixedPathsMatchFp32) {
         for (GemmPath path : paths) {
             o.precision = vktrain::Precision::mixed;
             o.gemm_path = path;
-            vktrain::Trainer t(vkt_test::context(), model, o);
+            vktrain::Trainer t(vkt_test::unfused_attention_context(), model, o);
             t.set_parameters(t32.parameters());
             int sites = 0;
             for (const auto& r : t.gemm_paths())
@@ -567,14 +567,14 @@ TEST(AttentionTrainer, AutoPathSitesAndPredict) {
     o.batch_size = batch;
     o.seed = 6;
     o.precision = vktrain::Precision::mixed;
-    vktrain::Trainer t(vkt_test::context(), model, o);
+    vktrain::Trainer t(vkt_test::unfused_attention_context(), model, o);
     std::map<std::string, std::string> keys;
     for (const auto& r : t.gemm_paths()) keys[r.site] = r.shape;
     EXPECT_EQ(keys["attn0.forward:scores"], "ABt:m=7,n=7,k=5,out=f32,batch=9,ld=45/45/0");
     EXPECT_EQ(keys["attn0.forward:values"], "AB:m=7,n=5,k=7,out=f16,batch=9,ld=0/45/15");
     EXPECT_EQ(keys["attn0.backward:dk"], "AtB:m=7,n=5,k=7,out=f16,batch=9,ld=0/45/45");
     o.precision = vktrain::Precision::fp32;
-    vktrain::Trainer t32(vkt_test::context(), model, o);
+    vktrain::Trainer t32(vkt_test::unfused_attention_context(), model, o);
     t32.set_parameters(t.parameters());
     const auto p16 = t.predict({x.data(), nullptr}, batch), p32 = t32.predict({x.data(), nullptr}, batch);
     ASSERT_EQ(p16.size(), size_t(batch) * 3);

@@ -340,7 +340,7 @@ TEST(GqaAttentionTrainer, MixedPathsMatchFp32AndEverySiteTakesTheForcedPath) {
         o.batch_size = batch;
         o.seed = 7;
         o.precision = vktrain::Precision::fp32;
-        vktrain::Trainer t32(vkt_test::context(), model, o);
+        vktrain::Trainer t32(vkt_test::unfused_attention_context(), model, o);
         std::vector<std::vector<float>> g32;
         const float loss32 = t32.compute_gradients(in, batch, g32);
         std::vector<GemmPath> paths{GemmPath::tiled_fp16};
@@ -351,7 +351,7 @@ TEST(GqaAttentionTrainer, MixedPathsMatchFp32AndEverySiteTakesTheForcedPath) {
         for (GemmPath path : paths) {
             o.precision = vktrain::Precision::mixed;
             o.gemm_path = path;
-            vktrain::Trainer t(vkt_test::context(), model, o);
+            vktrain::Trainer t(vkt_test::unfused_attention_context(), model, o);
             t.set_parameters(t32.parameters());
             std::map<std::string, GemmPath> sites;
             for (const auto& r : t.gemm_paths())
@@ -396,22 +396,25 @@ TEST(GqaAttentionTrainer, EqualsSelfAttentionModelBitForBit) {
     };
     std::vector<vktrain::Precision> precisions{vktrain::Precision::fp32};
     if (vkt_test::context().fp16_available()) precisions.push_back(vktrain::Precision::mixed);
-    for (vktrain::Precision precision : precisions) {
-        vktrain::TrainerOptions o;
-        o.batch_size = batch;
-        o.seed = 8;
-        o.precision = precision;
-        if (precision == vktrain::Precision::mixed) o.gemm_path = GemmPath::tiled_fp16;
-        vktrain::Trainer fused(vkt_test::context(), build(false), o), sep(vkt_test::context(), build(true), o);
-        sep.set_parameters(fused.parameters());
-        std::vector<std::vector<float>> gf, gs;
-        const float lf = fused.compute_gradients(in, batch, gf), ls = sep.compute_gradients(in, batch, gs);
-        const char* what = precision == vktrain::Precision::fp32 ? "fp32" : "mixed";
-        EXPECT_EQ(lf, ls) << what;
-        ASSERT_EQ(gf.size(), gs.size());
-        for (size_t k = 0; k < gf.size(); ++k) EXPECT_EQ(gf[k], gs[k]) << what << " gradient " << k;
-        EXPECT_EQ(fused.predict({x.data(), nullptr}, batch), sep.predict({x.data(), nullptr}, batch)) << what;
-    }
+    // On both attention paths (the fused kernels, the default, and the unfused GEMMs).
+    for (vktrain::Context* ctx : {&vkt_test::context(), &vkt_test::unfused_attention_context()})
+        for (vktrain::Precision precision : precisions) {
+            vktrain::TrainerOptions o;
+            o.batch_size = batch;
+            o.seed = 8;
+            o.precision = precision;
+            if (precision == vktrain::Precision::mixed) o.gemm_path = GemmPath::tiled_fp16;
+            vktrain::Trainer fused(*ctx, build(false), o), sep(*ctx, build(true), o);
+            sep.set_parameters(fused.parameters());
+            std::vector<std::vector<float>> gf, gs;
+            const float lf = fused.compute_gradients(in, batch, gf), ls = sep.compute_gradients(in, batch, gs);
+            const std::string what = std::string(precision == vktrain::Precision::fp32 ? "fp32" : "mixed") +
+                                     (ctx == &vkt_test::context() ? " fused attention" : " unfused attention");
+            EXPECT_EQ(lf, ls) << what;
+            ASSERT_EQ(gf.size(), gs.size());
+            for (size_t k = 0; k < gf.size(); ++k) EXPECT_EQ(gf[k], gs[k]) << what << " gradient " << k;
+            EXPECT_EQ(fused.predict({x.data(), nullptr}, batch), sep.predict({x.data(), nullptr}, batch)) << what;
+        }
 }
 
 } // namespace

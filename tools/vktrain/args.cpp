@@ -45,6 +45,9 @@ void add_device_options(OptionTable& t, DeviceArgs& d) {
     add_validation(t, d.validation);
     t.flag("--no-coopmat", [&d] { d.no_coopmat = true; });
     t.flag("--no-tune", [&d] { d.no_tune = true; });
+    t.value("--attention", store_choice(d.attention, Choices<AttentionChoice>{{"auto", AttentionChoice::automatic},
+                                                                              {"fused", AttentionChoice::fused},
+                                                                              {"unfused", AttentionChoice::unfused}}));
 }
 
 // `Target` is Precision or std::optional<Precision>.

@@ -21,12 +21,17 @@ GemmPath parse_gemm_path(const std::string& option, const std::string& text);
 const char* precision_name(Precision precision);
 const char* optimizer_name(OptimizerKind kind);
 
+// --attention: auto fuses the attention nodes whose score matrix is large (ContextOptions::
+// fused_attention_min_score_bytes), fused every node, unfused none.
+enum class AttentionChoice { automatic, fused, unfused };
+
 // Device selection shared by the commands that open a device.
 struct DeviceArgs {
     std::string device; // --device: all digits -> index, otherwise a name substring
     bool validation = false;
     bool no_coopmat = false;
-    bool no_tune = false; // --no-tune: the device's default GEMM tiles, nothing timed
+    bool no_tune = false;                                   // --no-tune: the device's default GEMM tiles, nothing timed
+    AttentionChoice attention = AttentionChoice::automatic; // --attention auto|fused|unfused
 };
 
 struct TrainArgs {

@@ -128,6 +128,8 @@ mixed precision:
 device:
   --device INDEX|NAME     device index (see `vktrain devices`) or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --attention A           auto, fused or unfused: attention's kernels (fused: no T x T score matrix in memory;
+                          default auto: fused where the unfused scores would take 64 MiB or more)
   --no-tune               run every GEMM with the device's default tiles (by default each GEMM shape's tile
                           configurations are timed once, cached with the pipelines, and the fastest runs)
   --validation            enable the Vulkan validation layer
@@ -171,6 +173,8 @@ a text model (weights written by `vktrain train --model gpt:...`), the validatio
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --attention A           auto, fused or unfused: attention's kernels (fused: no T x T score matrix in memory;
+                          default auto: fused where the unfused scores would take 64 MiB or more)
   --no-tune               run every GEMM with the device's default tiles (by default each GEMM shape's tile
                           configurations are timed once, cached with the pipelines, and the fastest runs)
   --validation            enable the Vulkan validation layer
@@ -199,6 +203,8 @@ model file (`vktrain train --from ... --lora --output`) runs with its adapters m
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --attention A           auto, fused or unfused: attention's kernels (fused: no T x T score matrix in memory;
+                          default auto: fused where the unfused scores would take 64 MiB or more)
   --no-tune               run every GEMM with the device's default tiles (by default each GEMM shape's tile
                           configurations are timed once, cached with the pipelines, and the fastest runs)
   --validation            enable the Vulkan validation layer
@@ -299,6 +305,8 @@ number of positions up to its context) or real values (F32, F16 or BF16 [batch] 
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
   --device INDEX|NAME     device index or a substring of its name
   --no-coopmat            never use VK_KHR_cooperative_matrix
+  --attention A           auto, fused or unfused: attention's kernels (fused: no T x T score matrix in memory;
+                          default auto: fused where the unfused scores would take 64 MiB or more)
   --no-tune               run every GEMM with the device's default tiles
   --validation            enable the Vulkan validation layer
   --force                 replace an existing --output file

@@ -26,6 +26,8 @@ ContextOptions context_options(const DeviceArgs& args) {
     o.validation = args.validation;
     o.allow_coopmat = !args.no_coopmat;
     o.tune_gemm_tiles = !args.no_tune;
+    o.allow_fused_attention = args.attention != AttentionChoice::unfused;
+    if (args.attention == AttentionChoice::fused) o.fused_attention_min_score_bytes = 0;
     o.log = [](LogLevel level, LogSource source, const std::string& message) {
         std::fprintf(stderr, "vktrain: %s%s: %s\n", source == LogSource::validation ? "validation " : "",
                      to_string(level), message.c_str());
