@@ -73,6 +73,7 @@ StepTiming train_step(const std::string& device, bool fused, uint32_t context, u
     o.device_name = device;
     o.cache_dir = "none";
     o.allow_fused_attention = fused;
+    o.fused_attention_min_score_bytes = 0; // every node fused: the automatic choice keeps small score matrices unfused
     vktrain::Context ctx(o);
     vktrain::GptOptions g;
     g.vocab = 64;

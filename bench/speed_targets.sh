@@ -48,9 +48,14 @@ conv_args=()
 echo "== norms, softmax, element-wise ($where)" >&2
 "${runner[@]}" "$build/bin/vktrain_bench_elementwise" --out "$tmp/elementwise.json" >"$tmp/elementwise.txt"
 echo "== attention, fused and unfused ($where)" >&2
-att_args=()
-[ "$quick" = 1 ] && att_args=(--context 512 --batch 2 --steps 1 --repeats 1)
+# Batch 1 for the ratio: at batch 8 the unfused path cannot run on lavapipe (its 256 MiB score matrix exceeds the
+# 128 MiB maxStorageBufferRange), so batch 8 is the fused path alone (it trains, and its peak is recorded).
+att_args=(--context 2048 --batch 1) att8_args=(--context 2048 --batch 8 --steps 1 --no-kernels --no-unfused)
+[ "$quick" = 1 ] && att_args=(--context 512 --batch 1 --steps 1 --repeats 1) &&
+  att8_args=(--context 512 --batch 2 --steps 1 --no-kernels --no-unfused)
 "${runner[@]}" "$build/bin/vktrain_bench_attention" "${att_args[@]}" --out "$tmp/attention.json" >"$tmp/attention.txt"
+"${runner[@]}" "$build/bin/vktrain_bench_attention" "${att8_args[@]}" --out "$tmp/attention-batch.json" \
+  >"$tmp/attention-batch.txt"
 
 text=/usr/share/games/fortunes
 for p in fp32 mixed; do

@@ -84,6 +84,11 @@ def main():
             step.get("peak_memory_ratio_fused_over_unfused"), "<= 0.3", lambda v: v <= 0.3)
         add("GPT context %s step time fused / unfused attention" % step.get("context"),
             step.get("step_time_ratio_fused_over_unfused"), "(measured)", lambda v: True)
+    big = (load(os.path.join(tmp, "attention-batch.json")) or {}).get("gpt_step", {})
+    if big:
+        add("GPT context %s, batch %s, fused attention alone: peak MiB (unfused: beyond the device's binding limit)"
+            % (big.get("context"), big.get("batch")), big.get("fused_peak_bytes", 0) / 1048576.0, "(measured)",
+            lambda v: True)
     k = att.get("kernels", {})
     for d in ("forward", "backward"):
         if "fused_%s_fraction_of_fma" % d in k:

@@ -260,12 +260,15 @@ TEST(GraphOps, EveryRegisteredOpHasAFiniteDifferenceExample) {
         EXPECT_TRUE(ex.count(op->name)) << "op '" << op->name << "' has no finite-difference example in "
                                         << "tests/device/test_graph_ops.cpp";
     }
-    // Every backward-only op is reached by some example's training graph.
+    // Every backward-only op is reached by some example's training graph, the fused attention's with every attention
+    // node fused (Ir::fused_attention with no score-size threshold).
     std::set<std::string> used;
     for (const auto& [name, make] : ex) {
         const Example e = make();
-        const auto ir = vktrain::graph::build_ir(e.model, e.batch, true);
-        for (const auto& n : ir.nodes) used.insert(n.op->name);
+        for (bool fused : {false, true}) {
+            const auto ir = vktrain::graph::build_ir(e.model, e.batch, true, 0, fused, 0);
+            for (const auto& n : ir.nodes) used.insert(n.op->name);
+        }
     }
     for (const auto* op : vktrain::graph::registered_ops()) {
         if (op->backward_only) {
