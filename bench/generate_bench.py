@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
 import check_torch_gpt as gpt_ref  # noqa: E402
 import hf_llama_reference as llama_ref  # noqa: E402
 import hf_reference as hf_ref  # noqa: E402
+from byte_level import bytes_to_unicode  # noqa: E402
 from safetensors_reader import read_safetensors  # noqa: E402
 
 GPT_SPEC = "gpt:layers=4,heads=4,width=128,context=128"
@@ -160,18 +161,6 @@ def prepare_gpt(args, work):
     return dict(weights=weights, model=model, context=context, prompt=prompt,
                 prompt_ids=[index[ch] for ch in prompt], decode=lambda ids: "".join(vocab[i] for i in ids).encode(),
                 stepper=lambda m, dev: gpt_stepper(m, heads, dev))
-
-
-def bytes_to_unicode():
-    """GPT-2's byte-to-character map (as tests/python/check_hf_llama.py)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
-    cs, n = list(bs), 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def prepare_llama(args, work):

@@ -6,17 +6,10 @@ ratio is vktrain mixed / PyTorch AMP and vktrain fp32 / PyTorch fp32.
 
   summarize_recipes.py FOLDER
 """
-import json
 import os
 import sys
 
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+from results_common import load
 
 
 def main():

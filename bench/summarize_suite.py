@@ -2,47 +2,22 @@
 """Merges one run of bench/run_suite.sh (its folder of intermediate files) into one JSON with the machine, the
 device, the commit, every result with its ratio to the ceiling measured in the same run, and issue 13's targets
 checked; prints a short summary.   summarize_suite.py TMP_DIR WHERE OUT.json"""
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+from results_common import commit, load, machine, utc_now
 
 
 def main():
     tmp, where, out = sys.argv[1:4]
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = ""
     gemm = load(os.path.join(tmp, "gemm.json")) or {}
     doc = {
         "suite": "vktrain benchmark suite (bench/run_suite.sh)",
         "where": where,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": commit,
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "arch": platform.machine()},
+        "date": utc_now(),
+        "commit": commit(),
+        "machine": machine(),
         "device": gemm.get("device"),
         "driver": gemm.get("driver"),
         "coopmat_shapes": gemm.get("coopmat_shapes", []),

@@ -4,20 +4,12 @@ machine, the device, the commit and every measured ratio beside its target, and 
 
   summarize_targets.py TMP_DIR WHERE OUT.json
 """
-import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+from results_common import commit, load, machine, utc_now
 
 
 def median(xs):
@@ -47,9 +39,6 @@ def profile_shares(report):
 
 def main():
     tmp, where, out = sys.argv[1:4]
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     gemm = load(os.path.join(tmp, "gemm.json")) or {}
     conv = load(os.path.join(tmp, "conv.json")) or {}
     elem = load(os.path.join(tmp, "elementwise.json")) or {}
@@ -139,8 +128,8 @@ def main():
             return None
 
     doc = {
-        "suite": "issue 25 speed targets (bench/speed_targets.sh)", "where": where, "commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "suite": "issue 25 speed targets (bench/speed_targets.sh)", "where": where, "commit": commit(),
+        "date": utc_now(), "machine": machine(),
         "device": gemm.get("device") or conv.get("device"), "driver": gemm.get("driver") or conv.get("driver"),
         "ceilings": gemm.get("ceilings", {}), "copy_gb_s": elem.get("copy_gb_s"),
         "loadavg_start": loadavg("loadavg-start.txt"), "loadavg_end": loadavg("loadavg-end.txt"),
@@ -150,7 +139,7 @@ def main():
     with open(out, "w") as f:
         json.dump(doc, f, indent=2)
     print("Issue 25 targets on %s (%s), commit %s, %s; load average %s at the start, %s at the end\n" % (
-        doc["device"], where, commit, doc["date"], " ".join(doc["loadavg_start"] or []),
+        doc["device"], where, doc["commit"], doc["date"], " ".join(doc["loadavg_start"] or []),
         " ".join(doc["loadavg_end"] or [])))
     print("| measure | measured | target | met |")
     print("|---|---|---|---|")

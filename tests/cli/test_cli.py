@@ -20,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from byte_level import bytes_to_unicode  # noqa: E402
+
 DATA_DIR = os.environ.get("VKTRAIN_TEST_DATA", "/usr/share/datasets/fashion-mnist")
 SKIP = 77
 
@@ -1165,21 +1168,9 @@ def case_text_split_too_short(cli):
     check_last_error(p, 1, "shortval2.txt", "validation split", "needs at least 17 tokens")
 
 
-def byte_level_symbols():
-    """GPT-2's bytes_to_unicode()."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
-
-
 def write_small_bpe(cli, name="tok", extra=()):
     """A byte-level BPE folder (vocab.json + merges.txt): 256 byte tokens, a few merges, <|endoftext|>."""
-    sym = byte_level_symbols()
+    sym = bytes_to_unicode()
     vocab = {sym[b]: b for b in range(256)}
     merges = [(sym[32], "t"), ("h", "e"), (sym[32] + "t", "he"), ("'", "s")] + list(extra)
     for a, b in merges:

@@ -30,6 +30,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_llama_reference as llama  # noqa: E402
+from byte_level import bytes_to_unicode  # noqa: E402
 import hf_reference as ref  # noqa: E402
 
 BIN, LIB, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -318,18 +319,6 @@ def capi_llama_options(config, weights):
     check(status != 0 and "not a Llama" in error, "vkt_model_llama_options refuses a CNN: " + error)
     lib.vkt_model_destroy(gpt)
     lib.vkt_model_destroy(model)
-
-
-def bytes_to_unicode():
-    """GPT-2's byte-to-character map (bytes_to_unicode in its encoder.py)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
-    cs, n = list(bs), 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def generate_and_train(seed):
