@@ -29,34 +29,14 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_harness import Checks  # noqa: E402
 import hf_llama_reference as llama  # noqa: E402
 from byte_level import bytes_to_unicode  # noqa: E402
 import hf_reference as ref  # noqa: E402
 
-BIN, LIB, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
-RUNNER = sys.argv[4:]
-failures = []
-passes = []
-
-
-def run(args, expect_ok=True):
-    p = subprocess.run(RUNNER + [BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if expect_ok and p.returncode != 0:
-        raise SystemExit("FAIL: vktrain %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
-    return p
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what)
-    (passes if cond else failures).append(what)
-
-
-def expect_error(args, text, status=1):
-    p = run(args, expect_ok=False)
-    lines = p.stderr.strip().splitlines()
-    ok = (p.returncode == status and len(lines) == 1 and lines[0].startswith("vktrain: error: ")
-          and text in lines[0])
-    check(ok, "error %r (exit %d, stderr %r)" % (text, p.returncode, p.stderr.strip()))
+CHECKS = Checks(sys.argv)
+BIN, LIB, WORK, RUNNER = CHECKS.bin, CHECKS.lib, CHECKS.work, CHECKS.runner
+run, check, expect_error = CHECKS.run, CHECKS.check, CHECKS.expect_error
 
 
 def hf_state(model, head=False, buffers=False):
@@ -472,10 +452,7 @@ def main():
         capi_llama_options(first[0], first[3])
     generate_and_train(seed=30)
     bad_inputs(first[0], first[1], first[3])
-    print("%d passed, %d failed" % (len(passes), len(failures)))
-    if failures:
-        print("failed:\n  " + "\n  ".join(failures))
-        sys.exit(1)
+    sys.exit(CHECKS.summary())
 
 
 main()

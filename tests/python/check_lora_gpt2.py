@@ -29,27 +29,15 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_harness import Checks  # noqa: E402
 import hf_reference as ref  # noqa: E402
 
-BIN, LIB, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
-RUNNER = sys.argv[4:]
-failures = []
-passes = []
+CHECKS = Checks(sys.argv)
+BIN, LIB, WORK, RUNNER = CHECKS.bin, CHECKS.lib, CHECKS.work, CHECKS.runner
+run, check = CHECKS.run, CHECKS.check
 CONFIG = dict(vocab_size=53, n_positions=12, n_embd=16, n_layer=2, n_head=2, activation_function="gelu_new",
               tie_word_embeddings=True)
 PATTERN, R, ALPHA = "transformer.h.*", 4, 12.0
-
-
-def run(args, expect_ok=True):
-    p = subprocess.run(RUNNER + [BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if expect_ok and p.returncode != 0:
-        raise SystemExit("FAIL: vktrain %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
-    return p
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what)
-    (passes if cond else failures).append(what)
 
 
 class LoraLayer(nn.Module):
@@ -245,10 +233,7 @@ def main():
     if LIB != "-":
         lora_gradients(folder, weights, seed=7)
         peft_round_trip(folder, weights, seed=8)
-    print("%d passed, %d failed" % (len(passes), len(failures)))
-    if failures:
-        print("failed:\n  " + "\n  ".join(failures))
-        sys.exit(1)
+    sys.exit(CHECKS.summary())
 
 
 main()

@@ -29,33 +29,13 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_harness import Checks  # noqa: E402
 from hf_reference import read_safetensors, relative_l2, write_safetensors  # noqa: E402
 
-BIN, LIB, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
-RUNNER = sys.argv[4:]
+CHECKS = Checks(sys.argv)
+BIN, LIB, WORK, RUNNER = CHECKS.bin, CHECKS.lib, CHECKS.work, CHECKS.runner
+run, check, expect_error = CHECKS.run, CHECKS.check, CHECKS.expect_error
 ONLY = os.environ.get("VKTRAIN_TORCHVISION_ONLY", "")  # "resnet": skip the MobileNets (a quicker run)
-failures = []
-passes = []
-
-
-def run(args, expect_ok=True):
-    p = subprocess.run(RUNNER + [BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if expect_ok and p.returncode != 0:
-        raise SystemExit("FAIL: vktrain %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
-    return p
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what)
-    (passes if cond else failures).append(what)
-
-
-def expect_error(args, text, status=1):
-    p = run(args, expect_ok=False)
-    lines = p.stderr.strip().splitlines()
-    ok = (p.returncode == status and len(lines) == 1 and lines[0].startswith("vktrain: error: ")
-          and text in lines[0])
-    check(ok, "error %r (exit %d, stderr %r)" % (text, p.returncode, p.stderr.strip()))
 
 
 def path(name):
@@ -349,8 +329,7 @@ def main():
                  "the model takes [batch] + [3, 224, 224] (the model does not take [4, 96, 96] for its input 'x': its "
                  "parameter 'conv1.weight' would change shape")
 
-    print("%d passed, %d failed" % (len(passes), len(failures)))
-    return 1 if failures else 0
+    return CHECKS.summary()
 
 
 if __name__ == "__main__":
