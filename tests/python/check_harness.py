@@ -1,7 +1,10 @@
 """What the check_*.py scripts share: their command line (VKTRAIN_BINARY LIBVKTRAIN_C WORK_DIR [RUNNER...], RUNNER
 being a command prefix such as run-in-root.sh BUILD for the trixie device, LIBVKTRAIN_C "-" for none), running the
 vktrain binary under the runner, one-line error checks, and the tally of checks."""
+import os
+import shutil
 import subprocess
+import sys
 
 
 class Checks:
@@ -17,6 +20,16 @@ class Checks:
         if expect_ok and p.returncode != 0:
             raise SystemExit("FAIL: vktrain %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
         return p
+
+    def run_capi_script(self, name, args):
+        """Runs tests/python/NAME (a C API script) with args under the runner, copied into the work folder first with
+        the capi_graph.py it imports: the trixie root sees the build folder, not the source."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        for f in (name, "capi_graph.py"):
+            shutil.copy(os.path.join(here, f), os.path.join(self.work, f))
+        python = "python3" if self.runner else sys.executable
+        return subprocess.run(self.runner + [python, os.path.join(self.work, name)] + [str(a) for a in args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def check(self, cond, what):
         print(("ok    " if cond else "FAIL  ") + what)

@@ -16,7 +16,6 @@ and every bad input fails with one line naming the problem.
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -158,11 +157,8 @@ def gradients(name, config, folder, weights, seed):
     inputs = os.path.join(WORK, name + "-grad-inputs.bin")
     with open(inputs, "wb") as f:
         f.write(ids.astype("<i4").tobytes() + targets.astype("<i4").tobytes())
-    script = os.path.join(WORK, "capi_gradients.py")  # in WORK: the trixie root sees the build folder, not the source
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_gradients.py"), script)
     out = os.path.join(WORK, name + "-grads")
-    p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, str(batch), inputs,
-                                 out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = CHECKS.run_capi_script("capi_gradients.py", [LIB, weights, batch, inputs, out])
     if p.returncode != 0:
         check(False, "%s: gradients through the C API (%s)" % (name, (p.stdout + p.stderr).strip()))
         return

@@ -150,11 +150,8 @@ def gradients(name, config, folder, weights, seed):
     inputs = os.path.join(WORK, name + "-grad-inputs.bin")
     with open(inputs, "wb") as f:
         f.write(ids.astype("<i4").tobytes() + targets.astype("<i4").tobytes())
-    script = os.path.join(WORK, "capi_gradients.py")  # in WORK: the trixie root sees the build folder, not the source
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_gradients.py"), script)
     out = os.path.join(WORK, name + "-grads")
-    p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, str(batch), inputs,
-                                 out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = CHECKS.run_capi_script("capi_gradients.py", [LIB, weights, batch, inputs, out])
     if p.returncode != 0:
         check(False, "%s: gradients through the C API (%s)" % (name, (p.stdout + p.stderr).strip()))
         return
@@ -220,12 +217,9 @@ def lora_gradients(name, config, folder, weights, seed):
     inputs = os.path.join(WORK, name + "-lora-inputs.bin")
     with open(inputs, "wb") as f:
         f.write(ids.astype("<i4").tobytes() + labels.astype("<i4").tobytes())
-    script = os.path.join(WORK, "capi_lora_gradients.py")
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_lora_gradients.py"), script)
     out = os.path.join(WORK, name + "-lora-grads")
-    p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, adapter_path,
-                                 LORA_PATTERN, str(LORA_R), str(LORA_ALPHA), str(batch), inputs, out],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = CHECKS.run_capi_script("capi_lora_gradients.py", [LIB, weights, adapter_path, LORA_PATTERN, LORA_R, LORA_ALPHA,
+                                                          batch, inputs, out])
     if p.returncode != 0:
         check(False, "%s: LoRA gradients through the C API (%s)" % (name, (p.stdout + p.stderr).strip()))
         return

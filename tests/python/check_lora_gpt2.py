@@ -21,7 +21,6 @@ the merged weights (relative L2 1e-6) and gives the same logits.
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -90,12 +89,9 @@ def lora_gradients(folder, weights, seed):
     inputs = os.path.join(WORK, "grad-inputs.bin")
     with open(inputs, "wb") as f:
         f.write(ids.astype("<i4").tobytes() + targets.astype("<i4").tobytes())
-    script = os.path.join(WORK, "capi_lora_gradients.py")  # in WORK: the trixie root sees the build folder only
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_lora_gradients.py"), script)
     out = os.path.join(WORK, "lora-grads")
-    p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, adapter_path, PATTERN,
-                                 str(R), str(ALPHA), str(batch), inputs, out],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = CHECKS.run_capi_script("capi_lora_gradients.py", [LIB, weights, adapter_path, PATTERN, R, ALPHA, batch, inputs,
+                                                          out])
     if p.returncode != 0:
         check(False, "LoRA gradients through the C API (%s)" % (p.stdout + p.stderr).strip())
         return
@@ -174,14 +170,10 @@ def peft_round_trip(folder, weights, seed):
     m = merged_reference(folder, adapter, targets)
     with torch.no_grad():
         want = m(torch.from_numpy(ids.astype(np.int64))).numpy()
-    script = os.path.join(WORK, "capi_lora_predict.py")
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_lora_predict.py"), script)
     for precision, bound in (("fp32", 1e-4), ("mixed", 1e-2)):
         out = os.path.join(WORK, "lora-logits-" + precision)
         saved = os.path.join(WORK, "vktrain-adapter-" + precision)
-        p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, peft, precision,
-                                     str(batch), inputs, out, saved],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = CHECKS.run_capi_script("capi_lora_predict.py", [LIB, weights, peft, precision, batch, inputs, out, saved])
         if p.returncode != 0:
             check(False, "PEFT adapter through the C API in %s (%s)" % (precision, (p.stdout + p.stderr).strip()))
             continue

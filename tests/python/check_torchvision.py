@@ -21,7 +21,6 @@ and every bad input fails with one line naming the problem.
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -183,13 +182,10 @@ def gradients(arch, src, tensors, train_only, seed, frozen_bn=False):
     labels = rng.integers(0, 5, size=batch).astype(np.int32)
     x.astype("<f4").tofile(path(name + "-x.bin"))
     labels.astype("<i4").tofile(path(name + "-labels.bin"))
-    script = path("capi_vision_gradients.py")  # in WORK: the trixie root sees the build folder, not the source
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi_vision_gradients.py"), script)
     out = path(name)
-    p = subprocess.run(RUNNER + ["python3" if RUNNER else sys.executable, script, LIB, weights, str(batch),
-                                 path(name + "-x.bin"), path(name + "-labels.bin"), train_only, out]
-                       + (["frozen-bn"] if frozen_bn else []),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = CHECKS.run_capi_script("capi_vision_gradients.py", [LIB, weights, batch, path(name + "-x.bin"),
+                                                            path(name + "-labels.bin"), train_only, out]
+                               + (["frozen-bn"] if frozen_bn else []))
     if p.returncode != 0:
         check(False, "%s: gradients through the C API (%s)" % (name, (p.stdout + p.stderr).strip()))
         return
