@@ -370,6 +370,24 @@ VKT_API vkt_status vkt_model_describe(const vkt_model* m, char** out); /* "784-2
 VKT_API vkt_status vkt_import_hf(const char* source, const char* output, vkt_precision precision);
 VKT_API vkt_status vkt_export_hf(const char* weights, const char* directory, int32_t overwrite);
 
+/* torchvision state_dicts in and out (vktrain/import.hpp, docs/torchvision.md): import_torchvision writes the weights
+ * file `output` from the safetensors file `source` holding a torchvision model's state_dict(); export_torchvision
+ * writes a weights file of a torchvision architecture back as one (F32, num_batches_tracked I64), replacing `output`
+ * only when overwrite is non-zero. */
+typedef struct vkt_torchvision_options {
+    uint32_t struct_size;
+    const char* arch;       /* "resnet18" ... "resnet152", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large" */
+    uint32_t classes;       /* 0: the file's classifier; N > 0: a new one of N outputs (nn.Linear's init from seed) */
+    uint32_t height, width; /* the input size the weights file records (default 224 x 224) */
+    vkt_precision precision; /* mixed (default) refuses weights outside fp16's range */
+    uint64_t seed;
+} vkt_torchvision_options;
+#define VKT_TORCHVISION_OPTIONS_SIZE_V1 sizeof(vkt_torchvision_options)
+VKT_API vkt_status vkt_torchvision_options_default(vkt_torchvision_options* options, size_t struct_size);
+VKT_API vkt_status vkt_import_torchvision(const char* source, const char* output,
+                                          const vkt_torchvision_options* options);
+VKT_API vkt_status vkt_export_torchvision(const char* weights, const char* output, int32_t overwrite);
+
 /* Inspection. Value ids are node indexes: node i produces value i. */
 typedef struct vkt_node_info {
     uint32_t struct_size;

@@ -489,6 +489,54 @@ vkt_status vkt_export_hf(const char* weights, const char* directory, int32_t ove
     });
 }
 
+namespace {
+vkt_torchvision_options torchvision_out(const vktrain::TorchvisionImportOptions& t) {
+    vkt_torchvision_options o{};
+    o.struct_size = sizeof o;
+    o.arch = nullptr; // no default architecture: the caller names one
+    o.classes = t.classes;
+    o.height = t.height;
+    o.width = t.width;
+    o.precision = t.precision == vktrain::Precision::fp32 ? VKT_PRECISION_FP32 : VKT_PRECISION_MIXED;
+    o.seed = t.seed;
+    return o;
+}
+} // namespace
+
+vkt_status vkt_torchvision_options_default(vkt_torchvision_options* options, size_t struct_size) {
+    return guarded([&] {
+        fill_default(options, struct_size, torchvision_out(vktrain::TorchvisionImportOptions{}),
+                     {VKT_TORCHVISION_OPTIONS_SIZE_V1}, "vkt_torchvision_options");
+    });
+}
+
+vkt_status vkt_import_torchvision(const char* source, const char* output, const vkt_torchvision_options* options) {
+    return guarded([&] {
+        const vkt_torchvision_options o =
+            read_versioned(&need(options, "options"), torchvision_out(vktrain::TorchvisionImportOptions{}),
+                           {VKT_TORCHVISION_OPTIONS_SIZE_V1}, "vkt_torchvision_options");
+        if (o.precision != VKT_PRECISION_MIXED && o.precision != VKT_PRECISION_FP32)
+            throw InvalidArgument("precision is " + std::to_string(int(o.precision)) +
+                                  " (VKT_PRECISION_MIXED or VKT_PRECISION_FP32)");
+        vktrain::TorchvisionImportOptions t;
+        t.arch = text(o.arch, "options.arch");
+        t.classes = o.classes;
+        t.height = o.height;
+        t.width = o.width;
+        t.precision = o.precision == VKT_PRECISION_FP32 ? vktrain::Precision::fp32 : vktrain::Precision::mixed;
+        t.seed = o.seed;
+        vktrain::import_torchvision(text(source, "source"), text(output, "output"), t);
+    });
+}
+
+vkt_status vkt_export_torchvision(const char* weights, const char* output, int32_t overwrite) {
+    return guarded([&] {
+        vktrain::ExportOptions o;
+        o.overwrite = overwrite != 0;
+        vktrain::export_torchvision(text(weights, "weights"), text(output, "output"), o);
+    });
+}
+
 // ---- inspection ----
 
 vkt_status vkt_model_node_count(const vkt_model* m, size_t* count) {

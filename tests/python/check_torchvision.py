@@ -132,6 +132,50 @@ def widened(tensors, dtype):
     return out
 
 
+def capi_import_export(src18, t18, head):
+    """vkt_import_torchvision / vkt_export_torchvision write what `vktrain import` / `export` wrote (no device)."""
+    import ctypes as C
+
+    class TorchvisionOptions(C.Structure):
+        _fields_ = [("struct_size", C.c_uint32), ("arch", C.c_char_p), ("classes", C.c_uint32),
+                    ("height", C.c_uint32), ("width", C.c_uint32), ("precision", C.c_int), ("seed", C.c_uint64)]
+    lib = C.CDLL(LIB)
+    lib.vkt_last_error.restype = C.c_char_p
+    o = TorchvisionOptions()
+    check(lib.vkt_torchvision_options_default(C.byref(o), C.c_size_t(C.sizeof(o))) == 0 and o.height == 224
+          and o.width == 224 and o.classes == 0 and o.precision == 0 and not o.arch,
+          "vkt_torchvision_options_default: 224 x 224, the file's classifier, mixed, no architecture")
+    out = path("capi-head7.vkt.safetensors")
+    status = lib.vkt_import_torchvision(src18.encode(), out.encode(), C.byref(o))
+    error = lib.vkt_last_error().decode()
+    check(status == 2 and "arch" in error and not os.path.exists(out), "vkt_import_torchvision without arch: " + error)
+    o.arch, o.classes, o.seed = b"resnet18", 7, 5
+    status = lib.vkt_import_torchvision(src18.encode(), out.encode(), C.byref(o))
+    check(status == 0, "vkt_import_torchvision returns VKT_OK" + ("" if status == 0 else ": " +
+                                                                  lib.vkt_last_error().decode()))
+    a, meta_a = read_safetensors(out)
+    b, meta_b = read_safetensors(head)
+    same = sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    check(same and meta_a.get("vktrain_torchvision") == "resnet18",
+          "vkt_import_torchvision --classes 7 --seed 5 writes the tensors `vktrain import` wrote")
+    o.arch = b"vgg16"
+    status = lib.vkt_import_torchvision(src18.encode(), out.encode(), C.byref(o))
+    error = lib.vkt_last_error().decode()
+    check(status != 0 and "'vgg16' is not supported" in error and "\n" not in error,
+          "vkt_import_torchvision refuses vgg16 in one line: " + error)
+    exported = path("capi-export.safetensors")
+    check(lib.vkt_export_torchvision(out.encode(), exported.encode(), 0) == 0, "vkt_export_torchvision returns VKT_OK")
+    e, _ = read_safetensors(exported)
+    values = all(k in b and np.array_equal(np.asarray(e[k], np.float64), np.asarray(b[k], np.float64)) for k in e)
+    check(sorted(e) == sorted(t18) and values, "vkt_export_torchvision: resnet18's state_dict names, the imported "
+          "values")
+    status = lib.vkt_export_torchvision(out.encode(), exported.encode(), 0)
+    error = lib.vkt_last_error().decode()
+    check(status == 1 and "exists" in error and "\n" not in error, "vkt_export_torchvision refuses to overwrite: " +
+          error)
+    check(lib.vkt_export_torchvision(out.encode(), exported.encode(), 1) == 0, "vkt_export_torchvision overwrite=1")
+
+
 def parity(arch, seed, dtype, sizes):
     m = make_model(arch, seed)
     tensors = state_arrays(m)
@@ -269,6 +313,8 @@ def main():
     exported = {k: exported[k] for k in t18}
     check_export(head, "resnet18", exported, classes=7, what=" (--classes 7)")
 
+    if LIB != "-" and not RUNNER:  # the C API's import and export need no device: once, on the host
+        capi_import_export(src18, t18, head)
     if LIB != "-":
         gradients("resnet18", src18, t18, "fc.", 11)
         gradients("resnet18", src18, t18, "-", 12)
