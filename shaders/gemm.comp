@@ -9,6 +9,7 @@
 #include "dtypes.glsl"
 #include "elementwise.glsl"
 #include "gemm_core.glsl"
+#include "gelu.glsl"
 
 layout(binding = 0) readonly buffer BufA { IN_T a[]; };
 layout(binding = 1) readonly buffer BufB { IN_T b[]; };
@@ -19,6 +20,9 @@ layout(binding = 1) readonly buffer BufB4 { vec4 b4[]; };
 #endif
 layout(binding = 2) buffer BufC { OUT_S c[]; };
 layout(binding = 3) readonly buffer BufBias { IN_T bias[]; }; // bound to B when there is no bias
+// The GELU epilogues' pre-activation (GemmPush): written with GEMM_EPILOGUE_SAVE_PRE, read by DGELU; bound to C when
+// unused. Not readonly or writeonly: one declaration serves both.
+layout(binding = 4) buffer BufAux { OUT_S aux[]; };
 layout(push_constant) uniform Push { GemmPush p; };
 
 uint g_a_base, g_b_base, g_c_base; // element offsets of the current batch item
@@ -35,10 +39,24 @@ vec4 load_b4(uint k, uint n) {
     return vec4(b4[(g_b_base + k * p.b_stride_k + n) >> 2]);
 }
 
+// The GELU epilogues: what the unfused kernels compute from the GEMM's rounded result, bit for bit (the same
+// gelu.glsl functions on the same rounded inputs). Off the plain GEMM's path: one uniform branch per element.
+float gelu_epilogue(uint idx, float v) {
+    const float r = LOAD_OUT(STORE_OUT(v)); // the pre-activation (or the gradient) as stored by the unfused GEMM
+    const uint aux_idx = p.aux_offset + (idx - p.c_offset);
+    if ((p.epilogue & (GEMM_EPILOGUE_DGELU | GEMM_EPILOGUE_DGELU_ERF)) != 0) {
+        const float x = LOAD_OUT(aux[aux_idx]);
+        return r * ((p.epilogue & GEMM_EPILOGUE_DGELU) != 0 ? gelu_grad(x) : gelu_erf_grad(x));
+    }
+    if ((p.epilogue & GEMM_EPILOGUE_SAVE_PRE) != 0) aux[aux_idx] = STORE_OUT(r);
+    return (p.epilogue & GEMM_EPILOGUE_GELU) != 0 ? gelu(r) : gelu_erf(r);
+}
+
 void store_c(uint m, uint n, float v) {
     const uint idx = g_c_base + m * p.c_stride_m + n;
     if ((p.epilogue & GEMM_EPILOGUE_BIAS) != 0) v += float(bias[p.bias_offset + n]);
     if ((p.epilogue & GEMM_EPILOGUE_RELU) != 0) v = (v > 0.0 || isnan(v)) ? v : 0.0; // as activation.comp: NaN stays
+    if ((p.epilogue & ~(GEMM_EPILOGUE_BIAS | GEMM_EPILOGUE_RELU)) != 0) v = gelu_epilogue(idx, v);
     if (p.accumulate != 0) v += LOAD_OUT(c[idx]);
     c[idx] = STORE_OUT(v);
 }

@@ -15,7 +15,9 @@
 // (row_moments: no cancellation) in one reduction, then y normalises the same (x - K) - d. mean and rstd are
 // saved (fp32) for the backward pass.
 // Bindings: 0 x (IN type), 1 weight (IN type), 2 y (OUT type), 3 rstd (fp32); LayerNorm only: 4 mean (fp32),
-// 5 bias (IN type). Push: NormPush; offsets[k] is binding k's first element.
+// 5 bias (IN type); then (RES_B, RES_S below) the residual add's b and sum. Push: NormPush; offsets[k] is binding k's
+// first element. With NORM_FLAG_RESIDUAL (a residual add fused into the norm, graph/fusion.hpp) binding 0 holds a and x
+// is a + b rounded to x's type, as the add kernel stores it; the sum is written to RES_S (x's type) as well.
 #include "elementwise.glsl"
 // 16 invocations per row: on lavapipe (a workgroup is one thread, invocations SIMD lanes) 64 made the GPT recipe's
 // 128-wide rows 8x slower (vktrain_bench_elementwise --only rows), per-workgroup work dominating short rows.
@@ -32,11 +34,32 @@ layout(binding = 3) writeonly buffer BufRstd { float save_rstd[]; };
 layout(binding = 4) writeonly buffer BufMean { float save_mean[]; };
 layout(binding = 5) readonly buffer BufBias { IN_S bias[]; };
 
+#define RES_B 6
+#define RES_S 7
+#else
+#define RES_B 4
+#define RES_S 5
 #endif
+layout(binding = RES_B) readonly buffer BufResB { IN_S res_b[]; };
+layout(binding = RES_S) writeonly buffer BufResS { OUT_S res_s[]; };
 layout(push_constant) uniform Push { NormPush p; };
+
+bool g_residual;
+uint g_br, g_sr; // row starts of b and of the sum (residual add)
+
+// Element j of the row starting at xr: x, or with the residual add a + b rounded as add.comp rounds it. `store`: also
+// write the sum (each element once, by the invocation that owns it).
+float load_x(uint xr, uint j, bool store) {
+    const float a = LOAD_IN(x[xr + j]);
+    if (!g_residual) return a;
+    const float s = LOAD_OUT(STORE_OUT(a + LOAD_IN(res_b[g_br + j])));
+    if (store) res_s[g_sr + j] = STORE_OUT(s);
+    return s;
+}
 
 void main() {
     const uint t = gl_LocalInvocationIndex;
+    g_residual = (p.flags & NORM_FLAG_RESIDUAL) != 0u;
     const bool affine = (p.flags & NORM_FLAG_AFFINE) != 0u;
     const float cols = float(p.cols);
     const bool cached = p.cols <= ROW_WG * NORM_PER; // uniform
@@ -44,17 +67,19 @@ void main() {
     // The loop bound is uniform across the workgroup, so every invocation reaches the barriers inside.
     for (uint r = gl_WorkGroupID.x; r < p.rows; r += gl_NumWorkGroups.x) {
         const uint xr = p.offsets[0] + r * p.cols, yr = p.offsets[2] + r * p.cols; // < 2^31, checked on the host
+        g_br = p.offsets[RES_B] + r * p.cols;
+        g_sr = p.offsets[RES_S] + r * p.cols;
 #ifdef RMS_NORM
         float acc = 0.0;
         if (cached) {
             [[unroll]] for (uint k = 0; k < NORM_PER; ++k) {
                 const uint j = t + k * ROW_WG;
-                v[k] = j < p.cols ? LOAD_IN(x[xr + j]) : 0.0;
+                v[k] = j < p.cols ? load_x(xr, j, true) : 0.0;
                 acc += v[k] * v[k];
             }
         } else {
             for (uint j = t; j < p.cols; j += ROW_WG) {
-                const float a = LOAD_IN(x[xr + j]);
+                const float a = load_x(xr, j, true);
                 acc += a * a;
             }
         }
@@ -71,24 +96,24 @@ void main() {
             }
         } else {
             for (uint j = t; j < p.cols; j += ROW_WG) {
-                float o = LOAD_IN(x[xr + j]) * rstd;
+                float o = load_x(xr, j, false) * rstd;
                 if (affine) o *= LOAD_IN(weight[p.offsets[1] + j]);
                 y[yr + j] = STORE_OUT(o);
             }
         }
 #else
-        const float pivot = LOAD_IN(x[xr]);
+        const float pivot = load_x(xr, 0u, false);
         // This invocation's elements: count, then mean and M2 of x - pivot (two passes over registers, or memory).
         const float n = t < p.cols ? float((p.cols - t - 1u) / ROW_WG + 1u) : 0.0;
         float sum = 0.0, m2 = 0.0;
         if (cached) {
             [[unroll]] for (uint k = 0; k < NORM_PER; ++k) {
                 const uint j = t + k * ROW_WG;
-                v[k] = j < p.cols ? LOAD_IN(x[xr + j]) - pivot : 0.0;
+                v[k] = j < p.cols ? load_x(xr, j, true) - pivot : 0.0;
                 sum += v[k];
             }
         } else {
-            for (uint j = t; j < p.cols; j += ROW_WG) sum += LOAD_IN(x[xr + j]) - pivot;
+            for (uint j = t; j < p.cols; j += ROW_WG) sum += load_x(xr, j, true) - pivot;
         }
         const float local_mean = n > 0.0 ? sum / n : 0.0;
         if (cached) {
@@ -98,7 +123,7 @@ void main() {
             }
         } else {
             for (uint j = t; j < p.cols; j += ROW_WG) {
-                const float d = (LOAD_IN(x[xr + j]) - pivot) - local_mean;
+                const float d = (load_x(xr, j, false) - pivot) - local_mean;
                 m2 += d * d;
             }
         }
@@ -120,7 +145,7 @@ void main() {
             }
         } else {
             for (uint j = t; j < p.cols; j += ROW_WG) {
-                float o = ((LOAD_IN(x[xr + j]) - pivot) - shift) * rstd;
+                float o = ((load_x(xr, j, false) - pivot) - shift) * rstd;
                 if (affine) o = o * LOAD_IN(weight[p.offsets[1] + j]) + LOAD_IN(bias[p.offsets[5] + j]);
                 y[yr + j] = STORE_OUT(o);
             }

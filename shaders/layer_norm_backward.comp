@@ -12,7 +12,9 @@
 // The weight and bias gradients are column sums over rows
 // (layer_norm_weight_grad.comp, bias_grad.comp).
 // Bindings: 0 x, 1 dy, 2 weight (IN type), 3 rstd (fp32), 4 dx (OUT type, read-write with FLAG_ACCUMULATE);
-// LayerNorm only: 5 mean (fp32). Push: NormPush; offsets[k] is binding k's first element.
+// LayerNorm only: 5 mean (fp32); then DX2 (below), with NORM_FLAG_SECOND_DX a second output receiving dx's
+// stored value too (a residual add's gradient copy, graph/fusion.hpp). Push: NormPush; offsets[k] is binding k's
+// first element.
 #include "elementwise.glsl"
 // 16 invocations per row: on lavapipe (a workgroup is one thread, invocations SIMD lanes) 64 made the GPT recipe's
 // 128-wide rows 8x slower (vktrain_bench_elementwise --only rows), per-workgroup work dominating short rows.
@@ -28,18 +30,23 @@ layout(binding = 3) readonly buffer BufRstd { float save_rstd[]; };
 layout(binding = 4) buffer BufDx { OUT_S dx[]; };
 #ifndef RMS_NORM
 layout(binding = 5) readonly buffer BufMean { float save_mean[]; };
+#define DX2 6
+#else
+#define DX2 5
 #endif
+layout(binding = DX2) writeonly buffer BufDx2 { OUT_S dx2[]; };
 layout(push_constant) uniform Push { NormPush p; };
 
 void main() {
     const uint t = gl_LocalInvocationIndex;
     const bool affine = (p.flags & NORM_FLAG_AFFINE) != 0u;
     const bool accumulate = (p.flags & FLAG_ACCUMULATE) != 0u;
+    const bool second = (p.flags & NORM_FLAG_SECOND_DX) != 0u;
     const float cols = float(p.cols);
     // The loop bound is uniform across the workgroup, so every invocation reaches the barriers inside.
     for (uint r = gl_WorkGroupID.x; r < p.rows; r += gl_NumWorkGroups.x) {
         const uint xr = p.offsets[0] + r * p.cols, gr = p.offsets[1] + r * p.cols; // < 2^31, checked on the host
-        const uint dr = p.offsets[4] + r * p.cols;
+        const uint dr = p.offsets[4] + r * p.cols, d2r = p.offsets[DX2] + r * p.cols;
         const float rstd = save_rstd[p.offsets[3] + r];
 #ifdef RMS_NORM
         const float mean = 0.0;
@@ -84,6 +91,7 @@ void main() {
                     float v = rstd * (gv[k] - mean_g - xv[k] * mean_gx);
                     if (accumulate) v += LOAD_OUT(dx[dr + j]);
                     dx[dr + j] = STORE_OUT(v);
+                    if (second) dx2[d2r + j] = STORE_OUT(v);
                 }
             }
         } else {
@@ -94,6 +102,7 @@ void main() {
                 float v = rstd * (g - mean_g - xhat * mean_gx);
                 if (accumulate) v += LOAD_OUT(dx[dr + j]);
                 dx[dr + j] = STORE_OUT(v);
+                if (second) dx2[d2r + j] = STORE_OUT(v);
             }
         }
     }

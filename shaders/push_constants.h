@@ -17,7 +17,10 @@ using uint = uint32_t;
 // A·Bᵀ and Aᵀ·B and leading dimensions wider than a row (a column block of a wider matrix); a batch stride
 // of 0 broadcasts that operand. The epilogue (flags below) may add bias[bias_offset + n] (binding 3, the input type) to
 // every row and then apply ReLU, before the result is rounded and stored (a Linear layer's bias and a following ReLU,
-// fused: one rounding, no extra pass).
+// fused: one rounding, no extra pass). The GELU bits (graph/fusion.hpp) work on the value rounded to C's type, as the
+// unfused kernels see it: GEMM_EPILOGUE_GELU(_ERF) stores act(round(v)) and, with GEMM_EPILOGUE_SAVE_PRE, round(v) to
+// aux (binding 4, C's type and layout, element aux_offset + the C index less c_offset); GEMM_EPILOGUE_DGELU(_ERF)
+// stores round(v) · act'(aux) (a GELU's backward in the GEMM that produces its output's gradient).
 struct GemmPush {
     uint m, n, k;
     uint a_offset, a_stride_m, a_stride_k;
@@ -28,9 +31,15 @@ struct GemmPush {
     uint inner;      // items per outer index (>= 1)
     uint a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
     uint epilogue, bias_offset; // epilogue: GEMM_EPILOGUE_* bits
+    uint aux_offset;            // the GELU bits' pre-activation (binding 4)
 };
 #define GEMM_EPILOGUE_BIAS 1u
 #define GEMM_EPILOGUE_RELU 2u
+#define GEMM_EPILOGUE_GELU 4u       // tanh form (activation.comp's ACT_FLAG_GELU)
+#define GEMM_EPILOGUE_GELU_ERF 8u   // exact form (ACT_FLAG_GELU_ERF)
+#define GEMM_EPILOGUE_SAVE_PRE 16u  // with GELU(_ERF): also store the pre-activation to aux
+#define GEMM_EPILOGUE_DGELU 32u     // multiply by GELU'(aux), tanh form
+#define GEMM_EPILOGUE_DGELU_ERF 64u // ... exact form
 
 // Specialization constant ids of gemm_core.glsl (gemm.comp, conv.comp).
 #define GEMM_SPEC_BM 0    // rows of C per workgroup
@@ -234,10 +243,12 @@ struct NormPush {
     uint cols;
     uint flags; // NORM_FLAG_AFFINE, FLAG_ACCUMULATE
     float eps;  // added to the variance (LayerNorm) or to the mean square (RMSNorm)
-    uint offsets[6];
+    uint offsets[8];
 };
 
 #define NORM_FLAG_AFFINE 1u // the weight (and for LayerNorm the bias) bindings hold parameters; else unused
+#define NORM_FLAG_RESIDUAL 4u // forward: x = a + b (binding 0 a, then b and the sum written; graph/fusion.hpp)
+#define NORM_FLAG_SECOND_DX 8u // backward: dx also written to a second output (a residual add's gradient copy)
 // ---- softmax and self-attention (issue 12) ----
 // softmax.comp: rows × cols, each row a softmax over its cols elements (see the shader for the bindings).
 struct SoftmaxPush {

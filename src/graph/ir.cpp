@@ -160,6 +160,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bo
     for (const auto& [name, value] : model.outputs()) ir.outputs.push_back(vmap[size_t(value)]);
     fuse_linear_relu(ir);
     if (training) Autodiff(ir).run();
+    fuse_after_autodiff(ir);
     return ir;
 }
 

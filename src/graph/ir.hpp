@@ -65,6 +65,13 @@ struct IrNode {
     // Fusions (graph/fusion.hpp; not inherited by the backward nodes derived from this one):
     bool fused = false;         // computed by another node's kernel: records nothing itself
     bool relu_epilogue = false; // linear: applies the ReLU that follows it in its GEMM epilogue
+    // kernels::GemmGelu (0: none). linear: the GELU that follows it, in its GEMM epilogue: out[0] is then the
+    // pre-activation and out[1] the GELU's output (or, with one output, the GELU's output alone: nothing reads the
+    // pre-activation). linear_input_grad: the GELU backward of the input-gradient it writes, in = {dY, W, pre}.
+    int gelu_epilogue = 0;
+    // layer_norm / rms_norm: the residual add before it (x = a + b) computed by its kernel: in = {x, [weight, [bias]],
+    // a, b}, and out.back() is x, written as well.
+    bool residual_add = false;
 };
 
 struct Ir {

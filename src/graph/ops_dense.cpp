@@ -63,7 +63,12 @@ OpDef linear() {
         g.c.mat = e.mat(n.out[0], k.rows, k.out);
         g.trans_b = true;
         if (n.in.size() > 2) g.bias = e.mat(n.in[2], 1, k.out);
-        g.relu = n.relu_epilogue; // a following ReLU, fused (graph/fusion.hpp)
+        g.relu = n.relu_epilogue;                       // a following ReLU, fused (graph/fusion.hpp)
+        g.gelu = kernels::GemmGelu(n.gelu_epilogue);    // a following GELU, fused
+        if (n.gelu_epilogue != 0 && n.out.size() > 1) { // the GELU's output, and the pre-activation its backward reads
+            g.aux = g.c.mat;
+            g.c.mat = e.mat(n.out[1], k.rows, k.out);
+        }
         e.gemm(n.label, g);
     };
     d.backward = [](Autodiff& ad, const IrNode& n) {
@@ -115,6 +120,17 @@ OpDef linear_input_grad() {
     };
     d.record = [dims](Exec& e, const IrNode& n) {
         const LinearDims k = dims(e, n);
+        if (n.gelu_epilogue != 0) { // the backward of the GELU before this layer, fused (graph/fusion.hpp)
+            kernels::GemmDesc g;
+            g.a.mat = e.mat(n.in[0], k.rows, k.out);
+            g.b.mat = e.mat(n.in[1], k.out, k.in);
+            g.c.mat = e.mat(n.out[0], k.rows, k.in);
+            g.gelu = kernels::GemmGelu(n.gelu_epilogue);
+            g.gelu_grad = true;
+            g.aux = e.mat(n.in[2], k.rows, k.in);
+            e.gemm(n.label, g);
+            return;
+        }
         e.gemm(n.label, e.mat(n.in[0], k.rows, k.out), false, e.mat(n.in[1], k.out, k.in), false,
                e.mat(n.out[0], k.rows, k.in), n.accumulate);
     };

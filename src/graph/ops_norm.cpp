@@ -76,13 +76,22 @@ OpDef norm(const char* name, bool rms) {
         const kernels::RowNorm s = row_norm(e, n);
         const auto vec = [&](int v) { return e.mat(v, 1, s.cols); };
         const auto stat = [&](int v) { return e.mat(v, 1, s.rows); };
-        const bool affine = n.in.size() > 1;
+        // A fused residual add (graph/fusion.hpp) appends its operands a, b to `in` and its sum to `out`.
+        const size_t extra = n.residual_add ? 2 : 0;
+        const bool affine = n.in.size() - extra > 1;
         const kernels::MatRef weight = affine ? vec(n.in[1]) : kernels::MatRef{};
         const kernels::MatRef bias = affine && !rms ? vec(n.in[2]) : kernels::MatRef{};
         const kernels::MatRef mean = rms ? kernels::MatRef{} : stat(n.out[1]);
+        const kernels::MatRef rstd = stat(n.out[rms ? 1 : 2]);
+        if (n.residual_add) {
+            const kernels::MatRef b = e.rows(n.in[n.in.size() - 1]), sum = e.rows(n.out.back());
+            kernels::record_layer_norm(e.device(), e.seq(), s, e.rows(n.in[n.in.size() - 2]),
+                                       affine ? &weight : nullptr, affine && !rms ? &bias : nullptr, e.rows(n.out[0]),
+                                       rms ? nullptr : &mean, rstd, &b, &sum);
+            return;
+        }
         kernels::record_layer_norm(e.device(), e.seq(), s, e.rows(n.in[0]), affine ? &weight : nullptr,
-                                   affine && !rms ? &bias : nullptr, e.rows(n.out[0]), rms ? nullptr : &mean,
-                                   stat(n.out.back()));
+                                   affine && !rms ? &bias : nullptr, e.rows(n.out[0]), rms ? nullptr : &mean, rstd);
     };
     d.backward = [rms](Autodiff& ad, const IrNode& n) {
         // Backward nodes read {x, dy, rstd[, mean]}; the input gradient also reads the weight (last).
@@ -110,9 +119,12 @@ OpDef norm_backward() {
         const bool layer = s.kind == kernels::NormKind::layer, affine = attr<bool>(n, "affine");
         const kernels::MatRef mean = layer ? e.mat(n.in[3], 1, s.rows) : kernels::MatRef{};
         const kernels::MatRef weight = affine ? e.mat(n.in.back(), 1, s.cols) : kernels::MatRef{};
+        // out[1]: a copy of dx that the kernel writes too (graph/fusion.hpp).
+        const kernels::MatRef dx2 = n.out.size() > 1 ? e.rows(n.out[1]) : kernels::MatRef{};
         kernels::record_layer_norm_backward(e.device(), e.seq(), s, e.rows(n.in[0]), e.rows(n.in[1]),
                                             affine ? &weight : nullptr, layer ? &mean : nullptr,
-                                            e.mat(n.in[2], 1, s.rows), e.rows(n.out[0]), n.accumulate);
+                                            e.mat(n.in[2], 1, s.rows), e.rows(n.out[0]), n.accumulate,
+                                            n.out.size() > 1 ? &dx2 : nullptr);
     };
     return d;
 }

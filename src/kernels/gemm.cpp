@@ -10,7 +10,7 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(GemmPush) == 22 * 4, "GemmPush layout must match shaders/push_constants.h");
+static_assert(sizeof(GemmPush) == 23 * 4, "GemmPush layout must match shaders/push_constants.h");
 
 namespace {
 
@@ -291,6 +291,17 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
         VKT_CHECK(d.bias.rows == 1 && d.bias.cols == n && d.bias.dtype == in_type, "GEMM bias is ", d.bias.rows, "x",
                   d.bias.cols, " ", dtype_name(d.bias.dtype), ", expected 1x", n, " ", dtype_name(in_type));
     VKT_CHECK(!(d.relu && d.accumulate), "GEMM: a ReLU epilogue cannot accumulate");
+    const bool gelu = d.gelu != GemmGelu::none;
+    const bool has_aux = d.aux.buffer != nullptr;
+    if (gelu) {
+        VKT_CHECK(!d.accumulate && !d.relu && count == 1,
+                  "GEMM: a GELU epilogue takes one item, no ReLU, no accumulate");
+        VKT_CHECK(effective_ld(d.c) == n, "GEMM: a GELU epilogue needs C's rows contiguous");
+        VKT_CHECK(!d.gelu_grad || has_aux, "GEMM: a GELU gradient epilogue needs the pre-activation (aux)");
+    }
+    VKT_CHECK(!has_aux || (gelu && d.aux.rows == m && d.aux.cols == n && d.aux.dtype == c.dtype), "GEMM: aux is ",
+              d.aux.rows, "x", d.aux.cols, " ", dtype_name(d.aux.dtype), ", expected ", m, "x", n, " ",
+              dtype_name(c.dtype), " with a GELU epilogue");
     if (m == 0 || n == 0 || count == 0) return;
 
     const Operand oa = operand(device, batch_span(d.a, d.outer, d.inner, "A"), runtime::Access::read);
@@ -300,9 +311,11 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     const uint32_t ldb = uint32_t(effective_ld(d.b));
     const GemmConfig cfg = gemm_config(device, path, c.dtype, m, n, k, gemm_vec4_b(d, ob.offset), tile);
     runtime::KernelDesc kd = cfg.kernel_desc(cfg.variant, sizeof(GemmPush), GEMM_SPEC_COUNT);
-    kd.bindings = 4;
+    kd.bindings = 5;
     const runtime::Kernel& kernel = device.pipelines().get(kd);
     const Operand obias = has_bias ? operand(device, d.bias, runtime::Access::read) : ob;
+    const Operand oaux =
+        has_aux ? operand(device, d.aux, d.gelu_grad ? runtime::Access::read : runtime::Access::write) : oc;
     // Spans are below 2^31 elements and bound-range offsets below 2^28 bytes (operand()), so every index the shader
     // forms fits in 32 bits.
     const uint32_t lda = uint32_t(effective_ld(d.a));
@@ -329,8 +342,18 @@ void record_gemm_strided(runtime::Device& device, runtime::Sequence& seq, GemmPa
     pc.c_inner = stride_u32(d.c.stride_inner, d.inner);
     const GemmGrid g = gemm_grid(device, cfg, m, n, pc.batch);
     pc.epilogue = (has_bias ? GEMM_EPILOGUE_BIAS : 0u) | (d.relu ? GEMM_EPILOGUE_RELU : 0u);
+    if (gelu) {
+        const bool erf = d.gelu == GemmGelu::erf;
+        if (d.gelu_grad)
+            pc.epilogue |= erf ? GEMM_EPILOGUE_DGELU_ERF : GEMM_EPILOGUE_DGELU;
+        else
+            pc.epilogue |=
+                (erf ? GEMM_EPILOGUE_GELU_ERF : GEMM_EPILOGUE_GELU) | (has_aux ? GEMM_EPILOGUE_SAVE_PRE : 0u);
+    }
     pc.bias_offset = has_bias ? obias.offset : 0;
-    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding, obias.binding}, &pc, sizeof(pc), g.x, g.y, g.z);
+    pc.aux_offset = has_aux ? oaux.offset : 0;
+    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding, obias.binding, oaux.binding}, &pc, sizeof(pc), g.x, g.y,
+                 g.z);
 }
 
 } // namespace vktrain::kernels

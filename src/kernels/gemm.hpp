@@ -78,6 +78,9 @@ void record_gemm_batched(runtime::Device& device, runtime::Sequence& seq, GemmPa
                          const MatRef& a, bool trans_a, const MatRef& b, bool trans_b, const MatRef& c,
                          bool accumulate = false);
 
+// The GELU forms a GEMM epilogue applies (kernels::Activation's gelu and gelu_erf).
+enum class GemmGelu { none, tanh, erf };
+
 // One operand of a strided GEMM: one item's matrix (`mat`: rows × cols as stored, i.e. before the transpose,
 // and the first item's first element), its leading dimension (elements from one row to the next; 0 means
 // cols, contiguous rows; larger makes the item a column block of a wider matrix), and the element strides
@@ -101,6 +104,13 @@ struct GemmDesc {
     // C's type (and before accumulate adds C's old value).
     MatRef bias;
     bool relu = false; // then max(0, ·), after the bias (not with accumulate)
+    // A GELU fused into the epilogue (not with accumulate, ReLU, or batches): forward, C = gelu(round(·)) after the
+    // bias, rounding to C's type first as the unfused GEMM's stored result would be, and `aux` (set: C's type and
+    // shape, contiguous rows) receives round(·), the pre-activation its backward reads; backward (gelu_grad), C =
+    // round(·) · gelu'(aux) with aux the pre-activation. Either way the bits of the unfused GEMM + activation kernel.
+    GemmGelu gelu = GemmGelu::none;
+    bool gelu_grad = false;
+    MatRef aux;
 };
 
 // The general entry point (record_gemm and record_gemm_batched are special cases). Checks, with one-line

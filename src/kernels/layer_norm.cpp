@@ -14,7 +14,7 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(NormPush) == 10 * 4, "NormPush layout must match shaders/push_constants.h");
+static_assert(sizeof(NormPush) == 12 * 4, "NormPush layout must match shaders/push_constants.h");
 
 namespace {
 
@@ -97,16 +97,20 @@ NormPush norm_push(const RowNorm& s, uint32_t flags) {
 
 void record_layer_norm(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,
                        const MatRef* weight, const MatRef* bias, const MatRef& y, const MatRef* mean,
-                       const MatRef& rstd) {
+                       const MatRef& rstd, const MatRef* residual_b, const MatRef* sum) {
     const char* op = s.kind == NormKind::rms ? "rms_norm" : "layer_norm";
     check_kind(op, s, bias, mean);
     VKT_CHECK(s.kind == NormKind::rms || !weight == !bias, op, ": weight and bias go together (affine or not)");
+    VKT_CHECK(!residual_b == !sum, op, ": the residual add's b and sum go together");
     check_operands(device, op, s, {{&x, "x"}, {&y, "y"}}, {{weight, "weight"}, {bias, "bias"}},
                    {{mean, "mean"}, {&rstd, "rstd"}}, {}, {{&y, "y"}, {mean, "mean"}, {&rstd, "rstd"}});
+    if (sum)
+        check_operands(device, op, s, {{&x, "x"}, {residual_b, "residual b"}, {sum, "sum"}, {&y, "y"}}, {}, {}, {},
+                       {{sum, "sum"}});
     if (s.rows == 0) return;
 
     const DType t = x.dtype;
-    NormPush pc = norm_push(s, weight ? NORM_FLAG_AFFINE : 0u);
+    NormPush pc = norm_push(s, (weight ? NORM_FLAG_AFFINE : 0u) | (sum ? NORM_FLAG_RESIDUAL : 0u));
     // Without an affine transform the weight and bias bindings are never read: x stands in for them.
     OperandList ops{{&x, runtime::Access::read},
                     {weight ? weight : &x, runtime::Access::read},
@@ -116,26 +120,34 @@ void record_layer_norm(runtime::Device& device, runtime::Sequence& seq, const Ro
         ops.push_back({mean, runtime::Access::write});
         ops.push_back({bias ? bias : &x, runtime::Access::read});
     }
+    // Without the residual add its bindings are never touched: x and y stand in.
+    ops.push_back({sum ? residual_b : &x, runtime::Access::read});
+    ops.push_back({sum ? sum : &y, runtime::Access::write});
     dispatch_operands(device, seq, variant(s.kind, "", t, t), pc, ops, row_groups(device, s.rows));
 }
 
 void record_layer_norm_backward(runtime::Device& device, runtime::Sequence& seq, const RowNorm& s, const MatRef& x,
                                 const MatRef& dy, const MatRef* weight, const MatRef* mean, const MatRef& rstd,
-                                const MatRef& dx, bool accumulate) {
+                                const MatRef& dx, bool accumulate, const MatRef* dx2) {
     const char* op = s.kind == NormKind::rms ? "rms_norm_backward" : "layer_norm_backward";
     check_kind(op, s, nullptr, mean);
     check_operands(device, op, s, {{&x, "x"}, {&dy, "dy"}, {&dx, "dx"}}, {{weight, "weight"}},
                    {{mean, "mean"}, {&rstd, "rstd"}}, {}, {{&dx, "dx"}});
+    if (dx2)
+        check_operands(device, op, s, {{&x, "x"}, {&dy, "dy"}, {&dx, "dx"}, {dx2, "dx2"}}, {{weight, "weight"}},
+                       {{mean, "mean"}, {&rstd, "rstd"}}, {}, {{dx2, "dx2"}});
     if (s.rows == 0) return;
 
     const DType t = x.dtype;
-    NormPush pc = norm_push(s, (weight ? NORM_FLAG_AFFINE : 0u) | (accumulate ? FLAG_ACCUMULATE : 0u));
+    NormPush pc = norm_push(s, (weight ? NORM_FLAG_AFFINE : 0u) | (accumulate ? FLAG_ACCUMULATE : 0u) |
+                                   (dx2 ? NORM_FLAG_SECOND_DX : 0u));
     OperandList ops{{&x, runtime::Access::read},
                     {&dy, runtime::Access::read},
                     {weight ? weight : &x, runtime::Access::read}, // unread without weight
                     {&rstd, runtime::Access::read},
                     {&dx, accumulate ? runtime::Access::read_write : runtime::Access::write}};
     if (s.kind == NormKind::layer) ops.push_back({mean, runtime::Access::read});
+    ops.push_back({dx2 ? dx2 : &dx, dx2 ? runtime::Access::write : ops[4].second}); // unwritten without dx2
     dispatch_operands(device, seq, variant(s.kind, "_backward", t, t), pc, ops, row_groups(device, s.rows));
 }
 
