@@ -17,13 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "io/json.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
-#include "kernels/peak.hpp"
-#include "runtime/context_access.hpp"
-#include "runtime/device.hpp"
-#include "vktrain/context.hpp"
 
 using vktrain::GemmPath;
 using vktrain::kernels::ConvDirection;
@@ -70,14 +67,6 @@ double median(std::vector<double> v) {
     return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
-vktrain::io::Json ceiling_json(const vk::PeakResult& r, const char* unit) {
-    vktrain::io::Json j = vktrain::io::Json::object();
-    j["value"] = r.value;
-    j["unit"] = unit;
-    j["config"] = r.value > 0 ? r.config : r.unavailable;
-    return j;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -111,45 +100,25 @@ int main(int argc, char** argv) {
         else if (a == "--default-tiles")
             default_tiles = true;
         else if (a == "--paths" && has_value) {
-            paths.clear();
-            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) {
-                const std::string p = t;
-                if (p == "fp32")
-                    paths.push_back(GemmPath::fp32);
-                else if (p == "tiled-fp16")
-                    paths.push_back(GemmPath::tiled_fp16);
-                else if (p == "coopmat")
-                    paths.push_back(GemmPath::coopmat);
-                else
-                    return bad("unknown path '" + p + "' in --paths (fp32, tiled-fp16, coopmat)");
-            }
+            std::string error;
+            if (!vkt_bench::parse_paths(argv[++i], paths, error)) return bad(error);
         } else
             return bad("unknown argument '" + a + "'");
     }
     try {
-        vktrain::ContextOptions o;
-        o.device_name = device;
-        o.cache_dir = "none";
-        vktrain::Context ctx(o);
-        auto& dev = vktrain::detail::ContextAccess::device(ctx);
+        vktrain::Context ctx(vkt_bench::bench_options(device));
+        auto& dev = vkt_bench::device_of(ctx);
         const auto& info = ctx.device_info();
-        std::printf("device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str());
-
-        const vk::PeakResult fma32 = vk::measure_fma_peak(dev, false);
-        const vk::PeakResult cm = vk::measure_coopmat_peak(dev);
-        std::printf("ceilings: fma fp32 %.1f GFLOP/s (%s), coopmat %.1f GFLOP/s (%s)\n", fma32.value,
-                    fma32.config.c_str(), cm.value, cm.value > 0 ? cm.config.c_str() : cm.unavailable.c_str());
-        vktrain::io::Json ceilings = vktrain::io::Json::object();
-        ceilings["fma_f32"] = ceiling_json(fma32, "GFLOP/s");
-        ceilings["coopmat"] = ceiling_json(cm, "GFLOP/s");
+        vkt_bench::print_device(ctx);
+        const vkt_bench::Ceilings ceil = vkt_bench::measure_ceilings(dev);
+        const vk::PeakResult &fma32 = ceil.fma_f32, &cm = ceil.coopmat;
 
         vktrain::io::Json results = vktrain::io::Json::array(), gemms = vktrain::io::Json::array();
         vktrain::io::Json summary = vktrain::io::Json::array();
         std::printf("%-18s %-10s %-11s %11s %9s %8s %8s\n", "layer", "direction", "path", "us", "GFLOP/s", "fma",
                     "coopmat");
         for (GemmPath path : paths) {
-            if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
-            if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
+            if (!vkt_bench::path_available(ctx, path)) continue;
             std::map<ConvDirection, std::vector<double>> fractions;
             for (const Layer& l : k_layers) {
                 if (!only.empty() && only != l.model) continue;
@@ -254,7 +223,7 @@ int main(int argc, char** argv) {
             doc["cnn_batch"] = cnn_batch;
             doc["resnet_batch"] = resnet_batch;
             doc["repeats"] = repeats;
-            doc["ceilings"] = ceilings;
+            doc["ceilings"] = ceil.json();
             doc["results"] = results;
             doc["gemm_reference"] = gemms;
             doc["summary"] = summary;

@@ -1,7 +1,5 @@
 #include "kernels/conv.hpp"
 
-#include <atomic>
-
 #include "kernels/depthwise_conv.hpp"
 #include "kernels/gemm.hpp"
 #include "push_constants.h"
@@ -12,8 +10,6 @@ namespace vktrain::kernels {
 static_assert(sizeof(ConvPush) == 30 * 4, "ConvPush layout must match shaders/push_constants.h");
 
 namespace {
-
-std::atomic<bool> g_force_gemm{false};
 
 int64_t out_extent(uint32_t in, uint32_t pad, uint32_t dil, uint32_t k, uint32_t stride) {
     const int64_t span = int64_t(in) + 2 * int64_t(pad) - int64_t(dil) * (int64_t(k) - 1) - 1;
@@ -106,15 +102,7 @@ bool is_depthwise(const Conv2dShape& s) {
 }
 
 bool uses_depthwise_kernel(const runtime::Device& device, ConvDirection d, const Conv2dShape& s) {
-    return !forced_conv_gemm() && plan_depthwise(device, d, s).has_value();
-}
-
-void force_conv_gemm(bool on) {
-    g_force_gemm = on;
-}
-
-bool forced_conv_gemm() {
-    return g_force_gemm;
+    return plan_depthwise(device, d, s).has_value();
 }
 
 const char* to_string(ConvDirection d) {
@@ -181,11 +169,9 @@ void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath pat
         break;
     }
 
-    if (!forced_conv_gemm()) {
-        if (const auto plan = plan_depthwise(device, direction, s)) {
-            record_depthwise_conv2d(device, seq, path, direction, s, *plan, in0, in1, out, accumulate);
-            return;
-        }
+    if (const auto plan = plan_depthwise(device, direction, s)) {
+        record_depthwise_conv2d(device, seq, path, direction, s, *plan, in0, in1, out, accumulate);
+        return;
     }
     const GemmConfig cfg = gemm_config(device, path, out.dtype, m, n, k, false, tile);
     runtime::KernelDesc desc = cfg.kernel_desc("conv_" + cfg.suffix, sizeof(ConvPush), CONV_SPEC_COUNT);

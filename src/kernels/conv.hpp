@@ -1,7 +1,7 @@
 // 2D convolution (PyTorch semantics, NCHW activations, weight [c_out, c_in/groups, kh, kw]) as implicit
 // GEMM on the GEMM paths: forward, data gradient and weight gradient, with stride, padding, dilation and
 // groups. No im2col copy is made; the shaders gather operands on the fly. Depthwise convolutions (see
-// is_depthwise) run on their own kernel instead, on every path, unless forced onto the GEMM. Bias is a
+// is_depthwise) run on their own kernel instead, on every path, unless the context disallows it. Bias is a
 // separate kernel (bias_add / bias_grad over the NCHW planes).
 #pragma once
 
@@ -33,15 +33,12 @@ const char* to_string(ConvDirection d); // "conv_fwd", "conv_bwd_data", "conv_bw
 // Depthwise: groups = c_in > 1 and c_out = groups · m (any channel multiplier m; m = 1 is MobileNet's). Such a
 // convolution is c_in GEMMs with m output rows each; record_conv2d runs it on a dedicated kernel instead
 // (shaders/depthwise_conv.comp: each input tile staged once for all taps, a deterministic weight gradient), on
-// every path (fp32, and fp16 storage with fp32 accumulation for tiled_fp16 and coopmat alike), unless
-// force_conv_gemm(true) is in effect or the shape's staging does not fit (kernels beyond 9x9 taps, extreme
-// dilations): then it keeps the per-group GEMM.
+// every path (fp32, and fp16 storage with fp32 accumulation for tiled_fp16 and coopmat alike), unless the device
+// was made with ContextOptions::allow_depthwise_kernel false (Device::depthwise_kernel_enabled) or the shape's
+// staging does not fit (kernels beyond 9x9 taps, extreme dilations): then it keeps the per-group GEMM.
 bool is_depthwise(const Conv2dShape& s);
 // Whether record_conv2d runs this convolution on the depthwise kernel (what reports call "depthwise").
 bool uses_depthwise_kernel(const runtime::Device& device, ConvDirection d, const Conv2dShape& s);
-// Process-wide switch, for tests and benchmarks: true runs depthwise convolutions as per-group GEMMs.
-void force_conv_gemm(bool on);
-bool forced_conv_gemm();
 
 // Path rules as for GEMM: fp32 = fp32 everywhere; tiled_fp16 and coopmat take fp16 x, w and dy and write
 // fp16 or fp32 with fp32 accumulation (fp16 rounded to nearest even, overflow to inf). Each of x, w and y

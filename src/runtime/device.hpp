@@ -50,6 +50,7 @@ public:
     // capped by the largest buffer range the device binds, which the unfused path cannot exceed).
     uint64_t fused_attention_min_score_bytes() const { return m_fused_attention_min_bytes; }
     bool unified_memory_enabled() const { return m_unified_enabled; }
+    bool depthwise_kernel_enabled() const { return m_depthwise_enabled; } // ContextOptions::allow_depthwise_kernel
     // Programs time the tile configurations of each GEMM shape on its path (kernels::choose_gemm_tile).
     bool tune_tiles_enabled() const { return m_tune_tiles; }
     // Tile choices made on this device so far ("<path>|<shape key>" -> tile name), so that programs sharing it
@@ -101,6 +102,7 @@ private:
     bool m_fused_attention_enabled = false;
     uint64_t m_fused_attention_min_bytes = 0;
     bool m_unified_enabled = false;
+    bool m_depthwise_enabled = false;
     bool m_tune_tiles = true;
     std::map<std::string, std::string> m_tile_memo;
     uint32_t m_element_group_cap = 65535;
