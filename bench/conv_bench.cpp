@@ -4,10 +4,11 @@
 // fp32 FMA ceiling measured in this run by the same binary (src/kernels/peak.cpp, as vktrain_bench_gemm and
 // vktrain_bench_depthwise do), and, on the coopmat path, of the cooperative-matrix peak too; a 1024^3 GEMM on
 // the same path (best of its tile configurations) is the reference a convolution should approach. The summary
-// gives the median fraction per path and direction. Each convolution is timed with every tile configuration its path
-// has (what choose_conv_tile picks among; --default-tiles: the default only) and the best is its result. The data
-// gradient of a model's first layer (the images) is left out: training never computes it. Writes JSON to --out and
-// a table to stdout.
+// gives the median fraction per path and direction. A strided data gradient (split by stride phase,
+// kernels::uses_stride_phases) is also timed as the single gather over every tap it replaced, in the same run. Each
+// convolution is timed with every tile configuration its path has (what choose_conv_tile picks among; --default-tiles:
+// the default only) and the best is its result. The data gradient of a model's first layer (the images) is left out:
+// training never computes it. Writes JSON to --out and a table to stdout.
 //   vktrain_bench_conv [--out FILE] [--device NAME] [--repeats 3] [--cnn-batch 128] [--resnet-batch 8]
 //                      [--paths fp32,tiled-fp16,coopmat] [--only cnn|resnet] [--no-gemm] [--default-tiles]
 #include <algorithm>
@@ -151,13 +152,28 @@ int main(int argc, char** argv) {
                             best = configs[t].tile_name();
                         }
                     }
+                    // A strided data gradient runs split by stride phase; its single gather over every tap (what
+                    // it replaced) is timed beside it the same way, for the before/after ratio in one run.
+                    double gather_us = 0;
+                    if (vk::uses_stride_phases(dir, s)) {
+                        const size_t gather_tried =
+                            default_tiles ? 1 : vk::conv_configs(dev, path, dir, s, p.out, false).size();
+                        for (uint32_t t = 0; t < gather_tried; ++t) {
+                            const double u = vk::time_conv(dev, path, p, repeats, t, false);
+                            if (t == 0 || u < gather_us) gather_us = u;
+                        }
+                    }
                     const double gflops = conv_flops(p) / (us * 1e3);
                     const double fraction = gflops / fma32.value;
                     fractions[dir].push_back(fraction);
                     const double cm_fraction = path == GemmPath::coopmat && cm.value > 0 ? gflops / cm.value : 0;
-                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%  %s (default %.1f us)\n", l.name,
+                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%  %s (default %.1f us)", l.name,
                                 dir_name(dir), vktrain::to_string(path), us, gflops, 100 * fraction, 100 * cm_fraction,
                                 best.c_str(), default_us);
+                    if (gather_us > 0)
+                        std::printf(" stride phases; gather %.1f us = %.1f%%, phases %.2fx faster", gather_us,
+                                    100 * conv_flops(p) / (gather_us * 1e3) / fma32.value, gather_us / us);
+                    std::printf("\n");
                     std::fflush(stdout);
                     vktrain::io::Json r = vktrain::io::Json::object();
                     r["layer"] = l.name;
@@ -171,6 +187,11 @@ int main(int argc, char** argv) {
                     r["tiles"] = best;
                     r["default_microseconds"] = default_us;
                     r["default_fraction_of_fma_f32"] = conv_flops(p) / (default_us * 1e3) / fma32.value;
+                    if (gather_us > 0) {
+                        r["gather_microseconds"] = gather_us;
+                        r["gather_fraction_of_fma_f32"] = conv_flops(p) / (gather_us * 1e3) / fma32.value;
+                        r["stride_phase_speedup"] = gather_us / us;
+                    }
                     results.push_back(r);
                 }
             }

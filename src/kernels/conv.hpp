@@ -59,14 +59,24 @@ void record_conv2d_backward_weight(runtime::Device& device, runtime::Sequence& s
 
 // The three above by direction, with operands named by their role in it: forward (x, w → y),
 // backward_data (dy, w → dx), backward_weight (dy, x → dw). `tile` indexes conv_configs (0: the default; past the
-// end: the default), as chosen per problem by choose_conv_tile (gemm_autotune.hpp).
+// end: the default), as chosen per problem by choose_conv_tile (gemm_autotune.hpp). stride_phases = false runs a
+// strided data gradient as one gather over every tap (the path uses_stride_phases replaces; for tests and benches).
 void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath path, ConvDirection direction,
                    const Conv2dShape& shape, const MatRef& in0, const MatRef& in1, const MatRef& out,
-                   bool accumulate = false, uint32_t tile = 0);
+                   bool accumulate = false, uint32_t tile = 0, bool stride_phases = true);
+
+// A strided data gradient gathers dy through every tap for every dx pixel, and at stride s only about 1/s² of
+// them hit. Where this is true (backward data, a stride above 1, no dilation, at most k_max_stride_phases
+// phases) record_conv2d splits dx by stride phase instead: the pixels with the same (iy + pad) mod stride
+// receive the same taps, a dense GEMM of its own per phase (one dispatch each) with no wasted multiply. Each
+// sum is the gather's without its zero terms, in the same order.
+constexpr uint32_t k_max_stride_phases = 16;
+bool uses_stride_phases(ConvDirection d, const Conv2dShape& s);
 
 // The tile configurations the implicit GEMM of one convolution may run with on `path` (gemm_configs for its
-// per-group GEMM sizes, the default first; a depthwise convolution on its own kernel ignores them).
+// per-group GEMM sizes — the largest phase's where the data gradient is split by stride phase — the default first;
+// a depthwise convolution on its own kernel ignores them).
 std::vector<GemmConfig> conv_configs(const runtime::Device& device, GemmPath path, ConvDirection direction,
-                                     const Conv2dShape& shape, DType out);
+                                     const Conv2dShape& shape, DType out, bool stride_phases = true);
 
 } // namespace vktrain::kernels

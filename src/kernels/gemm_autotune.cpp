@@ -271,7 +271,8 @@ std::string ConvProblem::key() const {
                           ",d=", s.dil_h, "x", s.dil_w, ",g=", s.groups, ",out=", dtype_name(out));
 }
 
-double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats, uint32_t tile) {
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats, uint32_t tile,
+                 bool stride_phases) {
     const Conv2dShape& s = problem.shape;
     s.validate();
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
@@ -298,7 +299,7 @@ double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& prob
     refs[1].buffer = &in1;
     refs[2].buffer = &res;
     return time_recorded(device, {&in0, &in1}, repeats, [&](runtime::Sequence& seq) {
-        record_conv2d(device, seq, path, problem.direction, s, refs[0], refs[1], refs[2], false, tile);
+        record_conv2d(device, seq, path, problem.direction, s, refs[0], refs[1], refs[2], false, tile, stride_phases);
     });
 }
 

@@ -74,9 +74,10 @@ struct ConvProblem {
 // As choose_gemm_path, for a convolution (timed and cached like a GEMM shape).
 GemmChoice choose_conv_path(runtime::Device& device, GemmPath requested, const ConvProblem& problem);
 
-// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output) with conv_configs(...)[tile].
-double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3,
-                 uint32_t tile = 0);
+// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output) with conv_configs(...)[tile]
+// (record_conv2d's stride_phases: false times a strided data gradient's single gather, for comparisons).
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3, uint32_t tile = 0,
+                 bool stride_phases = true);
 
 // As choose_gemm_tile, for the implicit GEMM of a convolution (conv_configs; the same cache file, keyed by
 // "<path>|<ConvProblem::key()>").

@@ -84,7 +84,7 @@ void for_each_conv_tap(const Conv2dShape& s, const std::function<void(size_t, si
 }
 
 ConvCheck check_conv2d(GemmPath path, DType out, ConvDirection dir, const Conv2dShape& s, bool accumulate,
-                       uint32_t seed, uint32_t tile, vktrain::Context* on) {
+                       uint32_t seed, uint32_t tile, vktrain::Context* on, bool stride_phases) {
     auto& dev = on ? vktrain::detail::ContextAccess::device(*on) : device();
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     const uint32_t oh = s.out_h(), ow = s.out_w(), cin_g = s.c_in / s.groups, cout_g = s.c_out / s.groups;
@@ -126,7 +126,7 @@ ConvCheck check_conv2d(GemmPath path, DType out, ConvDirection dir, const Conv2d
 
     vktrain::runtime::Sequence seq(dev);
     seq.begin();
-    vktrain::kernels::record_conv2d(dev, seq, path, dir, s, refs[0], refs[1], refs[2], accumulate, tile);
+    vktrain::kernels::record_conv2d(dev, seq, path, dir, s, refs[0], refs[1], refs[2], accumulate, tile, stride_phases);
     seq.end();
     seq.submit_and_wait();
     const auto got = read_buffer(b2, out, host[2].size());

@@ -238,4 +238,50 @@ TEST(ConvAutotune, ChoosesAndTimesPaths) {
     }
 }
 
+// The strided data gradient split by stride phase (kernels::uses_stride_phases) against the single gather over every
+// tap it replaced, on the same operands: both within tolerance of the exact result (check_conv2d), and bit for bit
+// the same on the fp32 and tiled paths (each sum is the gather's without its zero terms, in the same order; coopmat
+// groups its products by tile, so there only the tolerance holds). Shapes: ResNet's strided 3x3 and 1x1 (half the
+// phases of the 1x1 get no tap: zeros, or dx unchanged when accumulating), grouped, and a 2x3 kernel at stride 3x2
+// with padding (a kernel row shorter than the stride: one phase row without taps).
+TEST(ConvStridePhases, MatchTheGatherBitForBit) {
+    auto& dev = vkt_test::device();
+    const Conv2dShape shapes[] = {k_shapes[7].s, k_shapes[8].s, k_shapes[1].s,
+                                  make_shape(2, 5, 11, 9, 6, 2, 3, 3, 2, 1, 1)};
+    const std::pair<GemmPath, DType> paths[] = {
+        {GemmPath::fp32, DType::f32}, {GemmPath::tiled_fp16, DType::f16}, {GemmPath::coopmat, DType::f32}};
+    for (auto [path, out] : paths) {
+        if (path == GemmPath::coopmat && !dev.coopmat_enabled()) continue;
+        if (path != GemmPath::fp32 && !dev.fp16_enabled()) continue;
+        for (size_t i = 0; i < std::size(shapes); ++i)
+            for (bool accumulate : {false, true}) {
+                const Conv2dShape& s = shapes[i];
+                SCOPED_TRACE(path_name(path) + " shape " + std::to_string(i) + (accumulate ? " accumulate" : ""));
+                ASSERT_TRUE(vktrain::kernels::uses_stride_phases(ConvDirection::backward_data, s));
+                const uint32_t seed = 700 + uint32_t(i);
+                const auto phases =
+                    vkt_test::check_conv2d(path, out, ConvDirection::backward_data, s, accumulate, seed, 0, nullptr);
+                const auto gather = vkt_test::check_conv2d(path, out, ConvDirection::backward_data, s, accumulate, seed,
+                                                           0, nullptr, false);
+                ASSERT_EQ(phases.got.size(), gather.got.size());
+                if (path != GemmPath::coopmat) {
+                    EXPECT_EQ(std::memcmp(phases.got.data(), gather.got.data(), phases.got.size() * sizeof(float)), 0);
+                }
+            }
+    }
+}
+
+// Which convolutions are split: strided, undilated data gradients with at most k_max_stride_phases phases.
+TEST(ConvStridePhases, Selection) {
+    using vktrain::kernels::uses_stride_phases;
+    const Conv2dShape strided = k_shapes[7].s; // 3x3 stride 2
+    EXPECT_TRUE(uses_stride_phases(ConvDirection::backward_data, strided));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::forward, strided));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_weight, strided));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_data, k_shapes[5].s)); // stride 1
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_data, k_shapes[6].s)); // dilated
+    EXPECT_TRUE(uses_stride_phases(ConvDirection::backward_data, make_shape(1, 2, 16, 16, 2, 4, 4, 4, 4)));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_data, make_shape(1, 2, 16, 16, 2, 5, 5, 5, 5)));
+}
+
 } // namespace
