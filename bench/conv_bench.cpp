@@ -11,6 +11,7 @@
 // training never computes it. Writes JSON to --out and a table to stdout.
 //   vktrain_bench_conv [--out FILE] [--device NAME] [--repeats 3] [--cnn-batch 128] [--resnet-batch 8]
 //                      [--paths fp32,tiled-fp16,coopmat] [--only cnn|resnet] [--no-gemm] [--default-tiles]
+//                      [--tuning]   (also: the tiles start-up tuning picks, as a multiple of the best's time)
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
     std::string out, device, only;
     uint32_t cnn_batch = 128, resnet_batch = 8;
     int repeats = 3;
-    bool gemm = true, default_tiles = false;
+    bool gemm = true, default_tiles = false, tuning = false;
     std::vector<GemmPath> paths = {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat};
     const auto bad = [](const std::string& msg) {
         std::fprintf(stderr, "vktrain_bench_conv: error: %s\n", msg.c_str());
@@ -100,6 +101,8 @@ int main(int argc, char** argv) {
             gemm = false;
         else if (a == "--default-tiles")
             default_tiles = true;
+        else if (a == "--tuning")
+            tuning = true;
         else if (a == "--paths" && has_value) {
             std::string error;
             if (!vkt_bench::parse_paths(argv[++i], paths, error)) return bad(error);
@@ -144,8 +147,10 @@ int main(int argc, char** argv) {
                     const size_t tried = default_tiles ? 1 : configs.size();
                     double us = 0, default_us = 0;
                     std::string best;
+                    std::vector<double> all_us;
                     for (uint32_t t = 0; t < tried; ++t) {
                         const double u = vk::time_conv(dev, path, p, repeats, t);
+                        all_us.push_back(u);
                         if (t == 0) default_us = u;
                         if (t == 0 || u < us) {
                             us = u;
@@ -163,6 +168,18 @@ int main(int argc, char** argv) {
                             if (t == 0 || u < gather_us) gather_us = u;
                         }
                     }
+                    // --tuning: what start-up tuning (choose_conv_tile: one timing each, the close ones twice)
+                    // picks, and how fast that tile is by this full search's timings. The device's tuning budget is
+                    // reset first: this checks the choice, not the cap.
+                    std::string tuned;
+                    double tuned_us = 0, tuning_s = 0;
+                    if (tuning && !default_tiles && configs.size() > 1) {
+                        dev.tile_tuning_seconds() = 0;
+                        const vk::TileChoice c = vk::choose_conv_tile(dev, path, p);
+                        tuned = c.name;
+                        tuned_us = all_us[c.tile];
+                        tuning_s = dev.tile_tuning_seconds();
+                    }
                     const double gflops = conv_flops(p) / (us * 1e3);
                     const double fraction = gflops / fma32.value;
                     fractions[dir].push_back(fraction);
@@ -170,6 +187,9 @@ int main(int argc, char** argv) {
                     std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%  %s (default %.1f us)", l.name,
                                 dir_name(dir), vktrain::to_string(path), us, gflops, 100 * fraction, 100 * cm_fraction,
                                 best.c_str(), default_us);
+                    if (!tuned.empty())
+                        std::printf(" tuning picks %s in %.2f s: %.2fx the best", tuned.c_str(), tuning_s,
+                                    tuned_us / us);
                     if (gather_us > 0)
                         std::printf(" stride phases; gather %.1f us = %.1f%%, phases %.2fx faster", gather_us,
                                     100 * conv_flops(p) / (gather_us * 1e3) / fma32.value, gather_us / us);
@@ -187,6 +207,11 @@ int main(int argc, char** argv) {
                     r["tiles"] = best;
                     r["default_microseconds"] = default_us;
                     r["default_fraction_of_fma_f32"] = conv_flops(p) / (default_us * 1e3) / fma32.value;
+                    if (!tuned.empty()) {
+                        r["tuned_tiles"] = tuned;
+                        r["tuned_over_best"] = tuned_us / us;
+                        r["tuning_seconds"] = tuning_s;
+                    }
                     if (gather_us > 0) {
                         r["gather_microseconds"] = gather_us;
                         r["gather_fraction_of_fma_f32"] = conv_flops(p) / (gather_us * 1e3) / fma32.value;

@@ -63,6 +63,14 @@ struct TileChoice {
 };
 TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape);
 
+// How tile tuning bounds its start-up cost: a problem's configurations are each timed once, and the ones within
+// k_retime_margin of the fastest (at most k_retimed) a second time; convolution problems stop being tuned once the
+// device has spent k_tile_tuning_budget_s seconds tuning them (the rest run the default tiles until a later run,
+// with the earlier choices cached, tunes them).
+constexpr double k_retime_margin = 1.25;
+constexpr size_t k_retimed = 3;
+constexpr double k_tile_tuning_budget_s = 20.0;
+
 // One convolution of a model: its direction, shape and output precision.
 struct ConvProblem {
     ConvDirection direction = ConvDirection::forward;

@@ -56,6 +56,8 @@ public:
     // Tile choices made on this device so far ("<path>|<shape key>" -> tile name), so that programs sharing it
     // measure a shape once even without a cache directory. Guarded by kernels' tuning lock.
     std::map<std::string, std::string>& tile_memo() { return m_tile_memo; }
+    // Seconds spent timing convolution tiles on this device (kernels::k_tile_tuning_budget_s bounds it).
+    double& tile_tuning_seconds() { return m_tile_tuning_seconds; }
     // Most workgroups a grid-stride element-wise kernel is given (kernels::element_groups). A CPU device such as
     // lavapipe runs each workgroup as one call of the compiled shader on one of its threads, and that fixed cost per
     // call dominated element-wise kernels: 8 workgroups per host thread, each looping, ran them 2-3.5x faster
@@ -105,6 +107,7 @@ private:
     bool m_depthwise_enabled = false;
     bool m_tune_tiles = true;
     std::map<std::string, std::string> m_tile_memo;
+    double m_tile_tuning_seconds = 0;
     uint32_t m_element_group_cap = 65535;
     std::atomic<uint64_t> m_allocated{0};
     std::atomic<uint64_t> m_peak{0};

@@ -11,6 +11,7 @@
 #include "device/support.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
+#include "runtime/context_access.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/trainer.hpp"
 
@@ -166,6 +167,37 @@ TEST(ConvTiles, TunedTrainerMatchesTheDefaultTilesBitForBit) {
         const auto &a = weights[0][i].data, &b = weights[1][i].data;
         ASSERT_EQ(a.size(), b.size());
         EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << weights[0][i].name;
+    }
+}
+
+// Start-up tuning is bounded: once a device has spent kernels::k_tile_tuning_budget_s timing convolution tiles, new
+// problems run the default tiles (uncached and unmemoized, so a later run tunes them); GEMM shapes are not budgeted.
+TEST(ConvTiles, TuningStopsAtTheDeviceBudget) {
+    auto o = vkt_test::context_options();
+    o.cache_dir = "none";
+    vktrain::Context ctx(o);
+    auto& dev = vktrain::detail::ContextAccess::device(ctx);
+    vktrain::kernels::ConvProblem p;
+    p.direction = ConvDirection::forward;
+    p.shape = k_shapes[7].s;
+    p.out = DType::f32;
+    const auto configs = vktrain::kernels::conv_configs(dev, GemmPath::fp32, p.direction, p.shape, p.out);
+    if (configs.size() < 2) GTEST_SKIP() << "one tile configuration: nothing to tune";
+    dev.tile_tuning_seconds() = vktrain::kernels::k_tile_tuning_budget_s;
+    const auto spent = vktrain::kernels::choose_conv_tile(dev, GemmPath::fp32, p);
+    EXPECT_EQ(spent.tile, 0u);
+    EXPECT_TRUE(spent.us.empty());
+    EXPECT_NE(spent.reason.find("budget"), std::string::npos) << spent.reason;
+    dev.tile_tuning_seconds() = 0;
+    const auto tuned = vktrain::kernels::choose_conv_tile(dev, GemmPath::fp32, p);
+    EXPECT_NE(tuned.reason.find("tuned (measured)"), std::string::npos) << tuned.reason;
+    EXPECT_EQ(tuned.us.size(), configs.size());
+    EXPECT_GT(dev.tile_tuning_seconds(), 0.0);
+    dev.tile_tuning_seconds() = vktrain::kernels::k_tile_tuning_budget_s;
+    const vktrain::kernels::GemmShape g{false, false, 40, 72, 24, DType::f32};
+    if (vktrain::kernels::gemm_shape_configs(dev, GemmPath::fp32, g).size() > 1) {
+        const auto gemm = vktrain::kernels::choose_gemm_tile(dev, GemmPath::fp32, g);
+        EXPECT_NE(gemm.reason.find("tuned (measured)"), std::string::npos) << gemm.reason;
     }
 }
 
