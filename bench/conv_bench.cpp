@@ -4,12 +4,14 @@
 // fp32 FMA ceiling measured in this run by the same binary (src/kernels/peak.cpp, as vktrain_bench_gemm and
 // vktrain_bench_depthwise do), and, on the coopmat path, of the cooperative-matrix peak too; a 1024^3 GEMM on
 // the same path (best of its tile configurations) is the reference a convolution should approach. The summary
-// gives the median fraction per path and direction. Each convolution is timed with every tile configuration its path
-// has (what choose_conv_tile picks among; --default-tiles: the default only) and the best is its result. The data
-// gradient of a model's first layer (the images) is left out: training never computes it. Writes JSON to --out and
-// a table to stdout.
+// gives the median fraction per path and direction. A strided data gradient (split by stride phase,
+// kernels::uses_stride_phases) is also timed as the single gather over every tap it replaced, in the same run. Each
+// convolution is timed with every tile configuration its path has (what choose_conv_tile picks among; --default-tiles:
+// the default only) and the best is its result. The data gradient of a model's first layer (the images) is left out:
+// training never computes it. Writes JSON to --out and a table to stdout.
 //   vktrain_bench_conv [--out FILE] [--device NAME] [--repeats 3] [--cnn-batch 128] [--resnet-batch 8]
 //                      [--paths fp32,tiled-fp16,coopmat] [--only cnn|resnet] [--no-gemm] [--default-tiles]
+//                      [--tuning]   (also: the tiles start-up tuning picks, as a multiple of the best's time)
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -17,13 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "io/json.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
-#include "kernels/peak.hpp"
-#include "runtime/context_access.hpp"
-#include "runtime/device.hpp"
-#include "vktrain/context.hpp"
 
 using vktrain::GemmPath;
 using vktrain::kernels::ConvDirection;
@@ -70,21 +69,13 @@ double median(std::vector<double> v) {
     return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
-vktrain::io::Json ceiling_json(const vk::PeakResult& r, const char* unit) {
-    vktrain::io::Json j = vktrain::io::Json::object();
-    j["value"] = r.value;
-    j["unit"] = unit;
-    j["config"] = r.value > 0 ? r.config : r.unavailable;
-    return j;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
     std::string out, device, only;
     uint32_t cnn_batch = 128, resnet_batch = 8;
     int repeats = 3;
-    bool gemm = true, default_tiles = false;
+    bool gemm = true, default_tiles = false, tuning = false;
     std::vector<GemmPath> paths = {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat};
     const auto bad = [](const std::string& msg) {
         std::fprintf(stderr, "vktrain_bench_conv: error: %s\n", msg.c_str());
@@ -110,46 +101,28 @@ int main(int argc, char** argv) {
             gemm = false;
         else if (a == "--default-tiles")
             default_tiles = true;
+        else if (a == "--tuning")
+            tuning = true;
         else if (a == "--paths" && has_value) {
-            paths.clear();
-            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) {
-                const std::string p = t;
-                if (p == "fp32")
-                    paths.push_back(GemmPath::fp32);
-                else if (p == "tiled-fp16")
-                    paths.push_back(GemmPath::tiled_fp16);
-                else if (p == "coopmat")
-                    paths.push_back(GemmPath::coopmat);
-                else
-                    return bad("unknown path '" + p + "' in --paths (fp32, tiled-fp16, coopmat)");
-            }
+            std::string error;
+            if (!vkt_bench::parse_paths(argv[++i], paths, error)) return bad(error);
         } else
             return bad("unknown argument '" + a + "'");
     }
     try {
-        vktrain::ContextOptions o;
-        o.device_name = device;
-        o.cache_dir = "none";
-        vktrain::Context ctx(o);
-        auto& dev = vktrain::detail::ContextAccess::device(ctx);
+        vktrain::Context ctx(vkt_bench::bench_options(device));
+        auto& dev = vkt_bench::device_of(ctx);
         const auto& info = ctx.device_info();
-        std::printf("device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str());
-
-        const vk::PeakResult fma32 = vk::measure_fma_peak(dev, false);
-        const vk::PeakResult cm = vk::measure_coopmat_peak(dev);
-        std::printf("ceilings: fma fp32 %.1f GFLOP/s (%s), coopmat %.1f GFLOP/s (%s)\n", fma32.value,
-                    fma32.config.c_str(), cm.value, cm.value > 0 ? cm.config.c_str() : cm.unavailable.c_str());
-        vktrain::io::Json ceilings = vktrain::io::Json::object();
-        ceilings["fma_f32"] = ceiling_json(fma32, "GFLOP/s");
-        ceilings["coopmat"] = ceiling_json(cm, "GFLOP/s");
+        vkt_bench::print_device(ctx);
+        const vkt_bench::Ceilings ceil = vkt_bench::measure_ceilings(dev);
+        const vk::PeakResult &fma32 = ceil.fma_f32, &cm = ceil.coopmat;
 
         vktrain::io::Json results = vktrain::io::Json::array(), gemms = vktrain::io::Json::array();
         vktrain::io::Json summary = vktrain::io::Json::array();
         std::printf("%-18s %-10s %-11s %11s %9s %8s %8s\n", "layer", "direction", "path", "us", "GFLOP/s", "fma",
                     "coopmat");
         for (GemmPath path : paths) {
-            if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
-            if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
+            if (!vkt_bench::path_available(ctx, path)) continue;
             std::map<ConvDirection, std::vector<double>> fractions;
             for (const Layer& l : k_layers) {
                 if (!only.empty() && only != l.model) continue;
@@ -174,21 +147,53 @@ int main(int argc, char** argv) {
                     const size_t tried = default_tiles ? 1 : configs.size();
                     double us = 0, default_us = 0;
                     std::string best;
+                    std::vector<double> all_us;
                     for (uint32_t t = 0; t < tried; ++t) {
                         const double u = vk::time_conv(dev, path, p, repeats, t);
+                        all_us.push_back(u);
                         if (t == 0) default_us = u;
                         if (t == 0 || u < us) {
                             us = u;
                             best = configs[t].tile_name();
                         }
                     }
+                    // A strided data gradient runs split by stride phase; its single gather over every tap (what
+                    // it replaced) is timed beside it the same way, for the before/after ratio in one run.
+                    double gather_us = 0;
+                    if (vk::uses_stride_phases(dir, s)) {
+                        const size_t gather_tried =
+                            default_tiles ? 1 : vk::conv_configs(dev, path, dir, s, p.out, false).size();
+                        for (uint32_t t = 0; t < gather_tried; ++t) {
+                            const double u = vk::time_conv(dev, path, p, repeats, t, false);
+                            if (t == 0 || u < gather_us) gather_us = u;
+                        }
+                    }
+                    // --tuning: what start-up tuning (choose_conv_tile: one timing each, the close ones twice)
+                    // picks, and how fast that tile is by this full search's timings. The device's tuning budget is
+                    // reset first: this checks the choice, not the cap.
+                    std::string tuned;
+                    double tuned_us = 0, tuning_s = 0;
+                    if (tuning && !default_tiles && configs.size() > 1) {
+                        dev.tile_tuning_seconds() = 0;
+                        const vk::TileChoice c = vk::choose_conv_tile(dev, path, p);
+                        tuned = c.name;
+                        tuned_us = all_us[c.tile];
+                        tuning_s = dev.tile_tuning_seconds();
+                    }
                     const double gflops = conv_flops(p) / (us * 1e3);
                     const double fraction = gflops / fma32.value;
                     fractions[dir].push_back(fraction);
                     const double cm_fraction = path == GemmPath::coopmat && cm.value > 0 ? gflops / cm.value : 0;
-                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%  %s (default %.1f us)\n", l.name,
+                    std::printf("%-18s %-10s %-11s %11.1f %9.2f %7.1f%% %7.1f%%  %s (default %.1f us)", l.name,
                                 dir_name(dir), vktrain::to_string(path), us, gflops, 100 * fraction, 100 * cm_fraction,
                                 best.c_str(), default_us);
+                    if (!tuned.empty())
+                        std::printf(" tuning picks %s in %.2f s: %.2fx the best", tuned.c_str(), tuning_s,
+                                    tuned_us / us);
+                    if (gather_us > 0)
+                        std::printf(" stride phases; gather %.1f us = %.1f%%, phases %.2fx faster", gather_us,
+                                    100 * conv_flops(p) / (gather_us * 1e3) / fma32.value, gather_us / us);
+                    std::printf("\n");
                     std::fflush(stdout);
                     vktrain::io::Json r = vktrain::io::Json::object();
                     r["layer"] = l.name;
@@ -202,6 +207,16 @@ int main(int argc, char** argv) {
                     r["tiles"] = best;
                     r["default_microseconds"] = default_us;
                     r["default_fraction_of_fma_f32"] = conv_flops(p) / (default_us * 1e3) / fma32.value;
+                    if (!tuned.empty()) {
+                        r["tuned_tiles"] = tuned;
+                        r["tuned_over_best"] = tuned_us / us;
+                        r["tuning_seconds"] = tuning_s;
+                    }
+                    if (gather_us > 0) {
+                        r["gather_microseconds"] = gather_us;
+                        r["gather_fraction_of_fma_f32"] = conv_flops(p) / (gather_us * 1e3) / fma32.value;
+                        r["stride_phase_speedup"] = gather_us / us;
+                    }
                     results.push_back(r);
                 }
             }
@@ -254,7 +269,7 @@ int main(int argc, char** argv) {
             doc["cnn_batch"] = cnn_batch;
             doc["resnet_batch"] = resnet_batch;
             doc["repeats"] = repeats;
-            doc["ceilings"] = ceilings;
+            doc["ceilings"] = ceil.json();
             doc["results"] = results;
             doc["gemm_reference"] = gemms;
             doc["summary"] = summary;

@@ -1,5 +1,6 @@
 // Depthwise convolutions (shaders/depthwise_conv.comp) on MobileNetV2's depthwise layer shapes, in each direction
-// and on each available path: the kernel's time against the forced per-group GEMM (kernels::force_conv_gemm), its
+// and on each available path: the kernel's time against the per-group GEMM (a second context on the same device with
+// ContextOptions::allow_depthwise_kernel false), its
 // achieved GB/s as a fraction of the copy-bandwidth ceiling (a depthwise layer does ~9 multiply-adds per element it
 // moves: memory-bound), and beside it a dense 3x3 convolution of the same activation size (C -> C channels, same
 // plane and stride) as achieved GFLOP/s over the compute ceiling (fp32 fma, or the coopmat peak on that path); both
@@ -15,13 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "io/json.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
-#include "kernels/peak.hpp"
-#include "runtime/context_access.hpp"
-#include "runtime/device.hpp"
-#include "vktrain/context.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/trainer.hpp"
 
@@ -124,19 +122,10 @@ int main(int argc, char** argv) {
         else if (a == "--train-steps" && has_value)
             train_steps = std::max(1, std::atoi(argv[++i]));
         else if (a == "--paths" && has_value) {
-            paths.clear();
-            for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) {
-                const std::string p = t;
-                if (p == "fp32")
-                    paths.push_back(GemmPath::fp32);
-                else if (p == "tiled-fp16")
-                    paths.push_back(GemmPath::tiled_fp16);
-                else if (p == "coopmat")
-                    paths.push_back(GemmPath::coopmat);
-                else {
-                    std::fprintf(stderr, "vktrain_bench_depthwise: error: unknown path '%s' in --paths\n", t);
-                    return 2;
-                }
+            std::string error;
+            if (!vkt_bench::parse_paths(argv[++i], paths, error)) {
+                std::fprintf(stderr, "vktrain_bench_depthwise: error: %s\n", error.c_str());
+                return 2;
             }
         } else {
             std::fprintf(stderr, "vktrain_bench_depthwise: error: unknown argument '%s'\n", a.c_str());
@@ -144,39 +133,26 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        vktrain::ContextOptions o;
-        o.device_name = device;
-        o.cache_dir = "none";
-        vktrain::Context ctx(o);
-        auto& dev = vktrain::detail::ContextAccess::device(ctx);
+        // The same device twice: with the depthwise kernel and without it (ContextOptions::allow_depthwise_kernel
+        // false: the per-group GEMM it replaces).
+        vktrain::Context ctx(vkt_bench::bench_options(device));
+        vktrain::ContextOptions gemm_options = vkt_bench::bench_options(device);
+        gemm_options.allow_depthwise_kernel = false;
+        vktrain::Context gemm_ctx(gemm_options);
+        auto& dev = vkt_bench::device_of(ctx);
+        auto& gemm_dev = vkt_bench::device_of(gemm_ctx);
         const auto& info = ctx.device_info();
-        std::printf("device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str());
-
-        const vk::PeakResult fma32 = vk::measure_fma_peak(dev, false);
-        const vk::PeakResult cm = vk::measure_coopmat_peak(dev);
-        const vk::PeakResult copy = vk::measure_copy_bandwidth(dev, 64ull << 20);
-        std::printf("ceilings: fma fp32 %.1f GFLOP/s (%s), coopmat %.1f GFLOP/s (%s), copy %.1f GB/s (%s)\n",
-                    fma32.value, fma32.config.c_str(), cm.value,
-                    cm.value > 0 ? cm.config.c_str() : cm.unavailable.c_str(), copy.value, copy.config.c_str());
-        const auto ceiling_json = [](const vk::PeakResult& r, const char* unit) {
-            vktrain::io::Json j = vktrain::io::Json::object();
-            j["value"] = r.value;
-            j["unit"] = unit;
-            j["config"] = r.value > 0 ? r.config : r.unavailable;
-            return j;
-        };
-        vktrain::io::Json ceilings = vktrain::io::Json::object();
-        ceilings["fma_f32"] = ceiling_json(fma32, "GFLOP/s");
-        ceilings["coopmat"] = ceiling_json(cm, "GFLOP/s");
-        ceilings["copy"] = ceiling_json(copy, "GB/s");
+        vkt_bench::print_device(ctx);
+        vkt_bench::CeilingSet measured;
+        measured.copy = true;
+        const vkt_bench::Ceilings ceil = vkt_bench::measure_ceilings(dev, measured);
 
         vktrain::io::Json results = vktrain::io::Json::array();
         std::printf("%-22s %-10s %-10s %10s %10s %7s %8s %6s %10s %8s %6s %6s\n", "layer", "direction", "path", "dw us",
                     "gemm us", "speedup", "GB/s", "bw", "dense us", "GFLOP/s", "cmp", "ratio");
         for (GemmPath path : paths) {
-            if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
-            if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
-            const double compute_ceiling = path == GemmPath::coopmat ? cm.value : fma32.value;
+            if (!vkt_bench::path_available(ctx, path)) continue;
+            const double compute_ceiling = ceil.compute(path);
             for (size_t li = 0; li < std::size(k_layers); ++li)
                 for (ConvDirection dir :
                      {ConvDirection::forward, ConvDirection::backward_data, ConvDirection::backward_weight}) {
@@ -193,20 +169,15 @@ int main(int argc, char** argv) {
                     s.stride_h = s.stride_w = l.stride;
                     s.pad_h = s.pad_w = 1;
                     double dw_us = 0, gemm_us = 0, dense_us = 0;
-                    {
-                        vk::force_conv_gemm(false);
-                        if (!vk::uses_depthwise_kernel(dev, dir, s))
-                            throw vktrain::Error("the depthwise kernel does not take " + p.key());
-                        dw_us = vk::time_conv(dev, path, p, repeats);
-                        vk::force_conv_gemm(true);
-                        gemm_us = vk::time_conv(dev, path, p, repeats);
-                        vk::force_conv_gemm(false);
-                    }
+                    if (!vk::uses_depthwise_kernel(dev, dir, s))
+                        throw vktrain::Error("the depthwise kernel does not take " + p.key());
+                    dw_us = vk::time_conv(dev, path, p, repeats);
+                    gemm_us = vk::time_conv(gemm_dev, path, p, repeats);
                     ConvProblem d = p;
                     d.shape.groups = 1;
                     if (dense) dense_us = vk::time_conv(dev, path, d, 1);
                     const double gbps = bytes_moved(p, path) / (dw_us * 1e3);
-                    const double bw_fraction = gbps / copy.value;
+                    const double bw_fraction = gbps / ceil.copy.value;
                     const double dense_gflops = dense ? flops(d) / (dense_us * 1e3) : 0;
                     const double dense_fraction = dense_gflops / compute_ceiling;
                     char layer[64];
@@ -241,13 +212,9 @@ int main(int argc, char** argv) {
         if (!train.empty()) {
             const uint32_t hw = uint32_t(std::max(1, std::atoi(train.c_str())));
             for (GemmPath path : paths) {
-                if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
-                if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
-                vk::force_conv_gemm(false);
+                if (!vkt_bench::path_available(ctx, path)) continue;
                 const double kernel_ips = train_images_per_second(ctx, hw, batch, train_steps, path);
-                vk::force_conv_gemm(true);
-                const double gemm_ips = train_images_per_second(ctx, hw, batch, train_steps, path);
-                vk::force_conv_gemm(false);
+                const double gemm_ips = train_images_per_second(gemm_ctx, hw, batch, train_steps, path);
                 std::printf("mobilenet_v2 %ux%u batch %u training step, %s: %.2f images/s with the depthwise "
                             "kernel, %.2f with the per-group GEMM (%.2fx)\n",
                             hw, hw, batch, vktrain::to_string(path), kernel_ips, gemm_ips, kernel_ips / gemm_ips);
@@ -269,7 +236,7 @@ int main(int argc, char** argv) {
             doc["driver"] = info.driver_name + " " + info.driver_info;
             doc["batch"] = batch;
             doc["repeats"] = repeats;
-            doc["ceilings"] = ceilings;
+            doc["ceilings"] = ceil.json();
             doc["results"] = results;
             doc["training"] = training;
             vktrain::io::write_json_file(out, doc);

@@ -11,13 +11,10 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "io/json.hpp"
-#include "runtime/context_access.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_autotune.hpp"
-#include "kernels/peak.hpp"
-#include "runtime/device.hpp"
-#include "vktrain/context.hpp"
 
 using vktrain::GemmPath;
 using vktrain::kernels::ConvDirection;
@@ -61,13 +58,10 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        vktrain::ContextOptions o;
-        o.device_name = device;
-        o.cache_dir = "none";
-        vktrain::Context ctx(o);
-        auto& dev = vktrain::detail::ContextAccess::device(ctx);
+        vktrain::Context ctx(vkt_bench::bench_options(device));
+        auto& dev = vkt_bench::device_of(ctx);
         const auto& info = ctx.device_info();
-        std::printf("device: %s (%s %s)\n", info.name.c_str(), info.driver_name.c_str(), info.driver_info.c_str());
+        vkt_bench::print_device(ctx);
         std::vector<GemmShape> shapes;
         for (uint32_t s : sizes) shapes.push_back({false, false, s, s, s, DType::f32});
         // The default MLP recipe's training GEMMs (batch 128, 784-256-128-10).
@@ -81,34 +75,16 @@ int main(int argc, char** argv) {
 
         // The device's own ceilings, in this run: every GEMM is also given as a fraction of the one its
         // arithmetic runs at (fp32 fma for the fp32 and tiled paths, which accumulate in fp32; the coopmat peak).
-        namespace vk = vktrain::kernels;
-        const vk::PeakResult fma32 = vk::measure_fma_peak(dev, false), fma16 = vk::measure_fma_peak(dev, true);
-        const vk::PeakResult cm = vk::measure_coopmat_peak(dev);
-        const vk::PeakResult copy = vk::measure_copy_bandwidth(dev, 64ull << 20);
-        std::printf(
-            "ceilings: fma fp32 %.1f GFLOP/s (%s), fma fp16 %.1f GFLOP/s, coopmat %.1f GFLOP/s (%s), copy %.1f GB/s\n",
-            fma32.value, fma32.config.c_str(), fma16.value, cm.value,
-            cm.value > 0 ? cm.config.c_str() : cm.unavailable.c_str(), copy.value);
-        const auto ceiling_json = [](const vk::PeakResult& r, const char* unit) {
-            vktrain::io::Json j = vktrain::io::Json::object();
-            j["value"] = r.value;
-            j["unit"] = unit;
-            j["config"] = r.value > 0 ? r.config : r.unavailable;
-            return j;
-        };
-        vktrain::io::Json ceilings = vktrain::io::Json::object();
-        ceilings["fma_f32"] = ceiling_json(fma32, "GFLOP/s");
-        ceilings["fma_f16"] = ceiling_json(fma16, "GFLOP/s");
-        ceilings["coopmat"] = ceiling_json(cm, "GFLOP/s");
-        ceilings["copy"] = ceiling_json(copy, "GB/s");
-        const auto ceiling_of = [&](GemmPath path) { return path == GemmPath::coopmat ? cm.value : fma32.value; };
+        vkt_bench::CeilingSet measured;
+        measured.fma_f16 = measured.copy = true;
+        const vkt_bench::Ceilings ceil = vkt_bench::measure_ceilings(dev, measured);
+        const auto ceiling_of = [&](GemmPath path) { return ceil.compute(path); };
 
         vktrain::io::Json results = vktrain::io::Json::array();
         std::printf("%-36s %-11s %10s %10s %8s\n", "shape", "path", "us", "GFLOP/s", "ceiling");
         for (const GemmShape& base : shapes)
             for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat}) {
-                if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
-                if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
+                if (!vkt_bench::path_available(ctx, path)) continue;
                 GemmShape s = base;
                 if (path == GemmPath::fp32) s.out = DType::f32;
                 // Every tile configuration of the path (what tuning chooses among); the best is the result.
@@ -162,8 +138,7 @@ int main(int argc, char** argv) {
             }
         for (const ConvProblem& base : convs)
             for (GemmPath path : {GemmPath::fp32, GemmPath::tiled_fp16, GemmPath::coopmat}) {
-                if (path == GemmPath::coopmat && !ctx.coopmat_available()) continue;
-                if (path != GemmPath::fp32 && !ctx.fp16_available()) continue;
+                if (!vkt_bench::path_available(ctx, path)) continue;
                 ConvProblem p = base;
                 if (path == GemmPath::fp32) p.out = DType::f32;
                 const auto& s = p.shape;
@@ -190,7 +165,7 @@ int main(int argc, char** argv) {
                                                 std::to_string(c.k) + " " + c.a_type + "*" + c.b_type + "+" + c.c_type +
                                                 "->" + c.result_type + " " + c.scope);
             doc["repeats"] = repeats;
-            doc["ceilings"] = ceilings;
+            doc["ceilings"] = ceil.json();
             doc["results"] = results;
             vktrain::io::write_json_file(out, doc);
         }

@@ -20,6 +20,18 @@ layout(push_constant) uniform Push { ConvPush p; };
 
 uint g_group;
 
+// One stride phase of the data gradient (CONV_DIR_BACKWARD_DATA_PHASE; see ConvPush): the fields it reuses.
+#define PH_CY p.pad_h
+#define PH_CX p.pad_w
+#define PH_HP p.dil_h
+#define PH_WP p.dil_w
+#define PH_KHP p.div_ohw
+#define PH_KWP p.div_ow
+#define PH_IY0 p.div_stride_h
+#define PH_IX0 p.div_stride_w
+#define PH_KY0 p.phase_y
+#define PH_KX0 p.phase_x
+
 // floor(x / d) for x < 2^31 as a multiply-high and a shift: SIMD CPUs (lavapipe) have no vector integer
 // division, and these divisions run once per gathered element. Exact for every x < 2^31 (the host keeps
 // every index below that): magic = ceil(2^(31 + l) / d), l = ceil(log2 d), overshoots 2^(31 + l) / d by
@@ -65,6 +77,20 @@ float load_dy_gather(uint k, uint col) {
     return hit ? v : 0.0;
 }
 
+// The phase's dy(k, col): k = (oc, i, j) over its khp × kwp taps, col = (image, a, b) over its hp × wp pixels.
+float load_dy_phase(uint k, uint col) {
+    const uint kk = PH_KHP * PH_KWP, hw = PH_HP * PH_WP;
+    const uint oc = div_by(k, kk, p.div_khw), rk = k - oc * kk;
+    const uint i = div_by(rk, PH_KWP, p.div_kw), j = rk - i * PH_KWP;
+    const uint img = div_by(col, hw, p.div_hw), s = col - img * hw;
+    const uint pa = div_by(s, PH_WP, p.div_w), pb = s - pa * PH_WP;
+    const uint oy = PH_CY + pa - i, ox = PH_CX + pb - j; // past oh / ow where negative
+    const bool hit = oy < p.oh && ox < p.ow;
+    const uint channel = img * (p.c_out_g * p.groups) + g_group * p.c_out_g + oc;
+    const float v = float(b[hit ? p.b_offset + (channel * p.oh + oy) * p.ow + ox : p.b_offset]);
+    return hit ? v : 0.0;
+}
+
 float load_a(uint m, uint k) {
     if (DIR == CONV_DIR_FORWARD) // w[g·c_out_g + m][k]
         return float(a[p.a_offset + (g_group * p.c_out_g + m) * p.k + k]);
@@ -72,6 +98,13 @@ float load_a(uint m, uint k) {
         const uint khw = p.kh * p.kw;
         const uint oc = div_by(k, khw, p.div_khw), rk = k - oc * khw;
         return float(a[p.a_offset + ((g_group * p.c_out_g + oc) * p.c_in_g + m) * khw + rk]);
+    }
+    if (DIR == CONV_DIR_BACKWARD_DATA_PHASE) { // w[g·c_out_g + oc][m][ky0 + i·stride_h][kx0 + j·stride_w]
+        const uint kk = PH_KHP * PH_KWP;
+        const uint oc = div_by(k, kk, p.div_khw), rk = k - oc * kk;
+        const uint i = div_by(rk, PH_KWP, p.div_kw), j = rk - i * PH_KWP;
+        const uint tap = (PH_KY0 + i * p.stride_h) * p.kw + PH_KX0 + j * p.stride_w;
+        return float(a[p.a_offset + ((g_group * p.c_out_g + oc) * p.c_in_g + m) * p.kh * p.kw + tap]);
     }
     // backward weight: dy[image][g·c_out_g + m][oy][ox] with k = (image, oy, ox)
     const uint ohw = p.oh * p.ow;
@@ -82,6 +115,7 @@ float load_a(uint m, uint k) {
 float load_b(uint k, uint n) {
     if (DIR == CONV_DIR_FORWARD) return load_im2col(k, n);
     if (DIR == CONV_DIR_BACKWARD_DATA) return load_dy_gather(k, n);
+    if (DIR == CONV_DIR_BACKWARD_DATA_PHASE) return load_dy_phase(k, n);
     return load_im2col(n, k);
 }
 
@@ -94,6 +128,12 @@ void store_c(uint m, uint n, float v) {
     uint idx;
     if (DIR == CONV_DIR_BACKWARD_WEIGHT) { // dw[g·c_out_g + m][n]
         idx = p.c_offset + (g_group * p.c_out_g + m) * p.n + n;
+    } else if (DIR == CONV_DIR_BACKWARD_DATA_PHASE) { // dx at (iy0 + a·stride_h, ix0 + b·stride_w), n = (image, a, b)
+        const uint hw = PH_HP * PH_WP;
+        const uint img = div_by(n, hw, p.div_hw), s = n - img * hw;
+        const uint pa = div_by(s, PH_WP, p.div_w), pb = s - pa * PH_WP;
+        const uint pos = (PH_IY0 + pa * p.stride_h) * p.w + PH_IX0 + pb * p.stride_w;
+        idx = p.c_offset + ((img * p.groups + g_group) * p.c_in_g + m) * (p.h * p.w) + pos;
     } else { // y or dx in NCHW: n = (image, spatial position)
         const uint channels_g = DIR == CONV_DIR_FORWARD ? p.c_out_g : p.c_in_g;
         const uint plane = DIR == CONV_DIR_FORWARD ? p.oh * p.ow : p.h * p.w;
@@ -215,6 +255,49 @@ void backward_data_registers(uint m0, uint nb) {
     }
 }
 
+// One stride phase of dx (see ConvPush): column n = (image, a, b), k = (oc, i, j) over the phase's taps only, every
+// one of which hits where oy = cy + a − i and ox = cx + b − j lie inside dy. The sums are those of
+// backward_data_registers without its zero terms (the taps that miss), in the same order.
+void backward_data_phase_registers(uint m0, uint nb) {
+    const uint ohw = p.oh * p.ow, khw = p.kh * p.kw, hw = PH_HP * PH_WP;
+    uint a_row[TM];
+    [[unroll]] for (uint i = 0; i < TM; ++i)
+        a_row[i] = p.a_offset + (g_group * p.c_out_g * p.c_in_g + min(m0 + i, g_m - 1)) * khw + PH_KY0 * p.kw + PH_KX0;
+    uint dy_plane[TN];
+    uint ty0[TN], tx0[TN];
+    [[unroll]] for (uint j = 0; j < TN; ++j) {
+        const uint n = min(nb + j, g_n - 1);
+        const uint img = div_by(n, hw, p.div_hw), s = n - img * hw;
+        const uint pa = div_by(s, PH_WP, p.div_w), pb = s - pa * PH_WP;
+        dy_plane[j] = p.b_offset + (img * (p.c_out_g * p.groups) + g_group * p.c_out_g) * ohw;
+        ty0[j] = PH_CY + pa;
+        tx0[j] = PH_CX + pb;
+    }
+    const uint row_step = p.stride_h * p.kw;
+    for (uint oc = 0; oc < p.c_out_g; ++oc) {
+        uint a_tap = oc * p.c_in_g * khw;
+        for (uint ti = 0; ti < PH_KHP; ++ti, a_tap += row_step) {
+            uint row[TN];
+            bool row_hit[TN];
+            [[unroll]] for (uint j = 0; j < TN; ++j) {
+                const uint oy = ty0[j] - ti; // past oh where negative
+                row_hit[j] = oy < p.oh;
+                row[j] = dy_plane[j] + oc * ohw + oy * p.ow;
+            }
+            for (uint tj = 0; tj < PH_KWP; ++tj) {
+                [[unroll]] for (uint i = 0; i < TM; ++i) g_av[i] = float(a[a_row[i] + a_tap + tj * p.stride_w]);
+                [[unroll]] for (uint j = 0; j < TN; ++j) {
+                    const uint ox = tx0[j] - tj; // past ow where negative
+                    const bool hit = row_hit[j] && ox < p.ow;
+                    const float v = float(b[hit ? row[j] + ox : p.b_offset]);
+                    g_bv[j] = hit ? v : 0.0;
+                }
+                fma_step();
+            }
+        }
+    }
+}
+
 // dw = dy · im2col(x)ᵀ: column n = (ic, ky, kx), k = (image, oy, ox).
 void backward_weight_registers(uint m0, uint nb) {
     const uint ohw = p.oh * p.ow, hw = p.h * p.w, khw = p.kh * p.kw;
@@ -261,6 +344,8 @@ void gemm_block_registers(uint m0, uint n0) {
         forward_registers(m0, nb);
     else if (DIR == CONV_DIR_BACKWARD_DATA)
         backward_data_registers(m0, nb);
+    else if (DIR == CONV_DIR_BACKWARD_DATA_PHASE)
+        backward_data_phase_registers(m0, nb);
     else
         backward_weight_registers(m0, nb);
     // One store sequence in a loop, as in gemm_core.glsl (the fp16 conversion is long).

@@ -62,6 +62,13 @@ struct GemmPush {
 // a/b/c_offset are the element offsets of A's, B's and C's tensors in their bound ranges. The shader
 // divides by kh·kw, kw, oh·ow, ow, h·w, w, stride_h and stride_w through the div_* multipliers:
 // ceil(2^(31 + l) / d) with l = ceil(log2 d), 0 for d = 1 (see conv_division_magic in conv.cpp).
+//   backward data, one stride phase (CONV_DIR_BACKWARD_DATA_PHASE; strided, undilated convolutions): the dx pixels
+//   iy = iy0 + a·stride_h, ix = ix0 + b·stride_w (a < hp, b < wp) only receive the taps ky = ky0 + i·stride_h,
+//   kx = kx0 + j·stride_w (i < khp, j < kwp), from oy = cy + a − i, ox = cx + b − j: a dense GEMM with
+//   k = c_out/g·khp·kwp, n = images·hp·wp, one dispatch per phase. Its fields are those of backward data (h, w,
+//   kh, kw and the strides are the real ones) except: pad_h/pad_w = cy/cx, dil_h/dil_w = hp/wp,
+//   div_ohw/div_ow = khp/kwp, div_stride_h/div_stride_w = iy0/ix0, phase_y/phase_x = ky0/kx0, div_hw/div_w and
+//   div_khw/div_kw the multipliers of hp·wp, wp, khp·kwp and kwp.
 struct ConvPush {
     uint m, n, k;
     uint a_offset, b_offset, c_offset;
@@ -71,12 +78,14 @@ struct ConvPush {
     uint stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
     uint accumulate; // 1: C += result
     uint div_khw, div_kw, div_ohw, div_ow, div_hw, div_w, div_stride_h, div_stride_w;
+    uint phase_y, phase_x; // CONV_DIR_BACKWARD_DATA_PHASE only (0 otherwise)
 };
-#define CONV_SPEC_DIR GEMM_SPEC_COUNT // 0 forward, 1 backward data, 2 backward weight
+#define CONV_SPEC_DIR GEMM_SPEC_COUNT // 0 forward, 1 backward data, 2 backward weight, 3 backward data by phase
 #define CONV_SPEC_COUNT (GEMM_SPEC_COUNT + 1)
 #define CONV_DIR_FORWARD 0
 #define CONV_DIR_BACKWARD_DATA 1
 #define CONV_DIR_BACKWARD_WEIGHT 2
+#define CONV_DIR_BACKWARD_DATA_PHASE 3
 
 // Depthwise convolution (depthwise_conv.comp, src/kernels/depthwise_conv.cpp): groups = c channels, c_out = c·mult
 // (output channel ch·mult + j reads input channel ch), NCHW. The direction, the tile of outputs one workgroup

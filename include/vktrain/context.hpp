@@ -67,6 +67,9 @@ struct ContextOptions {
     // recipe's context 128). Larger ones, and any the device could not bind unfused (maxStorageBufferRange), run
     // fused, in memory linear in the context. 0 fuses every node the head size allows.
     uint64_t fused_attention_min_score_bytes = uint64_t(64) << 20;
+    // false runs depthwise convolutions (groups = c_in > 1) as one GEMM per group, like other grouped convolutions;
+    // true (the default) runs them on their own kernel (shaders/depthwise_conv.comp) wherever the shape fits it.
+    bool allow_depthwise_kernel = true;
 };
 
 namespace runtime {
@@ -92,6 +95,9 @@ public:
     bool fp16_available() const;
     // Weights and gradients live in memory both sides map (no staging copies): unified memory devices.
     bool unified_memory_available() const;
+    // Depthwise convolutions may run on their own kernel (ContextOptions::allow_depthwise_kernel ∧ 16 KiB of
+    // shared memory); each shape is still checked against the kernel's limits.
+    bool depthwise_kernel_available() const;
     // Bytes of device memory vktrain holds now / at most since the context was made.
     uint64_t allocated_bytes() const;
     uint64_t peak_allocated_bytes() const;

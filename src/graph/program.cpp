@@ -163,8 +163,7 @@ void Program::choose_paths(GemmPath requested, Precision precision) {
                 r.reason = c.reason;
             }
             if (shape.is_conv) {
-                if (const auto dw = kernels::plan_depthwise(m_device, shape.conv.direction, shape.conv.shape);
-                    dw && !kernels::forced_conv_gemm()) {
+                if (const auto dw = kernels::plan_depthwise(m_device, shape.conv.direction, shape.conv.shape)) {
                     r.tiles = dw->name();
                     r.tile_reason = "groups = channels: the depthwise kernel, not a GEMM per group";
                 } else if (m_device.tune_tiles_enabled()) {

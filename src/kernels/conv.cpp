@@ -1,6 +1,6 @@
 #include "kernels/conv.hpp"
 
-#include <atomic>
+#include <algorithm>
 
 #include "kernels/depthwise_conv.hpp"
 #include "kernels/gemm.hpp"
@@ -9,11 +9,9 @@
 
 namespace vktrain::kernels {
 
-static_assert(sizeof(ConvPush) == 30 * 4, "ConvPush layout must match shaders/push_constants.h");
+static_assert(sizeof(ConvPush) == 32 * 4, "ConvPush layout must match shaders/push_constants.h");
 
 namespace {
-
-std::atomic<bool> g_force_gemm{false};
 
 int64_t out_extent(uint32_t in, uint32_t pad, uint32_t dil, uint32_t k, uint32_t stride) {
     const int64_t span = int64_t(in) + 2 * int64_t(pad) - int64_t(dil) * (int64_t(k) - 1) - 1;
@@ -39,15 +37,25 @@ uint32_t conv_division_magic(uint64_t d) {
     return uint32_t(((uint64_t(1) << (31 + l)) + d - 1) / d);
 }
 
-// The per-group GEMM of a direction: C (m × n) = A (m × k) · B (k × n); see ConvPush.
+uint32_t ceil_div(uint32_t a, uint32_t b) {
+    return (a + b - 1) / b;
+}
+
+// The per-group GEMM of a direction: C (m × n) = A (m × k) · B (k × n); see ConvPush. A data gradient split by
+// stride phase gives the GEMM bounding every phase (ceil(h/s) pixels and ceil(k/s) taps along each axis), which
+// picks the tiles all its phases run with.
 struct ConvGemm {
     uint32_t m, n, k;
 };
-ConvGemm conv_gemm(ConvDirection direction, const Conv2dShape& s) {
+ConvGemm conv_gemm(ConvDirection direction, const Conv2dShape& s, bool stride_phases) {
     const uint32_t cin_g = s.c_in / s.groups, cout_g = s.c_out / s.groups, khw = s.kh * s.kw;
     switch (direction) {
     case ConvDirection::forward: return {cout_g, s.n * s.out_h() * s.out_w(), cin_g * khw};
-    case ConvDirection::backward_data: return {cin_g, s.n * s.h * s.w, cout_g * khw};
+    case ConvDirection::backward_data:
+        if (stride_phases && uses_stride_phases(direction, s))
+            return {cin_g, s.n * ceil_div(s.h, s.stride_h) * ceil_div(s.w, s.stride_w),
+                    cout_g * ceil_div(s.kh, s.stride_h) * ceil_div(s.kw, s.stride_w)};
+        return {cin_g, s.n * s.h * s.w, cout_g * khw};
     case ConvDirection::backward_weight: return {cout_g, cin_g * khw, s.n * s.out_h() * s.out_w()};
     }
     return {0, 0, 0};
@@ -56,9 +64,9 @@ ConvGemm conv_gemm(ConvDirection direction, const Conv2dShape& s) {
 } // namespace
 
 std::vector<GemmConfig> conv_configs(const runtime::Device& device, GemmPath path, ConvDirection direction,
-                                     const Conv2dShape& shape, DType out) {
+                                     const Conv2dShape& shape, DType out, bool stride_phases) {
     shape.validate();
-    const ConvGemm g = conv_gemm(direction, shape);
+    const ConvGemm g = conv_gemm(direction, shape, stride_phases);
     return gemm_configs(device, path, path == GemmPath::fp32 ? DType::f32 : out, g.m, g.n, g.k);
 }
 
@@ -106,15 +114,12 @@ bool is_depthwise(const Conv2dShape& s) {
 }
 
 bool uses_depthwise_kernel(const runtime::Device& device, ConvDirection d, const Conv2dShape& s) {
-    return !forced_conv_gemm() && plan_depthwise(device, d, s).has_value();
+    return plan_depthwise(device, d, s).has_value();
 }
 
-void force_conv_gemm(bool on) {
-    g_force_gemm = on;
-}
-
-bool forced_conv_gemm() {
-    return g_force_gemm;
+bool uses_stride_phases(ConvDirection d, const Conv2dShape& s) {
+    return d == ConvDirection::backward_data && (s.stride_h > 1 || s.stride_w > 1) && s.dil_h == 1 && s.dil_w == 1 &&
+           s.stride_h * s.stride_w <= k_max_stride_phases;
 }
 
 const char* to_string(ConvDirection d) {
@@ -128,7 +133,7 @@ const char* to_string(ConvDirection d) {
 
 void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath path, ConvDirection direction,
                    const Conv2dShape& s, const MatRef& in0, const MatRef& in1, const MatRef& out, bool accumulate,
-                   uint32_t tile) {
+                   uint32_t tile, bool stride_phases) {
     const char* op = to_string(direction);
     s.validate();
     VKT_CHECK(path != GemmPath::auto_select, op, ": needs a concrete path, not auto (see choose_conv_path)");
@@ -181,11 +186,16 @@ void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath pat
         break;
     }
 
-    if (!forced_conv_gemm()) {
-        if (const auto plan = plan_depthwise(device, direction, s)) {
-            record_depthwise_conv2d(device, seq, path, direction, s, *plan, in0, in1, out, accumulate);
-            return;
-        }
+    if (const auto plan = plan_depthwise(device, direction, s)) {
+        record_depthwise_conv2d(device, seq, path, direction, s, *plan, in0, in1, out, accumulate);
+        return;
+    }
+    const bool phases = stride_phases && uses_stride_phases(direction, s);
+    if (phases) {
+        const ConvGemm pg = conv_gemm(direction, s, true);
+        n = pg.n;
+        k = pg.k;
+        dir = CONV_DIR_BACKWARD_DATA_PHASE;
     }
     const GemmConfig cfg = gemm_config(device, path, out.dtype, m, n, k, false, tile);
     runtime::KernelDesc desc = cfg.kernel_desc("conv_" + cfg.suffix, sizeof(ConvPush), CONV_SPEC_COUNT);
@@ -227,8 +237,43 @@ void record_conv2d(runtime::Device& device, runtime::Sequence& seq, GemmPath pat
     pc.div_w = conv_division_magic(s.w);
     pc.div_stride_h = conv_division_magic(s.stride_h);
     pc.div_stride_w = conv_division_magic(s.stride_w);
-    const GemmGrid grid = gemm_grid(device, cfg, m, n, g);
-    seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), grid.x, grid.y, grid.z);
+    if (!phases) {
+        const GemmGrid grid = gemm_grid(device, cfg, m, n, g);
+        seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pc, sizeof(pc), grid.x, grid.y, grid.z);
+        return;
+    }
+    // One dispatch per stride phase (ky0, kx0): the dx pixels with (iy + pad_h) mod stride_h = ky0 (and likewise
+    // along x) receive exactly the taps ky = ky0 + i·stride_h (kx = kx0 + j·stride_w); see ConvPush. The phases
+    // write disjoint pixels, so they need no barrier between them.
+    for (uint32_t ky0 = 0; ky0 < s.stride_h; ++ky0)
+        for (uint32_t kx0 = 0; kx0 < s.stride_w; ++kx0) {
+            const uint32_t iy0 = (ky0 + s.stride_h - s.pad_h % s.stride_h) % s.stride_h;
+            const uint32_t ix0 = (kx0 + s.stride_w - s.pad_w % s.stride_w) % s.stride_w;
+            if (iy0 >= s.h || ix0 >= s.w) continue; // no dx pixel in this phase
+            const uint32_t hp = ceil_div(s.h - iy0, s.stride_h), wp = ceil_div(s.w - ix0, s.stride_w);
+            const uint32_t khp = ky0 < s.kh ? ceil_div(s.kh - ky0, s.stride_h) : 0;
+            const uint32_t kwp = kx0 < s.kw ? ceil_div(s.kw - kx0, s.stride_w) : 0;
+            if ((khp == 0 || kwp == 0) && accumulate) continue; // no tap reaches these pixels: dx keeps its values
+            ConvPush pp = pc;
+            pp.n = s.n * hp * wp;
+            pp.k = cout_g * khp * kwp;
+            pp.pad_h = (iy0 + s.pad_h - ky0) / s.stride_h; // cy: exact, and >= 0 since iy0 + pad_h ≡ ky0
+            pp.pad_w = (ix0 + s.pad_w - kx0) / s.stride_w;
+            pp.dil_h = hp;
+            pp.dil_w = wp;
+            pp.div_ohw = khp;
+            pp.div_ow = kwp;
+            pp.div_stride_h = iy0;
+            pp.div_stride_w = ix0;
+            pp.phase_y = ky0;
+            pp.phase_x = kx0;
+            pp.div_hw = conv_division_magic(uint64_t(hp) * wp);
+            pp.div_w = conv_division_magic(wp);
+            pp.div_khw = conv_division_magic(std::max<uint64_t>(uint64_t(khp) * kwp, 1));
+            pp.div_kw = conv_division_magic(std::max<uint32_t>(kwp, 1));
+            const GemmGrid grid = gemm_grid(device, cfg, m, pp.n, g);
+            seq.dispatch(kernel, {oa.binding, ob.binding, oc.binding}, &pp, sizeof(pp), grid.x, grid.y, grid.z);
+        }
 }
 
 void record_conv2d_forward(runtime::Device& device, runtime::Sequence& seq, GemmPath path, const Conv2dShape& shape,

@@ -45,7 +45,8 @@ std::string DepthwisePlan::name() const {
 }
 
 std::optional<DepthwisePlan> plan_depthwise(const runtime::Device& device, ConvDirection d, const Conv2dShape& s) {
-    if (!is_depthwise(s) || uint64_t(s.kh) * s.kw > k_max_taps) return std::nullopt;
+    if (!device.depthwise_kernel_enabled() || !is_depthwise(s) || uint64_t(s.kh) * s.kw > k_max_taps)
+        return std::nullopt;
     const runtime::DeviceCaps& caps = device.caps();
     if (caps.info.max_shared_memory < k_smem_floats * 4) return std::nullopt;
     DepthwisePlan plan;

@@ -17,8 +17,9 @@ struct DepthwisePlan {
     std::string name() const; // "depthwise 8x32 wg16 rx4"
 };
 
-// The plan for `s` in direction `d`, or nothing where the shape is not depthwise or its staging does not fit the
-// kernel's shared memory (kernels beyond 9x9, or dilations so wide that one output's taps span more than 4096
+// The plan for `s` in direction `d`, or nothing where the device disallows the kernel
+// (ContextOptions::allow_depthwise_kernel), the shape is not depthwise or its staging does not fit the kernel's shared
+// memory (kernels beyond 9x9, or dilations so wide that one output's taps span more than 4096
 // elements): such convolutions keep the per-group GEMM.
 std::optional<DepthwisePlan> plan_depthwise(const runtime::Device& device, ConvDirection d, const Conv2dShape& s);
 

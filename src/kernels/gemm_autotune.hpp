@@ -63,6 +63,14 @@ struct TileChoice {
 };
 TileChoice choose_gemm_tile(runtime::Device& device, GemmPath path, const GemmShape& shape);
 
+// How tile tuning bounds its start-up cost: a problem's configurations are each timed once, and the ones within
+// k_retime_margin of the fastest (at most k_retimed) a second time; convolution problems stop being tuned once the
+// device has spent k_tile_tuning_budget_s seconds tuning them (the rest run the default tiles until a later run,
+// with the earlier choices cached, tunes them).
+constexpr double k_retime_margin = 1.25;
+constexpr size_t k_retimed = 3;
+constexpr double k_tile_tuning_budget_s = 20.0;
+
 // One convolution of a model: its direction, shape and output precision.
 struct ConvProblem {
     ConvDirection direction = ConvDirection::forward;
@@ -74,9 +82,10 @@ struct ConvProblem {
 // As choose_gemm_path, for a convolution (timed and cached like a GEMM shape).
 GemmChoice choose_conv_path(runtime::Device& device, GemmPath requested, const ConvProblem& problem);
 
-// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output) with conv_configs(...)[tile].
-double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3,
-                 uint32_t tile = 0);
+// Microseconds per convolution of `problem` on `path` (fp32 forces an fp32 output) with conv_configs(...)[tile]
+// (record_conv2d's stride_phases: false times a strided data gradient's single gather, for comparisons).
+double time_conv(runtime::Device& device, GemmPath path, const ConvProblem& problem, int repeats = 3, uint32_t tile = 0,
+                 bool stride_phases = true);
 
 // As choose_gemm_tile, for the implicit GEMM of a convolution (conv_configs; the same cache file, keyed by
 // "<path>|<ConvProblem::key()>").

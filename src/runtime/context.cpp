@@ -32,6 +32,9 @@ bool Context::fp16_available() const {
 bool Context::unified_memory_available() const {
     return device().unified_memory_enabled();
 }
+bool Context::depthwise_kernel_available() const {
+    return device().depthwise_kernel_enabled();
+}
 uint64_t Context::allocated_bytes() const {
     return device().allocated_bytes();
 }

@@ -173,6 +173,8 @@ void Device::choose_paths(const ContextOptions& options) {
     m_fp16_enabled = options.allow_fp16 && m_caps.info.storage_buffer_16bit;
     m_coopmat_enabled = options.allow_coopmat && m_fp16_enabled && m_caps.coopmat_usable();
     m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
+    // The depthwise kernel stages 16 KiB in shared memory (kernels::plan_depthwise checks each shape's fit).
+    m_depthwise_enabled = options.allow_depthwise_kernel && m_caps.info.max_shared_memory >= 16384;
     // The fused attention kernels need Vulkan 1.1 and 16 KiB of shared memory (every device has both); whether a
     // shape fits them (head size) is decided per node (kernels::flash_attention_supported).
     m_fused_attention_enabled = options.allow_fused_attention && m_caps.info.max_shared_memory >= 16384;

@@ -50,11 +50,14 @@ public:
     // capped by the largest buffer range the device binds, which the unfused path cannot exceed).
     uint64_t fused_attention_min_score_bytes() const { return m_fused_attention_min_bytes; }
     bool unified_memory_enabled() const { return m_unified_enabled; }
+    bool depthwise_kernel_enabled() const { return m_depthwise_enabled; } // ContextOptions::allow_depthwise_kernel
     // Programs time the tile configurations of each GEMM shape on its path (kernels::choose_gemm_tile).
     bool tune_tiles_enabled() const { return m_tune_tiles; }
     // Tile choices made on this device so far ("<path>|<shape key>" -> tile name), so that programs sharing it
     // measure a shape once even without a cache directory. Guarded by kernels' tuning lock.
     std::map<std::string, std::string>& tile_memo() { return m_tile_memo; }
+    // Seconds spent timing convolution tiles on this device (kernels::k_tile_tuning_budget_s bounds it).
+    double& tile_tuning_seconds() { return m_tile_tuning_seconds; }
     // Most workgroups a grid-stride element-wise kernel is given (kernels::element_groups). A CPU device such as
     // lavapipe runs each workgroup as one call of the compiled shader on one of its threads, and that fixed cost per
     // call dominated element-wise kernels: 8 workgroups per host thread, each looping, ran them 2-3.5x faster
@@ -101,8 +104,10 @@ private:
     bool m_fused_attention_enabled = false;
     uint64_t m_fused_attention_min_bytes = 0;
     bool m_unified_enabled = false;
+    bool m_depthwise_enabled = false;
     bool m_tune_tiles = true;
     std::map<std::string, std::string> m_tile_memo;
+    double m_tile_tuning_seconds = 0;
     uint32_t m_element_group_cap = 65535;
     std::atomic<uint64_t> m_allocated{0};
     std::atomic<uint64_t> m_peak{0};

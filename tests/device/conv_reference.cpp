@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+
+#include "runtime/context_access.hpp"
 
 namespace vkt_test {
 
@@ -9,6 +12,45 @@ using vktrain::GemmPath;
 using vktrain::kernels::Conv2dShape;
 using vktrain::kernels::ConvDirection;
 using vktrain::kernels::MatRef;
+
+namespace {
+
+std::unique_ptr<vktrain::Context> g_gemm_conv_context;
+
+// Destroyed when the tests end, before static destruction (as support.cpp does for the shared context).
+class GemmConvContextEnvironment : public testing::Environment {
+public:
+    void TearDown() override { g_gemm_conv_context.reset(); }
+};
+testing::Environment* const g_environment = testing::AddGlobalTestEnvironment(new GemmConvContextEnvironment);
+
+// make_buffer on a given device (the operands must live on the device that runs the convolution).
+vktrain::runtime::Buffer device_buffer(vktrain::runtime::Device& dev, const std::vector<float>& values, DType dtype) {
+    const size_t n = std::max<size_t>(values.size(), 1);
+    vktrain::runtime::Buffer buf(dev, n * vktrain::kernels::dtype_size(dtype), vktrain::runtime::MemoryKind::readback,
+                                 "test");
+    if (dtype == DType::f16) {
+        std::vector<uint16_t> h(n, 0);
+        vktrain::floats_to_halves(values.data(), h.data(), values.size());
+        buf.write(h.data(), h.size() * 2);
+    } else {
+        std::vector<float> f(n, 0.0f);
+        std::copy(values.begin(), values.end(), f.begin());
+        buf.write(f.data(), f.size() * 4);
+    }
+    return buf;
+}
+
+} // namespace
+
+vktrain::Context& gemm_conv_context() {
+    if (!g_gemm_conv_context) {
+        vktrain::ContextOptions o = context_options();
+        o.allow_depthwise_kernel = false;
+        g_gemm_conv_context = std::make_unique<vktrain::Context>(o);
+    }
+    return *g_gemm_conv_context;
+}
 
 Conv2dShape conv_shape(uint32_t n, uint32_t c_in, uint32_t h, uint32_t w, uint32_t c_out, uint32_t kh, uint32_t kw,
                        uint32_t sh, uint32_t sw, uint32_t ph, uint32_t pw, uint32_t dh, uint32_t dw, uint32_t groups) {
@@ -42,8 +84,8 @@ void for_each_conv_tap(const Conv2dShape& s, const std::function<void(size_t, si
 }
 
 ConvCheck check_conv2d(GemmPath path, DType out, ConvDirection dir, const Conv2dShape& s, bool accumulate,
-                       uint32_t seed, uint32_t tile) {
-    auto& dev = device();
+                       uint32_t seed, uint32_t tile, vktrain::Context* on, bool stride_phases) {
+    auto& dev = on ? vktrain::detail::ContextAccess::device(*on) : device();
     const DType in = path == GemmPath::fp32 ? DType::f32 : DType::f16;
     const uint32_t oh = s.out_h(), ow = s.out_w(), cin_g = s.c_in / s.groups, cout_g = s.c_out / s.groups;
     const size_t x_size = size_t(s.n) * s.c_in * s.h * s.w, y_size = size_t(s.n) * s.c_out * oh * ow;
@@ -76,15 +118,15 @@ ConvCheck check_conv2d(GemmPath path, DType out, ConvDirection dir, const Conv2d
         const auto init = round_through(random_values(sizes[2], seed + 77), out);
         std::copy(init.begin(), init.end(), host[2].begin() + std::ptrdiff_t(offsets[2]));
     }
-    auto b0 = make_buffer(host[0], in);
-    auto b1 = make_buffer(host[1], in);
-    auto b2 = make_buffer(host[2], out);
+    auto b0 = device_buffer(dev, host[0], in);
+    auto b1 = device_buffer(dev, host[1], in);
+    auto b2 = device_buffer(dev, host[2], out);
     refs[0].buffer = &b0, refs[1].buffer = &b1, refs[2].buffer = &b2;
     for (int i = 0; i < 3; ++i) refs[i].offset = offsets[i];
 
     vktrain::runtime::Sequence seq(dev);
     seq.begin();
-    vktrain::kernels::record_conv2d(dev, seq, path, dir, s, refs[0], refs[1], refs[2], accumulate, tile);
+    vktrain::kernels::record_conv2d(dev, seq, path, dir, s, refs[0], refs[1], refs[2], accumulate, tile, stride_phases);
     seq.end();
     seq.submit_and_wait();
     const auto got = read_buffer(b2, out, host[2].size());

@@ -26,25 +26,15 @@ struct ConvCheck {
     std::vector<double> tolerance;
 };
 
-// Runs record_conv2d(path, dir, s, ..., accumulate, tile) on the current device with inputs from `seed` and checks
-// every output element against the reference: |got - ref| <= 2·γ_K·Σ|a·b| + u_out·|ref| + floor_abs(out), K the
-// reduction length (plus one when accumulating into a random initial output), γ_K = K·u/(1 - K·u) for fp32
-// accumulation, and that nothing around the output's view changed (failures are reported with ADD_FAILURE).
+// Runs record_conv2d(path, dir, s, ..., accumulate, tile, stride_phases) on `on` (nullptr: context()) with inputs from
+// `seed` and checks every output element against the reference: |got - ref| <= 2·γ_K·Σ|a·b| + u_out·|ref| +
+// floor_abs(out), K the reduction length (plus one when accumulating into a random initial output), γ_K = K·u/(1 - K·u)
+// for fp32 accumulation, and that nothing around the output's view changed (failures are reported with ADD_FAILURE).
 ConvCheck check_conv2d(vktrain::GemmPath path, DType out, vktrain::kernels::ConvDirection dir,
-                       const vktrain::kernels::Conv2dShape& s, bool accumulate, uint32_t seed, uint32_t tile = 0);
+                       const vktrain::kernels::Conv2dShape& s, bool accumulate, uint32_t seed, uint32_t tile = 0,
+                       vktrain::Context* on = nullptr, bool stride_phases = true);
 
-// Runs depthwise convolutions as per-group GEMMs (kernels::force_conv_gemm) for one scope.
-class ForceConvGemm {
-public:
-    explicit ForceConvGemm(bool on) : m_saved(vktrain::kernels::forced_conv_gemm()) {
-        vktrain::kernels::force_conv_gemm(on);
-    }
-    ~ForceConvGemm() { vktrain::kernels::force_conv_gemm(m_saved); }
-    ForceConvGemm(const ForceConvGemm&) = delete;
-    ForceConvGemm& operator=(const ForceConvGemm&) = delete;
-
-private:
-    bool m_saved;
-};
+// context() with ContextOptions::allow_depthwise_kernel off: depthwise convolutions run as per-group GEMMs.
+vktrain::Context& gemm_conv_context();
 
 } // namespace vkt_test

@@ -11,6 +11,7 @@
 #include "device/support.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
+#include "runtime/context_access.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/trainer.hpp"
 
@@ -77,8 +78,10 @@ TEST_P(ConvTest, MatchesDoubleReference) {
     if (c.path == GemmPath::coopmat) VKT_REQUIRE_COOPMAT();
     if (c.path != GemmPath::fp32) VKT_REQUIRE_FP16();
     vkt_test::ForceTiledLoop force(c.loop);
-    vkt_test::ForceConvGemm gemm(true);
-    vkt_test::check_conv2d(c.path, c.out, c.dir, k_shapes[c.shape].s, c.accumulate, 100 + uint32_t(c.shape));
+    // Depthwise shapes run on the context without the depthwise kernel: this tests the implicit GEMM.
+    const auto& s = k_shapes[c.shape].s;
+    vktrain::Context* on = vktrain::kernels::is_depthwise(s) ? &vkt_test::gemm_conv_context() : nullptr;
+    vkt_test::check_conv2d(c.path, c.out, c.dir, s, c.accumulate, 100 + uint32_t(c.shape), 0, on);
 }
 
 std::vector<Case> all_cases() {
@@ -167,6 +170,37 @@ TEST(ConvTiles, TunedTrainerMatchesTheDefaultTilesBitForBit) {
     }
 }
 
+// Start-up tuning is bounded: once a device has spent kernels::k_tile_tuning_budget_s timing convolution tiles, new
+// problems run the default tiles (uncached and unmemoized, so a later run tunes them); GEMM shapes are not budgeted.
+TEST(ConvTiles, TuningStopsAtTheDeviceBudget) {
+    auto o = vkt_test::context_options();
+    o.cache_dir = "none";
+    vktrain::Context ctx(o);
+    auto& dev = vktrain::detail::ContextAccess::device(ctx);
+    vktrain::kernels::ConvProblem p;
+    p.direction = ConvDirection::forward;
+    p.shape = k_shapes[7].s;
+    p.out = DType::f32;
+    const auto configs = vktrain::kernels::conv_configs(dev, GemmPath::fp32, p.direction, p.shape, p.out);
+    if (configs.size() < 2) GTEST_SKIP() << "one tile configuration: nothing to tune";
+    dev.tile_tuning_seconds() = vktrain::kernels::k_tile_tuning_budget_s;
+    const auto spent = vktrain::kernels::choose_conv_tile(dev, GemmPath::fp32, p);
+    EXPECT_EQ(spent.tile, 0u);
+    EXPECT_TRUE(spent.us.empty());
+    EXPECT_NE(spent.reason.find("budget"), std::string::npos) << spent.reason;
+    dev.tile_tuning_seconds() = 0;
+    const auto tuned = vktrain::kernels::choose_conv_tile(dev, GemmPath::fp32, p);
+    EXPECT_NE(tuned.reason.find("tuned (measured)"), std::string::npos) << tuned.reason;
+    EXPECT_EQ(tuned.us.size(), configs.size());
+    EXPECT_GT(dev.tile_tuning_seconds(), 0.0);
+    dev.tile_tuning_seconds() = vktrain::kernels::k_tile_tuning_budget_s;
+    const vktrain::kernels::GemmShape g{false, false, 40, 72, 24, DType::f32};
+    if (vktrain::kernels::gemm_shape_configs(dev, GemmPath::fp32, g).size() > 1) {
+        const auto gemm = vktrain::kernels::choose_gemm_tile(dev, GemmPath::fp32, g);
+        EXPECT_NE(gemm.reason.find("tuned (measured)"), std::string::npos) << gemm.reason;
+    }
+}
+
 TEST(ConvShape, OutputSizeAndValidation) {
     Conv2dShape s = make_shape(2, 3, 7, 9, 5, 3, 2, 2, 1, 1, 2, 1, 2);
     EXPECT_EQ(s.out_h(), 4u);  // (7 + 2 - 2 - 1) / 2 + 1
@@ -234,6 +268,52 @@ TEST(ConvAutotune, ChoosesAndTimesPaths) {
     } else {
         EXPECT_EQ(chosen.path, GemmPath::tiled_fp16);
     }
+}
+
+// The strided data gradient split by stride phase (kernels::uses_stride_phases) against the single gather over every
+// tap it replaced, on the same operands: both within tolerance of the exact result (check_conv2d), and bit for bit
+// the same on the fp32 and tiled paths (each sum is the gather's without its zero terms, in the same order; coopmat
+// groups its products by tile, so there only the tolerance holds). Shapes: ResNet's strided 3x3 and 1x1 (half the
+// phases of the 1x1 get no tap: zeros, or dx unchanged when accumulating), grouped, and a 2x3 kernel at stride 3x2
+// with padding (a kernel row shorter than the stride: one phase row without taps).
+TEST(ConvStridePhases, MatchTheGatherBitForBit) {
+    auto& dev = vkt_test::device();
+    const Conv2dShape shapes[] = {k_shapes[7].s, k_shapes[8].s, k_shapes[1].s,
+                                  make_shape(2, 5, 11, 9, 6, 2, 3, 3, 2, 1, 1)};
+    const std::pair<GemmPath, DType> paths[] = {
+        {GemmPath::fp32, DType::f32}, {GemmPath::tiled_fp16, DType::f16}, {GemmPath::coopmat, DType::f32}};
+    for (auto [path, out] : paths) {
+        if (path == GemmPath::coopmat && !dev.coopmat_enabled()) continue;
+        if (path != GemmPath::fp32 && !dev.fp16_enabled()) continue;
+        for (size_t i = 0; i < std::size(shapes); ++i)
+            for (bool accumulate : {false, true}) {
+                const Conv2dShape& s = shapes[i];
+                SCOPED_TRACE(path_name(path) + " shape " + std::to_string(i) + (accumulate ? " accumulate" : ""));
+                ASSERT_TRUE(vktrain::kernels::uses_stride_phases(ConvDirection::backward_data, s));
+                const uint32_t seed = 700 + uint32_t(i);
+                const auto phases =
+                    vkt_test::check_conv2d(path, out, ConvDirection::backward_data, s, accumulate, seed, 0, nullptr);
+                const auto gather = vkt_test::check_conv2d(path, out, ConvDirection::backward_data, s, accumulate, seed,
+                                                           0, nullptr, false);
+                ASSERT_EQ(phases.got.size(), gather.got.size());
+                if (path != GemmPath::coopmat) {
+                    EXPECT_EQ(std::memcmp(phases.got.data(), gather.got.data(), phases.got.size() * sizeof(float)), 0);
+                }
+            }
+    }
+}
+
+// Which convolutions are split: strided, undilated data gradients with at most k_max_stride_phases phases.
+TEST(ConvStridePhases, Selection) {
+    using vktrain::kernels::uses_stride_phases;
+    const Conv2dShape strided = k_shapes[7].s; // 3x3 stride 2
+    EXPECT_TRUE(uses_stride_phases(ConvDirection::backward_data, strided));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::forward, strided));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_weight, strided));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_data, k_shapes[5].s)); // stride 1
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_data, k_shapes[6].s)); // dilated
+    EXPECT_TRUE(uses_stride_phases(ConvDirection::backward_data, make_shape(1, 2, 16, 16, 2, 4, 4, 4, 4)));
+    EXPECT_FALSE(uses_stride_phases(ConvDirection::backward_data, make_shape(1, 2, 16, 16, 2, 5, 5, 5, 5)));
 }
 
 } // namespace

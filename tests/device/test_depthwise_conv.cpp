@@ -11,6 +11,7 @@
 #include "device/support.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm_autotune.hpp"
+#include "runtime/context_access.hpp"
 #include "vktrain/model.hpp"
 
 namespace {
@@ -75,7 +76,6 @@ TEST_P(DepthwiseConvTest, MatchesDoubleReference) {
     const Case& c = GetParam();
     if (skip_path(c.path)) GTEST_SKIP() << path_name(c.path) << " is not available on this device";
     const Conv2dShape& s = k_shapes[c.shape].s;
-    vkt_test::ForceConvGemm gemm(false);
     ASSERT_TRUE(vktrain::kernels::uses_depthwise_kernel(vkt_test::device(), c.dir, s));
     vkt_test::check_conv2d(c.path, c.out, c.dir, s, c.accumulate, 300 + uint32_t(c.shape));
 }
@@ -114,15 +114,11 @@ TEST(DepthwiseConv, MatchesForcedGemmPath) {
                 SCOPED_TRACE(path_name(path) + " " + vktrain::kernels::dtype_name(d) + " " + dir_name(dir) + " " +
                              k_shapes[shape].name);
                 vkt_test::ConvCheck kernel, gemm;
-                {
-                    vkt_test::ForceConvGemm force(false);
-                    kernel = vkt_test::check_conv2d(path, d, dir, s, true, 500 + uint32_t(shape));
-                }
-                {
-                    vkt_test::ForceConvGemm force(true);
-                    ASSERT_FALSE(vktrain::kernels::uses_depthwise_kernel(vkt_test::device(), dir, s));
-                    gemm = vkt_test::check_conv2d(path, d, dir, s, true, 500 + uint32_t(shape));
-                }
+                kernel = vkt_test::check_conv2d(path, d, dir, s, true, 500 + uint32_t(shape));
+                vktrain::Context& gemm_context = vkt_test::gemm_conv_context();
+                ASSERT_FALSE(vktrain::kernels::uses_depthwise_kernel(
+                    vktrain::detail::ContextAccess::device(gemm_context), dir, s));
+                gemm = vkt_test::check_conv2d(path, d, dir, s, true, 500 + uint32_t(shape), 0, &gemm_context);
                 ASSERT_EQ(kernel.got.size(), gemm.got.size());
                 size_t bad = 0;
                 for (size_t i = 0; i < kernel.got.size(); ++i) {
@@ -137,7 +133,6 @@ TEST(DepthwiseConv, MatchesForcedGemmPath) {
 
 // The weight gradient reduces over the batch and positions in a fixed order: the same bits on every run.
 TEST(DepthwiseConv, WeightGradientIsDeterministic) {
-    vkt_test::ForceConvGemm force(false);
     for (size_t shape : {size_t(0), size_t(7)}) {
         const Conv2dShape& s = k_shapes[shape].s;
         const auto a = vkt_test::check_conv2d(GemmPath::fp32, DType::f32, ConvDirection::backward_weight, s, false, 9);
@@ -148,22 +143,25 @@ TEST(DepthwiseConv, WeightGradientIsDeterministic) {
 }
 
 // Which convolutions take the kernel: depthwise ones of any multiplier; not dense or grouped ones, not when forced
-// onto the GEMM, and not a kernel too large to stage (which still runs, on the GEMM).
+// onto the GEMM by ContextOptions::allow_depthwise_kernel (a per-context switch: both contexts coexist), and not a
+// kernel too large to stage (which still runs, on the GEMM).
 TEST(DepthwiseConv, Selection) {
     auto& dev = vkt_test::device();
     using vktrain::kernels::is_depthwise;
     using vktrain::kernels::uses_depthwise_kernel;
-    vkt_test::ForceConvGemm force(false);
+    EXPECT_TRUE(vktrain::ContextOptions{}.allow_depthwise_kernel);
+    EXPECT_TRUE(vkt_test::context().depthwise_kernel_available());
     const Conv2dShape dw = k_shapes[0].s;
     EXPECT_TRUE(is_depthwise(dw));
     EXPECT_TRUE(is_depthwise(k_shapes[5].s));                                                   // m = 2
     EXPECT_FALSE(is_depthwise(vkt_test::conv_shape(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2))); // groups 2 of 2
     EXPECT_FALSE(is_depthwise(vkt_test::conv_shape(2, 1, 8, 8, 4, 3, 3)));                      // dense, c_in = 1
     for (ConvDirection dir : k_dirs) EXPECT_TRUE(uses_depthwise_kernel(dev, dir, dw));
-    {
-        vkt_test::ForceConvGemm gemm(true);
-        EXPECT_FALSE(uses_depthwise_kernel(dev, ConvDirection::forward, dw));
-    }
+    vktrain::Context& gemm_context = vkt_test::gemm_conv_context();
+    EXPECT_FALSE(gemm_context.depthwise_kernel_available());
+    for (ConvDirection dir : k_dirs)
+        EXPECT_FALSE(uses_depthwise_kernel(vktrain::detail::ContextAccess::device(gemm_context), dir, dw));
+    EXPECT_TRUE(uses_depthwise_kernel(dev, ConvDirection::forward, dw)); // the shared context is unaffected
     // An 11x11 kernel (121 taps) stays on the GEMM, and still computes the right thing there.
     const Conv2dShape big = vkt_test::conv_shape(1, 2, 12, 12, 2, 11, 11, 1, 1, 5, 5, 1, 1, 2);
     EXPECT_FALSE(uses_depthwise_kernel(dev, ConvDirection::forward, big));
@@ -171,7 +169,7 @@ TEST(DepthwiseConv, Selection) {
 }
 
 // In a model: the path report and the profile name depthwise convolution sites "depthwise", and forcing the GEMM
-// path gives the same loss.
+// path (ContextOptions::allow_depthwise_kernel false) gives the same loss.
 TEST(DepthwiseConv, ModelReportsAndProfileNameTheKernel) {
     vktrain::Model m;
     int x = m.input("x", {126});
@@ -191,7 +189,6 @@ TEST(DepthwiseConv, ModelReportsAndProfileNameTheKernel) {
     std::vector<std::vector<float>> grads_kernel, grads_gemm;
     float loss_kernel = 0, loss_gemm = 0;
     {
-        vkt_test::ForceConvGemm force(false);
         vktrain::Trainer t(vkt_test::context(), m, to);
         size_t depthwise_sites = 0;
         for (const auto& r : t.gemm_paths())
@@ -204,8 +201,7 @@ TEST(DepthwiseConv, ModelReportsAndProfileNameTheKernel) {
         loss_kernel = t.compute_gradients(xs.data(), labels.data(), batch, grads_kernel);
     }
     {
-        vkt_test::ForceConvGemm force(true);
-        vktrain::Trainer t(vkt_test::context(), m, to);
+        vktrain::Trainer t(vkt_test::gemm_conv_context(), m, to);
         for (const auto& r : t.gemm_paths()) EXPECT_EQ(r.tiles.rfind("depthwise", 0), std::string::npos) << r.site;
         loss_gemm = t.compute_gradients(xs.data(), labels.data(), batch, grads_gemm);
     }
