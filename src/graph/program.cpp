@@ -311,15 +311,17 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
         const IrNode& n = m_ir.nodes[i];
         if (n.op->record && !n.fused) { // fused: computed by another node's kernel
             n.op->record(m_exec, n);
+            // A recomputed copy shares its forward node's label (hence its GEMM site); the profile tells them apart.
+            const std::string shown = n.recomputed ? n.label + ".recomputed" : n.label;
             auto it = m_exec.paths().find(n.label);
             if (it == m_exec.paths().end()) {
-                done(n.label);
+                done(shown);
             } else {
                 const auto site = m_exec.sites().find(n.label);
                 const bool depthwise =
                     site != m_exec.sites().end() && site->second.is_conv &&
                     kernels::uses_depthwise_kernel(m_device, site->second.conv.direction, site->second.conv.shape);
-                done(n.label + (depthwise ? " (depthwise " : " (gemm ") + to_string(it->second) + ")");
+                done(shown + (depthwise ? " (depthwise " : " (gemm ") + to_string(it->second) + ")");
             }
         }
         close_buckets(int(i));

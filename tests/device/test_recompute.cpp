@@ -121,6 +121,30 @@ INSTANTIATE_TEST_SUITE_P(Models, RecomputeExact,
                                          Case{Kind::llama, Precision::fp32}, Case{Kind::llama, Precision::mixed}),
                          case_name);
 
+// --profile names the recomputed ops apart from the forward ops they copy (and the step has more of them).
+TEST(Recompute, TheProfileNamesTheRecomputedOps) {
+    const Case c{Kind::gpt, Precision::fp32};
+    uint32_t dispatches[2] = {0, 0};
+    for (Recompute r : {Recompute::none, Recompute::blocks}) {
+        TrainerOptions o;
+        o.precision = Precision::fp32;
+        o.batch_size = k_batch;
+        o.recompute = r;
+        Trainer t(vkt_test::context(), make_model(c.kind), o);
+        std::vector<int32_t> ids(k_batch * k_context, 1), targets(ids.size(), 2);
+        const vktrain::StepProfile p = t.profile_step({ids.data(), targets.data()}, k_batch);
+        size_t recomputed = 0, c_fc = 0;
+        for (const auto& op : p.ops) {
+            recomputed += op.name.find(".recomputed") != std::string::npos ? 1 : 0;
+            c_fc += op.name.rfind("transformer.h.1.mlp.c_fc.forward.recomputed (gemm ", 0) == 0 ? 1 : 0;
+        }
+        EXPECT_EQ(recomputed > 0, r == Recompute::blocks);
+        EXPECT_EQ(c_fc, r == Recompute::blocks ? 1u : 0u);
+        dispatches[r == Recompute::blocks] = p.dispatches;
+    }
+    EXPECT_GT(dispatches[1], dispatches[0]);
+}
+
 // A model without blocks trains as before, with one warning through the context's log.
 TEST(Recompute, ModelWithoutBlocksWarnsAndTrains) {
     std::vector<std::string> warnings;
