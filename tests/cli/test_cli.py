@@ -1101,7 +1101,7 @@ def case_text_recompute(cli):
         name = "recompute-%s.json" % mode
         p = cli.run("train", "--model", "gpt:layers=2,heads=2,width=16,context=16", "--text", text, "--steps", 3,
                     "--warmup", 0, "--batch-size", 2, "--eval-at", "0", "--val-limit", 2, "--quiet", "--report", name,
-                    "--recompute", mode)
+                    "--no-tune", "--recompute", mode)
         check(p.returncode == 0, "--recompute %s trains" % mode)
         reports[mode] = read_report(cli, name)
         check(reports[mode]["recompute"] == mode, "the report says recompute %s" % mode)
@@ -1114,7 +1114,7 @@ def case_text_recompute(cli):
     check_one_line_error(p, 2, "--recompute", "layers")
     need_data()
     p = cli.run("train", "--limit", 64, "--test-limit", 64, "--epochs", 1, "--batch-size", 32, "--quiet",
-                "--recompute", "blocks", "--model", "mlp:16")
+                "--no-tune", "--recompute", "blocks", "--model", "mlp:16")
     check(p.returncode == 0, "an MLP trains with --recompute blocks")
     warnings = [l for l in p.stderr.splitlines() if "no blocks" in l]
     check(len(warnings) == 1, "one warning line that the model has no blocks (got %d)" % len(warnings))
