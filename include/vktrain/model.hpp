@@ -85,6 +85,10 @@ struct Node {
     DataType type = DataType::f32;
     std::map<std::string, double> attrs; // op settings ("out", "kernel_h", "p", ...)
     std::vector<int64_t> shape_attr;     // reshape's target shape
+    // The repeated block (a transformer layer) this node belongs to, -1: none. Activation recomputation
+    // (TrainerOptions::recompute) keeps only a block's inputs from the forward pass and recomputes the rest of the
+    // block inside the backward pass. Set by Model::set_block; recorded by to_json.
+    int block = -1;
 };
 
 // Model::gpt: token and learned position embeddings, `layers` blocks x = x + attn.c_proj(causal_attention(
@@ -457,6 +461,10 @@ public:
     std::vector<int64_t> shape(int value) const; // a value's per-sample shape (the batch dimension not counted)
 
     const std::vector<Node>& nodes() const { return m_nodes; }
+    // Nodes added from now on belong to block `block` (Node::block; -1: none). The built-in GPT and Llama builders
+    // put each transformer layer in a block of its own; a block must be a contiguous run of nodes whose outputs the
+    // rest of the graph reads only through values that also leave the forward pass (the residual stream).
+    void set_block(int block);
     std::vector<int> inputs() const;    // input nodes in declaration order
     int loss() const { return m_loss; } // -1: the model has no loss
     uint64_t input_elements(int input) const;
@@ -494,6 +502,7 @@ private:
     std::vector<Override> m_overrides;
     std::vector<std::pair<std::string, int>> m_outputs;
     int m_loss = -1;
+    int m_block = -1; // set_block
     // Indexes kept up to date as nodes are added, renamed and overridden, so that building a model of n nodes and
     // n parameter groups (a deep GPT sets one per parameter) takes O(n log n), not O(n^2) or worse:
     std::unordered_map<std::string, int> m_node_index;                     // node name -> node

@@ -11,6 +11,13 @@ enum class Precision { fp32, mixed };
 
 enum class OptimizerKind { sgd, adamw };
 
+// Activation recomputation (TrainerOptions::recompute). none: every activation the backward pass reads stays in
+// memory from the forward pass. blocks: only each block's input (a transformer layer's residual-stream input) stays;
+// the backward pass recomputes the rest of a block's forward pass just before it needs it, bit for bit as before, so
+// peak activation memory holds one block's activations plus the block inputs instead of every block's, for about one
+// more forward pass of time. Models without blocks (Model::set_block) train as with none.
+enum class Recompute { none, blocks };
+
 // Where the optimizer step runs (TrainerOptions::update_location).
 enum class UpdateLocation { automatic, host, device };
 

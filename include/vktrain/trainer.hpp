@@ -51,6 +51,10 @@ struct TrainerOptions {
     // automatic: on a GPU without unified memory both are timed when the trainer is made and the faster runs;
     // elsewhere host (no transfers to save). update_location_reason() says which and why.
     UpdateLocation update_location = UpdateLocation::automatic;
+    // Activation recomputation (see Recompute): blocks trades about one more forward pass per step for the memory of
+    // all but one block's activations. Losses and weights are bit-identical either way. A model without blocks
+    // trains without it (one warning through the context's log).
+    Recompute recompute = Recompute::none;
 };
 
 struct StepResult {

@@ -86,6 +86,10 @@ typedef enum vkt_update_location {
     VKT_UPDATE_HOST = 1,
     VKT_UPDATE_DEVICE = 2
 } vkt_update_location;
+
+/* Activation recomputation (TrainerOptions::recompute): BLOCKS keeps only each block's input (a transformer layer's)
+   from the forward pass and recomputes the rest in the backward pass, bit-identically; less memory, more time. */
+typedef enum vkt_recompute { VKT_RECOMPUTE_NONE = 0, VKT_RECOMPUTE_BLOCKS = 1 } vkt_recompute;
 typedef enum vkt_lr_schedule { VKT_LR_CONSTANT = 0, VKT_LR_WARMUP_COSINE = 1 } vkt_lr_schedule;
 typedef enum vkt_init_kind {
     VKT_INIT_DEFAULT = 0, /* the op's PyTorch default */
@@ -473,8 +477,11 @@ typedef struct vkt_trainer_options {
     float min_learning_rate;
     uint32_t update_buckets; /* 0: automatic, 1: off */
     vkt_update_location update_location;
+    /* ---- end of version 2 ---- */
+    vkt_recompute recompute; /* VKT_RECOMPUTE_NONE (default) or VKT_RECOMPUTE_BLOCKS */
 } vkt_trainer_options;
 #define VKT_TRAINER_OPTIONS_SIZE_V1 (offsetof(vkt_trainer_options, inference_only) + sizeof(int32_t))
+#define VKT_TRAINER_OPTIONS_SIZE_V2 (offsetof(vkt_trainer_options, update_location) + sizeof(vkt_update_location))
 
 typedef struct vkt_step_result {
     uint32_t struct_size;

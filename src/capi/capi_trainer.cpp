@@ -40,12 +40,14 @@ vkt_trainer_options trainer_defaults() {
     o.min_learning_rate = d.lr_schedule.min_learning_rate;
     o.update_buckets = d.update_buckets;
     o.update_location = vkt_update_location(int(d.update_location));
+    o.recompute = d.recompute == Recompute::blocks ? VKT_RECOMPUTE_BLOCKS : VKT_RECOMPUTE_NONE;
     return o;
 }
 
 TrainerOptions trainer_options(const vkt_trainer_options* from) {
-    const vkt_trainer_options o = read_versioned(&need(from, "options"), trainer_defaults(),
-                                                 {VKT_TRAINER_OPTIONS_SIZE_V1}, "vkt_trainer_options");
+    const vkt_trainer_options o =
+        read_versioned(&need(from, "options"), trainer_defaults(),
+                       {VKT_TRAINER_OPTIONS_SIZE_V1, VKT_TRAINER_OPTIONS_SIZE_V2}, "vkt_trainer_options");
     if (o.precision != VKT_PRECISION_MIXED && o.precision != VKT_PRECISION_FP32)
         throw InvalidArgument("precision must be VKT_PRECISION_MIXED or VKT_PRECISION_FP32");
     if (o.optimizer != VKT_ADAMW && o.optimizer != VKT_SGD)
@@ -56,6 +58,8 @@ TrainerOptions trainer_options(const vkt_trainer_options* from) {
         throw InvalidArgument("lr_schedule must be VKT_LR_CONSTANT or VKT_LR_WARMUP_COSINE");
     if (o.update_location < VKT_UPDATE_AUTOMATIC || o.update_location > VKT_UPDATE_DEVICE)
         throw InvalidArgument("update_location must be VKT_UPDATE_AUTOMATIC .. VKT_UPDATE_DEVICE");
+    if (o.recompute != VKT_RECOMPUTE_NONE && o.recompute != VKT_RECOMPUTE_BLOCKS)
+        throw InvalidArgument("recompute must be VKT_RECOMPUTE_NONE or VKT_RECOMPUTE_BLOCKS");
     TrainerOptions t;
     t.precision = o.precision == VKT_PRECISION_FP32 ? Precision::fp32 : Precision::mixed;
     t.batch_size = o.batch_size;
@@ -83,6 +87,7 @@ TrainerOptions trainer_options(const vkt_trainer_options* from) {
     t.lr_schedule.min_learning_rate = o.min_learning_rate;
     t.update_buckets = o.update_buckets;
     t.update_location = UpdateLocation(int(o.update_location));
+    t.recompute = o.recompute == VKT_RECOMPUTE_BLOCKS ? Recompute::blocks : Recompute::none;
     return t;
 }
 
@@ -113,6 +118,7 @@ vkt_trainer_options trainer_options_out(const TrainerOptions& t) {
     o.min_learning_rate = t.lr_schedule.min_learning_rate;
     o.update_buckets = t.update_buckets;
     o.update_location = vkt_update_location(int(t.update_location));
+    o.recompute = t.recompute == Recompute::blocks ? VKT_RECOMPUTE_BLOCKS : VKT_RECOMPUTE_NONE;
     return o;
 }
 

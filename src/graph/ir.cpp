@@ -9,6 +9,7 @@
 #include "common/check.hpp"
 #include "graph/autodiff.hpp"
 #include "graph/fusion.hpp"
+#include "graph/recompute.hpp"
 #include "graph/registry.hpp"
 
 namespace vktrain::graph {
@@ -31,7 +32,7 @@ int Ir::add_value(IrValue v) {
 }
 
 Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bool fused_attention,
-            uint64_t fused_attention_min_bytes) {
+            uint64_t fused_attention_min_bytes, bool recompute) {
     VKT_CHECK(batch > 0, "batch size must be positive");
     VKT_CHECK(model.loss() >= 0 || !training,
               "the model has no loss (call cross_entropy or mse_loss); without one it can only predict "
@@ -87,6 +88,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bo
         n.label = mn.name + (def.loss ? "" : ".forward");
         n.attrs = mn.attrs;
         n.shape_attr = mn.shape_attr;
+        n.block = mn.block;
         for (int x : mn.inputs) n.in.push_back(vmap[size_t(x)]);
         std::vector<const Node*> ins;
         for (int x : mn.inputs) ins.push_back(&nodes[size_t(x)]);
@@ -161,6 +163,8 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bo
     fuse_linear_relu(ir);
     if (training) Autodiff(ir).run();
     fuse_after_autodiff(ir);
+    // After the fusions: a recomputed block re-runs its nodes as fused (the same kernels, the same bits).
+    if (training && recompute) recompute_blocks(ir);
     return ir;
 }
 

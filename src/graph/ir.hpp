@@ -62,6 +62,10 @@ struct IrNode {
     Shape shape_attr;
     bool accumulate = false; // out[0] += result (a gradient reached twice), else out[0] = result
     bool backward = false;   // part of the derived backward pass
+    int block = -1;          // forward nodes: the model node's Node::block (-1: none)
+    // A second copy of a forward node, run inside the backward pass (graph/recompute.hpp): same op, name, label and
+    // attributes (so the same kernel, GEMM path and dropout mask), reading the saved block input, writing fresh values.
+    bool recomputed = false;
     // Fusions (graph/fusion.hpp; not inherited by the backward nodes derived from this one):
     bool fused = false;         // computed by another node's kernel: records nothing itself
     bool relu_epilogue = false; // linear: applies the ReLU that follows it in its GEMM epilogue
@@ -95,13 +99,18 @@ struct Ir {
     // Model::outputs() order. The memory planner keeps them alive to the end of the forward pass.
     std::vector<int> outputs;
     size_t forward_nodes = 0; // nodes [0, forward_nodes) are the forward pass (and the loss)
+    // Activation recomputation (graph/recompute.hpp): the blocks whose activations are recomputed in the backward
+    // pass, and the forward nodes copied there.
+    uint32_t recomputed_blocks = 0;
+    uint32_t recomputed_nodes = 0;
 
     int add_value(IrValue v);
 };
 
 // Lowers `model` for `batch` samples. training: batch statistics, dropout on, and the backward pass derived
 // (see autodiff.cpp); otherwise the forward pass in evaluation mode.
+// recompute (training): recompute each block's activations in the backward pass (graph/recompute.hpp).
 Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed = 0, bool fused_attention = false,
-            uint64_t fused_attention_min_bytes = 0);
+            uint64_t fused_attention_min_bytes = 0, bool recompute = false);
 
 } // namespace vktrain::graph

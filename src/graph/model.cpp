@@ -64,6 +64,11 @@ void Model::check_value(int x, const char* op) const {
     VKT_CHECK(x >= 0 && size_t(x) < m_nodes.size(), op, ": value ", x, " does not exist");
 }
 
+void Model::set_block(int block) {
+    VKT_CHECK(block >= -1, "set_block: block ", block, " is negative (-1: no block)");
+    m_block = block;
+}
+
 int Model::add_node(Node node, const char* what) {
     VKT_CHECK(m_loss < 0, what, ": the model's loss is already set; add ops before the loss");
     for (int x : node.inputs) check_value(x, what);
@@ -87,6 +92,7 @@ int Model::add_node(Node node, const char* what) {
         node.type = DataType::f32;
     else if (!node.inputs.empty() && node.op != "input")
         node.type = DataType::f32;
+    if (node.block < 0) node.block = m_block;
     std::vector<std::string> params = parameter_names(node);
     m_nodes.push_back(std::move(node));
     const int id = int(m_nodes.size() - 1);

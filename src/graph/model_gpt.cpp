@@ -44,6 +44,7 @@ static Model build_gpt(const GptOptions& o, bool decode) {
     };
     for (uint32_t l = 0; l < o.layers; ++l) {
         const std::string h = "transformer.h." + std::to_string(l) + ".";
+        m.set_block(int(l)); // activation recomputation keeps only the layer's input x
         int a = named(m.linear(named(m.layer_norm(x, o.eps), h + "ln_1"), 3 * o.width), h + "attn.c_attn");
         a = decode ? named(m.cached_attention(a, pos, o.heads, o.context), h + "attn.cache")
                    : named(m.self_attention(a, o.heads, true), h + "attn.attention");
@@ -52,6 +53,7 @@ static Model build_gpt(const GptOptions& o, bool decode) {
         f = o.activation == GptActivation::gelu_tanh ? m.gelu_tanh(f) : m.gelu(f);
         x = m.add(x, named(m.linear(f, o.width), h + "mlp.c_proj"));
     }
+    m.set_block(-1);
     x = named(m.layer_norm(x, o.eps), "transformer.ln_f");
     const int logits = o.tied ? m.linear_tied(x, wte) : named(m.linear(x, o.vocab, false), "lm_head");
     if (decode) // generation needs no loss: the next token's logits are the output

@@ -69,6 +69,7 @@ std::string Model::to_json() const {
             for (int64_t d : n.shape_attr) s.push_back(d);
             j["target_shape"] = s;
         }
+        if (n.block >= 0) j["block"] = n.block; // absent in files of earlier versions: no blocks
         nodes.push_back(j);
     }
     root["nodes"] = nodes;
@@ -136,6 +137,12 @@ Model Model::from_json(const std::string& text) {
                 }
             if (const Json* s = j.find("target_shape"))
                 for (const Json& d : s->as_array()) n.shape_attr.push_back(d.as_int64());
+            if (const Json* b = j.find("block")) {
+                const int64_t block = b->as_int64();
+                VKT_CHECK(block >= 0 && block < (int64_t(1) << 30), "node '", n.name, "': block ", block,
+                          " is out of range [0, 2^30)");
+                n.block = int(block);
+            }
             // Counters continue past loaded names so later builder calls do not collide.
             size_t digits = n.name.size();
             while (digits > 0 && std::isdigit(static_cast<unsigned char>(n.name[digits - 1]))) --digits;

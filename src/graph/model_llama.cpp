@@ -45,6 +45,7 @@ static Model build_llama(const LlamaOptions& o, bool decode) {
     int x = embed;
     for (uint32_t l = 0; l < o.layers; ++l) {
         const std::string h = "model.layers." + std::to_string(l) + ".";
+        m.set_block(int(l)); // activation recomputation keeps only the layer's input x
         int n = named(m.rms_norm(x, o.eps), h + "input_layernorm");
         int q = named(m.linear(n, o.heads * head, false), h + "self_attn.q_proj");
         int k = named(m.linear(n, kv * head, false), h + "self_attn.k_proj");
@@ -68,6 +69,7 @@ static Model build_llama(const LlamaOptions& o, bool decode) {
         const int f = named(m.op("mul", {named(m.silu(gate), h + "mlp.act_fn"), up}), h + "mlp.mul");
         x = m.add(x, named(m.linear(f, o.width, false), h + "mlp.down_proj"));
     }
+    m.set_block(-1);
     x = named(m.rms_norm(x, o.eps), "model.norm");
     const int logits = o.tied ? m.linear_tied(x, embed) : named(m.linear(x, o.vocab, false), "lm_head");
     if (decode) // generation needs no loss: the next token's logits are the output

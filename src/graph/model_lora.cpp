@@ -68,6 +68,8 @@ std::vector<std::string> Model::add_lora(const std::string& pattern, const LoraO
         map[i] = id;
         if (!target[i]) continue;
         int x = n.inputs.at(0);
+        // The adapter belongs to its layer's block (activation recomputation recomputes it with the layer).
+        out.set_block(n.block);
         if (o.dropout > 0.0f)
             x = out.add_node(node("dropout", n.name + ".lora_dropout", {x}, {{"p", double(o.dropout)}}), "add_lora");
         const int a =
@@ -76,6 +78,7 @@ std::vector<std::string> Model::add_lora(const std::string& pattern, const LoraO
                                    "add_lora");
         map[i] = out.add_node(node("add", n.name + ".lora", {id, b}, {{"alpha", double(o.alpha) / double(o.r)}}),
                               "add_lora");
+        out.set_block(-1);
     }
     out.m_counters = m_counters;
     for (const Override& ov : m_overrides) out.add_override(ov);

@@ -97,9 +97,9 @@ void Exec::gemm(const std::string& site, const kernels::GemmDesc& desc) {
 // ---- Program ----
 
 Program::Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
-                 bool training, GemmPath requested, uint64_t seed, size_t max_buckets)
+                 bool training, GemmPath requested, uint64_t seed, size_t max_buckets, bool recompute)
     : m_device(device), m_layout(layout), m_ir(build_ir(model, batch, training, seed, device.fused_attention_enabled(),
-                                                        device.fused_attention_min_score_bytes())),
+                                                        device.fused_attention_min_score_bytes(), recompute)),
       m_fp16(precision == Precision::mixed), m_exec(device, m_ir, m_fp16 ? DType::f16 : DType::f32) {
     if (m_fp16)
         VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,
@@ -310,15 +310,17 @@ void Program::record_into(runtime::Sequence& seq, const Hooks& hooks) {
         const IrNode& n = m_ir.nodes[i];
         if (n.op->record && !n.fused) { // fused: computed by another node's kernel
             n.op->record(m_exec, n);
+            // A recomputed copy shares its forward node's label (hence its GEMM site); the profile tells them apart.
+            const std::string shown = n.recomputed ? n.label + ".recomputed" : n.label;
             auto it = m_exec.paths().find(n.label);
             if (it == m_exec.paths().end()) {
-                done(n.label);
+                done(shown);
             } else {
                 const auto site = m_exec.sites().find(n.label);
                 const bool depthwise =
                     site != m_exec.sites().end() && site->second.is_conv &&
                     kernels::uses_depthwise_kernel(m_device, site->second.conv.direction, site->second.conv.shape);
-                done(n.label + (depthwise ? " (depthwise " : " (gemm ") + to_string(it->second) + ")");
+                done(shown + (depthwise ? " (depthwise " : " (gemm ") + to_string(it->second) + ")");
             }
         }
         close_buckets(int(i));

@@ -22,10 +22,12 @@ namespace vktrain::graph {
 class Program {
 public:
     // Lowers, chooses GEMM paths and plans memory; allocates nothing yet (see record()).
+    // recompute (training): activation recomputation (graph/recompute.hpp; Ir::recomputed_blocks says whether the
+    // model had blocks to recompute).
     // max_buckets (training): the gradients come back in up to this many buckets (graph/buckets.hpp), each as soon
     // as the device has finished it.
     Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
-            bool training, GemmPath requested, uint64_t seed = 0, size_t max_buckets = 1);
+            bool training, GemmPath requested, uint64_t seed = 0, size_t max_buckets = 1, bool recompute = false);
     ~Program();
     Program(const Program&) = delete;
     Program& operator=(const Program&) = delete;

@@ -122,8 +122,14 @@ Trainer::Impl::Impl(Context& ctx, const Model& m, const TrainerOptions& o)
 std::unique_ptr<graph::Program> Trainer::Impl::make_program(bool training) const {
     const uint32_t buckets =
         training && location.where == UpdateLocation::host ? train::update_buckets(options, layout) : 1;
-    return std::make_unique<graph::Program>(*device, model, layout, options.precision, options.batch_size, training,
-                                            options.gemm_path, options.seed, buckets);
+    const bool recompute = training && options.recompute == Recompute::blocks;
+    auto program = std::make_unique<graph::Program>(*device, model, layout, options.precision, options.batch_size,
+                                                    training, options.gemm_path, options.seed, buckets, recompute);
+    if (recompute && program->ir().recomputed_blocks == 0)
+        device->logger().warning_once("recompute-no-blocks",
+                                      "recompute blocks: the model has no blocks to recompute (Model::set_block; the "
+                                      "built-in GPT and Llama have them): training without recomputation");
+    return program;
 }
 
 std::unique_ptr<train::Optimizer> Trainer::Impl::make_optimizer(const graph::Layout& l) const {

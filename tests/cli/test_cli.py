@@ -1094,6 +1094,35 @@ def case_text_validation_history(cli):
         check("resumed" not in p.stdout and "step 6/" not in p.stdout, "nothing trained")
 
 
+def case_text_recompute(cli):
+    """--recompute blocks trains a GPT to the same losses as --recompute none (bit for bit, as the report prints them)
+    with a smaller planned activation arena, and says so in the report; a bad value is a one-line usage error; a model
+    without blocks (the MLP) trains after one warning line."""
+    text = write_small_text(cli)
+    reports = {}
+    for mode in ("none", "blocks"):
+        name = "recompute-%s.json" % mode
+        p = cli.run("train", "--model", "gpt:layers=2,heads=2,width=16,context=16", "--text", text, "--steps", 3,
+                    "--warmup", 0, "--batch-size", 2, "--eval-at", "0", "--val-limit", 2, "--quiet", "--report", name,
+                    "--no-tune", "--recompute", mode)
+        check(p.returncode == 0, "--recompute %s trains" % mode)
+        reports[mode] = read_report(cli, name)
+        check(reports[mode]["recompute"] == mode, "the report says recompute %s" % mode)
+    check([h["loss"] for h in reports["none"]["history"]] == [h["loss"] for h in reports["blocks"]["history"]] and
+          reports["none"]["final_loss"] == reports["blocks"]["final_loss"], "the same losses with recomputation")
+    check(reports["blocks"]["planned_training_bytes"] < reports["none"]["planned_training_bytes"],
+          "a smaller planned training arena with recomputation (%d < %d bytes)"
+          % (reports["blocks"]["planned_training_bytes"], reports["none"]["planned_training_bytes"]))
+    p = cli.run("train", "--model", TINY_GPT, "--text", text, "--recompute", "layers")
+    check_one_line_error(p, 2, "--recompute", "layers")
+    need_data()
+    p = cli.run("train", "--limit", 64, "--test-limit", 64, "--epochs", 1, "--batch-size", 32, "--quiet",
+                "--no-tune", "--recompute", "blocks", "--model", "mlp:16")
+    check(p.returncode == 0, "an MLP trains with --recompute blocks")
+    warnings = [l for l in p.stderr.splitlines() if "no blocks" in l]
+    check(len(warnings) == 1, "one warning line that the model has no blocks (got %d)" % len(warnings))
+
+
 def case_generate_large_head(cli):
     """A GPT whose head is larger than the cached decoder holds (520 > 512 columns) still generates: the whole window
     per token, said so in the progress line; a head of 512 runs over the key/value cache with the same greedy text

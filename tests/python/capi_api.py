@@ -22,7 +22,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from capi_train import (ContextOptions, LOG_CALLBACK, StepResult, TrainerOptions,  # noqa: E402
-                        TrainerOptionsV1, TRAINER_OPTIONS_V1)
+                        TrainerOptionsV1, TrainerOptionsV2, TRAINER_OPTIONS_V1)
 
 OK, ERROR, INVALID = 0, 1, 2
 F32, I32 = 0, 1
@@ -335,6 +335,23 @@ def main():
     to.gemm_path = 2  # tiled fp16
     to.lr_schedule, to.warmup_steps, to.total_steps, to.min_learning_rate = 1, 4, 20, 0.001
     to.update_buckets, to.update_location = 1, 1
+    # recompute (version 3): a bad value is refused by name; a version-2 struct (without it) keeps its later fields.
+    bad = TrainerOptions()
+    C.memmove(C.byref(bad), C.byref(to), C.sizeof(to))
+    bad.recompute = 7
+    expect(lib.vkt_trainer_create(ctx, m, C.byref(bad), C.byref(C.c_void_p())), INVALID, "recompute",
+           "recompute 7")
+    v2 = TrainerOptionsV2()
+    C.memmove(C.byref(v2), C.byref(to), C.sizeof(v2))
+    v2.struct_size = C.sizeof(v2)
+    t2 = C.c_void_p()
+    check(lib.vkt_trainer_create(ctx, m, C.byref(v2), C.byref(t2)), "trainer from a version-2 struct")
+    back2 = TrainerOptions(struct_size=C.sizeof(TrainerOptions))
+    check(lib.vkt_trainer_get_options(t2, C.byref(back2)), "version-2 options back")
+    if (back2.update_location, back2.growth_interval, back2.recompute) != (1, 7, 0):
+        fail("a version-2 struct lost its fields: location %d, growth interval %d, recompute %d"
+             % (back2.update_location, back2.growth_interval, back2.recompute))
+    lib.vkt_trainer_destroy(t2)
     check(lib.vkt_trainer_create(ctx, m, C.byref(to), C.byref(t)), "trainer with every option")
     back = TrainerOptions(struct_size=C.sizeof(TrainerOptions))
     check(lib.vkt_trainer_get_options(t, C.byref(back)), "options back")

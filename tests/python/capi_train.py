@@ -36,13 +36,20 @@ class TrainerOptionsV1(C.Structure):
     _fields_ = TRAINER_OPTIONS_V1
 
 
+TRAINER_OPTIONS_V2 = TRAINER_OPTIONS_V1 + [
+    ("nesterov", C.c_int32), ("beta1", C.c_float), ("beta2", C.c_float), ("epsilon", C.c_float),
+    ("loss_scaling", C.c_int32), ("init_scale", C.c_float), ("growth_factor", C.c_float),
+    ("backoff_factor", C.c_float), ("growth_interval", C.c_int32), ("gemm_path", C.c_int),
+    ("lr_schedule", C.c_int), ("warmup_steps", C.c_uint64), ("total_steps", C.c_uint64),
+    ("min_learning_rate", C.c_float), ("update_buckets", C.c_uint32), ("update_location", C.c_int)]
+
+
+class TrainerOptionsV2(C.Structure):
+    _fields_ = TRAINER_OPTIONS_V2
+
+
 class TrainerOptions(C.Structure):
-    _fields_ = TRAINER_OPTIONS_V1 + [
-        ("nesterov", C.c_int32), ("beta1", C.c_float), ("beta2", C.c_float), ("epsilon", C.c_float),
-        ("loss_scaling", C.c_int32), ("init_scale", C.c_float), ("growth_factor", C.c_float),
-        ("backoff_factor", C.c_float), ("growth_interval", C.c_int32), ("gemm_path", C.c_int),
-        ("lr_schedule", C.c_int), ("warmup_steps", C.c_uint64), ("total_steps", C.c_uint64),
-        ("min_learning_rate", C.c_float), ("update_buckets", C.c_uint32), ("update_location", C.c_int)]
+    _fields_ = TRAINER_OPTIONS_V2 + [("recompute", C.c_int)]
 
 
 class StepResult(C.Structure):

@@ -187,6 +187,8 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
                                                                     {"host", UpdateLocation::host},
                                                                     {"device", UpdateLocation::device}}));
     t.value("--update-buckets", store_uint(a.update_buckets, 0, 64));
+    t.value("--recompute",
+            store_choice(a.recompute, Choices<Recompute>{{"none", Recompute::none}, {"blocks", Recompute::blocks}}));
     t.flag("--no-loss-scaling", [&a] { a.loss_scaling = false; });
     t.flag("--profile", [&a] { a.profile = true; });
     // Outputs.

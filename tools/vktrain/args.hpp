@@ -55,6 +55,7 @@ struct TrainArgs {
     uint32_t growth_interval = 2000;
     uint32_t update_buckets = 0;                                // --update-buckets: TrainerOptions::update_buckets
     UpdateLocation update_location = UpdateLocation::automatic; // --update-location
+    Recompute recompute = Recompute::none;                      // --recompute
     bool loss_scaling = true;
     uint64_t limit = 0;      // 0: every training sample
     uint64_t test_limit = 0; // 0: every test sample

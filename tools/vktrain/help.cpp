@@ -124,6 +124,9 @@ mixed precision:
                           unified memory, else the host; device keeps the master weights in device memory and
                           cannot clip: text runs need --clip 0 with it)
   --gemm-path P           auto, coopmat or tiled-fp16 (default auto)
+  --recompute R           none or blocks: blocks keeps only each transformer layer's input from the forward pass
+                          and recomputes the rest in the backward pass (less activation memory, about one more
+                          forward pass of time, the same results bit for bit; default none)
 
 device:
   --device INDEX|NAME     device index (see `vktrain devices`) or a substring of its name

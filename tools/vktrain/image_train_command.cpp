@@ -146,6 +146,7 @@ io::Json report_json(const TrainArgs& a, const Context& context, const Trainer& 
     r["trainable_parameters"] = m.trainable_parameters;
     r["frozen_parameters"] = m.frozen_parameters;
     r["update_location"] = trainer.update_location() == UpdateLocation::device ? "device" : "host";
+    r["recompute"] = trainer.options().recompute == Recompute::blocks ? "blocks" : "none";
     io::Json history = io::Json::array();
     double seconds = 0.0;
     uint64_t images = 0;

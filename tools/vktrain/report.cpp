@@ -151,6 +151,7 @@ io::Json train_report(const RunInfo& run) {
     r["update_location"] = t.update_location() == UpdateLocation::device ? "device" : "host";
     r["update_location_reason"] = t.update_location_reason();
     r["update_buckets"] = t.update_buckets();
+    r["recompute"] = t.options().recompute == Recompute::blocks ? "blocks" : "none";
     io::Json paths = io::Json::array();
     for (const GemmReport& g : t.gemm_paths()) paths.push_back(gemm_json(g));
     r["gemm_paths"] = std::move(paths);

@@ -540,6 +540,8 @@ int run_train_text(TrainArgs& a, const ModelSpec& spec) {
         r["skipped_steps"] = trainer.skipped_steps();
         r["peak_device_bytes"] = ctx.peak_allocated_bytes();
         r["trainer_device_bytes"] = trainer.device_bytes();
+        r["recompute"] = trainer.options().recompute == Recompute::blocks ? "blocks" : "none";
+        r["planned_training_bytes"] = trainer.memory().train_plan_bytes; // the activation arena's training plan
         io::Json v = io::Json::array();
         for (const ValResult& x : vals) {
             io::Json j = io::Json::object();

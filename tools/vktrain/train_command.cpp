@@ -220,6 +220,7 @@ TrainerOptions trainer_options(const TrainArgs& a) {
     o.loss_scaler.growth_interval = int32_t(a.growth_interval);
     o.update_buckets = a.update_buckets;
     o.update_location = a.update_location;
+    o.recompute = a.recompute;
     o.gemm_path = a.gemm_path;
     o.seed = a.seed;
     return o;
