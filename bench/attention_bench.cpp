@@ -6,6 +6,8 @@
 // Writes JSON to --out and a table to stdout.
 //   vktrain_bench_attention [--out FILE] [--device NAME] [--context 2048] [--batch 8] [--heads 2] [--width 128]
 //                           [--steps 2] [--repeats 2] [--precision fp32|mixed] [--no-kernels] [--no-unfused]
+// In mixed precision on a device with cooperative matrices the fused step also runs with ContextOptions::allow_coopmat
+// off (the fused kernels' fp32-arithmetic fallback): "fused_step_time_ratio_coopmat_over_fallback".
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -67,11 +69,13 @@ struct StepTiming {
 };
 
 // A one-block GPT at `context` tokens, batch `batch`, on a fresh Context with the given attention path.
+// coopmat false: ContextOptions::allow_coopmat off (mixed precision: the fused kernels' fp32-arithmetic fallback).
 StepTiming train_step(const std::string& device, bool fused, uint32_t context, uint32_t batch, uint32_t heads,
-                      uint32_t width, int steps, vktrain::Precision precision) {
+                      uint32_t width, int steps, vktrain::Precision precision, bool coopmat = true) {
     vktrain::ContextOptions o;
     o.device_name = device;
     o.cache_dir = "none";
+    o.allow_coopmat = coopmat;
     o.allow_fused_attention = fused;
     o.fused_attention_min_score_bytes = 0; // every node fused: the automatic choice keeps small score matrices unfused
     vktrain::Context ctx(o);
@@ -249,6 +253,20 @@ int main(int argc, char** argv) {
         t["steps"] = steps;
         t["fused_peak_bytes"] = f.peak_bytes;
         t["fused_step_seconds"] = f.step_seconds;
+        bool coopmat = false;
+        {
+            vktrain::ContextOptions co;
+            co.device_name = device;
+            co.cache_dir = "none";
+            coopmat = vktrain::Context(co).coopmat_available();
+        }
+        if (precision == vktrain::Precision::mixed && coopmat) {
+            const StepTiming fb = train_step(device, true, context, batch, heads, width, steps, precision, false);
+            std::printf("  fused, coopmat off: step %8.2f s  loss %.4f; coopmat / fallback step time %.3f\n",
+                        fb.step_seconds, fb.loss, f.step_seconds / fb.step_seconds);
+            t["fused_fallback_step_seconds"] = fb.step_seconds;
+            t["fused_step_time_ratio_coopmat_over_fallback"] = f.step_seconds / fb.step_seconds;
+        }
         if (unfused) {
             // The unfused path may not run at all where the fused one does (a score matrix beyond the device's
             // largest binding): recorded as such, not a failure of the run.

@@ -292,6 +292,12 @@ struct FlashAttentionPush {
 #define FLASH_SPEC_HD 0
 #define FLASH_SPEC_KB 1
 #define FLASH_WG 64 // rows (queries, or keys for dk/dv) per workgroup: one per invocation
+// The cooperative-matrix kernels (flash_attention_cm.comp): rows per block in FLASH_SPEC_KB, and these.
+#define FLASH_SPEC_HDP 2 // head size padded to the tile shape
+#define FLASH_SPEC_TM 3  // the device's cooperative-matrix shape
+#define FLASH_SPEC_TN 4
+#define FLASH_SPEC_TK 5
+#define FLASH_SPEC_WG 6 // invocations per workgroup (a few subgroups)
 
 // The device ceilings of shaders/peak.comp (src/kernels/peak.cpp).
 struct PeakPush {

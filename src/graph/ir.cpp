@@ -31,8 +31,8 @@ int Ir::add_value(IrValue v) {
     return int(values.size() - 1);
 }
 
-Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bool fused_attention,
-            uint64_t fused_attention_min_bytes, bool recompute) {
+Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, uint64_t fused_attention_min_bytes,
+            bool recompute) {
     VKT_CHECK(batch > 0, "batch size must be positive");
     VKT_CHECK(model.loss() >= 0 || !training,
               "the model has no loss (call cross_entropy or mse_loss); without one it can only predict "
@@ -41,7 +41,6 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, bo
     ir.training = training;
     ir.batch = batch;
     ir.seed = seed;
-    ir.fused_attention = fused_attention;
     ir.fused_attention_min_bytes = fused_attention_min_bytes;
     const auto& nodes = model.nodes();
     const std::vector<ParameterInfo> infos = model.parameters();

@@ -82,10 +82,9 @@ struct Ir {
     bool training = false;
     uint32_t batch = 0;
     uint64_t seed = 0; // dropout masks
-    // Attention nodes whose head size the fused kernels take run fused (ContextOptions::allow_fused_attention).
-    bool fused_attention = false;
-    // ...those whose unfused score matrix (batch · heads · T² · 4 bytes) is at least this large.
-    uint64_t fused_attention_min_bytes = 0;
+    // Attention nodes whose head size the fused kernels take and whose unfused score matrix (batch · heads · T² · 4
+    // bytes) is at least this large run fused; UINT64_MAX: none (ContextOptions::allow_fused_attention off).
+    uint64_t fused_attention_min_bytes = UINT64_MAX;
     std::vector<IrValue> values;
     std::vector<IrNode> nodes;          // schedule order
     std::vector<IrParam> params;        // model parameters and buffers, in Model::parameters() order
@@ -109,8 +108,9 @@ struct Ir {
 
 // Lowers `model` for `batch` samples. training: batch statistics, dropout on, and the backward pass derived
 // (see autodiff.cpp); otherwise the forward pass in evaluation mode.
+// fused_attention_min_bytes: Ir::fused_attention_min_bytes (the default: no attention node fused).
 // recompute (training): recompute each block's activations in the backward pass (graph/recompute.hpp).
-Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed = 0, bool fused_attention = false,
-            uint64_t fused_attention_min_bytes = 0, bool recompute = false);
+Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed = 0,
+            uint64_t fused_attention_min_bytes = UINT64_MAX, bool recompute = false);
 
 } // namespace vktrain::graph

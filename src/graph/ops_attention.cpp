@@ -2,9 +2,9 @@
 // and v with grouped-query heads (Llama), with their backward nodes. Attention's GEMMs run as strided, two-level
 // batched GEMMs (sample × key/value head, once per query head of a group) straight on the head columns of the
 // inputs and of the output: no transposes or copies. Its sites are "<label>:<gemm>". Where the IR allows
-// (Ir::fused_attention, ContextOptions::allow_fused_attention), the head size fits and the score matrix is large
-// (ContextOptions::fused_attention_min_score_bytes), both attentions run the fused
-// kernels instead (kernels/flash_attention.hpp): no scores in memory, only a per-row log-sum-exp saved, no GEMM sites.
+// (Ir::fused_attention_min_bytes, ContextOptions::allow_fused_attention), the head size fits and the score matrix is
+// large (ContextOptions::fused_attention_min_score_bytes), both attentions run the fused kernels instead
+// (kernels/flash_attention.hpp): no scores in memory, only a per-row log-sum-exp saved, no GEMM sites.
 #include <tuple>
 
 #include "common/check.hpp"
@@ -111,7 +111,8 @@ AttrSpec fused_attr() {
 void lower_attention(Ir& ir, IrNode& n, int64_t head_size) {
     const Shape x = ir.values[size_t(n.in[0])].shape; // a copy: add_value may reallocate values
     const double score_bytes = double(x[0]) * double(attr<int64_t>(n, "heads")) * double(x[1]) * double(x[1]) * 4.0;
-    const bool use = ir.fused_attention && head_size <= int64_t(kernels::k_flash_max_head_size) &&
+    const bool use = ir.fused_attention_min_bytes != UINT64_MAX &&
+                     head_size <= int64_t(kernels::k_flash_max_head_size) &&
                      score_bytes >= double(ir.fused_attention_min_bytes);
     n.attrs["fused"] = use ? 1.0 : 0.0;
     if (!use) return lower_attention_scratch(ir, n);
@@ -322,9 +323,15 @@ OpDef attention() {
         // to by the second.
         const Autodiff::Target dq = ad.grad_input(n, 0), dk = ad.grad_input(n, 1), dv = ad.grad_input(n, 2);
         const int q = n.in[0], k = n.in[1], v = n.in[2], p = n.out[1], dout = ad.grad_output(n);
-        if (fused(n)) { // each gradient recomputes the probabilities from q, k and the saved log-sum-exp (n.out[1])
+        if (fused(n)) { // each node recomputes the probabilities from q, k and the saved log-sum-exp (n.out[1])
             const std::vector<int> in{q, k, v, n.out[0], n.out[1], dout};
             ad.emit("attention_fused_q_grad", n, "q_grad", in, dq);
+            // dk and dv from one node (one dispatch, P recomputed once) where both are wanted, are distinct values
+            // and are both written or both added to; else one node each (k == v: the second adds to the first).
+            if (dk.valid() && dv.valid() && dk.value != dv.value && dk.accumulate == dv.accumulate) {
+                ad.emit("attention_fused_kv_grad", n, "kv_grad", in, dk, {dv.value});
+                return;
+            }
             ad.emit("attention_fused_k_grad", n, "k_grad", in, dk);
             ad.emit("attention_fused_v_grad", n, "v_grad", in, dv);
             return;
@@ -408,6 +415,23 @@ OpDef attention_fused_grad(int which) {
     return d;
 }
 
+// in = {q, k, v, O, lse, dO}; out = {dk, dv}: both gradients from one dispatch of the fused dk/dv kernel. Emitted
+// only where both are distinct values written (or both added to, IrNode::accumulate) alike.
+OpDef attention_fused_kv_grad() {
+    OpDef d;
+    d.name = "attention_fused_kv_grad";
+    d.backward_only = true;
+    d.can_accumulate = true;
+    d.record = [](Exec& e, const IrNode& n) {
+        const kernels::AttentionShape a = gqa_shape(e, n, n.in[0], false);
+        const kernels::AttentionOperand dk{ref(e, n.out[0]), 0, a.kv_channels()},
+            dv{ref(e, n.out[1]), 0, a.kv_channels()};
+        kernels::record_flash_attention_backward(e.device(), e.seq(), a, gqa_inputs(e, n, a), ref(e, n.in[3]),
+                                                 ref(e, n.in[4]), ref(e, n.in[5]), nullptr, &dk, &dv, n.accumulate);
+    };
+    return d;
+}
+
 } // namespace
 
 void register_attention_ops(std::vector<OpDef>& t) {
@@ -422,6 +446,7 @@ void register_attention_ops(std::vector<OpDef>& t) {
     // the fused (flash) kernels' backward nodes (issue 25)
     t.push_back(self_attention_fused_backward());
     for (int which = 0; which < 3; ++which) t.push_back(attention_fused_grad(which));
+    t.push_back(attention_fused_kv_grad());
 }
 
 } // namespace vktrain::graph

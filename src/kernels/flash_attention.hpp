@@ -17,6 +17,10 @@ constexpr uint32_t k_flash_max_head_size = 256;
 // True when the fused kernels run this shape on this device (head size, shared memory); else use the unfused path.
 bool flash_attention_supported(const runtime::Device& device, const AttentionShape& shape);
 
+// True when the kernels run on cooperative matrices for this shape and storage type: fp16 storage, the device has
+// them and ContextOptions::allow_coopmat is on, and the blocks fit in shared memory (else fp32 arithmetic).
+bool flash_attention_uses_coopmat(const runtime::Device& device, const AttentionShape& shape, DType type);
+
 // out = softmax(scale · mask(Q·Kᵀ)) · V per (sample, head), and lse (fp32, batch·heads·seq elements) the per-row
 // log-sum-exp of the scaled, masked scores. out is [batch·seq, heads·head_size] in q's type.
 void record_flash_attention(runtime::Device& device, runtime::Sequence& seq, const AttentionShape& shape,

@@ -177,10 +177,11 @@ void Device::choose_paths(const ContextOptions& options) {
     m_depthwise_enabled = options.allow_depthwise_kernel && m_caps.info.max_shared_memory >= 16384;
     // The fused attention kernels need Vulkan 1.1 and 16 KiB of shared memory (every device has both); whether a
     // shape fits them (head size) is decided per node (kernels::flash_attention_supported).
-    m_fused_attention_enabled = options.allow_fused_attention && m_caps.info.max_shared_memory >= 16384;
     m_fused_attention_min_bytes = options.fused_attention_min_score_bytes;
     if (m_caps.max_storage_buffer_range != 0)
         m_fused_attention_min_bytes = std::min(m_fused_attention_min_bytes, m_caps.max_storage_buffer_range);
+    if (!options.allow_fused_attention || m_caps.info.max_shared_memory < 16384)
+        m_fused_attention_min_bytes = UINT64_MAX;
     m_tune_tiles = options.tune_gemm_tiles;
     // The threads a CPU device runs workgroups on: lavapipe's LP_NUM_THREADS where set, else one per core.
     auto threads = uint32_t(std::min<size_t>(host_threads(), 1024));

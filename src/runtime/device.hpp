@@ -45,9 +45,9 @@ public:
     // Effective capabilities: requested ∧ supported.
     bool coopmat_enabled() const { return m_coopmat_enabled; }
     bool fp16_enabled() const { return m_fp16_enabled; }
-    bool fused_attention_enabled() const { return m_fused_attention_enabled; } // ContextOptions::allow_fused_attention
     // Attention nodes with a smaller unfused score matrix run unfused (ContextOptions::fused_attention_min_score_bytes,
-    // capped by the largest buffer range the device binds, which the unfused path cannot exceed).
+    // capped by the largest buffer range the device binds, which the unfused path cannot exceed); UINT64_MAX: every
+    // node unfused (ContextOptions::allow_fused_attention off).
     uint64_t fused_attention_min_score_bytes() const { return m_fused_attention_min_bytes; }
     bool unified_memory_enabled() const { return m_unified_enabled; }
     bool depthwise_kernel_enabled() const { return m_depthwise_enabled; } // ContextOptions::allow_depthwise_kernel
@@ -101,8 +101,7 @@ private:
     std::string m_cache_dir;
     bool m_coopmat_enabled = false;
     bool m_fp16_enabled = false;
-    bool m_fused_attention_enabled = false;
-    uint64_t m_fused_attention_min_bytes = 0;
+    uint64_t m_fused_attention_min_bytes = UINT64_MAX;
     bool m_unified_enabled = false;
     bool m_depthwise_enabled = false;
     bool m_tune_tiles = true;

@@ -8,8 +8,12 @@
 #include <random>
 
 #include "device/support.hpp"
+#include "device/support/attention_models.hpp"
+#include "graph/ir.hpp"
+#include "graph/registry.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/flash_attention.hpp"
+#include "runtime/context_access.hpp"
 #include "vktrain/trainer.hpp"
 
 namespace {
@@ -21,24 +25,10 @@ using vktrain::kernels::AttentionQkv;
 using vktrain::kernels::AttentionShape;
 using vktrain::kernels::DType;
 
-struct Inputs {
-    std::vector<float> q, k, v, dout, dq0, dk0, dv0;
-};
+using Inputs = vkt_test::AttentionInputs;
 
 Inputs make_inputs(const AttentionShape& s, DType act, uint32_t seed) {
-    const size_t rows = size_t(s.batch) * s.seq;
-    const auto r = [&](size_t n, uint32_t salt, float lo, float hi) {
-        return vkt_test::round_through(vkt_test::random_values(n, seed + salt, lo, hi), act);
-    };
-    Inputs in;
-    in.q = r(rows * s.channels(), 1, -2.0f, 2.0f);
-    in.k = r(rows * s.kv_channels(), 2, -2.0f, 2.0f);
-    in.v = r(rows * s.kv_channels(), 3, -1.0f, 1.0f);
-    in.dout = r(rows * s.channels(), 4, -1.0f, 1.0f);
-    in.dq0 = r(in.q.size(), 5, -1.0f, 1.0f);
-    in.dk0 = r(in.k.size(), 6, -1.0f, 1.0f);
-    in.dv0 = r(in.v.size(), 7, -1.0f, 1.0f);
-    return in;
+    return vkt_test::make_attention_inputs(s, act, seed, 2.0f);
 }
 
 struct Result {
@@ -276,6 +266,43 @@ TEST(FlashAttention, MatchesUnfusedPath) {
         }
 }
 
+// The cooperative-matrix kernels (fp16 storage where the device lists fp16 × fp16 -> fp32 shapes; the shape taken
+// from that list) against the fp32 kernels and the unfused path on its cooperative-matrix GEMMs, on the same
+// fp16-rounded inputs, within the bounds of MatchesUnfusedPath; ContextOptions::allow_coopmat off forces the
+// fp32-arithmetic kernels.
+TEST(FlashAttention, CoopmatMatchesFp32AndUnfused) {
+    VKT_REQUIRE_COOPMAT();
+    auto& dev = vkt_test::device();
+    for (const Case& c : k_cases) {
+        const AttentionShape s = shape_of(c);
+        const std::string what = name(c, DType::f16);
+        EXPECT_TRUE(vktrain::kernels::flash_attention_uses_coopmat(dev, s, DType::f16)) << what;
+        EXPECT_FALSE(vktrain::kernels::flash_attention_uses_coopmat(dev, s, DType::f32)) << what;
+        const Inputs in = make_inputs(s, DType::f16, 29 + c.seq);
+        const Result cm = run_fused(s, DType::f16, in, false), fp32 = run_fused(s, DType::f32, in, false),
+                     unfused = run_unfused(s, GemmPath::coopmat, DType::f16, in);
+        const Reference r = reference(s, in);
+        const auto both = [&](const std::vector<double>& ref, const std::vector<double>& mag) {
+            std::vector<double> tol = tolerance(ref, mag, s, DType::f16);
+            const double extra = 4 * vkt_test::unit(DType::f16) * std::sqrt(double(s.seq));
+            for (size_t i = 0; i < tol.size(); ++i) tol[i] = 2 * tol[i] + extra * mag[i];
+            return tol;
+        };
+        const auto as_double = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+        for (const auto& [other, against] : {std::pair{&fp32, " vs fp32"}, {&unfused, " vs unfused"}}) {
+            vkt_test::expect_close(cm.out, as_double(other->out), both(r.out, r.out_mag), what + against + " out");
+            vkt_test::expect_close(cm.dq, as_double(other->dq), both(r.dq, r.dq_mag), what + against + " dq");
+            vkt_test::expect_close(cm.dk, as_double(other->dk), both(r.dk, r.dk_mag), what + against + " dk");
+            vkt_test::expect_close(cm.dv, as_double(other->dv), both(r.dv, r.dv_mag), what + against + " dv");
+        }
+    }
+    vktrain::ContextOptions o = vkt_test::context_options();
+    o.allow_coopmat = false;
+    vktrain::Context off(o);
+    EXPECT_FALSE(vktrain::kernels::flash_attention_uses_coopmat(vktrain::detail::ContextAccess::device(off),
+                                                                shape_of(k_cases[0]), DType::f16));
+}
+
 TEST(FlashAttention, TwoRunsAreBitIdentical) {
     for (DType act : types()) {
         const Case c{2, 100, 4, 2, 32, true};
@@ -310,20 +337,9 @@ TEST(FlashAttention, RefusesBadOperandsWithOneLine) {
 
 // ---- through the graph ----
 
-// x [T, 6] -> q, k, v linear -> attention (4 heads of 4 over kv_heads) -> linear(4) -> flatten -> linear(3) -> loss;
-// or GPT-2's fused qkv with self_attention (kv_heads 0).
+// 4 heads of 4 over kv_heads (0: GPT-2's fused qkv with self_attention).
 vktrain::Model attention_model(uint32_t seq, uint32_t kv_heads, bool causal) {
-    vktrain::Model m;
-    const int x = m.input("x", {int64_t(seq), 6});
-    int a = 0;
-    if (kv_heads == 0) {
-        a = m.self_attention(m.linear(x, 3 * 16), 4, causal);
-    } else {
-        const int kv = int(kv_heads) * 4;
-        a = m.attention(m.linear(x, 16), m.linear(x, kv), m.linear(x, kv), 4, kv_heads, causal);
-    }
-    m.softmax_cross_entropy(m.linear(m.flatten(m.linear(a, 4)), 3));
-    return m;
+    return vkt_test::attention_classifier(seq, 4, 4, kv_heads, causal);
 }
 
 struct GraphRun {
@@ -397,6 +413,53 @@ TEST(FlashAttentionGraph, FusedPlanHoldsNoScoreMatrix) {
     EXPECT_EQ(peak(true, score_bytes), fused) << "a score matrix of exactly the threshold runs fused";
     EXPECT_EQ(peak(true, score_bytes + 1), unfused) << "a score matrix below the threshold runs unfused";
     EXPECT_EQ(peak(true, vktrain::ContextOptions{}.fused_attention_min_score_bytes), unfused) << "the default";
+}
+
+// The Llama layout (separate q, k, v) needs dq, dk and dv: its fused backward runs two nodes (dq, then dk and dv
+// from one dispatch that recomputes P once), not one per gradient. Where k and v are one value (its gradient
+// written by one node and added to by the next) it keeps one node each, and matches the unfused gradients.
+TEST(FlashAttentionGraph, SeparateQkvBackwardRunsOneDkDvNode) {
+    const auto fused_nodes = [](const vktrain::Model& m, uint64_t min_bytes = 0) {
+        const vktrain::graph::Ir ir = vktrain::graph::build_ir(m, 2, true, 1, min_bytes);
+        std::vector<std::string> names;
+        for (const auto& n : ir.nodes)
+            if (n.backward && n.op->name.find("attention") != std::string::npos) names.push_back(n.op->name);
+        return names;
+    };
+    const std::vector<std::string> llama{"attention_fused_q_grad", "attention_fused_kv_grad"};
+    EXPECT_EQ(fused_nodes(attention_model(12, 2, true)), llama);
+    EXPECT_EQ(fused_nodes(attention_model(12, 4, false)), llama);
+    // Ir::fused_attention_min_bytes: UINT64_MAX (the default) fuses none.
+    EXPECT_EQ(
+        fused_nodes(attention_model(12, 2, true), UINT64_MAX),
+        (std::vector<std::string>{"attention_backward", "attention_q_grad", "attention_k_grad", "attention_v_grad"}));
+
+    // k == v: one projection feeds both.
+    vktrain::Model shared;
+    const int x = shared.input("x", {12, 6});
+    const int kv = shared.linear(x, 8);
+    shared.softmax_cross_entropy(
+        shared.linear(shared.flatten(shared.linear(shared.attention(shared.linear(x, 16), kv, kv, 4, 2, true), 4)), 3));
+    const std::vector<std::string> separate{"attention_fused_q_grad", "attention_fused_k_grad",
+                                            "attention_fused_v_grad"};
+    EXPECT_EQ(fused_nodes(shared), separate);
+    const uint32_t batch = 2;
+    const auto xs = vkt_test::random_values(size_t(batch) * 12 * 6, 51);
+    std::vector<int32_t> labels{1, 0};
+    const std::vector<const void*> in{xs.data(), labels.data()};
+    vktrain::TrainerOptions o;
+    o.batch_size = batch;
+    o.seed = 5;
+    o.precision = vktrain::Precision::fp32;
+    vktrain::Trainer tu(vkt_test::unfused_attention_context(), shared, o);
+    vktrain::Trainer tf(vkt_test::fused_attention_context(), shared, o);
+    tf.set_parameters(tu.parameters());
+    std::vector<std::vector<float>> gu, gf;
+    EXPECT_NEAR(tf.compute_gradients(in, batch, gf), tu.compute_gradients(in, batch, gu), 1e-5);
+    ASSERT_EQ(gf.size(), gu.size());
+    for (size_t k = 0; k < gf.size(); ++k)
+        for (size_t i = 0; i < gf[k].size(); ++i)
+            ASSERT_NEAR(gf[k][i], gu[k][i], 1e-5 * (1 + std::fabs(gu[k][i]))) << "gradient " << k << "[" << i << "]";
 }
 
 // Central differences of the loss (fp32, fused path) against the fused gradients of the attention inputs'

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "device/support.hpp"
+#include "device/support/attention_models.hpp"
 #include "kernels/attention.hpp"
 #include "vktrain/trainer.hpp"
 
@@ -33,24 +34,10 @@ std::string path_name(GemmPath p) {
         if ((p) != GemmPath::fp32) VKT_REQUIRE_FP16();                                                                 \
     } while (0)
 
-struct Inputs {
-    std::vector<float> q, k, v, dout, dq0, dk0, dv0;
-};
+using Inputs = vkt_test::AttentionInputs;
 
 Inputs make_inputs(const AttentionShape& s, DType act, uint32_t seed) {
-    const size_t rows = size_t(s.batch) * s.seq;
-    const auto r = [&](size_t n, uint32_t salt, float lo, float hi) {
-        return vkt_test::round_through(vkt_test::random_values(n, seed + salt, lo, hi), act);
-    };
-    Inputs in;
-    in.q = r(rows * s.channels(), 1, -1.5f, 1.5f);
-    in.k = r(rows * s.kv_channels(), 2, -1.5f, 1.5f);
-    in.v = r(rows * s.kv_channels(), 3, -1.0f, 1.0f);
-    in.dout = r(rows * s.channels(), 4, -1.0f, 1.0f);
-    in.dq0 = r(in.q.size(), 5, -1.0f, 1.0f);
-    in.dk0 = r(in.k.size(), 6, -1.0f, 1.0f);
-    in.dv0 = r(in.v.size(), 7, -1.0f, 1.0f);
-    return in;
+    return vkt_test::make_attention_inputs(s, act, seed, 1.5f);
 }
 
 struct Result {
@@ -308,16 +295,10 @@ TEST(GqaAttention, EqualsSelfAttentionBitForBit) {
 
 // ---- the graph op through a Trainer ----
 
-// x [7, 6] -> q = linear(12), k = linear(6), v = linear(6) -> attention (4 heads of 3 over kv_heads) -> linear(4)
-// -> flatten -> linear(3) -> cross-entropy.
+// x [7, 6] -> q, k, v projections -> attention (4 heads of 3 over kv_heads) -> linear(4) -> flatten -> linear(3)
+// -> cross-entropy.
 vktrain::Model gqa_model(uint32_t kv_heads, bool causal) {
-    vktrain::Model m;
-    const int x = m.input("x", {7, 6});
-    const int kv = int(kv_heads) * 3;
-    int a = m.attention(m.linear(x, 12), m.linear(x, kv), m.linear(x, kv), 4, kv_heads, causal);
-    a = m.linear(m.flatten(m.linear(a, 4)), 3);
-    m.softmax_cross_entropy(a);
-    return m;
+    return vkt_test::attention_classifier(7, 4, 3, kv_heads, causal);
 }
 
 double max_abs(const std::vector<float>& v) {

@@ -261,12 +261,12 @@ TEST(GraphOps, EveryRegisteredOpHasAFiniteDifferenceExample) {
                                         << "tests/device/test_graph_ops.cpp";
     }
     // Every backward-only op is reached by some example's training graph, the fused attention's with every attention
-    // node fused (Ir::fused_attention with no score-size threshold).
+    // node fused (Ir::fused_attention_min_bytes 0).
     std::set<std::string> used;
     for (const auto& [name, make] : ex) {
         const Example e = make();
         for (bool fused : {false, true}) {
-            const auto ir = vktrain::graph::build_ir(e.model, e.batch, true, 0, fused, 0);
+            const auto ir = vktrain::graph::build_ir(e.model, e.batch, true, 0, fused ? 0 : UINT64_MAX);
             for (const auto& n : ir.nodes) used.insert(n.op->name);
         }
     }

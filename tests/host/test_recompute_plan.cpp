@@ -34,7 +34,7 @@ GptOptions gpt(uint32_t layers) {
 }
 
 Ir training_ir(const Model& m, bool recompute) {
-    return build_ir(m, k_batch, true, 1, false, 0, recompute);
+    return build_ir(m, k_batch, true, 1, UINT64_MAX, recompute);
 }
 
 uint64_t peak(const Model& m, bool recompute, bool fp16) {
