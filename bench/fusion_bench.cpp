@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "graph/fusion.hpp"
 #include "vktrain/context.hpp"
 #include "vktrain/model.hpp"
 #include "vktrain/trainer.hpp"
@@ -117,9 +116,9 @@ int main(int argc, char** argv) {
         o.batch_size = a.batch;
         o.seed = 1;
         vktrain::Trainer fused(ctx, vktrain::Model::gpt(g), o);
-        vktrain::graph::set_fusion_enabled(false);
-        vktrain::Trainer unfused(ctx, vktrain::Model::gpt(g), o);
-        vktrain::graph::set_fusion_enabled(true);
+        co.allow_fusion = false; // a second context on the same device: every op on its own kernel
+        vktrain::Context unfused_ctx(co);
+        vktrain::Trainer unfused(unfused_ctx, vktrain::Model::gpt(g), o);
         unfused.set_parameters(fused.parameters());
 
         std::mt19937 rng(5);

@@ -70,6 +70,10 @@ struct ContextOptions {
     // false runs depthwise convolutions (groups = c_in > 1) as one GEMM per group, like other grouped convolutions;
     // true (the default) runs them on their own kernel (shaders/depthwise_conv.comp) wherever the shape fits it.
     bool allow_depthwise_kernel = true;
+    // false builds every graph unfused (one kernel per op: for comparisons and benchmarks); true (the default) lets
+    // the IR's fusions (src/graph/fusion.hpp) fold a ReLU or GELU into its Linear's GEMM, and a residual add into
+    // the following LayerNorm / RMSNorm, wherever they can prove it safe. The values are the same bits either way.
+    bool allow_fusion = true;
 };
 
 namespace runtime {

@@ -1,7 +1,6 @@
 #include "graph/fusion.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <vector>
 
 #include "graph/registry.hpp"
@@ -11,8 +10,6 @@
 namespace vktrain::graph {
 
 namespace {
-
-std::atomic<bool> g_enabled{true};
 
 // Per value: how many node inputs read it, how many nodes write it, the last writer, and whether another value is a
 // view of it (a reader that the in-lists do not show).
@@ -161,16 +158,8 @@ void fuse_norm_backward_copy(Ir& ir) {
 
 } // namespace
 
-void set_fusion_enabled(bool enabled) {
-    g_enabled = enabled;
-}
-
-bool fusion_enabled() {
-    return g_enabled;
-}
-
 void fuse_linear_relu(Ir& ir) {
-    if (!fusion_enabled()) return;
+    if (!ir.fuse) return;
     std::vector<int> uses(ir.values.size(), 0);
     std::vector<int> producer(ir.values.size(), -1);
     for (size_t i = 0; i < ir.nodes.size(); ++i) {
@@ -192,7 +181,7 @@ void fuse_linear_relu(Ir& ir) {
 }
 
 void fuse_after_autodiff(Ir& ir) {
-    if (!fusion_enabled()) return;
+    if (!ir.fuse) return;
     fuse_linear_gelu(ir);
     fuse_gelu_backward(ir);
     fuse_residual_norm(ir);

@@ -1,4 +1,5 @@
-// Fusions: IR passes that let one kernel do the work of several. What the backward pass computes is unchanged (the
+// Fusions: IR passes that let one kernel do the work of several; none fires when Ir::fuse is off
+// (ContextOptions::allow_fusion). What the backward pass computes is unchanged (the
 // same values, some of them now views or written by another node), only fewer kernels run, and each pass fires only
 // where it can prove that safe: the intermediate is read by nobody else (or still written), is not an output, and the
 // types and shapes agree.
@@ -23,10 +24,5 @@ void fuse_linear_relu(Ir& ir);
 //    too (IrNode::residual_add). Backward, the copy of the residual stream's gradient that follows the norm's input
 //    gradient (the add's second operand's gradient) is written by the norm's backward kernel in the same pass.
 void fuse_after_autodiff(Ir& ir);
-
-// Process-wide switch for tests and benchmarks: false turns every fusion above off (graphs built from then on run
-// the unfused kernels). Default true.
-void set_fusion_enabled(bool enabled);
-bool fusion_enabled();
 
 } // namespace vktrain::graph

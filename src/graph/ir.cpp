@@ -32,7 +32,7 @@ int Ir::add_value(IrValue v) {
 }
 
 Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, uint64_t fused_attention_min_bytes,
-            bool recompute) {
+            bool recompute, bool fuse) {
     VKT_CHECK(batch > 0, "batch size must be positive");
     VKT_CHECK(model.loss() >= 0 || !training,
               "the model has no loss (call cross_entropy or mse_loss); without one it can only predict "
@@ -42,6 +42,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, ui
     ir.batch = batch;
     ir.seed = seed;
     ir.fused_attention_min_bytes = fused_attention_min_bytes;
+    ir.fuse = fuse;
     const auto& nodes = model.nodes();
     const std::vector<ParameterInfo> infos = model.parameters();
     size_t next_param = 0;

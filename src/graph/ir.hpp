@@ -85,6 +85,7 @@ struct Ir {
     // Attention nodes whose head size the fused kernels take and whose unfused score matrix (batch · heads · T² · 4
     // bytes) is at least this large run fused; UINT64_MAX: none (ContextOptions::allow_fused_attention off).
     uint64_t fused_attention_min_bytes = UINT64_MAX;
+    bool fuse = true; // the passes of graph/fusion.hpp run (ContextOptions::allow_fusion)
     std::vector<IrValue> values;
     std::vector<IrNode> nodes;          // schedule order
     std::vector<IrParam> params;        // model parameters and buffers, in Model::parameters() order
@@ -110,7 +111,8 @@ struct Ir {
 // (see autodiff.cpp); otherwise the forward pass in evaluation mode.
 // fused_attention_min_bytes: Ir::fused_attention_min_bytes (the default: no attention node fused).
 // recompute (training): recompute each block's activations in the backward pass (graph/recompute.hpp).
+// fuse: Ir::fuse (ContextOptions::allow_fusion).
 Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed = 0,
-            uint64_t fused_attention_min_bytes = UINT64_MAX, bool recompute = false);
+            uint64_t fused_attention_min_bytes = UINT64_MAX, bool recompute = false, bool fuse = true);
 
 } // namespace vktrain::graph

@@ -99,7 +99,8 @@ void Exec::gemm(const std::string& site, const kernels::GemmDesc& desc) {
 Program::Program(runtime::Device& device, const Model& model, const Layout& layout, Precision precision, uint32_t batch,
                  bool training, GemmPath requested, uint64_t seed, size_t max_buckets, bool recompute)
     : m_device(device), m_layout(layout),
-      m_ir(build_ir(model, batch, training, seed, device.fused_attention_min_score_bytes(), recompute)),
+      m_ir(build_ir(model, batch, training, seed, device.fused_attention_min_score_bytes(), recompute,
+                    device.fusion_enabled())),
       m_fp16(precision == Precision::mixed), m_exec(device, m_ir, m_fp16 ? DType::f16 : DType::f32) {
     if (m_fp16)
         VKT_CHECK(device.fp16_enabled(), "mixed precision needs 16-bit storage, which '", device.caps().info.name,

@@ -175,6 +175,7 @@ void Device::choose_paths(const ContextOptions& options) {
     m_unified_enabled = options.allow_unified_memory && m_caps.info.unified_memory;
     // The depthwise kernel stages 16 KiB in shared memory (kernels::plan_depthwise checks each shape's fit).
     m_depthwise_enabled = options.allow_depthwise_kernel && m_caps.info.max_shared_memory >= 16384;
+    m_fusion_enabled = options.allow_fusion;
     // The fused attention kernels need Vulkan 1.1 and 16 KiB of shared memory (every device has both); whether a
     // shape fits them (head size) is decided per node (kernels::flash_attention_supported).
     m_fused_attention_min_bytes = options.fused_attention_min_score_bytes;

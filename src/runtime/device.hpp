@@ -51,6 +51,7 @@ public:
     uint64_t fused_attention_min_score_bytes() const { return m_fused_attention_min_bytes; }
     bool unified_memory_enabled() const { return m_unified_enabled; }
     bool depthwise_kernel_enabled() const { return m_depthwise_enabled; } // ContextOptions::allow_depthwise_kernel
+    bool fusion_enabled() const { return m_fusion_enabled; }              // ContextOptions::allow_fusion
     // Programs time the tile configurations of each GEMM shape on its path (kernels::choose_gemm_tile).
     bool tune_tiles_enabled() const { return m_tune_tiles; }
     // Tile choices made on this device so far ("<path>|<shape key>" -> tile name), so that programs sharing it
@@ -104,6 +105,7 @@ private:
     uint64_t m_fused_attention_min_bytes = UINT64_MAX;
     bool m_unified_enabled = false;
     bool m_depthwise_enabled = false;
+    bool m_fusion_enabled = true;
     bool m_tune_tiles = true;
     std::map<std::string, std::string> m_tile_memo;
     double m_tile_tuning_seconds = 0;

@@ -45,6 +45,7 @@ vktrain::ContextOptions context_options() {
 std::unique_ptr<vktrain::Context> g_context;
 std::unique_ptr<vktrain::Context> g_unfused_attention_context;
 std::unique_ptr<vktrain::Context> g_fused_attention_context;
+std::unique_ptr<vktrain::Context> g_unfused_context;
 
 // The shared context is destroyed when the tests end, not during static destruction at exit: by then
 // the driver (lavapipe's LLVM) may already have torn down state that device destruction still needs.
@@ -53,6 +54,7 @@ public:
     void TearDown() override {
         g_unfused_attention_context.reset();
         g_fused_attention_context.reset();
+        g_unfused_context.reset();
         g_context.reset();
     }
 };
@@ -90,6 +92,15 @@ vktrain::Context& fused_attention_context() {
         g_fused_attention_context = std::make_unique<vktrain::Context>(o);
     }
     return *g_fused_attention_context;
+}
+
+vktrain::Context& unfused_context() {
+    if (!g_unfused_context) {
+        vktrain::ContextOptions o = context_options();
+        o.allow_fusion = false;
+        g_unfused_context = std::make_unique<vktrain::Context>(o);
+    }
+    return *g_unfused_context;
 }
 
 vktrain::runtime::Device& device() {

@@ -32,6 +32,8 @@ vktrain::Context& unfused_attention_context();
 // context() with every attention node fused (ContextOptions::fused_attention_min_score_bytes 0): by default only
 // large score matrices run fused, so the small shapes of the tests need this to reach the fused graph path.
 vktrain::Context& fused_attention_context();
+// context() with ContextOptions::allow_fusion off: every op on its own kernel (graph/fusion.hpp's passes off).
+vktrain::Context& unfused_context();
 vktrain::runtime::Device& device();
 bool expect_coopmat();     // VKTRAIN_TEST_EXPECT_COOPMAT=1: coopmat tests must run, not skip
 int validation_messages(); // seen so far in this process

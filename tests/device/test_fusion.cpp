@@ -1,13 +1,12 @@
-// The fusions of graph/fusion.hpp against the unfused kernels (set_fusion_enabled(false)): a GPT's loss, every
-// gradient, its logits in evaluation mode and a few optimizer steps are the same bits fused and unfused, on every GEMM
-// path (fp32, tiled fp16 with shared-memory tiles, cooperative matrix), for both GELU forms; and the fused step runs
-// the expected number of fewer dispatches. The kernels' own accuracy is tested against references elsewhere
-// (test_gemm.cpp, test_layer_norm.cpp, test_elementwise.cpp, test_gpt.cpp's finite differences).
+// The fusions of graph/fusion.hpp against the unfused kernels (a context with ContextOptions::allow_fusion off): a
+// GPT's loss, every gradient, its logits in evaluation mode and a few optimizer steps are the same bits fused and
+// unfused, on every GEMM path (fp32, tiled fp16 with shared-memory tiles, cooperative matrix), for both GELU forms; and
+// the fused step runs the expected number of fewer dispatches. The kernels' own accuracy is tested against references
+// elsewhere (test_gemm.cpp, test_layer_norm.cpp, test_elementwise.cpp, test_gpt.cpp's finite differences).
 #include <cstring>
 #include <tuple>
 
 #include "device/support.hpp"
-#include "graph/fusion.hpp"
 
 namespace {
 
@@ -19,15 +18,6 @@ using vktrain::Precision;
 using vktrain::Trainer;
 using vktrain::TrainerOptions;
 using vktrain::kernels::TiledLoop;
-
-// Builds what is made in its scope without the fusions.
-class FusionOff {
-public:
-    FusionOff() { vktrain::graph::set_fusion_enabled(false); }
-    ~FusionOff() { vktrain::graph::set_fusion_enabled(true); }
-    FusionOff(const FusionOff&) = delete;
-    FusionOff& operator=(const FusionOff&) = delete;
-};
 
 GptOptions small(GptActivation act) {
     GptOptions g;
@@ -73,11 +63,7 @@ TEST_P(FusedGpt, SameBitsAsUnfusedAndFewerDispatches) {
     o.batch_size = 3;
     o.seed = 7;
     Trainer fused(vkt_test::context(), Model::gpt(g), o);
-    std::unique_ptr<Trainer> unfused;
-    {
-        const FusionOff off;
-        unfused = std::make_unique<Trainer>(vkt_test::context(), Model::gpt(g), o);
-    }
+    auto unfused = std::make_unique<Trainer>(vkt_test::unfused_context(), Model::gpt(g), o);
     // Larger weights than the recipe's init, so every GELU and norm sees a spread of inputs.
     auto params = fused.parameters();
     std::mt19937 rng(3);
@@ -144,11 +130,7 @@ TEST(Fusion, ResidualNormsSameBitsAndOnlyWhereSafe) {
         o.batch_size = 2;
         o.seed = 4;
         Trainer fused(vkt_test::context(), build(scaled, rms, width), o);
-        std::unique_ptr<Trainer> unfused;
-        {
-            const FusionOff off;
-            unfused = std::make_unique<Trainer>(vkt_test::context(), build(scaled, rms, width), o);
-        }
+        auto unfused = std::make_unique<Trainer>(vkt_test::unfused_context(), build(scaled, rms, width), o);
         unfused->set_parameters(fused.parameters());
         const size_t n = size_t(2 * 2 * width);
         const auto x = vkt_test::random_values(n, 5), target = vkt_test::random_values(n, 6);

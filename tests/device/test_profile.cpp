@@ -4,7 +4,6 @@
 #include <set>
 
 #include "device/support.hpp"
-#include "graph/fusion.hpp"
 #include "vktrain/trainer.hpp"
 
 namespace {
@@ -189,16 +188,14 @@ TEST(Profile, GeluNamesAndBadBatches) {
 // 20 -> 16 -> 12 -> 4 with ReLUs runs one kernel per op of its profile (the readback is a copy): the input cast,
 // 3 GEMMs forward (bias and ReLU in their epilogues), the loss, 3 weight-grad GEMMs, 3 bias grads, 2 input-grad GEMMs
 // and 2 ReLU backwards: 15. With GELU both the forward and the backward go into GEMM epilogues: 13; unfused
-// (graph::set_fusion_enabled(false)) 2 more forward and 2 more backward kernels than that. The device update adds
+// (ContextOptions::allow_fusion off) 2 more forward and 2 more backward kernels than that. The device update adds
 // the gradient scan and one optimizer kernel per parameter tensor (6 here, each small).
 TEST(Profile, DispatchesPerStepCountedAndFusionDropsThem) {
     const Batch b = make_batch(8, 20, 4, 3);
     const auto dispatches = [&](vktrain::OpKind act, vktrain::UpdateLocation where, bool fuse = true) {
         TrainerOptions o = options(Precision::fp32);
         o.update_location = where;
-        vktrain::graph::set_fusion_enabled(fuse);
-        Trainer t(vkt_test::context(), Model::mlp(20, {16, 12}, 4, act), o);
-        vktrain::graph::set_fusion_enabled(true);
+        Trainer t(fuse ? vkt_test::context() : vkt_test::unfused_context(), Model::mlp(20, {16, 12}, 4, act), o);
         const uint32_t n = t.profile_step(b.x.data(), b.labels.data(), 8).dispatches;
         t.step(b.x.data(), b.labels.data(), 8); // the count is the step's: profiling again after a step agrees
         EXPECT_EQ(t.profile_step(b.x.data(), b.labels.data(), 5).dispatches, n);
