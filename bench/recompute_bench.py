@@ -15,6 +15,7 @@ Usage: bench/recompute_bench.py [--binary build/bin/vktrain] [--steps N] [--conf
                                 [--budget-mib 512] [--runner PREFIX] [--out FILE.json]
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -60,6 +61,8 @@ def main():
     ap.add_argument("--precision", default="fp32", choices=["fp32", "mixed"])
     ap.add_argument("--budget-mib", type=float, default=512.0, help="activation budget for the largest-batch estimate")
     ap.add_argument("--out", default="")
+    ap.add_argument("--work", default="", help="where the runs' reports go (default: a temporary folder; under a "
+                    "--runner such as run-in-root.sh, a folder the runner shares, e.g. inside the build folder)")
     ap.add_argument("--runner", default="", help="a command prefix, e.g. 'platforms/debian/run-in-root.sh build' "
                     "for lavapipe 26.1 (then --binary must be an absolute path)")
     ap.add_argument("extra", nargs="*", help="more vktrain train options (after --)")
@@ -69,7 +72,9 @@ def main():
         load_start = f.read().split()[:3]
     result = {"binary": a.binary, "runner": a.runner, "steps": a.steps, "precision": a.precision, "loadavg_start": load_start,
               "configs": {}}
-    with tempfile.TemporaryDirectory() as work:
+    if a.work:
+        os.makedirs(a.work, exist_ok=True)
+    with (contextlib.nullcontext(a.work) if a.work else tempfile.TemporaryDirectory()) as work:
         for config in a.configs.split(","):
             none = run(a.binary, config, "none", a.steps, a.precision, work, a.extra, runner)
             blocks = run(a.binary, config, "blocks", a.steps, a.precision, work, a.extra, runner)

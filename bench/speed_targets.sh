@@ -6,6 +6,9 @@
 #   - LayerNorm, RMSNorm, softmax and the element-wise kernels as fractions of the copy bandwidth measured by the same
 #     binary (vktrain_bench_elementwise);
 #   - fused attention against the unfused path: peak memory and step time at a long context (vktrain_bench_attention);
+#   - the GPT step with and without the IR's fusions: dispatches and step time (vktrain_bench_fusion);
+#   - activation recomputation: planned activations, device peak and step time with --recompute blocks against none,
+#     on the GPT recipe's network and GPT-2 124M's transformer (bench/recompute_bench.py);
 #   - the CNN and GPT recipes' networks (bench/run_cnn_recipe.sh, run_gpt_recipe.sh) for a short run, fp32 and mixed,
 #     with the --profile table of one step (the non-GEMM share of the GPT step, dispatches per step), and the MLP
 #     epoch, each against PyTorch CPU fp32 on the same network (bench/torch_recipes.py, torch_mlp.py) run right after.
@@ -21,7 +24,8 @@ where=${1:-host}
 prefix=${2:-$here/bench/results/$(date -u +%Y-%m-%d)/targets-$where}
 python=${PYTHON:-python3}
 [ -z "${PYTHON:-}" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null && python=/usr/bin/python3
-for b in vktrain vktrain_bench_gemm vktrain_bench_conv vktrain_bench_elementwise vktrain_bench_attention; do
+for b in vktrain vktrain_bench_gemm vktrain_bench_conv vktrain_bench_elementwise vktrain_bench_attention \
+  vktrain_bench_fusion; do
   [ -x "$build/bin/$b" ] || { echo "speed_targets.sh: $build/bin/$b is missing (build first; see README)" >&2; exit 1; }
 done
 runner=()
@@ -56,6 +60,20 @@ att_args=(--context 2048 --batch 1) att8_args=(--context 2048 --batch 8 --steps 
 "${runner[@]}" "$build/bin/vktrain_bench_attention" "${att_args[@]}" --out "$tmp/attention.json" >"$tmp/attention.txt"
 "${runner[@]}" "$build/bin/vktrain_bench_attention" "${att8_args[@]}" --out "$tmp/attention-batch.json" \
   >"$tmp/attention-batch.txt"
+
+echo "== fusions on and off ($where)" >&2
+fusion_steps=10 recompute_steps=3 recompute_configs=recipe,gpt2
+[ "$quick" = 1 ] && fusion_steps=2 recompute_steps=1 recompute_configs=recipe
+for p in fp32 mixed; do
+  "${runner[@]}" "$build/bin/vktrain_bench_fusion" --precision $p --steps $fusion_steps --out "$tmp/fusion-$p.json" \
+    >"$tmp/fusion-$p.txt"
+done
+echo "== activation recomputation ($where)" >&2
+runner_arg=()
+[ ${#runner[@]} -gt 0 ] && runner_arg=(--runner "${runner[*]}")
+"$python" "$here/bench/recompute_bench.py" --binary "$build/bin/vktrain" --steps $recompute_steps \
+  --configs $recompute_configs "${runner_arg[@]}" --work "$tmp/recompute" --out "$tmp/recompute.json" \
+  >"$tmp/recompute.txt"
 
 text=/usr/share/games/fortunes
 for p in fp32 mixed; do

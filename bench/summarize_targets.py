@@ -116,6 +116,22 @@ def main():
         r = vk["gpt", p]
         if r and r.get("profile_dispatches"):
             add("GPT recipe dispatches per step, %s" % p, r["profile_dispatches"], "(measured)", lambda v: True)
+    for p in ("fp32", "mixed"):
+        f = load(os.path.join(tmp, "fusion-%s.json" % p))
+        if f:
+            add("GPT step with / without the IR's fusions, %s: dispatches %s / %s; step time ratio" % (
+                p, f.get("dispatches_fused"), f.get("dispatches_unfused")), f.get("step_ratio_fused_over_unfused"),
+                "(measured)", lambda v: True)
+    rec = (load(os.path.join(tmp, "recompute.json")) or {}).get("configs", {})
+    for name, what in (("recipe", "GPT recipe network"), ("gpt2", "GPT-2 124M transformer")):
+        r = rec.get(name)
+        if r:
+            add("--recompute blocks / none, %s: planned activations" % what, r.get("planned_training_ratio"),
+                "(measured)", lambda v: True)
+            add("--recompute blocks / none, %s: device peak" % what, r.get("peak_device_ratio"), "(measured)",
+                lambda v: True)
+            add("--recompute blocks / none, %s: step time" % what, r.get("step_time_ratio"), "(measured)",
+                lambda v: True)
     for p in ("fp32", "mixed"):  # accuracy must not move: the short runs' losses, for comparison across commits
         r = vk["cnn", p]
         if r:
