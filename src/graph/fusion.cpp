@@ -117,6 +117,10 @@ void fuse_residual_norm(Ir& ir) {
         if ((norm.op->name != "layer_norm" && norm.op->name != "rms_norm") || norm.fused || norm.residual_add ||
             norm.in.empty() || norm.in[0] != add.out[0])
             continue;
+        // A block's last residual add feeds the next block's first norm. Folded there, the sum (the next block's
+        // input) would be written inside the next block, and recomputing that block would keep both operands of the
+        // add instead of the sum: twice the memory recomputation keeps per block.
+        if (ir.recompute && add.block != norm.block) continue;
         const int s = add.out[0], a = add.in[0], b = add.in[1];
         const IrValue& sv = ir.values[size_t(s)];
         if (sv.view_of >= 0 || s == a || s == b || is_output(ir, s)) continue;

@@ -43,6 +43,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, ui
     ir.seed = seed;
     ir.fused_attention_min_bytes = fused_attention_min_bytes;
     ir.fuse = fuse;
+    ir.recompute = training && recompute;
     const auto& nodes = model.nodes();
     const std::vector<ParameterInfo> infos = model.parameters();
     size_t next_param = 0;
@@ -164,7 +165,7 @@ Ir build_ir(const Model& model, uint32_t batch, bool training, uint64_t seed, ui
     if (training) Autodiff(ir).run();
     fuse_after_autodiff(ir);
     // After the fusions: a recomputed block re-runs its nodes as fused (the same kernels, the same bits).
-    if (training && recompute) recompute_blocks(ir);
+    if (ir.recompute) recompute_blocks(ir);
     return ir;
 }
 

@@ -86,6 +86,9 @@ struct Ir {
     // bytes) is at least this large run fused; UINT64_MAX: none (ContextOptions::allow_fused_attention off).
     uint64_t fused_attention_min_bytes = UINT64_MAX;
     bool fuse = true; // the passes of graph/fusion.hpp run (ContextOptions::allow_fusion)
+    // Training recomputes blocks (graph/recompute.hpp), which runs after the fusions: they then keep within a block
+    // what recomputation treats as one (see fuse_after_autodiff).
+    bool recompute = false;
     std::vector<IrValue> values;
     std::vector<IrNode> nodes;          // schedule order
     std::vector<IrParam> params;        // model parameters and buffers, in Model::parameters() order

@@ -66,6 +66,9 @@ Result train(const Case& c, Recompute recompute) {
     o.batch_size = k_batch;
     o.seed = 9;
     o.recompute = recompute;
+    // A concrete path: auto times the paths on each trainer, and on a device with cooperative matrices the two
+    // trainers may then pick different ones (different sums) for the same shape.
+    if (c.precision == Precision::mixed) o.gemm_path = vktrain::GemmPath::tiled_fp16;
     o.update_buckets = 3;
     o.optimizer.learning_rate = 0.01f;
     vktrain::Context& ctx =
