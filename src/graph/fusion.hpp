@@ -21,8 +21,9 @@ void fuse_linear_relu(Ir& ir);
 //    (IrNode::gelu_epilogue; the pre-activation only where a backward node reads it). Its backward: the GEMM that
 //    writes the GELU output's gradient (the next Linear's input gradient) multiplies by GELU'(pre-activation).
 //  - A residual add followed at once by the LayerNorm / RMSNorm of its sum: the norm's kernel adds and writes the sum
-//    too (IrNode::residual_add); with Ir::recompute only where both are in the same block (IrNode::block). Backward, the copy of the residual stream's gradient that follows the norm's input
-//    gradient (the add's second operand's gradient) is written by the norm's backward kernel in the same pass.
+//    too (IrNode::residual_add); with Ir::recompute only where both are in the same block (IrNode::block). Backward,
+//    the copy of the residual stream's gradient that follows the norm's input gradient (the add's second operand's
+//    gradient) is written by the norm's backward kernel in the same pass.
 void fuse_after_autodiff(Ir& ir);
 
 } // namespace vktrain::graph
